@@ -1,0 +1,137 @@
+// Neural-network functions with torch.nn.functional's argument conventions and defaults.
+import { call } from "./dispatch.js";
+import type { Reduction } from "./ops.js";
+import { Tensor } from "./tensor.js";
+
+type Pair = number | [number, number];
+const pair = (v: Pair): [number, number] => (Array.isArray(v) ? v : [v, v]);
+const REDUCTION: Record<Reduction, number> = { none: 0, mean: 1, sum: 2 };
+
+export const linear = (x: Tensor, weight: Tensor, bias?: Tensor | null) => call("linear", x, weight, bias ?? null);
+
+export interface ConvOptions {
+  stride?: Pair;
+  padding?: Pair;
+  dilation?: Pair;
+  groups?: number;
+}
+export const conv2d = (x: Tensor, weight: Tensor, bias?: Tensor | null, o: ConvOptions = {}) =>
+  call("conv2d", x, weight, bias ?? null, pair(o.stride ?? 1), pair(o.padding ?? 0), pair(o.dilation ?? 1), o.groups ?? 1);
+export const convTranspose2d = (x: Tensor, weight: Tensor, bias?: Tensor | null, o: ConvOptions & { outputPadding?: Pair } = {}) =>
+  call(
+    "conv_transpose2d.input",
+    x,
+    weight,
+    bias ?? null,
+    pair(o.stride ?? 1),
+    pair(o.padding ?? 0),
+    pair(o.outputPadding ?? 0),
+    o.groups ?? 1,
+    pair(o.dilation ?? 1),
+  );
+
+export interface PoolOptions {
+  stride?: Pair;
+  padding?: Pair;
+  ceilMode?: boolean;
+}
+export const maxPool2d = (x: Tensor, kernel: Pair, o: PoolOptions & { dilation?: Pair } = {}) =>
+  call("max_pool2d", x, pair(kernel), pair(o.stride ?? kernel), pair(o.padding ?? 0), pair(o.dilation ?? 1), o.ceilMode ?? false);
+export const avgPool2d = (x: Tensor, kernel: Pair, o: PoolOptions & { countIncludePad?: boolean; divisorOverride?: number } = {}) =>
+  call(
+    "avg_pool2d",
+    x,
+    pair(kernel),
+    pair(o.stride ?? kernel),
+    pair(o.padding ?? 0),
+    o.ceilMode ?? false,
+    o.countIncludePad ?? true,
+    o.divisorOverride ?? null,
+  );
+export const adaptiveAvgPool2d = (x: Tensor, size: Pair) => call("adaptive_avg_pool2d", x, pair(size));
+
+/** F.interpolate for 4-d input: give `size` or `scaleFactor` (scale factors are passed through, as PyTorch does). */
+export function interpolate(
+  x: Tensor,
+  o: { size?: Pair; scaleFactor?: number | [number, number]; mode?: "nearest" | "bilinear"; alignCorners?: boolean },
+): Tensor {
+  if ((o.size === undefined) === (o.scaleFactor === undefined)) throw new Error("interpolate: give exactly one of size and scaleFactor");
+  const size = o.size === undefined ? null : pair(o.size);
+  const scales = o.scaleFactor === undefined ? null : pair(o.scaleFactor);
+  const mode = o.mode ?? "nearest";
+  if (mode === "nearest") {
+    if (o.alignCorners !== undefined) throw new Error("interpolate: alignCorners only applies to bilinear mode");
+    return call("upsample_nearest2d.vec", x, size, scales);
+  }
+  return call("upsample_bilinear2d.vec", x, size, o.alignCorners ?? false, scales);
+}
+
+export const layerNorm = (x: Tensor, normalizedShape: readonly number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5) =>
+  call("layer_norm", x, normalizedShape, weight ?? null, bias ?? null, eps, true);
+export const groupNorm = (x: Tensor, groups: number, weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5) =>
+  call("group_norm", x, groups, weight ?? null, bias ?? null, eps, true);
+
+export interface NormStats {
+  runningMean?: Tensor | null;
+  runningVar?: Tensor | null;
+  weight?: Tensor | null;
+  bias?: Tensor | null;
+  momentum?: number;
+  eps?: number;
+}
+/** In training mode the running statistics (if given) are updated in place, as torch.nn.functional.batch_norm. */
+export const batchNorm = (x: Tensor, training: boolean, s: NormStats = {}) =>
+  call(
+    "batch_norm",
+    x,
+    s.weight ?? null,
+    s.bias ?? null,
+    s.runningMean ?? null,
+    s.runningVar ?? null,
+    training,
+    s.momentum ?? 0.1,
+    s.eps ?? 1e-5,
+    true,
+  );
+export const instanceNorm = (x: Tensor, s: NormStats & { useInputStats?: boolean } = {}) =>
+  call(
+    "instance_norm",
+    x,
+    s.weight ?? null,
+    s.bias ?? null,
+    s.runningMean ?? null,
+    s.runningVar ?? null,
+    s.useInputStats ?? true,
+    s.momentum ?? 0.1,
+    s.eps ?? 1e-5,
+    true,
+  );
+
+export const softmax = (x: Tensor, dim: number) => call("softmax.int", x, dim);
+export const logSoftmax = (x: Tensor, dim: number) => call("log_softmax.int", x, dim);
+export const gelu = (x: Tensor, approximate: "none" | "tanh" = "none") => call("gelu", x, approximate);
+export const silu = (x: Tensor) => call("silu", x);
+export const relu = (x: Tensor) => call("relu", x);
+export const relu6 = (x: Tensor) => call("hardtanh", x, 0, 6);
+export const hardswish = (x: Tensor) => call("hardswish", x);
+export const dropout = (x: Tensor, p: number, training: boolean) => call("dropout", x, p, training);
+export const embedding = (weight: Tensor, indices: Tensor) => call("embedding", weight, indices);
+
+/** Cross entropy from logits; `target` holds class indices (int64) or class probabilities (float). */
+export const crossEntropy = (
+  logits: Tensor,
+  target: Tensor,
+  o: { weight?: Tensor; reduction?: Reduction; ignoreIndex?: number; labelSmoothing?: number } = {},
+) => call("cross_entropy_loss", logits, target, o.weight ?? null, REDUCTION[o.reduction ?? "mean"], o.ignoreIndex ?? -100, o.labelSmoothing ?? 0);
+
+/** KL divergence with `input` as log-probabilities; "batchmean" divides the sum by the batch size (F.kl_div). */
+export function klDiv(input: Tensor, target: Tensor, o: { reduction?: Reduction | "batchmean"; logTarget?: boolean } = {}): Tensor {
+  const r = o.reduction ?? "mean";
+  if (r !== "batchmean") return call("kl_div", input, target, REDUCTION[r], o.logTarget ?? false);
+  const total = call("kl_div", input, target, REDUCTION.sum, o.logTarget ?? false);
+  const out = call("div.Scalar", total, input.size(0));
+  total.dispose();
+  return out;
+}
+export const mseLoss = (x: Tensor, y: Tensor, reduction: Reduction = "mean") => call("mse_loss", x, y, REDUCTION[reduction]);
+export const l1Loss = (x: Tensor, y: Tensor, reduction: Reduction = "mean") => call("l1_loss", x, y, REDUCTION[reduction]);
