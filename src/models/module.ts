@@ -1,0 +1,156 @@
+// Parameters by checkpoint path. Model code asks a VarBuilder for each weight by the name PyTorch's state_dict uses
+// (`vb.pp("blocks").pp(0).param("attn.qkv.weight", ...)`), so the key is visible where the weight is used; the
+// Store behind it gives state dicts, loading with key checks, train/eval mode and parameter lists.
+import { type DType, type Generator, keep, noGrad, type Tensor, zeros } from "../torch/index.js";
+
+export class Store {
+  readonly params = new Map<string, Tensor>();
+  readonly buffers = new Map<string, Tensor>();
+  training = true;
+  constructor(
+    readonly device = "cpu",
+    readonly dtype: DType = "float32",
+    /** Source of the initial weights (the default generator when absent). */
+    readonly generator?: Generator,
+  ) {}
+
+  register(kind: "param" | "buffer", path: string, t: Tensor): Tensor {
+    if (this.params.has(path) || this.buffers.has(path)) throw new Error(`duplicate parameter path '${path}'`);
+    keep(t);
+    if (kind === "param") this.params.set(path, t.requiresGrad_(true));
+    else this.buffers.set(path, t);
+    return t;
+  }
+}
+
+/** Fills a new tensor in place (see init.ts). */
+export type Init = (t: Tensor, generator?: Generator) => void;
+
+/** Builds parameters under a path prefix. */
+export class VarBuilder {
+  constructor(
+    readonly store: Store,
+    readonly prefix = "",
+  ) {}
+
+  /** A builder one level down: pp("blocks").pp(3) addresses "blocks.3.". */
+  pp(name: string | number): VarBuilder {
+    return new VarBuilder(this.store, this.path(String(name)));
+  }
+
+  path(name: string): string {
+    return this.prefix ? `${this.prefix}.${name}` : name;
+  }
+
+  /** A trainable parameter; `init` fills it in place (it starts at zero). */
+  param(name: string, shape: readonly number[], init?: Init): Tensor {
+    return this.store.register("param", this.path(name), this.make(shape, init));
+  }
+
+  /** A non-trainable tensor saved in the state dict (running statistics, counters). */
+  buffer(name: string, shape: readonly number[], init?: Init, dtype?: DType): Tensor {
+    return this.store.register("buffer", this.path(name), this.make(shape, init, dtype));
+  }
+
+  get training(): boolean {
+    return this.store.training;
+  }
+
+  private make(shape: readonly number[], init?: Init, dtype?: DType): Tensor {
+    const t = zeros(shape, { dtype: dtype ?? this.store.dtype, device: this.store.device });
+    if (init) noGrad(() => init(t, this.store.generator));
+    return t;
+  }
+}
+
+export interface LoadOptions {
+  /** Report missing and unexpected keys as errors (default true). Wrong shapes are always errors. */
+  strict?: boolean;
+  /** Strip this prefix from checkpoint keys first (e.g. "module." from DataParallel checkpoints). */
+  stripPrefix?: string;
+}
+
+export interface LoadReport {
+  missing: string[];
+  unexpected: string[];
+}
+
+export class StateDictError extends Error {
+  constructor(
+    msg: string,
+    readonly report: LoadReport & { mismatched: string[] },
+  ) {
+    super(msg);
+    this.name = "StateDictError";
+  }
+}
+
+/** Base of every model: parameters by path, train/eval, state dicts. */
+export abstract class Model {
+  readonly store: Store;
+  constructor(store: Store) {
+    this.store = store;
+  }
+
+  get training(): boolean {
+    return this.store.training;
+  }
+  train(on = true): this {
+    this.store.training = on;
+    return this;
+  }
+  eval(): this {
+    return this.train(false);
+  }
+
+  parameters(): Tensor[] {
+    return [...this.store.params.values()];
+  }
+  namedParameters(): Map<string, Tensor> {
+    return new Map(this.store.params);
+  }
+  /** Parameters and buffers by PyTorch state_dict key (the live tensors, not copies). */
+  stateDict(): Map<string, Tensor> {
+    return new Map([...this.store.params, ...this.store.buffers]);
+  }
+  numParameters(): number {
+    return this.parameters().reduce((n, p) => n + p.numel, 0);
+  }
+
+  /**
+   * Copies checkpoint values into the model. Every missing, unexpected and wrongly shaped key is reported by name;
+   * nothing is copied unless the whole checkpoint fits. Dtypes are converted to the model's.
+   */
+  loadStateDict(sd: Map<string, Tensor>, opts: LoadOptions = {}): LoadReport {
+    const strict = opts.strict ?? true;
+    const src = new Map<string, Tensor>();
+    for (const [k, v] of sd) {
+      const key = opts.stripPrefix && k.startsWith(opts.stripPrefix) ? k.slice(opts.stripPrefix.length) : k;
+      src.set(key, v);
+    }
+    const own = this.stateDict();
+    const missing = [...own.keys()].filter((k) => !src.has(k));
+    const unexpected = [...src.keys()].filter((k) => !own.has(k));
+    const mismatched: string[] = [];
+    for (const [k, t] of own) {
+      const s = src.get(k);
+      if (s && !sameShape(s.shape, t.shape)) mismatched.push(`${k}: checkpoint [${s.shape}] vs model [${t.shape}]`);
+    }
+    if (mismatched.length || (strict && (missing.length || unexpected.length))) {
+      const parts: string[] = [];
+      if (mismatched.length) parts.push(`wrong shapes: ${mismatched.join("; ")}`);
+      if (strict && missing.length) parts.push(`missing keys: ${missing.join(", ")}`);
+      if (strict && unexpected.length) parts.push(`unexpected keys: ${unexpected.join(", ")}`);
+      throw new StateDictError(`state dict does not fit ${this.constructor.name}: ${parts.join(" | ")}`, { missing, unexpected, mismatched });
+    }
+    noGrad(() => {
+      for (const [k, t] of own) {
+        const s = src.get(k);
+        if (s) t.copy_(s);
+      }
+    });
+    return { missing, unexpected };
+  }
+}
+
+const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
