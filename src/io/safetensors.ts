@@ -3,6 +3,7 @@
 // and reads each tensor's bytes on demand, so a multi-gigabyte file is never copied whole into memory.
 import { closeSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync, fstatSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
+import { InputError } from "../errors.js";
 import { type DType, ITEM_SIZE, fromArray, type Tensor } from "../torch/index.js";
 
 /** safetensors dtype names and ours. I16/I8 load as int16/int8; BOOL as bool. */
@@ -29,10 +30,9 @@ export interface TensorInfo {
   end: number;
 }
 
-export class SafetensorsError extends Error {
+export class SafetensorsError extends InputError {
   constructor(file: string, msg: string) {
     super(`${file}: ${msg}`);
-    this.name = "SafetensorsError";
   }
 }
 

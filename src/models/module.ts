@@ -1,6 +1,7 @@
 // Parameters by checkpoint path. Model code asks a VarBuilder for each weight by the name PyTorch's state_dict uses
 // (`vb.pp("blocks").pp(0).param("attn.qkv.weight", ...)`), so the key is visible where the weight is used; the
 // Store behind it gives state dicts, loading with key checks, train/eval mode and parameter lists.
+import { InputError } from "../errors.js";
 import { type DType, type Generator, keep, noGrad, type Tensor, zeros } from "../torch/index.js";
 
 export class Store {
@@ -75,13 +76,12 @@ export interface LoadReport {
   unexpected: string[];
 }
 
-export class StateDictError extends Error {
+export class StateDictError extends InputError {
   constructor(
     msg: string,
     readonly report: LoadReport & { mismatched: string[] },
   ) {
     super(msg);
-    this.name = "StateDictError";
   }
 }
 

@@ -1,0 +1,123 @@
+import { InputError } from "../errors.js";
+
+// A small declarative flag parser shared by every command: typed flags with defaults and help text, `--flag value`
+// and `--flag=value`, booleans as `--flag` / `--no-flag`, and usage errors that name the flag (exit code 2).
+
+/** A bad flag or argument. */
+export class UsageError extends InputError {}
+
+type Kind = "string" | "number" | "int" | "boolean" | "list";
+
+export interface FlagSpec {
+  type: Kind;
+  help: string;
+  default?: string | number | boolean | string[];
+  /** Allowed values for string flags. */
+  choices?: readonly string[];
+  /** Shown instead of the default in --help (e.g. "from preset"). */
+  defaultText?: string;
+}
+
+export type FlagSpecs = Record<string, FlagSpec>;
+
+type ValueOf<S extends FlagSpec> = S["type"] extends "boolean"
+  ? boolean
+  : S["type"] extends "number" | "int"
+    ? number
+    : S["type"] extends "list"
+      ? string[]
+      : string;
+
+export type Parsed<S extends FlagSpecs> = { [K in keyof S]: ValueOf<S[K]> | undefined } & { _: string[]; given: Set<string> };
+
+const camel = (s: string) => s.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+
+/** Parses argv against the specs; positional arguments land in `_`, the flags the user typed in `given`. */
+export function parseArgs<S extends FlagSpecs>(argv: readonly string[], specs: S): Parsed<S> {
+  const out: Record<string, unknown> = { _: [] as string[], given: new Set<string>() };
+  for (const [name, s] of Object.entries(specs)) if (s.default !== undefined) out[camel(name)] = s.default;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--") {
+      (out._ as string[]).push(...argv.slice(i + 1));
+      break;
+    }
+    if (!a.startsWith("--")) {
+      if (a.startsWith("-") && a.length > 1 && !/^-\d/.test(a)) throw new UsageError(`unknown flag '${a}' (flags start with --; see --help)`);
+      (out._ as string[]).push(a);
+      continue;
+    }
+    let name = a.slice(2);
+    let value: string | undefined;
+    const eq = name.indexOf("=");
+    if (eq >= 0) {
+      value = name.slice(eq + 1);
+      name = name.slice(0, eq);
+    }
+    let spec = specs[name];
+    if (!spec && name.startsWith("no-") && specs[name.slice(3)]?.type === "boolean" && value === undefined) {
+      out[camel(name.slice(3))] = false;
+      (out.given as Set<string>).add(name.slice(3));
+      continue;
+    }
+    if (!spec) throw new UsageError(`unknown flag '--${name}'${suggest(name, Object.keys(specs))} (see --help)`);
+    (out.given as Set<string>).add(name);
+    if (spec.type === "boolean") {
+      if (value === undefined) out[camel(name)] = true;
+      else if (value === "true" || value === "false") out[camel(name)] = value === "true";
+      else throw new UsageError(`--${name} takes no value or true/false, got '${value}'`);
+      continue;
+    }
+    if (value === undefined) {
+      if (i + 1 >= argv.length) throw new UsageError(`--${name} needs a value (${spec.help})`);
+      value = argv[++i];
+    }
+    out[camel(name)] = convert(name, spec, value);
+  }
+  return out as Parsed<S>;
+  function convert(name: string, s: FlagSpec, v: string): unknown {
+    switch (s.type) {
+      case "number": {
+        const n = Number(v);
+        if (v.trim() === "" || !Number.isFinite(n)) throw new UsageError(`--${name} expects a number, got '${v}'`);
+        return n;
+      }
+      case "int": {
+        const n = Number(v);
+        if (!/^-?\d+$/.test(v.trim()) || !Number.isSafeInteger(n)) throw new UsageError(`--${name} expects an integer, got '${v}'`);
+        return n;
+      }
+      case "list":
+        return v.split(",").map((x) => x.trim()).filter((x) => x.length > 0);
+      default:
+        if (s.choices && !s.choices.includes(v)) throw new UsageError(`--${name} must be one of ${s.choices.join(", ")}; got '${v}'`);
+        return v;
+    }
+  }
+}
+
+function suggest(name: string, known: string[]): string {
+  const close = known.filter((k) => k.includes(name) || name.includes(k) || editDistance(k, name) <= 2);
+  return close.length ? ` (did you mean --${close[0]}?)` : "";
+}
+
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+  }
+  return d[a.length][b.length];
+}
+
+/** Help text: usage line, description, then every flag with its type and default. */
+export function formatHelp(usage: string, description: string, specs: FlagSpecs): string {
+  const rows = Object.entries(specs).map(([name, s]) => {
+    const arg = s.type === "boolean" ? "" : ` <${s.choices ? s.choices.join("|") : s.type}>`;
+    const def = s.defaultText ?? (s.default === undefined ? "" : Array.isArray(s.default) ? s.default.join(",") : String(s.default));
+    return [`  --${name}${arg}`, `${s.help}${def ? ` [default: ${def}]` : ""}`];
+  });
+  const w = Math.min(40, Math.max(...rows.map((r) => r[0].length)) + 2);
+  const lines = rows.map(([l, r]) => (l.length + 2 > w ? `${l}\n${" ".repeat(w)}${r}` : l.padEnd(w) + r));
+  return `Usage: ${usage}\n\n${description}\n\nFlags:\n${lines.join("\n")}\n  --help${" ".repeat(Math.max(2, w - 8))}Show this help\n`;
+}

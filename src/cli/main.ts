@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+// The `cao2` command: dispatches to one module per command (src/cli/<command>.ts), each exporting
+// `summary` and `run(argv)`. Input errors print one line and exit 2; anything else is a bug (exit 1).
+import { InputError } from "../errors.js";
+
+export interface Command {
+  summary: string;
+  run(argv: string[]): Promise<number | void>;
+}
+
+// Summaries live here so that `cao2 --help` does not load libtorch.
+const COMMANDS: Record<string, [summary: string, load: () => Promise<Command>]> = {
+  inspect: ["List a checkpoint's tensors and guess its architecture", () => import("./inspect.js")],
+};
+
+function usage(): string {
+  const rows = Object.entries(COMMANDS).map(([c, [s]]) => `  ${c.padEnd(12)}${s}`);
+  return `Usage: cao2 <command> [flags]\n\nCommands:\n${rows.join("\n")}\n\nRun \`cao2 <command> --help\` for a command's flags.\n`;
+}
+
+/** File-system failures caused by the paths a user gave: reported on one line, like other input errors. */
+const FS_CODES: Record<string, string> = {
+  ENOENT: "no such file or folder",
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  EISDIR: "is a folder, expected a file",
+  ENOTDIR: "not a folder",
+  ENOSPC: "no space left on the device",
+  EROFS: "read-only file system",
+  EEXIST: "already exists",
+};
+
+function fsMessage(e: unknown): string | undefined {
+  const err = e as NodeJS.ErrnoException;
+  if (!err || typeof err.code !== "string" || !(err.code in FS_CODES)) return undefined;
+  return `${err.path ?? err.syscall ?? ""}: ${FS_CODES[err.code]}`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === "--help" || name === "-h" || name === "help") {
+    process.stdout.write(usage());
+    return name ? 0 : 2;
+  }
+  const load = COMMANDS[name]?.[1];
+  if (!load) {
+    process.stderr.write(`cao2: unknown command '${name}'\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    const cmd = await load();
+    return (await cmd.run(rest)) ?? 0;
+  } catch (e) {
+    const msg = e instanceof InputError ? e.message : fsMessage(e);
+    if (msg === undefined) throw e;
+    process.stderr.write(`cao2 ${name}: error: ${msg}\n`);
+    return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(`cao2: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exitCode = 1;
+  },
+);
