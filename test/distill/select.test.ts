@@ -1,0 +1,77 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { type Candidate, resolveStrategy, scoreCandidates, selectCandidates, type SelectOptions } from "../../src/distill/select.js";
+import { randomSource } from "../../src/util/seed.js";
+
+// A stub selector: rows of class probabilities for 8 candidates of class 1 (3 classes).
+const PROBS = new Float32Array([
+  0.1, 0.8, 0.1, // 0 correct, conf 0.8
+  0.6, 0.3, 0.1, // 1 wrong
+  0.05, 0.9, 0.05, // 2 correct, 0.9
+  0.2, 0.5, 0.3, // 3 correct, 0.5
+  0.1, 0.2, 0.7, // 4 wrong
+  0.3, 0.4, 0.3, // 5 correct, 0.4
+  0.45, 0.1, 0.45, // 6 wrong (tie between 0 and 2 -> argmax 0)
+  0.0, 0.99, 0.01, // 7 correct, 0.99
+]);
+const cands = scoreCandidates(PROBS, 3, 1);
+const opts = (o: Partial<SelectOptions>): SelectOptions => ({ strategy: "confident", ipc: 3, fill: "random", random: randomSource(1), ...o });
+
+test("scores record prediction, class confidence and EL2N of every candidate", () => {
+  assert.equal(cands.length, 8);
+  assert.deepEqual(cands.map((c) => c.prediction), [1, 0, 1, 1, 2, 1, 0, 1]);
+  assert.ok(Math.abs(cands[2].confidence - 0.9) < 1e-6);
+  // EL2N of candidate 0: sqrt(0.1^2 + 0.2^2 + 0.1^2)
+  assert.ok(Math.abs(cands[0].el2n - Math.sqrt(0.06)) < 1e-6);
+});
+
+test("confident keeps the most confident correct candidates", () => {
+  assert.deepEqual(selectCandidates(cands, 1, opts({})).selected, [7, 2, 0]);
+});
+
+test("least-confident keeps the least confident correct candidates", () => {
+  assert.deepEqual(selectCandidates(cands, 1, opts({ strategy: "least-confident" })).selected, [5, 3, 0]);
+});
+
+test("correct keeps only correct candidates, in a seeded random order", () => {
+  const a = selectCandidates(cands, 1, opts({ strategy: "correct", ipc: 5 }));
+  assert.deepEqual([...a.selected].sort(), [0, 2, 3, 5, 7]);
+  const b = selectCandidates(cands, 1, opts({ strategy: "correct", ipc: 5 }));
+  assert.deepEqual(a.selected, b.selected);
+  assert.equal(a.filled, 0);
+});
+
+test("random ignores correctness and is reproducible under a seed", () => {
+  const a = selectCandidates(cands, 1, opts({ strategy: "random", ipc: 8 }));
+  assert.deepEqual([...a.selected].sort(), [0, 1, 2, 3, 4, 5, 6, 7]);
+  const orders = new Set([1, 2, 3, 4, 5].map((s) => selectCandidates(cands, 1, opts({ strategy: "random", ipc: 8, random: randomSource(s) })).selected.join()));
+  assert.ok(orders.size > 1, "different seeds give different orders");
+});
+
+test("el2n takes the lowest scores over all candidates", () => {
+  const sel = selectCandidates(cands, 1, opts({ strategy: "el2n", ipc: 2 }));
+  assert.deepEqual(sel.selected, [7, 2]);
+});
+
+test("fill-up: with too few correct candidates the rest comes from incorrect ones", () => {
+  const ordered = selectCandidates(cands, 1, opts({ ipc: 7, fill: "ordered" }));
+  // correct by confidence, then incorrect by their (low) confidence in class 1: 1 (0.3), 4 (0.2) — 6 (0.1) left out.
+  assert.deepEqual(ordered.selected, [7, 2, 0, 3, 5, 1, 4]);
+  assert.equal(ordered.filled, 2);
+  const random = selectCandidates(cands, 1, opts({ ipc: 7, fill: "random" }));
+  assert.deepEqual(random.selected.slice(0, 5), [7, 2, 0, 3, 5]);
+  assert.equal(new Set(random.selected.slice(5).map((i) => [1, 4, 6].includes(i))).has(false), false);
+});
+
+test("auto: most confident at low IPC, least confident at high IPC", () => {
+  assert.equal(resolveStrategy("auto", 1), "confident");
+  assert.equal(resolveStrategy("auto", 10), "confident");
+  assert.equal(resolveStrategy("auto", 50), "least-confident");
+  assert.equal(resolveStrategy("auto", 10, 10), "least-confident");
+  assert.equal(selectCandidates(cands, 1, opts({ strategy: "auto", ipc: 3 })).strategy, "confident");
+});
+
+test("bad requests are refused", () => {
+  assert.throws(() => selectCandidates(cands, 1, opts({ ipc: 0 })), /IPC must be at least 1/);
+  assert.throws(() => selectCandidates(cands.slice(0, 2) as Candidate[], 1, opts({ ipc: 3 })), /fewer than IPC/);
+});
