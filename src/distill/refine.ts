@@ -1,0 +1,135 @@
+// Stage 2 of Algorithm 1, condition-aware latent optimisation (paper Eq. 4): each selected latent x is moved towards
+// where the frozen diffusion model predicts its noise well under the condition c^:
+//
+//   min_x  E_t [ || eps_theta(x_t, c^, t) - eps ||_2^2 (mean)  +  lambda * || eps_theta(x_t, c^, t) - eps ||_p ]
+//   x_t = sqrt(abar_t) x + sqrt(1 - abar_t) eps,   eps fixed per image,   t uniform in {1, ..., T^}
+//   optionally subject to || x' - x ||_inf <= eta (projection after each step).
+//
+// t indexes the S-step respaced schedule; the model sees the original timestep map[t] (or t itself, as the released
+// code does, with timestepMode "index"). Each image's loss is computed on its own and the losses are summed, so an
+// image's trajectory is the same whatever batch it is optimised in (the model treats samples independently and
+// Adam is elementwise).
+import {
+  Adam,
+  type Tensor,
+  fromArray,
+  keep,
+  mean,
+  noGrad,
+  norm,
+  sub,
+  tidy,
+} from "../torch/index.js";
+import { randomSource } from "../util/seed.js";
+
+export const NORMS = ["none", "1", "2", "inf"] as const;
+export type NormKind = (typeof NORMS)[number];
+
+/** The model's noise prediction: output channels [0, C) are eps (a learned-sigma model has 2C channels). */
+export type NoiseModel = (x: Tensor, t: Tensor, y: Tensor) => Tensor;
+
+export interface RefineSchedule {
+  /** abar of the respaced schedule (float64), index 0..S-1. */
+  alphasCumprod: Float64Array;
+  /** Original timestep of each respaced index. */
+  timestepMap: readonly number[];
+}
+
+export interface RefineOptions {
+  iters: number;
+  lr: number;
+  lambda: number;
+  norm: NormKind;
+  /** T^: t is drawn uniformly from 1..tMax (inclusive), indices of the respaced schedule. */
+  tMax: number;
+  /** eta of the optional max-norm bound ||x' - x||_inf <= eta. */
+  maxNorm?: number;
+  /** "original": the model receives map[t] (paper); "index": it receives t itself (released code). */
+  timestepMode: "original" | "index";
+}
+
+export interface RefineBatch {
+  /** [n, C, H, W] latents to refine (not modified). */
+  latents: Tensor;
+  /** [n, C, H, W] the fixed noise of each image. */
+  noise: Tensor;
+  /** [n] int64 condition labels given to the model (the class, or the null label). */
+  labels: Tensor;
+  /** One seed per image for its sequence of t draws. */
+  tSeeds: readonly number[];
+}
+
+export interface RefineResult {
+  latents: Tensor;
+  /** Per image, the objective averaged over every t in 1..T^ with its fixed noise, before and after. */
+  lossBefore: number[];
+  lossAfter: number[];
+}
+
+const P: Record<Exclude<NormKind, "none">, number> = { "1": 1, "2": 2, inf: Infinity };
+
+/** Per-image objective for noise predictions `eps` of targets `noise`: [n] = mse + lambda * ||eps - noise||_p. */
+export function perImageObjective(eps: Tensor, noise: Tensor, lambda: number, p: NormKind): Tensor {
+  const diff = sub(eps, noise);
+  const mse = mean(diff.mul(diff), [1, 2, 3]);
+  if (p === "none" || lambda === 0) return mse;
+  return mse.add(norm(diff, P[p], [1, 2, 3]), lambda);
+}
+
+function noisy(x: Tensor, noise: Tensor, sched: RefineSchedule, ts: readonly number[]): Tensor {
+  const n = ts.length;
+  const a = fromArray(Float32Array.from(ts, (t) => Math.sqrt(sched.alphasCumprod[t])), [n, 1, 1, 1]);
+  const b = fromArray(Float32Array.from(ts, (t) => Math.sqrt(1 - sched.alphasCumprod[t])), [n, 1, 1, 1]);
+  return x.mul(a).add(noise.mul(b));
+}
+
+function modelTimesteps(sched: RefineSchedule, ts: readonly number[], mode: RefineOptions["timestepMode"]): Tensor {
+  return fromArray(BigInt64Array.from(ts, (t) => BigInt(mode === "original" ? sched.timestepMap[t] : t)), [ts.length]);
+}
+
+function objectiveAt(model: NoiseModel, x: Tensor, b: RefineBatch, sched: RefineSchedule, ts: readonly number[], o: RefineOptions): Tensor {
+  const c = x.size(1);
+  const out = model(noisy(x, b.noise, sched, ts), modelTimesteps(sched, ts, o.timestepMode), b.labels);
+  return perImageObjective(out.narrow(1, 0, c), b.noise, o.lambda, o.norm);
+}
+
+/** The objective of each image averaged over every t in 1..T^ (deterministic, for before/after reports). */
+export function sweepLoss(model: NoiseModel, x: Tensor, b: RefineBatch, sched: RefineSchedule, o: RefineOptions): number[] {
+  const n = x.size(0);
+  const total = new Float64Array(n);
+  noGrad(() => {
+    for (let t = 1; t <= o.tMax; t++) {
+      const l = tidy(() => objectiveAt(model, x, b, sched, new Array<number>(n).fill(t), o).toFloat64Array());
+      for (let i = 0; i < n; i++) total[i] += l[i] / o.tMax;
+    }
+  });
+  return Array.from(total);
+}
+
+export function refineLatents(model: NoiseModel, sched: RefineSchedule, b: RefineBatch, o: RefineOptions, onIter?: (i: number) => void): RefineResult {
+  const n = b.latents.size(0);
+  if (b.tSeeds.length !== n) throw new Error(`refine: ${b.tSeeds.length} t-seeds for ${n} latents`);
+  if (!(o.tMax >= 1 && o.tMax < sched.alphasCumprod.length)) {
+    throw new Error(`refine: T^ = ${o.tMax} must lie in 1..${sched.alphasCumprod.length - 1} (steps of the respaced schedule)`);
+  }
+  const lossBefore = sweepLoss(model, b.latents, b, sched, o);
+  const x = keep(b.latents.detach().clone().requiresGrad_(true));
+  const draws = b.tSeeds.map((s) => randomSource(s));
+  const opt = new Adam([x], { lr: o.lr });
+  for (let it = 0; it < o.iters; it++) {
+    const ts = draws.map((r) => 1 + Math.floor(r() * o.tMax));
+    tidy(() => objectiveAt(model, x, b, sched, ts, o).sum().backward());
+    opt.step();
+    opt.zeroGrad();
+    if (o.maxNorm !== undefined) {
+      const eta = o.maxNorm;
+      noGrad(() => tidy(() => x.copy_(b.latents.add(sub(x, b.latents).clamp(-eta, eta)))));
+    }
+    onIter?.(it + 1);
+  }
+  const latents = keep(x.detach().clone());
+  x.dispose();
+  for (const s of Object.values(opt.stateDict().state)) for (const v of Object.values(s)) if (typeof v !== "number") v.dispose();
+  const lossAfter = sweepLoss(model, latents, b, sched, o);
+  return { latents, lossBefore, lossAfter };
+}
