@@ -1,0 +1,89 @@
+// The resumable training loop the recipes share: steps, EMA, JSONL logs, periodic validation, checkpoints every N
+// steps and on Ctrl-C/SIGTERM (then exits with Interrupted), and resumption that continues exactly where the last
+// checkpoint left off (log lines after it are dropped so the log never holds a step twice).
+import { appendFileSync, existsSync, readFileSync } from "node:fs";
+import { InputError } from "../errors.js";
+import { tidy } from "../torch/index.js";
+import { writeFileAtomic } from "../util/atomic.js";
+import { Interrupted, stopRequested } from "../util/interrupt.js";
+import type { Progress } from "../util/progress.js";
+import { updateEma } from "./ema.js";
+import { loadTrainingState, saveTrainingState, type TrainingParts } from "./state.js";
+
+export interface LoopOptions {
+  steps: number;
+  checkpointEvery: number;
+  checkpointPath: string;
+  logPath: string;
+  logEvery: number;
+  resume: boolean;
+  /** Settings recorded in the checkpoint and compared on resume. */
+  config: Record<string, unknown>;
+  emaDecay?: number;
+  validateEvery?: number;
+  validate?: (step: number) => Record<string, number>;
+  progress?: Progress;
+  /** Called after restoring a checkpoint (e.g. to restore data order), with the step it resumes at. */
+  onResume?: (step: number, extra: Record<string, unknown>) => void;
+  /** State the recipe wants saved with each checkpoint. */
+  extra?: () => Record<string, unknown>;
+}
+
+/** Runs `step(i)` for i from the resumed step to `steps`; each call returns metrics such as {loss}. */
+export function trainLoop(parts: TrainingParts, step: (i: number) => Record<string, number>, o: LoopOptions): { step: number } {
+  let start = 0;
+  if (existsSync(o.checkpointPath)) {
+    if (!o.resume) throw new InputError(`${o.checkpointPath} already exists: pass --resume to continue it, or choose a new output folder`);
+    const info = loadTrainingState(o.checkpointPath, parts, o.config);
+    start = info.step;
+    truncateLog(o.logPath, start);
+    o.onResume?.(start, info.extra ?? {});
+    o.progress?.log(`resumed at step ${start}`);
+  } else if (existsSync(o.logPath)) {
+    writeFileAtomic(o.logPath, "");
+  }
+  const save = (i: number) => saveTrainingState(o.checkpointPath, parts, { step: i, config: o.config, extra: o.extra?.() });
+  const sums: Record<string, number> = {};
+  let count = 0;
+  let t0 = performance.now();
+  o.progress?.stage("training", o.steps);
+  o.progress?.tick(start);
+  for (let i = start; i < o.steps; i++) {
+    const metrics = tidy(() => step(i));
+    if (parts.ema && o.emaDecay !== undefined) updateEma(parts.ema, parts.model, o.emaDecay);
+    for (const [k, v] of Object.entries(metrics)) sums[k] = (sums[k] ?? 0) + v;
+    count++;
+    const done = i + 1;
+    o.progress?.tick();
+    if (done % o.logEvery === 0 || done === o.steps) {
+      const avg = Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / count]));
+      const secs = (performance.now() - t0) / 1000;
+      appendFileSync(o.logPath, JSON.stringify({ step: done, ...avg, steps_per_s: count / secs, time: new Date().toISOString() }) + "\n");
+      for (const k of Object.keys(sums)) delete sums[k];
+      count = 0;
+      t0 = performance.now();
+    }
+    if (o.validate && o.validateEvery && (done % o.validateEvery === 0 || done === o.steps)) {
+      const v = o.validate(done);
+      appendFileSync(o.logPath, JSON.stringify({ step: done, ...v, time: new Date().toISOString() }) + "\n");
+      o.progress?.log(`step ${done}: ${Object.entries(v).map(([k, x]) => `${k} ${x.toFixed(4)}`).join(", ")}`);
+    }
+    if (done % o.checkpointEvery === 0 || done === o.steps) save(done);
+    if (stopRequested()) {
+      save(done);
+      o.progress?.log(`stopped at step ${done}; checkpoint saved, continue with --resume`);
+      throw new Interrupted(`training interrupted at step ${done}; resume with --resume`);
+    }
+  }
+  o.progress?.end();
+  return { step: o.steps };
+}
+
+/** Drops log lines of steps after `step` (they belong to work the checkpoint does not hold). */
+function truncateLog(path: string, step: number): void {
+  if (!existsSync(path)) return;
+  const kept = readFileSync(path, "utf8")
+    .split("\n")
+    .filter((l) => l.trim() && (JSON.parse(l) as { step: number }).step <= step);
+  writeFileAtomic(path, kept.map((l) => l + "\n").join(""));
+}
