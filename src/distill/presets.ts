@@ -1,0 +1,125 @@
+// Recipes per data set. Paper defaults everywhere; `--compat authors` switches to what the released code does
+// (SPEC section 6). ImageNet subsets take their classes from the lists in assets/imagenet: the distilled label of a
+// class is its LINE ORDER in the subset file, while the diffusion model and the selector address it by its
+// ImageNet-1k index (its line in class_indices.txt). Both are written into the manifest.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { assetPath } from "../util/assets.js";
+import type { FillRule, Strategy } from "./select.js";
+import type { NormKind } from "./refine.js";
+
+export const PRESETS = ["fashion-mnist", "imagewoof", "imagenette", "imagenet-100", "imagenet-1k"] as const;
+export type PresetName = (typeof PRESETS)[number];
+export type Compat = "paper" | "authors";
+export type Condition = "true" | "null" | "auto";
+
+/** The settings of one class: its folder/label in the output and the model's class index. */
+export interface ClassSpec {
+  /** Label in the distilled set (0-based position). */
+  label: number;
+  /** Class index the diffusion model and the selector use. */
+  modelIndex: number;
+  /** Identifier (wnid or name) used for the folder. */
+  id: string;
+  name: string;
+}
+
+export interface RecipeDefaults {
+  ipc: number;
+  poolFactor: number;
+  select: Strategy;
+  condition: Condition;
+  refineIters: number;
+  /** T^ as an inclusive index range 1..tMax of the respaced schedule. */
+  tMax: number;
+  fill: FillRule;
+  timestepMode: "original" | "index";
+  /** Refinement in training mode (label dropout on), as the released code. */
+  refineTrainMode: boolean;
+  cfg: number;
+  steps: number;
+  lr: number;
+  lambda: number;
+  norm: NormKind;
+  /** For condition "auto": true if the selector's validation accuracy on the task is at least this. */
+  autoConditionThreshold: number;
+}
+
+/** Paper defaults shared by every recipe (Section 4.1: Adam lr 6e-4, lambda 10, 100 iterations, 50 steps). */
+export const PAPER_DEFAULTS: RecipeDefaults = {
+  ipc: 10,
+  poolFactor: 4,
+  select: "auto",
+  condition: "auto",
+  refineIters: 100,
+  // The released code draws k with randint(1, 12) for S = 50: 1..11, i.e. floor(S/4) - 1.
+  tMax: 11,
+  fill: "random",
+  timestepMode: "original",
+  refineTrainMode: false,
+  cfg: 2.7,
+  steps: 50,
+  lr: 6e-4,
+  lambda: 10,
+  norm: "inf",
+  autoConditionThreshold: 0.9,
+};
+
+/** Settings the released code hard-wires per subset (`--compat authors`). */
+const AUTHORS: Partial<Record<PresetName, Partial<RecipeDefaults>>> = {
+  imagewoof: { poolFactor: 4, condition: "null" },
+  imagenette: { poolFactor: 2, condition: "true", refineIters: 0 },
+  "imagenet-100": { poolFactor: 2, select: "least-confident", tMax: 5, condition: "true" },
+  "imagenet-1k": { poolFactor: 4, condition: "null" },
+};
+
+/** Paper-mode choices per data set (pool 2x for easy tasks, 4x otherwise; conditions from Fig. 3(d)). */
+const PAPER: Record<PresetName, Partial<RecipeDefaults>> = {
+  "fashion-mnist": { poolFactor: 2, condition: "true" },
+  imagewoof: { poolFactor: 4, condition: "null" },
+  imagenette: { poolFactor: 2, condition: "true" },
+  "imagenet-100": { poolFactor: 2, condition: "true" },
+  "imagenet-1k": { poolFactor: 4, condition: "null" },
+};
+
+export function recipeDefaults(preset: PresetName, compat: Compat): RecipeDefaults {
+  const base = { ...PAPER_DEFAULTS, ...PAPER[preset] };
+  if (compat === "paper") return base;
+  return { ...base, fill: "ordered", timestepMode: "index", refineTrainMode: true, ...AUTHORS[preset] };
+}
+
+export const FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+
+function readList(file: string): string[] {
+  return readFileSync(assetPath(join("imagenet", file)), "utf8")
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0);
+}
+
+/** The classes of a preset, in label order. */
+export function presetClasses(preset: PresetName): ClassSpec[] {
+  if (preset === "fashion-mnist") {
+    return FASHION_MNIST_CLASSES.map((name, i) => ({ label: i, modelIndex: i, id: folderSafe(name), name }));
+  }
+  const wnids = readList("class_indices.txt");
+  const names = readList("class_names.txt");
+  const index = new Map(wnids.map((w, i) => [w, i]));
+  const subset = { imagewoof: "class_woof.txt", imagenette: "class_nette.txt", "imagenet-100": "class100.txt", "imagenet-1k": "class_indices.txt" }[preset];
+  return readList(subset).map((wnid, label) => {
+    const modelIndex = index.get(wnid);
+    if (modelIndex === undefined) throw new Error(`assets/imagenet/${subset}: ${wnid} is not an ImageNet-1k class`);
+    return { label, modelIndex, id: wnid, name: names[modelIndex].split(",")[0] };
+  });
+}
+
+const folderSafe = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, "-");
+
+/**
+ * Folder of a class in the output ImageFolder: the label zero-padded, then the id, so that sorting folders by name
+ * (what ImageFolder readers do) gives the label order.
+ */
+export function classFolder(c: ClassSpec, numClasses: number): string {
+  const width = String(numClasses - 1).length;
+  return `${String(c.label).padStart(width, "0")}_${c.id}`;
+}

@@ -1,0 +1,40 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { classFolder, presetClasses, recipeDefaults } from "../../src/distill/presets.js";
+
+test("subset labels follow the subset file's line order; model indices are ImageNet-1k positions", () => {
+  const woof = presetClasses("imagewoof");
+  assert.equal(woof.length, 10);
+  assert.deepEqual(woof.map((c) => c.label), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  // n02096294 (Australian terrier) is the first ImageWoof class and class 193 of ImageNet-1k.
+  assert.equal(woof[0].id, "n02096294");
+  assert.equal(woof[0].modelIndex, 193);
+  const nette = presetClasses("imagenette");
+  assert.equal(nette[0].id, "n01440764");
+  assert.equal(nette[0].modelIndex, 0);
+  assert.equal(nette[0].name, "tench");
+  assert.equal(presetClasses("imagenet-100").length, 100);
+  const in1k = presetClasses("imagenet-1k");
+  assert.equal(in1k.length, 1000);
+  assert.ok(in1k.every((c, i) => c.modelIndex === i));
+});
+
+test("class folders sort in label order", () => {
+  const cls = presetClasses("imagenet-100");
+  const folders = cls.map((c) => classFolder(c, cls.length));
+  assert.deepEqual([...folders].sort(), folders);
+  assert.equal(classFolder(presetClasses("fashion-mnist")[0], 10), "0_T-shirt-top");
+});
+
+test("--compat authors switches to the released code's per-subset settings", () => {
+  assert.equal(recipeDefaults("imagenette", "paper").refineIters, 100);
+  assert.equal(recipeDefaults("imagenette", "authors").refineIters, 0);
+  const in100 = recipeDefaults("imagenet-100", "authors");
+  assert.equal(in100.select, "least-confident");
+  assert.equal(in100.tMax, 5);
+  assert.equal(in100.timestepMode, "index");
+  assert.equal(in100.refineTrainMode, true);
+  assert.equal(recipeDefaults("imagewoof", "paper").condition, "null");
+  assert.equal(recipeDefaults("imagewoof", "paper").fill, "random");
+  assert.equal(recipeDefaults("imagewoof", "authors").fill, "ordered");
+});
