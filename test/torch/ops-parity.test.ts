@@ -18,6 +18,13 @@ const seeded = <T>(seed: number, fn: () => T): T => {
   return fn();
 };
 
+/** Applies an in-place helper to a clone of t and returns the clone. */
+const inPlace = (t: Tensor, fn: (r: Tensor) => void) => {
+  const r = t.clone();
+  fn(r);
+  return r;
+};
+
 const COMPARISONS = ["eq", "ne", "lt", "le", "gt", "ge"] as const;
 
 const CASES: Record<string, Case> = {
@@ -148,6 +155,15 @@ const CASES: Record<string, Case> = {
   addcmul: ({ t, a, b }) => torch.addcmul(t, a, b, 0.5),
   addcdiv: ({ t, a, b }) => torch.addcdiv(t, a, b, -2),
   lerp: ({ a, b }) => torch.lerp(a, b, 0.3),
+  add_inplace: ({ a, b }) => a.clone().add_(b, 2),
+  add_inplace_scalar: ({ a }) => a.clone().add_(0.5),
+  mul_inplace: ({ a, b }) => a.clone().mul_(b),
+  mul_inplace_scalar: ({ a }) => a.clone().mul_(-3),
+  addcmul_inplace: ({ t, a, b }) => inPlace(t, (r) => torch.addcmulInto(r, a, b, 0.3)),
+  addcdiv_inplace: ({ t, a, b }) => inPlace(t, (r) => torch.addcdivInto(r, a, b, -0.7)),
+  clamp_inplace: ({ a }) => inPlace(a, (r) => torch.clampInto(r, -0.3, 0.4)),
+  copy_inplace: ({ a, b }) => a.clone().copy_(b),
+  fill_inplace: ({ a }) => a.clone().fill_(1.5),
   ...Object.fromEntries(
     COMPARISONS.flatMap((op): [string, Case][] => [
       [op, ({ a, b }) => a[op](b)],

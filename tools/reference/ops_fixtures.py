@@ -183,6 +183,17 @@ case("addcmul", lambda t, a, b: torch.addcmul(t, a, b, value=0.5), t=randn(3, 4)
 case("addcdiv", lambda t, a, b: torch.addcdiv(t, a, b, value=-2), t=randn(3, 4), a=randn(3, 4),
      b=uniform(0.5, 2, 3, 4))
 case("lerp", lambda a, b: torch.lerp(a, b, 0.3), a=randn(3, 4), b=randn(3, 4))
+# In place, on a clone (as our optimisers and buffers use them); gradients flow through the clone.
+case("add_inplace", lambda a, b: a.clone().add_(b, alpha=2), a=randn(3, 4), b=randn(4))
+case("add_inplace_scalar", lambda a: a.clone().add_(0.5), a=randn(3, 4))
+case("mul_inplace", lambda a, b: a.clone().mul_(b), a=randn(3, 4), b=randn(3, 4))
+case("mul_inplace_scalar", lambda a: a.clone().mul_(-3), a=randn(3, 4))
+case("addcmul_inplace", lambda t, a, b: t.clone().addcmul_(a, b, value=0.3), t=randn(3, 4), a=randn(3, 4), b=randn(3, 4))
+case("addcdiv_inplace", lambda t, a, b: t.clone().addcdiv_(a, b, value=-0.7), t=randn(3, 4), a=randn(3, 4),
+     b=uniform(0.5, 2, 3, 4))
+case("clamp_inplace", lambda a: a.clone().clamp_(-0.3, 0.4), a=randn(3, 4))
+case("copy_inplace", lambda a, b: a.clone().copy_(b), a=randn(3, 4), b=randn(4))
+case("fill_inplace", lambda a: a.clone().fill_(1.5), a=randn(3, 4))
 levels = dict(a=ints(-2, 3, 4, 5).float(), b=ints(-2, 3, 4, 5).float())
 for op in ["eq", "ne", "lt", "le", "gt", "ge"]:
     case(op, lambda a, b, op=op: getattr(torch, op)(a, b), **levels)
