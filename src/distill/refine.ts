@@ -129,7 +129,7 @@ export function refineLatents(model: NoiseModel, sched: RefineSchedule, b: Refin
   }
   const latents = keep(x.detach().clone());
   x.dispose();
-  for (const s of Object.values(opt.stateDict().state)) for (const v of Object.values(s)) if (typeof v !== "number") v.dispose();
+  opt.dispose();
   const lossAfter = sweepLoss(model, latents, b, sched, o);
   return { latents, lossBefore, lossAfter };
 }

@@ -36,6 +36,12 @@ export abstract class Optimizer<H extends { lr: number }> {
     for (const g of this.paramGroups) for (const p of g.params) p.zeroGrad();
   }
 
+  /** Frees the optimiser's state tensors (moments, momentum buffers); the optimiser starts afresh if used again. */
+  dispose(): void {
+    for (const st of this.state.values()) for (const v of Object.values(st)) if (typeof v !== "number") v.dispose();
+    this.state.clear();
+  }
+
   /** One update of every parameter that has a gradient. */
   step(): void {
     noGrad(() => {
