@@ -394,15 +394,6 @@ export function adaptAutoencoderKLStateDict(sd: Map<string, Tensor>): Map<string
 }
 
 /** Leaves every parameter at zero: for a model whose weights come from a checkpoint right away (no time on init). */
-class ZeroInitVarBuilder extends VarBuilder {
-  override pp(name: string | number): VarBuilder {
-    return new ZeroInitVarBuilder(this.store, this.path(String(name)));
-  }
-  override param(name: string, shape: readonly number[]): Tensor {
-    return super.param(name, shape);
-  }
-}
-
 export interface CreateAutoencoderKLOptions {
   device?: string;
   dtype?: DType;
@@ -421,7 +412,6 @@ export function createAutoencoderKL(
     throw new InputError(`unknown autoencoder preset '${config}' (known: ${Object.keys(AUTOENCODER_KL_PRESETS).join(", ")})`);
   }
   const c = typeof config === "string" ? AUTOENCODER_KL_PRESETS[config] : config;
-  const store = new Store(opts.device, opts.dtype, opts.generator);
-  const vb = opts.init === "zeros" ? new ZeroInitVarBuilder(store) : new VarBuilder(store);
-  return new AutoencoderKL(c, store, vb);
+  const store = new Store(opts.device, opts.dtype, opts.generator, opts.init !== "zeros");
+  return new AutoencoderKL(c, store, new VarBuilder(store));
 }

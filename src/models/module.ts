@@ -13,6 +13,8 @@ export class Store {
     readonly dtype: DType = "float32",
     /** Source of the initial weights (the default generator when absent). */
     readonly generator?: Generator,
+    /** false: leave every tensor at zero (fast creation before loading a checkpoint). */
+    readonly initialise = true,
   ) {}
 
   register(kind: "param" | "buffer", path: string, t: Tensor): Tensor {
@@ -59,7 +61,7 @@ export class VarBuilder {
 
   private make(shape: readonly number[], init?: Init, dtype?: DType): Tensor {
     const t = zeros(shape, { dtype: dtype ?? this.store.dtype, device: this.store.device });
-    if (init) noGrad(() => init(t, this.store.generator));
+    if (init && this.store.initialise) noGrad(() => init(t, this.store.generator));
     return t;
   }
 }
