@@ -1,0 +1,188 @@
+// ResNet-18/34/50/101/152 (He et al.) as torchvision builds it (v1.5: a bottleneck's stride sits on its 3x3 conv), with
+// torchvision's state-dict keys, so torchvision checkpoints load as they are. Two options come from the
+// dataset-distillation evaluation codes: "instance" norm (GroupNorm(C, C), keys still bn1/bn2/..., weight and bias only)
+// and the small-image stem that RDED / SRe2L use for 32x32 data (conv1 3x3 stride 1, no max pool).
+import { InputError } from "../errors.js";
+import { type DType, F, type Generator, type Tensor, tidy } from "../torch/index.js";
+import { kaimingNormalFanOut } from "./init.js";
+import { BatchNorm2d, Conv2d, InstanceNormAffine, Linear } from "./layers.js";
+import { Model, Store, VarBuilder } from "./module.js";
+
+// ---- normalisation ---------------------------------------------------------------------------------------------------
+
+export type Norm2dKind = "batch" | "instance";
+
+export interface Norm2d {
+  forward(x: Tensor): Tensor;
+}
+
+/** BatchNorm2d (running statistics) or the DD literature's instance norm, GroupNorm(C, C) with affine weights. */
+export function norm2d(vb: VarBuilder, kind: Norm2dKind, channels: number): Norm2d {
+  return kind === "batch" ? new BatchNorm2d(vb, channels) : new InstanceNormAffine(vb, channels);
+}
+
+// ---- residual blocks -------------------------------------------------------------------------------------------------
+
+/** Blocks per stage and block type for each depth (torchvision's table). */
+const DEPTHS = {
+  18: { block: "basic", layers: [2, 2, 2, 2] },
+  34: { block: "basic", layers: [3, 4, 6, 3] },
+  50: { block: "bottleneck", layers: [3, 4, 6, 3] },
+  101: { block: "bottleneck", layers: [3, 4, 23, 3] },
+  152: { block: "bottleneck", layers: [3, 8, 36, 3] },
+} as const;
+
+export type ResNetDepth = keyof typeof DEPTHS;
+type BlockKind = (typeof DEPTHS)[ResNetDepth]["block"];
+
+/** Output channels of a block relative to its width `planes`. */
+const EXPANSION: Record<BlockKind, number> = { basic: 1, bottleneck: 4 };
+
+/** A conv (no bias, torchvision's kaiming-normal fan-out init) followed by a norm: one convN/bnN pair of a block. */
+class ConvNorm {
+  readonly conv: Conv2d;
+  readonly norm: Norm2d;
+  constructor(convVb: VarBuilder, normVb: VarBuilder, inCh: number, outCh: number, kernel: number, stride: number, norm: Norm2dKind) {
+    this.conv = new Conv2d(convVb, inCh, outCh, kernel, { stride, padding: (kernel - 1) / 2, bias: false, weightInit: kaimingNormalFanOut });
+    this.norm = norm2d(normVb, norm, outCh);
+  }
+  forward(x: Tensor): Tensor {
+    return this.norm.forward(this.conv.forward(x));
+  }
+}
+
+/**
+ * BasicBlock (3x3, 3x3) and Bottleneck (1x1, 3x3, 1x1 x4) in one: a chain of conv/norm pairs with ReLU between them,
+ * plus the identity or a projection shortcut (downsample.0 conv 1x1, downsample.1 norm), then ReLU.
+ */
+class ResidualBlock {
+  private readonly chain: ConvNorm[];
+  private readonly downsample: ConvNorm | null;
+  constructor(vb: VarBuilder, kind: BlockKind, inCh: number, planes: number, stride: number, norm: Norm2dKind) {
+    const outCh = planes * EXPANSION[kind];
+    const specs: [number, number, number, number][] =
+      kind === "basic"
+        ? [
+            [inCh, planes, 3, stride],
+            [planes, planes, 3, 1],
+          ]
+        : [
+            [inCh, planes, 1, 1],
+            [planes, planes, 3, stride],
+            [planes, outCh, 1, 1],
+          ];
+    this.chain = specs.map(([i, o, k, s], n) => new ConvNorm(vb.pp(`conv${n + 1}`), vb.pp(`bn${n + 1}`), i, o, k, s, norm));
+    const ds = vb.pp("downsample");
+    this.downsample = stride !== 1 || inCh !== outCh ? new ConvNorm(ds.pp(0), ds.pp(1), inCh, outCh, 1, stride, norm) : null;
+  }
+  forward(x: Tensor): Tensor {
+    let out = x;
+    this.chain.forEach((cn, i) => {
+      out = cn.forward(out);
+      if (i < this.chain.length - 1) out = F.relu(out);
+    });
+    return F.relu(out.add(this.downsample ? this.downsample.forward(x) : x));
+  }
+}
+
+// ---- the network -----------------------------------------------------------------------------------------------------
+
+export type ResNetStem = "imagenet" | "cifar";
+
+export interface ResNetConfig {
+  depth: ResNetDepth;
+  numClasses: number;
+  /** Input channels (default 3). */
+  inChannels?: number;
+  /** "batch" (default) or "instance" (GroupNorm(C, C), as the hard-label DD evaluation uses). */
+  norm?: Norm2dKind;
+  /**
+   * "imagenet" (default): conv1 7x7 stride 2 and a 3x3 stride-2 max pool. "cifar": conv1 3x3 stride 1 and no max pool,
+   * for 32x32 inputs. The DD codes make it by replacing torchvision's conv1 after construction, so that conv keeps
+   * nn.Conv2d's default init rather than the kaiming-normal one.
+   */
+  stem?: ResNetStem;
+}
+
+export class ResNet extends Model {
+  readonly config: Required<ResNetConfig>;
+  private readonly conv1: Conv2d;
+  private readonly bn1: Norm2d;
+  private readonly stages: ResidualBlock[][];
+  private readonly fc: Linear;
+  /** Width of the penultimate features (512 for basic blocks, 2048 for bottlenecks). */
+  readonly numFeatures: number;
+
+  constructor(config: ResNetConfig, store = new Store()) {
+    super(store);
+    const c = (this.config = {
+      depth: config.depth,
+      numClasses: config.numClasses,
+      inChannels: config.inChannels ?? 3,
+      norm: config.norm ?? "batch",
+      stem: config.stem ?? "imagenet",
+    });
+    const spec = DEPTHS[c.depth];
+    if (!spec) throw new InputError(`ResNet depth must be one of ${Object.keys(DEPTHS).join(", ")}; got ${c.depth}`);
+    for (const [what, v] of [
+      ["numClasses", c.numClasses],
+      ["inChannels", c.inChannels],
+    ] as const) {
+      if (!Number.isInteger(v) || v < 1) throw new InputError(`ResNet ${what} must be a positive integer; got ${v}`);
+    }
+    if (c.norm !== "batch" && c.norm !== "instance") throw new InputError(`ResNet norm must be "batch" or "instance"; got ${c.norm}`);
+    if (c.stem !== "imagenet" && c.stem !== "cifar") throw new InputError(`ResNet stem must be "imagenet" or "cifar"; got ${c.stem}`);
+
+    const vb = new VarBuilder(this.store);
+    this.conv1 =
+      c.stem === "imagenet"
+        ? new Conv2d(vb.pp("conv1"), c.inChannels, 64, 7, { stride: 2, padding: 3, bias: false, weightInit: kaimingNormalFanOut })
+        : new Conv2d(vb.pp("conv1"), c.inChannels, 64, 3, { stride: 1, padding: 1, bias: false });
+    this.bn1 = norm2d(vb.pp("bn1"), c.norm, 64);
+    let inCh = 64;
+    this.stages = spec.layers.map((blocks, s) => {
+      const planes = 64 << s;
+      return Array.from({ length: blocks }, (_, i) => {
+        const block = new ResidualBlock(vb.pp(`layer${s + 1}`).pp(i), spec.block, inCh, planes, i === 0 && s > 0 ? 2 : 1, c.norm);
+        inCh = planes * EXPANSION[spec.block];
+        return block;
+      });
+    });
+    this.numFeatures = inCh;
+    this.fc = new Linear(vb.pp("fc"), inCh, c.numClasses);
+  }
+
+  /** Penultimate features: global-average-pooled output of layer4, [N, numFeatures]. */
+  features(x: Tensor): Tensor {
+    this.checkInput(x);
+    return tidy(() => {
+      let h = F.relu(this.bn1.forward(this.conv1.forward(x)));
+      if (this.config.stem === "imagenet") h = F.maxPool2d(h, 3, { stride: 2, padding: 1 });
+      for (const stage of this.stages) for (const block of stage) h = block.forward(h);
+      return F.adaptiveAvgPool2d(h, 1).flatten(1);
+    });
+  }
+
+  /** Class logits [N, numClasses]. In training mode batch norms use batch statistics and update their running ones. */
+  forward(x: Tensor): Tensor {
+    return tidy(() => this.fc.forward(this.features(x)));
+  }
+
+  private checkInput(x: Tensor): void {
+    if (x.ndim !== 4 || x.size(1) !== this.config.inChannels) {
+      throw new InputError(`ResNet expects input [N, ${this.config.inChannels}, H, W]; got [${x.shape}]`);
+    }
+  }
+}
+
+export interface ModelPlacement {
+  device?: string;
+  dtype?: DType;
+  /** Source of the initial weights (the default generator when absent). */
+  generator?: Generator;
+}
+
+/** A randomly initialised ResNet (torchvision's init: kaiming-normal fan-out convs, norms 1/0, nn.Linear's default fc). */
+export function createResNet(config: ResNetConfig, placement: ModelPlacement = {}): ResNet {
+  return new ResNet(config, new Store(placement.device, placement.dtype, placement.generator));
+}
