@@ -1,0 +1,460 @@
+// DiT, the Diffusion Transformer of Peebles & Xie ("Scalable Diffusion Models with Transformers", 2023), with the
+// official checkpoint's state_dict keys. Sections follow the paper: patchify + position embedding (3.2), conditioning
+// on timestep and class (3.2, "adaLN-Zero"), the transformer blocks, the final layer + unpatchify, and classifier-free
+// guidance as the reference sampler calls it (`forward_with_cfg`).
+import { InputError } from "../errors.js";
+import {
+  addcmul,
+  arange,
+  bmm,
+  callOp,
+  cat,
+  cos,
+  type DType,
+  empty,
+  eq,
+  exp,
+  F,
+  full,
+  type Generator,
+  keep,
+  lt,
+  maskedFill,
+  outer,
+  pow,
+  rand,
+  sin,
+  type Tensor,
+  tensor,
+  tidy,
+} from "../torch/index.js";
+import { fromDiffusers, isDiffusersNaming } from "./dit-keys.js";
+import { normal, xavierUniform, zero } from "./init.js";
+import { Linear } from "./layers.js";
+import { type Init, type LoadOptions, type LoadReport, Model, Store, VarBuilder } from "./module.js";
+
+// ---------------------------------------------------------------------------------------------------------------
+// configurations
+// ---------------------------------------------------------------------------------------------------------------
+
+export interface DiTConfig {
+  /** Latent side length (the model is built for square inputs of this size). */
+  inputSize: number;
+  inChannels: number;
+  numClasses: number;
+  /** Predict the variance too: 2 * inChannels output channels (eps first, then the variance interpolation). */
+  learnSigma: boolean;
+  /** Label dropout in training mode; > 0 adds the null class (row numClasses of the label table). */
+  classDropoutProb: number;
+  depth: number;
+  hiddenSize: number;
+  numHeads: number;
+  patchSize: number;
+  mlpRatio: number;
+}
+
+/** The reference constructor's defaults (DiT-XL/2 for 256x256 images, i.e. 4x32x32 latents). */
+export const DIT_DEFAULTS: Readonly<DiTConfig> = {
+  inputSize: 32,
+  inChannels: 4,
+  numClasses: 1000,
+  learnSigma: true,
+  classDropoutProb: 0.1,
+  depth: 28,
+  hiddenSize: 1152,
+  numHeads: 16,
+  patchSize: 2,
+  mlpRatio: 4,
+};
+
+/** Depth, width and heads of the paper's model sizes (Table 1). */
+const SIZES: Record<string, Pick<DiTConfig, "depth" | "hiddenSize" | "numHeads">> = {
+  S: { depth: 12, hiddenSize: 384, numHeads: 6 },
+  B: { depth: 12, hiddenSize: 768, numHeads: 12 },
+  L: { depth: 24, hiddenSize: 1024, numHeads: 16 },
+  XL: { depth: 28, hiddenSize: 1152, numHeads: 16 },
+};
+
+/** "DiT-S/2" ... "DiT-XL/8". */
+export const DIT_NAMES: readonly string[] = Object.keys(SIZES).flatMap((s) => [2, 4, 8].map((p) => `DiT-${s}/${p}`));
+
+/** The configuration of a named model ("DiT-XL/2"; "DiT-XL-2" as in the checkpoint file names is accepted too). */
+export function ditConfig(name: string): DiTConfig {
+  const m = /^DiT-(S|B|L|XL)[/-](2|4|8)$/.exec(name);
+  if (!m) throw new InputError(`unknown DiT model '${name}' (expected one of ${DIT_NAMES.join(", ")})`);
+  return { ...DIT_DEFAULTS, ...SIZES[m[1]], patchSize: Number(m[2]) };
+}
+
+export interface DiTOptions {
+  device?: string;
+  dtype?: DType;
+  /** Source of the initial weights. */
+  generator?: Generator;
+  /**
+   * Initialise as the reference does for training from scratch (default true). false leaves every weight at zero,
+   * which is much faster when a checkpoint is loaded next. The fixed position embedding is always computed.
+   */
+  init?: boolean;
+}
+
+/** createDiT("DiT-XL/2", { inputSize: 32 }) or createDiT({ depth: 2, hiddenSize: 64, ... }). */
+export function createDiT(configOrName: string | Partial<DiTConfig>, overrides: Partial<DiTConfig> = {}, opts: DiTOptions = {}): DiT {
+  const base = typeof configOrName === "string" ? ditConfig(configOrName) : { ...DIT_DEFAULTS, ...configOrName };
+  return new DiT({ ...base, ...overrides }, opts);
+}
+
+function validate(c: DiTConfig): void {
+  const bad = (msg: string) => new InputError(`invalid DiT configuration: ${msg}`);
+  for (const k of ["inputSize", "inChannels", "numClasses", "depth", "hiddenSize", "numHeads", "patchSize"] as const) {
+    if (!Number.isInteger(c[k]) || c[k] < 1) throw bad(`${k} must be a positive integer (got ${c[k]})`);
+  }
+  if (c.inputSize % c.patchSize) throw bad(`inputSize ${c.inputSize} is not a multiple of patchSize ${c.patchSize}`);
+  if (c.hiddenSize % c.numHeads) throw bad(`hiddenSize ${c.hiddenSize} is not a multiple of numHeads ${c.numHeads}`);
+  if (c.hiddenSize % 4) throw bad(`hiddenSize ${c.hiddenSize} must be a multiple of 4 (2-D sin-cos position embedding)`);
+  if (!(c.classDropoutProb >= 0 && c.classDropoutProb < 1)) throw bad(`classDropoutProb must be in [0, 1) (got ${c.classDropoutProb})`);
+  if (!(c.mlpRatio > 0)) throw bad(`mlpRatio must be positive (got ${c.mlpRatio})`);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// weight initialisation (the reference's initialize_weights), applied only when training from scratch
+// ---------------------------------------------------------------------------------------------------------------
+
+interface Inits {
+  /** Linear weights: xavier uniform. */
+  linear?: Init;
+  /** Biases everywhere, adaLN modulation and the final layer: zero (adaLN-Zero makes every block start as identity). */
+  zero?: Init;
+  /** Patch embedding: xavier uniform of the weight viewed as [hidden, C*p*p], as a linear layer would be. */
+  patch?: Init;
+  /** Label table and timestep MLP weights: N(0, 0.02). */
+  embed?: Init;
+}
+
+const xavierFlat: Init = (t, g) => {
+  const flat = t.view(t.size(0), -1);
+  xavierUniform()(flat, g);
+  flat.dispose();
+};
+
+const inits = (on: boolean): Inits => (on ? { linear: xavierUniform(), zero, patch: xavierFlat, embed: normal(0, 0.02) } : {});
+
+// ---------------------------------------------------------------------------------------------------------------
+// 1. patchify and the fixed 2-D sin-cos position embedding
+// ---------------------------------------------------------------------------------------------------------------
+
+/** [len, dim]: sin(pos * omega_i) for the first half of the channels, cos for the second; omega_i = 10000^(-2i/dim). */
+function sincos1d(dim: number, pos: Tensor): Tensor {
+  const omega = callOp("reciprocal", pow(10000, arange(0, dim / 2, 1, { dtype: "float64" }).div(dim / 2)));
+  const angles = outer(pos, omega);
+  return cat([sin(angles), cos(angles)], 1);
+}
+
+/**
+ * [1, grid*grid, dim] in float64 (MAE style, tokens row-major): the first half of the channels encodes the token's
+ * column, the second half its row.
+ */
+function sincos2d(dim: number, grid: number): Tensor {
+  return tidy(() => {
+    const r = arange(0, grid, 1, { dtype: "float64" });
+    const col = r.repeat(grid);
+    const row = r.unsqueeze(1).expand(grid, grid).reshape(-1);
+    return cat([sincos1d(dim / 2, col), sincos1d(dim / 2, row)], 1).unsqueeze(0);
+  });
+}
+
+/** Conv2d with kernel = stride = p: one token of `hidden` channels per p x p patch. */
+class PatchEmbed {
+  readonly weight: Tensor;
+  readonly bias: Tensor;
+  constructor(
+    vb: VarBuilder,
+    inCh: number,
+    hidden: number,
+    readonly patch: number,
+    init: Inits,
+  ) {
+    this.weight = vb.param("weight", [hidden, inCh, patch, patch], init.patch);
+    this.bias = vb.param("bias", [hidden], init.zero);
+  }
+  /** [N, C, H, W] -> [N, T, hidden], tokens row-major. */
+  forward(x: Tensor): Tensor {
+    return F.conv2d(x, this.weight, this.bias, { stride: this.patch }).flatten(2).transpose(1, 2);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 2. conditioning: timestep and class embeddings, summed into c
+// ---------------------------------------------------------------------------------------------------------------
+
+/** Sinusoidal features of t (256: cos then sin of t * exp(-ln(10000) i/128)), then Linear-SiLU-Linear. */
+class TimestepEmbedder {
+  static readonly FREQ_DIM = 256;
+  readonly fc1: Linear;
+  readonly fc2: Linear;
+  /** exp(-ln(10000) * i / 128), i = 0..127, in float32 as the reference computes it. */
+  readonly freqs: Tensor;
+  constructor(vb: VarBuilder, hidden: number, init: Inits) {
+    const half = TimestepEmbedder.FREQ_DIM / 2;
+    const mlp = vb.pp("mlp");
+    this.fc1 = new Linear(mlp.pp(0), TimestepEmbedder.FREQ_DIM, hidden, { weightInit: init.embed, biasInit: init.zero });
+    this.fc2 = new Linear(mlp.pp(2), hidden, hidden, { weightInit: init.embed, biasInit: init.zero });
+    this.freqs = keep(tidy(() => exp(arange(0, half, 1, { dtype: "float32" }).mul(-Math.log(10000)).div(half)).to(vb.store.device)));
+  }
+  forward(t: Tensor): Tensor {
+    const args = t.float().unsqueeze(1).mul(this.freqs);
+    const feats = cat([cos(args), sin(args)], 1).to(this.fc1.weight.dtype);
+    return this.fc2.forward(F.silu(this.fc1.forward(feats)));
+  }
+}
+
+export interface LabelDropOptions {
+  /** Per sample: 1 replaces the label by the null class (applies in eval mode too, as the reference's token_drop). */
+  forceDropIds?: Tensor | readonly (number | boolean)[];
+  /** Source of the random label dropout in training mode. */
+  generator?: Generator;
+}
+
+const isTensor = (v: unknown): v is Tensor => (v as { __isTensor?: boolean } | null)?.__isTensor === true;
+
+/** A table of numClasses (+1 null row when label dropout is on) vectors; dropout to null trains the unconditional model. */
+class LabelEmbedder {
+  readonly table: Tensor;
+  constructor(
+    vb: VarBuilder,
+    readonly numClasses: number,
+    hidden: number,
+    readonly dropProb: number,
+    init: Inits,
+  ) {
+    this.table = vb.param("embedding_table.weight", [numClasses + (dropProb > 0 ? 1 : 0), hidden], init.embed);
+  }
+  forward(y: Tensor, training: boolean, o: LabelDropOptions): Tensor {
+    const rows = this.table.size(0);
+    for (const label of y.toNumbers()) {
+      if (!Number.isInteger(label) || label < 0 || label >= rows) {
+        const nul = rows > this.numClasses ? `, ${this.numClasses} = null` : "";
+        throw new InputError(`DiT: class label ${label} out of range 0..${rows - 1}${nul}`);
+      }
+    }
+    let labels = y;
+    if ((training && this.dropProb > 0) || o.forceDropIds !== undefined) {
+      if (rows === this.numClasses) throw new InputError("DiT: label dropout needs a null class (classDropoutProb > 0)");
+      const force = o.forceDropIds;
+      const drop =
+        force === undefined
+          ? lt(rand([y.size(0)], { generator: o.generator, device: y.device }), this.dropProb)
+          : eq(isTensor(force) ? force : tensor(force.map(Number), { dtype: "int64", device: y.device }), 1);
+      labels = maskedFill(y, drop, this.numClasses);
+    }
+    return F.embedding(this.table, labels);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 3. DiT block with adaLN-Zero: c regresses shift, scale and a residual gate for attention and for the MLP
+// ---------------------------------------------------------------------------------------------------------------
+
+const LN_EPS = 1e-6;
+/** LayerNorm without affine parameters: adaLN supplies scale and shift. */
+const norm = (x: Tensor) => F.layerNorm(x, [x.size(-1)], null, null, LN_EPS);
+/** x * (1 + scale) + shift, per sample (scale and shift are [N, 1, D]). */
+const modulate = (x: Tensor, shift: Tensor, scale: Tensor) => addcmul(shift, x, scale.add(1));
+
+/** Multi-head self-attention with one qkv projection (with bias): softmax(q k^T / sqrt(head_dim)) v. */
+class Attention {
+  readonly qkv: Linear;
+  readonly proj: Linear;
+  readonly scale: number;
+  constructor(
+    vb: VarBuilder,
+    dim: number,
+    readonly heads: number,
+    init: Inits,
+  ) {
+    this.qkv = new Linear(vb.pp("qkv"), dim, 3 * dim, { weightInit: init.linear, biasInit: init.zero });
+    this.proj = new Linear(vb.pp("proj"), dim, dim, { weightInit: init.linear, biasInit: init.zero });
+    this.scale = (dim / heads) ** -0.5;
+  }
+  forward(x: Tensor): Tensor {
+    const [n, t, d] = x.shape;
+    const h = this.heads;
+    const hd = d / h;
+    // One copy into [3, N*heads, T, head_dim]; q, k and v are then contiguous views for the batched GEMMs.
+    const qkv = this.qkv.forward(x).view(n, t, 3, h, hd).permute(2, 0, 3, 1, 4).contiguous().view(3, n * h, t, hd);
+    const [q, k, v] = [0, 1, 2].map((i) => qkv.select(0, i));
+    // beta = 0: the first operand only fixes dtype/device; alpha applies the 1/sqrt(head_dim) scale inside the GEMM.
+    const stub = empty([1, 1, 1], { dtype: x.dtype, device: x.device });
+    const attn = F.softmax(callOp("baddbmm", stub, q, k.transpose(1, 2), 0, this.scale), -1);
+    const out = bmm(attn, v).view(n, h, t, hd).transpose(1, 2).reshape(n, t, d);
+    return this.proj.forward(out);
+  }
+}
+
+/** fc1 -> tanh-approximated GELU -> fc2. */
+class Mlp {
+  readonly fc1: Linear;
+  readonly fc2: Linear;
+  constructor(vb: VarBuilder, dim: number, hidden: number, init: Inits) {
+    this.fc1 = new Linear(vb.pp("fc1"), dim, hidden, { weightInit: init.linear, biasInit: init.zero });
+    this.fc2 = new Linear(vb.pp("fc2"), hidden, dim, { weightInit: init.linear, biasInit: init.zero });
+  }
+  forward(x: Tensor): Tensor {
+    return this.fc2.forward(F.gelu(this.fc1.forward(x), "tanh"));
+  }
+}
+
+class DiTBlock {
+  readonly attn: Attention;
+  readonly mlp: Mlp;
+  /** adaLN_modulation = Sequential(SiLU, Linear): only the Linear (index 1) has weights. */
+  readonly adaLN: Linear;
+  constructor(vb: VarBuilder, c: DiTConfig, init: Inits) {
+    const d = c.hiddenSize;
+    this.attn = new Attention(vb.pp("attn"), d, c.numHeads, init);
+    this.mlp = new Mlp(vb.pp("mlp"), d, Math.trunc(d * c.mlpRatio), init);
+    this.adaLN = new Linear(vb.pp("adaLN_modulation").pp(1), d, 6 * d, { weightInit: init.zero, biasInit: init.zero });
+  }
+  /** x: [N, T, D]; siluC: SiLU(c), [N, D]. */
+  forward(x: Tensor, siluC: Tensor): Tensor {
+    const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = this.adaLN.forward(siluC).unsqueeze(1).chunk(6, 2);
+    const h = addcmul(x, gateMsa, this.attn.forward(modulate(norm(x), shiftMsa, scaleMsa)));
+    return addcmul(h, gateMlp, this.mlp.forward(modulate(norm(h), shiftMlp, scaleMlp)));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 4. final layer (adaLN shift/scale, then a linear decoder to p*p*out_channels per token) and unpatchify
+// ---------------------------------------------------------------------------------------------------------------
+
+class FinalLayer {
+  readonly adaLN: Linear;
+  readonly linear: Linear;
+  constructor(vb: VarBuilder, hidden: number, patch: number, outCh: number, init: Inits) {
+    this.adaLN = new Linear(vb.pp("adaLN_modulation").pp(1), hidden, 2 * hidden, { weightInit: init.zero, biasInit: init.zero });
+    this.linear = new Linear(vb.pp("linear"), hidden, patch * patch * outCh, { weightInit: init.zero, biasInit: init.zero });
+  }
+  forward(x: Tensor, siluC: Tensor): Tensor {
+    const [shift, scale] = this.adaLN.forward(siluC).unsqueeze(1).chunk(2, 2);
+    return this.linear.forward(modulate(norm(x), shift, scale));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 5. the model
+// ---------------------------------------------------------------------------------------------------------------
+
+export interface CfgOptions {
+  /** Channels that get guidance: 3 (the reference's choice for 4-channel latents) or "all" eps channels. */
+  guidedChannels?: number | "all";
+}
+
+export class DiT extends Model {
+  readonly config: Readonly<DiTConfig>;
+  readonly outChannels: number;
+  /** Tokens per side of the latent. */
+  readonly grid: number;
+  readonly xEmbedder: PatchEmbed;
+  /** Fixed, not trained, but part of the official state dict. */
+  readonly posEmbed: Tensor;
+  readonly tEmbedder: TimestepEmbedder;
+  readonly yEmbedder: LabelEmbedder;
+  readonly blocks: DiTBlock[];
+  readonly finalLayer: FinalLayer;
+
+  constructor(config: DiTConfig, opts: DiTOptions = {}) {
+    validate(config);
+    super(new Store(opts.device ?? "cpu", opts.dtype ?? "float32", opts.generator));
+    const c = (this.config = Object.freeze({ ...config }));
+    const init = inits(opts.init ?? true);
+    const vb = new VarBuilder(this.store);
+    const d = c.hiddenSize;
+    this.outChannels = c.learnSigma ? 2 * c.inChannels : c.inChannels;
+    this.grid = c.inputSize / c.patchSize;
+    this.xEmbedder = new PatchEmbed(vb.pp("x_embedder").pp("proj"), c.inChannels, d, c.patchSize, init);
+    this.tEmbedder = new TimestepEmbedder(vb.pp("t_embedder"), d, init);
+    this.yEmbedder = new LabelEmbedder(vb.pp("y_embedder"), c.numClasses, d, c.classDropoutProb, init);
+    this.posEmbed = vb.buffer("pos_embed", [1, this.grid * this.grid, d], (t) => tidy(() => void t.copy_(sincos2d(d, this.grid))));
+    this.blocks = Array.from({ length: c.depth }, (_, i) => new DiTBlock(vb.pp("blocks").pp(i), c, init));
+    this.finalLayer = new FinalLayer(vb.pp("final_layer"), d, c.patchSize, this.outChannels, init);
+  }
+
+  /** The label of the unconditional model (the label table's last row). */
+  get nullClass(): number {
+    return this.config.numClasses;
+  }
+
+  /**
+   * Noise (and, with learnSigma, variance) prediction. x: [N, C, H, W] latents; t: [N] timesteps (int64 or float)
+   * or one number for all; y: [N] int64 class labels (numClasses = null). Returns [N, outChannels, H, W].
+   */
+  forward(x: Tensor, t: Tensor | number, y: Tensor, opts: LabelDropOptions = {}): Tensor {
+    const c = this.config;
+    const [n, ch, hh, ww] = x.shape;
+    if (x.ndim !== 4 || ch !== c.inChannels || hh !== c.inputSize || ww !== c.inputSize) {
+      throw new InputError(`DiT: expected latents [N, ${c.inChannels}, ${c.inputSize}, ${c.inputSize}], got [${x.shape}]`);
+    }
+    if (y.ndim !== 1 || y.size(0) !== n) throw new InputError(`DiT: expected ${n} class labels, got shape [${y.shape}]`);
+    return tidy(() => {
+      const steps = typeof t === "number" ? full([n], t, { device: x.device }) : t;
+      if (steps.ndim !== 1 || steps.size(0) !== n) throw new InputError(`DiT: expected ${n} timesteps, got shape [${steps.shape}]`);
+      let h = this.xEmbedder.forward(x).add(this.posEmbed);
+      const cond = this.tEmbedder.forward(steps).add(this.yEmbedder.forward(y, this.training, opts));
+      // Every adaLN_modulation starts with SiLU(c): compute it once.
+      const siluC = F.silu(cond);
+      for (const block of this.blocks) {
+        const prev = h;
+        h = tidy(() => block.forward(prev, siluC));
+        prev.dispose();
+      }
+      return this.unpatchify(this.finalLayer.forward(h, siluC));
+    });
+  }
+
+  /** [N, T, p*p*C] -> [N, C, H, W]. */
+  private unpatchify(x: Tensor): Tensor {
+    const p = this.config.patchSize;
+    const g = this.grid;
+    const oc = this.outChannels;
+    return x
+      .view(x.size(0), g, g, p, p, oc)
+      .permute(0, 5, 1, 3, 2, 4)
+      .reshape(x.size(0), oc, g * p, g * p);
+  }
+
+  /**
+   * Classifier-free guidance as the reference's forward_with_cfg: x, t and y hold the conditional half then the
+   * unconditional half (y = labels, then null labels). Only x's first half is used (duplicated); the guided eps
+   * uncond + scale * (cond - uncond) is returned for both halves, the remaining channels as predicted.
+   */
+  forwardWithCfg(x: Tensor, t: Tensor | number, y: Tensor, scale: number, opts: CfgOptions = {}): Tensor {
+    const n = x.size(0);
+    if (n % 2) throw new InputError(`DiT.forwardWithCfg: the batch holds conditional and unconditional halves, got ${n} samples`);
+    const g = opts.guidedChannels === "all" ? this.config.inChannels : (opts.guidedChannels ?? 3);
+    if (!Number.isInteger(g) || g < 1 || g > this.outChannels) {
+      throw new InputError(`DiT.forwardWithCfg: guidedChannels must be 1..${this.outChannels} or "all" (got ${g})`);
+    }
+    return tidy(() => {
+      const half = x.narrow(0, 0, n / 2);
+      const out = this.forward(cat([half, half]), t, y);
+      const [cond, uncond] = out.narrow(1, 0, g).chunk(2, 0);
+      const guided = uncond.add(cond.sub(uncond), scale);
+      return cat([cat([guided, guided]), out.narrow(1, g, this.outChannels - g)], 1);
+    });
+  }
+
+  /**
+   * Loads the official checkpoint names or diffusers' (detected). A diffusers checkpoint has no pos_embed (diffusers
+   * does not save it); it is a fixed function of the configuration, so this model's own is kept.
+   */
+  override loadStateDict(sd: Map<string, Tensor>, opts: LoadOptions = {}): LoadReport {
+    const { stripPrefix, ...rest } = opts;
+    let src = sd;
+    if (stripPrefix) src = new Map([...sd].map(([k, v]) => [k.startsWith(stripPrefix) ? k.slice(stripPrefix.length) : k, v]));
+    if (!isDiffusersNaming(src)) return super.loadStateDict(src, rest);
+    return tidy(() => {
+      const official = fromDiffusers(src);
+      if (!official.has("pos_embed")) official.set("pos_embed", this.posEmbed);
+      return super.loadStateDict(official, rest);
+    });
+  }
+}
