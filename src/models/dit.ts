@@ -20,6 +20,7 @@ import {
   keep,
   lt,
   maskedFill,
+  noGrad,
   outer,
   pow,
   rand,
@@ -121,13 +122,13 @@ function validate(c: DiTConfig): void {
 
 interface Inits {
   /** Linear weights: xavier uniform. */
-  linear?: Init;
+  linear: Init;
   /** Biases everywhere, adaLN modulation and the final layer: zero (adaLN-Zero makes every block start as identity). */
-  zero?: Init;
+  zero: Init;
   /** Patch embedding: xavier uniform of the weight viewed as [hidden, C*p*p], as a linear layer would be. */
-  patch?: Init;
+  patch: Init;
   /** Label table and timestep MLP weights: N(0, 0.02). */
-  embed?: Init;
+  embed: Init;
 }
 
 const xavierFlat: Init = (t, g) => {
@@ -136,7 +137,7 @@ const xavierFlat: Init = (t, g) => {
   flat.dispose();
 };
 
-const inits = (on: boolean): Inits => (on ? { linear: xavierUniform(), zero, patch: xavierFlat, embed: normal(0, 0.02) } : {});
+const INITS: Inits = { linear: xavierUniform(), zero, patch: xavierFlat, embed: normal(0, 0.02) };
 
 // ---------------------------------------------------------------------------------------------------------------
 // 1. patchify and the fixed 2-D sin-cos position embedding
@@ -363,9 +364,9 @@ export class DiT extends Model {
 
   constructor(config: DiTConfig, opts: DiTOptions = {}) {
     validate(config);
-    super(new Store(opts.device ?? "cpu", opts.dtype ?? "float32", opts.generator));
+    super(new Store(opts.device ?? "cpu", opts.dtype ?? "float32", opts.generator, opts.init ?? true));
     const c = (this.config = Object.freeze({ ...config }));
-    const init = inits(opts.init ?? true);
+    const init = INITS;
     const vb = new VarBuilder(this.store);
     const d = c.hiddenSize;
     this.outChannels = c.learnSigma ? 2 * c.inChannels : c.inChannels;
@@ -373,7 +374,9 @@ export class DiT extends Model {
     this.xEmbedder = new PatchEmbed(vb.pp("x_embedder").pp("proj"), c.inChannels, d, c.patchSize, init);
     this.tEmbedder = new TimestepEmbedder(vb.pp("t_embedder"), d, init);
     this.yEmbedder = new LabelEmbedder(vb.pp("y_embedder"), c.numClasses, d, c.classDropoutProb, init);
-    this.posEmbed = vb.buffer("pos_embed", [1, this.grid * this.grid, d], (t) => tidy(() => void t.copy_(sincos2d(d, this.grid))));
+    // Computed even without initialisation: diffusers checkpoints do not carry it.
+    this.posEmbed = vb.buffer("pos_embed", [1, this.grid * this.grid, d]);
+    noGrad(() => tidy(() => void this.posEmbed.copy_(sincos2d(d, this.grid))));
     this.blocks = Array.from({ length: c.depth }, (_, i) => new DiTBlock(vb.pp("blocks").pp(i), c, init));
     this.finalLayer = new FinalLayer(vb.pp("final_layer"), d, c.patchSize, this.outChannels, init);
   }

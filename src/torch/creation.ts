@@ -79,11 +79,15 @@ export function tensor(data: unknown, opts: TensorOptions = {}): Tensor {
 
 export const scalarTensor = (v: number, opts: TensorOptions = {}) => tensor(v, opts);
 
-export const zeros = (shape: readonly number[], o: TensorOptions = {}) => finish(call("zeros", shape, code(o.dtype)), o);
-export const ones = (shape: readonly number[], o: TensorOptions = {}) => finish(call("ones", shape, code(o.dtype)), o);
-export const empty = (shape: readonly number[], o: TensorOptions = {}) => finish(call("empty.memory_format", shape, code(o.dtype)), o);
+// Deterministic factories allocate on the target device directly (no CPU copy of a large model first).
+const dev = (o: TensorOptions) => (o.device && o.device !== "cpu" ? o.device : null);
+const grad = (t: Tensor, o: TensorOptions) => (o.requiresGrad ? t.requiresGrad_(true) : t);
+export const zeros = (shape: readonly number[], o: TensorOptions = {}) => grad(call("zeros", shape, code(o.dtype), null, dev(o)), o);
+export const ones = (shape: readonly number[], o: TensorOptions = {}) => grad(call("ones", shape, code(o.dtype), null, dev(o)), o);
+export const empty = (shape: readonly number[], o: TensorOptions = {}) =>
+  grad(call("empty.memory_format", shape, code(o.dtype), null, dev(o)), o);
 export const full = (shape: readonly number[], value: number, o: TensorOptions = {}) =>
-  finish(call("full", shape, value, code(o.dtype)), o);
+  grad(call("full", shape, value, code(o.dtype), null, dev(o)), o);
 /** Values start, start+step, ... below end; `arange(n)` counts 0..n-1. int64 when all arguments are integers. */
 export function arange(start: number, end?: number, step = 1, o: TensorOptions = {}): Tensor {
   const [s, e] = end === undefined ? [0, start] : [start, end];
