@@ -1,0 +1,155 @@
+// ImageFolder: root/<class>/<images> (PNG or JPEG, any depth below the class folder), as torchvision's ImageFolder.
+// Differences, on purpose: folders and files whose names start with "." are skipped (no ".ipynb_checkpoints"
+// class), and the class order can come from a list (see ImageFolderOptions) - an unsorted list such as an ImageNet
+// subset file is where silently wrong labels usually come from, so the order used is recorded in source.classOrder.
+import { createHash } from "node:crypto";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { extname, join, relative } from "node:path";
+import { InputError } from "../../errors.js";
+import * as torch from "../../torch/index.js";
+import { convertChannels, decodeImage, imageToUint8Tensor, resizeImages } from "../image.js";
+import type { Dataset } from "./dataset.js";
+
+export const IMAGE_EXTENSIONS = [".png", ".jpg", ".jpeg"];
+/** A class-list file inside the root that, when present, fixes the class order (one name per line). */
+export const CLASS_LIST_FILE = "classes.txt";
+
+export interface ImageFolderOptions {
+  /** 1 = grey, 3 = RGB (PIL convert semantics). Default: 1 when every image is grey (with or without alpha), else 3. */
+  channels?: 1 | 3;
+  /** Resize every image to size x size or [h, w] (bilinear, see resizeImages). Needed when image sizes differ. */
+  size?: number | readonly [number, number];
+  /** Low-pass filter when shrinking (default true, closer to PIL's resize used by torchvision pipelines). */
+  antialias?: boolean;
+  /** Class names in label order. Folders not listed are ignored. */
+  classes?: readonly string[];
+  /** A file with one class name per line, same meaning as `classes`. Default: <root>/classes.txt when it exists. */
+  classFile?: string;
+}
+
+/** Reads a class-list file: one name per line, surrounding blanks trimmed, empty lines ignored, no duplicates. */
+export function readClassFile(path: string): string[] {
+  if (!existsSync(path)) throw new InputError(`${path}: class-list file not found`);
+  const names = readFileSync(path, "utf8")
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0);
+  checkClassList(names, path);
+  return names;
+}
+
+function checkClassList(names: readonly string[], where: string): void {
+  if (names.length === 0) throw new InputError(`${where}: the class list is empty`);
+  const seen = new Set<string>();
+  for (const n of names) {
+    if (seen.has(n)) throw new InputError(`${where}: class '${n}' is listed twice`);
+    seen.add(n);
+  }
+}
+
+/** Code-point order (as Python's sorted on str), via UTF-8 bytes. */
+const byCodePoint = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+
+const visible = (name: string) => !name.startsWith(".");
+
+/** Image files under dir (recursively), sorted by path. */
+function listImages(dir: string): string[] {
+  const out: string[] = [];
+  const entries = readdirSync(dir, { withFileTypes: true })
+    .filter((e) => visible(e.name))
+    .sort((a, b) => byCodePoint(a.name, b.name));
+  for (const e of entries) {
+    const p = join(dir, e.name);
+    const isDir = e.isDirectory() || (e.isSymbolicLink() && statSync(p).isDirectory());
+    if (isDir) out.push(...listImages(p));
+    else if (IMAGE_EXTENSIONS.includes(extname(e.name).toLowerCase())) out.push(p);
+  }
+  return out;
+}
+
+/** Decides the classes (label order) and where that order came from. */
+function resolveClasses(root: string, o: ImageFolderOptions): { classes: string[]; order: string } {
+  const folders = readdirSync(root, { withFileTypes: true })
+    .filter((e) => visible(e.name) && (e.isDirectory() || (e.isSymbolicLink() && statSync(join(root, e.name)).isDirectory())))
+    .map((e) => e.name)
+    .sort(byCodePoint);
+  if (o.classes && o.classFile) throw new InputError("give the class list either as names or as a file, not both");
+  const defaultFile = join(root, CLASS_LIST_FILE);
+  let classes: string[];
+  let order: string;
+  if (o.classes) {
+    classes = o.classes.slice();
+    checkClassList(classes, "class list");
+    order = "list";
+  } else if (o.classFile || existsSync(defaultFile)) {
+    order = o.classFile ?? defaultFile;
+    classes = readClassFile(order);
+  } else {
+    if (folders.length === 0) throw new InputError(`${root}: no class folders (expected ${root}/<class>/<images>)`);
+    return { classes: folders, order: "sorted folder names" };
+  }
+  const have = new Set(folders);
+  const missing = classes.filter((c) => !have.has(c));
+  if (missing.length > 0) {
+    const shown = missing.slice(0, 5).map((c) => `'${c}'`).join(", ");
+    throw new InputError(`${root}: no folder for ${missing.length} listed class(es): ${shown}${missing.length > 5 ? ", ..." : ""} (class list: ${order})`);
+  }
+  return { classes, order };
+}
+
+/**
+ * Loads every image into one [N, C, H, W] uint8 tensor, labels = class positions. source.sha256 hashes, for each
+ * file in load order, its path relative to the root, a NUL byte and its bytes.
+ */
+export function loadImageFolder(root: string, o: ImageFolderOptions = {}): Dataset {
+  if (!existsSync(root) || !statSync(root).isDirectory()) throw new InputError(`${root}: no such folder`);
+  const { classes, order } = resolveClasses(root, o);
+  const size = o.size === undefined ? undefined : typeof o.size === "number" ? ([o.size, o.size] as const) : o.size;
+  if (size && !size.every((s) => Number.isInteger(s) && s > 0)) throw new InputError(`image size must be positive integers, got ${size}`);
+
+  const hash = createHash("sha256");
+  // Each image as CHW bytes with its own channel count (1 or 3); the common count is known only at the end.
+  const items: { chw: Uint8Array; channels: 1 | 3 }[] = [];
+  const labels: number[] = [];
+  let shape: { h: number; w: number; file: string } | undefined;
+  classes.forEach((cls, label) => {
+    const files = listImages(join(root, cls));
+    if (files.length === 0) throw new InputError(`${join(root, cls)}: class folder has no images (${IMAGE_EXTENSIONS.join(", ")})`);
+    for (const file of files) {
+      const bytes = readFileSync(file);
+      hash.update(relative(root, file)).update("\0").update(bytes);
+      const raw = decodeImage(bytes, file);
+      const channels = o.channels ?? (raw.channels <= 2 ? 1 : 3);
+      const img = convertChannels(raw, channels);
+      let chw: Uint8Array;
+      if (size) {
+        chw = torch.tidy(() => resizeImages(imageToUint8Tensor(img).unsqueeze(0), size, { antialias: o.antialias }).toBytes());
+      } else {
+        shape ??= { h: img.height, w: img.width, file };
+        if (img.height !== shape.h || img.width !== shape.w)
+          throw new InputError(`${file}: ${img.width}x${img.height} differs from ${shape.file} (${shape.w}x${shape.h}); give an image size to resize to`);
+        chw = torch.tidy(() => imageToUint8Tensor(img).toBytes());
+      }
+      items.push({ chw, channels });
+      labels.push(label);
+    }
+  });
+
+  const c = items.some((it) => it.channels === 3) ? 3 : 1;
+  const [h, w] = size ?? [shape!.h, shape!.w];
+  const plane = h * w;
+  const data = new Uint8Array(items.length * c * plane);
+  items.forEach((it, i) => {
+    // Grey images among colour ones are replicated, as PIL's convert('RGB').
+    for (let ch = 0; ch < c; ch++) {
+      const from = it.channels === 1 ? 0 : ch * plane;
+      data.set(it.chw.subarray(from, from + plane), (i * c + ch) * plane);
+    }
+  });
+  return {
+    images: torch.fromArray(data, [items.length, c, h, w]),
+    labels: Int32Array.from(labels),
+    classes,
+    source: { format: "image-folder", path: root, fileCount: items.length, sha256: hash.digest("hex"), classOrder: order },
+  };
+}

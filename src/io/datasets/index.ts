@@ -1,0 +1,5 @@
+// Data sets: the Dataset type, readers (idx / Fashion-MNIST, ImageFolder) and seeded selections.
+export * from "./dataset.js";
+export * from "./idx.js";
+export * from "./imagefolder.js";
+export * from "./split.js";

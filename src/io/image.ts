@@ -1,0 +1,137 @@
+// Images between files and tensors: decoding by magic bytes (PNG with our codec, JPEG with jpeg-js), channel
+// conversion as PIL's convert(), HWC uint8 <-> CHW float in [0, 1] as torchvision's ToTensor / save_image, and
+// batch resizing.
+import jpeg from "jpeg-js";
+import { InputError } from "../errors.js";
+import * as torch from "../torch/index.js";
+import type { Tensor } from "../torch/index.js";
+import { decodePng, encodePng, isPng, type RawImage } from "./png.js";
+
+export type { RawImage } from "./png.js";
+
+const isJpeg = (b: Uint8Array) => b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff;
+
+/**
+ * Decodes PNG or JPEG bytes (recognised by their magic, not the file name). `source` (a path) prefixes error
+ * messages. A greyscale JPEG gives 1 channel; colour JPEGs (YCbCr, CMYK) give RGB.
+ */
+export function decodeImage(bytes: Uint8Array, source = "image"): RawImage {
+  try {
+    if (isPng(bytes)) return decodePng(bytes);
+    if (isJpeg(bytes)) return decodeJpeg(bytes);
+  } catch (e) {
+    throw new InputError(`${source}: ${(e as Error).message}`);
+  }
+  throw new InputError(`${source}: not a PNG or JPEG file (unknown magic bytes)`);
+}
+
+function decodeJpeg(bytes: Uint8Array): RawImage {
+  // Not tolerant: a truncated or damaged file is an error, as in PIL, rather than a partly grey image.
+  const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, tolerantDecoding: false });
+  const rgb: RawImage = { width: img.width, height: img.height, channels: 3, data: img.data };
+  // jpeg-js replicates a single component into R, G and B; report such images as the greyscale they are.
+  return jpegComponents(bytes) === 1 ? convertChannels(rgb, 1) : rgb;
+}
+
+/** The component count in the JPEG frame header (SOFn), or 0 when none is found. */
+function jpegComponents(b: Uint8Array): number {
+  let p = 2;
+  while (p + 4 <= b.length) {
+    if (b[p] !== 0xff) return 0;
+    const m = b[p + 1];
+    if (m === 0xff) {
+      p++; // fill byte
+      continue;
+    }
+    const len = (b[p + 2] << 8) | b[p + 3];
+    // SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC): byte 9 after the marker is Nf.
+    if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) return p + 9 < b.length ? b[p + 9] : 0;
+    p += 2 + len;
+  }
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Channel conversion (PIL semantics)
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * Converts to 1 (grey) or 3 (RGB) channels as PIL's convert('L') / convert('RGB'): alpha is dropped (not composited),
+ * grey is replicated, and RGB -> grey is ITU-R 601-2 luma L = R*299/1000 + G*587/1000 + B*114/1000 in PIL's fixed-point
+ * form (R*19595 + G*38470 + B*7471 + 0x8000) >> 16.
+ */
+export function convertChannels(img: RawImage, channels: 1 | 3): RawImage {
+  const src = img.channels;
+  const colour = src >= 3;
+  if ((channels === 1 && src === 1) || (channels === 3 && src === 3)) return img;
+  const n = img.width * img.height;
+  const d = img.data;
+  const out = new Uint8Array(n * channels);
+  for (let i = 0; i < n; i++) {
+    const s = i * src;
+    if (channels === 1) out[i] = colour ? (d[s] * 19595 + d[s + 1] * 38470 + d[s + 2] * 7471 + 0x8000) >>> 16 : d[s];
+    else for (let c = 0; c < 3; c++) out[i * 3 + c] = d[s + (colour ? c : 0)];
+  }
+  return { width: img.width, height: img.height, channels, data: out };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Tensors
+// ---------------------------------------------------------------------------------------------------------------
+
+/** HWC uint8 -> [C, H, W] uint8 tensor, converting channels first when `channels` is given. */
+export function imageToUint8Tensor(img: RawImage, channels?: 1 | 3): Tensor {
+  const im = channels ? convertChannels(img, channels) : img;
+  return torch.tidy(() => torch.fromArray(im.data, [im.height, im.width, im.channels]).permute(2, 0, 1).contiguous());
+}
+
+/** HWC uint8 -> [C, H, W] float32 in [0, 1] (x / 255, as ToTensor), converting channels first when asked. */
+export function imageToTensor(img: RawImage, channels?: 1 | 3): Tensor {
+  return torch.tidy(() => imageToUint8Tensor(img, channels).to("float32").div(255));
+}
+
+/**
+ * [C, H, W] float in [0, 1] -> HWC uint8 image, quantised as torchvision's save_image: x*255 + 0.5, clamped to
+ * [0, 255], truncated. C must be 1 or 3.
+ */
+export function tensorToImage(t: Tensor): RawImage {
+  if (t.ndim !== 3 || (t.size(0) !== 1 && t.size(0) !== 3)) throw new Error(`tensorToImage: expected [1|3, H, W], got [${t.shape}]`);
+  const [c, h, w] = t.shape;
+  const data = torch.tidy(() => t.to("float32").mul(255).add(0.5).clamp(0, 255).to("uint8").permute(1, 2, 0).contiguous().toBytes());
+  return { width: w, height: h, channels: c as 1 | 3, data };
+}
+
+/**
+ * [C, H, W] in [0, 1] -> PNG bytes (8-bit grey for C = 1, RGB for C = 3). torchvision's save_image writes a 1-channel
+ * tensor as RGB with three equal channels; the grey PNG here holds the same values.
+ */
+export function tensorToPng(t: Tensor): Uint8Array {
+  return encodePng(tensorToImage(t));
+}
+
+/** Uint8 images (0..255) become float32 in [0, 1]; float images are returned as float32 unchanged in value. */
+export function toUnitFloat(images: Tensor): Tensor {
+  return images.dtype === "uint8" ? torch.tidy(() => images.to("float32").div(255)) : images.to("float32");
+}
+
+export interface ResizeOptions {
+  /**
+   * Low-pass filter when shrinking (aten _upsample_bilinear2d_aa, torchvision's antialias=True), closer to PIL's
+   * resize; false = plain F.interpolate(mode="bilinear"). Default true.
+   */
+  antialias?: boolean;
+}
+
+/**
+ * Bilinear resize of [N, C, H, W] to [h, w] (align_corners = false). Float input stays float; uint8 input is resized
+ * in float and rounded back, as torchvision's tensor Resize does.
+ */
+export function resizeImages(x: Tensor, size: readonly [number, number], o: ResizeOptions = {}): Tensor {
+  return torch.tidy(() => {
+    const f = x.dtype === "uint8" ? x.to("float32") : x;
+    const y = (o.antialias ?? true)
+      ? torch.callOp("_upsample_bilinear2d_aa.vec", f, size, false, null)
+      : torch.F.interpolate(f, { size: [size[0], size[1]], mode: "bilinear", alignCorners: false });
+    return x.dtype === "uint8" ? torch.round(y).clamp(0, 255).to("uint8") : y;
+  });
+}
