@@ -4,6 +4,7 @@
 // ImageNet-1k index (its line in class_indices.txt). Both are written into the manifest.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { FASHION_MNIST_CLASSES } from "../io/datasets/idx.js";
 import { assetPath } from "../util/assets.js";
 import type { FillRule, Strategy } from "./select.js";
 import type { NormKind } from "./refine.js";
@@ -87,8 +88,6 @@ export function recipeDefaults(preset: PresetName, compat: Compat): RecipeDefaul
   if (compat === "paper") return base;
   return { ...base, fill: "ordered", timestepMode: "index", refineTrainMode: true, ...AUTHORS[preset] };
 }
-
-export const FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 
 function readList(file: string): string[] {
   return readFileSync(assetPath(join("imagenet", file)), "utf8")
