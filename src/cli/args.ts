@@ -28,7 +28,12 @@ type ValueOf<S extends FlagSpec> = S["type"] extends "boolean"
       ? string[]
       : string;
 
-export type Parsed<S extends FlagSpecs> = { [K in keyof S]: ValueOf<S[K]> | undefined } & { _: string[]; given: Set<string> };
+type Camel<S extends string> = S extends `${infer A}-${infer B}` ? `${A}${Capitalize<Camel<B>>}` : S;
+
+/** Flags by camelCase name; those with a default are always set. */
+export type Parsed<S extends FlagSpecs> = {
+  [K in keyof S as Camel<K & string>]: S[K] extends { default: unknown } ? ValueOf<S[K]> : ValueOf<S[K]> | undefined;
+} & { _: string[]; given: Set<string> };
 
 const camel = (s: string) => s.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 

@@ -2,6 +2,7 @@
 // The `cao2` command: dispatches to one module per command (src/cli/<command>.ts), each exporting
 // `summary` and `run(argv)`. Input errors print one line and exit 2; anything else is a bug (exit 1).
 import { InputError } from "../errors.js";
+import { Interrupted } from "../util/interrupt.js";
 
 export interface Command {
   summary: string;
@@ -11,6 +12,7 @@ export interface Command {
 // Summaries live here so that `cao2 --help` does not load libtorch.
 const COMMANDS: Record<string, [summary: string, load: () => Promise<Command>]> = {
   inspect: ["List a checkpoint's tensors and guess its architecture", () => import("./inspect.js")],
+  train: ["Train the small models of the embedded default (classifier, autoencoder, DiT)", () => import("./train.js")],
 };
 
 function usage(): string {
@@ -51,6 +53,10 @@ export async function main(argv: string[]): Promise<number> {
     const cmd = await load();
     return (await cmd.run(rest)) ?? 0;
   } catch (e) {
+    if (e instanceof Interrupted) {
+      process.stderr.write(`cao2 ${name}: ${e.message}\n`);
+      return 130;
+    }
     const msg = e instanceof InputError ? e.message : fsMessage(e);
     if (msg === undefined) throw e;
     process.stderr.write(`cao2 ${name}: error: ${msg}\n`);

@@ -12,6 +12,8 @@
 // supplement ... by randomly selecting from the remaining images") or, with fill "ordered" (the released code), in the
 // strategy's own order.
 
+import { shuffled } from "../util/seed.js";
+
 export const STRATEGIES = ["confident", "least-confident", "correct", "random", "el2n", "auto"] as const;
 export type Strategy = (typeof STRATEGIES)[number];
 export type FillRule = "random" | "ordered";
@@ -68,16 +70,6 @@ export function scoreCandidates(probs: Float32Array | Float64Array, numClasses: 
 export function resolveStrategy(strategy: Strategy, ipc: number, autoIpcThreshold = 50): Exclude<Strategy, "auto"> {
   if (strategy !== "auto") return strategy;
   return ipc >= autoIpcThreshold ? "least-confident" : "confident";
-}
-
-/** Fisher-Yates with the given source, so orders are reproducible from the run's seed. */
-export function shuffled<T>(xs: readonly T[], random: () => number): T[] {
-  const a = [...xs];
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [a[i], a[j]] = [a[j], a[i]];
-  }
-  return a;
 }
 
 export function selectCandidates(cands: readonly Candidate[], target: number, o: SelectOptions): Selection {

@@ -3,3 +3,4 @@ export * from "./dataset.js";
 export * from "./idx.js";
 export * from "./imagefolder.js";
 export * from "./split.js";
+export * from "./spec.js";

@@ -1,0 +1,76 @@
+// Models saved by cao2 carry what is needed to rebuild and use them in the safetensors metadata (key "cao2"): the
+// model kind and configuration, the input preprocessing and the class names. A user's own checkpoint without it
+// is described by flags instead (see the CLI commands).
+import { InputError } from "../errors.js";
+import { SafetensorsFile, saveSafetensors } from "../io/safetensors.js";
+import { type AutoencoderKL, type AutoencoderKLConfig, createAutoencoderKL } from "./autoencoder.js";
+import { type ConvNet, type ConvNetConfig, createConvNet } from "./convnet.js";
+import { createDiT, type DiT, type DiTConfig } from "./dit.js";
+import { tidy } from "../torch/index.js";
+import type { Model } from "./module.js";
+import { createResNet, type ResNet, type ResNetConfig } from "./resnet.js";
+
+/** How a classifier's input is prepared from images in [0, 1]: resize to size x size, then (x - mean) / std. */
+export interface Preprocess {
+  size: number;
+  channels: number;
+  mean: number[];
+  std: number[];
+}
+
+export type SavedModel =
+  | { kind: "resnet"; config: ResNetConfig; preprocess: Preprocess; classes: string[] }
+  | { kind: "convnet"; config: ConvNetConfig; preprocess: Preprocess; classes: string[] }
+  | { kind: "dit"; config: DiTConfig; classes: string[] }
+  | { kind: "autoencoder"; config: AutoencoderKLConfig; scalingFactor: number };
+
+export type BuiltModel = ResNet | ConvNet | DiT | AutoencoderKL;
+
+/** Writes the model's state dict with its description (atomic). */
+export function saveModel(path: string, model: Model, meta: SavedModel, extra: Record<string, string> = {}): void {
+  saveSafetensors(path, model.stateDict(), { ...extra, cao2: JSON.stringify(meta) });
+}
+
+/** The description stored with a cao2 model, or undefined for other checkpoints. */
+export function readModelMeta(path: string): SavedModel | undefined {
+  const f = SafetensorsFile.open(path);
+  try {
+    const raw = f.metadata.cao2;
+    return raw ? (JSON.parse(raw) as SavedModel) : undefined;
+  } finally {
+    f.close();
+  }
+}
+
+/** Builds a model from its description (weights left at zero; load them next). */
+export function buildModel(meta: SavedModel, device = "cpu"): BuiltModel {
+  switch (meta.kind) {
+    case "resnet":
+      return createResNet(meta.config, { device });
+    case "convnet":
+      return createConvNet(meta.config, { device });
+    case "dit":
+      return createDiT(meta.config, {}, { device, init: false });
+    case "autoencoder":
+      return createAutoencoderKL(meta.config, { device, init: "zeros" });
+  }
+}
+
+/** Loads a cao2-saved model of the expected kind. */
+export function loadSavedModel<K extends SavedModel["kind"]>(
+  path: string,
+  kind: K,
+  device = "cpu",
+): { model: BuiltModel; meta: Extract<SavedModel, { kind: K }> } {
+  const meta = readModelMeta(path);
+  if (!meta) throw new InputError(`${path}: not a cao2 model file (no "cao2" metadata); describe the model with flags instead`);
+  if (meta.kind !== kind) throw new InputError(`${path}: holds a ${meta.kind} model, expected a ${kind}`);
+  const model = buildModel(meta, device);
+  const f = SafetensorsFile.open(path);
+  try {
+    tidy(() => model.loadStateDict(new Map(f.keys().map((k) => [k, f.get(k)]))));
+  } finally {
+    f.close();
+  }
+  return { model, meta: meta as Extract<SavedModel, { kind: K }> };
+}

@@ -1,0 +1,150 @@
+// Recipe: train an image classifier (the selector / soft-label teacher) on a data set's training split, validating
+// on a held-out part of that split (never the test set). SGD with Nesterov momentum, cosine learning rate per step,
+// random crop with padding and horizontal flips. Resumable; the result is a cao2 model file with its preprocessing.
+import { join } from "node:path";
+import { type Dataset, batch, splitTrainVal } from "../io/datasets/index.js";
+import { resizeImages } from "../io/image.js";
+import { normalize, randomCropWithPadding, randomHorizontalFlip } from "../evaluate/augment.js";
+import { createResNet, type ResNet, type ResNetConfig } from "../models/resnet.js";
+import { type Preprocess, saveModel } from "../models/saved.js";
+import { argmax, F, Generator, noGrad, SGD, type Tensor, tidy } from "../torch/index.js";
+import { deriveSeed, randomSource, shuffled } from "../util/seed.js";
+import type { Progress } from "../util/progress.js";
+import { trainLoop } from "./loop.js";
+
+export interface ClassifierRecipe {
+  depth: 18 | 50 | 101;
+  stem: NonNullable<ResNetConfig["stem"]>;
+  norm: "batch" | "instance";
+  /** Images are resized to size x size (uint8, once) before training. */
+  size: number;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  labelSmoothing: number;
+  /** Validation images per class held out of the training split. */
+  valPerClass: number;
+  seed: number;
+  checkpointEvery: number;
+}
+
+export const CLASSIFIER_DEFAULTS: ClassifierRecipe = {
+  depth: 18,
+  stem: "mid",
+  norm: "batch",
+  size: 32,
+  epochs: 12,
+  batchSize: 128,
+  lr: 0.1,
+  momentum: 0.9,
+  weightDecay: 5e-4,
+  labelSmoothing: 0.1,
+  valPerClass: 500,
+  seed: 0,
+  checkpointEvery: 200,
+};
+
+/** Per-channel mean and standard deviation of uint8 images, in [0, 1] units. */
+export function channelStats(images: Tensor): { mean: number[]; std: number[] } {
+  return tidy(() => {
+    const x = images.to("float64").div(255);
+    const dims = [0, 2, 3];
+    return {
+      mean: x.mean(dims).toNumbers(),
+      std: x.sub(x.mean(dims, true)).pow(2).mean(dims).sqrt().toNumbers(),
+    };
+  });
+}
+
+/** Top-1 accuracy of a classifier on a data set (already at the model's size), in eval mode, in batches. */
+export function accuracy(model: ResNet, ds: Dataset, pre: Preprocess, batchSize = 500): number {
+  const wasTraining = model.training;
+  model.eval();
+  let correct = 0;
+  noGrad(() => {
+    for (let i = 0; i < ds.labels.length; i += batchSize) {
+      const idx = Array.from({ length: Math.min(batchSize, ds.labels.length - i) }, (_, k) => i + k);
+      correct += tidy(() => {
+        const { x, y } = batch(ds, idx);
+        return argmax(model.forward(normalize(x, pre.mean, pre.std)), 1).eq(y).sum().item();
+      });
+    }
+  });
+  model.train(wasTraining);
+  return correct / ds.labels.length;
+}
+
+/** Resizes a data set's images to size x size (uint8). */
+export function resized(ds: Dataset, size: number): Dataset {
+  if (ds.images.size(2) === size && ds.images.size(3) === size) return ds;
+  return { ...ds, images: resizeImages(ds.images, [size, size]) };
+}
+
+export interface ClassifierRun {
+  data: Dataset;
+  outDir: string;
+  resume: boolean;
+  steps?: number;
+  progress?: Progress;
+}
+
+/** Trains and writes <outDir>/model.safetensors; returns the validation accuracy of the final weights. */
+export function trainClassifier(r: ClassifierRun, recipe: ClassifierRecipe): { valAccuracy: number; modelPath: string } {
+  const data = resized(r.data, recipe.size);
+  const { train, val } = splitTrainVal(data, { valPerClass: recipe.valPerClass, seed: deriveSeed(recipe.seed, "split") });
+  const stats = channelStats(train.images);
+  const pre: Preprocess = { size: recipe.size, channels: data.images.size(1), mean: stats.mean, std: stats.std };
+  const config: ResNetConfig = { depth: recipe.depth, numClasses: data.classes.length, inChannels: pre.channels, norm: recipe.norm, stem: recipe.stem };
+  const model = createResNet(config, { generator: new Generator(deriveSeed(recipe.seed, "init")) });
+  const decay = model.parameters().filter((p) => p.ndim > 1);
+  const noDecay = model.parameters().filter((p) => p.ndim <= 1);
+  const optimizer = new SGD(
+    [
+      { params: decay, weightDecay: recipe.weightDecay },
+      { params: noDecay, weightDecay: 0 },
+    ],
+    { lr: recipe.lr, momentum: recipe.momentum, nesterov: true },
+  );
+  const aug = new Generator(deriveSeed(recipe.seed, "augment"));
+  const perEpoch = Math.floor(train.labels.length / recipe.batchSize);
+  const total = r.steps ?? recipe.epochs * perEpoch;
+  const trainIdx = Array.from({ length: train.labels.length }, (_, i) => i);
+  let orderEpoch = -1;
+  let order: number[] = [];
+  const step = (i: number) => {
+    const epoch = Math.floor(i / perEpoch);
+    if (epoch !== orderEpoch) {
+      order = shuffled(trainIdx, randomSource(deriveSeed(recipe.seed, "order", epoch)));
+      orderEpoch = epoch;
+    }
+    const lr = (recipe.lr * (1 + Math.cos((Math.PI * i) / total))) / 2;
+    for (const g of optimizer.paramGroups) g.lr = lr;
+    const pos = (i % perEpoch) * recipe.batchSize;
+    const { x, y } = batch(train, order.slice(pos, pos + recipe.batchSize));
+    const xa = normalize(randomHorizontalFlip(randomCropWithPadding(x, aug, 4), aug), pre.mean, pre.std);
+    const loss = F.crossEntropy(model.forward(xa), y, { labelSmoothing: recipe.labelSmoothing });
+    loss.backward();
+    optimizer.step();
+    optimizer.zeroGrad();
+    return { loss: loss.item(), lr };
+  };
+  model.train();
+  trainLoop({ model, optimizer, generators: { augment: aug } }, step, {
+    steps: total,
+    checkpointEvery: recipe.checkpointEvery,
+    checkpointPath: join(r.outDir, "state.safetensors"),
+    logPath: join(r.outDir, "log.jsonl"),
+    logEvery: 20,
+    resume: r.resume,
+    config: { ...recipe, steps: total, classes: data.classes, dataSha256: data.source.sha256 },
+    validateEvery: perEpoch,
+    validate: () => ({ val_accuracy: accuracy(model, val, pre) }),
+    progress: r.progress,
+  });
+  const valAccuracy = accuracy(model, val, pre);
+  const modelPath = join(r.outDir, "model.safetensors");
+  saveModel(modelPath, model, { kind: "resnet", config, preprocess: pre, classes: data.classes }, { val_accuracy: valAccuracy.toFixed(4) });
+  return { valAccuracy, modelPath };
+}
