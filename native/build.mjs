@@ -17,5 +17,9 @@ const local = join(here, "..", "node_modules", "node-gyp", "bin", "node-gyp.js")
 const gyp = process.env.npm_config_node_gyp || (existsSync(local) ? local : undefined);
 const [cmd, args] = gyp ? [process.execPath, [gyp]] : ["node-gyp", []];
 const jobs = process.env.JOBS ?? "max";
-const r = spawnSync(cmd, [...args, "rebuild", `--jobs=${jobs}`], { cwd: here, stdio: "inherit" });
+// Build against the running Node's own headers when they are installed (no download); npm may already say where.
+const prefix = dirname(dirname(process.execPath));
+const nodedir = process.env.npm_config_nodedir || (existsSync(join(prefix, "include", "node", "node.h")) ? prefix : undefined);
+const extra = nodedir ? [`--nodedir=${nodedir}`] : [];
+const r = spawnSync(cmd, [...args, "rebuild", `--jobs=${jobs}`, ...extra], { cwd: here, stdio: "inherit" });
 process.exit(r.status ?? 1);

@@ -17,7 +17,9 @@
 #include <torch/csrc/autograd/variable.h>
 #include <torch/version.h>
 
+#include <atomic>
 #include <cmath>
+#include <csignal>
 #include <cstring>
 #include <mutex>
 #include <string>
@@ -589,6 +591,31 @@ Napi::Value ParallelInfo(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), at::get_parallel_info());
 }
 
+// Interrupts. Long loops run synchronously, so Node's own signal events (dispatched by the event loop) would only
+// arrive after the loop ends. Instead a plain signal handler counts SIGINT/SIGTERM and loops poll the count at safe
+// points; a second signal terminates the process at once with the signal's default action.
+std::atomic<int> g_signals{0};
+
+void OnSignal(int sig) {
+  if (g_signals.fetch_add(1) >= 1) {
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+  }
+}
+
+Napi::Value WatchSignals(const Napi::CallbackInfo& info) {
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  return info.Env().Undefined();
+}
+
+Napi::Value SignalsReceived(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), g_signals.load());
+}
+
 // Every entry point turns C++ exceptions (c10::Error carries libtorch's message) into JS Errors.
 template <Napi::Value (*F)(const Napi::CallbackInfo&)>
 Napi::Value Guarded(const Napi::CallbackInfo& info) {
@@ -633,6 +660,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("cudaDeviceCount", CudaDeviceCount);
   EXPORT("version", Version);
   EXPORT("parallelInfo", ParallelInfo);
+  EXPORT("watchSignals", WatchSignals);
+  EXPORT("signalsReceived", SignalsReceived);
 #undef EXPORT
   return exports;
 }

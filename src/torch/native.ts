@@ -36,6 +36,8 @@ export interface NativeBinding {
   cudaDeviceCount(): number;
   version(): string;
   parallelInfo(): string;
+  watchSignals(): void;
+  signalsReceived(): number;
 }
 
 /** Debian's OpenBLAS 0.3.21 does not know newer AVX-512 CPUs and would fall back to slow Prescott kernels. */

@@ -1,7 +1,8 @@
-// Graceful interruption: the first Ctrl-C (SIGINT) or SIGTERM asks long loops to stop at the next safe point (after
-// a checkpoint); a second one exits at once. Loops poll `stopRequested()`.
-let requested = false;
-let installed = false;
+// Graceful interruption. The first Ctrl-C (SIGINT) or SIGTERM asks long loops to stop at the next safe point
+// (after a checkpoint); a second one ends the process at once. Loops run synchronously, so Node's signal events
+// would only be delivered after they finish: the signals are counted by a native handler instead, and loops poll
+// `stopRequested()`.
+import { native } from "../torch/native.js";
 
 export class Interrupted extends Error {
   constructor(what = "interrupted") {
@@ -10,21 +11,17 @@ export class Interrupted extends Error {
   }
 }
 
-export function installInterruptHandler(onFirst?: (signal: string) => void): void {
+let installed = false;
+
+export function installInterruptHandler(): void {
   if (installed) return;
   installed = true;
-  const handler = (signal: NodeJS.Signals) => {
-    if (requested) process.exit(130);
-    requested = true;
-    onFirst?.(signal);
-  };
-  process.on("SIGINT", handler);
-  process.on("SIGTERM", handler);
+  native.watchSignals();
 }
 
-export const stopRequested = (): boolean => requested;
+export const stopRequested = (): boolean => installed && native.signalsReceived() > 0;
 
 /** Throws Interrupted when a stop was requested; call it at safe points. */
-export function checkInterrupt(): void {
-  if (requested) throw new Interrupted();
+export function checkInterrupt(what?: string): void {
+  if (stopRequested()) throw new Interrupted(what);
 }
