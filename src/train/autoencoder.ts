@@ -1,0 +1,146 @@
+// Recipe: train the small AutoencoderKL of the embedded default (32x32x1 -> 8x8x4 with the SD VAE architecture).
+// Loss: L1 reconstruction in [-1, 1] plus a small KL term (weight 1e-6, as the LDM autoencoders) on posterior
+// samples; Adam with a cosine learning rate. The latent scaling factor is 1 / std of the training latents, as
+// latent diffusion sets it. Validation: reconstruction MSE on a held-out part of the training split.
+import { join } from "node:path";
+import { batch, type Dataset, splitTrainVal } from "../io/datasets/index.js";
+import { type AutoencoderKL, type AutoencoderKLConfig, createAutoencoderKL } from "../models/autoencoder.js";
+import { saveModel } from "../models/saved.js";
+import { Adam, F, Generator, noGrad, type Tensor, tidy } from "../torch/index.js";
+import type { Progress } from "../util/progress.js";
+import { deriveSeed, randomSource, shuffled } from "../util/seed.js";
+import { resized } from "./classifier.js";
+import { trainLoop } from "./loop.js";
+
+export interface AutoencoderRecipe {
+  size: number;
+  blockOutChannels: number[];
+  layersPerBlock: number;
+  latentChannels: number;
+  normNumGroups: number;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  klWeight: number;
+  valPerClass: number;
+  seed: number;
+  checkpointEvery: number;
+}
+
+export const AUTOENCODER_DEFAULTS: AutoencoderRecipe = {
+  size: 32,
+  blockOutChannels: [32, 64, 64],
+  layersPerBlock: 1,
+  latentChannels: 4,
+  normNumGroups: 8,
+  epochs: 4,
+  batchSize: 64,
+  lr: 1e-3,
+  klWeight: 1e-6,
+  valPerClass: 200,
+  seed: 0,
+  checkpointEvery: 200,
+};
+
+/** Images in [0, 1] to the autoencoder's [-1, 1]. */
+export const toSigned = (x: Tensor) => x.mul(2).sub(1);
+
+/** Mean squared reconstruction error (in [-1, 1] units) of the posterior means, over a data set. */
+export function reconstructionMse(ae: AutoencoderKL, ds: Dataset, batchSize = 250): number {
+  let total = 0;
+  noGrad(() => {
+    for (let i = 0; i < ds.labels.length; i += batchSize) {
+      const idx = Array.from({ length: Math.min(batchSize, ds.labels.length - i) }, (_, k) => i + k);
+      total += tidy(() => {
+        const x = toSigned(batch(ds, idx).x);
+        return F.mseLoss(ae.decode(ae.encode(x).mean), x, "sum").item();
+      });
+    }
+  });
+  return total / (ds.labels.length * ds.images.size(1) * ds.images.size(2) * ds.images.size(3));
+}
+
+/** 1 / std of the posterior means over (up to) `limit` images: latents then have unit variance. */
+export function latentScale(ae: AutoencoderKL, ds: Dataset, limit = 5000): number {
+  const n = Math.min(limit, ds.labels.length);
+  let sum = 0;
+  let sq = 0;
+  let count = 0;
+  noGrad(() => {
+    for (let i = 0; i < n; i += 250) {
+      const idx = Array.from({ length: Math.min(250, n - i) }, (_, k) => i + k);
+      tidy(() => {
+        const m = ae.encode(toSigned(batch(ds, idx).x)).mean;
+        sum += m.sum().item();
+        sq += m.pow(2).sum().item();
+        count += m.numel;
+      });
+    }
+  });
+  const mean = sum / count;
+  return 1 / Math.sqrt(sq / count - mean * mean);
+}
+
+export interface AutoencoderRun {
+  data: Dataset;
+  outDir: string;
+  resume: boolean;
+  steps?: number;
+  progress?: Progress;
+}
+
+export function trainAutoencoder(r: AutoencoderRun, recipe: AutoencoderRecipe): { valMse: number; scalingFactor: number; modelPath: string } {
+  const data = resized(r.data, recipe.size);
+  const { train, val } = splitTrainVal(data, { valPerClass: recipe.valPerClass, seed: deriveSeed(recipe.seed, "split") });
+  const config: AutoencoderKLConfig = {
+    inChannels: data.images.size(1),
+    outChannels: data.images.size(1),
+    blockOutChannels: recipe.blockOutChannels,
+    layersPerBlock: recipe.layersPerBlock,
+    latentChannels: recipe.latentChannels,
+    normNumGroups: recipe.normNumGroups,
+    scalingFactor: 1,
+  };
+  const ae = createAutoencoderKL(config, { generator: new Generator(deriveSeed(recipe.seed, "init")) });
+  const optimizer = new Adam(ae.parameters(), { lr: recipe.lr });
+  const noise = new Generator(deriveSeed(recipe.seed, "posterior"));
+  const perEpoch = Math.floor(train.labels.length / recipe.batchSize);
+  const total = r.steps ?? recipe.epochs * perEpoch;
+  const all = Array.from({ length: train.labels.length }, (_, i) => i);
+  let orderEpoch = -1;
+  let order: number[] = [];
+  const step = (i: number) => {
+    const epoch = Math.floor(i / perEpoch);
+    if (epoch !== orderEpoch) [order, orderEpoch] = [shuffled(all, randomSource(deriveSeed(recipe.seed, "order", epoch))), epoch];
+    const lr = (recipe.lr * (1 + Math.cos((Math.PI * i) / total))) / 2;
+    optimizer.paramGroups[0].lr = lr;
+    const pos = (i % perEpoch) * recipe.batchSize;
+    const x = toSigned(batch(train, order.slice(pos, pos + recipe.batchSize)).x);
+    const post = ae.encode(x);
+    const rec = F.l1Loss(ae.decode(post.sample(noise)), x);
+    const kl = post.kl().mean();
+    rec.add(kl, recipe.klWeight).backward();
+    optimizer.step();
+    optimizer.zeroGrad();
+    return { l1: rec.item(), kl: kl.item(), lr };
+  };
+  ae.train();
+  trainLoop({ model: ae, optimizer, generators: { posterior: noise } }, step, {
+    steps: total,
+    checkpointEvery: recipe.checkpointEvery,
+    checkpointPath: join(r.outDir, "state.safetensors"),
+    logPath: join(r.outDir, "log.jsonl"),
+    logEvery: 20,
+    resume: r.resume,
+    config: { ...recipe, steps: total, dataSha256: data.source.sha256 },
+    validateEvery: perEpoch,
+    validate: () => ({ val_mse: reconstructionMse(ae, val) }),
+    progress: r.progress,
+  });
+  ae.eval();
+  const valMse = reconstructionMse(ae, val);
+  const scalingFactor = latentScale(ae, train);
+  const modelPath = join(r.outDir, "model.safetensors");
+  saveModel(modelPath, ae, { kind: "autoencoder", config: { ...config, scalingFactor }, scalingFactor }, { val_mse: valMse.toExponential(4) });
+  return { valMse, scalingFactor, modelPath };
+}
