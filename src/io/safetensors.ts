@@ -4,7 +4,8 @@
 import { closeSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync, fstatSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { InputError } from "../errors.js";
-import { type DType, ITEM_SIZE, fromArray, type Tensor } from "../torch/index.js";
+import { type DType, ITEM_SIZE, type Tensor } from "../torch/index.js";
+import { readInto, readTensor } from "./tensor-read.js";
 
 /** safetensors dtype names and ours. I16/I8 load as int16/int8; BOOL as bool. */
 const FROM_ST: Record<string, DType> = {
@@ -76,11 +77,18 @@ export class SafetensorsFile {
     return out;
   }
 
-  /** One tensor, read from disk now (CPU). */
+  /** One tensor, read from disk now (CPU), in bounded chunks. */
   get(name: string): Tensor {
     const info = this.info(name);
-    const bytes = this.readBytes(name);
-    return fromArray(bytes, info.shape, { dtype: info.dtype });
+    return readTensor(this.reader(info), info.dtype, info.shape);
+  }
+
+  /** Copies one tensor into an existing contiguous tensor with as many elements (copy_ converts dtype and device). */
+  getInto(name: string, dst: Tensor): void {
+    const info = this.info(name);
+    const numel = info.shape.reduce((a, b) => a * b, 1);
+    if (dst.numel !== numel) throw new SafetensorsError(this.path, `tensor '${name}' has ${numel} values, the destination ${dst.numel}`);
+    readInto(dst, this.reader(info), info.dtype);
   }
 
   info(name: string): TensorInfo {
@@ -92,6 +100,11 @@ export class SafetensorsFile {
   close(): void {
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
+  }
+
+  private reader(info: TensorInfo) {
+    const fd = this.requireFd();
+    return (buf: Uint8Array, position: number) => readFully(this.path, fd, buf, info.begin + position);
   }
 
   private requireFd(): number {
@@ -121,6 +134,7 @@ function parseHeader(path: string, fd: number): { tensors: Map<string, TensorInf
   }
   const headerBuf = Buffer.alloc(headerLen);
   readFully(path, fd, headerBuf, 8);
+  if (headerBuf[0] !== 0x7b) throw new SafetensorsError(path, "not a safetensors file (the header does not start with '{')");
   let header: unknown;
   try {
     header = JSON.parse(headerBuf.toString("utf8"));
@@ -136,12 +150,15 @@ function parseHeader(path: string, fd: number): { tensors: Map<string, TensorInf
   let metadata: Record<string, string> = {};
   for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
     if (name === "__metadata__") {
+      if (typeof raw !== "object" || raw === null || Array.isArray(raw) || !Object.values(raw).every((v) => typeof v === "string")) {
+        throw new SafetensorsError(path, "__metadata__ must map names to strings");
+      }
       metadata = raw as Record<string, string>;
       continue;
     }
     const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (typeof e !== "object" || e === null) throw new SafetensorsError(path, `tensor '${name}': entry is not an object`);
-    if (typeof e.dtype !== "string" || !(e.dtype in FROM_ST)) {
+    if (typeof e.dtype !== "string" || !Object.hasOwn(FROM_ST, e.dtype)) {
       throw new SafetensorsError(path, `tensor '${name}': unknown dtype ${JSON.stringify(e.dtype)} (known: ${Object.keys(FROM_ST).join(", ")})`);
     }
     if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isInteger(d) && d >= 0)) {
