@@ -44,7 +44,7 @@ export interface TensorEntry {
 
 export interface SkippedEntry {
   key: string;
-  /** What it holds, e.g. "int 10", "argparse.Namespace", "dict of 3". */
+  /** What it holds, e.g. "int 10", "argparse.Namespace", "dict of 2 entries, 6 tensors inside". */
   kind: string;
 }
 
@@ -310,7 +310,7 @@ function summarize(v: unknown): string {
   } catch {
     /* a duplicate key only matters when loading */
   }
-  return `${describe(v)}${refs.size ? ` (${refs.size} tensors)` : ""}`;
+  return `${describe(v)}${refs.size ? `, ${refs.size} tensors inside` : ""}`;
 }
 
 function choosePrefix(keys: string[], opt: string | undefined): string {

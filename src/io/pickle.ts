@@ -346,7 +346,7 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): unknown 
   };
 
   const call = (fn: unknown, args: unknown[]): unknown => {
-    if (!(fn instanceof PyGlobal)) fail(`the pickle calls a ${describe(fn)}, which is not a global`);
+    if (!(fn instanceof PyGlobal)) fail(`the pickle calls a value (${describe(fn)}) that is not a global`);
     const g = fn as PyGlobal;
     if (dangerous.has(g)) refuse(g, "calls", "which can run code; loading a checkpoint never runs code from the file");
     const impl = Object.hasOwn(callables, g.qualname) ? callables[g.qualname] : undefined;
@@ -355,7 +355,7 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): unknown 
   };
 
   const newObj = (cls: unknown, args: unknown[]): unknown => {
-    if (!(cls instanceof PyGlobal)) fail(`the pickle instantiates a ${describe(cls)}, which is not a class`);
+    if (!(cls instanceof PyGlobal)) fail(`the pickle instantiates a value (${describe(cls)}) that is not a global`);
     const g = cls as PyGlobal;
     if (dangerous.has(g)) refuse(g, "instantiates", "which can run code; loading a checkpoint never runs code from the file");
     // A class we implement (OrderedDict, set, ...) is built by our code; any other becomes an inert placeholder.
@@ -704,7 +704,7 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): unknown 
   }
 }
 
-/** A short description of a value for messages ("int 3", "argparse.Namespace", "list of 4"). */
+/** A short description of a value for messages ("int 3", "argparse.Namespace", "list of 4 items"). */
 export function describe(v: unknown): string {
   if (v === null || v === undefined) return "None";
   if (typeof v === "boolean") return `bool ${v ? "True" : "False"}`;
@@ -716,8 +716,8 @@ export function describe(v: unknown): string {
   if (v instanceof PyGlobal) return v.qualname;
   if (v instanceof NumpyArray) return `numpy array [${v.shape}]`;
   if (v instanceof NumpyDType) return `numpy dtype ${v.kind}`;
-  if (v instanceof Map) return `dict of ${v.size}`;
-  if (v instanceof Set) return `set of ${v.size}`;
-  if (Array.isArray(v)) return `${Object.isFrozen(v) ? "tuple" : "list"} of ${v.length}`;
+  if (v instanceof Map) return `dict of ${v.size} entries`;
+  if (v instanceof Set) return `set of ${v.size} items`;
+  if (Array.isArray(v)) return `${Object.isFrozen(v) ? "tuple" : "list"} of ${v.length} items`;
   return (v as object).constructor?.name ?? typeof v;
 }

@@ -141,9 +141,6 @@ function parseHeader(path: string, fd: number): { tensors: Map<string, TensorInf
   } catch (e) {
     throw new SafetensorsError(path, `header is not valid JSON (${(e as Error).message})`);
   }
-  if (typeof header !== "object" || header === null || Array.isArray(header)) {
-    throw new SafetensorsError(path, "header is not a JSON object");
-  }
   const dataStart = 8 + headerLen;
   const dataLen = size - dataStart;
   const tensors = new Map<string, TensorInfo>();

@@ -77,9 +77,9 @@ def rewrite(src, dst, compression=zipfile.ZIP_STORED, transform=None, extra=None
             data = zin.read(info.filename)
             if transform:
                 data = transform(info.filename, data)
-            zout.writestr(info.filename, data)
+            zout.writestr(zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0)), data, compress_type=compression)
         for name, data in (extra or {}).items():
-            zout.writestr(name, data)
+            zout.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data, compress_type=compression)
 
 
 def make_zip64(src, dst):
@@ -182,6 +182,9 @@ def main():
 
     # 10. Legacy (non-zip) format: refused with conversion advice.
     torch.save(sd, out("legacy.pt"), _use_new_zipfile_serialization=False)
+
+    # 10b. A TorchScript archive (torch.jit.save): refused with advice, it is not a torch.save checkpoint.
+    torch.jit.save(torch.jit.script(nn.Linear(2, 2)), out("torchscript.pt"))
 
     # 11. Malicious pickles: os.system and builtins.eval through __reduce__, and an unknown callable.
     torch.save({"model": sd, "payload": SystemPayload()}, out("malicious_system.pt"))
