@@ -5,7 +5,7 @@ import { closeSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync
 import { basename, dirname, join } from "node:path";
 import { InputError } from "../errors.js";
 import { type DType, ITEM_SIZE, type Tensor } from "../torch/index.js";
-import { readInto, readTensor } from "./tensor-read.js";
+import { type ByteSource, readInto, readTensor } from "./tensor-read.js";
 
 /** safetensors dtype names and ours. I16/I8 load as int16/int8; BOOL as bool. */
 const FROM_ST: Record<string, DType> = {
@@ -45,11 +45,14 @@ export class SafetensorsFile {
   readonly path: string;
   readonly tensors: Map<string, TensorInfo>;
   readonly metadata: Record<string, string>;
+  /** File size in bytes. */
+  readonly size: number;
   private fd: number | null;
 
-  private constructor(path: string, fd: number, tensors: Map<string, TensorInfo>, metadata: Record<string, string>) {
+  private constructor(path: string, fd: number, size: number, tensors: Map<string, TensorInfo>, metadata: Record<string, string>) {
     this.path = path;
     this.fd = fd;
+    this.size = size;
     this.tensors = tensors;
     this.metadata = metadata;
   }
@@ -57,8 +60,9 @@ export class SafetensorsFile {
   static open(path: string): SafetensorsFile {
     const fd = openSync(path, "r");
     try {
-      const { tensors, metadata } = parseHeader(path, fd);
-      return new SafetensorsFile(path, fd, tensors, metadata);
+      const size = fstatSync(fd).size;
+      const { tensors, metadata } = parseHeader(path, fd, size);
+      return new SafetensorsFile(path, fd, size, tensors, metadata);
     } catch (e) {
       closeSync(fd);
       throw e;
@@ -77,18 +81,17 @@ export class SafetensorsFile {
     return out;
   }
 
-  /** One tensor, read from disk now (CPU), in bounded chunks. */
+  /** One tensor, read from disk now (CPU). */
   get(name: string): Tensor {
     const info = this.info(name);
-    return readTensor(this.reader(info), info.dtype, info.shape);
+    return readTensor(this.source(info), info.dtype, info.shape);
   }
 
-  /** Copies one tensor into an existing contiguous tensor with as many elements (copy_ converts dtype and device). */
+  /** Copies one tensor into an existing tensor of the same shape (copy_ converts dtype and device). */
   getInto(name: string, dst: Tensor): void {
     const info = this.info(name);
-    const numel = info.shape.reduce((a, b) => a * b, 1);
-    if (dst.numel !== numel) throw new SafetensorsError(this.path, `tensor '${name}' has ${numel} values, the destination ${dst.numel}`);
-    readInto(dst, this.reader(info), info.dtype);
+    if (dst.shape.join() !== info.shape.join()) throw new SafetensorsError(this.path, `tensor '${name}' has shape [${info.shape}], the destination [${dst.shape}]`);
+    readInto(dst, this.source(info), info.dtype);
   }
 
   info(name: string): TensorInfo {
@@ -102,9 +105,9 @@ export class SafetensorsFile {
     this.fd = null;
   }
 
-  private reader(info: TensorInfo) {
-    const fd = this.requireFd();
-    return (buf: Uint8Array, position: number) => readFully(this.path, fd, buf, info.begin + position);
+  private source(info: TensorInfo): ByteSource {
+    this.requireFd();
+    return { path: this.path, fileSize: this.size, offset: info.begin };
   }
 
   private requireFd(): number {
@@ -122,8 +125,7 @@ function readFully(path: string, fd: number, buf: Uint8Array, position: number):
   }
 }
 
-function parseHeader(path: string, fd: number): { tensors: Map<string, TensorInfo>; metadata: Record<string, string> } {
-  const size = fstatSync(fd).size;
+function parseHeader(path: string, fd: number, size: number): { tensors: Map<string, TensorInfo>; metadata: Record<string, string> } {
   if (size < 8) throw new SafetensorsError(path, `file is ${size} bytes, too short for a safetensors header`);
   const lenBuf = Buffer.alloc(8);
   readFully(path, fd, lenBuf, 0);

@@ -8,12 +8,11 @@
 // nothing from the file is ever run. Tensors come back as lazy TensorRefs: their metadata is known after opening, and
 // each one's bytes are read from the archive when it is loaded. Views of a storage (shared storages, offsets,
 // non-contiguous strides) become independent contiguous tensors with the values torch would show.
-import { crc32 } from "node:zlib";
 import { InputError } from "../errors.js";
-import { callOp, type DType, empty, ITEM_SIZE, type Tensor } from "../torch/index.js";
+import { callOp, type DType, ITEM_SIZE, noGrad, type Tensor } from "../torch/index.js";
 import { type Callable, describe, PickleError, PyGlobal, unpickle, UnsafePickleError } from "./pickle.js";
-import { type ReadOptions, readInto, readTensor } from "./tensor-read.js";
-import { ZipReader } from "./zip.js";
+import { type ByteSource, readInto, readTensor, viewBytes } from "./tensor-read.js";
+import { ZipError, ZipReader } from "./zip.js";
 
 export class TorchCheckpointError extends InputError {
   constructor(file: string, msg: string) {
@@ -147,7 +146,11 @@ const TORCH_CALLABLES: Record<string, Callable> = {
 };
 
 export interface TorchOpenOptions {
-  /** Check each storage's CRC-32 when it is read whole (default true; data.pkl is always checked). */
+  /**
+   * Check each storage's CRC-32 before its first tensor is read (default false: an extra pass over the data, which
+   * torch.load does not make either; data.pkl is always checked). A recorded CRC of 0 means the writer computed none
+   * (torch.save with CRC computation off) and passes.
+   */
   verifyCrc?: boolean;
 }
 
@@ -159,6 +162,7 @@ export class TorchArchive {
   readonly bigEndian: boolean;
   private readonly zip: ZipReader;
   private readonly verifyCrc: boolean;
+  private readonly verified = new Set<string>();
 
   private constructor(path: string, zip: ZipReader, root: unknown, bigEndian: boolean, verifyCrc: boolean) {
     this.path = path;
@@ -208,7 +212,7 @@ export class TorchArchive {
         return ref;
       };
       const root = unpickle(zip.read(`${prefix}/data.pkl`), { callables: TORCH_CALLABLES, persistentLoad, source: path });
-      return new TorchArchive(path, zip, root, bigEndian, opts.verifyCrc ?? true);
+      return new TorchArchive(path, zip, root, bigEndian, opts.verifyCrc ?? false);
     } catch (e) {
       zip.close();
       throw e;
@@ -217,65 +221,47 @@ export class TorchArchive {
 
   /** Reads one tensor (a new contiguous CPU tensor with the values of the view). `key` names it in errors. */
   load(ref: TensorRef, key: string): Tensor {
-    this.check(ref, key);
-    if (ref.numel === 0) return empty(ref.shape, { dtype: ref.dtype });
-    if (ref.contiguous) return readTensor(this.reader(ref), ref.dtype, ref.shape, this.readOptions(ref, key));
-    // A strided view: read the storage span it covers, view it as torch would, then copy to a dense tensor.
-    const base = readTensor(this.reader(ref), ref.dtype, [ref.span], this.readOptions(ref, key));
-    try {
-      const view = callOp("as_strided", base, ref.shape, ref.stride, 0);
-      try {
-        return view.contiguous();
-      } finally {
-        view.dispose();
-      }
-    } finally {
-      base.dispose();
-    }
+    if (ref.contiguous) return readTensor(this.source(ref, key), ref.dtype, ref.shape, { bigEndian: this.bigEndian });
+    return this.strided(ref, key, (v) => v.contiguous());
   }
 
-  /** Copies one tensor into an existing contiguous tensor of the same shape (copy_ converts dtype and device). */
+  /** Copies one tensor into an existing tensor of the same shape (copy_ converts dtype and device). */
   loadInto(ref: TensorRef, key: string, dst: Tensor): void {
-    this.check(ref, key);
-    if (ref.contiguous && ref.numel > 0) return readInto(dst, this.reader(ref), ref.dtype, this.readOptions(ref, key));
-    const t = this.load(ref, key);
-    try {
-      dst.copy_(t);
-    } finally {
-      t.dispose();
-    }
+    if (ref.contiguous) return readInto(dst, this.source(ref, key), ref.dtype, { bigEndian: this.bigEndian });
+    this.strided(ref, key, (v) => noGrad(() => dst.copy_(v)));
   }
 
   close(): void {
     this.zip.close();
   }
 
-  private check(ref: TensorRef, key: string): void {
+  /** A strided view (shared storage, transposed, expanded): the storage span it covers, viewed as torch would. */
+  private strided<T>(ref: TensorRef, key: string, fn: (view: Tensor) => T): T {
+    return viewBytes(this.source(ref, key), ref.dtype, [ref.span], { bigEndian: this.bigEndian }, (span) => {
+      const v = callOp("as_strided", span, ref.shape, ref.stride, null);
+      try {
+        return fn(v);
+      } finally {
+        v.dispose();
+      }
+    });
+  }
+
+  /** Where the tensor's first value is, after checking that the view fits its storage (and the CRC-32 if asked). */
+  private source(ref: TensorRef, key: string): ByteSource {
     const p = ref.problem();
     if (p) throw new TorchCheckpointError(this.path, `tensor '${key}': ${p}`);
-  }
-
-  private reader(ref: TensorRef) {
+    const entry = ref.storage.entry;
+    if (this.verifyCrc && !this.verified.has(entry)) {
+      try {
+        this.zip.verify(entry);
+      } catch (e) {
+        throw e instanceof ZipError ? new TorchCheckpointError(this.path, `tensor '${key}': storage '${ref.storage.key}' is corrupted (CRC-32 mismatch)`) : e;
+      }
+      this.verified.add(entry);
+    }
     const start = ref.offset * ITEM_SIZE[ref.dtype];
-    return (buf: Uint8Array, position: number) => this.zip.readRange(ref.storage.entry, start + position, buf);
-  }
-
-  /** Byte order, plus a CRC-32 check when the tensor reads its whole storage entry. */
-  private readOptions(ref: TensorRef, key: string): ReadOptions {
-    const entry = this.zip.entry(ref.storage.entry);
-    const whole = ref.offset === 0 && (ref.contiguous ? ref.numel : ref.span) === ref.storage.numel;
-    if (!this.verifyCrc || !whole) return { bigEndian: this.bigEndian };
-    let crc = 0;
-    let seen = 0;
-    return {
-      bigEndian: this.bigEndian,
-      onChunk: (b) => {
-        crc = crc32(b, crc);
-        seen += b.length;
-        if (seen === entry.size && crc >>> 0 !== entry.crc32) {
-          throw new TorchCheckpointError(this.path, `tensor '${key}': storage '${ref.storage.key}' is corrupted (CRC-32 mismatch)`);
-        }
-      },
-    };
+    if (this.zip.entry(entry).method !== 0) return { bytes: this.zip.read(entry).subarray(start) };
+    return { path: this.path, fileSize: this.zip.size, offset: this.zip.dataOffset(entry) + start };
   }
 }

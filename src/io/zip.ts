@@ -1,7 +1,8 @@
 // A read-only zip reader for PyTorch's archive checkpoints: the central directory is parsed up front (ZIP64 included,
 // for archives and entries over 4 GB); entry data is read on demand from the file descriptor, so a multi-gigabyte
-// archive is never copied whole into memory. Stored entries (what torch.save writes) can be read in ranges; deflated
-// ones (an archive re-zipped by another tool) are inflated whole with node:zlib when read.
+// archive is never copied whole into memory. Stored entries (what torch.save writes) report where their bytes lie in
+// the file, so that tensors can be mapped from there; deflated ones (an archive re-zipped by another tool) are
+// inflated whole with node:zlib when read.
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { crc32, inflateRawSync } from "node:zlib";
 import { InputError } from "../errors.js";
@@ -37,7 +38,7 @@ export class ZipReader {
   readonly entries: Map<string, ZipEntry>;
   private fd: number | null;
   private readonly dataStarts = new Map<string, number>();
-  /** The last inflated entry, so that reading a deflated entry in chunks inflates it once. */
+  /** The last inflated entry, so that tensors sharing a deflated storage inflate it once. */
   private inflated: { name: string; data: Uint8Array } | null = null;
 
   private constructor(path: string, fd: number, size: number, entries: Map<string, ZipEntry>) {
@@ -64,25 +65,30 @@ export class ZipReader {
     return e;
   }
 
-  /** A whole entry, inflated if needed; its CRC-32 is checked. */
+  /** A whole entry, inflated if needed, with its CRC-32 checked (a recorded CRC of 0 means none was computed). */
   read(name: string): Uint8Array {
     const e = this.entry(name);
     const out = e.method === 0 ? this.readRaw(e, 0, e.size) : this.inflate(e);
-    if (crc32(out) >>> 0 !== e.crc32) throw new ZipError(this.path, `archive entry '${name}' is corrupted (CRC-32 mismatch)`);
+    if (e.crc32 !== 0 && crc32(out) >>> 0 !== e.crc32) throw new ZipError(this.path, `archive entry '${name}' is corrupted (CRC-32 mismatch)`);
     return out;
   }
 
-  /**
-   * Bytes [start, start + buf.length) of an entry's uncompressed data into buf. Stored entries are read straight
-   * from the file; deflated ones are inflated whole (torch.save never deflates, so this path is rare).
-   */
-  readRange(name: string, start: number, buf: Uint8Array): void {
+  /** Checks an entry's CRC-32 by streaming it through a small buffer (entries with a recorded CRC of 0 pass). */
+  verify(name: string): void {
     const e = this.entry(name);
-    if (start < 0 || start + buf.length > e.size) {
-      throw new ZipError(this.path, `byte range [${start}, ${start + buf.length}) is outside archive entry '${name}' (${e.size} bytes)`);
-    }
-    if (e.method === 0) this.readRaw(e, start, buf.length, buf);
-    else buf.set(this.inflate(e).subarray(start, start + buf.length));
+    if (e.crc32 === 0) return;
+    if (e.method !== 0) return void this.read(name);
+    const buf = new Uint8Array(Math.min(e.size, 4 << 20));
+    let crc = 0;
+    for (let at = 0; at < e.size; at += buf.length) crc = crc32(this.readRaw(e, at, Math.min(buf.length, e.size - at), buf), crc);
+    if (crc >>> 0 !== e.crc32) throw new ZipError(this.path, `archive entry '${name}' is corrupted (CRC-32 mismatch)`);
+  }
+
+  /** Where a stored entry's bytes start in the file. */
+  dataOffset(name: string): number {
+    const e = this.entry(name);
+    if (e.method !== 0) throw new ZipError(this.path, `archive entry '${name}' is compressed and has no byte offset`);
+    return this.dataStart(e);
   }
 
   close(): void {

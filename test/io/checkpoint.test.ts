@@ -150,17 +150,21 @@ test("damaged archives: truncated, a storage entry missing, corrupted bytes (CRC
   // Renaming the entry of storage 0 (in both its local and central headers) is the same as removing it.
   const missing = patched("plain.pt", "missing.pt", (b) => replaceAll(b, "plain/data/0", "plain/data/Z"));
   assert.throws(() => openCheckpoint(missing), /storage '0' is missing from the archive/);
-  // One flipped byte in a storage: opening works (nothing is read), loading that tensor fails its CRC-32.
+  // One flipped byte in a storage: opening works (no data is read); with verifyCrc, loading that tensor fails its
+  // CRC-32; by default (like torch.load) storages are not checksummed and the damaged value comes through.
   const pkl = whole.indexOf("plain/data/0");
   const dataStart = pkl + "plain/data/0".length + whole.readUInt16LE(pkl - 2);
   const flipped = patched("plain.pt", "flipped.pt", (b) => (b[dataStart + 5] ^= 0x40));
-  const ck = openCheckpoint(flipped);
+  const ck = openCheckpoint(flipped, { verifyCrc: true });
   assert.throws(() => ck.tensors.get("conv.weight")!.load(), /tensor 'conv.weight': storage '0' is corrupted \(CRC-32 mismatch\)/);
   assert.deepEqual(ck.tensors.get("conv.bias")!.load().toNumbers(), expected("plain").get("conv.bias")!.toNumbers());
   ck.close();
-  assert.throws(() => loadStateDict(flipped), /CRC-32 mismatch/);
-  const unchecked = loadStateDict(flipped, { verifyCrc: false });
+  assert.throws(() => loadStateDict(flipped, { verifyCrc: true }), /CRC-32 mismatch/);
+  const unchecked = loadStateDict(flipped);
   assert.ok(!torch.equal(unchecked.get("conv.weight")!, expected("plain").get("conv.weight")!));
+  assert.ok(torch.equal(unchecked.get("fc.weight")!, expected("plain").get("fc.weight")!));
+  // An intact archive passes the check.
+  assertSameStateDict(loadStateDict(io("plain.pt"), { verifyCrc: true }), expected("plain"), "verified");
   // A flipped byte in data.pkl is caught before anything is unpickled.
   const pklFlip = patched("plain.pt", "pklflip.pt", (b) => {
     const at = b.indexOf("plain/data.pkl");
