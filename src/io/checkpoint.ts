@@ -1,7 +1,8 @@
 // Loading the checkpoints the PyTorch world has, whatever their extension: safetensors files and torch.save zip
 // archives (.pt/.pth/.bin/.ckpt), told apart by their first bytes. A checkpoint opens as an index of tensors (key,
 // dtype, shape) without reading tensor data; tensors are then read one at a time, either as new tensors
-// (loadStateDict) or straight into a model's existing tensors (loadInto: peak memory = the model + one 16 MB chunk).
+// (loadStateDict) or straight into a model's existing tensors (loadInto: peak memory = the model + the file pages of
+// the one tensor being copied; see tensor-read.ts).
 //
 // Which tensors form the state dict:
 // - unwrap "auto" (default): a top level that holds tensors itself is the state dict; otherwise the one entry among
@@ -38,7 +39,7 @@ export interface TensorEntry {
   readonly numel: number;
   /** Reads the tensor into a new contiguous CPU tensor. */
   load(): Tensor;
-  /** Reads the tensor into an existing contiguous tensor of the same shape (converting dtype and device). */
+  /** Reads the tensor into an existing tensor of the same shape (converting dtype and device). */
   loadInto(dst: Tensor): void;
 }
 
@@ -53,7 +54,7 @@ export interface OpenOptions {
   unwrap?: string;
   /** "auto" (default), "" (keep keys), or a prefix to remove where present. */
   stripPrefix?: string;
-  /** torch archives: check each storage's CRC-32 when it is read whole (default true). */
+  /** torch archives: check each storage's CRC-32 before reading it (default false, as torch.load). */
   verifyCrc?: boolean;
 }
 
@@ -65,7 +66,7 @@ export interface Checkpoint {
   readonly skipped: SkippedEntry[];
   /** The entry the state dict was taken from, or null for the top level. */
   readonly unwrapped: string | null;
-  /** The prefix removed from every key, or null. */
+  /** The prefix removed from the keys (chosen automatically: from every key), or null. */
   readonly strippedPrefix: string | null;
   /** safetensors __metadata__ (empty for torch archives). */
   readonly metadata: Record<string, string>;
@@ -244,11 +245,14 @@ function children(v: Map<unknown, unknown> | PyObject): [unknown, unknown][] {
   return [...(st.get("_parameters") as Map<unknown, unknown>), ...buffers, ...(st.get("_modules") as Map<unknown, unknown>)].filter(([, x]) => x !== null);
 }
 
-function holdsTensors(v: unknown, seen = new Set<unknown>()): boolean {
+/** State dicts nest a few levels; a pickle nested deeper than this is refused rather than walked. */
+const MAX_DEPTH = 64;
+
+function holdsTensors(v: unknown, seen = new Set<unknown>(), depth = 0): boolean {
   if (v instanceof TensorRef) return true;
-  if (!isContainer(v) || seen.has(v)) return false;
+  if (!isContainer(v) || seen.has(v) || depth > MAX_DEPTH) return false;
   seen.add(v);
-  return children(v).some(([, x]) => holdsTensors(x, seen));
+  return children(v).some(([, x]) => holdsTensors(x, seen, depth + 1));
 }
 
 function chooseBase(path: string, root: Map<unknown, unknown> | PyObject, unwrap: string): { base: unknown; name: string | null } {
@@ -289,6 +293,7 @@ function flatten(path: string, v: unknown, key: string, out: Map<string, TensorR
     skipped.push({ key, kind: "a reference to an enclosing container" });
     return;
   }
+  if (onPath.size >= MAX_DEPTH) throw new CheckpointError(path, `entry '${key}' is nested more than ${MAX_DEPTH} levels deep`);
   onPath.add(v);
   for (const [k, x] of children(v)) {
     if (typeof k !== "string" && typeof k !== "number") {

@@ -2,11 +2,14 @@
 // protocol 2) that builds plain JavaScript values and never runs code from the file.
 //
 // The rule, applied to every opcode that would make Python call something:
-// 1. A global (GLOBAL / STACK_GLOBAL) only names something; naming a global that exists to run code (os.system,
-//    builtins.eval, subprocess.*, ...) is refused at once, as nothing a state dict needs lives there.
-// 2. Calls (REDUCE, INST, OBJ) run only OUR implementation of an allowlisted global (the caller adds its own, e.g. the
-//    torch tensor rebuilders); a call of any other global is refused with an error that names it
-//    ("refusing to load: the checkpoint calls posix.system ..."). Nothing is ever looked up or run in the file's terms.
+// 1. A global (GLOBAL / STACK_GLOBAL) only names something. A global that exists to run code or reach the system
+//    (os.system, builtins.eval, builtins.getattr, subprocess.*, ...) is refused: at once when it is called or
+//    instantiated, and at the end of the pickle if it was merely named, so it can never be part of a result.
+// 2. Calls (REDUCE, INST, OBJ) run only OUR implementation of an allowlisted global: the generic ones below
+//    (OrderedDict, set/frozenset, bytes, _codecs.encode, numpy scalars/dtypes/arrays decoded as data, pathlib paths
+//    as strings, dates/decimals/complex kept as placeholders with their arguments) and the caller's (the torch tensor
+//    rebuilders). A call of any other global is refused with an error that names it ("refusing to load: the
+//    checkpoint calls functools.partial, ..."). Nothing is ever looked up or run in the file's terms.
 // 3. Instances of classes we do not know, made the protocol-2 way (NEWOBJ / NEWOBJ_EX, i.e. cls.__new__(cls, *args),
 //    then BUILD with the instance state), become inert PyObject placeholders that record the class name, the
 //    arguments and the state. Python itself runs no user code in cls.__new__ for an ordinary class, and we run none at
@@ -375,9 +378,9 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): unknown 
     for (let i = 0; i < items.length; i += 2) m.set(items[i], items[i + 1]);
   };
   const appendItems = (target: unknown, items: unknown[]) => {
-    if (Array.isArray(target) && !Object.isFrozen(target)) target.push(...items);
-    else if (target instanceof PyObject) (target.listItems ??= []).push(...items);
-    else fail(`APPEND on a ${describe(target)}`);
+    const list = Array.isArray(target) && !Object.isFrozen(target) ? target : target instanceof PyObject ? (target.listItems ??= []) : null;
+    if (!list) return fail(`APPEND on a ${describe(target)}`);
+    for (const x of items) list.push(x);
   };
   const addItems = (target: unknown, items: unknown[]) => {
     if (!(target instanceof Set)) fail(`ADDITEMS on a ${describe(target)}`);

@@ -91,7 +91,7 @@ export class SafetensorsFile {
   getInto(name: string, dst: Tensor): void {
     const info = this.info(name);
     if (dst.shape.join() !== info.shape.join()) throw new SafetensorsError(this.path, `tensor '${name}' has shape [${info.shape}], the destination [${dst.shape}]`);
-    readInto(dst, this.source(info), info.dtype);
+    readInto(dst, this.source(info), info.dtype, info.shape);
   }
 
   info(name: string): TensorInfo {

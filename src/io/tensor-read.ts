@@ -43,6 +43,7 @@ export function readTensor(src: ByteSource, dtype: DType, shape: readonly number
 }
 
 /** Copies the source's values into an existing tensor of the same shape (copy_ converts dtype and device). */
-export function readInto(dst: Tensor, src: ByteSource, dtype: DType, opts: ReadOptions = {}): void {
-  viewBytes(src, dtype, dst.shape, opts, (v) => noGrad(() => dst.copy_(v)));
+export function readInto(dst: Tensor, src: ByteSource, dtype: DType, shape: readonly number[], opts: ReadOptions = {}): void {
+  if (dst.shape.join() !== shape.join()) throw new Error(`readInto: destination shape [${dst.shape}] differs from the stored [${shape}]`);
+  viewBytes(src, dtype, shape, opts, (v) => noGrad(() => dst.copy_(v)));
 }

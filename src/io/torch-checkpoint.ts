@@ -41,12 +41,14 @@ const STORAGE_DTYPES: Record<string, DType> = {
   UntypedStorage: "uint8",
 };
 
-export interface StorageRef {
-  key: string;
-  /** The archive entry holding the bytes. */
-  entry: string;
-  dtype: DType;
-  numel: number;
+/** A storage of the archive: its key, the entry holding its bytes, and its element type and count. */
+export class StorageRef {
+  constructor(
+    readonly key: string,
+    readonly entry: string,
+    readonly dtype: DType,
+    readonly numel: number,
+  ) {}
 }
 
 /** A tensor in the archive, not yet read: a strided view of a storage. */
@@ -92,10 +94,10 @@ const countList = (v: unknown): v is number[] => Array.isArray(v) && v.every(isC
 
 function rebuildTensor(args: unknown[]): TensorRef {
   const [storage, offset, size, stride, requiresGrad] = args;
-  if (!(storage instanceof Object && "entry" in storage) || !isCount(offset) || !countList(size) || !countList(stride) || size.length !== stride.length) {
+  if (!(storage instanceof StorageRef) || !isCount(offset) || !countList(size) || !countList(stride) || size.length !== stride.length) {
     throw new PickleError("torch._utils._rebuild_tensor_v2 with malformed arguments");
   }
-  return new TensorRef(storage as StorageRef, offset, [...size], [...stride], requiresGrad === true);
+  return new TensorRef(storage, offset, [...size], [...stride], requiresGrad === true);
 }
 
 function parameter(args: unknown[]): TensorRef {
@@ -207,7 +209,7 @@ export class TorchArchive {
         if (!zip.entries.has(entry)) fail(`storage '${key}' is missing from the archive (no entry ${entry}; truncated or damaged file?)`);
         const bytes = zip.entries.get(entry)!.size;
         if (bytes !== numel * ITEM_SIZE[dtype]) fail(`storage '${key}' holds ${bytes} bytes but the checkpoint declares ${numel} ${dtype} values`);
-        const ref = { key, entry, dtype, numel };
+        const ref = new StorageRef(key, entry, dtype, numel);
         storages.set(key, ref);
         return ref;
       };
@@ -227,7 +229,8 @@ export class TorchArchive {
 
   /** Copies one tensor into an existing tensor of the same shape (copy_ converts dtype and device). */
   loadInto(ref: TensorRef, key: string, dst: Tensor): void {
-    if (ref.contiguous) return readInto(dst, this.source(ref, key), ref.dtype, { bigEndian: this.bigEndian });
+    if (dst.shape.join() !== ref.shape.join()) throw new TorchCheckpointError(this.path, `tensor '${key}' has shape [${ref.shape}], the destination [${dst.shape}]`);
+    if (ref.contiguous) return readInto(dst, this.source(ref, key), ref.dtype, ref.shape, { bigEndian: this.bigEndian });
     this.strided(ref, key, (v) => noGrad(() => dst.copy_(v)));
   }
 

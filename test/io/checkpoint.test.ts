@@ -113,6 +113,10 @@ test("legacy (non-zip) torch files and TorchScript archives are refused with adv
   assert.throws(() => loadStateDict(io("torchscript.pt")), /TorchScript archive \(torch.jit.save\).*state_dict\(\)/);
 });
 
+test("a pickle nested deeper than any state dict is refused, not walked", () => {
+  assert.throws(() => openCheckpoint(io("deep.pt")), (e: unknown) => e instanceof CheckpointError && /nested more than 64 levels deep/.test((e as Error).message));
+});
+
 test("malicious checkpoints are refused naming the global, and their payloads never run", () => {
   const cases: [string, string, string][] = [
     ["malicious_system.pt", "posix.system", "/tmp/cao2_ckpt_marker_system"],

@@ -59,6 +59,12 @@ test("plain values: ints of every width, floats, strings, bytes, containers, mem
   assert.equal(v.get("none"), null);
 });
 
+test("a list of 200,000 items appended at once (APPENDS) builds", () => {
+  const v = unpickle(P(PROTO2, "](", "K\x07".repeat(200_000), "e.")) as number[];
+  assert.equal(v.length, 200_000);
+  assert.equal(v[199_999], 7);
+});
+
 test("a list that contains itself (through the memo) builds without recursing", () => {
   const v = unpickle(P(PROTO2, "]q\x00h\x00a.")) as unknown[];
   assert.equal(v[0], v);

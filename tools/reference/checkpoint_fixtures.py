@@ -174,6 +174,12 @@ def main():
                                  "encoder.bias": nested["encoder"]["bias"],
                                  "decoder.w": nested["decoder"]["w"].detach()})
 
+    # 7b. A dict nested 100 levels deep: refused rather than walked.
+    deep = {"w": torch.zeros(1)}
+    for _ in range(100):
+        deep = {"d": deep}
+    torch.save(deep, out("deep.pt"))
+
     # 8. A whole pickled model (torch.save(model)): read as its parameters and persistent buffers.
     save_pair("whole_model", net, sd)
 
