@@ -31,6 +31,8 @@ const SIG_ZIP64_LOCATOR = 0x07064b50;
 const U32_MAX = 0xffffffff;
 const EOCD_SIZE = 22;
 const MAX_COMMENT = 0xffff;
+/** Deflated entries are inflated in memory: up to 2 GiB (torch.save stores entries uncompressed). */
+const MAX_INFLATE = 2 ** 31;
 
 export class ZipReader {
   readonly path: string;
@@ -128,6 +130,7 @@ export class ZipReader {
   private inflate(e: ZipEntry): Uint8Array {
     if (this.inflated?.name === e.name) return this.inflated.data;
     if (e.method !== 8) throw new ZipError(this.path, `archive entry '${e.name}' uses compression method ${e.method} (only stored and deflated are supported)`);
+    if (e.size > MAX_INFLATE) throw new ZipError(this.path, `archive entry '${e.name}' is compressed and too large to inflate (${e.size} bytes); store it uncompressed`);
     const raw = this.readRaw(e, 0, e.compressedSize);
     let out: Uint8Array;
     try {
