@@ -46,7 +46,7 @@ export async function run(argv: string[]): Promise<number> {
     for (const s of ck.skipped) lines.push(`not loaded: ${s.key} (${s.kind})`);
     for (const [k, v] of Object.entries(ck.metadata)) lines.push(`metadata: ${k} = ${v}`);
     if (architecture) {
-      const cfg = Object.entries(architecture.config).map(([k, v]) => `${k} ${Array.isArray(v) ? `[${v.join(", ")}]` : String(v)}`);
+      const cfg = Object.entries(architecture.config).map(([k, v]) => `${k} ${Array.isArray(v) ? `[${v.join(", ")}]` : v === null ? "unknown" : String(v)}`);
       lines.push(`architecture: ${architecture.name} (${architecture.naming} naming): ${cfg.join(", ")}`);
     } else lines.push("architecture: not recognised");
     process.stdout.write(lines.join("\n") + "\n");
