@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -83,6 +83,25 @@ test("a tensor stored at an offset that is not a multiple of its item size loads
   f.close();
   const back = loadSafetensors(p);
   for (const [k, t] of src) sameTensor(back.get(k)!, t, k);
+});
+
+test("offsets past 4 GB are exact (a sparse file: nothing is stored before the tensor)", () => {
+  const begin = 4_400_000_000;
+  const json = Buffer.from(JSON.stringify({ far: { dtype: "F32", shape: [2, 2], data_offsets: [begin, begin + 16] } }));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  const p = join(dir, "sparse.safetensors");
+  writeFileSync(p, Buffer.concat([len, json]));
+  truncateSync(p, 8 + json.length + begin + 16);
+  const fd = openSync(p, "r+");
+  writeSync(fd, new Uint8Array(new Float32Array([1.5, -2, 3, 4]).buffer), 0, 16, 8 + json.length + begin);
+  closeSync(fd);
+  const f = SafetensorsFile.open(p);
+  try {
+    assert.deepEqual(f.get("far").toNumbers(), [1.5, -2, 3, 4]);
+  } finally {
+    f.close();
+  }
 });
 
 /** Writes a safetensors file from a header object and a data section, bypassing our writer. */
