@@ -1,5 +1,7 @@
 // `npm run bench -- <name> [args]`: runs one side-by-side benchmark (bench/<name>.ts exports run(args)).
-const BENCHES: Record<string, () => Promise<{ run(args: string[]): Promise<void> }>> = {};
+const BENCHES: Record<string, () => Promise<{ run(args: string[]): Promise<void> }>> = {
+  checkpoint: () => import("./checkpoint-load.js"),
+};
 
 const [name, ...args] = process.argv.slice(2);
 const load = name ? BENCHES[name] : undefined;

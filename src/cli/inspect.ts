@@ -1,31 +1,57 @@
-// `cao2 inspect <checkpoint>`: keys, shapes, dtypes and value counts of a checkpoint.
+// `cao2 inspect <checkpoint>`: keys, shapes, dtypes and value counts of a checkpoint (safetensors or torch.save
+// archive, told apart by content), the entries that are not tensors, and a guess of the architecture. Only metadata
+// is read: no tensor data, whatever the file size.
 import { formatHelp, parseArgs, UsageError } from "./args.js";
-import { SafetensorsFile } from "../io/safetensors.js";
+import { guessArchitecture } from "../io/architecture.js";
+import { openCheckpoint } from "../io/checkpoint.js";
+import { ITEM_SIZE } from "../torch/index.js";
 
-export const summary = "List a checkpoint's tensors (keys, shapes, dtypes, total values)";
+export const summary = "List a checkpoint's tensors and guess its architecture";
 
 const FLAGS = {
   json: { type: "boolean", help: "Print JSON instead of a table", default: false },
+  unwrap: {
+    type: "string",
+    help: "Where the state dict is: auto (a top-level state dict, or the one entry such as 'model' or 'ema' that holds one), none, or an entry name",
+    default: "auto",
+  },
 } as const;
 
 export async function run(argv: string[]): Promise<number> {
   if (argv.includes("--help")) {
-    process.stdout.write(formatHelp("cao2 inspect <checkpoint> [--json]", summary, FLAGS));
+    process.stdout.write(formatHelp("cao2 inspect <checkpoint> [--json] [--unwrap KEY]", summary, FLAGS));
     return 0;
   }
   const args = parseArgs(argv, FLAGS);
   if (args._.length !== 1) throw new UsageError("expected exactly one checkpoint path");
-  const f = SafetensorsFile.open(args._[0]);
+  const file = args._[0];
+  const ck = openCheckpoint(file, { unwrap: args.unwrap });
   try {
-    const rows = [...f.tensors.values()].map((t) => ({ key: t.name, dtype: t.dtype, shape: t.shape, numel: t.shape.reduce((a, b) => a * b, 1) }));
-    const total = rows.reduce((a, r) => a + r.numel, 0);
-    if (args.json) process.stdout.write(JSON.stringify({ file: args._[0], tensors: rows, totalValues: total }, null, 2) + "\n");
-    else {
-      for (const r of rows) process.stdout.write(`${r.key}\t${r.dtype}\t[${r.shape.join(", ")}]\t${r.numel}\n`);
-      process.stdout.write(`${rows.length} tensors, ${total.toLocaleString("en-US")} values\n`);
+    const rows = [...ck.tensors.values()].map((t) => ({ key: t.key, dtype: t.dtype, shape: [...t.shape], numel: t.numel }));
+    const totalValues = rows.reduce((a, r) => a + r.numel, 0);
+    const bytes = [...ck.tensors.values()].reduce((a, t) => a + t.numel * ITEM_SIZE[t.dtype], 0);
+    const architecture = guessArchitecture(new Map(rows.map((r) => [r.key, r.shape])));
+    if (args.json) {
+      const out = { file, format: ck.format, unwrapped: ck.unwrapped, strippedPrefix: ck.strippedPrefix, tensors: rows, totalValues, bytes, skipped: ck.skipped, metadata: ck.metadata, architecture };
+      process.stdout.write(JSON.stringify(out, null, 2) + "\n");
+      return 0;
     }
+    const how = [ck.format === "torch" ? "torch.save archive" : "safetensors"];
+    if (ck.unwrapped) how.push(`state dict from entry '${ck.unwrapped}'`);
+    if (ck.strippedPrefix) how.push(`prefix '${ck.strippedPrefix}' removed`);
+    const lines = [`${file}: ${how.join(", ")}`];
+    const w = Math.max(...rows.map((r) => r.key.length), 3);
+    for (const r of rows) lines.push(`${r.key.padEnd(w)}  ${r.dtype.padEnd(8)}  [${r.shape.join(", ")}]  ${r.numel}`);
+    lines.push(`${rows.length} tensors, ${totalValues.toLocaleString("en-US")} values, ${(bytes / 2 ** 20).toFixed(1)} MiB`);
+    for (const s of ck.skipped) lines.push(`not loaded: ${s.key} (${s.kind})`);
+    for (const [k, v] of Object.entries(ck.metadata)) lines.push(`metadata: ${k} = ${v}`);
+    if (architecture) {
+      const cfg = Object.entries(architecture.config).map(([k, v]) => `${k} ${Array.isArray(v) ? `[${v.join(", ")}]` : v === null ? "unknown" : String(v)}`);
+      lines.push(`architecture: ${architecture.name} (${architecture.naming} naming): ${cfg.join(", ")}`);
+    } else lines.push("architecture: not recognised");
+    process.stdout.write(lines.join("\n") + "\n");
   } finally {
-    f.close();
+    ck.close();
   }
   return 0;
 }

@@ -4,7 +4,8 @@
 import { closeSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync, fstatSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { InputError } from "../errors.js";
-import { type DType, ITEM_SIZE, fromArray, type Tensor } from "../torch/index.js";
+import { type DType, ITEM_SIZE, type Tensor } from "../torch/index.js";
+import { type ByteSource, readInto, readTensor } from "./tensor-read.js";
 
 /** safetensors dtype names and ours. I16/I8 load as int16/int8; BOOL as bool. */
 const FROM_ST: Record<string, DType> = {
@@ -44,11 +45,14 @@ export class SafetensorsFile {
   readonly path: string;
   readonly tensors: Map<string, TensorInfo>;
   readonly metadata: Record<string, string>;
+  /** File size in bytes. */
+  readonly size: number;
   private fd: number | null;
 
-  private constructor(path: string, fd: number, tensors: Map<string, TensorInfo>, metadata: Record<string, string>) {
+  private constructor(path: string, fd: number, size: number, tensors: Map<string, TensorInfo>, metadata: Record<string, string>) {
     this.path = path;
     this.fd = fd;
+    this.size = size;
     this.tensors = tensors;
     this.metadata = metadata;
   }
@@ -56,8 +60,9 @@ export class SafetensorsFile {
   static open(path: string): SafetensorsFile {
     const fd = openSync(path, "r");
     try {
-      const { tensors, metadata } = parseHeader(path, fd);
-      return new SafetensorsFile(path, fd, tensors, metadata);
+      const size = fstatSync(fd).size;
+      const { tensors, metadata } = parseHeader(path, fd, size);
+      return new SafetensorsFile(path, fd, size, tensors, metadata);
     } catch (e) {
       closeSync(fd);
       throw e;
@@ -79,8 +84,14 @@ export class SafetensorsFile {
   /** One tensor, read from disk now (CPU). */
   get(name: string): Tensor {
     const info = this.info(name);
-    const bytes = this.readBytes(name);
-    return fromArray(bytes, info.shape, { dtype: info.dtype });
+    return readTensor(this.source(info), info.dtype, info.shape);
+  }
+
+  /** Copies one tensor into an existing tensor of the same shape (copy_ converts dtype and device). */
+  getInto(name: string, dst: Tensor): void {
+    const info = this.info(name);
+    if (dst.shape.join() !== info.shape.join()) throw new SafetensorsError(this.path, `tensor '${name}' has shape [${info.shape}], the destination [${dst.shape}]`);
+    readInto(dst, this.source(info), info.dtype, info.shape);
   }
 
   info(name: string): TensorInfo {
@@ -92,6 +103,11 @@ export class SafetensorsFile {
   close(): void {
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
+  }
+
+  private source(info: TensorInfo): ByteSource {
+    this.requireFd();
+    return { path: this.path, fileSize: this.size, offset: info.begin };
   }
 
   private requireFd(): number {
@@ -109,8 +125,7 @@ function readFully(path: string, fd: number, buf: Uint8Array, position: number):
   }
 }
 
-function parseHeader(path: string, fd: number): { tensors: Map<string, TensorInfo>; metadata: Record<string, string> } {
-  const size = fstatSync(fd).size;
+function parseHeader(path: string, fd: number, size: number): { tensors: Map<string, TensorInfo>; metadata: Record<string, string> } {
   if (size < 8) throw new SafetensorsError(path, `file is ${size} bytes, too short for a safetensors header`);
   const lenBuf = Buffer.alloc(8);
   readFully(path, fd, lenBuf, 0);
@@ -121,14 +136,12 @@ function parseHeader(path: string, fd: number): { tensors: Map<string, TensorInf
   }
   const headerBuf = Buffer.alloc(headerLen);
   readFully(path, fd, headerBuf, 8);
+  if (headerBuf[0] !== 0x7b) throw new SafetensorsError(path, "not a safetensors file (the header does not start with '{')");
   let header: unknown;
   try {
     header = JSON.parse(headerBuf.toString("utf8"));
   } catch (e) {
     throw new SafetensorsError(path, `header is not valid JSON (${(e as Error).message})`);
-  }
-  if (typeof header !== "object" || header === null || Array.isArray(header)) {
-    throw new SafetensorsError(path, "header is not a JSON object");
   }
   const dataStart = 8 + headerLen;
   const dataLen = size - dataStart;
@@ -136,12 +149,15 @@ function parseHeader(path: string, fd: number): { tensors: Map<string, TensorInf
   let metadata: Record<string, string> = {};
   for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
     if (name === "__metadata__") {
+      if (typeof raw !== "object" || raw === null || Array.isArray(raw) || !Object.values(raw).every((v) => typeof v === "string")) {
+        throw new SafetensorsError(path, "__metadata__ must map names to strings");
+      }
       metadata = raw as Record<string, string>;
       continue;
     }
     const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (typeof e !== "object" || e === null) throw new SafetensorsError(path, `tensor '${name}': entry is not an object`);
-    if (typeof e.dtype !== "string" || !(e.dtype in FROM_ST)) {
+    if (typeof e.dtype !== "string" || !Object.hasOwn(FROM_ST, e.dtype)) {
       throw new SafetensorsError(path, `tensor '${name}': unknown dtype ${JSON.stringify(e.dtype)} (known: ${Object.keys(FROM_ST).join(", ")})`);
     }
     if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isInteger(d) && d >= 0)) {
