@@ -12,7 +12,7 @@ import { loadSafetensors, saveSafetensors } from "../io/safetensors.js";
 import type { AutoencoderKL } from "../models/autoencoder.js";
 import { createDiT, type DiT, type DiTConfig } from "../models/dit.js";
 import { saveModel } from "../models/saved.js";
-import { AdamW, cat, fromArray, Generator, keep, noGrad, randint, randn, type Tensor, tidy } from "../torch/index.js";
+import { AdamW, cat, defaultGenerator, fromArray, Generator, keep, manualSeed, noGrad, randint, randn, type Tensor, tidy } from "../torch/index.js";
 import type { Progress } from "../util/progress.js";
 import { deriveSeed, randomSource, shuffled } from "../util/seed.js";
 import { toSigned } from "./autoencoder.js";
@@ -159,8 +159,10 @@ export function trainDiT(r: DiTRun, recipe: DiTRecipe): { valLoss: number; model
     optimizer.zeroGrad();
     return { loss: losses.loss.mean().item(), mse: losses.mse.mean().item() };
   };
+  // Label dropout draws from the default generator (DiT's token_drop); it is seeded here and checkpointed.
+  manualSeed(deriveSeed(recipe.seed, "label-dropout"));
   model.train();
-  trainLoop({ model, ema, optimizer, generators: { train: gen, labelDrop: defaultDropGenerator(model) } }, step, {
+  trainLoop({ model, ema, optimizer, generators: { train: gen, labelDrop: defaultGenerator() } }, step, {
     steps: total,
     checkpointEvery: recipe.checkpointEvery,
     checkpointPath: join(r.outDir, "state.safetensors"),
