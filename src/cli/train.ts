@@ -6,7 +6,11 @@ import { loadDataSpec } from "../io/datasets/index.js";
 import { setNumThreads } from "../torch/index.js";
 import { installInterruptHandler } from "../util/interrupt.js";
 import { Progress } from "../util/progress.js";
+import type { AutoencoderKL } from "../models/autoencoder.js";
+import { loadSavedModel } from "../models/saved.js";
+import { AUTOENCODER_DEFAULTS, trainAutoencoder } from "../train/autoencoder.js";
 import { CLASSIFIER_DEFAULTS, trainClassifier } from "../train/classifier.js";
+import { DIT_DEFAULTS, trainDiT } from "../train/dit.js";
 import { type FlagSpecs, formatHelp, parseArgs, UsageError } from "./args.js";
 
 export const summary = "Train the small models of the embedded default (classifier, autoencoder, DiT)";
@@ -32,8 +36,102 @@ const CLASSIFIER = {
   "val-per-class": { type: "int", help: "Validation images per class held out of the training split", default: CLASSIFIER_DEFAULTS.valPerClass },
 } satisfies FlagSpecs;
 
-const RECIPES: Record<string, { flags: FlagSpecs; help: string }> = {
-  classifier: { flags: CLASSIFIER, help: "ResNet classifier (selector and soft-label teacher)" },
+const AUTOENCODER = {
+  ...COMMON,
+  epochs: { type: "int", help: "Epochs over the training split", default: AUTOENCODER_DEFAULTS.epochs },
+  "batch-size": { type: "int", help: "Batch size", default: AUTOENCODER_DEFAULTS.batchSize },
+  lr: { type: "number", help: "Peak learning rate (cosine decay per step)", default: AUTOENCODER_DEFAULTS.lr },
+  channels: { type: "list", help: "Channels per resolution level (2 levels halve the size twice)", default: AUTOENCODER_DEFAULTS.blockOutChannels.map(String) },
+} satisfies FlagSpecs;
+
+const DIT = {
+  ...COMMON,
+  autoencoder: { type: "string", help: "The trained autoencoder (a cao2 model file)", default: "assets/fashion-mnist/autoencoder.safetensors" },
+  "total-steps": { type: "int", help: "Length of the training schedule", default: DIT_DEFAULTS.steps },
+  "batch-size": { type: "int", help: "Batch size", default: DIT_DEFAULTS.batchSize },
+  lr: { type: "number", help: "Learning rate (after linear warm-up)", default: DIT_DEFAULTS.lr },
+  depth: { type: "int", help: "DiT blocks", default: DIT_DEFAULTS.depth },
+  hidden: { type: "int", help: "Hidden size", default: DIT_DEFAULTS.hiddenSize },
+  heads: { type: "int", help: "Attention heads", default: DIT_DEFAULTS.numHeads },
+} satisfies FlagSpecs;
+
+type Common = ReturnType<typeof parseArgs<typeof COMMON>>;
+
+const RECIPES: Record<string, { flags: FlagSpecs; help: string; run(argv: string[], common: Common, progress: Progress): string }> = {
+  classifier: {
+    flags: CLASSIFIER,
+    help: "ResNet classifier (selector and soft-label teacher)",
+    run(argv, c, progress) {
+      const a = parseArgs(argv, CLASSIFIER);
+      const res = trainClassifier(
+        { data: loadDataSpec(c.data, "train"), outDir: c.out!, resume: c.resume, steps: c.steps, progress },
+        {
+          ...CLASSIFIER_DEFAULTS,
+          depth: a.depth as 18 | 50 | 101,
+          stem: a.stem as "imagenet" | "cifar" | "mid",
+          size: a.size,
+          epochs: a.epochs,
+          batchSize: a.batchSize,
+          lr: a.lr,
+          valPerClass: a.valPerClass,
+          seed: c.seed,
+          checkpointEvery: c.checkpointEvery ?? CLASSIFIER_DEFAULTS.checkpointEvery,
+        },
+      );
+      return `validation accuracy ${(res.valAccuracy * 100).toFixed(2)}%\nmodel: ${res.modelPath}`;
+    },
+  },
+  autoencoder: {
+    flags: AUTOENCODER,
+    help: "AutoencoderKL (the SD VAE architecture, small configuration)",
+    run(argv, c, progress) {
+      const a = parseArgs(argv, AUTOENCODER);
+      const res = trainAutoencoder(
+        { data: loadDataSpec(c.data, "train"), outDir: c.out!, resume: c.resume, steps: c.steps, progress },
+        {
+          ...AUTOENCODER_DEFAULTS,
+          epochs: a.epochs,
+          batchSize: a.batchSize,
+          lr: a.lr,
+          blockOutChannels: a.channels.map(Number),
+          seed: c.seed,
+          checkpointEvery: c.checkpointEvery ?? AUTOENCODER_DEFAULTS.checkpointEvery,
+        },
+      );
+      return `validation MSE ${res.valMse.toExponential(3)}, latent scale ${res.scalingFactor.toFixed(5)}\nmodel: ${res.modelPath}`;
+    },
+  },
+  dit: {
+    flags: DIT,
+    help: "Class-conditional DiT on the autoencoder's latents",
+    run(argv, c, progress) {
+      const a = parseArgs(argv, DIT);
+      const { model, meta } = loadSavedModel(a.autoencoder, "autoencoder");
+      const res = trainDiT(
+        {
+          data: loadDataSpec(c.data, "train"),
+          autoencoder: model as AutoencoderKL,
+          scalingFactor: meta.scalingFactor,
+          outDir: c.out!,
+          resume: c.resume,
+          steps: c.steps,
+          progress,
+        },
+        {
+          ...DIT_DEFAULTS,
+          steps: a.totalSteps,
+          batchSize: a.batchSize,
+          lr: a.lr,
+          depth: a.depth,
+          hiddenSize: a.hidden,
+          numHeads: a.heads,
+          seed: c.seed,
+          checkpointEvery: c.checkpointEvery ?? DIT_DEFAULTS.checkpointEvery,
+        },
+      );
+      return `validation eps MSE (EMA) ${res.valLoss.toFixed(5)}\nmodel: ${res.modelPath}`;
+    },
+  },
 };
 
 export async function run(argv: string[]): Promise<number> {
@@ -50,28 +148,11 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(formatHelp(`cao2 train ${recipe} --out <dir> [flags]`, spec.help, spec.flags));
     return 0;
   }
-  const a = parseArgs(rest, CLASSIFIER);
-  if (!a.out) throw new UsageError("--out is required (the run folder)");
-  if (a.threads !== undefined) setNumThreads(a.threads);
-  mkdirSync(a.out, { recursive: true });
+  const common = parseArgs(rest, spec.flags) as unknown as Common;
+  if (!common.out) throw new UsageError("--out is required (the run folder)");
+  if (common.threads !== undefined) setNumThreads(common.threads);
+  mkdirSync(common.out, { recursive: true });
   installInterruptHandler();
-  const progress = new Progress({ unit: "steps" });
-  const data = loadDataSpec(a.data, "train");
-  const res = trainClassifier(
-    { data, outDir: a.out, resume: a.resume, steps: a.steps, progress },
-    {
-      ...CLASSIFIER_DEFAULTS,
-      depth: a.depth as 18 | 50 | 101,
-      stem: a.stem as "imagenet" | "cifar" | "mid",
-      size: a.size,
-      epochs: a.epochs,
-      batchSize: a.batchSize,
-      lr: a.lr,
-      valPerClass: a.valPerClass,
-      seed: a.seed,
-      checkpointEvery: a.checkpointEvery ?? CLASSIFIER_DEFAULTS.checkpointEvery,
-    },
-  );
-  process.stdout.write(`validation accuracy ${(res.valAccuracy * 100).toFixed(2)}%\nmodel: ${res.modelPath}\n`);
+  process.stdout.write(spec.run(rest, common, new Progress({ unit: "steps" })) + "\n");
   return 0;
 }
