@@ -2,7 +2,8 @@
 // model kind and configuration, the input preprocessing and the class names. A user's own checkpoint without it
 // is described by flags instead (see the CLI commands).
 import { InputError } from "../errors.js";
-import { SafetensorsFile, saveSafetensors } from "../io/safetensors.js";
+import { loadStateDict, openCheckpoint } from "../io/checkpoint.js";
+import { saveSafetensors } from "../io/safetensors.js";
 import { type AutoencoderKL, type AutoencoderKLConfig, createAutoencoderKL } from "./autoencoder.js";
 import { type ConvNet, type ConvNetConfig, createConvNet } from "./convnet.js";
 import { createDiT, type DiT, type DiTConfig } from "./dit.js";
@@ -31,15 +32,21 @@ export function saveModel(path: string, model: Model, meta: SavedModel, extra: R
   saveSafetensors(path, model.stateDict(), { ...extra, cao2: JSON.stringify(meta) });
 }
 
-/** The description stored with a cao2 model, or undefined for other checkpoints. */
+/** The description stored with a cao2 model, or undefined for other checkpoints (any format). */
 export function readModelMeta(path: string): SavedModel | undefined {
-  const f = SafetensorsFile.open(path);
+  const ck = openCheckpoint(path);
   try {
-    const raw = f.metadata.cao2;
+    const raw = ck.metadata.cao2;
     return raw ? (JSON.parse(raw) as SavedModel) : undefined;
   } finally {
-    f.close();
+    ck.close();
   }
+}
+
+/** Copies a checkpoint's tensors into a model (through the model's own key handling). */
+export function fillFromFile<M extends Model>(model: M, path: string): M {
+  tidy(() => void model.loadStateDict(loadStateDict(path)));
+  return model;
 }
 
 /** Builds a model from its description (weights left at zero; load them next). */
@@ -65,12 +72,5 @@ export function loadSavedModel<K extends SavedModel["kind"]>(
   const meta = readModelMeta(path);
   if (!meta) throw new InputError(`${path}: not a cao2 model file (no "cao2" metadata); describe the model with flags instead`);
   if (meta.kind !== kind) throw new InputError(`${path}: holds a ${meta.kind} model, expected a ${kind}`);
-  const model = buildModel(meta, device);
-  const f = SafetensorsFile.open(path);
-  try {
-    tidy(() => model.loadStateDict(new Map(f.keys().map((k) => [k, f.get(k)]))));
-  } finally {
-    f.close();
-  }
-  return { model, meta: meta as Extract<SavedModel, { kind: K }> };
+  return { model: fillFromFile(buildModel(meta, device), path), meta: meta as Extract<SavedModel, { kind: K }> };
 }

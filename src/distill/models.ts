@@ -1,0 +1,150 @@
+// The three models of a distillation run, from cao2 model files (which describe themselves) or from the PyTorch
+// world's checkpoints (official DiT .pt, diffusers/SD VAE safetensors, torchvision ResNet .pth), whose
+// architecture is read off their keys and shapes. A file of the wrong kind is refused before any work starts.
+import { createHash } from "node:crypto";
+import { createReadStream, existsSync, statSync } from "node:fs";
+import { InputError } from "../errors.js";
+import { requireArchitecture } from "../io/architecture.js";
+import { openCheckpoint } from "../io/checkpoint.js";
+import { type AutoencoderKL, type AutoencoderKLConfig, createAutoencoderKL } from "../models/autoencoder.js";
+import { createDiT, type DiT } from "../models/dit.js";
+import { createResNet, type ResNet, type ResNetConfig } from "../models/resnet.js";
+import { buildModel, fillFromFile, type Preprocess, readModelMeta } from "../models/saved.js";
+
+export const IMAGENET_PREPROCESS: Preprocess = { size: 224, channels: 3, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+
+export interface LoadedModels {
+  dit: DiT;
+  autoencoder: AutoencoderKL;
+  scalingFactor: number;
+  selector: ResNet;
+  selectorPreprocess: Preprocess;
+  /** Validation accuracy recorded with a cao2 selector (used by condition "auto"), if known. */
+  selectorAccuracy?: number;
+  files: Record<"dit" | "vae" | "selector", { path: string; sha256: string; bytes: number }>;
+}
+
+export interface ModelOverrides {
+  device: string;
+  /** Latent size for DiT checkpoints that do not record it (diffusers), e.g. 32 for 256x256 images. */
+  latentSize?: number;
+  /** Latent scaling factor for autoencoders without cao2 metadata (SD: 0.18215). */
+  scalingFactor?: number;
+  /** Selector input preparation for classifiers without cao2 metadata. */
+  selectorPreprocess?: Preprocess;
+}
+
+function requireFile(path: string, what: string): void {
+  if (!existsSync(path)) throw new InputError(`${what} checkpoint not found: ${path}`);
+  if (!statSync(path).isFile()) throw new InputError(`${what} checkpoint ${path} is not a file`);
+}
+
+function shapesOf(path: string): Map<string, readonly number[]> {
+  const ck = openCheckpoint(path);
+  try {
+    return new Map([...ck.tensors].map(([k, e]) => [k, e.shape]));
+  } finally {
+    ck.close();
+  }
+}
+
+export async function sha256File(path: string): Promise<string> {
+  const h = createHash("sha256");
+  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  return h.digest("hex");
+}
+
+export function loadDiT(path: string, o: ModelOverrides): DiT {
+  requireFile(path, "DiT");
+  const meta = readModelMeta(path);
+  if (meta && meta.kind !== "dit") throw new InputError(`${path}: expected a DiT, but it holds a cao2 ${meta.kind} model`);
+  if (meta) return fillFromFile(buildModel(meta, o.device) as DiT, path);
+  const g = requireArchitecture(shapesOf(path), "dit", path);
+  const c = g.config;
+  const latentSize = (c.latentSize as number | null) ?? o.latentSize;
+  if (!latentSize) throw new InputError(`${path}: the checkpoint does not record its latent size; pass --latent-size (32 for 256x256 DiT)`);
+  if (c.heads === null) throw new InputError(`${path}: a DiT of unknown head count (depth ${c.depth}, hidden ${c.hidden}); only the S/B/L/XL configurations are recognised`);
+  const dit = createDiT(
+    {
+      inputSize: latentSize,
+      inChannels: c.inChannels as number,
+      numClasses: c.numClasses as number,
+      learnSigma: c.learnSigma as boolean,
+      depth: c.depth as number,
+      hiddenSize: c.hidden as number,
+      numHeads: c.heads as number,
+      patchSize: c.patch as number,
+    },
+    {},
+    { device: o.device, init: false },
+  );
+  return fillFromFile(dit, path);
+}
+
+export function loadAutoencoder(path: string, o: ModelOverrides): { autoencoder: AutoencoderKL; scalingFactor: number } {
+  requireFile(path, "autoencoder");
+  const meta = readModelMeta(path);
+  if (meta && meta.kind !== "autoencoder") throw new InputError(`${path}: expected an autoencoder, but it holds a cao2 ${meta.kind} model`);
+  if (meta) return { autoencoder: fillFromFile(buildModel(meta, o.device) as AutoencoderKL, path), scalingFactor: o.scalingFactor ?? meta.scalingFactor };
+  const g = requireArchitecture(shapesOf(path), "autoencoder-kl", path);
+  if (g.naming === "ldm") throw new InputError(`${path}: CompVis/LDM key names are not supported; use the diffusers layout (e.g. stabilityai/sd-vae-ft-mse)`);
+  const c = g.config;
+  const scalingFactor = o.scalingFactor ?? 0.18215;
+  const config: AutoencoderKLConfig = {
+    inChannels: c.inChannels as number,
+    outChannels: c.outChannels as number,
+    blockOutChannels: c.blockOutChannels as number[],
+    layersPerBlock: c.layersPerBlock as number,
+    latentChannels: c.latentChannels as number,
+    normNumGroups: 32,
+    scalingFactor,
+  };
+  return { autoencoder: fillFromFile(createAutoencoderKL(config, { device: o.device, init: "zeros" }), path), scalingFactor };
+}
+
+export function loadSelector(path: string, o: ModelOverrides): { selector: ResNet; preprocess: Preprocess; accuracy?: number } {
+  requireFile(path, "selector");
+  const meta = readModelMeta(path);
+  if (meta && meta.kind !== "resnet") throw new InputError(`${path}: expected a ResNet selector, but it holds a cao2 ${meta.kind} model`);
+  if (meta) {
+    const ck = openCheckpoint(path);
+    const acc = Number(ck.metadata.val_accuracy);
+    ck.close();
+    return { selector: fillFromFile(buildModel(meta, o.device) as ResNet, path), preprocess: o.selectorPreprocess ?? meta.preprocess, accuracy: Number.isFinite(acc) ? acc : undefined };
+  }
+  const g = requireArchitecture(shapesOf(path), "resnet", path);
+  const c = g.config;
+  const selector = createResNet(
+    {
+      depth: c.depth as ResNetConfig["depth"],
+      numClasses: c.numClasses as number,
+      inChannels: c.inChannels as number,
+      norm: c.norm === "instance" ? "instance" : "batch",
+      stem: c.stemKernel === 7 ? "imagenet" : "cifar",
+    },
+    { device: o.device },
+  );
+  return { selector: fillFromFile(selector, path), preprocess: o.selectorPreprocess ?? IMAGENET_PREPROCESS };
+}
+
+export async function loadModels(paths: { dit: string; vae: string; selector: string }, o: ModelOverrides): Promise<LoadedModels> {
+  const dit = loadDiT(paths.dit, o);
+  const { autoencoder, scalingFactor } = loadAutoencoder(paths.vae, o);
+  const { selector, preprocess, accuracy } = loadSelector(paths.selector, o);
+  if (autoencoder.config.latentChannels !== dit.config.inChannels) {
+    throw new InputError(`the autoencoder makes ${autoencoder.config.latentChannels}-channel latents but the DiT takes ${dit.config.inChannels} channels`);
+  }
+  const info = async (path: string) => ({ path, sha256: await sha256File(path), bytes: statSync(path).size });
+  dit.eval();
+  autoencoder.eval();
+  selector.eval();
+  return {
+    dit,
+    autoencoder,
+    scalingFactor,
+    selector,
+    selectorPreprocess: preprocess,
+    selectorAccuracy: accuracy,
+    files: { dit: await info(paths.dit), vae: await info(paths.vae), selector: await info(paths.selector) },
+  };
+}
