@@ -46,8 +46,7 @@ export function trainLoop(parts: TrainingParts, step: (i: number) => Record<stri
   const sums: Record<string, number> = {};
   let count = 0;
   let t0 = performance.now();
-  o.progress?.stage("training", o.steps);
-  o.progress?.tick(start);
+  o.progress?.stage("training", o.steps, start);
   for (let i = start; i < o.steps; i++) {
     const metrics = tidy(() => step(i));
     if (parts.ema && o.emaDecay !== undefined) updateEma(parts.ema, parts.model, o.emaDecay);

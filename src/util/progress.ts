@@ -18,6 +18,7 @@ export class Progress {
   private label = "";
   private total = 0;
   private done = 0;
+  private initial = 0;
 
   constructor(o: ProgressOptions = {}) {
     this.stream = o.stream ?? process.stderr;
@@ -26,11 +27,12 @@ export class Progress {
     this.unit = o.unit ?? "items";
   }
 
-  /** Starts a stage: `label` describes it, `total` counts its items. */
-  stage(label: string, total: number): void {
+  /** Starts a stage: `label` describes it, `total` counts its items, `done` were finished earlier (a resumed run). */
+  stage(label: string, total: number, done = 0): void {
     this.label = label;
     this.total = total;
-    this.done = 0;
+    this.done = done;
+    this.initial = done;
     this.start = performance.now();
     this.lastLine = 0;
     this.render(true);
@@ -58,7 +60,7 @@ export class Progress {
     if (this.tty && !force && now - this.lastLine < 100) return;
     this.lastLine = now;
     const el = (now - this.start) / 1000;
-    const rate = el > 0 ? this.done / el : 0;
+    const rate = el > 0 ? (this.done - this.initial) / el : 0;
     const eta = rate > 0 ? (this.total - this.done) / rate : NaN;
     const line = `${this.label} ${this.done}/${this.total} ${this.unit} | ${rate.toFixed(2)} ${this.unit}/s | ETA ${formatDuration(eta)}`;
     if (this.tty) this.stream.write(`\r\x1b[2K${line}`);
