@@ -12,6 +12,7 @@ export interface Command {
 // Summaries live here so that `cao2 --help` does not load libtorch.
 const COMMANDS: Record<string, [summary: string, load: () => Promise<Command>]> = {
   inspect: ["List a checkpoint's tensors and guess its architecture", () => import("./inspect.js")],
+  distill: ["Distil a data set with CaO2 (pool -> select -> refine -> write)", () => import("./distill.js")],
   train: ["Train the small models of the embedded default (classifier, autoencoder, DiT)", () => import("./train.js")],
 };
 

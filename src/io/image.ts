@@ -135,3 +135,14 @@ export function resizeImages(x: Tensor, size: readonly [number, number], o: Resi
     return x.dtype === "uint8" ? torch.round(y).clamp(0, 255).to("uint8") : y;
   });
 }
+
+/** Float images [N, C, H, W] to `channels` (1 or 3): grey is repeated into RGB; RGB becomes ITU-R 601-2 luma. */
+export function convertChannelsTensor(x: Tensor, channels: number): Tensor {
+  const c = x.size(1);
+  if (c === channels) return x;
+  if (c === 1 && channels === 3) return x.expand(x.size(0), 3, x.size(2), x.size(3));
+  if (c === 3 && channels === 1) {
+    return torch.tidy(() => torch.sum(x.mul(torch.tensor([0.299, 0.587, 0.114], { device: x.device }).view(1, 3, 1, 1)), 1, true));
+  }
+  throw new InputError(`cannot convert ${c}-channel images to ${channels} channels`);
+}

@@ -1,0 +1,145 @@
+// `cao2 distill`: Algorithm 1 over a preset's classes. With no flags it distils the embedded Fashion-MNIST default
+// at IPC 10 with the shipped models.
+import { resolve } from "node:path";
+import { InputError } from "../errors.js";
+import { runDistill } from "../distill/run.js";
+import { NORMS, type NormKind } from "../distill/refine.js";
+import { type ClassSpec, type Compat, type Condition, PRESETS, type PresetName, presetClasses, recipeDefaults } from "../distill/presets.js";
+import { STRATEGIES, type Strategy } from "../distill/select.js";
+import { getNumThreads, setNumThreads } from "../torch/index.js";
+import { assetPath } from "../util/assets.js";
+import { installInterruptHandler } from "../util/interrupt.js";
+import { formatDuration, Progress } from "../util/progress.js";
+import { type FlagSpecs, formatHelp, parseArgs, UsageError } from "./args.js";
+
+export const summary = "Distil a data set with CaO2 (pool -> select -> refine -> write)";
+
+const P = "from preset";
+const FLAGS = {
+  preset: { type: "string", help: "Data set recipe", choices: PRESETS, default: "fashion-mnist" },
+  compat: { type: "string", help: "paper defaults, or the released code's behaviour", choices: ["paper", "authors"], default: "paper" },
+  dit: { type: "string", help: "Diffusion model checkpoint (cao2 file, official DiT .pt, diffusers safetensors)", defaultText: "shipped model (fashion-mnist)" },
+  vae: { type: "string", help: "Autoencoder checkpoint (cao2 file or diffusers AutoencoderKL)", defaultText: "shipped model (fashion-mnist)" },
+  selector: { type: "string", help: "Selector classifier checkpoint (cao2 file or torchvision ResNet)", defaultText: "shipped model (fashion-mnist)" },
+  classes: { type: "list", help: "Classes to distil: labels, ranges (0-4), ids (wnids) or names", defaultText: "all" },
+  ipc: { type: "int", help: "Images per class", default: 10 },
+  "pool-factor": { type: "int", help: "Pool size m: m x IPC candidates per class", defaultText: P },
+  select: { type: "string", help: "Selection strategy", choices: STRATEGIES, defaultText: P },
+  fill: { type: "string", help: "Fill-up when too few are correct: random (paper) or in the strategy's order (released code)", choices: ["random", "ordered"], defaultText: P },
+  "refine-iters": { type: "int", help: "Adam iterations per image (0 = selection only)", defaultText: P },
+  lr: { type: "number", help: "Adam learning rate of refinement", defaultText: P },
+  lambda: { type: "number", help: "Weight of the p-norm term", defaultText: P },
+  norm: { type: "string", help: "The p-norm of the regulariser", choices: NORMS, defaultText: P },
+  "t-max": { type: "int", help: "T^: refinement draws t from 1..T^ (indices of the respaced schedule)", defaultText: P },
+  "max-norm": { type: "number", help: "Optional bound eta on ||x' - x||_inf" },
+  condition: { type: "string", help: "Condition c^ of refinement: true label, null label, or auto (by selector accuracy)", choices: ["true", "null", "auto"], defaultText: P },
+  cfg: { type: "number", help: "Classifier-free guidance scale of the pool", defaultText: P },
+  "guide-channels": { type: "string", help: "Channels guided by CFG: 3 (the DiT reference) or all", choices: ["3", "all"], default: "3" },
+  steps: { type: "int", help: "Sampling steps (respaced DDPM)", defaultText: P },
+  seed: { type: "int", help: "Run seed (every draw derives from it, per class and candidate)", default: 0 },
+  out: { type: "string", help: "Output ImageFolder", defaultText: "distilled/<preset>-ipc<N>" },
+  resume: { type: "boolean", help: "Continue an interrupted run in --out (finished classes are kept)", default: false },
+  device: { type: "string", help: "cpu or cuda:N", default: "cpu" },
+  threads: { type: "int", help: "CPU threads", defaultText: "all cores" },
+  "batch-size": { type: "int", help: "Most images per model call (memory bound)", default: 64 },
+  "save-pre-refine": { type: "boolean", help: "Also write the selected images before refinement (.cao2/pre-refine)", default: false },
+  "save-latents": { type: "boolean", help: "Also write pool, selected and refined latents (.cao2/latents)", default: false },
+  "latent-size": { type: "int", help: "Latent size for DiT checkpoints that do not record it (32 for 256x256)" },
+  "scaling-factor": { type: "number", help: "Latent scaling factor for autoencoders without cao2 metadata", default: 0.18215 },
+} satisfies FlagSpecs;
+
+/** Resolves --classes against a preset's class list (labels, label ranges, ids or names). */
+export function pickClasses(all: ClassSpec[], wanted: string[] | undefined): ClassSpec[] {
+  if (!wanted || wanted.length === 0) return all;
+  const out: ClassSpec[] = [];
+  for (const w of wanted) {
+    const range = /^(\d+)-(\d+)$/.exec(w);
+    const picks = range
+      ? all.filter((c) => c.label >= Number(range[1]) && c.label <= Number(range[2]))
+      : /^\d+$/.test(w)
+        ? all.filter((c) => c.label === Number(w))
+        : all.filter((c) => c.id === w || c.name.toLowerCase() === w.toLowerCase());
+    if (picks.length === 0) throw new InputError(`--classes: no class '${w}' in this preset (labels 0..${all.length - 1}, ids such as ${all[0].id})`);
+    for (const p of picks) if (!out.includes(p)) out.push(p);
+  }
+  return out.sort((a, b) => a.label - b.label);
+}
+
+export async function run(argv: string[]): Promise<number> {
+  if (argv.includes("--help")) {
+    process.stdout.write(formatHelp("cao2 distill [flags]", `${summary}. With no flags: the embedded Fashion-MNIST default at IPC 10.`, FLAGS));
+    return 0;
+  }
+  const a = parseArgs(argv, FLAGS);
+  if (a._.length) throw new UsageError(`unexpected argument '${a._[0]}' (all settings are flags; see --help)`);
+  const preset = a.preset as PresetName;
+  const compat = a.compat as Compat;
+  const d = recipeDefaults(preset, compat);
+  const embedded = preset === "fashion-mnist";
+  const model = (flag: "dit" | "vae" | "selector", file: string) => {
+    const v = a[flag];
+    if (v) return v;
+    if (embedded) return assetPath(`fashion-mnist/${file}`);
+    throw new UsageError(`the ${preset} preset needs --${flag} (a checkpoint you bring; see the README)`);
+  };
+  if (a.threads !== undefined) setNumThreads(a.threads);
+  const steps = a.steps ?? d.steps;
+  const all = presetClasses(preset);
+  const classes = pickClasses(all, a.classes);
+  const out = a.out ?? `distilled/${preset}-ipc${a.ipc}`;
+  installInterruptHandler();
+  const progress = new Progress({ unit: "steps" });
+  const started = performance.now();
+  const manifest = await runDistill(
+    {
+      preset,
+      compat,
+      classes,
+      numClasses: all.length,
+      ipc: a.ipc,
+      poolFactor: a.poolFactor ?? d.poolFactor,
+      select: (a.select as Strategy | undefined) ?? d.select,
+      fill: (a.fill as "random" | "ordered" | undefined) ?? d.fill,
+      autoIpcThreshold: 50,
+      refineIters: a.refineIters ?? d.refineIters,
+      lr: a.lr ?? d.lr,
+      lambda: a.lambda ?? d.lambda,
+      norm: (a.norm as NormKind | undefined) ?? d.norm,
+      tMax: a.tMax ?? d.tMax,
+      maxNorm: a.maxNorm,
+      condition: (a.condition as Condition | undefined) ?? d.condition,
+      autoConditionThreshold: d.autoConditionThreshold,
+      timestepMode: d.timestepMode,
+      refineTrainMode: d.refineTrainMode,
+      cfg: a.cfg ?? d.cfg,
+      guidedChannels: a.guideChannels === "all" ? "all" : 3,
+      steps,
+      seed: a.seed,
+      batchSize: a.batchSize,
+      device: a.device,
+      threads: getNumThreads(),
+      savePreRefine: a.savePreRefine,
+      saveLatents: a.saveLatents,
+      out,
+      models: { dit: model("dit", "dit.safetensors"), vae: model("vae", "autoencoder.safetensors"), selector: model("selector", "selector.safetensors") },
+      modelOverrides: { latentSize: a.latentSize, scalingFactor: a.given.has("scaling-factor") ? a.scalingFactor : undefined },
+    },
+    {
+      resume: a.resume,
+      presetCondition: d.condition === "auto" ? "true" : d.condition,
+      progress,
+      onEvent: (e) => {
+        if (e.type === "class-done") progress.log(`class ${e.label} (${e.name}) done: ${e.record.items.length} images, ${e.record.filled} filled in`);
+        if (e.type === "class-skipped") progress.log(`class ${e.label} (${e.name}) already done`);
+      },
+    },
+  );
+  progress.end();
+  const testSpec = embedded ? "fashion-mnist" : "<test ImageFolder>";
+  process.stdout.write(
+    `distilled ${classes.length} classes x ${a.ipc} images into ${resolve(out)} in ${formatDuration((performance.now() - started) / 1000)}\n` +
+      `manifest: ${resolve(manifest)}\n` +
+      `evaluate: cao2 evaluate --data ${out} --test ${testSpec} --protocol hard --arch convnet3\n`,
+  );
+  return 0;
+}

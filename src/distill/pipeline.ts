@@ -1,0 +1,190 @@
+// Algorithm 1, per class c (classes are independent units of work: each is finished, recorded and never redone):
+//   2  pool:   sample m x IPC latents conditioned on c with classifier-free guidance          (pool.ts)
+//   3  score:  decode them, run the selector, softmax                                        (score.ts)
+//   4  select: keep IPC of them by the strategy                                             (select.ts)
+//   5-9 refine: minimise the diffusion loss of each kept latent under c^ (Eq. 4)             (refine.ts)
+//      write:  decode, PNG ImageFolder, per-class record; the manifest when all are done     (write.ts)
+// Every random draw comes from a generator seeded by (run seed, class, candidate), so a class gives the same bytes
+// whether it runs first or last, alone or after a resume.
+import { GaussianDiffusion } from "../diffusion/gaussian.js";
+import { sample } from "../diffusion/samplers.js";
+import { cat, checkDevice, fromArray, Generator, keep, manualSeed, randn, type Tensor, tidy } from "../torch/index.js";
+import { checkInterrupt } from "../util/interrupt.js";
+import type { Progress } from "../util/progress.js";
+import { deriveSeed, randomSource } from "../util/seed.js";
+import type { LoadedModels } from "./models.js";
+import type { ClassSpec, Compat } from "./presets.js";
+import { refineLatents, type NormKind, type RefineSchedule } from "./refine.js";
+import { decodeLatents, scoreImages } from "./score.js";
+import { scoreCandidates, selectCandidates, type FillRule, type Strategy } from "./select.js";
+import { type ClassRecord, type RunLayout, writeClass } from "./write.js";
+
+export interface DistillOptions {
+  classes: ClassSpec[];
+  /** Size of the label space (the preset's class count), which sets the folder names' padding. */
+  numClasses: number;
+  ipc: number;
+  poolFactor: number;
+  select: Strategy;
+  fill: FillRule;
+  autoIpcThreshold: number;
+  refineIters: number;
+  lr: number;
+  lambda: number;
+  norm: NormKind;
+  tMax: number;
+  maxNorm?: number;
+  /** The condition c^ of refinement, resolved ("auto" decided before the run). */
+  condition: "true" | "null";
+  timestepMode: "original" | "index";
+  refineTrainMode: boolean;
+  compat: Compat;
+  cfg: number;
+  guidedChannels: 3 | "all";
+  steps: number;
+  seed: number;
+  batchSize: number;
+  device: string;
+  savePreRefine: boolean;
+  saveLatents: boolean;
+}
+
+export interface ClassTimings {
+  pool_s: number;
+  select_s: number;
+  refine_s: number;
+  write_s: number;
+}
+
+/** The released code's noise bank: manualSeed(42); randn(1024, C, H, W); image i of a class uses row i. */
+export function authorsNoiseBank(shape: readonly number[]): Tensor {
+  manualSeed(42);
+  return keep(randn([1024, ...shape]));
+}
+
+const seconds = (t0: number) => (performance.now() - t0) / 1000;
+
+/** Runs one class through Algorithm 1 and writes its images and record. */
+export function distillClass(m: LoadedModels, o: DistillOptions, c: ClassSpec, layout: RunLayout, progress?: Progress, bank?: Tensor): ClassRecord {
+  checkDevice(o.device);
+  const seed = deriveSeed(o.seed, "class", c.modelIndex);
+  const dit = m.dit;
+  const latentShape = [dit.config.inChannels, dit.config.inputSize, dit.config.inputSize];
+  const diffusion = GaussianDiffusion.create({ numTimesteps: 1000, respacing: o.steps });
+  const n = o.ipc * o.poolFactor;
+  const times: ClassTimings = { pool_s: 0, select_s: 0, refine_s: 0, write_s: 0 };
+
+  // 2. pool
+  let t0 = performance.now();
+  const model = { forward: dit.forward.bind(dit), forwardWithCfg: (x: Tensor, t: Tensor, y: Tensor, s: number) => dit.forwardWithCfg(x, t, y, s, { guidedChannels: o.guidedChannels }) };
+  const batches = Math.ceil(n / o.batchSize);
+  const k = `class ${o.classes.indexOf(c) + 1}/${o.classes.length}`;
+  progress?.stage(`${k} [pool]`, batches * o.steps);
+  const pool = keep(
+    sample(diffusion, model, new Array<number>(n).fill(c.modelIndex), latentShape, {
+      cfgScale: o.cfg,
+      nullClass: dit.config.numClasses,
+      generator: new Generator(deriveSeed(seed, "pool")),
+      batchSize: o.batchSize,
+      device: o.device,
+      onStep: () => progress?.tick(),
+    }),
+  );
+  times.pool_s = seconds(t0);
+  checkInterrupt();
+
+  // 3-4. score and select
+  t0 = performance.now();
+  const probs = scoreImages(m, pool, o);
+  const cands = scoreCandidates(probs, m.selector.config.numClasses, c.modelIndex);
+  const selection = selectCandidates(cands, c.modelIndex, {
+    strategy: o.select,
+    ipc: o.ipc,
+    fill: o.fill,
+    autoIpcThreshold: o.autoIpcThreshold,
+    random: randomSource(deriveSeed(seed, "select")),
+  });
+  const chosen = keep(pool.indexSelect(0, fromArray(BigInt64Array.from(selection.selected, BigInt), [o.ipc], { device: o.device })));
+  times.select_s = seconds(t0);
+  checkInterrupt();
+
+  // 5-9. refine
+  t0 = performance.now();
+  const condLabel = o.condition === "true" ? c.modelIndex : dit.config.numClasses;
+  const sched: RefineSchedule = { alphasCumprod: diffusion.tables.alphasCumprod, timestepMap: diffusion.timestepMap };
+  const noise = keep(
+    tidy(() =>
+      bank
+        ? bank.narrow(0, 0, o.ipc).to(o.device)
+        : randnRows(selection.selected.map((i) => deriveSeed(seed, "refine-noise", i)), latentShape, o.device),
+    ),
+  );
+  dit.train(o.refineTrainMode);
+  if (o.refineTrainMode) manualSeed(deriveSeed(seed, "label-dropout"));
+  let refined = chosen;
+  let lossBefore: number[] = new Array<number>(o.ipc).fill(NaN);
+  let lossAfter = lossBefore;
+  if (o.refineIters > 0) {
+    progress?.stage(`${k} [refine]`, o.refineIters * Math.ceil(o.ipc / o.batchSize));
+    const parts: Tensor[] = [];
+    lossBefore = [];
+    lossAfter = [];
+    for (let lo = 0; lo < o.ipc; lo += o.batchSize) {
+      const k = Math.min(o.batchSize, o.ipc - lo);
+      const r = refineLatents(
+        (x, t, y) => dit.forward(x, t, y),
+        sched,
+        {
+          latents: chosen.narrow(0, lo, k),
+          noise: noise.narrow(0, lo, k),
+          labels: fromArray(BigInt64Array.from({ length: k }, () => BigInt(condLabel)), [k], { device: o.device }),
+          tSeeds: selection.selected.slice(lo, lo + k).map((i) => deriveSeed(seed, "refine-t", i)),
+        },
+        { iters: o.refineIters, lr: o.lr, lambda: o.lambda, norm: o.norm, tMax: o.tMax, maxNorm: o.maxNorm, timestepMode: o.timestepMode },
+        () => progress?.tick(),
+      );
+      parts.push(r.latents);
+      lossBefore.push(...r.lossBefore);
+      lossAfter.push(...r.lossAfter);
+    }
+    refined = keep(tidy(() => cat(parts, 0)));
+    for (const p of parts) p.dispose();
+  }
+  dit.eval();
+  times.refine_s = seconds(t0);
+
+  // write
+  t0 = performance.now();
+  const images = decodeLatents(m, refined);
+  const refinedProbs = scoreImages(m, refined, o);
+  const after = scoreCandidates(refinedProbs, m.selector.config.numClasses, c.modelIndex);
+  const pre = o.savePreRefine ? decodeLatents(m, chosen) : undefined;
+  const record = writeClass(layout, c, o.numClasses, {
+    images,
+    preRefine: pre,
+    latents: o.saveLatents ? { pool, selected: chosen, refined } : undefined,
+    items: selection.selected.map((poolIndex, i) => ({
+      poolIndex,
+      prediction: cands[poolIndex].prediction,
+      confidence: cands[poolIndex].confidence,
+      el2n: cands[poolIndex].el2n,
+      lossBefore: lossBefore[i],
+      lossAfter: lossAfter[i],
+      refinedPrediction: after[i].prediction,
+      refinedConfidence: after[i].confidence,
+    })),
+    pool: cands.map((x) => ({ prediction: x.prediction, confidence: x.confidence })),
+    strategy: selection.strategy,
+    filled: selection.filled,
+    condition: { kind: o.condition, label: condLabel },
+    // write_s covers decoding and scoring the final images; the file writes follow.
+    timings: { ...times, write_s: seconds(t0) },
+  });
+  for (const t of [pool, chosen, noise, images, ...(refined === chosen ? [] : [refined]), ...(pre ? [pre] : [])]) t.dispose();
+  return record;
+}
+
+/** One standard-normal draw of `shape` per seed, stacked: each row depends only on its own seed. */
+function randnRows(seeds: readonly number[], shape: readonly number[], device: string): Tensor {
+  return cat(seeds.map((s) => randn([1, ...shape], { generator: new Generator(s), device })), 0);
+}

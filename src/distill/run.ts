@@ -1,0 +1,168 @@
+// A whole distillation run: check every input before anything is written, load the models, then distil the
+// classes one by one (skipping those a previous run finished), and write the manifest last. This is the library
+// entry point; `cao2 distill` is a thin layer of flags over it.
+import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { InputError } from "../errors.js";
+import { checkDevice, torchVersion } from "../torch/index.js";
+import { writeJsonAtomic } from "../util/atomic.js";
+import { checkInterrupt } from "../util/interrupt.js";
+import type { Progress } from "../util/progress.js";
+import { packageVersion } from "../util/version.js";
+import { loadModels, type LoadedModels, type ModelOverrides } from "./models.js";
+import { authorsNoiseBank, distillClass, type DistillOptions } from "./pipeline.js";
+import { classFolder, type Condition, type PresetName } from "./presets.js";
+import { type ClassRecord, readClassRecord, type RunLayout, stateDir, writeClassList } from "./write.js";
+
+export interface DistillConfig extends Omit<DistillOptions, "condition"> {
+  preset: PresetName;
+  condition: Condition;
+  /** For condition "auto": refine with the true label when the selector's validation accuracy reaches this. */
+  autoConditionThreshold: number;
+  out: string;
+  models: { dit: string; vae: string; selector: string };
+  modelOverrides?: Omit<ModelOverrides, "device">;
+  threads: number;
+}
+
+export type DistillEvent =
+  | { type: "models-loaded"; models: LoadedModels["files"] }
+  | { type: "class-skipped"; label: number; name: string }
+  | { type: "class-done"; label: number; name: string; record: ClassRecord }
+  | { type: "done"; manifest: string };
+
+export interface Manifest {
+  tool: { name: "cao2"; version: string; libtorch: string };
+  created: string;
+  config: Record<string, unknown>;
+  models: LoadedModels["files"] & { selectorPreprocess: LoadedModels["selectorPreprocess"]; scalingFactor: number; selectorAccuracy?: number };
+  seeds: { seed: number; derivation: string };
+  classes: { label: number; folder: string; id: string; name: string; modelIndex: number }[];
+  images: number;
+  distillSeconds: number;
+  records: ClassRecord[];
+}
+
+/** Settings that decide the output bytes; a resumed run must have the same. */
+function runKey(cfg: DistillConfig, condition: "true" | "null"): Record<string, unknown> {
+  const { out: _out, threads: _threads, device: _device, modelOverrides, models, ...rest } = cfg;
+  return { ...rest, condition, modelOverrides: modelOverrides ?? {}, models: Object.fromEntries(Object.entries(models).map(([k, v]) => [k, resolve(v)])) };
+}
+
+function checkConfig(cfg: DistillConfig): void {
+  const bad = (msg: string) => new InputError(msg);
+  const posInt = (v: number, what: string) => {
+    if (!Number.isInteger(v) || v < 1) throw bad(`${what} must be a positive integer, got ${v}`);
+  };
+  posInt(cfg.ipc, "--ipc");
+  posInt(cfg.poolFactor, "--pool-factor");
+  posInt(cfg.steps, "--steps");
+  posInt(cfg.batchSize, "--batch-size");
+  if (!Number.isInteger(cfg.refineIters) || cfg.refineIters < 0) throw bad(`--refine-iters must be a non-negative integer, got ${cfg.refineIters}`);
+  if (cfg.steps < 2) throw bad(`--steps must be at least 2, got ${cfg.steps}`);
+  if (cfg.refineIters > 0 && !(Number.isInteger(cfg.tMax) && cfg.tMax >= 1 && cfg.tMax < cfg.steps)) {
+    throw bad(`--t-max must be an integer in 1..${cfg.steps - 1} (an index of the ${cfg.steps}-step schedule), got ${cfg.tMax}`);
+  }
+  if (!(cfg.lr > 0)) throw bad(`--lr must be positive, got ${cfg.lr}`);
+  if (!(cfg.lambda >= 0)) throw bad(`--lambda must be non-negative, got ${cfg.lambda}`);
+  if (!(cfg.cfg >= 1)) throw bad(`--cfg must be at least 1 (1 = no guidance), got ${cfg.cfg}`);
+  if (cfg.maxNorm !== undefined && !(cfg.maxNorm > 0)) throw bad(`--max-norm must be positive, got ${cfg.maxNorm}`);
+  if (cfg.classes.length === 0) throw bad("no classes to distil");
+  checkDevice(cfg.device);
+}
+
+/** Creates (or, resuming, re-opens) the output folder; refuses to mix a new run into an existing one. */
+function prepareOutput(cfg: DistillConfig, resume: boolean, key: Record<string, unknown>): RunLayout {
+  const layout = { out: cfg.out };
+  const runFile = join(stateDir(layout), "run.json");
+  if (existsSync(cfg.out)) {
+    const entries = readdirSync(cfg.out);
+    if (resume) {
+      if (!existsSync(runFile)) throw new InputError(`${cfg.out}: nothing to resume (no .cao2/run.json); start without --resume`);
+      const saved = JSON.parse(readFileSync(runFile, "utf8")) as Record<string, unknown>;
+      const diff = Object.keys({ ...saved, ...key }).filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(key[k]));
+      if (diff.length) throw new InputError(`${cfg.out} was started with other settings (${diff.join(", ")} differ); resume with the same flags or use a new --out`);
+      return layout;
+    }
+    if (entries.length > 0) throw new InputError(`${cfg.out} already exists and is not empty: pass --resume to continue that run, or choose a new --out`);
+  } else if (resume) {
+    throw new InputError(`${cfg.out}: nothing to resume (the folder does not exist)`);
+  }
+  try {
+    mkdirSync(stateDir(layout), { recursive: true });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new InputError(`cannot create the output folder ${cfg.out} (${code ?? (e as Error).message}); choose a writable --out`);
+  }
+  writeJsonAtomic(runFile, key);
+  return layout;
+}
+
+export function resolveCondition(cfg: DistillConfig, m: Pick<LoadedModels, "selectorAccuracy">, presetCondition: "true" | "null"): "true" | "null" {
+  if (cfg.condition !== "auto") return cfg.condition;
+  if (m.selectorAccuracy === undefined) return presetCondition;
+  return m.selectorAccuracy >= cfg.autoConditionThreshold ? "true" : "null";
+}
+
+/**
+ * Runs (or resumes) a distillation. Finished classes are never recomputed; an interrupted class is redone from its
+ * start and gives the same bytes. Returns the manifest's path.
+ */
+export async function runDistill(
+  cfg: DistillConfig,
+  o: { resume?: boolean; presetCondition: "true" | "null"; progress?: Progress; onEvent?: (e: DistillEvent) => void },
+): Promise<string> {
+  checkConfig(cfg);
+  // The output folder must be usable before the (slow) model loading; nothing is written until the models load.
+  const parent = dirname(resolve(cfg.out));
+  if (!existsSync(cfg.out) && !existsSync(parent)) throw new InputError(`the folder that would hold --out does not exist: ${parent}`);
+  const m = await loadModels(cfg.models, { ...cfg.modelOverrides, device: cfg.device });
+  o.onEvent?.({ type: "models-loaded", models: m.files });
+  for (const c of cfg.classes) {
+    if (c.modelIndex >= m.dit.config.numClasses) throw new InputError(`class ${c.id} has index ${c.modelIndex}, but the DiT knows ${m.dit.config.numClasses} classes`);
+    if (c.modelIndex >= m.selector.config.numClasses) throw new InputError(`class ${c.id} has index ${c.modelIndex}, but the selector knows ${m.selector.config.numClasses} classes`);
+  }
+  const condition = resolveCondition(cfg, m, o.presetCondition);
+  const layout = prepareOutput(cfg, o.resume ?? false, runKey(cfg, condition));
+  const opts: DistillOptions = { ...cfg, condition };
+  const latentShape = [m.dit.config.inChannels, m.dit.config.inputSize, m.dit.config.inputSize];
+  const bank = cfg.compat === "authors" ? authorsNoiseBank(latentShape) : undefined;
+  const records: ClassRecord[] = [];
+  try {
+    for (const c of cfg.classes) {
+      const done = readClassRecord(layout, c.label);
+      if (done) {
+        records.push(done);
+        o.onEvent?.({ type: "class-skipped", label: c.label, name: c.name });
+        continue;
+      }
+      const record = distillClass(m, opts, c, layout, o.progress, bank);
+      records.push(record);
+      o.onEvent?.({ type: "class-done", label: c.label, name: c.name, record });
+      checkInterrupt("stopped after a finished class; continue with --resume");
+    }
+  } finally {
+    bank?.dispose();
+  }
+  writeClassList(layout, cfg.classes, cfg.numClasses);
+  const manifest: Manifest = {
+    tool: { name: "cao2", version: packageVersion(), libtorch: torchVersion() },
+    created: new Date().toISOString(),
+    config: { ...runKey(cfg, condition), out: resolve(cfg.out), device: cfg.device, threads: cfg.threads },
+    models: { ...m.files, selectorPreprocess: m.selectorPreprocess, scalingFactor: m.scalingFactor, selectorAccuracy: m.selectorAccuracy },
+    seeds: {
+      seed: cfg.seed,
+      derivation:
+        "class seed = deriveSeed(seed, 'class', modelIndex); pool = Generator(deriveSeed(class, 'pool')); refinement noise of pool " +
+        "candidate i = Generator(deriveSeed(class, 'refine-noise', i)); its t draws = deriveSeed(class, 'refine-t', i)",
+    },
+    classes: cfg.classes.map((c) => ({ label: c.label, folder: classFolder(c, cfg.numClasses), id: c.id, name: c.name, modelIndex: c.modelIndex })),
+    images: records.reduce((n, r) => n + r.items.length, 0),
+    distillSeconds: records.reduce((s, r) => s + r.timings.pool_s + r.timings.select_s + r.timings.refine_s + r.timings.write_s, 0),
+    records,
+  };
+  const path = join(cfg.out, "manifest.json");
+  writeJsonAtomic(path, manifest);
+  o.onEvent?.({ type: "done", manifest: path });
+  return path;
+}
