@@ -11,7 +11,6 @@ import {
   cat,
   cos,
   type DType,
-  empty,
   eq,
   exp,
   F,
@@ -283,9 +282,9 @@ class Attention {
     // One copy into [3, N*heads, T, head_dim]; q, k and v are then contiguous views for the batched GEMMs.
     const qkv = this.qkv.forward(x).view(n, t, 3, h, hd).permute(2, 0, 3, 1, 4).contiguous().view(3, n * h, t, hd);
     const [q, k, v] = [0, 1, 2].map((i) => qkv.select(0, i));
-    // beta = 0: the first operand only fixes dtype/device; alpha applies the 1/sqrt(head_dim) scale inside the GEMM.
-    const stub = empty([1, 1, 1], { dtype: x.dtype, device: x.device });
-    const attn = F.softmax(callOp("baddbmm", stub, q, k.transpose(1, 2), 0, this.scale), -1);
+    // Scale q first, as timm's Attention does. (Not baddbmm with beta = 0: libtorch 1.13's CPU kernel still reads
+    // its uninitialised output for small matrices, so 0 * NaN leaked garbage into the scores now and then.)
+    const attn = F.softmax(bmm(q.mul(this.scale), k.transpose(1, 2)), -1);
     const out = bmm(attn, v).view(n, h, t, hd).transpose(1, 2).reshape(n, t, d);
     return this.proj.forward(out);
   }

@@ -1,0 +1,169 @@
+// End-to-end checks of `cao2 distill` on tiny random models (slow: each run spawns the CLI). They cover the
+// ImageFolder layout, determinism, resumption after SIGINT and SIGKILL, and refusals of bad input.
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { before, describe, test } from "node:test";
+import { decodePng } from "../../src/io/png.js";
+import { createAutoencoderKL } from "../../src/models/autoencoder.js";
+import { createDiT } from "../../src/models/dit.js";
+import { createResNet } from "../../src/models/resnet.js";
+import { saveModel } from "../../src/models/saved.js";
+import { Generator, noGrad } from "../../src/torch/index.js";
+import { ROOT } from "../helpers/fixtures.js";
+
+const CLI = join(ROOT, "dist", "src", "cli", "main.js");
+let dir: string;
+let models: string[];
+
+/** Tiny random models with the embedded default's shapes scaled down: 16x16 grey images, 4x4x4 latents. */
+function makeModels(at: string): string[] {
+  const dit = createDiT({ inputSize: 4, inChannels: 4, numClasses: 10, patchSize: 2, depth: 1, hiddenSize: 32, numHeads: 2, learnSigma: true }, {}, { generator: new Generator(1) });
+  // Non-zero adaLN and output layers, so that samples depend on the class and refinement has gradients.
+  noGrad(() => { for (const p of dit.parameters()) p.add_(0.02); });
+  const ae = createAutoencoderKL({ inChannels: 1, outChannels: 1, blockOutChannels: [8, 8, 8], layersPerBlock: 1, latentChannels: 4, normNumGroups: 4, scalingFactor: 1 }, { generator: new Generator(2) });
+  const sel = createResNet({ depth: 18, numClasses: 10, inChannels: 1, stem: "imagenet" }, { generator: new Generator(3) });
+  const classes = Array.from({ length: 10 }, (_, i) => `c${i}`);
+  const paths = ["dit", "vae", "selector"].map((n) => join(at, `${n}.safetensors`));
+  saveModel(paths[0], dit, { kind: "dit", config: dit.config, classes });
+  saveModel(paths[1], ae, { kind: "autoencoder", config: ae.config, scalingFactor: 1.5 });
+  saveModel(paths[2], sel, { kind: "resnet", config: sel.config, preprocess: { size: 16, channels: 1, mean: [0.5], std: [0.5] }, classes }, { val_accuracy: "0.95" });
+  return paths;
+}
+
+const TINY = ["--classes", "0-2", "--ipc", "2", "--steps", "5", "--refine-iters", "3", "--t-max", "2", "--threads", "1"];
+const args = (out: string, extra: string[] = []) => ["distill", "--dit", models[0], "--vae", models[1], "--selector", models[2], ...TINY, "--out", out, ...extra];
+const runCli = (argv: string[]) => spawnSync(process.execPath, [CLI, ...argv], { encoding: "utf8", env: { ...process.env, CI: "true" } });
+
+/** Every file under a folder with its bytes; the manifest without its timestamp and timings. */
+function snapshot(out: string): Map<string, string> {
+  const files = new Map<string, string>();
+  const walk = (d: string, rel: string) => {
+    for (const e of readdirSync(d).sort()) {
+      const p = join(d, e);
+      if (statSync(p).isDirectory()) walk(p, `${rel}${e}/`);
+      else files.set(`${rel}${e}`, readFileSync(p).toString("base64"));
+    }
+  };
+  walk(out, "");
+  const strip = (k: string) => {
+    const v = files.get(k);
+    if (!v) return;
+    const j = JSON.parse(Buffer.from(v, "base64").toString("utf8"), (key, val) => (key === "created" || key === "timings" || key === "distillSeconds" ? undefined : val));
+    if (j.config) j.config.out = undefined;
+    files.set(k, JSON.stringify(j));
+  };
+  strip("manifest.json");
+  for (const k of files.keys()) if (k.startsWith(".cao2/classes/")) strip(k);
+  return files;
+}
+
+function waitFor(pred: () => boolean, child: ChildProcess, ms = 120_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t0 = Date.now();
+    const iv = setInterval(() => {
+      if (pred()) {
+        clearInterval(iv);
+        resolve();
+      } else if (Date.now() - t0 > ms || child.exitCode !== null) {
+        clearInterval(iv);
+        reject(new Error("condition not reached"));
+      }
+    }, 20);
+  });
+}
+
+const exited = (child: ChildProcess) => new Promise<number | null>((r) => child.on("exit", (code, sig) => r(code ?? (sig ? -1 : null))));
+
+describe("cao2 distill end to end (slow)", () => {
+  let reference: Map<string, string>;
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), "cao2-e2e-"));
+    models = makeModels(dir);
+  });
+
+  test("writes an ImageFolder with the right counts, readable PNGs and a complete manifest", () => {
+    const out = join(dir, "a");
+    const r = runCli(args(out));
+    assert.equal(r.status, 0, r.stderr);
+    const folders = readFileSync(join(out, "classes.txt"), "utf8").trim().split("\n");
+    assert.deepEqual(folders, ["0_T-shirt-top", "1_Trouser", "2_Pullover"]);
+    for (const f of folders) {
+      const pngs = readdirSync(join(out, f));
+      assert.equal(pngs.length, 2, f);
+      for (const p of pngs) {
+        const img = decodePng(readFileSync(join(out, f, p)));
+        assert.deepEqual([img.width, img.height, img.channels], [16, 16, 1]);
+      }
+    }
+    const m = JSON.parse(readFileSync(join(out, "manifest.json"), "utf8"));
+    assert.equal(m.images, 6);
+    assert.equal(m.records.length, 3);
+    for (const rec of m.records) {
+      assert.equal(rec.items.length, 2);
+      assert.equal(rec.pool.length, rec.items.length * m.config.poolFactor);
+      for (const it of rec.items) {
+        for (const k of ["poolIndex", "prediction", "confidence", "lossBefore", "lossAfter", "refinedPrediction"]) assert.equal(typeof it[k], "number", k);
+        assert.ok(existsSync(join(out, it.file)));
+      }
+    }
+    for (const k of ["dit", "vae", "selector"]) assert.match(m.models[k].sha256, /^[0-9a-f]{64}$/);
+    assert.equal(m.config.condition, "true", "auto condition with a 95% selector is the true label");
+    reference = snapshot(out);
+  });
+
+  test("the same command and seed gives byte-identical PNGs and manifest", () => {
+    const out = join(dir, "b");
+    assert.equal(runCli(args(out)).status, 0);
+    assert.deepEqual(snapshot(out), reference);
+  });
+
+  test("a different seed gives different images", () => {
+    const out = join(dir, "seed");
+    assert.equal(runCli(args(out, ["--seed", "7"])).status, 0);
+    assert.notDeepEqual(snapshot(out).get("0_T-shirt-top/0.png"), reference.get("0_T-shirt-top/0.png"));
+  });
+
+  for (const signal of ["SIGINT", "SIGKILL"] as const) {
+    test(`a run killed with ${signal} and resumed gives the same bytes, without redoing finished classes`, async () => {
+      const out = join(dir, signal);
+      const child = spawn(process.execPath, [CLI, ...args(out)], { stdio: "ignore", env: { ...process.env, CI: "true" } });
+      const first = join(out, ".cao2", "classes", "0.json");
+      await waitFor(() => existsSync(first), child);
+      child.kill(signal);
+      const code = await exited(child);
+      assert.notEqual(code, 0);
+      assert.ok(!existsSync(join(out, "manifest.json")), "an interrupted run has no manifest");
+      const before = statSync(first).mtimeMs;
+      const r = runCli(args(out, ["--resume"]));
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stderr, /class 0 \(T-shirt\/top\) already done/);
+      assert.equal(statSync(first).mtimeMs, before, "the finished class was not rewritten");
+      assert.deepEqual(snapshot(out), reference);
+    });
+  }
+
+  test("bad input: one-line errors, exit code 2, nothing that looks complete", () => {
+    const bad = (extra: string[], pattern: RegExp, out = join(dir, `bad-${Math.random().toString(36).slice(2)}`)) => {
+      const r = runCli([...args(out), ...extra]);
+      assert.equal(r.status, 2, `${extra.join(" ")}: exit ${r.status}\n${r.stderr}`);
+      assert.match(r.stderr, pattern);
+      assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+      assert.ok(!existsSync(join(out, "manifest.json")));
+    };
+    bad(["--dit", join(dir, "missing.safetensors")], /DiT checkpoint not found: .*missing\.safetensors/);
+    bad(["--dit", models[1]], /expected a DiT, but it holds a cao2 autoencoder model/);
+    bad(["--classes", "12"], /--classes: no class '12'/);
+    bad(["--ipc", "0"], /--ipc must be a positive integer, got 0/);
+    bad(["--bogus"], /unknown flag '--bogus'/);
+    const file = join(dir, "a-file");
+    writeFileSync(file, "x");
+    bad([], /cannot create the output folder|does not exist/, join(file, "out"));
+    mkdirSync(join(dir, "taken"), { recursive: true });
+    writeFileSync(join(dir, "taken", "x"), "");
+    bad([], /already exists and is not empty: pass --resume/, join(dir, "taken"));
+  });
+});
