@@ -13,6 +13,7 @@ export interface Command {
 const COMMANDS: Record<string, [summary: string, load: () => Promise<Command>]> = {
   inspect: ["List a checkpoint's tensors and guess its architecture", () => import("./inspect.js")],
   distill: ["Distil a data set with CaO2 (pool -> select -> refine -> write)", () => import("./distill.js")],
+  sample: ["Generate class-conditional samples (PNG grid) and score them with a selector", () => import("./sample.js")],
   train: ["Train the small models of the embedded default (classifier, autoencoder, DiT)", () => import("./train.js")],
 };
 

@@ -6,7 +6,7 @@ import { cat, F, noGrad, type Tensor, tidy } from "../torch/index.js";
 import type { LoadedModels } from "./models.js";
 
 /** Latents (scaled, as the diffusion model sees them) to images in [0, 1], in batches. */
-export function decodeLatents(m: LoadedModels, latents: Tensor, batchSize = 64): Tensor {
+export function decodeLatents(m: Pick<LoadedModels, "autoencoder" | "scalingFactor">, latents: Tensor, batchSize = 64): Tensor {
   return noGrad(() =>
     tidy(() => {
       const parts: Tensor[] = [];
@@ -32,7 +32,7 @@ export function selectorInput(images: Tensor, pre: Preprocess, normalise = true)
 }
 
 /** Softmax class probabilities of the selector for latents, row-major [n x classes]. */
-export function scoreImages(m: LoadedModels, latents: Tensor, o: { batchSize: number; compat: "paper" | "authors" }): Float32Array {
+export function scoreImages(m: Pick<LoadedModels, "autoencoder" | "scalingFactor" | "selector" | "selectorPreprocess">, latents: Tensor, o: { batchSize: number; compat: "paper" | "authors" }): Float32Array {
   return noGrad(() =>
     tidy(() => {
       const parts: Tensor[] = [];

@@ -1,0 +1,116 @@
+// `cao2 sample`: class-conditional samples of a diffusion model, to look at it (a PNG grid, one row per class) and,
+// with --selector, to measure how often the selector recognises each sample's class.
+import { writeFileSync } from "node:fs";
+import { GaussianDiffusion } from "../diffusion/gaussian.js";
+import { sample } from "../diffusion/samplers.js";
+import { loadAutoencoder, loadDiT, loadSelector } from "../distill/models.js";
+import { decodeLatents, scoreImages } from "../distill/score.js";
+import { pickClasses } from "./distill.js";
+import { PRESETS, type PresetName, presetClasses } from "../distill/presets.js";
+import { tensorToPng } from "../io/image.js";
+import { cat, Generator, keep, ones, pad, setNumThreads, type Tensor, tidy } from "../torch/index.js";
+import { assetPath } from "../util/assets.js";
+import { deriveSeed } from "../util/seed.js";
+import { Progress } from "../util/progress.js";
+import { type FlagSpecs, formatHelp, parseArgs, UsageError } from "./args.js";
+
+export const summary = "Generate class-conditional samples (PNG grid) and optionally score them with a selector";
+
+const FLAGS = {
+  preset: { type: "string", help: "Class list to use", choices: PRESETS, default: "fashion-mnist" },
+  dit: { type: "string", help: "Diffusion model checkpoint", defaultText: "shipped model (fashion-mnist)" },
+  vae: { type: "string", help: "Autoencoder checkpoint", defaultText: "shipped model (fashion-mnist)" },
+  selector: { type: "string", help: "Score the samples with this classifier (prints per-class agreement)" },
+  classes: { type: "list", help: "Classes: labels, ranges, ids or names", defaultText: "all" },
+  "per-class": { type: "int", help: "Samples per class", default: 8 },
+  cfg: { type: "number", help: "Classifier-free guidance scale", default: 2.7 },
+  "guide-channels": { type: "string", help: "Channels guided by CFG", choices: ["3", "all"], default: "3" },
+  steps: { type: "int", help: "Sampling steps", default: 50 },
+  seed: { type: "int", help: "Seed", default: 0 },
+  out: { type: "string", help: "PNG grid to write (rows = classes; at most 16 columns shown)" },
+  json: { type: "string", help: "Write the scores as JSON here" },
+  "batch-size": { type: "int", help: "Most images per model call", default: 64 },
+  device: { type: "string", help: "cpu or cuda:N", default: "cpu" },
+  threads: { type: "int", help: "CPU threads", defaultText: "all cores" },
+  "latent-size": { type: "int", help: "Latent size for DiT checkpoints that do not record it" },
+  "scaling-factor": { type: "number", help: "Latent scaling factor for autoencoders without cao2 metadata" },
+} satisfies FlagSpecs;
+
+/** Images [N, C, H, W] in [0, 1] tiled into one [C, rows*(H+2), cols*(W+2)] image with a 1-pixel border. */
+export function grid(images: Tensor, cols: number): Tensor {
+  return tidy(() => {
+    const [n, c, h, w] = images.shape;
+    const rows = Math.ceil(n / cols);
+    const padded = pad(images, [1, 1, 1, 1], "constant", 1);
+    const full = n === rows * cols ? padded : cat([padded, ones([rows * cols - n, c, h + 2, w + 2], { device: images.device })]);
+    return full.view(rows, cols, c, h + 2, w + 2).permute(2, 0, 3, 1, 4).reshape(c, rows * (h + 2), cols * (w + 2));
+  });
+}
+
+export async function run(argv: string[]): Promise<number> {
+  if (argv.includes("--help")) {
+    process.stdout.write(formatHelp("cao2 sample [flags]", summary, FLAGS));
+    return 0;
+  }
+  const a = parseArgs(argv, FLAGS);
+  const preset = a.preset as PresetName;
+  if (a.threads !== undefined) setNumThreads(a.threads);
+  const model = (v: string | undefined, flag: string, file: string) => {
+    if (v) return v;
+    if (preset === "fashion-mnist") return assetPath(`fashion-mnist/${file}`);
+    throw new UsageError(`--${flag} is required for the ${preset} preset`);
+  };
+  if (!a.out && !a.selector) throw new UsageError("nothing to do: give --out (a PNG grid) and/or --selector (scores)");
+  const o = { device: a.device, latentSize: a.latentSize, scalingFactor: a.scalingFactor };
+  const dit = loadDiT(model(a.dit, "dit", "dit.safetensors"), o);
+  dit.eval();
+  const { autoencoder, scalingFactor } = loadAutoencoder(model(a.vae, "vae", "autoencoder.safetensors"), o);
+  autoencoder.eval();
+  const classes = pickClasses(presetClasses(preset), a.classes);
+  const diffusion = GaussianDiffusion.create({ numTimesteps: 1000, respacing: a.steps });
+  const shape = [dit.config.inChannels, dit.config.inputSize, dit.config.inputSize];
+  const progress = new Progress({ unit: "steps" });
+  const models = { autoencoder, scalingFactor };
+  const selector = a.selector ? loadSelector(a.selector, o) : undefined;
+  selector?.selector.eval();
+  const rows: Tensor[] = [];
+  const scores: { label: number; name: string; agreement: number }[] = [];
+  for (const c of classes) {
+    progress.stage(`class ${c.label} (${c.name})`, Math.ceil(a.perClass / a.batchSize) * a.steps);
+    const lat = keep(
+      sample(diffusion, { forward: dit.forward.bind(dit), forwardWithCfg: (x, t, y, s) => dit.forwardWithCfg(x, t, y, s, { guidedChannels: a.guideChannels === "all" ? "all" : 3 }) }, new Array<number>(a.perClass).fill(c.modelIndex), shape, {
+        cfgScale: a.cfg,
+        nullClass: dit.config.numClasses,
+        generator: new Generator(deriveSeed(a.seed, "sample", c.modelIndex)),
+        batchSize: a.batchSize,
+        device: a.device,
+        onStep: () => progress.tick(),
+      }),
+    );
+    if (selector) {
+      const probs = scoreImages({ ...models, selector: selector.selector, selectorPreprocess: selector.preprocess }, lat, { batchSize: a.batchSize, compat: "paper" });
+      const k = selector.selector.config.numClasses;
+      let hits = 0;
+      for (let i = 0; i < a.perClass; i++) {
+        const row = probs.subarray(i * k, (i + 1) * k);
+        if (row.indexOf(Math.max(...row)) === c.modelIndex) hits++;
+      }
+      scores.push({ label: c.label, name: c.name, agreement: hits / a.perClass });
+      progress.log(`class ${c.label} (${c.name}): selector agrees on ${hits}/${a.perClass}`);
+    }
+    if (a.out) rows.push(keep(tidy(() => decodeLatents(models, lat.narrow(0, 0, Math.min(16, a.perClass))))));
+    lat.dispose();
+  }
+  progress.end();
+  if (a.out) {
+    const cols = Math.min(16, a.perClass);
+    writeFileSync(a.out, tensorToPng(tidy(() => grid(cat(rows), cols))));
+    process.stdout.write(`wrote ${a.out}\n`);
+  }
+  if (selector) {
+    const mean = scores.reduce((s, x) => s + x.agreement, 0) / scores.length;
+    process.stdout.write(`selector agreement: ${(mean * 100).toFixed(2)}% of ${scores.length * a.perClass} samples\n`);
+    if (a.json) writeFileSync(a.json, JSON.stringify({ cfg: a.cfg, steps: a.steps, seed: a.seed, perClass: a.perClass, mean, classes: scores }, null, 2) + "\n");
+  }
+  return 0;
+}
