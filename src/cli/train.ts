@@ -2,7 +2,8 @@
 // (checkpoint every N steps and on Ctrl-C; `--resume` continues), logs JSONL losses and validates on a held-out
 // part of the training split.
 import { mkdirSync } from "node:fs";
-import { loadDataSpec } from "../io/datasets/index.js";
+import { loadDataSpec, sampleRandomPerClass } from "../io/datasets/index.js";
+import { deriveSeed } from "../util/seed.js";
 import { setNumThreads } from "../torch/index.js";
 import { installInterruptHandler } from "../util/interrupt.js";
 import { Progress } from "../util/progress.js";
@@ -23,6 +24,8 @@ const COMMON = {
   seed: { type: "int", help: "Seed of initialisation, data order, augmentation and the split", default: 0 },
   threads: { type: "int", help: "CPU threads", defaultText: "all cores" },
   "checkpoint-every": { type: "int", help: "Steps between checkpoints" },
+  "max-per-class": { type: "int", help: "Use at most this many training images per class (quick runs, CI)" },
+  "val-per-class": { type: "int", help: "Validation images per class held out of the training split", defaultText: "recipe's (500 classifier, 200 others)" },
 } satisfies FlagSpecs;
 
 const CLASSIFIER = {
@@ -33,7 +36,6 @@ const CLASSIFIER = {
   epochs: { type: "int", help: "Epochs over the training split", default: CLASSIFIER_DEFAULTS.epochs },
   "batch-size": { type: "int", help: "Batch size", default: CLASSIFIER_DEFAULTS.batchSize },
   lr: { type: "number", help: "Peak learning rate (cosine decay per step)", default: CLASSIFIER_DEFAULTS.lr },
-  "val-per-class": { type: "int", help: "Validation images per class held out of the training split", default: CLASSIFIER_DEFAULTS.valPerClass },
 } satisfies FlagSpecs;
 
 const AUTOENCODER = {
@@ -57,6 +59,12 @@ const DIT = {
 
 type Common = ReturnType<typeof parseArgs<typeof COMMON>>;
 
+/** The training data of a recipe: the whole training split, or a seeded per-class subset of it. */
+function trainingData(c: Common) {
+  const ds = loadDataSpec(c.data, "train");
+  return c.maxPerClass === undefined ? ds : sampleRandomPerClass(ds, c.maxPerClass, deriveSeed(c.seed, "subset")).dataset;
+}
+
 const RECIPES: Record<string, { flags: FlagSpecs; help: string; run(argv: string[], common: Common, progress: Progress): string }> = {
   classifier: {
     flags: CLASSIFIER,
@@ -64,7 +72,7 @@ const RECIPES: Record<string, { flags: FlagSpecs; help: string; run(argv: string
     run(argv, c, progress) {
       const a = parseArgs(argv, CLASSIFIER);
       const res = trainClassifier(
-        { data: loadDataSpec(c.data, "train"), outDir: c.out!, resume: c.resume, steps: c.steps, progress },
+        { data: trainingData(c), outDir: c.out!, resume: c.resume, steps: c.steps, progress },
         {
           ...CLASSIFIER_DEFAULTS,
           depth: a.depth as 18 | 50 | 101,
@@ -73,7 +81,7 @@ const RECIPES: Record<string, { flags: FlagSpecs; help: string; run(argv: string
           epochs: a.epochs,
           batchSize: a.batchSize,
           lr: a.lr,
-          valPerClass: a.valPerClass,
+          valPerClass: c.valPerClass ?? CLASSIFIER_DEFAULTS.valPerClass,
           seed: c.seed,
           checkpointEvery: c.checkpointEvery ?? CLASSIFIER_DEFAULTS.checkpointEvery,
         },
@@ -87,13 +95,14 @@ const RECIPES: Record<string, { flags: FlagSpecs; help: string; run(argv: string
     run(argv, c, progress) {
       const a = parseArgs(argv, AUTOENCODER);
       const res = trainAutoencoder(
-        { data: loadDataSpec(c.data, "train"), outDir: c.out!, resume: c.resume, steps: c.steps, progress },
+        { data: trainingData(c), outDir: c.out!, resume: c.resume, steps: c.steps, progress },
         {
           ...AUTOENCODER_DEFAULTS,
           epochs: a.epochs,
           batchSize: a.batchSize,
           lr: a.lr,
           blockOutChannels: a.channels.map(Number),
+          valPerClass: c.valPerClass ?? AUTOENCODER_DEFAULTS.valPerClass,
           seed: c.seed,
           checkpointEvery: c.checkpointEvery ?? AUTOENCODER_DEFAULTS.checkpointEvery,
         },
@@ -109,7 +118,7 @@ const RECIPES: Record<string, { flags: FlagSpecs; help: string; run(argv: string
       const { model, meta } = loadSavedModel(a.autoencoder, "autoencoder");
       const res = trainDiT(
         {
-          data: loadDataSpec(c.data, "train"),
+          data: trainingData(c),
           autoencoder: model as AutoencoderKL,
           scalingFactor: meta.scalingFactor,
           outDir: c.out!,
@@ -125,6 +134,7 @@ const RECIPES: Record<string, { flags: FlagSpecs; help: string; run(argv: string
           depth: a.depth,
           hiddenSize: a.hidden,
           numHeads: a.heads,
+          valPerClass: c.valPerClass ?? DIT_DEFAULTS.valPerClass,
           seed: c.seed,
           checkpointEvery: c.checkpointEvery ?? DIT_DEFAULTS.checkpointEvery,
         },

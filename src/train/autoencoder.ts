@@ -10,7 +10,7 @@ import { Adam, F, Generator, noGrad, type Tensor, tidy } from "../torch/index.js
 import type { Progress } from "../util/progress.js";
 import { deriveSeed, randomSource, shuffled } from "../util/seed.js";
 import { resized } from "./classifier.js";
-import { trainLoop } from "./loop.js";
+import { trainLoop, withoutCheckpointEvery } from "./loop.js";
 
 export interface AutoencoderRecipe {
   size: number;
@@ -105,7 +105,7 @@ export function trainAutoencoder(r: AutoencoderRun, recipe: AutoencoderRecipe): 
   const optimizer = new Adam(ae.parameters(), { lr: recipe.lr });
   const noise = new Generator(deriveSeed(recipe.seed, "posterior"));
   const perEpoch = Math.floor(train.labels.length / recipe.batchSize);
-  const total = r.steps ?? recipe.epochs * perEpoch;
+  const total = recipe.epochs * perEpoch;
   const all = Array.from({ length: train.labels.length }, (_, i) => i);
   let orderEpoch = -1;
   let order: number[] = [];
@@ -127,12 +127,13 @@ export function trainAutoencoder(r: AutoencoderRun, recipe: AutoencoderRecipe): 
   ae.train();
   trainLoop({ model: ae, optimizer, generators: { posterior: noise } }, step, {
     steps: total,
+    stopAt: r.steps,
     checkpointEvery: recipe.checkpointEvery,
     checkpointPath: join(r.outDir, "state.safetensors"),
     logPath: join(r.outDir, "log.jsonl"),
     logEvery: 20,
     resume: r.resume,
-    config: { ...recipe, steps: total, dataSha256: data.source.sha256 },
+    config: { ...withoutCheckpointEvery(recipe), steps: total, dataSha256: data.source.sha256 },
     validateEvery: perEpoch,
     validate: () => ({ val_mse: reconstructionMse(ae, val) }),
     progress: r.progress,

@@ -10,7 +10,7 @@ import { type Preprocess, saveModel } from "../models/saved.js";
 import { argmax, F, Generator, noGrad, SGD, type Tensor, tidy } from "../torch/index.js";
 import { deriveSeed, randomSource, shuffled } from "../util/seed.js";
 import type { Progress } from "../util/progress.js";
-import { trainLoop } from "./loop.js";
+import { trainLoop, withoutCheckpointEvery } from "./loop.js";
 
 export interface ClassifierRecipe {
   depth: 18 | 50 | 101;
@@ -109,7 +109,7 @@ export function trainClassifier(r: ClassifierRun, recipe: ClassifierRecipe): { v
   );
   const aug = new Generator(deriveSeed(recipe.seed, "augment"));
   const perEpoch = Math.floor(train.labels.length / recipe.batchSize);
-  const total = r.steps ?? recipe.epochs * perEpoch;
+  const total = recipe.epochs * perEpoch;
   const trainIdx = Array.from({ length: train.labels.length }, (_, i) => i);
   let orderEpoch = -1;
   let order: number[] = [];
@@ -133,12 +133,13 @@ export function trainClassifier(r: ClassifierRun, recipe: ClassifierRecipe): { v
   model.train();
   trainLoop({ model, optimizer, generators: { augment: aug } }, step, {
     steps: total,
+    stopAt: r.steps,
     checkpointEvery: recipe.checkpointEvery,
     checkpointPath: join(r.outDir, "state.safetensors"),
     logPath: join(r.outDir, "log.jsonl"),
     logEvery: 20,
     resume: r.resume,
-    config: { ...recipe, steps: total, classes: data.classes, dataSha256: data.source.sha256 },
+    config: { ...withoutCheckpointEvery(recipe), steps: total, classes: data.classes, dataSha256: data.source.sha256 },
     validateEvery: perEpoch,
     validate: () => ({ val_accuracy: accuracy(model, val, pre) }),
     progress: r.progress,

@@ -18,7 +18,7 @@ import { deriveSeed, randomSource, shuffled } from "../util/seed.js";
 import { toSigned } from "./autoencoder.js";
 import { resized } from "./classifier.js";
 import { copyWeights } from "./ema.js";
-import { trainLoop } from "./loop.js";
+import { trainLoop, withoutCheckpointEvery } from "./loop.js";
 
 export interface DiTRecipe {
   size: number;
@@ -134,7 +134,7 @@ export function trainDiT(r: DiTRun, recipe: DiTRecipe): { valLoss: number; model
   ema.eval();
   const optimizer = new AdamW(model.parameters(), { lr: recipe.lr, weightDecay: 0 });
   const diffusion = GaussianDiffusion.create({ numTimesteps: 1000 });
-  const total = r.steps ?? recipe.steps;
+  const total = recipe.steps;
   const n = train.labels.length;
   const perEpoch = Math.floor(n / recipe.batchSize);
   const all = Array.from({ length: n }, (_, i) => i);
@@ -164,12 +164,13 @@ export function trainDiT(r: DiTRun, recipe: DiTRecipe): { valLoss: number; model
   model.train();
   trainLoop({ model, ema, optimizer, generators: { train: gen, labelDrop: defaultGenerator() } }, step, {
     steps: total,
+    stopAt: r.steps,
     checkpointEvery: recipe.checkpointEvery,
     checkpointPath: join(r.outDir, "state.safetensors"),
     logPath: join(r.outDir, "log.jsonl"),
     logEvery: 25,
     resume: r.resume,
-    config: { ...recipe, steps: total, scalingFactor: r.scalingFactor, dataSha256: data.source.sha256 },
+    config: { ...withoutCheckpointEvery(recipe), steps: total, scalingFactor: r.scalingFactor, dataSha256: data.source.sha256 },
     emaDecay: recipe.emaDecay,
     validateEvery: 1000,
     validate: () => ({ val_mse_ema: validationLoss(ema, diffusion, valLatents, valLabels, recipe.seed) }),

@@ -11,7 +11,10 @@ import { updateEma } from "./ema.js";
 import { loadTrainingState, saveTrainingState, type TrainingParts } from "./state.js";
 
 export interface LoopOptions {
+  /** Length of the schedule. */
   steps: number;
+  /** Stop after this step (a partial run that --resume continues); default: the end of the schedule. */
+  stopAt?: number;
   checkpointEvery: number;
   checkpointPath: string;
   logPath: string;
@@ -29,7 +32,7 @@ export interface LoopOptions {
   extra?: () => Record<string, unknown>;
 }
 
-/** Runs `step(i)` for i from the resumed step to `steps`; each call returns metrics such as {loss}. */
+/** Runs `step(i)` for i from the resumed step to the stop; each call returns metrics such as {loss}. */
 export function trainLoop(parts: TrainingParts, step: (i: number) => Record<string, number>, o: LoopOptions): { step: number } {
   let start = 0;
   if (existsSync(o.checkpointPath)) {
@@ -46,15 +49,16 @@ export function trainLoop(parts: TrainingParts, step: (i: number) => Record<stri
   const sums: Record<string, number> = {};
   let count = 0;
   let t0 = performance.now();
-  o.progress?.stage("training", o.steps, start);
-  for (let i = start; i < o.steps; i++) {
+  const end = Math.min(o.stopAt ?? o.steps, o.steps);
+  o.progress?.stage("training", end, start);
+  for (let i = start; i < end; i++) {
     const metrics = tidy(() => step(i));
     if (parts.ema && o.emaDecay !== undefined) updateEma(parts.ema, parts.model, o.emaDecay);
     for (const [k, v] of Object.entries(metrics)) sums[k] = (sums[k] ?? 0) + v;
     count++;
     const done = i + 1;
     o.progress?.tick();
-    if (done % o.logEvery === 0 || done === o.steps) {
+    if (done % o.logEvery === 0 || done === end) {
       const avg = Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / count]));
       const secs = (performance.now() - t0) / 1000;
       appendFileSync(o.logPath, JSON.stringify({ step: done, ...avg, steps_per_s: count / secs, time: new Date().toISOString() }) + "\n");
@@ -62,12 +66,12 @@ export function trainLoop(parts: TrainingParts, step: (i: number) => Record<stri
       count = 0;
       t0 = performance.now();
     }
-    if (o.validate && o.validateEvery && (done % o.validateEvery === 0 || done === o.steps)) {
+    if (o.validate && o.validateEvery && (done % o.validateEvery === 0 || done === end)) {
       const v = o.validate(done);
       appendFileSync(o.logPath, JSON.stringify({ step: done, ...v, time: new Date().toISOString() }) + "\n");
       o.progress?.log(`step ${done}: ${Object.entries(v).map(([k, x]) => `${k} ${x.toFixed(4)}`).join(", ")}`);
     }
-    if (done % o.checkpointEvery === 0 || done === o.steps) save(done);
+    if (done % o.checkpointEvery === 0 || done === end) save(done);
     if (stopRequested()) {
       save(done);
       o.progress?.log(`stopped at step ${done}; checkpoint saved, continue with --resume`);
@@ -75,7 +79,7 @@ export function trainLoop(parts: TrainingParts, step: (i: number) => Record<stri
     }
   }
   o.progress?.end();
-  return { step: o.steps };
+  return { step: Math.max(start, end) };
 }
 
 /** Drops log lines of steps after `step` (they belong to work the checkpoint does not hold). */
@@ -85,4 +89,10 @@ function truncateLog(path: string, step: number): void {
     .split("\n")
     .filter((l) => l.trim() && (JSON.parse(l) as { step: number }).step <= step);
   writeFileAtomic(path, kept.map((l) => l + "\n").join(""));
+}
+
+/** Recipe settings that decide the result: how often checkpoints are written does not. */
+export function withoutCheckpointEvery<T extends { checkpointEvery: number }>(recipe: T): Omit<T, "checkpointEvery"> {
+  const { checkpointEvery: _unused, ...rest } = recipe;
+  return rest;
 }

@@ -66,7 +66,8 @@ export function loadTrainingState(path: string, parts: TrainingParts, expectConf
   }
   const info: SavedInfo = { step: Number(m.step), config: JSON.parse(m.config ?? "{}"), extra: JSON.parse(m.extra ?? "{}") };
   if (expectConfig) {
-    const diff = Object.keys({ ...expectConfig, ...info.config }).filter((k) => JSON.stringify(expectConfig[k]) !== JSON.stringify(info.config[k]));
+    // Every setting the recipe names must match; settings a checkpoint records but the recipe no longer uses do not count.
+    const diff = Object.keys(expectConfig).filter((k) => JSON.stringify(expectConfig[k]) !== JSON.stringify(info.config[k]));
     if (diff.length) {
       throw new InputError(
         `${path}: the checkpoint was made with different settings (${diff.map((k) => `${k}: ${JSON.stringify(info.config[k])} -> ${JSON.stringify(expectConfig[k])}`).join(", ")}); use a new output folder or the same settings`,

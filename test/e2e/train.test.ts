@@ -1,0 +1,48 @@
+// Each training recipe runs a few steps on a small Fashion-MNIST subset through the CLI (slow), writes a loadable
+// model, and continues with --resume.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { readModelMeta } from "../../src/models/saved.js";
+import { ROOT } from "../helpers/fixtures.js";
+
+const CLI = join(ROOT, "dist", "src", "cli", "main.js");
+const run = (argv: string[]) => spawnSync(process.execPath, [CLI, ...argv], { encoding: "utf8", env: { ...process.env, CI: "true" } });
+const SMALL = ["--max-per-class", "20", "--val-per-class", "4", "--threads", "2"];
+const steps = (lines: string) => lines.trim().split("\n").map((l) => JSON.parse(l)).filter((r) => "loss" in r || "l1" in r).map((r) => r.step);
+
+describe("training recipes end to end (slow)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "cao2-train-"));
+
+  test("classifier: a few steps, a model file with its preprocessing, then --resume continues", () => {
+    const out = join(dir, "clf");
+    let r = run(["train", "classifier", "--out", out, "--steps", "2", "--epochs", "1", "--batch-size", "16", "--checkpoint-every", "1", "--stem", "imagenet", ...SMALL]);
+    assert.equal(r.status, 0, r.stderr);
+    const meta = readModelMeta(join(out, "model.safetensors"));
+    assert.equal(meta?.kind, "resnet");
+    if (meta?.kind === "resnet") assert.equal(meta.preprocess.channels, 1);
+    r = run(["train", "classifier", "--out", out, "--steps", "3", "--epochs", "1", "--batch-size", "16", "--stem", "imagenet", ...SMALL]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /already exists: pass --resume/);
+    r = run(["train", "classifier", "--out", out, "--steps", "3", "--epochs", "1", "--batch-size", "16", "--stem", "imagenet", "--resume", ...SMALL]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(steps(readFileSync(join(out, "log.jsonl"), "utf8")), [2, 3]);
+  });
+
+  test("autoencoder then DiT on its latents", () => {
+    const ae = join(dir, "ae");
+    let r = run(["train", "autoencoder", "--out", ae, "--steps", "2", "--batch-size", "8", "--channels", "8,8,8", ...SMALL]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /latent scale/);
+    const meta = readModelMeta(join(ae, "model.safetensors"));
+    assert.equal(meta?.kind, "autoencoder");
+    const dit = join(dir, "dit");
+    r = run(["train", "dit", "--autoencoder", join(ae, "model.safetensors"), "--out", dit, "--steps", "2", "--batch-size", "8", "--depth", "1", "--hidden", "32", "--heads", "2", ...SMALL]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(existsSync(join(dit, "model.safetensors")));
+    assert.equal(readModelMeta(join(dit, "model.safetensors"))?.kind, "dit");
+  });
+});
