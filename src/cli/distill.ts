@@ -1,5 +1,6 @@
 // `cao2 distill`: Algorithm 1 over a preset's classes. With no flags it distils the embedded Fashion-MNIST default
 // at IPC 10 with the shipped models.
+import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { InputError } from "../errors.js";
 import { runDistill } from "../distill/run.js";
@@ -79,8 +80,12 @@ export async function run(argv: string[]): Promise<number> {
   const model = (flag: "dit" | "vae" | "selector", file: string) => {
     const v = a[flag];
     if (v) return v;
-    if (embedded) return assetPath(`fashion-mnist/${file}`);
-    throw new UsageError(`the ${preset} preset needs --${flag} (a checkpoint you bring; see the README)`);
+    if (!embedded) throw new UsageError(`the ${preset} preset needs --${flag} (a checkpoint you bring; see the README)`);
+    const shipped = assetPath(`fashion-mnist/${file}`);
+    if (!existsSync(shipped)) {
+      throw new InputError(`the shipped Fashion-MNIST model ${shipped} is missing; train it with \`cao2 train\` (see docs/models.md) or pass --${flag}`);
+    }
+    return shipped;
   };
   if (a.threads !== undefined) setNumThreads(a.threads);
   const steps = a.steps ?? d.steps;
