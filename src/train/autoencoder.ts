@@ -8,9 +8,9 @@ import { type AutoencoderKL, type AutoencoderKLConfig, createAutoencoderKL } fro
 import { saveModel } from "../models/saved.js";
 import { Adam, F, Generator, noGrad, type Tensor, tidy } from "../torch/index.js";
 import type { Progress } from "../util/progress.js";
-import { deriveSeed, randomSource, shuffled } from "../util/seed.js";
+import { deriveSeed } from "../util/seed.js";
 import { resized } from "./classifier.js";
-import { trainLoop, withoutCheckpointEvery } from "./loop.js";
+import { epochBatches, trainLoop, withoutCheckpointEvery } from "./loop.js";
 
 export interface AutoencoderRecipe {
   size: number;
@@ -104,18 +104,12 @@ export function trainAutoencoder(r: AutoencoderRun, recipe: AutoencoderRecipe): 
   const ae = createAutoencoderKL(config, { generator: new Generator(deriveSeed(recipe.seed, "init")) });
   const optimizer = new Adam(ae.parameters(), { lr: recipe.lr });
   const noise = new Generator(deriveSeed(recipe.seed, "posterior"));
-  const perEpoch = Math.floor(train.labels.length / recipe.batchSize);
+  const { perEpoch, batch: batchAt } = epochBatches(train.labels.length, recipe.batchSize, recipe.seed);
   const total = recipe.epochs * perEpoch;
-  const all = Array.from({ length: train.labels.length }, (_, i) => i);
-  let orderEpoch = -1;
-  let order: number[] = [];
   const step = (i: number) => {
-    const epoch = Math.floor(i / perEpoch);
-    if (epoch !== orderEpoch) [order, orderEpoch] = [shuffled(all, randomSource(deriveSeed(recipe.seed, "order", epoch))), epoch];
     const lr = (recipe.lr * (1 + Math.cos((Math.PI * i) / total))) / 2;
     optimizer.paramGroups[0].lr = lr;
-    const pos = (i % perEpoch) * recipe.batchSize;
-    const x = toSigned(batch(train, order.slice(pos, pos + recipe.batchSize)).x);
+    const x = toSigned(batch(train, batchAt(i)).x);
     const post = ae.encode(x);
     const rec = F.l1Loss(ae.decode(post.sample(noise)), x);
     const kl = post.kl().mean();

@@ -8,9 +8,9 @@ import { normalize, randomCropWithPadding, randomHorizontalFlip } from "../evalu
 import { createResNet, type ResNet, type ResNetConfig } from "../models/resnet.js";
 import { type Preprocess, saveModel } from "../models/saved.js";
 import { argmax, F, Generator, noGrad, SGD, type Tensor, tidy } from "../torch/index.js";
-import { deriveSeed, randomSource, shuffled } from "../util/seed.js";
+import { deriveSeed } from "../util/seed.js";
 import type { Progress } from "../util/progress.js";
-import { trainLoop, withoutCheckpointEvery } from "./loop.js";
+import { epochBatches, trainLoop, withoutCheckpointEvery } from "./loop.js";
 
 export interface ClassifierRecipe {
   depth: 18 | 50 | 101;
@@ -108,21 +108,12 @@ export function trainClassifier(r: ClassifierRun, recipe: ClassifierRecipe): { v
     { lr: recipe.lr, momentum: recipe.momentum, nesterov: true },
   );
   const aug = new Generator(deriveSeed(recipe.seed, "augment"));
-  const perEpoch = Math.floor(train.labels.length / recipe.batchSize);
+  const { perEpoch, batch: batchAt } = epochBatches(train.labels.length, recipe.batchSize, recipe.seed);
   const total = recipe.epochs * perEpoch;
-  const trainIdx = Array.from({ length: train.labels.length }, (_, i) => i);
-  let orderEpoch = -1;
-  let order: number[] = [];
   const step = (i: number) => {
-    const epoch = Math.floor(i / perEpoch);
-    if (epoch !== orderEpoch) {
-      order = shuffled(trainIdx, randomSource(deriveSeed(recipe.seed, "order", epoch)));
-      orderEpoch = epoch;
-    }
     const lr = (recipe.lr * (1 + Math.cos((Math.PI * i) / total))) / 2;
     for (const g of optimizer.paramGroups) g.lr = lr;
-    const pos = (i % perEpoch) * recipe.batchSize;
-    const { x, y } = batch(train, order.slice(pos, pos + recipe.batchSize));
+    const { x, y } = batch(train, batchAt(i));
     const xa = normalize(randomHorizontalFlip(randomCropWithPadding(x, aug, 4), aug), pre.mean, pre.std);
     const loss = F.crossEntropy(model.forward(xa), y, { labelSmoothing: recipe.labelSmoothing });
     loss.backward();

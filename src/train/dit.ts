@@ -14,11 +14,11 @@ import { createDiT, type DiT, type DiTConfig } from "../models/dit.js";
 import { saveModel } from "../models/saved.js";
 import { AdamW, cat, defaultGenerator, fromArray, Generator, keep, manualSeed, noGrad, randint, randn, type Tensor, tidy } from "../torch/index.js";
 import type { Progress } from "../util/progress.js";
-import { deriveSeed, randomSource, shuffled } from "../util/seed.js";
+import { deriveSeed } from "../util/seed.js";
 import { toSigned } from "./autoencoder.js";
 import { resized } from "./classifier.js";
 import { copyWeights } from "./ema.js";
-import { trainLoop, withoutCheckpointEvery } from "./loop.js";
+import { epochBatches, trainLoop, withoutCheckpointEvery } from "./loop.js";
 
 export interface DiTRecipe {
   size: number;
@@ -135,17 +135,10 @@ export function trainDiT(r: DiTRun, recipe: DiTRecipe): { valLoss: number; model
   const optimizer = new AdamW(model.parameters(), { lr: recipe.lr, weightDecay: 0 });
   const diffusion = GaussianDiffusion.create({ numTimesteps: 1000 });
   const total = recipe.steps;
-  const n = train.labels.length;
-  const perEpoch = Math.floor(n / recipe.batchSize);
-  const all = Array.from({ length: n }, (_, i) => i);
-  let orderEpoch = -1;
-  let order: number[] = [];
+  const { batch: batchAt } = epochBatches(train.labels.length, recipe.batchSize, recipe.seed);
   const step = (i: number) => {
-    const epoch = Math.floor(i / perEpoch);
-    if (epoch !== orderEpoch) [order, orderEpoch] = [shuffled(all, randomSource(deriveSeed(recipe.seed, "order", epoch))), epoch];
     optimizer.paramGroups[0].lr = recipe.lr * Math.min(1, (i + 1) / recipe.warmup);
-    const pos = (i % perEpoch) * recipe.batchSize;
-    const idx = order.slice(pos, pos + recipe.batchSize);
+    const idx = batchAt(i);
     const rows = fromArray(BigInt64Array.from(idx, BigInt), [idx.length]);
     const mean = moments.mean.indexSelect(0, rows);
     const std = moments.std.indexSelect(0, rows);

@@ -7,6 +7,7 @@ import { tidy } from "../torch/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { Interrupted, stopRequested } from "../util/interrupt.js";
 import type { Progress } from "../util/progress.js";
+import { deriveSeed, randomSource, shuffled } from "../util/seed.js";
 import { updateEma } from "./ema.js";
 import { loadTrainingState, saveTrainingState, type TrainingParts } from "./state.js";
 
@@ -95,4 +96,26 @@ function truncateLog(path: string, step: number): void {
 export function withoutCheckpointEvery<T extends { checkpointEvery: number }>(recipe: T): Omit<T, "checkpointEvery"> {
   const { checkpointEvery: _unused, ...rest } = recipe;
   return rest;
+}
+
+/**
+ * The batches of an epoch-based recipe: each epoch visits the n examples in a fresh order drawn from
+ * (seed, epoch), in full batches (the remainder of an epoch is dropped). Depends only on the step, so a resumed
+ * run sees exactly the batches it would have seen.
+ */
+export function epochBatches(n: number, batchSize: number, seed: number): { perEpoch: number; batch(step: number): number[] } {
+  const perEpoch = Math.floor(n / batchSize);
+  if (perEpoch < 1) throw new InputError(`batch size ${batchSize} is larger than the ${n} training examples`);
+  const all = Array.from({ length: n }, (_, i) => i);
+  let epoch = -1;
+  let order: number[] = [];
+  return {
+    perEpoch,
+    batch(step: number): number[] {
+      const e = Math.floor(step / perEpoch);
+      if (e !== epoch) [order, epoch] = [shuffled(all, randomSource(deriveSeed(seed, "order", e))), e];
+      const pos = (step % perEpoch) * batchSize;
+      return order.slice(pos, pos + batchSize);
+    },
+  };
 }
