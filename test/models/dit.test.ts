@@ -6,26 +6,15 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { InputError } from "../../src/errors.js";
 import { loadSafetensors, saveSafetensors } from "../../src/io/safetensors.js";
-import { createDiT, DIT_DEFAULTS, type DiT, type DiTConfig } from "../../src/models/dit.js";
+import { createDiT, DIT_DEFAULTS, type DiT } from "../../src/models/dit.js";
 import { fromDiffusers, isDiffusersNaming } from "../../src/models/dit-keys.js";
 import { StateDictError } from "../../src/models/module.js";
 import * as torch from "../../src/torch/index.js";
+import { SMALL_DIT, smallDiT, smallDiTWeights } from "../helpers/dit-small.js";
 import { assertClose, fixture } from "../helpers/fixtures.js";
 
-const ref = JSON.parse(readFileSync(fixture("models", "dit_small.json"), "utf8"));
-const SMALL: DiTConfig = {
-  inputSize: ref.input_size,
-  patchSize: ref.patch_size,
-  inChannels: ref.in_channels,
-  hiddenSize: ref.hidden_size,
-  depth: ref.depth,
-  numHeads: ref.num_heads,
-  mlpRatio: ref.mlp_ratio,
-  classDropoutProb: ref.class_dropout_prob,
-  numClasses: ref.num_classes,
-  learnSigma: ref.learn_sigma,
-};
-const weights = loadSafetensors(fixture("models", "dit_small.safetensors"));
+const SMALL = SMALL_DIT;
+const weights = smallDiTWeights();
 const io = loadSafetensors(fixture("models", "dit_small_io.safetensors"));
 const get = (k: string) => {
   const t = io.get(k);
@@ -33,12 +22,7 @@ const get = (k: string) => {
   return t;
 };
 
-/** The reference's small model with its weights, in eval mode. */
-function small(sd = weights): DiT {
-  const m = createDiT(SMALL, {}, { init: false });
-  m.loadStateDict(sd);
-  return m.eval();
-}
+const small = (sd = weights): DiT => smallDiT(sd);
 
 test("the fixed position embedding equals the reference's 2-D sin-cos table", () => {
   const m = createDiT(SMALL);
