@@ -28,7 +28,10 @@ type ValueOf<S extends FlagSpec> = S["type"] extends "boolean"
       ? string[]
       : string;
 
-export type Parsed<S extends FlagSpecs> = { [K in keyof S]: ValueOf<S[K]> | undefined } & { _: string[]; given: Set<string> };
+/** "batch-size" -> "batchSize", as the parser stores values. */
+type Camel<S extends string> = S extends `${infer A}-${infer B}` ? `${A}${Capitalize<Camel<B>>}` : S;
+
+export type Parsed<S extends FlagSpecs> = { [K in keyof S & string as Camel<K>]: ValueOf<S[K]> | undefined } & { _: string[]; given: Set<string> };
 
 const camel = (s: string) => s.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 
