@@ -1,14 +1,13 @@
 // `cao2 evaluate`: trains students on a (distilled) training set with the hard-label or soft-label protocol and
 // reports test top-1 as mean ± std over repeats, with a JSON record of everything that decided the numbers.
 import { formatHelp, parseArgs, UsageError } from "./args.js";
-import { loadEvalSet, testSubset } from "../evaluate/data.js";
+import { FASHION_MNIST_TEST, loadEvalSet, matchClasses, testSubset } from "../evaluate/data.js";
 import { EVAL_PRESETS, type EvalPresetName, PRESETS } from "../evaluate/presets.js";
 import { PROTOCOLS, protocolSettings } from "../evaluate/protocols.js";
 import { formatMeanStd, sha256File } from "../evaluate/record.js";
 import { runEvaluation } from "../evaluate/run.js";
 import { STUDENT_ARCHS, type StudentArch } from "../evaluate/students.js";
 import { loadTeacher } from "../evaluate/teacher.js";
-import { FASHION_MNIST_TEST } from "../evaluate/data.js";
 import { InputError } from "../errors.js";
 import * as torch from "../torch/index.js";
 import { writeJsonAtomic } from "../util/atomic.js";
@@ -64,6 +63,7 @@ export async function run(argv: string[]): Promise<number> {
 
   const train = loadEvalSet(a.data, "train", preset);
   const fullTest = loadEvalSet(testName, "test", preset);
+  matchClasses(train.classes, fullTest.classes, { data: a.data, test: testName }); // fail before any other work
   const test = testSubset(fullTest, a.testPerClass, a.seed!);
   const teacher = a.teacher
     ? { ...loadTeacher(a.teacher, { preset, numClasses: train.classes.length, arch: a.teacherArch, device }), sha256: sha256File(a.teacher) }
