@@ -15,7 +15,7 @@ import type { Generator, Optimizer, Tensor } from "../torch/index.js";
 import { colorJitter, cutmix, lighting, normalize, randomHorizontalFlip, randomResizedCrop, shufflePatches } from "./augment.js";
 import { cutmixCrossEntropy, softLabelKl } from "./losses.js";
 import type { EvalPreset } from "./presets.js";
-import { hardEpochs, hardLr, hardTestEpochs, type Protocol, scaleEpochs, softBatchSize, softLr, softTestEpochs } from "./schedule.js";
+import { everyNEpochs, hardEpochs, hardLr, hardTestEpochs, type Protocol, scaleEpochs, softBatchSize, softLr, softTestEpochs } from "./schedule.js";
 import type { Classifier, StudentArch } from "./students.js";
 
 export const PROTOCOLS = ["hard", "soft"] as const;
@@ -97,7 +97,7 @@ export function protocolSettings(o: SettingsOptions): ProtocolSettings {
         : ["ShufflePatches(2)", "RandomResizedCrop(scale 0.5-1)", "RandomHorizontalFlip"];
   const testEpochs = hard
     ? o.testEvery !== undefined
-      ? hardTestEpochs(epochs, Math.max(1, Math.floor(epochs / o.testEvery)))
+      ? everyNEpochs(epochs, o.testEvery)
       : hardTestEpochs(epochs, preset.hardTestCount)
     : softTestEpochs(epochs, o.testEvery ?? preset.softTestEvery);
   return {

@@ -27,7 +27,11 @@ export function hardLr(baseLr: number, epoch: number, epochs: number): number {
  * one. Epochs count from 1 (after epoch e has been trained).
  */
 export function hardTestEpochs(epochs: number, count = 100): number[] {
-  const every = Math.max(1, Math.floor(epochs / count));
+  return everyNEpochs(epochs, Math.max(1, Math.floor(epochs / count)));
+}
+
+/** Epochs every, 2 every, ... up to E, and E itself. */
+export function everyNEpochs(epochs: number, every: number): number[] {
   const out: number[] = [];
   for (let e = every; e <= epochs; e += every) out.push(e);
   if (out[out.length - 1] !== epochs) out.push(epochs);

@@ -48,6 +48,8 @@ test("protocol defaults: hard SGD 0.01/0.9/5e-4 batch 64 instance norm; soft Ada
   // overrides
   const o = protocolSettings({ protocol: "hard", arch: "convnet3", preset, ipc: 10, numClasses: 10, setSize: 100, epochs: 30, testEvery: 10, cutmix: false });
   assert.deepEqual(o.testEpochs, [10, 20, 30]);
+  const odd = protocolSettings({ protocol: "hard", arch: "convnet3", preset, ipc: 10, numClasses: 10, setSize: 100, epochs: 25, testEvery: 10 });
+  assert.deepEqual(odd.testEpochs, [10, 20, 25]);
   assert.equal(o.cutmix, null);
   assert.throws(() => protocolSettings({ protocol: "hard", arch: "convnet3", preset, ipc: 10, numClasses: 10, setSize: 100, epochs: 0 }), /positive integer/);
 });
