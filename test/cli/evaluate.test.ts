@@ -117,4 +117,5 @@ test("evaluate: bad input is one line on stderr and exit code 2", { skip: missin
   // a teacher with 5 outputs for 10 classes
   assertInputError(cao2("evaluate", "--data", rr, "--protocol", "soft", "--teacher", join(dir, "teacher5.safetensors")), /teacher has 5 outputs but the data set has 10 classes/);
   assertInputError(cao2("evaluate", "--data", rr, "--protocol", "soft"), /needs --teacher/);
+  assertInputError(cao2("evaluate", "--data", rr, "--json", join(dir, "no", "such", "r.json")), /folder .* does not exist/);
 });
