@@ -147,3 +147,27 @@ test("augment none: normalisation only; protocol augmentation: same shape, repro
     assert.ok(!torch.equal(a, normalize(x, preset.mean, preset.std)));
   }
 });
+
+test("the loop tests after the named epochs; best is the first highest, final the last", () => {
+  const s = settings("hard", 6);
+  const student = buildClassifier(tiny("instance"), { generator: new torch.Generator(1) });
+  const scripted = [40, 55, 55, 50];
+  const modes: boolean[] = [];
+  let i = 0;
+  const r = trainStudent(student, hardTrainer(student, s, preset), tinySet(8), {
+    epochs: 6,
+    batchSize: 4,
+    testEpochs: [2, 3, 5, 6],
+    test: () => (modes.push(student.training), scripted[i++]),
+    device: "cpu",
+    dataGen: new torch.Generator(3),
+    augGen: new torch.Generator(4),
+  });
+  assert.deepEqual(r.curve.map((p) => [p.epoch, p.top1]), [[2, 40], [3, 55], [5, 55], [6, 50]]);
+  assert.equal(r.best, 55);
+  assert.equal(r.bestEpoch, 3);
+  assert.equal(r.final, 50);
+  assert.deepEqual(modes, [false, false, false, false], "tests run in eval mode");
+  assert.equal(student.training, true);
+  assert.ok(r.curve.every((p) => Number.isFinite(p.trainLoss)));
+});
