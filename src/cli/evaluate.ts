@@ -11,6 +11,7 @@ import { runEvaluation } from "../evaluate/run.js";
 import { STUDENT_ARCHS, type StudentArch } from "../evaluate/students.js";
 import { loadTeacher } from "../evaluate/teacher.js";
 import { InputError } from "../errors.js";
+import { indicesByClass } from "../io/datasets/index.js";
 import * as torch from "../torch/index.js";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { Progress } from "../util/progress.js";
@@ -53,9 +54,12 @@ export async function run(argv: string[]): Promise<number> {
   const protocol = a.protocol as (typeof PROTOCOLS)[number];
   if (protocol === "soft" && !a.teacher) throw new UsageError("the soft protocol needs --teacher <state dict>");
   if (protocol === "hard" && a.teacher) throw new UsageError("--teacher is only used by the soft protocol");
-  for (const k of ["repeats", "threads", "test-per-class"] as const) {
-    const v = a[k === "test-per-class" ? "testPerClass" : k];
-    if (v !== undefined && v < 1) throw new UsageError(`--${k} must be at least 1, got ${v}`);
+  for (const [flag, v] of [
+    ["repeats", a.repeats],
+    ["threads", a.threads],
+    ["test-per-class", a.testPerClass],
+  ] as const) {
+    if (v !== undefined && v < 1) throw new UsageError(`--${flag} must be at least 1, got ${v}`);
   }
   if (a.json && !existsSync(dirname(resolve(a.json)))) throw new UsageError(`--json ${a.json}: folder ${dirname(resolve(a.json))} does not exist`);
   const device = checkedDevice(a.device!);
@@ -71,12 +75,11 @@ export async function run(argv: string[]): Promise<number> {
   const teacher = a.teacher
     ? { ...loadTeacher(a.teacher, { preset, numClasses: train.classes.length, arch: a.teacherArch, device }), sha256: sha256File(a.teacher) }
     : undefined;
-  const perClass = train.classes.map((_, c) => train.labels.filter((l) => l === c).length);
   const settings = protocolSettings({
     protocol,
     arch: a.arch as StudentArch,
     preset,
-    ipc: Math.max(...perClass),
+    ipc: Math.max(...indicesByClass(train).map((idx) => idx.length)),
     numClasses: train.classes.length,
     setSize: train.labels.length,
     norm: a.norm as "batch" | "instance" | undefined,

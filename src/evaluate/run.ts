@@ -1,6 +1,6 @@
 // One evaluation: R repeats of a protocol on a training set (each repeat a fresh student from its own seed), test
 // top-1 curves, best and final mean ± std, and the record that says exactly what was run on what.
-import type { Dataset, DatasetSource } from "../io/datasets/index.js";
+import { type Dataset, type DatasetSource, indicesByClass } from "../io/datasets/index.js";
 import * as torch from "../torch/index.js";
 import { deriveSeed } from "../util/seed.js";
 import type { Progress } from "../util/progress.js";
@@ -79,7 +79,7 @@ const describeSet = (name: string, ds: Dataset): SetRecord => ({
   name,
   source: ds.source,
   images: ds.labels.length,
-  imagesPerClass: ds.classes.map((_, c) => ds.labels.filter((l) => l === c).length),
+  imagesPerClass: indicesByClass(ds).map((idx) => idx.length),
   shape: ds.images.shape.slice(1),
 });
 
