@@ -3,7 +3,7 @@
 import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { formatHelp, parseArgs, UsageError } from "./args.js";
-import { FASHION_MNIST_TEST, loadEvalSet, matchClasses, testSubset } from "../evaluate/data.js";
+import { FASHION_MNIST_TEST, loadEvalSet, matchClasses } from "../evaluate/data.js";
 import { EVAL_PRESETS, type EvalPresetName, PRESETS } from "../evaluate/presets.js";
 import { PROTOCOLS, protocolSettings } from "../evaluate/protocols.js";
 import { formatMeanStd, sha256File } from "../evaluate/record.js";
@@ -69,9 +69,9 @@ export async function run(argv: string[]): Promise<number> {
   const preset = PRESETS[presetName];
 
   const train = loadEvalSet(a.data, "train", preset);
-  const fullTest = loadEvalSet(testName, "test", preset);
-  matchClasses(train.classes, fullTest.classes, { data: a.data, test: testName }); // fail before any other work
-  const test = testSubset(fullTest, a.testPerClass, a.seed!);
+  const subset = a.testPerClass === undefined ? undefined : { perClass: a.testPerClass, seed: a.seed! };
+  const test = loadEvalSet(testName, "test", preset, subset);
+  matchClasses(train.classes, test.classes, { data: a.data, test: testName }); // fail before any other work
   const teacher = a.teacher
     ? { ...loadTeacher(a.teacher, { preset, numClasses: train.classes.length, arch: a.teacherArch, device }), sha256: sha256File(a.teacher) }
     : undefined;

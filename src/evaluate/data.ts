@@ -12,12 +12,12 @@ export const FASHION_MNIST_TEST = ["fashion-mnist", "fashion-mnist-test"];
 
 /**
  * Loads a training (`split` "train") or test set: a Fashion-MNIST name or an ImageFolder path (read with the preset's
- * channel count), then resized to the preset's size.
+ * channel count), optionally a seeded stratified subset of `perClass` images per class, resized to the preset's size.
  */
-export function loadEvalSet(spec: string, split: "train" | "test", preset: EvalPreset): Dataset {
+export function loadEvalSet(spec: string, split: "train" | "test", preset: EvalPreset, subset?: { perClass: number; seed: number }): Dataset {
   const names = split === "train" ? FASHION_MNIST_TRAIN : FASHION_MNIST_TEST;
   const ds = names.includes(spec) ? loadFashionMnist(split) : loadImageFolder(spec, { channels: preset.channels });
-  return fitToPreset(ds, preset);
+  return fitToPreset(subset ? sampleRandomPerClass(ds, subset.perClass, subset.seed).dataset : ds, preset);
 }
 
 /**
@@ -31,11 +31,6 @@ export function fitToPreset(ds: Dataset, preset: EvalPreset): Dataset {
   const images = resizeImages(ds.images, [preset.imageSize, preset.imageSize]);
   ds.images.dispose();
   return { ...ds, images };
-}
-
-/** A seeded stratified subset of a test set (`perClass` images of each class), or the set itself. */
-export function testSubset(ds: Dataset, perClass: number | undefined, seed: number): Dataset {
-  return perClass === undefined ? ds : sampleRandomPerClass(ds, perClass, seed).dataset;
 }
 
 export interface ClassPair {

@@ -113,9 +113,13 @@ test("evaluate: bad input is one line on stderr and exit code 2", { skip: missin
   cpSync(rr, nine, { recursive: true });
   rmSync(join(nine, "9_Ankle-boot"), { recursive: true });
   writeFileSync(join(nine, "classes.txt"), readFileSync(join(rr, "classes.txt"), "utf8").split("\n").slice(0, 9).join("\n"));
-  assertInputError(cao2("evaluate", "--data", nine), /has 9 classes but fashion-mnist has 10/);
+  assertInputError(cao2("evaluate", "--data", nine, "--test", rr, "--preset", "fashion-mnist"), /has 9 classes but .*rr has 10/);
   // a teacher with 5 outputs for 10 classes
-  assertInputError(cao2("evaluate", "--data", rr, "--protocol", "soft", "--teacher", join(dir, "teacher5.safetensors")), /teacher has 5 outputs but the data set has 10 classes/);
+  assertInputError(
+    cao2("evaluate", "--data", rr, "--test", rr, "--preset", "fashion-mnist", "--protocol", "soft", "--teacher", join(dir, "teacher5.safetensors")),
+    /teacher has 5 outputs but the data set has 10 classes/,
+  );
+  assertInputError(cao2("evaluate", "--data", rr, "--test", rr, "--preset", "fashion-mnist", "--test-per-class", "7"), /has 2 images, fewer than the 7 per class/);
   assertInputError(cao2("evaluate", "--data", rr, "--protocol", "soft"), /needs --teacher/);
   assertInputError(cao2("evaluate", "--data", rr, "--json", join(dir, "no", "such", "r.json")), /folder .* does not exist/);
 });
