@@ -22,7 +22,8 @@ export function loadEvalSet(spec: string, split: "train" | "test", preset: EvalP
 
 /**
  * The images at the preset's size (bilinear, rounded back to uint8 as a PIL resize would; 28x28 Fashion-MNIST becomes
- * 32x32). Channels must already match: the ImageFolder reader converts, the idx reader gives grey images.
+ * 32x32). Channels must already match: the ImageFolder reader converts, the idx reader gives grey images. When a
+ * resize happens, the input's image tensor is freed (the result replaces the input).
  */
 export function fitToPreset(ds: Dataset, preset: EvalPreset): Dataset {
   const [, c, h, w] = ds.images.shape;
