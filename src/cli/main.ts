@@ -12,6 +12,8 @@ export interface Command {
 // Summaries live here so that `cao2 --help` does not load libtorch.
 const COMMANDS: Record<string, [summary: string, load: () => Promise<Command>]> = {
   inspect: ["List a checkpoint's tensors and guess its architecture", () => import("./inspect.js")],
+  baseline: ["Write a baseline training set (random-real: IPC random real images per class)", () => import("./baseline.js")],
+  evaluate: ["Train students on a distilled set (hard/soft-label protocol); test top-1 mean ± std", () => import("./evaluate.js")],
   distill: ["Distil a data set with CaO2 (pool -> select -> refine -> write)", () => import("./distill.js")],
   sample: ["Generate class-conditional samples (PNG grid) and score them with a selector", () => import("./sample.js")],
   train: ["Train the small models of the embedded default (classifier, autoencoder, DiT)", () => import("./train.js")],

@@ -112,7 +112,8 @@ export function presetClasses(preset: PresetName): ClassSpec[] {
   });
 }
 
-const folderSafe = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, "-");
+/** A name as a folder name: runs of characters outside [A-Za-z0-9._-] become "-". */
+export const folderSafe = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, "-");
 
 /**
  * Folder of a class in the output ImageFolder: the label zero-padded, then the id, so that sorting folders by name

@@ -5,10 +5,15 @@ export type Protocol = "hard" | "soft";
 
 // ----- hard-label (Minimax / IDC) -----
 
-/** Epochs by images per class: IPC 1 -> 3000, <= 10 -> 2000, <= 50 -> 1500, above -> 1000, x2/3 for 100+ classes. */
+/**
+ * Epochs by images per class: IPC 1 -> 3000, <= 10 -> 2000, <= 50 -> 1500, above -> 1000. For 100+ classes x2/3,
+ * truncated and rounded down to a multiple of 100 as Minimax's ipc_epoch does (2000, 1300, 1000, 600).
+ */
 export function hardEpochs(ipc: number, numClasses: number): number {
   const base = ipc <= 1 ? 3000 : ipc <= 10 ? 2000 : ipc <= 50 ? 1500 : 1000;
-  return numClasses >= 100 ? Math.round((base * 2) / 3) : base;
+  if (numClasses < 100) return base;
+  const e = Math.floor((2 * base) / 3);
+  return e - (e % 100);
 }
 
 /** MultiStep: x0.2 at 2E/3 and again at 5E/6 (epoch e counts from 0). */
@@ -17,9 +22,16 @@ export function hardLr(baseLr: number, epoch: number, epochs: number): number {
   return baseLr * 0.2 ** milestones.filter((m) => epoch >= m).length;
 }
 
-/** The test set is evaluated every E/100 epochs (at least every epoch) and after the last one. */
-export function hardTestEpochs(epochs: number): number[] {
-  const every = Math.max(1, Math.floor(epochs / 100));
+/**
+ * The test set is evaluated every E/count epochs (the protocol: count 100; at least every epoch) and after the last
+ * one. Epochs count from 1 (after epoch e has been trained).
+ */
+export function hardTestEpochs(epochs: number, count = 100): number[] {
+  return everyNEpochs(epochs, Math.max(1, Math.floor(epochs / count)));
+}
+
+/** Epochs every, 2 every, ... up to E, and E itself. */
+export function everyNEpochs(epochs: number, every: number): number[] {
   const out: number[] = [];
   for (let e = every; e <= epochs; e += every) out.push(e);
   if (out[out.length - 1] !== epochs) out.push(epochs);
@@ -39,11 +51,14 @@ export function softBatchSize(ipc: number, numClasses: number, setSize: number):
   return Math.min(setSize, numClasses >= 100 ? base * 2 : base);
 }
 
-/** The test set is evaluated every 10 epochs once 80% of the run has passed, and after the last epoch. */
-export function softTestEpochs(epochs: number): number[] {
+/**
+ * The test set is evaluated every `every` (10) epochs once 80% of the run has passed, and after the last epoch.
+ * Epochs count from 1; RDED's loop tests after 0-based epoch i when i % 10 == 9 (or i is the last) and i > 0.8 E, so
+ * for E = 300 the first test follows epoch 250 (i = 249), not 240.
+ */
+export function softTestEpochs(epochs: number, every = 10): number[] {
   const out: number[] = [];
-  const from = Math.ceil(epochs * 0.8);
-  for (let e = 10; e <= epochs; e += 10) if (e >= from) out.push(e);
+  for (let e = every; e <= epochs; e += every) if (e - 1 > 0.8 * epochs) out.push(e);
   if (out[out.length - 1] !== epochs) out.push(epochs);
   return out;
 }

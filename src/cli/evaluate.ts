@@ -1,0 +1,128 @@
+// `cao2 evaluate`: trains students on a (distilled) training set with the hard-label or soft-label protocol and
+// reports test top-1 as mean ± std over repeats, with a JSON record of everything that decided the numbers.
+import { existsSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { formatHelp, parseArgs, UsageError } from "./args.js";
+import { FASHION_MNIST_TEST, loadEvalSet, matchClasses } from "../evaluate/data.js";
+import { EVAL_PRESETS, type EvalPresetName, PRESETS } from "../evaluate/presets.js";
+import { PROTOCOLS, protocolSettings } from "../evaluate/protocols.js";
+import { formatMeanStd, sha256File } from "../evaluate/record.js";
+import { runEvaluation } from "../evaluate/run.js";
+import { STUDENT_ARCHS, type StudentArch } from "../evaluate/students.js";
+import { loadTeacher } from "../evaluate/teacher.js";
+import { InputError } from "../errors.js";
+import { indicesByClass } from "../io/datasets/index.js";
+import * as torch from "../torch/index.js";
+import { writeJsonAtomic } from "../util/atomic.js";
+import { Progress } from "../util/progress.js";
+
+export const summary = "Train students on a distilled set (hard- or soft-label protocol); test top-1 mean ± std";
+
+const FLAGS = {
+  data: { type: "string", help: "Training set: an ImageFolder (class folders, optional classes.txt) or fashion-mnist (all 60k training images)" },
+  test: { type: "string", help: "Test set: fashion-mnist (its 10k test images) or an ImageFolder with the same classes", default: "fashion-mnist" },
+  protocol: { type: "string", choices: PROTOCOLS, help: "hard: Minimax/IDC hard labels; soft: RDED teacher soft labels", default: "hard" },
+  arch: { type: "string", choices: STUDENT_ARCHS, help: "Student architecture", default: "convnet3" },
+  norm: { type: "string", choices: ["batch", "instance"], help: "Student normalisation", defaultText: "instance for hard, batch for soft" },
+  teacher: { type: "string", help: "Soft-label teacher state dict (.safetensors); architecture, classes and channels are read from its keys" },
+  "teacher-arch": { type: "string", help: "Check that the teacher is this architecture (e.g. resnet18)", defaultText: "any" },
+  preset: { type: "string", choices: ["auto", ...EVAL_PRESETS], help: "Data-set preset: image size, mean/std, epoch scaling (auto: fashion-mnist for --test fashion-mnist, else imagenet)", default: "auto" },
+  epochs: { type: "int", help: "Training epochs", defaultText: "the protocol's count for the IPC, times the preset's scale" },
+  "batch-size": { type: "int", help: "Training batch size", defaultText: "hard 64; soft by IPC (10/50/100, x2 for 100+ classes)" },
+  lr: { type: "number", help: "Base learning rate", defaultText: "hard 0.01, soft 0.001" },
+  augment: { type: "string", choices: ["protocol", "none"], help: "Per-image augmentations: the protocol's, or none (normalisation only)", default: "protocol" },
+  cutmix: { type: "boolean", help: "CutMix every batch (beta 1); --no-cutmix turns it off", default: true },
+  "test-every": { type: "int", help: "Test every N epochs (soft: within the last 20%)", defaultText: "the preset's cadence" },
+  "test-per-class": { type: "int", help: "Test on a seeded subset of N images per class", defaultText: "the whole test set" },
+  repeats: { type: "int", help: "Repeats (fresh student, seed derived from --seed and the repeat)", default: 3 },
+  seed: { type: "int", help: "Run seed", default: 0 },
+  json: { type: "string", help: "Write the JSON record here (atomically)", defaultText: "none" },
+  device: { type: "string", help: "cpu or cuda:N", default: "cpu" },
+  threads: { type: "int", help: "CPU threads for libtorch", defaultText: "all cores, or CAO2_THREADS" },
+} as const;
+
+const USAGE = "cao2 evaluate --data <folder|fashion-mnist> [--test fashion-mnist|<folder>] [--protocol hard|soft] [--arch ...] [--teacher <file>] [flags]";
+
+export async function run(argv: string[]): Promise<number> {
+  if (argv.includes("--help")) {
+    process.stdout.write(formatHelp(USAGE, summary, FLAGS));
+    return 0;
+  }
+  const a = parseArgs(argv, FLAGS);
+  if (a._.length > 0) throw new UsageError(`unexpected argument '${a._[0]}' (see --help)`);
+  if (!a.data) throw new UsageError("--data is required: the training set to evaluate (an ImageFolder, or fashion-mnist)");
+  const protocol = a.protocol as (typeof PROTOCOLS)[number];
+  if (protocol === "soft" && !a.teacher) throw new UsageError("the soft protocol needs --teacher <state dict>");
+  if (protocol === "hard" && a.teacher) throw new UsageError("--teacher is only used by the soft protocol");
+  for (const [flag, v] of [
+    ["repeats", a.repeats],
+    ["threads", a.threads],
+    ["test-per-class", a.testPerClass],
+  ] as const) {
+    if (v !== undefined && v < 1) throw new UsageError(`--${flag} must be at least 1, got ${v}`);
+  }
+  if (a.json && !existsSync(dirname(resolve(a.json)))) throw new UsageError(`--json ${a.json}: folder ${dirname(resolve(a.json))} does not exist`);
+  const device = checkedDevice(a.device!);
+  if (a.threads !== undefined) torch.setNumThreads(a.threads);
+  const testName = a.test!;
+  const presetName = (a.preset === "auto" ? (FASHION_MNIST_TEST.includes(testName) ? "fashion-mnist" : "imagenet") : a.preset) as EvalPresetName;
+  const preset = PRESETS[presetName];
+
+  const train = loadEvalSet(a.data, "train", preset);
+  const subset = a.testPerClass === undefined ? undefined : { perClass: a.testPerClass, seed: a.seed! };
+  const test = loadEvalSet(testName, "test", preset, subset);
+  matchClasses(train.classes, test.classes, { data: a.data, test: testName }); // fail before any other work
+  const teacher = a.teacher
+    ? { ...loadTeacher(a.teacher, { preset, numClasses: train.classes.length, arch: a.teacherArch, device }), sha256: sha256File(a.teacher) }
+    : undefined;
+  const settings = protocolSettings({
+    protocol,
+    arch: a.arch as StudentArch,
+    preset,
+    ipc: Math.max(...indicesByClass(train).map((idx) => idx.length)),
+    numClasses: train.classes.length,
+    setSize: train.labels.length,
+    norm: a.norm as "batch" | "instance" | undefined,
+    epochs: a.epochs,
+    batchSize: a.batchSize,
+    lr: a.lr,
+    augment: a.augment as "protocol" | "none",
+    cutmix: a.cutmix,
+    testEvery: a.testEvery,
+  });
+  const progress = new Progress({ unit: "epochs" });
+  progress.log(
+    `${protocol}-label ${settings.arch} (${settings.norm} norm) on ${a.data}: ${train.labels.length} images, ${train.classes.length} classes, ` +
+      `${settings.epochs} epochs, batch ${settings.batchSize}, ${a.repeats} repeat(s); test ${testName} (${test.labels.length} images)`,
+  );
+  const record = runEvaluation({
+    train,
+    test,
+    trainName: a.data,
+    testName,
+    preset,
+    settings,
+    teacher,
+    repeats: a.repeats!,
+    seed: a.seed!,
+    device,
+    threads: torch.getNumThreads(),
+    testPerClass: a.testPerClass,
+    progress,
+  });
+  if (a.json) writeJsonAtomic(a.json, record);
+  const s = record.summary;
+  process.stdout.write(
+    `${protocol}-label ${settings.arch}, ${a.repeats} repeat(s): best top-1 ${formatMeanStd(s.best)}%, final ${formatMeanStd(s.final)}% (sample std)` +
+      `${a.json ? `; record: ${a.json}` : ""}\n`,
+  );
+  return 0;
+}
+
+function checkedDevice(d: string): string {
+  try {
+    return torch.checkDevice(d);
+  } catch (e) {
+    throw new InputError((e as Error).message);
+  }
+}

@@ -1,0 +1,201 @@
+// The two evaluation protocols of SPEC section 7: their settings (from schedule.ts and the data-set preset), their
+// training-time augmentation pipelines, and one training step's loss.
+//
+// hard (Minimax / IDC train.py): SGD lr 0.01, momentum 0.9, wd 5e-4, batch 64, MultiStep x0.2 at 2E/3 and 5E/6;
+//   per image RandomResizedCrop(scale 0.5-1) -> flip -> ColorJitter(0.4, 0.4, 0.4; IDC's own blends) -> Lighting(0.1)
+//   -> normalise; per batch CutMix (p 1, beta 1) with loss lam * CE(y) + (1 - lam) * CE(y_partner).
+// soft (RDED validation/main.py): AdamW lr 1e-3, wd 0.01 on weights with 2+ dimensions only, factor
+//   0.5 (1 + cos(pi e / E / 2)) per epoch; per image ShufflePatches(2) -> RandomResizedCrop(scale 0.5-1) -> flip ->
+//   normalise; per batch CutMix (beta 1); the teacher (eval mode) labels the mixed batch online, and the loss is
+//   KL(softmax(t / T) || softmax(s / T)) batchmean at T = 20.
+import { InputError } from "../errors.js";
+import type { Norm2dKind } from "../models/resnet.js";
+import * as torch from "../torch/index.js";
+import type { Generator, Optimizer, Tensor } from "../torch/index.js";
+import { colorJitter, cutmix, lighting, normalize, randomHorizontalFlip, randomResizedCrop, shufflePatches } from "./augment.js";
+import { cutmixCrossEntropy, softLabelKl } from "./losses.js";
+import type { EvalPreset } from "./presets.js";
+import { everyNEpochs, hardEpochs, hardLr, hardTestEpochs, type Protocol, scaleEpochs, softBatchSize, softLr, softTestEpochs } from "./schedule.js";
+import type { Classifier, StudentArch } from "./students.js";
+
+export const PROTOCOLS = ["hard", "soft"] as const;
+export type { Protocol } from "./schedule.js";
+
+/** "protocol": the protocol's per-image augmentations; "none": only normalisation (e.g. whole-data sanity runs). */
+export type AugmentChoice = "protocol" | "none";
+
+export type OptimizerSettings =
+  | { name: "sgd"; lr: number; momentum: number; weightDecay: number }
+  | { name: "adamw"; lr: number; betas: [number, number]; weightDecay: number; weightDecayOn: string };
+
+/** Everything that decides a run, as written into the record. */
+export interface ProtocolSettings {
+  protocol: Protocol;
+  arch: StudentArch;
+  norm: Norm2dKind;
+  /** Images per class the epoch rule used (the largest class of the training set). */
+  ipc: number;
+  /** The protocol's epoch count before the preset's scale, the scale, and the epochs run. */
+  protocolEpochs: number;
+  epochScale: number;
+  epochs: number;
+  batchSize: number;
+  optimizer: OptimizerSettings;
+  lrSchedule: string;
+  augment: AugmentChoice;
+  augmentations: string[];
+  cutmix: { p: number; beta: number } | null;
+  /** Soft-label temperature. */
+  temperature: number | null;
+  /** Epochs (counted from 1) after which the test set is evaluated. */
+  testEpochs: number[];
+}
+
+export interface SettingsOptions {
+  protocol: Protocol;
+  arch: StudentArch;
+  preset: EvalPreset;
+  /** Largest number of training images in a class. */
+  ipc: number;
+  numClasses: number;
+  /** Training images in all. */
+  setSize: number;
+  /** Overrides (undefined = the protocol's value). */
+  norm?: Norm2dKind;
+  epochs?: number;
+  batchSize?: number;
+  lr?: number;
+  augment?: AugmentChoice;
+  cutmix?: boolean;
+  /** Test every N epochs (hard) / every N epochs in the last 20% (soft). */
+  testEvery?: number;
+}
+
+export const SOFT_TEMPERATURE = 20;
+const SOFT_EPOCHS = 300;
+
+export function protocolSettings(o: SettingsOptions): ProtocolSettings {
+  const { protocol, preset } = o;
+  const hard = protocol === "hard";
+  const protocolEpochs = hard ? hardEpochs(o.ipc, o.numClasses) : SOFT_EPOCHS;
+  const epochScale = o.epochs !== undefined ? o.epochs / protocolEpochs : hard ? preset.hardEpochScale : preset.softEpochScale;
+  const epochs = o.epochs ?? scaleEpochs(protocolEpochs, epochScale);
+  for (const [k, v] of [
+    ["epochs", epochs],
+    ["batch size", o.batchSize],
+    ["test interval", o.testEvery],
+  ] as const) {
+    if (v !== undefined && !(Number.isInteger(v) && v >= 1)) throw new InputError(`${k} must be a positive integer, got ${v}`);
+  }
+  if (o.lr !== undefined && !(o.lr > 0)) throw new InputError(`learning rate must be positive, got ${o.lr}`);
+  const augment = o.augment ?? "protocol";
+  const perImage =
+    augment === "none"
+      ? []
+      : hard
+        ? ["RandomResizedCrop(scale 0.5-1)", "RandomHorizontalFlip", "ColorJitter(0.4, 0.4, 0.4; IDC)", "Lighting(0.1; ImageNet PCA)"]
+        : ["ShufflePatches(2)", "RandomResizedCrop(scale 0.5-1)", "RandomHorizontalFlip"];
+  const testEpochs = hard
+    ? o.testEvery !== undefined
+      ? everyNEpochs(epochs, o.testEvery)
+      : hardTestEpochs(epochs, preset.hardTestCount)
+    : softTestEpochs(epochs, o.testEvery ?? preset.softTestEvery);
+  return {
+    protocol,
+    arch: o.arch,
+    norm: o.norm ?? (hard ? "instance" : "batch"),
+    ipc: o.ipc,
+    protocolEpochs,
+    epochScale,
+    epochs,
+    batchSize: o.batchSize ?? (hard ? 64 : softBatchSize(o.ipc, o.numClasses, o.setSize)),
+    optimizer: hard
+      ? { name: "sgd", lr: o.lr ?? 0.01, momentum: 0.9, weightDecay: 5e-4 }
+      : { name: "adamw", lr: o.lr ?? 1e-3, betas: [0.9, 0.999], weightDecay: 0.01, weightDecayOn: "weights with 2+ dimensions" },
+    lrSchedule: hard ? "MultiStep: x0.2 at floor(2E/3) and floor(5E/6)" : "0.5 * (1 + cos(pi * e / E / 2)) per epoch",
+    augment,
+    augmentations: [...perImage, `Normalize(mean ${preset.mean}, std ${preset.std})`],
+    cutmix: (o.cutmix ?? true) ? { p: 1, beta: 1 } : null,
+    temperature: hard ? null : SOFT_TEMPERATURE,
+    testEpochs,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Augmentation pipelines (x in [0, 1], [N, C, H, W] at the preset size)
+// ---------------------------------------------------------------------------------------------------------------
+
+/** The protocol's per-image augmentations followed by normalisation. */
+export function augmentBatch(x: Tensor, gen: Generator, s: ProtocolSettings, preset: EvalPreset): Tensor {
+  return torch.tidy(() => {
+    let y = x;
+    if (s.augment === "protocol") {
+      const size = [x.size(2), x.size(3)] as const;
+      if (s.protocol === "soft") y = shufflePatches(y, gen, 2);
+      y = randomResizedCrop(y, gen, { size, scale: [0.5, 1] });
+      y = randomHorizontalFlip(y, gen);
+      if (s.protocol === "hard") {
+        y = colorJitter(y, gen, { brightness: 0.4, contrast: 0.4, saturation: 0.4, style: "idc" });
+        y = lighting(y, gen, { alphastd: 0.1 });
+      }
+    }
+    return normalize(y, preset.mean, preset.std);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Optimisers and one step's loss
+// ---------------------------------------------------------------------------------------------------------------
+
+export interface Trainer {
+  optimizer: Optimizer<{ lr: number }>;
+  /** Learning rate of 0-based epoch e (set on every parameter group before the epoch). */
+  lr(epoch: number): number;
+  /** The loss of one batch: x in [0, 1] and labels y, both on the model's device; augmentation draws from gen. */
+  loss(x: Tensor, y: Tensor, gen: Generator): Tensor;
+}
+
+export function makeOptimizer(student: Classifier, o: OptimizerSettings): Optimizer<{ lr: number }> {
+  if (o.name === "sgd") return new torch.SGD(student.parameters(), { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay });
+  // RDED's get_parameters: weight decay on parameters named "...weight" with 2+ dimensions, none on the rest
+  const decay: Tensor[] = [];
+  const rest: Tensor[] = [];
+  for (const [name, p] of student.namedParameters()) (name.includes("weight") && p.ndim > 1 ? decay : rest).push(p);
+  return new torch.AdamW(
+    [
+      { params: decay, weightDecay: o.weightDecay },
+      { params: rest, weightDecay: 0 },
+    ],
+    { lr: o.lr, betas: o.betas },
+  );
+}
+
+export function hardTrainer(student: Classifier, s: ProtocolSettings, preset: EvalPreset): Trainer {
+  return {
+    optimizer: makeOptimizer(student, s.optimizer),
+    lr: (e) => hardLr(s.optimizer.lr, e, s.epochs),
+    loss: (x, y, gen) =>
+      torch.tidy(() => {
+        const a = augmentBatch(x, gen, s, preset);
+        if (!s.cutmix) return torch.F.crossEntropy(student.forward(a), y);
+        const m = cutmix(a, gen, s.cutmix);
+        return cutmixCrossEntropy(student.forward(m.images), y, m.partner, m.lam);
+      }),
+  };
+}
+
+/** The teacher must be in eval mode; its logits are computed without gradients on the student's (mixed) input. */
+export function softTrainer(student: Classifier, teacher: Classifier, s: ProtocolSettings, preset: EvalPreset): Trainer {
+  const T = s.temperature ?? SOFT_TEMPERATURE;
+  return {
+    optimizer: makeOptimizer(student, s.optimizer),
+    lr: (e) => softLr(s.optimizer.lr, e, s.epochs),
+    loss: (x, _y, gen) =>
+      torch.tidy(() => {
+        const a = augmentBatch(x, gen, s, preset);
+        const input = s.cutmix ? cutmix(a, gen, s.cutmix).images : a;
+        const target = torch.noGrad(() => teacher.forward(input));
+        return softLabelKl(student.forward(input), target, T);
+      }),
+  };
+}

@@ -1,0 +1,151 @@
+// One evaluation: R repeats of a protocol on a training set (each repeat a fresh student from its own seed), test
+// top-1 curves, best and final mean ± std, and the record that says exactly what was run on what.
+import { type Dataset, type DatasetSource, indicesByClass } from "../io/datasets/index.js";
+import * as torch from "../torch/index.js";
+import { deriveSeed } from "../util/seed.js";
+import type { Progress } from "../util/progress.js";
+import { matchClasses, type ClassPair } from "./data.js";
+import type { EvalPreset } from "./presets.js";
+import { hardTrainer, type ProtocolSettings, softTrainer } from "./protocols.js";
+import { meanStd, type Summary, versions, type Versions } from "./record.js";
+import { buildClassifier, type ClassifierSpec, studentSpec } from "./students.js";
+import type { Teacher } from "./teacher.js";
+import { type CurvePoint, testAccuracy, trainStudent } from "./train-student.js";
+
+export const RECORD_FORMAT = "cao2-evaluation-record/1";
+
+export interface EvaluationInput {
+  train: Dataset;
+  test: Dataset;
+  /** What the user named the sets by (a folder or a built-in name), for the record and messages. */
+  trainName: string;
+  testName: string;
+  preset: EvalPreset;
+  settings: ProtocolSettings;
+  /** Required for the soft protocol, with its file's SHA-256. */
+  teacher?: Teacher & { sha256: string };
+  repeats: number;
+  seed: number;
+  device: string;
+  threads: number;
+  /** Test-set images per class when a subset was used (recorded), undefined for the whole set. */
+  testPerClass?: number;
+  testBatchSize?: number;
+  progress?: Progress;
+}
+
+export interface RepeatRecord {
+  repeat: number;
+  /** deriveSeed(seed, repeat): student init uses deriveSeed(s, "init"), shuffling "data", augmentations "augment". */
+  seed: number;
+  curve: CurvePoint[];
+  best: number;
+  bestEpoch: number;
+  final: number;
+  wallSeconds: number;
+}
+
+export interface SetRecord {
+  name: string;
+  source: DatasetSource;
+  images: number;
+  imagesPerClass: number[];
+  shape: number[];
+}
+
+export interface EvaluationRecord {
+  format: string;
+  createdAt: string;
+  versions: Versions;
+  config: ProtocolSettings & {
+    preset: EvalPreset;
+    student: ClassifierSpec;
+    repeats: number;
+    seed: number;
+    device: string;
+    threads: number;
+    testPerClass: number | null;
+  };
+  data: SetRecord;
+  test: SetRecord;
+  classMapping: ClassPair[];
+  teacher: { path: string; sha256: string; spec: ClassifierSpec } | null;
+  repeats: RepeatRecord[];
+  summary: { best: Summary; final: Summary; std: string };
+  wallSeconds: number;
+}
+
+const describeSet = (name: string, ds: Dataset): SetRecord => ({
+  name,
+  source: ds.source,
+  images: ds.labels.length,
+  imagesPerClass: indicesByClass(ds).map((idx) => idx.length),
+  shape: ds.images.shape.slice(1),
+});
+
+export function runEvaluation(o: EvaluationInput): EvaluationRecord {
+  const t0 = performance.now();
+  const s = o.settings;
+  const classMapping = matchClasses(o.train.classes, o.test.classes, { data: o.trainName, test: o.testName });
+  if (s.protocol === "soft" && !o.teacher) throw new Error("the soft-label protocol needs a teacher");
+  const spec = studentSpec(s.arch, {
+    numClasses: o.train.classes.length,
+    inChannels: o.preset.channels,
+    imageSize: o.preset.imageSize,
+    norm: s.norm,
+    stem: o.preset.resnetStem,
+  });
+  const repeats: RepeatRecord[] = [];
+  for (let r = 0; r < o.repeats; r++) {
+    const seed = deriveSeed(o.seed, r);
+    const student = buildClassifier(spec, { device: o.device, generator: new torch.Generator(deriveSeed(seed, "init")) });
+    const trainer = s.protocol === "hard" ? hardTrainer(student, s, o.preset) : softTrainer(student, o.teacher!.model, s, o.preset);
+    const label = `repeat ${r + 1}/${o.repeats}`;
+    o.progress?.stage(label, s.epochs);
+    const result = trainStudent(student, trainer, o.train, {
+      epochs: s.epochs,
+      batchSize: s.batchSize,
+      testEpochs: s.testEpochs,
+      test: () => testAccuracy(student, o.test, { mean: o.preset.mean, std: o.preset.std, device: o.device, batchSize: o.testBatchSize }),
+      device: o.device,
+      dataGen: new torch.Generator(deriveSeed(seed, "data")),
+      augGen: new torch.Generator(deriveSeed(seed, "augment")),
+      onEpoch: (e) => {
+        if (e.top1 !== undefined) o.progress?.log(`${label} epoch ${e.epoch}/${s.epochs}: train loss ${e.trainLoss.toFixed(4)}, test top-1 ${e.top1.toFixed(2)}%`);
+        o.progress?.tick();
+      },
+    });
+    o.progress?.end();
+    trainer.optimizer.dispose();
+    for (const t of student.stateDict().values()) t.dispose();
+    const { curve, best, bestEpoch, final, seconds } = result;
+    repeats.push({ repeat: r, seed, curve, best, bestEpoch, final, wallSeconds: seconds });
+    o.progress?.log(`${label}: best ${best.toFixed(2)}% (epoch ${bestEpoch}), final ${final.toFixed(2)}%, ${seconds.toFixed(0)} s`);
+  }
+  return {
+    format: RECORD_FORMAT,
+    createdAt: new Date().toISOString(),
+    versions: versions(),
+    config: {
+      ...s,
+      preset: o.preset,
+      student: spec,
+      repeats: o.repeats,
+      seed: o.seed,
+      device: o.device,
+      threads: o.threads,
+      testPerClass: o.testPerClass ?? null,
+    },
+    data: describeSet(o.trainName, o.train),
+    test: describeSet(o.testName, o.test),
+    classMapping,
+    teacher: o.teacher ? { path: o.teacher.path, sha256: o.teacher.sha256, spec: o.teacher.spec } : null,
+    repeats,
+    summary: {
+      best: meanStd(repeats.map((r) => r.best)),
+      final: meanStd(repeats.map((r) => r.final)),
+      std: "sample standard deviation (n - 1)",
+    },
+    wallSeconds: (performance.now() - t0) / 1000,
+  };
+}

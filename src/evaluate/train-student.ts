@@ -1,0 +1,111 @@
+// The training loop both protocols share: per epoch a seeded shuffle, the epoch's learning rate on every parameter
+// group, batches in order (the last one may be smaller, as a DataLoader without drop_last), and test top-1 after the
+// epochs the protocol names. Best is the highest test top-1 seen (the first of equal ones), final the last one.
+import { batch, type Dataset } from "../io/datasets/index.js";
+import * as torch from "../torch/index.js";
+import type { Generator, Tensor } from "../torch/index.js";
+import { normalize } from "./augment.js";
+import type { Trainer } from "./protocols.js";
+import type { Classifier } from "./students.js";
+
+export interface CurvePoint {
+  /** Epoch after which the test ran, counted from 1. */
+  epoch: number;
+  /** Test top-1 accuracy in percent. */
+  top1: number;
+  /** Mean training loss over that epoch's batches. */
+  trainLoss: number;
+  /** Learning rate used during that epoch. */
+  lr: number;
+}
+
+export interface TrainResult {
+  curve: CurvePoint[];
+  best: number;
+  bestEpoch: number;
+  final: number;
+  seconds: number;
+}
+
+export interface EpochInfo {
+  epoch: number;
+  lr: number;
+  trainLoss: number;
+  top1?: number;
+}
+
+export interface TrainOptions {
+  epochs: number;
+  batchSize: number;
+  testEpochs: readonly number[];
+  /** Test top-1 in percent of the student as it is now (the loop switches it to eval mode and back). */
+  test: () => number;
+  device: string;
+  /** Shuffles the training set each epoch. */
+  dataGen: Generator;
+  /** Augmentation draws. */
+  augGen: Generator;
+  /** Called after every epoch (progress, tests in logs, the lr-schedule test). */
+  onEpoch?: (info: EpochInfo) => void;
+}
+
+export function trainStudent(student: Classifier, trainer: Trainer, data: Dataset, o: TrainOptions): TrainResult {
+  const t0 = performance.now();
+  const n = data.labels.length;
+  const tests = new Set(o.testEpochs);
+  const curve: CurvePoint[] = [];
+  let best = -Infinity;
+  let bestEpoch = 0;
+  for (let e = 0; e < o.epochs; e++) {
+    const lr = trainer.lr(e);
+    for (const g of trainer.optimizer.paramGroups) g.lr = lr;
+    student.train();
+    const order = torch.tidy(() => torch.randperm(n, { generator: o.dataGen }).toNumbers());
+    let lossSum = 0;
+    let batches = 0;
+    for (let start = 0; start < n; start += o.batchSize) {
+      const idx = order.slice(start, start + o.batchSize);
+      lossSum += torch.tidy(() => {
+        const b = batch(data, idx);
+        const loss: Tensor = trainer.loss(b.x.to(o.device), b.y.to(o.device), o.augGen);
+        loss.backward();
+        return loss.item();
+      });
+      trainer.optimizer.step();
+      trainer.optimizer.zeroGrad();
+      batches++;
+    }
+    const info: EpochInfo = { epoch: e + 1, lr, trainLoss: lossSum / batches };
+    if (tests.has(e + 1)) {
+      student.eval();
+      info.top1 = o.test();
+      student.train();
+      curve.push({ epoch: e + 1, top1: info.top1, trainLoss: info.trainLoss, lr });
+      if (info.top1 > best) {
+        best = info.top1;
+        bestEpoch = e + 1;
+      }
+    }
+    o.onEpoch?.(info);
+  }
+  const final = curve.length ? curve[curve.length - 1].top1 : NaN;
+  return { curve, best: curve.length ? best : NaN, bestEpoch, final, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** Top-1 accuracy in percent of `model` (already in eval mode) on a data set, normalised as in training. */
+export function testAccuracy(model: Classifier, ds: Dataset, o: { mean: number[]; std: number[]; device: string; batchSize?: number }): number {
+  const n = ds.labels.length;
+  const bs = o.batchSize ?? 500;
+  let correct = 0;
+  torch.noGrad(() => {
+    for (let start = 0; start < n; start += bs) {
+      const idx = Array.from({ length: Math.min(bs, n - start) }, (_, i) => start + i);
+      correct += torch.tidy(() => {
+        const b = batch(ds, idx);
+        const x = normalize(b.x.to(o.device), o.mean, o.std);
+        return model.forward(x).argmax(1).eq(b.y.to(o.device)).sum().item();
+      });
+    }
+  });
+  return (100 * correct) / n;
+}

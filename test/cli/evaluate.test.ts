@@ -1,0 +1,125 @@
+// `cao2 baseline` and `cao2 evaluate` end to end in child processes: a random-real set evaluated with the soft protocol
+// and a tiny random teacher (a complete JSON record), and bad input as one-line errors with exit code 2.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { buildClassifier, type ClassifierSpec } from "../../src/evaluate/students.js";
+import { FASHION_MNIST_DIR } from "../../src/io/datasets/index.js";
+import { saveSafetensors } from "../../src/io/safetensors.js";
+import * as torch from "../../src/torch/index.js";
+import { ROOT } from "../helpers/fixtures.js";
+
+const MAIN = join(ROOT, "dist", "src", "cli", "main.js");
+const missing = !existsSync(FASHION_MNIST_DIR) && `Fashion-MNIST not installed (${FASHION_MNIST_DIR})`;
+const dir = mkdtempSync(join(tmpdir(), "cao2-cli-eval-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function cao2(...args: string[]) {
+  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: "utf8" });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Exit code 2 and exactly one line on stderr, matching `pattern`. */
+function assertInputError(r: ReturnType<typeof cao2>, pattern: RegExp): void {
+  assert.equal(r.status, 2, `exit code (stderr: ${r.stderr})`);
+  const lines = r.stderr.trimEnd().split("\n");
+  assert.equal(lines.length, 1, `one line expected, got:\n${r.stderr}`);
+  assert.match(lines[0], /^cao2 (evaluate|baseline): error: /);
+  assert.match(lines[0], pattern);
+}
+
+const tinyTeacher = (numClasses: number): ClassifierSpec => ({ kind: "convnet", depth: 1, width: 8, norm: "batch", numClasses, inChannels: 1, imageSize: 32 });
+const rr = join(dir, "rr");
+
+before(() => {
+  if (missing) return;
+  const r = cao2("baseline", "random-real", "--data", "fashion-mnist", "--ipc", "2", "--seed", "3", "--out", rr);
+  assert.equal(r.status, 0, r.stderr);
+  saveSafetensors(join(dir, "teacher.safetensors"), buildClassifier(tinyTeacher(10), { generator: new torch.Generator(1) }).stateDict());
+  saveSafetensors(join(dir, "teacher5.safetensors"), buildClassifier(tinyTeacher(5), { generator: new torch.Generator(1) }).stateDict());
+});
+
+test("baseline random-real writes an ImageFolder with classes.txt and a manifest; refuses a non-empty --out", { skip: missing }, () => {
+  assert.equal(readFileSync(join(rr, "classes.txt"), "utf8").split("\n")[0], "0_T-shirt-top");
+  const m = JSON.parse(readFileSync(join(rr, "manifest.json"), "utf8"));
+  assert.equal(m.ipc, 2);
+  assert.equal(m.seed, 3);
+  assert.equal(m.indices.length, 20);
+  assertInputError(cao2("baseline", "random-real", "--ipc", "2", "--out", rr), /not empty/);
+  assertInputError(cao2("baseline", "random-real", "--out", join(dir, "n")), /--ipc is required/);
+});
+
+test("evaluate --protocol soft end to end: progress, mean ± std, a complete JSON record", { skip: missing }, () => {
+  const json = join(dir, "soft.json");
+  const teacher = join(dir, "teacher.safetensors");
+  const r = cao2(
+    "evaluate", "--data", rr, "--protocol", "soft", "--teacher", teacher, "--teacher-arch", "convnet1",
+    "--epochs", "2", "--test-every", "1", "--repeats", "2", "--test-per-class", "10", "--seed", "5", "--json", json,
+  );
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /soft-label convnet3, 2 repeat\(s\): best top-1 \d+\.\d\d ± \d+\.\d\d%/);
+  assert.match(r.stderr, /repeat 2\/2 epoch 2\/2: train loss [\d.]+, test top-1/);
+  const rec = JSON.parse(readFileSync(json, "utf8"));
+  const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));
+  assert.equal(rec.versions.cao2, pkg.version);
+  assert.match(rec.versions.libtorch, /^\d+\.\d+/);
+  assert.equal(rec.config.protocol, "soft");
+  assert.equal(rec.config.temperature, 20);
+  assert.equal(rec.config.optimizer.name, "adamw");
+  assert.equal(rec.config.batchSize, 20); // IPC 2 -> RDED's IPC-10 size 50, capped at the 20 images
+  assert.equal(rec.config.student.norm, "batch");
+  assert.equal(rec.config.seed, 5);
+  assert.equal(rec.config.testPerClass, 10);
+  assert.equal(rec.data.images, 20);
+  assert.match(rec.data.source.sha256, /^[0-9a-f]{64}$/);
+  assert.match(rec.test.source.sha256, /^[0-9a-f]{64}$/);
+  assert.equal(rec.test.images, 100);
+  assert.equal(rec.classMapping.length, 10);
+  assert.deepEqual(rec.classMapping[9], { label: 9, data: "9_Ankle-boot", test: "Ankle boot" });
+  assert.equal(rec.teacher.sha256, createHash("sha256").update(readFileSync(teacher)).digest("hex"));
+  assert.equal(rec.teacher.spec.kind, "convnet");
+  assert.equal(rec.repeats.length, 2);
+  for (const rep of rec.repeats) {
+    assert.deepEqual(rep.curve.map((p: { epoch: number }) => p.epoch), [2]);
+    assert.equal(rep.final, rep.curve[0].top1);
+    assert.ok(rep.wallSeconds > 0);
+  }
+  assert.notEqual(rec.repeats[0].seed, rec.repeats[1].seed);
+  const best = rec.repeats.map((p: { best: number }) => p.best);
+  assert.deepEqual(rec.summary.best.values, best);
+  assert.ok(Math.abs(rec.summary.best.mean - (best[0] + best[1]) / 2) < 1e-9);
+});
+
+test("evaluate: bad input is one line on stderr and exit code 2", { skip: missing }, () => {
+  assertInputError(cao2("evaluate", "--epochs", "1"), /--data is required/);
+  assertInputError(cao2("evaluate", "--data", rr, "--epoch", "1"), /unknown flag '--epoch'.*did you mean --epochs/);
+  // an empty class folder
+  const empty = join(dir, "empty-class");
+  cpSync(rr, empty, { recursive: true });
+  rmSync(join(empty, "3_Dress"), { recursive: true });
+  mkdirSync(join(empty, "3_Dress"));
+  assertInputError(cao2("evaluate", "--data", empty), /3_Dress: class folder has no images/);
+  // an unreadable image
+  const broken = join(dir, "broken");
+  cpSync(rr, broken, { recursive: true });
+  writeFileSync(join(broken, "4_Coat", "0.png"), "not an image");
+  assertInputError(cao2("evaluate", "--data", broken), /4_Coat\/0\.png: not a PNG or JPEG/);
+  // 9 classes against Fashion-MNIST's 10
+  const nine = join(dir, "nine");
+  cpSync(rr, nine, { recursive: true });
+  rmSync(join(nine, "9_Ankle-boot"), { recursive: true });
+  writeFileSync(join(nine, "classes.txt"), readFileSync(join(rr, "classes.txt"), "utf8").split("\n").slice(0, 9).join("\n"));
+  assertInputError(cao2("evaluate", "--data", nine, "--test", rr, "--preset", "fashion-mnist"), /has 9 classes but .*rr has 10/);
+  // a teacher with 5 outputs for 10 classes
+  assertInputError(
+    cao2("evaluate", "--data", rr, "--test", rr, "--preset", "fashion-mnist", "--protocol", "soft", "--teacher", join(dir, "teacher5.safetensors")),
+    /teacher has 5 outputs but the data set has 10 classes/,
+  );
+  assertInputError(cao2("evaluate", "--data", rr, "--test", rr, "--preset", "fashion-mnist", "--test-per-class", "7"), /has 2 images, fewer than the 7 per class/);
+  assertInputError(cao2("evaluate", "--data", rr, "--protocol", "soft"), /needs --teacher/);
+  assertInputError(cao2("evaluate", "--data", rr, "--json", join(dir, "no", "such", "r.json")), /folder .* does not exist/);
+});

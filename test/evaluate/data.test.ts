@@ -1,0 +1,93 @@
+// Evaluation data: class matching between training and test sets, resizing to the preset, the random-real
+// baseline folder, and mean ± std.
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { fitToPreset, matchClasses } from "../../src/evaluate/data.js";
+import { PRESETS } from "../../src/evaluate/presets.js";
+import { writeRandomReal } from "../../src/evaluate/random-real.js";
+import { meanStd } from "../../src/evaluate/record.js";
+import { InputError } from "../../src/errors.js";
+import { type Dataset, FASHION_MNIST_CLASSES, loadImageFolder } from "../../src/io/datasets/index.js";
+import * as torch from "../../src/torch/index.js";
+
+const dir = mkdtempSync(join(tmpdir(), "cao2-evaldata-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const where = { data: "train", test: "test" };
+
+test("classes match by name or by cao2's folder name, label by label", () => {
+  const folders = ["0_T-shirt-top", "1_Trouser", "2_Pullover", "3_Dress", "4_Coat", "5_Sandal", "6_Shirt", "7_Sneaker", "8_Bag", "9_Ankle-boot"];
+  const pairs = matchClasses(folders, FASHION_MNIST_CLASSES, where);
+  assert.deepEqual(pairs[0], { label: 0, data: "0_T-shirt-top", test: "T-shirt/top" });
+  assert.equal(matchClasses(FASHION_MNIST_CLASSES, FASHION_MNIST_CLASSES, where).length, 10);
+  // 11 classes: the label width is 2
+  const eleven = Array.from({ length: 11 }, (_, i) => `c${i}`);
+  assert.equal(matchClasses(eleven.map((c, i) => `${String(i).padStart(2, "0")}_${c}`), eleven, where).length, 11);
+});
+
+test("different class counts or names (or order) are input errors", () => {
+  assert.throws(() => matchClasses(["a", "b"], ["a", "b", "c"], where), (e: Error) => e instanceof InputError && /train has 2 classes but test has 3/.test(e.message));
+  assert.throws(() => matchClasses(["a", "x"], ["a", "b"], where), /class 1 is 'x' in train but 'b' in test/);
+  assert.throws(() => matchClasses(["1_b", "0_a"], ["a", "b"], where), /class 0 is '1_b'/);
+});
+
+function greySet(n: number, size: number): Dataset {
+  return {
+    images: torch.randint(0, 256, [n, 1, size, size], { generator: new torch.Generator(1) }).to("uint8"),
+    labels: Int32Array.from({ length: n }, (_, i) => i % 2),
+    classes: ["a/b", "c d"],
+    source: { format: "image-folder", path: "memory", fileCount: n, sha256: "" },
+  };
+}
+
+test("sets are resized to the preset's size; a channel mismatch is an input error", () => {
+  const fm = PRESETS["fashion-mnist"];
+  const ds = fitToPreset(greySet(3, 28), fm);
+  assert.deepEqual(ds.images.shape, [3, 1, 32, 32]);
+  assert.equal(ds.images.dtype, "uint8");
+  assert.throws(() => fitToPreset(greySet(3, 28), PRESETS.imagenet), /1-channel images, but the imagenet preset takes 3/);
+});
+
+test("random-real: an ImageFolder that reads back with the same labels and pixels, classes.txt, manifest", () => {
+  const src = greySet(12, 5);
+  const out = join(dir, "rr");
+  const m = writeRandomReal({ source: src, sourceName: "memory", ipc: 3, seed: 7, out });
+  assert.deepEqual(readdirSync(out).sort(), ["0_a-b", "1_c-d", "classes.txt", "manifest.json"]);
+  assert.equal(readFileSync(join(out, "classes.txt"), "utf8"), "0_a-b\n1_c-d\n");
+  assert.equal(m.indices.length, 6);
+  assert.ok(m.indices.every((i, k) => src.labels[i] === (k < 3 ? 0 : 1)));
+  const back = loadImageFolder(out);
+  assert.deepEqual(back.classes, ["0_a-b", "1_c-d"]);
+  assert.deepEqual([...back.labels], [0, 0, 0, 1, 1, 1]);
+  const expected = torch.indexSelect(src.images, 0, torch.tensor(m.indices, { dtype: "int64" }));
+  assert.ok(torch.equal(back.images, expected), "pixels survive the PNG round trip");
+  const manifest = JSON.parse(readFileSync(join(out, "manifest.json"), "utf8"));
+  assert.equal(manifest.seed, 7);
+  assert.deepEqual(manifest.indices, m.indices);
+  // the same seed picks the same images; no temporary folder is left behind
+  const again = writeRandomReal({ source: src, sourceName: "memory", ipc: 3, seed: 7, out: join(dir, "rr2") });
+  assert.deepEqual(again.indices, m.indices);
+  assert.ok(readdirSync(dir).every((f) => !f.endsWith(".tmp")));
+});
+
+test("random-real refuses a non-empty output folder and leaves it untouched; an empty one is fine", () => {
+  const out = join(dir, "busy");
+  mkdirSync(out);
+  writeFileSync(join(out, "keep.txt"), "x");
+  assert.throws(() => writeRandomReal({ source: greySet(4, 5), sourceName: "m", ipc: 1, seed: 0, out }), /not empty/);
+  assert.deepEqual(readdirSync(out), ["keep.txt"]);
+  const empty = join(dir, "empty");
+  mkdirSync(empty);
+  writeRandomReal({ source: greySet(4, 5), sourceName: "m", ipc: 1, seed: 0, out: empty });
+  assert.ok(existsSync(join(empty, "manifest.json")));
+  assert.throws(() => writeRandomReal({ source: greySet(4, 5), sourceName: "m", ipc: 3, seed: 0, out: join(dir, "x") }), /fewer than the 3 per class/);
+});
+
+test("mean ± sample standard deviation", () => {
+  const s = meanStd([70, 72, 77]);
+  assert.equal(s.mean, 73);
+  assert.ok(Math.abs(s.std - Math.sqrt((9 + 1 + 16) / 2)) < 1e-12);
+  assert.equal(meanStd([5]).std, 0);
+});
