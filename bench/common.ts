@@ -51,21 +51,26 @@ export interface BenchOptions {
   repeats: number;
   /** Only these cases (default: all). */
   cases: string[];
+  /** Results file name under bench/results (default: the bench's name), e.g. for a run with an experimental addon. */
+  out?: string;
 }
 
-/** `--warmup N --repeats N --cases a,b` over per-bench defaults. */
+/** `--warmup N --repeats N --cases a,b --out name` over per-bench defaults. */
 export function parseOptions(args: string[], defaults: Omit<BenchOptions, "cases">): BenchOptions {
   const o: BenchOptions = { ...defaults, cases: [] };
   for (let i = 0; i < args.length; i += 2) {
     const [k, v] = [args[i], args[i + 1]];
     if (v === undefined) throw new Error(`${k}: missing value`);
     if (k === "--cases") o.cases = v.split(",");
-    else if (k === "--warmup" || k === "--repeats") {
+    else if (k === "--out") {
+      if (!/^[\w.-]+$/.test(v)) throw new Error(`--out ${v}: expected a file name (letters, digits, . - _)`);
+      o.out = v;
+    } else if (k === "--warmup" || k === "--repeats") {
       const n = Number(v);
       const min = k === "--warmup" ? 0 : 1;
       if (!Number.isInteger(n) || n < min) throw new Error(`${k} ${v}: expected an integer >= ${min}`);
       o[k === "--warmup" ? "warmup" : "repeats"] = n;
-    } else throw new Error(`unknown option ${k} (--warmup, --repeats, --cases)`);
+    } else throw new Error(`unknown option ${k} (--warmup, --repeats, --cases, --out)`);
   }
   return o;
 }
@@ -203,16 +208,18 @@ export function machine(): Record<string, unknown> {
     cpus: cpus().length,
     torch: torchVersion(),
     node: process.version,
+    native_addon: process.env.CAO2_NATIVE ?? "native/build/Release/cao2_torch.node",
     loadavg_before: loadavg(),
   };
 }
 
 /** Prints the table and writes bench/results/<name>.json as {"cases": [...]} plus the environment. */
-export function report(name: string, cases: Case[], extra: Record<string, unknown> = {}): void {
+export function report(name: string, cases: Case[], extra: Record<string, unknown> & { cpu?: SideBySide["cpu"] } = {}): void {
   const w = Math.max(...cases.map((c) => c.name.length), 4) + 2;
-  console.log(`${"case".padEnd(w)}${"ours (ms)".padStart(12)}${"pytorch (ms)".padStart(14)}${"ratio".padStart(8)}`);
+  console.log(`${"case".padEnd(w)}${"ours (ms)".padStart(12)}${"pytorch (ms)".padStart(14)}${"ratio".padStart(8)}${"cpu ratio".padStart(11)}`);
   for (const c of cases) {
-    console.log(`${c.name.padEnd(w)}${(c.ours_s * 1e3).toFixed(3).padStart(12)}${(c.pytorch_s * 1e3).toFixed(3).padStart(14)}${c.ratio.toFixed(3).padStart(8)}`);
+    const cpu = extra.cpu?.[c.name]?.ratio.toFixed(3) ?? "";
+    console.log(`${c.name.padEnd(w)}${(c.ours_s * 1e3).toFixed(3).padStart(12)}${(c.pytorch_s * 1e3).toFixed(3).padStart(14)}${c.ratio.toFixed(3).padStart(8)}${cpu.padStart(11)}`);
   }
   mkdirSync(join("bench", "results"), { recursive: true });
   const out = {

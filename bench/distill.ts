@@ -65,7 +65,7 @@ export async function run(args: string[]): Promise<void> {
   };
 
   const result = await sideBySide("bench_distill.py", { ddpm_cfg_step: ddpmStep, refine_step: refineStep }, o);
-  report("distill", result.cases, {
+  report(o.out ?? "distill", result.cases, {
     ...env,
     setup: { model: "DiT-S/2 (random weights, depth 12, hidden 384, 6 heads)", latent: [4, 32, 32], batch: BATCH, cfgScale: CFG_SCALE, respacing: 50, step: STEP, tMax: T_MAX, lambda: LAMBDA, norm: "inf", lr: 6e-4 },
     options: o,

@@ -61,7 +61,7 @@ export async function run(args: string[]): Promise<void> {
     o,
   );
   const diagnostic = (c: { name: string }) => c.name.startsWith("dispatch_");
-  report("engine", result.cases.filter((c) => !diagnostic(c)), {
+  report(o.out ?? "engine", result.cases.filter((c) => !diagnostic(c)), {
     ...env,
     diagnostics: result.cases.filter(diagnostic),
     options: o,

@@ -31,7 +31,7 @@ export async function run(args: string[]): Promise<void> {
   const resnet = createResNet({ depth: 18, numClasses: 10, stem: "cifar", norm: "batch" });
   const convnet = createConvNet({ numClasses: 10, depth: 3, width: 128, norm: "instance" });
   const result = await sideBySide("bench_train.py", { resnet18_step: trainStep(resnet, x, y), convnet3_step: trainStep(convnet, x, y) }, o);
-  report("train", result.cases, {
+  report(o.out ?? "train", result.cases, {
     ...env,
     setup: {
       batch: BATCH,
