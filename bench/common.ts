@@ -139,6 +139,11 @@ export interface SideBySide {
   samples: Record<string, Samples>;
   /** Median CPU seconds per call (all threads): less sensitive than wall time to other jobs on the machine. */
   cpu: Record<string, { ours_s: number; pytorch_s: number; ratio: number }>;
+  /**
+   * Median over the pairs of pytorch_i / ours_i: the two calls of a pair ran back to back, so a change of the
+   * machine's load between pairs cancels out of this ratio (it does not out of the ratio of medians).
+   */
+  paired_ratio: Record<string, number>;
   /** The Python side's environment as it reported it. */
   python_env: Record<string, unknown>;
 }
@@ -185,7 +190,8 @@ export async function sideBySide(script: string, ours: Record<string, () => void
         return [n, { ours_s: a, pytorch_s: b, ratio: b / a }];
       }),
     );
-    return { cases, samples, cpu, python_env: py.env };
+    const paired = Object.fromEntries(names.map((n) => [n, median(samples[n].pytorch_s.map((t, i) => t / samples[n].ours_s[i]))]));
+    return { cases, samples, cpu, paired_ratio: paired, python_env: py.env };
   } finally {
     py.close();
   }
@@ -214,12 +220,19 @@ export function machine(): Record<string, unknown> {
 }
 
 /** Prints the table and writes bench/results/<name>.json as {"cases": [...]} plus the environment. */
-export function report(name: string, cases: Case[], extra: Record<string, unknown> & { cpu?: SideBySide["cpu"] } = {}): void {
+export function report(
+  name: string,
+  cases: Case[],
+  extra: Record<string, unknown> & { cpu?: SideBySide["cpu"]; paired_ratio?: SideBySide["paired_ratio"] } = {},
+): void {
   const w = Math.max(...cases.map((c) => c.name.length), 4) + 2;
-  console.log(`${"case".padEnd(w)}${"ours (ms)".padStart(12)}${"pytorch (ms)".padStart(14)}${"ratio".padStart(8)}${"cpu ratio".padStart(11)}`);
+  console.log(`${"case".padEnd(w)}${"ours (ms)".padStart(12)}${"pytorch (ms)".padStart(14)}${"ratio".padStart(8)}${"paired".padStart(8)}${"cpu ratio".padStart(11)}`);
   for (const c of cases) {
     const cpu = extra.cpu?.[c.name]?.ratio.toFixed(3) ?? "";
-    console.log(`${c.name.padEnd(w)}${(c.ours_s * 1e3).toFixed(3).padStart(12)}${(c.pytorch_s * 1e3).toFixed(3).padStart(14)}${c.ratio.toFixed(3).padStart(8)}${cpu.padStart(11)}`);
+    const paired = extra.paired_ratio?.[c.name]?.toFixed(3) ?? "";
+    console.log(
+      `${c.name.padEnd(w)}${(c.ours_s * 1e3).toFixed(3).padStart(12)}${(c.pytorch_s * 1e3).toFixed(3).padStart(14)}${c.ratio.toFixed(3).padStart(8)}${paired.padStart(8)}${cpu.padStart(11)}`,
+    );
   }
   mkdirSync(join("bench", "results"), { recursive: true });
   const out = {

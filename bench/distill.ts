@@ -20,7 +20,7 @@ const T_MAX = 11;
 const LAMBDA = 10;
 
 export async function run(args: string[]): Promise<void> {
-  const o = parseOptions(args, { warmup: 1, repeats: 7 });
+  const o = parseOptions(args, { warmup: 1, repeats: 9 });
   const env = machine();
   manualSeed(0);
   const dit = createDiT("DiT-S/2", { inputSize: 32 }, { init: false }).eval();
@@ -71,6 +71,7 @@ export async function run(args: string[]): Promise<void> {
     options: o,
     python_env: result.python_env,
     samples: result.samples,
+    paired_ratio: result.paired_ratio,
     cpu: result.cpu,
   });
 }

@@ -14,7 +14,7 @@ import { add, F, manualSeed, matmul, noGrad, randn, tidy } from "../src/torch/in
 import { freeze, machine, parseOptions, randomise, report, sideBySide } from "./common.js";
 
 export async function run(args: string[]): Promise<void> {
-  const o = parseOptions(args, { warmup: 3, repeats: 15 });
+  const o = parseOptions(args, { warmup: 3, repeats: 21 });
   const env = machine();
   manualSeed(0);
 
@@ -66,6 +66,7 @@ export async function run(args: string[]): Promise<void> {
     diagnostics: result.cases.filter(diagnostic),
     options: o,
     python_env: result.python_env,
+    paired_ratio: result.paired_ratio,
     cpu: result.cpu,
     samples: result.samples,
   });

@@ -23,7 +23,7 @@ function trainStep(model: Model & { forward(x: Tensor): Tensor }, x: Tensor, y: 
 }
 
 export async function run(args: string[]): Promise<void> {
-  const o = parseOptions(args, { warmup: 2, repeats: 11 });
+  const o = parseOptions(args, { warmup: 2, repeats: 15 });
   const env = machine();
   manualSeed(0);
   const x = randn([BATCH, 3, 32, 32]);
@@ -44,6 +44,7 @@ export async function run(args: string[]): Promise<void> {
     options: o,
     python_env: result.python_env,
     samples: result.samples,
+    paired_ratio: result.paired_ratio,
     cpu: result.cpu,
   });
 }
