@@ -1,5 +1,9 @@
 // `npm run bench -- <name> [args]`: runs one side-by-side benchmark (bench/<name>.ts exports run(args)).
 const BENCHES: Record<string, () => Promise<{ run(args: string[]): Promise<void> }>> = {
+  engine: () => import("./engine.js"),
+  distill: () => import("./distill.js"),
+  train: () => import("./train.js"),
+  memory: () => import("./memory.js"),
   checkpoint: () => import("./checkpoint-load.js"),
 };
 

@@ -55,7 +55,7 @@ class ConvNorm {
  * BasicBlock (3x3, 3x3) and Bottleneck (1x1, 3x3, 1x1 x4) in one: a chain of conv/norm pairs with ReLU between them,
  * plus the identity or a projection shortcut (downsample.0 conv 1x1, downsample.1 norm), then ReLU.
  */
-class ResidualBlock {
+export class ResidualBlock {
   private readonly chain: ConvNorm[];
   private readonly downsample: ConvNorm | null;
   constructor(vb: VarBuilder, kind: BlockKind, inCh: number, planes: number, stride: number, norm: Norm2dKind) {

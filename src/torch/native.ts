@@ -72,6 +72,10 @@ function addonPath(): string {
 
 const core = chooseOpenblasCore();
 if (core) process.env.OPENBLAS_CORETYPE = core;
+// libgomp reads this once too, when libtorch loads it. Its default (active) policy keeps idle OpenMP workers spinning
+// after every parallel region; OpenBLAS's own worker threads and other processes then wait for a core, and on a
+// busy machine matrix products run 2 to 15 times slower (docs/benchmarks.md). Passive workers sleep instead.
+process.env.OMP_WAIT_POLICY ??= "PASSIVE";
 
 export const native: NativeBinding = createRequire(import.meta.url)(addonPath()) as NativeBinding;
 

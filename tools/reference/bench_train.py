@@ -1,0 +1,41 @@
+"""PyTorch baseline of `npm run bench -- train` (bench/train.ts): one training step, batch 64 of 3x32x32, 10 classes.
+
+  resnet18_step  torchvision resnet18(num_classes=10) with the DD codes' small-image stem: conv1 replaced by a 3x3
+                 stride-1 conv (nn.Conv2d's default init, as theirs), max pool replaced by Identity; batch norm
+  convnet3_step  models_convnet.ConvNet (width 128, depth 3, instance norm = GroupNorm(128, 128))
+A step: zero_grad (to None), forward, F.cross_entropy, backward, SGD(lr 0.01, momentum 0.9, weight_decay 5e-4).
+"""
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+from bench_common import parse_args, serve
+from models_convnet import ConvNet
+
+BATCH = 64
+
+parse_args()
+torch.manual_seed(0)
+x = torch.randn(BATCH, 3, 32, 32)
+y = torch.randint(0, 10, (BATCH,))
+
+resnet = torchvision.models.resnet18(num_classes=10)
+resnet.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+resnet.maxpool = nn.Identity()
+convnet = ConvNet(3, 10, 128, 3, "instance", 32)
+
+
+def train_step(model):
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    return step
+
+
+serve({"resnet18_step": train_step(resnet), "convnet3_step": train_step(convnet)})
