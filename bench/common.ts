@@ -4,7 +4,7 @@
 // The machine these run on is shared, and its load changes from second to second. So the baseline runs as a second
 // process that stays up and times one call of a case whenever asked: every repeat times ours and then PyTorch's (or
 // the other way round, alternating) back to back, and both sides see the same load.
-import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
+import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
@@ -81,6 +81,21 @@ export function parseOptions(args: string[], defaults: Omit<BenchOptions, "cases
  * it unchanged) and our intra-op thread count (--threads: the script calls torch.set_num_threads with it, as
  * native.ts does at::set_num_threads).
  */
+/**
+ * Runs a one-shot PyTorch script from tools/reference (same environment and threads as this process); the script
+ * prints one JSON object on its last stdout line. For baselines measured in their own process (peak memory).
+ */
+export function runPython<T>(script: string, args: string[] = []): T {
+  const r = spawnSync("/usr/bin/python3", [join("tools", "reference", script), "--threads", String(getNumThreads()), ...args], {
+    env: process.env,
+    encoding: "utf8",
+    maxBuffer: 64 << 20,
+  });
+  if (r.status !== 0) throw new Error(`${script} failed (exit ${r.status}):\n${r.stderr}`);
+  const lines = r.stdout.trim().split("\n");
+  return JSON.parse(lines[lines.length - 1]) as T;
+}
+
 export class PythonBaseline {
   private constructor(
     private readonly child: ChildProcessWithoutNullStreams,
