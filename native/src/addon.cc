@@ -16,6 +16,11 @@
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/variable.h>
 #include <torch/version.h>
+#include <c10/core/CPUAllocator.h>
+#include <sys/mman.h>
+
+#include <cstdlib>
+#include <unordered_map>
 
 #include <atomic>
 #include <cmath>
@@ -31,27 +36,30 @@ namespace {
 // Tensor and Generator handles
 // ---------------------------------------------------------------------------------------------------------------
 
-class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
+// A tensor handle is a JS External owning one TensorHandle. Built with NAPI_EXPERIMENTAL, Node runs an External's
+// finalizer inside the garbage collection that frees it (Node 20 otherwise defers every finalizer to setImmediate,
+// which a synchronous loop never reaches: the handles' native objects then pile up and fragment the malloc heap).
+class TensorHandle {
  public:
-  static Napi::FunctionReference ctor;
-
-  static void Init(Napi::Env env, Napi::Object exports) {
-    Napi::Function f = DefineClass(env, "TensorHandle", {});
-    ctor = Napi::Persistent(f);
-    ctor.SuppressDestruct();
-    exports.Set("TensorHandle", f);
+  static Napi::Value Wrap(Napi::Env env, at::Tensor t) {
+    auto* h = new TensorHandle(std::move(t));
+    h->account(env);
+    napi_value v;
+    napi_status st = napi_create_external(env, h, &TensorHandle::Finalize, nullptr, &v);
+    if (st != napi_ok) {
+      delete h;
+      throw Napi::Error::New(env, "cannot create a tensor handle");
+    }
+    return Napi::Value(env, v);
   }
 
-  explicit TensorHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TensorHandle>(info) {}
-
-  ~TensorHandle() override { release(); }
-
-  static Napi::Object Wrap(Napi::Env env, at::Tensor t) {
-    Napi::Object obj = ctor.New({});
-    TensorHandle* h = Unwrap(obj);
-    h->tensor_ = std::move(t);
-    h->account(env);
-    return obj;
+  // nullptr unless v is a tensor handle (the only Externals this addon makes).
+  static TensorHandle* From(const Napi::Value& v) {
+    napi_valuetype type;
+    if (napi_typeof(v.Env(), v, &type) != napi_ok || type != napi_external) return nullptr;
+    void* data = nullptr;
+    napi_get_value_external(v.Env(), v, &data);
+    return static_cast<TensorHandle*>(data);
   }
 
   const at::Tensor& tensor() const {
@@ -59,23 +67,33 @@ class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
     return tensor_;
   }
 
-  void dispose() {
-    release();
+  void dispose(node_api_basic_env env) {
+    release(env);
     disposed_ = true;
   }
 
   bool disposed() const { return disposed_; }
 
  private:
+  explicit TensorHandle(at::Tensor t) : tensor_(std::move(t)) {}
+
+  static void Finalize(node_api_basic_env env, void* data, void*) {
+    auto* h = static_cast<TensorHandle*>(data);
+    h->release(env);
+    delete h;
+  }
+
   // Views share their base's storage: only tensors that own their storage report bytes, so V8 sees each buffer once.
   void account(Napi::Env env) {
     if (!tensor_.defined() || tensor_.is_view() || !tensor_.has_storage() || !tensor_.device().is_cpu()) return;
     reported_ = static_cast<int64_t>(tensor_.storage().nbytes());
-    if (reported_ > 0) Napi::MemoryManagement::AdjustExternalMemory(env, reported_);
+    int64_t total;
+    if (reported_ > 0) napi_adjust_external_memory(env, reported_, &total);
   }
 
-  void release() {
-    if (reported_ > 0) Napi::MemoryManagement::AdjustExternalMemory(Env(), -reported_);
+  void release(node_api_basic_env env) {
+    int64_t total;
+    if (reported_ > 0) napi_adjust_external_memory(env, -reported_, &total);
     reported_ = 0;
     tensor_ = at::Tensor();
   }
@@ -84,7 +102,6 @@ class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
   int64_t reported_ = 0;
   bool disposed_ = false;
 };
-Napi::FunctionReference TensorHandle::ctor;
 
 class GeneratorHandle : public Napi::ObjectWrap<GeneratorHandle> {
  public:
@@ -110,8 +127,9 @@ bool IsInstance(const Napi::Value& v, const Napi::FunctionReference& ctor) {
 }
 
 const at::Tensor& ToTensor(const Napi::Value& v, const char* what) {
-  if (!IsInstance(v, TensorHandle::ctor)) throw std::invalid_argument(std::string(what) + ": expected a tensor");
-  return TensorHandle::Unwrap(v.As<Napi::Object>())->tensor();
+  TensorHandle* h = TensorHandle::From(v);
+  if (!h) throw std::invalid_argument(std::string(what) + ": expected a tensor");
+  return h->tensor();
 }
 
 Napi::Value WrapOrNull(Napi::Env env, const at::Tensor& t) {
@@ -270,6 +288,93 @@ Napi::Value FromIValue(Napi::Env env, const c10::IValue& v) {
   }
   if (v.isScalar()) return Napi::Number::New(env, v.toScalar().toDouble());
   throw std::runtime_error("cannot convert a result of type " + v.tagKind() + " to JavaScript");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// CPU buffers of 64 KiB and more come from a cache of mmap'd blocks, one free list per size class (1/8 steps between
+// powers of two). glibc's malloc returns such buffers to the kernel on free (mmap) or keeps them in a heap shared
+// with millions of small objects that fragment it; either way a training step pays page faults for every large
+// activation, and RSS can grow. Reused blocks are already mapped. CAO2_CPU_CACHE_MB caps the idle cache (default
+// 2048; 0 disables the cache).
+// ---------------------------------------------------------------------------------------------------------------
+
+class CachingCpuAllocator final : public c10::Allocator {
+ public:
+  explicit CachingCpuAllocator(size_t cap) : cap_(cap) {}
+
+  c10::DataPtr allocate(size_t n) const override {
+    // Small buffers: malloc, behind the same header (size 0), so that one deleter serves every pointer.
+    if (n < kMin) {
+      void* mem = nullptr;
+      if (posix_memalign(&mem, kHeader, n + kHeader) != 0) throw std::bad_alloc();
+      void* data = static_cast<char*>(mem) + kHeader;
+      new (mem) Block{0, const_cast<CachingCpuAllocator*>(this)};
+      return {data, data, &CachingCpuAllocator::Release, c10::Device(c10::DeviceType::CPU)};
+    }
+    const size_t cls = SizeClass(n);
+    Block* b = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = free_.find(cls);
+      if (it != free_.end() && !it->second.empty()) {
+        b = it->second.back();
+        it->second.pop_back();
+        idle_ -= cls;
+      }
+    }
+    if (!b) {
+      void* mem = mmap(nullptr, cls + kHeader, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (mem == MAP_FAILED) throw std::bad_alloc();
+      b = new (mem) Block{cls, const_cast<CachingCpuAllocator*>(this)};
+    }
+    void* data = reinterpret_cast<char*>(b) + kHeader;
+    return {data, data, &CachingCpuAllocator::Release, c10::Device(c10::DeviceType::CPU)};
+  }
+
+  // mkldnn allocates through raw_allocate, which needs the context to be the data pointer.
+  c10::DeleterFnPtr raw_deleter() const override { return &CachingCpuAllocator::Release; }
+
+ private:
+  struct Block {
+    size_t size;
+    CachingCpuAllocator* owner;
+  };
+  static constexpr size_t kMin = 64 << 10;
+  static constexpr size_t kHeader = 64;  // keeps the data 64-byte aligned, as c10's allocator does
+
+  static size_t SizeClass(size_t n) {
+    size_t pow = size_t(1) << (63 - __builtin_clzll(n));
+    size_t step = std::max<size_t>(pow / 8, 4096);
+    return (n + step - 1) / step * step;
+  }
+
+  static void Release(void* data) {
+    auto* b = reinterpret_cast<Block*>(static_cast<char*>(data) - kHeader);
+    if (b->size == 0) return std::free(b);
+    CachingCpuAllocator* self = b->owner;
+    {
+      std::lock_guard<std::mutex> lock(self->mu_);
+      if (self->idle_ + b->size <= self->cap_) {
+        self->free_[b->size].push_back(b);
+        self->idle_ += b->size;
+        return;
+      }
+    }
+    munmap(b, b->size + kHeader);
+  }
+
+  size_t cap_;
+  mutable std::mutex mu_;
+  mutable std::unordered_map<size_t, std::vector<Block*>> free_;
+  mutable size_t idle_ = 0;
+};
+
+void InstallCpuAllocator() {
+  const char* env = std::getenv("CAO2_CPU_CACHE_MB");
+  const size_t mb = env ? std::strtoull(env, nullptr, 10) : 2048;
+  if (mb == 0) return;
+  static CachingCpuAllocator alloc(mb << 20);
+  c10::SetCPUAllocator(&alloc, /*priority=*/10);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -436,12 +541,14 @@ Napi::Value Item(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Dispose(const Napi::CallbackInfo& info) {
-  if (IsInstance(info[0], TensorHandle::ctor)) TensorHandle::Unwrap(info[0].As<Napi::Object>())->dispose();
+  if (TensorHandle* h = TensorHandle::From(info[0])) h->dispose(info.Env());
   return info.Env().Undefined();
 }
 
 Napi::Value IsDisposed(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), TensorHandle::Unwrap(info[0].As<Napi::Object>())->disposed());
+  TensorHandle* h = TensorHandle::From(info[0]);
+  if (!h) throw std::invalid_argument("isDisposed: expected a tensor");
+  return Napi::Boolean::New(info.Env(), h->disposed());
 }
 
 // sameStorage(a, b): whether two tensors view one buffer (used to tell in-place results from new ones).
@@ -631,7 +738,7 @@ Napi::Value Guarded(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  TensorHandle::Init(env, exports);
+  InstallCpuAllocator();
   GeneratorHandle::Init(env, exports);
 #define EXPORT(name, fn) exports.Set(name, Napi::Function::New<Guarded<fn>>(env, name))
   EXPORT("op", Op);

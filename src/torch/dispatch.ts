@@ -28,8 +28,9 @@ function unwrapArg(v: unknown): unknown {
   return v;
 }
 
+// Operators return tensors (handles: the only plain objects among results), numbers, booleans, strings, null, arrays.
 function wrapResult(v: unknown): unknown {
-  if (v instanceof native.TensorHandle) return new Tensor(v);
+  if (typeof v === "object" && v !== null && !Array.isArray(v)) return new Tensor(v);
   if (Array.isArray(v)) return v.map(wrapResult);
   return v;
 }

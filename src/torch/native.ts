@@ -8,7 +8,6 @@ import { fileURLToPath } from "node:url";
 
 /** The raw binding; only src/torch uses it directly. */
 export interface NativeBinding {
-  TensorHandle: new () => object;
   GeneratorHandle: new () => object;
   op(name: string, overload: string): [number, [string, string, boolean, boolean][], number];
   call(id: number, args: unknown[], discard?: boolean): unknown;
