@@ -4,11 +4,11 @@
 // backward to the input, Adam on the input. Each step runs inside tidy(); resident memory (RSS) is sampled at fixed
 // iterations. Requirement: RSS at the last iteration within 50 MB of RSS at iteration 500. Ours only (no baseline).
 //
-// The loop yields to the event loop after every step (`--yield-every N`, 0 = never). It has to: tidy() frees each
-// tensor's memory at once, but the small native object behind each JS handle is deleted by an N-API finalizer, and
-// Node 20 runs those from the event loop (setImmediate), never inside a synchronous loop. Without yielding they pile
-// up (~100 bytes per tensor made), sit between the freed tensor buffers in the malloc heap, and the fragmented heap
-// cannot hand those buffers out again: RSS grows by about one step's worth of activations per step (docs/benchmarks.md).
+// By default the loop never yields to the event loop, as cao2's training, sampling and refinement loops do not
+// (`--yield-every N` yields every N steps). That used to leak: the native object behind each JS tensor handle was
+// deleted by an N-API finalizer that Node 20 defers to the event loop, so a synchronous loop piled them up and
+// fragmented the heap (memory-no-yield.json: +2,961 MB in 500 steps). Tensor handles are now N-API Externals whose
+// finalizers run inside garbage collection (docs/benchmarks.md).
 import { memoryUsage } from "node:process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -32,7 +32,7 @@ interface MemoryOptions {
 }
 
 function parse(args: string[]): MemoryOptions {
-  const o: MemoryOptions = { iters: 10_000, tokens: 64, batch: 4, yieldEvery: 1, out: "memory" };
+  const o: MemoryOptions = { iters: 10_000, tokens: 64, batch: 4, yieldEvery: 0, out: "memory" };
   for (let i = 0; i < args.length; i += 2) {
     if (args[i] === "--out" && /^[\w.-]+$/.test(args[i + 1] ?? "")) {
       o.out = args[i + 1];
