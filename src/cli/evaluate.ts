@@ -91,6 +91,8 @@ export async function run(argv: string[]): Promise<number> {
     testEvery: a.testEvery,
   });
   const progress = new Progress({ unit: "epochs" });
+  if (process.env.MALLOC_MMAP_THRESHOLD_ === undefined)
+    progress.log("note: long runs need MALLOC_MMAP_THRESHOLD_=131072 in the environment, else glibc lets memory grow each step (docs/evaluation.md)");
   progress.log(
     `${protocol}-label ${settings.arch} (${settings.norm} norm) on ${a.data}: ${train.labels.length} images, ${train.classes.length} classes, ` +
       `${settings.epochs} epochs, batch ${settings.batchSize}, ${a.repeats} repeat(s); test ${testName} (${test.labels.length} images)`,

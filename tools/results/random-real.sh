@@ -7,6 +7,10 @@
 # Records go to docs/results/random-real/ (small, committed); the image folders to .runs/random-real/ (ignored).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# glibc's dynamic mmap threshold makes the resident size of a long libtorch training loop grow without bound here
+# (about 19 MB per ConvNet-3 step at batch 64; an IPC-10 run was OOM-killed at 11.5 GB). A fixed threshold keeps it
+# flat (244 MB) at no cost in speed. See docs/evaluation.md.
+export MALLOC_MMAP_THRESHOLD_=${MALLOC_MMAP_THRESHOLD_:-131072}
 CAO2=(node dist/src/cli/main.js)
 RECORDS=docs/results/random-real
 DATA=.runs/random-real
