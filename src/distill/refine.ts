@@ -11,6 +11,7 @@
 // Adam is elementwise).
 import {
   Adam,
+  grad,
   type Tensor,
   fromArray,
   keep,
@@ -118,7 +119,11 @@ export function refineLatents(model: NoiseModel, sched: RefineSchedule, b: Refin
   const opt = new Adam([x], { lr: o.lr });
   for (let it = 0; it < o.iters; it++) {
     const ts = draws.map((r) => 1 + Math.floor(r() * o.tMax));
-    tidy(() => objectiveAt(model, x, b, sched, ts, o).sum().backward());
+    // Gradients to the latents only: the model's weights stay frozen (no work or memory spent on their gradients).
+    tidy(() => {
+      const [g] = grad(objectiveAt(model, x, b, sched, ts, o).sum(), x);
+      x.grad = g;
+    });
     opt.step();
     opt.zeroGrad();
     if (o.maxNorm !== undefined) {
