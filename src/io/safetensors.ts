@@ -1,9 +1,9 @@
 // safetensors: an 8-byte little-endian header length, a JSON header {name: {dtype, shape, data_offsets}} (plus an
 // optional "__metadata__" of strings), then the raw little-endian tensor bytes. Reading validates the header strictly
 // and reads each tensor's bytes on demand, so a multi-gigabyte file is never copied whole into memory.
-import { closeSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync, fstatSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { InputError } from "../errors.js";
+import { writeFileAtomic } from "../util/atomic.js";
 import { type DType, ITEM_SIZE, type Tensor } from "../torch/index.js";
 import { type ByteSource, readInto, readTensor } from "./tensor-read.js";
 
@@ -218,29 +218,11 @@ export function saveSafetensors(path: string, tensors: Map<string, Tensor> | Rec
   // Pad the header with spaces to a multiple of 8 so the data section is aligned.
   const padded = Math.ceil(json.length / 8) * 8;
   if (padded !== json.length) json = Buffer.concat([json, Buffer.alloc(padded - json.length, 0x20)]);
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  const fd = openSync(tmp, "w");
-  try {
-    const len = Buffer.alloc(8);
-    len.writeBigUInt64LE(BigInt(json.length));
-    writeAll(fd, len);
-    writeAll(fd, json);
-    for (const [, t] of entries) writeAll(fd, t.toBytes());
-    fsyncSync(fd);
-    closeSync(fd);
-    renameSync(tmp, path);
-  } catch (e) {
-    try {
-      closeSync(fd);
-    } catch {
-      /* already closed */
-    }
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-}
-
-function writeAll(fd: number, buf: Uint8Array): void {
-  let done = 0;
-  while (done < buf.length) done += writeSync(fd, buf, done, buf.length - done);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  writeFileAtomic(path, (function* () {
+    yield len;
+    yield json;
+    for (const [, t] of entries) yield t.toBytes();
+  })());
 }

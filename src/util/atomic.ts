@@ -3,14 +3,17 @@
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 
-export function writeFileAtomic(path: string, data: string | Uint8Array): void {
+/** Writes the data, or the chunks in order (produced lazily, so large files never sit in memory whole). */
+export function writeFileAtomic(path: string, data: string | Uint8Array | Iterable<Uint8Array>): void {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  const chunks = typeof data === "string" ? [Buffer.from(data, "utf8")] : data instanceof Uint8Array ? [data] : data;
   let fd: number | undefined;
   try {
     fd = openSync(tmp, "w");
-    const buf = typeof data === "string" ? Buffer.from(data, "utf8") : data;
-    let done = 0;
-    while (done < buf.length) done += writeSync(fd, buf, done, buf.length - done);
+    for (const buf of chunks) {
+      let done = 0;
+      while (done < buf.length) done += writeSync(fd, buf, done, buf.length - done);
+    }
     fsyncSync(fd);
     closeSync(fd);
     fd = undefined;
