@@ -2,6 +2,7 @@
 // steps and on Ctrl-C/SIGTERM (then exits with Interrupted), and resumption that continues exactly where the last
 // checkpoint left off (log lines after it are dropped so the log never holds a step twice).
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { InputError } from "../errors.js";
 import { tidy } from "../torch/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
@@ -17,8 +18,8 @@ export interface LoopOptions {
   /** Stop after this step (a partial run that --resume continues); default: the end of the schedule. */
   stopAt?: number;
   checkpointEvery: number;
-  checkpointPath: string;
-  logPath: string;
+  /** The run folder: checkpoint `state.safetensors` and JSONL log `log.jsonl` live there. */
+  dir: string;
   logEvery: number;
   resume: boolean;
   /** Settings recorded in the checkpoint and compared on resume. */
@@ -35,18 +36,20 @@ export interface LoopOptions {
 
 /** Runs `step(i)` for i from the resumed step to the stop; each call returns metrics such as {loss}. */
 export function trainLoop(parts: TrainingParts, step: (i: number) => Record<string, number>, o: LoopOptions): { step: number } {
+  const checkpointPath = join(o.dir, "state.safetensors");
+  const logPath = join(o.dir, "log.jsonl");
   let start = 0;
-  if (existsSync(o.checkpointPath)) {
-    if (!o.resume) throw new InputError(`${o.checkpointPath} already exists: pass --resume to continue it, or choose a new output folder`);
-    const info = loadTrainingState(o.checkpointPath, parts, o.config);
+  if (existsSync(checkpointPath)) {
+    if (!o.resume) throw new InputError(`${checkpointPath} already exists: pass --resume to continue it, or choose a new output folder`);
+    const info = loadTrainingState(checkpointPath, parts, o.config);
     start = info.step;
-    truncateLog(o.logPath, start);
+    truncateLog(logPath, start);
     o.onResume?.(start, info.extra ?? {});
     o.progress?.log(`resumed at step ${start}`);
-  } else if (existsSync(o.logPath)) {
-    writeFileAtomic(o.logPath, "");
+  } else if (existsSync(logPath)) {
+    writeFileAtomic(logPath, "");
   }
-  const save = (i: number) => saveTrainingState(o.checkpointPath, parts, { step: i, config: o.config, extra: o.extra?.() });
+  const save = (i: number) => saveTrainingState(checkpointPath, parts, { step: i, config: o.config, extra: o.extra?.() });
   const sums: Record<string, number> = {};
   let count = 0;
   let t0 = performance.now();
@@ -62,14 +65,14 @@ export function trainLoop(parts: TrainingParts, step: (i: number) => Record<stri
     if (done % o.logEvery === 0 || done === end) {
       const avg = Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / count]));
       const secs = (performance.now() - t0) / 1000;
-      appendFileSync(o.logPath, JSON.stringify({ step: done, ...avg, steps_per_s: count / secs, time: new Date().toISOString() }) + "\n");
+      appendFileSync(logPath, JSON.stringify({ step: done, ...avg, steps_per_s: count / secs, time: new Date().toISOString() }) + "\n");
       for (const k of Object.keys(sums)) delete sums[k];
       count = 0;
       t0 = performance.now();
     }
     if (o.validate && o.validateEvery && (done % o.validateEvery === 0 || done === end)) {
       const v = o.validate(done);
-      appendFileSync(o.logPath, JSON.stringify({ step: done, ...v, time: new Date().toISOString() }) + "\n");
+      appendFileSync(logPath, JSON.stringify({ step: done, ...v, time: new Date().toISOString() }) + "\n");
       o.progress?.log(`step ${done}: ${Object.entries(v).map(([k, x]) => `${k} ${x.toFixed(4)}`).join(", ")}`);
     }
     if (done % o.checkpointEvery === 0 || done === end) save(done);

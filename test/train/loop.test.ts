@@ -41,8 +41,7 @@ function setup() {
 const opts = (dir: string, steps: number, resume: boolean): LoopOptions => ({
   steps,
   checkpointEvery: 5,
-  checkpointPath: join(dir, "state.safetensors"),
-  logPath: join(dir, "log.jsonl"),
+  dir,
   logEvery: 1,
   resume,
   config: { lr: 0.05 },
