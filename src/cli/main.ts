@@ -16,6 +16,7 @@ const COMMANDS: Record<string, [summary: string, load: () => Promise<Command>]> 
   evaluate: ["Train students on a distilled set (hard/soft-label protocol); test top-1 mean ± std", () => import("./evaluate.js")],
   distill: ["Distil a data set with CaO2 (pool -> select -> refine -> write)", () => import("./distill.js")],
   sample: ["Generate class-conditional samples (PNG grid) and score them with a selector", () => import("./sample.js")],
+  accuracy: ["Top-1 accuracy of a classifier on a labelled data set (optionally on autoencoder reconstructions)", () => import("./accuracy.js")],
   train: ["Train the small models of the embedded default (classifier, autoencoder, DiT)", () => import("./train.js")],
 };
 
