@@ -24,7 +24,7 @@ const FLAGS = {
   protocol: { type: "string", choices: PROTOCOLS, help: "hard: Minimax/IDC hard labels; soft: RDED teacher soft labels", default: "hard" },
   arch: { type: "string", choices: STUDENT_ARCHS, help: "Student architecture", default: "convnet3" },
   norm: { type: "string", choices: ["batch", "instance"], help: "Student normalisation", defaultText: "instance for hard, batch for soft" },
-  teacher: { type: "string", help: "Soft-label teacher state dict (.safetensors); architecture, classes and channels are read from its keys" },
+  teacher: { type: "string", help: "Soft-label teacher: a cao2 classifier file, or a state dict (.safetensors, .pt/.pth) whose architecture is read from its keys" },
   "teacher-arch": { type: "string", help: "Check that the teacher is this architecture (e.g. resnet18)", defaultText: "any" },
   preset: { type: "string", choices: ["auto", ...EVAL_PRESETS], help: "Data-set preset: image size, mean/std, epoch scaling (auto: fashion-mnist for --test fashion-mnist, else imagenet)", default: "auto" },
   epochs: { type: "int", help: "Training epochs", defaultText: "the protocol's count for the IPC, times the preset's scale" },
@@ -73,7 +73,7 @@ export async function run(argv: string[]): Promise<number> {
   const test = loadEvalSet(testName, "test", preset, subset);
   matchClasses(train.classes, test.classes, { data: a.data, test: testName }); // fail before any other work
   const teacher = a.teacher
-    ? { ...loadTeacher(a.teacher, { preset, numClasses: train.classes.length, arch: a.teacherArch, device }), sha256: sha256File(a.teacher) }
+    ? { ...loadTeacher(a.teacher, { preset, classes: train.classes, arch: a.teacherArch, device }), sha256: sha256File(a.teacher) }
     : undefined;
   const settings = protocolSettings({
     protocol,

@@ -185,7 +185,7 @@ export function hardTrainer(student: Classifier, s: ProtocolSettings, preset: Ev
 }
 
 /** The teacher must be in eval mode; its logits are computed without gradients on the student's (mixed) input. */
-export function softTrainer(student: Classifier, teacher: Classifier, s: ProtocolSettings, preset: EvalPreset): Trainer {
+export function softTrainer(student: Classifier, teacher: Pick<Classifier, "forward">, s: ProtocolSettings, preset: EvalPreset): Trainer {
   const T = s.temperature ?? SOFT_TEMPERATURE;
   return {
     optimizer: makeOptimizer(student, s.optimizer),

@@ -99,7 +99,7 @@ export function runEvaluation(o: EvaluationInput): EvaluationRecord {
   for (let r = 0; r < o.repeats; r++) {
     const seed = deriveSeed(o.seed, r);
     const student = buildClassifier(spec, { device: o.device, generator: new torch.Generator(deriveSeed(seed, "init")) });
-    const trainer = s.protocol === "hard" ? hardTrainer(student, s, o.preset) : softTrainer(student, o.teacher!.model, s, o.preset);
+    const trainer = s.protocol === "hard" ? hardTrainer(student, s, o.preset) : softTrainer(student, o.teacher!, s, o.preset);
     const label = `repeat ${r + 1}/${o.repeats}`;
     o.progress?.stage(label, s.epochs);
     const result = trainStudent(student, trainer, o.train, {

@@ -1,9 +1,13 @@
-// The soft-label teacher: a classifier state dict whose architecture is read off its keys and shapes, checked against
-// the evaluation (classes, input channels) before any training starts.
-import { extname } from "node:path";
+// The soft-label teacher, checked against the evaluation (classes, input channels) before any training starts. A cao2
+// model file describes itself (architecture, input size and normalisation, classes); any other checkpoint (safetensors
+// or PyTorch .pt/.pth, read without executing code) is a state dict whose architecture is read off its keys and shapes.
 import { InputError } from "../errors.js";
-import { loadSafetensors } from "../io/safetensors.js";
+import { loadStateDict } from "../io/checkpoint.js";
+import { resizeImages } from "../io/image.js";
+import { buildModel, type Preprocess, readModelMeta } from "../models/saved.js";
+import * as torch from "../torch/index.js";
 import type { Tensor } from "../torch/index.js";
+import { matchClasses } from "./data.js";
 import type { EvalPreset } from "./presets.js";
 import { archName, buildClassifier, type Classifier, type ClassifierSpec, inferClassifierSpec } from "./students.js";
 
@@ -11,38 +15,84 @@ export interface Teacher {
   model: Classifier;
   spec: ClassifierSpec;
   path: string;
+  /** The input the teacher was trained on, when its file records it (cao2 model files). */
+  preprocess?: Preprocess;
+  /** Logits for the student's input (preset size and normalisation), converted to the teacher's input first. */
+  forward(x: Tensor): Tensor;
 }
 
 export interface TeacherOptions {
   preset: EvalPreset;
-  numClasses: number;
+  /** The training set's class names, label by label. */
+  classes: readonly string[];
   /** When given, the checkpoint must be this architecture ("resnet18", "convnet3", ...). */
   arch?: string;
   device?: string;
 }
 
-/** A state dict from a safetensors file; a "module." prefix on every key (DataParallel) is dropped. */
+/** A state dict; a "module." prefix on every key (DataParallel) is dropped. */
 function readStateDict(path: string): Map<string, Tensor> {
-  if ([".pt", ".pth", ".bin", ".tar"].includes(extname(path).toLowerCase()))
-    throw new InputError(`${path}: PyTorch checkpoints are not readable yet; convert the state dict to safetensors`);
-  const sd = loadSafetensors(path);
+  const sd = loadStateDict(path);
   const keys = [...sd.keys()];
   if (keys.length > 0 && keys.every((k) => k.startsWith("module."))) return new Map(keys.map((k) => [k.slice(7), sd.get(k)!]));
   return sd;
 }
 
-export function loadTeacher(path: string, o: TeacherOptions): Teacher {
+/** The model and its spec, from a cao2 model file's description or from the state dict's keys. */
+function readTeacher(path: string, o: TeacherOptions): { model: Classifier; spec: ClassifierSpec; preprocess?: Preprocess } {
+  const meta = readModelMeta(path);
   const sd = readStateDict(path);
-  const spec = inferClassifierSpec(sd, o.preset.imageSize, path);
+  try {
+    if (!meta) {
+      const spec = inferClassifierSpec(sd, o.preset.imageSize, path);
+      const model = buildClassifier(spec, { device: o.device });
+      model.loadStateDict(sd);
+      return { model, spec };
+    }
+    if (meta.kind !== "resnet" && meta.kind !== "convnet") throw new InputError(`${path}: holds a cao2 ${meta.kind} model, expected a classifier (ResNet or ConvNet)`);
+    matchClasses(o.classes, meta.classes, { data: "the training set", test: `the teacher ${path}` });
+    let spec: ClassifierSpec;
+    if (meta.kind === "resnet") {
+      const c = meta.config;
+      spec = { kind: "resnet", depth: c.depth, norm: c.norm ?? "batch", stem: c.stem ?? "imagenet", numClasses: c.numClasses, inChannels: c.inChannels ?? 3 };
+    } else {
+      const c = meta.config;
+      spec = { kind: "convnet", depth: c.depth ?? 3, width: c.width ?? 128, norm: c.norm ?? "instance", numClasses: c.numClasses, inChannels: c.inChannels ?? 3, imageSize: meta.preprocess.size };
+    }
+    const model = buildModel(meta, o.device) as Classifier;
+    model.loadStateDict(sd);
+    return { model, spec, preprocess: meta.preprocess };
+  } finally {
+    for (const t of sd.values()) t.dispose();
+  }
+}
+
+/**
+ * Student input -> teacher input: undo the preset's normalisation, resize to the teacher's size, apply the teacher's
+ * normalisation. Identity when they agree (or the file does not say).
+ */
+function inputAdapter(preset: EvalPreset, pre: Preprocess | undefined): ((x: Tensor) => Tensor) | undefined {
+  if (!pre) return undefined;
+  const same = (a: number[], b: number[]) => a.length === b.length && a.every((v, i) => Math.abs(v - b[i]) < 1e-7);
+  if (pre.size === preset.imageSize && same(pre.mean, preset.mean) && same(pre.std, preset.std)) return undefined;
+  const col = (v: number[], like: Tensor) => torch.fromArray(Float32Array.from(v), [1, v.length, 1, 1]).to(like.device);
+  return (x) =>
+    torch.tidy(() => {
+      let raw = x.mul(col(preset.std, x)).add(col(preset.mean, x));
+      if (pre.size !== preset.imageSize) raw = resizeImages(raw, [pre.size, pre.size]);
+      return raw.sub(col(pre.mean, x)).div(col(pre.std, x));
+    });
+}
+
+export function loadTeacher(path: string, o: TeacherOptions): Teacher {
+  const { model, spec, preprocess } = readTeacher(path, o);
   if (o.arch !== undefined && o.arch !== archName(spec)) throw new InputError(`${path}: the checkpoint is a ${archName(spec)}, not a ${o.arch}`);
-  if (spec.numClasses !== o.numClasses)
-    throw new InputError(`${path}: the teacher has ${spec.numClasses} outputs but the data set has ${o.numClasses} classes`);
+  if (spec.numClasses !== o.classes.length)
+    throw new InputError(`${path}: the teacher has ${spec.numClasses} outputs but the data set has ${o.classes.length} classes`);
   if (spec.inChannels !== o.preset.channels)
     throw new InputError(`${path}: the teacher takes ${spec.inChannels}-channel input but the ${o.preset.name} preset gives ${o.preset.channels} channels`);
-  const model = buildClassifier(spec, { device: o.device });
-  model.loadStateDict(sd);
-  for (const t of sd.values()) t.dispose();
   model.eval();
   for (const p of model.parameters()) p.requiresGrad_(false);
-  return { model, spec, path };
+  const adapt = inputAdapter(o.preset, preprocess);
+  return { model, spec, path, preprocess, forward: adapt ? (x) => torch.tidy(() => model.forward(adapt(x))) : (x) => model.forward(x) };
 }

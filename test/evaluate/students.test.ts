@@ -9,11 +9,16 @@ import { archName, buildClassifier, type ClassifierSpec, inferClassifierSpec, st
 import { loadTeacher } from "../../src/evaluate/teacher.js";
 import { InputError } from "../../src/errors.js";
 import { saveSafetensors } from "../../src/io/safetensors.js";
+import { resizeImages } from "../../src/io/image.js";
+import { createAutoencoderKL } from "../../src/models/autoencoder.js";
+import { createResNet } from "../../src/models/resnet.js";
+import { saveModel } from "../../src/models/saved.js";
 import * as torch from "../../src/torch/index.js";
 
 const dir = mkdtempSync(join(tmpdir(), "cao2-students-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const fm = PRESETS["fashion-mnist"];
+const TEN = Array.from({ length: 10 }, (_, i) => `c${i}`);
 
 test("named students: ConvNet-3 width 128 and torchvision ResNets at the preset's channels and stem", () => {
   const o = { numClasses: 10, inChannels: 1, imageSize: 32, norm: "instance" as const, stem: "cifar" as const };
@@ -55,7 +60,7 @@ function saveTeacher(name: string, spec: ClassifierSpec): string {
 test("a teacher loads with its weights, in eval mode, frozen", () => {
   const spec = SPECS[0];
   const path = saveTeacher("r18.safetensors", spec);
-  const t = loadTeacher(path, { preset: fm, numClasses: 10, arch: "resnet18" });
+  const t = loadTeacher(path, { preset: fm, classes: TEN, arch: "resnet18" });
   assert.deepEqual(t.spec, spec);
   assert.equal(t.model.training, false);
   assert.ok(t.model.parameters().every((p) => !p.requiresGrad));
@@ -64,14 +69,37 @@ test("a teacher loads with its weights, in eval mode, frozen", () => {
   assert.ok(torch.equal(t.model.forward(x), ref.forward(x)));
 });
 
-test("teacher errors: wrong class count, wrong channels, wrong architecture, .pt files", () => {
+test("teacher errors: wrong class count, wrong channels, wrong architecture, unreadable files", () => {
   const five = saveTeacher("five.safetensors", { ...SPECS[3], numClasses: 5 });
-  assert.throws(() => loadTeacher(five, { preset: fm, numClasses: 10 }), (e: Error) => e instanceof InputError && /5 outputs but the data set has 10 classes/.test(e.message));
+  assert.throws(() => loadTeacher(five, { preset: fm, classes: TEN }), (e: Error) => e instanceof InputError && /5 outputs but the data set has 10 classes/.test(e.message));
   const rgb = saveTeacher("rgb.safetensors", { ...SPECS[4], numClasses: 10 });
-  assert.throws(() => loadTeacher(rgb, { preset: fm, numClasses: 10 }), /3-channel input but the fashion-mnist preset gives 1/);
+  assert.throws(() => loadTeacher(rgb, { preset: fm, classes: TEN }), /3-channel input but the fashion-mnist preset gives 1/);
   const conv = saveTeacher("conv.safetensors", SPECS[3]);
-  assert.throws(() => loadTeacher(conv, { preset: fm, numClasses: 10, arch: "resnet18" }), /is a convnet3, not a resnet18/);
+  assert.throws(() => loadTeacher(conv, { preset: fm, classes: TEN, arch: "resnet18" }), /is a convnet3, not a resnet18/);
   const pt = join(dir, "t.pt");
-  writeFileSync(pt, "not read");
-  assert.throws(() => loadTeacher(pt, { preset: fm, numClasses: 10 }), /PyTorch checkpoints are not readable yet/);
+  writeFileSync(pt, "not a checkpoint");
+  assert.throws(() => loadTeacher(pt, { preset: fm, classes: TEN }), (e: Error) => e instanceof InputError && e.message.includes(pt));
+});
+
+test("a cao2 classifier file: built from its description (max-pool stem), classes checked, input converted", () => {
+  const config = { depth: 18 as const, numClasses: 10, inChannels: 1, stem: "mid" as const };
+  const net = createResNet(config, { generator: new torch.Generator(5) }).eval();
+  const pre = { size: 16, channels: 1, mean: [0.3], std: [0.4] };
+  const path = join(dir, "selector.safetensors");
+  saveModel(path, net, { kind: "resnet", config, preprocess: pre, classes: TEN });
+  const t = loadTeacher(path, { preset: fm, classes: TEN.map((c, i) => `${i}_${c}`), arch: "resnet18" });
+  assert.equal(t.spec.kind === "resnet" && t.spec.stem, "mid");
+  // the student's input: raw images at the preset's 32x32, normalised with the preset's statistics
+  const raw = torch.rand([3, 1, 32, 32], { generator: new torch.Generator(6) });
+  const studentInput = raw.sub(fm.mean[0]).div(fm.std[0]);
+  const expected = net.forward(resizeImages(raw, [16, 16]).sub(0.3).div(0.4));
+  const got = t.forward(studentInput);
+  const err = torch.sub(got, expected).abs().max().item() / expected.abs().max().item();
+  assert.ok(err < 1e-5, `relative error ${err}`);
+  const other = [...TEN.slice(0, 9), "zebra"];
+  assert.throws(() => loadTeacher(path, { preset: fm, classes: other }), /class 9 is 'zebra' in the training set but 'c9' in the teacher/);
+  const ae = join(dir, "ae.safetensors");
+  const auto = createAutoencoderKL({ inChannels: 1, outChannels: 1, blockOutChannels: [8], layersPerBlock: 1, latentChannels: 4, normNumGroups: 4, scalingFactor: 1 });
+  saveModel(ae, auto, { kind: "autoencoder", config: auto.config, scalingFactor: 1 });
+  assert.throws(() => loadTeacher(ae, { preset: fm, classes: TEN }), /holds a cao2 autoencoder model, expected a classifier/);
 });
