@@ -1,13 +1,13 @@
 // `cao2 evaluate`: trains students on a (distilled) training set with the hard-label or soft-label protocol and
 // reports test top-1 as mean ± std over repeats, with a JSON record of everything that decided the numbers.
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { formatHelp, parseArgs, UsageError } from "./args.js";
 import { FASHION_MNIST_TEST, loadEvalSet, matchClasses } from "../evaluate/data.js";
 import { EVAL_PRESETS, type EvalPresetName, PRESETS } from "../evaluate/presets.js";
 import { PROTOCOLS, protocolSettings } from "../evaluate/protocols.js";
 import { formatMeanStd, sha256File } from "../evaluate/record.js";
-import { runEvaluation } from "../evaluate/run.js";
+import { type RepeatRecord, runEvaluation } from "../evaluate/run.js";
 import { STUDENT_ARCHS, type StudentArch } from "../evaluate/students.js";
 import { loadTeacher } from "../evaluate/teacher.js";
 import { InputError } from "../errors.js";
@@ -36,7 +36,8 @@ const FLAGS = {
   "test-per-class": { type: "int", help: "Test on a seeded subset of N images per class", defaultText: "the whole test set" },
   repeats: { type: "int", help: "Repeats (fresh student, seed derived from --seed and the repeat)", default: 3 },
   seed: { type: "int", help: "Run seed", default: 0 },
-  json: { type: "string", help: "Write the JSON record here (atomically)", defaultText: "none" },
+  json: { type: "string", help: "Write the JSON record here (atomically); progress is kept in <json>.partial.json after each repeat", defaultText: "none" },
+  resume: { type: "boolean", help: "Keep the repeats an interrupted run of the same evaluation saved (needs --json)", default: false },
   device: { type: "string", help: "cpu or cuda:N", default: "cpu" },
   threads: { type: "int", help: "CPU threads for libtorch", defaultText: "all cores, or CAO2_THREADS" },
 } as const;
@@ -90,7 +91,17 @@ export async function run(argv: string[]): Promise<number> {
     cutmix: a.cutmix,
     testEvery: a.testEvery,
   });
+  if (a.resume && !a.json) throw new UsageError("--resume needs --json: progress is saved next to the record");
+  const partial = a.json ? `${a.json}.partial.json` : undefined;
+  // Everything that decides a repeat's numbers: a saved repeat is reused only when all of it is the same.
+  const identity = JSON.stringify({ settings, preset, seed: a.seed, data: train.source.sha256, test: test.source.sha256, testImages: test.labels.length, teacher: teacher?.sha256 ?? null });
   const progress = new Progress({ unit: "epochs" });
+  let done: RepeatRecord[] = [];
+  if (a.resume && partial && existsSync(partial)) {
+    const saved = JSON.parse(readFileSync(partial, "utf8")) as { identity: string; repeats: RepeatRecord[] };
+    if (saved.identity === identity) done = saved.repeats;
+    else progress.log(`note: ${partial} was made with other settings or data; starting afresh`);
+  }
   if (process.env.MALLOC_MMAP_THRESHOLD_ === undefined)
     progress.log("note: long runs need MALLOC_MMAP_THRESHOLD_=131072 in the environment, else glibc lets memory grow each step (docs/evaluation.md)");
   progress.log(
@@ -111,8 +122,13 @@ export async function run(argv: string[]): Promise<number> {
     threads: torch.getNumThreads(),
     testPerClass: a.testPerClass,
     progress,
+    done,
+    onRepeat: (repeats) => partial && writeJsonAtomic(partial, { identity, repeats }),
   });
-  if (a.json) writeJsonAtomic(a.json, record);
+  if (a.json) {
+    writeJsonAtomic(a.json, record);
+    rmSync(partial!, { force: true });
+  }
   const s = record.summary;
   process.stdout.write(
     `${protocol}-label ${settings.arch}, ${a.repeats} repeat(s): best top-1 ${formatMeanStd(s.best)}%, final ${formatMeanStd(s.final)}% (sample std)` +

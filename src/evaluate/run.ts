@@ -32,6 +32,10 @@ export interface EvaluationInput {
   testPerClass?: number;
   testBatchSize?: number;
   progress?: Progress;
+  /** Repeats finished by an earlier, interrupted run of the same evaluation (taken as they are). */
+  done?: readonly RepeatRecord[];
+  /** Called after each repeat with all repeats so far (to save progress). */
+  onRepeat?: (repeats: readonly RepeatRecord[]) => void;
 }
 
 export interface RepeatRecord {
@@ -66,6 +70,8 @@ export interface EvaluationRecord {
     threads: number;
     testPerClass: number | null;
   };
+  /** Repeats taken from an interrupted earlier run (their wall times are theirs; wallSeconds counts this run). */
+  resumedRepeats: number;
   data: SetRecord;
   test: SetRecord;
   classMapping: ClassPair[];
@@ -95,8 +101,9 @@ export function runEvaluation(o: EvaluationInput): EvaluationRecord {
     norm: s.norm,
     stem: o.preset.resnetStem,
   });
-  const repeats: RepeatRecord[] = [];
-  for (let r = 0; r < o.repeats; r++) {
+  const repeats: RepeatRecord[] = (o.done ?? []).slice(0, o.repeats);
+  if (repeats.length > 0) o.progress?.log(`resumed: ${repeats.length} of ${o.repeats} repeats already done`);
+  for (let r = repeats.length; r < o.repeats; r++) {
     const seed = deriveSeed(o.seed, r);
     const student = buildClassifier(spec, { device: o.device, generator: new torch.Generator(deriveSeed(seed, "init")) });
     const trainer = s.protocol === "hard" ? hardTrainer(student, s, o.preset) : softTrainer(student, o.teacher!, s, o.preset);
@@ -121,6 +128,7 @@ export function runEvaluation(o: EvaluationInput): EvaluationRecord {
     const { curve, best, bestEpoch, final, seconds } = result;
     repeats.push({ repeat: r, seed, curve, best, bestEpoch, final, wallSeconds: seconds });
     o.progress?.log(`${label}: best ${best.toFixed(2)}% (epoch ${bestEpoch}), final ${final.toFixed(2)}%, ${seconds.toFixed(0)} s`);
+    o.onRepeat?.(repeats);
   }
   return {
     format: RECORD_FORMAT,
@@ -136,6 +144,7 @@ export function runEvaluation(o: EvaluationInput): EvaluationRecord {
       threads: o.threads,
       testPerClass: o.testPerClass ?? null,
     },
+    resumedRepeats: (o.done ?? []).slice(0, o.repeats).length,
     data: describeSet(o.trainName, o.train),
     test: describeSet(o.testName, o.test),
     classMapping,

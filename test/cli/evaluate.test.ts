@@ -1,7 +1,7 @@
 // `cao2 baseline` and `cao2 evaluate` end to end in child processes: a random-real set evaluated with the soft protocol
 // and a tiny random teacher (a complete JSON record), and bad input as one-line errors with exit code 2.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -92,6 +92,47 @@ test("evaluate --protocol soft end to end: progress, mean ± std, a complete JSO
   const best = rec.repeats.map((p: { best: number }) => p.best);
   assert.deepEqual(rec.summary.best.values, best);
   assert.ok(Math.abs(rec.summary.best.mean - (best[0] + best[1]) / 2) < 1e-9);
+});
+
+test("evaluate --resume keeps the repeats an interrupted run saved and computes only the rest", { skip: missing }, async () => {
+  const teacher = join(dir, "teacher.safetensors");
+  const args = (json: string) => [MAIN, "evaluate", "--data", rr, "--protocol", "soft", "--teacher", teacher, "--epochs", "2", "--test-every", "1",
+    "--repeats", "3", "--test-per-class", "10", "--seed", "5", "--threads", "1", "--json", json];
+  const reference = join(dir, "whole.json");
+  assert.equal(spawnSync(process.execPath, args(reference), { encoding: "utf8" }).status, 0);
+  const json = join(dir, "resumed.json");
+  const partial = `${json}.partial.json`;
+  const child = spawn(process.execPath, args(json), { stdio: "ignore" });
+  await new Promise<void>((resolve, reject) => {
+    const iv = setInterval(() => {
+      if (existsSync(partial)) {
+        child.kill("SIGKILL");
+        clearInterval(iv);
+        resolve();
+      } else if (child.exitCode !== null) {
+        clearInterval(iv);
+        reject(new Error("the run ended before it saved a repeat"));
+      }
+    }, 5);
+  });
+  await new Promise((r) => child.on("exit", r));
+  assert.ok(!existsSync(json), "no record from the killed run");
+  const saved = JSON.parse(readFileSync(partial, "utf8")).repeats.length;
+  assert.ok(saved >= 1 && saved < 3, `saved ${saved}`);
+  const r = spawnSync(process.execPath, [...args(json), "--resume"], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, new RegExp(`resumed: ${saved} of 3 repeats already done`));
+  assert.ok(!existsSync(partial), "progress file removed once the record is written");
+  const got = JSON.parse(readFileSync(json, "utf8"));
+  const want = JSON.parse(readFileSync(reference, "utf8"));
+  assert.equal(got.resumedRepeats, saved);
+  const numbers = (rec: { repeats: { seed: number; curve: unknown; best: number; final: number }[] }) => rec.repeats.map(({ seed, curve, best, final }) => ({ seed, curve, best, final }));
+  assert.deepEqual(numbers(got), numbers(want));
+  // a progress file from other settings is not reused
+  writeFileSync(partial, JSON.stringify({ identity: "other", repeats: want.repeats.slice(0, 2) }));
+  const fresh = spawnSync(process.execPath, [...args(json), "--resume"], { encoding: "utf8" });
+  assert.match(fresh.stderr, /was made with other settings or data; starting afresh/);
+  assert.equal(JSON.parse(readFileSync(json, "utf8")).resumedRepeats, 0);
 });
 
 test("evaluate: bad input is one line on stderr and exit code 2", { skip: missing }, () => {
