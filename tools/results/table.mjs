@@ -1,0 +1,163 @@
+#!/usr/bin/env node
+// The Fashion-MNIST results table of docs/results.md: for IPC 10, 1 and 50, five training sets (random real images and
+// four distillations: DiT samples, selection only, refinement only, CaO2) evaluated with three protocols (hard-label
+// ConvNet-3, soft-label ResNet-18 with the shipped selector as teacher, hard-label ResNet-18), 3 repeats each.
+//
+//   node tools/results/table.mjs                     # run what is missing, then rewrite the table
+//   node tools/results/table.mjs --render            # only rewrite the table from the records
+//   node tools/results/table.mjs --dry-run           # list the commands still to run
+//   node tools/results/table.mjs --ipc 10 --cols hard-convnet3   # a part of it
+//
+// Resumable at every level: a cell whose record exists is skipped, a distillation continues with --resume, an
+// evaluation keeps its finished repeats (--resume). Cells run cheapest protocol first. Training sets go to .runs/
+// (ignored; distillation is deterministic, so they can be made again), records to docs/results/ (committed).
+import { spawnSync } from "node:child_process";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+process.chdir(ROOT);
+const CLI = ["dist/src/cli/main.js"];
+const TEACHER = "assets/fashion-mnist/selector.safetensors";
+
+export const IPCS = [10, 1, 50];
+export const ROWS = [
+  { id: "random-real", name: "Random real images", set: (ipc, out) => ["baseline", "random-real", "--data", "fashion-mnist", "--ipc", `${ipc}`, "--seed", "0", "--out", out] },
+  { id: "dit", name: "DiT samples (pool 1x, no selection, no refinement)", distill: ["--pool-factor", "1", "--refine-iters", "0"] },
+  { id: "select", name: "Selection only (pool 2x, no refinement)", distill: ["--refine-iters", "0"] },
+  { id: "refine", name: "Refinement only (pool 1x)", distill: ["--pool-factor", "1"] },
+  { id: "cao2", name: "CaO2 (selection + refinement)", distill: [] },
+];
+export const COLS = [
+  { id: "hard-convnet3", name: "hard-label ConvNet-3", args: ["--protocol", "hard", "--arch", "convnet3"] },
+  { id: "soft-resnet18", name: "soft-label ResNet-18", args: ["--protocol", "soft", "--arch", "resnet18", "--teacher", TEACHER] },
+  { id: "hard-resnet18", name: "hard-label ResNet-18", args: ["--protocol", "hard", "--arch", "resnet18"] },
+];
+// SPEC section 8 (ConvNet-3, IPC 1/10/50).
+const ANCHORS = { 1: "DC 70.5, DSA 70.6, KIP 73.8; random real about 51", 10: "DC 82.3, DSA 84.6, KIP 86.8; random real about 74", 50: "DC 83.6, DSA 88.7, KIP 87.8; random real about 83" };
+
+const setDir = (row, ipc) => `.runs/${row.id}/ipc${ipc}`;
+const recordPath = (row, col, ipc) => `docs/results/${row.id}/${col.id}-ipc${ipc}.json`;
+const distillRecord = (row, ipc) => `docs/results/${row.id}/distill-ipc${ipc}.json`;
+const setCommand = (row, ipc) => (row.set ? row.set(ipc, setDir(row, ipc)) : ["distill", "--ipc", `${ipc}`, ...row.distill, "--seed", "0", "--out", setDir(row, ipc)]);
+const evalCommand = (row, col, ipc) => ["evaluate", "--data", setDir(row, ipc), "--test", "fashion-mnist", ...col.args, "--repeats", "3", "--seed", "0", "--json", recordPath(row, col, ipc)];
+const show = (argv) => `cao2 ${argv.join(" ")}`;
+
+function run(argv) {
+  process.stderr.write(`\n$ ${show(argv)}\n`);
+  // glibc's dynamic mmap threshold lets a long libtorch training loop grow without bound (docs/evaluation.md).
+  const env = { ...process.env, MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? "131072" };
+  const r = spawnSync(process.execPath, [...CLI, ...argv], { stdio: "inherit", env });
+  if (r.status !== 0) {
+    process.stderr.write(`table: '${show(argv)}' failed (exit ${r.status ?? r.signal}); rerun the script to continue\n`);
+    process.exit(r.status === 130 || r.signal === "SIGINT" ? 130 : 1);
+  }
+}
+
+/** Makes a row's training set for an IPC (a distillation resumes; its manifest is kept beside the records). */
+function ensureSet(row, ipc, dry) {
+  const dir = setDir(row, ipc);
+  if (existsSync(join(dir, "manifest.json"))) return;
+  const argv = setCommand(row, ipc);
+  if (row.distill && existsSync(dir)) argv.push("--resume");
+  if (dry) return void console.log(show(argv));
+  run(argv);
+  if (row.distill) {
+    mkdirSync(dirname(distillRecord(row, ipc)), { recursive: true });
+    copyFileSync(join(dir, "manifest.json"), distillRecord(row, ipc));
+  }
+}
+
+function ensureCell(row, col, ipc, dry) {
+  const json = recordPath(row, col, ipc);
+  if (existsSync(json)) return;
+  if (col.args.includes(TEACHER) && !existsSync(TEACHER)) return void process.stderr.write(`skip ${json}: ${TEACHER} is missing\n`);
+  ensureSet(row, ipc, dry);
+  mkdirSync(dirname(json), { recursive: true });
+  const argv = [...evalCommand(row, col, ipc), "--resume"];
+  if (dry) return void console.log(show(argv));
+  run(argv);
+}
+
+const readJson = (p) => (existsSync(p) ? JSON.parse(readFileSync(p, "utf8")) : undefined);
+const fmt = (s) => `${s.mean.toFixed(2)} ± ${s.std.toFixed(2)}`;
+const duration = (s) => (s >= 3600 ? `${(s / 3600).toFixed(1)} h` : s >= 60 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(0)} s`);
+
+/** The markdown of the table, one block per IPC, from the records on disk. */
+export function renderTable() {
+  const out = [];
+  for (const ipc of [1, 10, 50]) {
+    out.push(`### IPC ${ipc}`, "", `Literature anchors (ConvNet-3): ${ANCHORS[ipc]}.`, "");
+    out.push(`| training set | distillation wall time | ${COLS.map((c) => c.name).join(" | ")} |`, `|---|---|${COLS.map(() => "---|").join("")}`);
+    for (const row of ROWS) {
+      const d = readJson(distillRecord(row, ipc));
+      const wall = row.set ? "n/a (no distillation)" : d ? duration(d.distillSeconds) : "pending";
+      const cells = COLS.map((col) => {
+        const p = recordPath(row, col, ipc);
+        const rec = readJson(p);
+        if (!rec) return existsSync(`${p}.partial.json`) ? "running" : "pending";
+        return `[${fmt(rec.summary.best)}](${p.replace(/^docs\//, "")})`;
+      });
+      out.push(`| ${row.name} | ${wall} | ${cells.join(" | ")} |`);
+    }
+    out.push("");
+  }
+  out.push("<details><summary>The command of every cell</summary>", "", "```");
+  for (const ipc of [1, 10, 50])
+    for (const row of ROWS) {
+      out.push(show(setCommand(row, ipc)));
+      for (const col of COLS) out.push(show(evalCommand(row, col, ipc)));
+    }
+  out.push("```", "", "</details>");
+  return out.join("\n");
+}
+
+const BEGIN = "<!-- results-table:begin (tools/results/table.mjs rewrites this part) -->";
+const END = "<!-- results-table:end -->";
+
+function writeTable() {
+  const path = "docs/results.md";
+  const doc = readFileSync(path, "utf8");
+  const i = doc.indexOf(BEGIN);
+  const j = doc.indexOf(END);
+  if (i < 0 || j < i) throw new Error(`${path}: the markers ${BEGIN} ... ${END} are missing`);
+  const next = `${doc.slice(0, i + BEGIN.length)}\n${renderTable()}\n${doc.slice(j)}`;
+  writeFileSync(`${path}.tmp`, next);
+  renameSync(`${path}.tmp`, path);
+}
+
+function main(argv) {
+  const opt = { render: false, dry: false, ipcs: IPCS, cols: COLS.map((c) => c.id), rows: ROWS.map((r) => r.id) };
+  for (let k = 0; k < argv.length; k++) {
+    const a = argv[k];
+    const list = () => (argv[++k] ?? "").split(",").filter(Boolean);
+    if (a === "--render") opt.render = true;
+    else if (a === "--dry-run") opt.dry = true;
+    else if (a === "--ipc") opt.ipcs = list().map(Number);
+    else if (a === "--cols") opt.cols = list();
+    else if (a === "--rows") opt.rows = list();
+    else {
+      process.stderr.write(`table: unknown argument '${a}' (see the comment at the top of tools/results/table.mjs)\n`);
+      process.exit(2);
+    }
+  }
+  for (const [what, given, known] of [["--ipc", opt.ipcs, IPCS], ["--cols", opt.cols, COLS.map((c) => c.id)], ["--rows", opt.rows, ROWS.map((r) => r.id)]]) {
+    const bad = given.find((g) => !known.includes(g));
+    if (bad !== undefined) {
+      process.stderr.write(`table: ${what} ${bad} is not one of ${known.join(", ")}\n`);
+      process.exit(2);
+    }
+  }
+  if (!opt.render) {
+    for (const col of COLS.filter((c) => opt.cols.includes(c.id)))
+      for (const ipc of opt.ipcs)
+        for (const row of ROWS.filter((r) => opt.rows.includes(r.id))) {
+          ensureCell(row, col, ipc, opt.dry);
+          if (!opt.dry) writeTable();
+        }
+  }
+  if (!opt.dry) writeTable();
+}
+
+main(process.argv.slice(2));
