@@ -50,9 +50,9 @@ const FLAGS = {
 } satisfies FlagSpecs;
 
 /** Resolves --classes against a preset's class list (labels, label ranges, ids or names). */
-export function pickClasses(all: ClassSpec[], wanted: string[] | undefined): ClassSpec[] {
+export function pickClasses<C extends ClassSpec>(all: C[], wanted: string[] | undefined): C[] {
   if (!wanted || wanted.length === 0) return all;
-  const out: ClassSpec[] = [];
+  const out: C[] = [];
   for (const w of wanted) {
     const range = /^(\d+)-(\d+)$/.exec(w);
     const picks = range

@@ -17,6 +17,7 @@ const COMMANDS: Record<string, [summary: string, load: () => Promise<Command>]> 
   distill: ["Distil a data set with CaO2 (pool -> select -> refine -> write)", () => import("./distill.js")],
   sample: ["Generate class-conditional samples (PNG grid) and score them with a selector", () => import("./sample.js")],
   accuracy: ["Top-1 accuracy of a classifier on a labelled data set (optionally on autoencoder reconstructions)", () => import("./accuracy.js")],
+  figure: ["Figure 4 of the paper: selected images before and after refinement and their amplified difference", () => import("./figure.js")],
   train: ["Train the small models of the embedded default (classifier, autoencoder, DiT)", () => import("./train.js")],
 };
 

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
-import { decodePng } from "../../src/io/png.js";
+import { decodePng, encodePng } from "../../src/io/png.js";
 import { createAutoencoderKL } from "../../src/models/autoencoder.js";
 import { createDiT } from "../../src/models/dit.js";
 import { createResNet } from "../../src/models/resnet.js";
@@ -145,6 +145,39 @@ describe("cao2 distill end to end (slow)", () => {
       assert.deepEqual(snapshot(out), reference);
     });
   }
+
+  test("cao2 figure: before | after | amplified difference per image, from a --save-pre-refine run", () => {
+    const out = join(dir, "fig");
+    assert.equal(runCli(args(out, ["--save-pre-refine"])).status, 0);
+    // The tiny random models barely move an image in 3 steps; make one "before" image differ by a known amount.
+    const pre = join(out, ".cao2", "pre-refine", "2_Pullover", "1.png");
+    const orig = decodePng(readFileSync(pre));
+    writeFileSync(pre, encodePng({ ...orig, data: orig.data.map((v, i) => (i % 3 === 0 ? Math.min(255, v + 7) : v)) }));
+    const png = join(dir, "fig.png");
+    const r = runCli(["figure", "--run", out, "--classes", "1-2", "--per-class", "2", "--amplify", "10", "--scale", "2", "--out", png]);
+    assert.equal(r.status, 0, r.stderr);
+    const img = decodePng(readFileSync(png));
+    // 2 classes x (2 images x 3 panels) of 32x32 (16 px enlarged twice), each with a 1-pixel border
+    assert.deepEqual([img.width, img.height, img.channels], [6 * 34, 2 * 34, 1]);
+    const at = (im: { width: number; data: Uint8Array }, x: number, y: number) => im.data[y * im.width + x];
+    const before = decodePng(readFileSync(join(out, ".cao2", "pre-refine", "2_Pullover", "1.png")));
+    const after = decodePng(readFileSync(join(out, "2_Pullover", "1.png")));
+    let changed = 0;
+    for (let y = 0; y < 16; y++)
+      for (let x = 0; x < 16; x++) {
+        // class 2 is the second row; its second image's panels start at column 3 (before), 4 (after), 5 (difference)
+        const px = (panel: number) => at(img, panel * 34 + 1 + 2 * x, 34 + 1 + 2 * y);
+        assert.equal(px(3), at(before, x, y));
+        assert.equal(px(4), at(after, x, y));
+        const diff = Math.min(1, (Math.abs(at(after, x, y) - at(before, x, y)) / 255) * 10);
+        assert.ok(Math.abs(px(5) - Math.floor(diff * 255 + 0.5)) <= 1, `difference pixel (${x}, ${y})`);
+        if (at(after, x, y) !== at(before, x, y)) changed++;
+      }
+    assert.ok(changed > 50, `${changed} pixels differ`);
+    const none = runCli(["figure", "--run", join(dir, "a"), "--out", join(dir, "none.png")]);
+    assert.equal(none.status, 2);
+    assert.match(none.stderr, /distilled without --save-pre-refine/);
+  });
 
   test("bad input: one-line errors, exit code 2, nothing that looks complete", () => {
     const bad = (extra: string[], pattern: RegExp, out = join(dir, `bad-${Math.random().toString(36).slice(2)}`)) => {

@@ -1,0 +1,76 @@
+// `cao2 figure`: the paper's Figure 4 for a distilled set, from a `cao2 distill --save-pre-refine` run: per class, the
+// selected images before refinement, after it, and their absolute difference amplified (refinement moves images by
+// little, so the difference is invisible at scale 1).
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { InputError } from "../errors.js";
+import { decodeImage, imageToTensor, tensorToPng } from "../io/image.js";
+import { cat, type Tensor, tidy } from "../torch/index.js";
+import { writeFileAtomic } from "../util/atomic.js";
+import { formatHelp, parseArgs, type FlagSpecs, UsageError } from "./args.js";
+import { pickClasses } from "./distill.js";
+import { grid } from "./sample.js";
+
+export const summary = "Figure 4 of the paper: selected images before and after refinement and their amplified difference";
+
+const FLAGS = {
+  run: { type: "string", help: "A distilled set written with --save-pre-refine (its folder)" },
+  classes: { type: "list", help: "Classes to show: labels, ranges (0-3), ids or names", defaultText: "the first 4" },
+  "per-class": { type: "int", help: "Images per class", default: 2 },
+  amplify: { type: "number", help: "Factor on the absolute difference", default: 10 },
+  scale: { type: "int", help: "Nearest-neighbour enlargement of every image", default: 3 },
+  out: { type: "string", help: "PNG to write" },
+} satisfies FlagSpecs;
+
+interface ManifestClass {
+  label: number;
+  modelIndex: number;
+  folder: string;
+  id: string;
+  name: string;
+}
+
+function readPng(path: string, what: string): Tensor {
+  if (!existsSync(path)) throw new InputError(`${path}: missing (${what})`);
+  return imageToTensor(decodeImage(readFileSync(path), path));
+}
+
+export async function run(argv: string[]): Promise<number> {
+  if (argv.includes("--help")) {
+    process.stdout.write(formatHelp("cao2 figure --run <distilled folder> --out <png> [--classes 0-3] [--per-class 2] [--amplify 10]", summary, FLAGS));
+    return 0;
+  }
+  const a = parseArgs(argv, FLAGS);
+  if (a._.length > 0) throw new UsageError(`unexpected argument '${a._[0]}' (see --help)`);
+  if (!a.run) throw new UsageError("--run is required: a folder written by cao2 distill --save-pre-refine");
+  if (!a.out) throw new UsageError("--out is required: the PNG to write");
+  for (const [flag, v] of [["per-class", a.perClass], ["scale", a.scale]] as const) if (v! < 1) throw new UsageError(`--${flag} must be at least 1, got ${v}`);
+  if (!(a.amplify! > 0)) throw new UsageError(`--amplify must be positive, got ${a.amplify}`);
+  const manifestPath = join(a.run, "manifest.json");
+  if (!existsSync(manifestPath)) throw new InputError(`${a.run}: no manifest.json (not a finished cao2 distill output)`);
+  const manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as { classes: ManifestClass[]; config: { savePreRefine?: boolean } };
+  if (!manifest.config.savePreRefine) throw new InputError(`${a.run}: distilled without --save-pre-refine, so the images before refinement were not kept`);
+  const classes = pickClasses(manifest.classes, a.classes ?? manifest.classes.slice(0, 4).map((c) => `${c.label}`));
+  const k = a.perClass!;
+  const triplets: Tensor[] = [];
+  for (const c of classes) {
+    const dir = join(a.run, c.folder);
+    const files = readdirSync(dir).filter((f) => f.endsWith(".png")).sort().slice(0, k);
+    if (files.length < k) throw new InputError(`${dir}: has ${files.length} images, fewer than --per-class ${k}`);
+    for (const f of files) {
+      const after = readPng(join(dir, f), `class ${c.label} after refinement`);
+      const before = readPng(join(a.run, ".cao2", "pre-refine", c.folder, f), `class ${c.label} before refinement`);
+      triplets.push(tidy(() => cat([before, after, after.sub(before).abs().mul(a.amplify!).clamp(0, 1)].map((t) => t.unsqueeze(0)))));
+    }
+  }
+  const s = a.scale!;
+  const image = tidy(() => {
+    const all = cat(triplets); // [3 * images, C, H, W]: before, after, difference of each image in turn
+    const [n, ch, h, w] = all.shape;
+    const big = all.view(n, ch, h, 1, w, 1).expand(n, ch, h, s, w, s).reshape(n, ch, h * s, w * s);
+    return grid(big, 3 * k); // one row per class
+  });
+  writeFileAtomic(a.out, tensorToPng(image));
+  process.stdout.write(`wrote ${a.out}: ${classes.length} classes x ${k} images, each as before | after | |after - before| x ${a.amplify}\n`);
+  return 0;
+}
