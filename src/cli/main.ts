@@ -12,6 +12,7 @@ export interface Command {
 // Summaries live here so that `cao2 --help` does not load libtorch.
 const COMMANDS: Record<string, [summary: string, load: () => Promise<Command>]> = {
   inspect: ["List a checkpoint's tensors and guess its architecture", () => import("./inspect.js")],
+  convert: ["Rewrite a checkpoint as safetensors, optionally in float16/bfloat16/float32", () => import("./convert.js")],
   baseline: ["Write a baseline training set (random-real: IPC random real images per class)", () => import("./baseline.js")],
   evaluate: ["Train students on a distilled set (hard/soft-label protocol); test top-1 mean ± std", () => import("./evaluate.js")],
   distill: ["Distil a data set with CaO2 (pool -> select -> refine -> write)", () => import("./distill.js")],
