@@ -6,6 +6,7 @@
 //   refine_step    one step of condition-aware latent refinement (paper Eq. 4, src/distill/refine.ts): per image a
 //                  t in 1..11, x_t = sqrt(abar) x + sqrt(1 - abar) eps, the model at map[t], perImageObjective
 //                  (mse + 10 ||.||_inf), backward of the sum to the latents only (frozen model), Adam (lr 6e-4)
+//   dit_forward    the refinement step's model call alone, without a graph (batch 8, t = 1..8)
 import { GaussianDiffusion } from "../src/diffusion/index.js";
 import { perImageObjective } from "../src/distill/refine.js";
 import { createDiT } from "../src/models/dit.js";
@@ -64,7 +65,11 @@ export async function run(args: string[]): Promise<void> {
     opt.zeroGrad();
   };
 
-  const result = await sideBySide("bench_distill.py", { ddpm_cfg_step: ddpmStep, refine_step: refineStep }, o);
+  // The refinement step's forward alone (no graph), to tell forward from backward costs apart.
+  const ts = Array.from({ length: BATCH }, (_, i) => 1 + (i % T_MAX));
+  const ditForward = () => noGrad(() => tidy(() => dit.forward(latents.detach(), diffusion.modelTimesteps(ts), labels)).dispose());
+
+  const result = await sideBySide("bench_distill.py", { ddpm_cfg_step: ddpmStep, refine_step: refineStep, dit_forward: ditForward }, o);
   report(o.out ?? "distill", result.cases, {
     ...env,
     setup: { model: "DiT-S/2 (random weights, depth 12, hidden 384, 6 heads)", latent: [4, 32, 32], batch: BATCH, cfgScale: CFG_SCALE, respacing: 50, step: STEP, tMax: T_MAX, lambda: LAMBDA, norm: "inf", lr: 6e-4 },

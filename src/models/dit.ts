@@ -280,13 +280,19 @@ class Attention {
     const h = this.heads;
     const hd = d / h;
     // One copy into [3, N*heads, T, head_dim]; q, k and v are then contiguous views for the batched GEMMs.
-    const qkv = this.qkv.forward(x).view(n, t, 3, h, hd).permute(2, 0, 3, 1, 4).contiguous().view(3, n * h, t, hd);
-    const [q, k, v] = [0, 1, 2].map((i) => qkv.select(0, i));
-    // Scale q first, as timm's Attention does. (Not baddbmm with beta = 0: libtorch 1.13's CPU kernel still reads
-    // its uninitialised output for small matrices, so 0 * NaN leaked garbage into the scores now and then.)
-    const attn = F.softmax(bmm(q.mul(this.scale), k.transpose(1, 2)), -1);
-    const out = bmm(attn, v).view(n, h, t, hd).transpose(1, 2).reshape(n, t, d);
-    return this.proj.forward(out);
+    // Intermediates live in nested scopes and are freed as soon as they are used, so the allocator hands the next
+    // step buffers that are still in cache (as PyTorch's reference counting does); autograd keeps what it saved.
+    return tidy(() => {
+      const out = tidy(() => {
+        const qkv = this.qkv.forward(x).view(n, t, 3, h, hd).permute(2, 0, 3, 1, 4).contiguous().view(3, n * h, t, hd);
+        const [q, k, v] = [0, 1, 2].map((i) => qkv.select(0, i));
+        // Scale q first, as timm's Attention does. (Not baddbmm with beta = 0: libtorch 1.13's CPU kernel still reads
+        // its uninitialised output for small matrices, so 0 * NaN leaked garbage into the scores now and then.)
+        const attn = F.softmax(tidy(() => bmm(q.mul(this.scale), k.transpose(1, 2))), -1);
+        return bmm(attn, v).view(n, h, t, hd).transpose(1, 2).reshape(n, t, d);
+      });
+      return this.proj.forward(out);
+    });
   }
 }
 
@@ -299,7 +305,7 @@ class Mlp {
     this.fc2 = new Linear(vb.pp("fc2"), hidden, dim, { weightInit: init.linear, biasInit: init.zero });
   }
   forward(x: Tensor): Tensor {
-    return this.fc2.forward(F.gelu(this.fc1.forward(x), "tanh"));
+    return tidy(() => this.fc2.forward(tidy(() => F.gelu(this.fc1.forward(x), "tanh"))));
   }
 }
 
@@ -316,9 +322,11 @@ class DiTBlock {
   }
   /** x: [N, T, D]; siluC: SiLU(c), [N, D]. */
   forward(x: Tensor, siluC: Tensor): Tensor {
-    const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = this.adaLN.forward(siluC).unsqueeze(1).chunk(6, 2);
-    const h = addcmul(x, gateMsa, this.attn.forward(modulate(norm(x), shiftMsa, scaleMsa)));
-    return addcmul(h, gateMlp, this.mlp.forward(modulate(norm(h), shiftMlp, scaleMlp)));
+    return tidy(() => {
+      const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = this.adaLN.forward(siluC).unsqueeze(1).chunk(6, 2);
+      const h = tidy(() => addcmul(x, gateMsa, this.attn.forward(tidy(() => modulate(norm(x), shiftMsa, scaleMsa)))));
+      return addcmul(h, gateMlp, this.mlp.forward(tidy(() => modulate(norm(h), shiftMlp, scaleMlp))));
+    });
   }
 }
 
@@ -334,8 +342,10 @@ class FinalLayer {
     this.linear = new Linear(vb.pp("linear"), hidden, patch * patch * outCh, { weightInit: init.zero, biasInit: init.zero });
   }
   forward(x: Tensor, siluC: Tensor): Tensor {
-    const [shift, scale] = this.adaLN.forward(siluC).unsqueeze(1).chunk(2, 2);
-    return this.linear.forward(modulate(norm(x), shift, scale));
+    return tidy(() => {
+      const [shift, scale] = this.adaLN.forward(siluC).unsqueeze(1).chunk(2, 2);
+      return this.linear.forward(tidy(() => modulate(norm(x), shift, scale)));
+    });
   }
 }
 

@@ -7,6 +7,7 @@ models_dit.DiT (DiT-S/2, random weights, 4x32x32 latents, batch 8), written to d
   refine_step    per image t in 1..11, x_t = sqrt(abar) x + sqrt(1 - abar) eps, the model at the original timestep,
                  mse + 10 ||eps_pred - eps||_inf per image, backward of the sum to the latents (frozen model),
                  torch.optim.Adam(lr 6e-4) step, zero_grad
+  dit_forward    the refinement step's model call alone under no_grad (batch 8, t = 1..8)
 """
 import random
 
@@ -93,4 +94,10 @@ def refine_step():
     opt.zero_grad(set_to_none=True)
 
 
-serve({"ddpm_cfg_step": ddpm_cfg_step, "refine_step": refine_step})
+def dit_forward():
+    ts = [1 + (i % T_MAX) for i in range(BATCH)]
+    with torch.no_grad():
+        model(latents.detach(), timestep_map[ts], labels)
+
+
+serve({"ddpm_cfg_step": ddpm_cfg_step, "refine_step": refine_step, "dit_forward": dit_forward})
