@@ -76,12 +76,18 @@ export class ResidualBlock {
     this.downsample = stride !== 1 || inCh !== outCh ? new ConvNorm(ds.pp(0), ds.pp(1), inCh, outCh, 1, stride, norm) : null;
   }
   forward(x: Tensor): Tensor {
-    let out = x;
-    this.chain.forEach((cn, i) => {
-      out = cn.forward(out);
-      if (i < this.chain.length - 1) out = F.relu(out);
+    // torchvision's in-place ReLUs and residual add, and each intermediate freed once the next one exists (autograd
+    // keeps what it saved): fewer, cache-warm buffers. The norms' backward needs their input, not their output.
+    return tidy(() => {
+      let out = x;
+      this.chain.forEach((cn, i) => {
+        const prev = out;
+        out = cn.forward(prev);
+        if (prev !== x) prev.dispose();
+        if (i < this.chain.length - 1) F.relu_(out);
+      });
+      return F.relu_(out.add_(this.downsample ? this.downsample.forward(x) : x));
     });
-    return F.relu(out.add(this.downsample ? this.downsample.forward(x) : x));
   }
 }
 
@@ -157,9 +163,14 @@ export class ResNet extends Model {
   features(x: Tensor): Tensor {
     this.checkInput(x);
     return tidy(() => {
-      let h = F.relu(this.bn1.forward(this.conv1.forward(x)));
+      let h = F.relu_(this.bn1.forward(this.conv1.forward(x)));
       if (this.config.stem !== "cifar") h = F.maxPool2d(h, 3, { stride: 2, padding: 1 });
-      for (const stage of this.stages) for (const block of stage) h = block.forward(h);
+      for (const stage of this.stages)
+        for (const block of stage) {
+          const prev = h;
+          h = block.forward(prev);
+          prev.dispose();
+        }
       return F.adaptiveAvgPool2d(h, 1).flatten(1);
     });
   }

@@ -1,5 +1,5 @@
 // Neural-network functions with torch.nn.functional's argument conventions and defaults.
-import { call } from "./dispatch.js";
+import { call, callInPlace } from "./dispatch.js";
 import type { Reduction } from "./ops.js";
 import { Tensor } from "./tensor.js";
 
@@ -112,6 +112,8 @@ export const logSoftmax = (x: Tensor, dim: number) => call("log_softmax.int", x,
 export const gelu = (x: Tensor, approximate: "none" | "tanh" = "none") => call("gelu", x, approximate);
 export const silu = (x: Tensor) => call("silu", x);
 export const relu = (x: Tensor) => call("relu", x);
+/** In-place ReLU (torch.relu_ / nn.ReLU(inplace=True)); returns x. */
+export const relu_ = (x: Tensor) => (callInPlace("relu_", x), x);
 export const relu6 = (x: Tensor) => call("hardtanh", x, 0, 6);
 export const hardswish = (x: Tensor) => call("hardswish", x);
 export const dropout = (x: Tensor, p: number, training: boolean) => call("dropout", x, p, training);
