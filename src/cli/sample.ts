@@ -110,7 +110,8 @@ export async function run(argv: string[]): Promise<number> {
   if (selector) {
     const mean = scores.reduce((s, x) => s + x.agreement, 0) / scores.length;
     process.stdout.write(`selector agreement: ${(mean * 100).toFixed(2)}% of ${scores.length * a.perClass} samples\n`);
-    if (a.json) writeFileSync(a.json, JSON.stringify({ cfg: a.cfg, steps: a.steps, seed: a.seed, perClass: a.perClass, mean, classes: scores }, null, 2) + "\n");
+    const files = { dit: model(a.dit, "dit", "dit.safetensors"), vae: model(a.vae, "vae", "autoencoder.safetensors"), selector: a.selector };
+    if (a.json) writeFileSync(a.json, JSON.stringify({ ...files, cfg: a.cfg, guideChannels: a.guideChannels, steps: a.steps, seed: a.seed, perClass: a.perClass, mean, classes: scores }, null, 2) + "\n");
   }
   return 0;
 }
