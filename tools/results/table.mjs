@@ -27,7 +27,8 @@ export const ROWS = [
   { id: "dit", name: "DiT samples (pool 1x, no selection, no refinement)", distill: ["--pool-factor", "1", "--refine-iters", "0"] },
   { id: "select", name: "Selection only (pool 2x, no refinement)", distill: ["--refine-iters", "0"] },
   { id: "refine", name: "Refinement only (pool 1x)", distill: ["--pool-factor", "1"] },
-  { id: "cao2", name: "CaO2 (selection + refinement)", distill: [] },
+  // --save-pre-refine also keeps the images before refinement, for the Figure 4 of docs/ (cao2 figure)
+  { id: "cao2", name: "CaO2 (selection + refinement)", distill: ["--save-pre-refine"] },
 ];
 export const COLS = [
   { id: "hard-convnet3", name: "hard-label ConvNet-3", args: ["--protocol", "hard", "--arch", "convnet3"] },
