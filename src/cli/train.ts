@@ -36,6 +36,7 @@ const CLASSIFIER = {
   epochs: { type: "int", help: "Epochs over the training split", default: CLASSIFIER_DEFAULTS.epochs },
   "batch-size": { type: "int", help: "Batch size", default: CLASSIFIER_DEFAULTS.batchSize },
   lr: { type: "number", help: "Peak learning rate (cosine decay per step)", default: CLASSIFIER_DEFAULTS.lr },
+  init: { type: "string", help: "Start from this cao2 classifier's weights (a warm restart on top of a finished run)" },
 } satisfies FlagSpecs;
 
 const AUTOENCODER = {
@@ -72,7 +73,7 @@ const RECIPES: Record<string, { flags: FlagSpecs; help: string; run(argv: string
     run(argv, c, progress) {
       const a = parseArgs(argv, CLASSIFIER);
       const res = trainClassifier(
-        { data: trainingData(c), outDir: c.out!, resume: c.resume, steps: c.steps, progress },
+        { data: trainingData(c), outDir: c.out!, resume: c.resume, steps: c.steps, progress, init: a.init },
         {
           ...CLASSIFIER_DEFAULTS,
           depth: a.depth as 18 | 50 | 101,

@@ -6,7 +6,9 @@ import { type Dataset, batch, splitTrainVal } from "../io/datasets/index.js";
 import { resizeImages } from "../io/image.js";
 import { normalize, randomCropWithPadding, randomHorizontalFlip } from "../evaluate/augment.js";
 import { createResNet, type ResNet, type ResNetConfig } from "../models/resnet.js";
-import { type Preprocess, saveModel } from "../models/saved.js";
+import { fillFromFile, type Preprocess, readModelMeta, saveModel } from "../models/saved.js";
+import { InputError } from "../errors.js";
+import { sha256File as sha256FileSync } from "../evaluate/record.js";
 import { argmax, F, Generator, noGrad, SGD, type Tensor, tidy } from "../torch/index.js";
 import { deriveSeed } from "../util/seed.js";
 import type { Progress } from "../util/progress.js";
@@ -88,6 +90,9 @@ export interface ClassifierRun {
   resume: boolean;
   steps?: number;
   progress?: Progress;
+  /** Start from this cao2 classifier's weights (same architecture) instead of a fresh initialisation: a second,
+   * warm-restarted schedule on top of a finished run. */
+  init?: string;
 }
 
 /** Trains and writes <outDir>/model.safetensors; returns the validation accuracy of the final weights. */
@@ -98,6 +103,14 @@ export function trainClassifier(r: ClassifierRun, recipe: ClassifierRecipe): { v
   const pre: Preprocess = { size: recipe.size, channels: data.images.size(1), mean: stats.mean, std: stats.std };
   const config: ResNetConfig = { depth: recipe.depth, numClasses: data.classes.length, inChannels: pre.channels, norm: recipe.norm, stem: recipe.stem };
   const model = createResNet(config, { generator: new Generator(deriveSeed(recipe.seed, "init")) });
+  if (r.init) {
+    const meta = readModelMeta(r.init);
+    if (meta?.kind !== "resnet") throw new InputError(`--init ${r.init}: expected a cao2 ResNet model file`);
+    const arch = (c: ResNetConfig) => JSON.stringify([c.depth, c.numClasses, c.inChannels ?? 3, c.norm ?? "batch", c.stem ?? "imagenet"]);
+    const [want, got] = [arch(config), arch(meta.config)];
+    if (want !== got) throw new InputError(`--init ${r.init}: its architecture [depth, classes, channels, norm, stem] = ${got} differs from this run's ${want}`);
+    fillFromFile(model, r.init);
+  }
   const decay = model.parameters().filter((p) => p.ndim > 1);
   const noDecay = model.parameters().filter((p) => p.ndim <= 1);
   const optimizer = new SGD(
@@ -129,7 +142,7 @@ export function trainClassifier(r: ClassifierRun, recipe: ClassifierRecipe): { v
     dir: r.outDir,
     logEvery: 20,
     resume: r.resume,
-    config: { ...withoutCheckpointEvery(recipe), steps: total, classes: data.classes, dataSha256: data.source.sha256 },
+    config: { ...withoutCheckpointEvery(recipe), steps: total, classes: data.classes, dataSha256: data.source.sha256, ...(r.init ? { init: r.init, initSha256: sha256FileSync(r.init) } : {}) },
     validateEvery: perEpoch,
     validate: () => ({ val_accuracy: accuracy(model, val, pre) }),
     progress: r.progress,

@@ -6,7 +6,9 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { loadSafetensors } from "../../src/io/safetensors.js";
 import { readModelMeta } from "../../src/models/saved.js";
+import * as torch from "../../src/torch/index.js";
 import { ROOT } from "../helpers/fixtures.js";
 
 const CLI = join(ROOT, "dist", "src", "cli", "main.js");
@@ -30,6 +32,16 @@ describe("training recipes end to end (slow)", () => {
     r = run(["train", "classifier", "--out", out, "--steps", "3", "--epochs", "1", "--batch-size", "16", "--stem", "imagenet", "--resume", ...SMALL]);
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(steps(readFileSync(join(out, "log.jsonl"), "utf8")), [2, 3]);
+    // --init starts a new schedule from those weights (0 steps: the model is the init's), and refuses another architecture
+    const warm = join(dir, "warm");
+    r = run(["train", "classifier", "--out", warm, "--init", join(out, "model.safetensors"), "--steps", "0", "--epochs", "1", "--batch-size", "16", "--stem", "imagenet", ...SMALL]);
+    assert.equal(r.status, 0, r.stderr);
+    const a = loadSafetensors(join(out, "model.safetensors"));
+    const b = loadSafetensors(join(warm, "model.safetensors"));
+    for (const [k, t] of a) assert.ok(torch.equal(t, b.get(k)!), k);
+    r = run(["train", "classifier", "--out", join(dir, "warm2"), "--init", join(out, "model.safetensors"), "--steps", "0", "--stem", "cifar", ...SMALL]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--init .*: its architecture .* differs/);
   });
 
   test("autoencoder then DiT on its latents", () => {
