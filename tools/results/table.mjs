@@ -75,9 +75,9 @@ function ensureCell(row, col, ipc, dry) {
   if (existsSync(json)) return;
   if (col.args.includes(TEACHER) && !existsSync(TEACHER)) return void process.stderr.write(`skip ${json}: ${TEACHER} is missing\n`);
   ensureSet(row, ipc, dry);
-  mkdirSync(dirname(json), { recursive: true });
   const argv = [...evalCommand(row, col, ipc), "--resume"];
   if (dry) return void console.log(show(argv));
+  mkdirSync(dirname(json), { recursive: true });
   run(argv);
 }
 
