@@ -8,7 +8,7 @@ import { normalize, randomCropWithPadding, randomHorizontalFlip } from "../evalu
 import { createResNet, type ResNet, type ResNetConfig } from "../models/resnet.js";
 import { fillFromFile, type Preprocess, readModelMeta, saveModel } from "../models/saved.js";
 import { InputError } from "../errors.js";
-import { sha256File as sha256FileSync } from "../evaluate/record.js";
+import { sha256File } from "../evaluate/record.js";
 import { argmax, F, Generator, noGrad, SGD, type Tensor, tidy } from "../torch/index.js";
 import { deriveSeed } from "../util/seed.js";
 import type { Progress } from "../util/progress.js";
@@ -142,7 +142,7 @@ export function trainClassifier(r: ClassifierRun, recipe: ClassifierRecipe): { v
     dir: r.outDir,
     logEvery: 20,
     resume: r.resume,
-    config: { ...withoutCheckpointEvery(recipe), steps: total, classes: data.classes, dataSha256: data.source.sha256, ...(r.init ? { init: r.init, initSha256: sha256FileSync(r.init) } : {}) },
+    config: { ...withoutCheckpointEvery(recipe), steps: total, classes: data.classes, dataSha256: data.source.sha256, ...(r.init ? { init: r.init, initSha256: sha256File(r.init) } : {}) },
     validateEvery: perEpoch,
     validate: () => ({ val_accuracy: accuracy(model, val, pre) }),
     progress: r.progress,

@@ -70,15 +70,17 @@ function ensureSet(row, ipc, dry) {
   }
 }
 
+/** Runs a missing cell; true when it ran (so the table is worth rewriting). */
 function ensureCell(row, col, ipc, dry) {
   const json = recordPath(row, col, ipc);
-  if (existsSync(json)) return;
-  if (col.args.includes(TEACHER) && !existsSync(TEACHER)) return void process.stderr.write(`skip ${json}: ${TEACHER} is missing\n`);
+  if (existsSync(json)) return false;
+  if (col.args.includes(TEACHER) && !existsSync(TEACHER)) return void process.stderr.write(`skip ${json}: ${TEACHER} is missing\n`), false;
   ensureSet(row, ipc, dry);
   const argv = [...evalCommand(row, col, ipc), "--resume"];
-  if (dry) return void console.log(show(argv));
+  if (dry) return void console.log(show(argv)), false;
   mkdirSync(dirname(json), { recursive: true });
   run(argv);
+  return true;
 }
 
 const readJson = (p) => (existsSync(p) ? JSON.parse(readFileSync(p, "utf8")) : undefined);
@@ -153,10 +155,7 @@ function main(argv) {
   if (!opt.render) {
     for (const col of COLS.filter((c) => opt.cols.includes(c.id)))
       for (const ipc of opt.ipcs)
-        for (const row of ROWS.filter((r) => opt.rows.includes(r.id))) {
-          ensureCell(row, col, ipc, opt.dry);
-          if (!opt.dry) writeTable();
-        }
+        for (const row of ROWS.filter((r) => opt.rows.includes(r.id))) if (ensureCell(row, col, ipc, opt.dry)) writeTable();
   }
   if (!opt.dry) writeTable();
 }
