@@ -1,7 +1,7 @@
 // `cao2 distill`: Algorithm 1 over a preset's classes. With no flags it distils the embedded Fashion-MNIST default
 // at IPC 10 with the shipped models.
-import { existsSync } from "node:fs";
-import { resolve } from "node:path";
+import { existsSync, mkdirSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { InputError } from "../errors.js";
 import { runDistill } from "../distill/run.js";
 import { NORMS, type NormKind } from "../distill/refine.js";
@@ -92,6 +92,9 @@ export async function run(argv: string[]): Promise<number> {
   const all = presetClasses(preset);
   const classes = pickClasses(all, a.classes);
   const out = a.out ?? `distilled/${preset}-ipc${a.ipc}`;
+  // The default output lives under ./distilled/, which a newcomer's first run has to create; a given --out must
+  // have its parent already (a typo should not create folders).
+  if (a.out === undefined) mkdirSync(dirname(out), { recursive: true });
   installInterruptHandler();
   const progress = new Progress({ unit: "steps" });
   const started = performance.now();
