@@ -45,6 +45,8 @@ const AUTOENCODER = {
   "batch-size": { type: "int", help: "Batch size", default: AUTOENCODER_DEFAULTS.batchSize },
   lr: { type: "number", help: "Peak learning rate (cosine decay per step)", default: AUTOENCODER_DEFAULTS.lr },
   channels: { type: "list", help: "Channels per resolution level (2 levels halve the size twice)", default: AUTOENCODER_DEFAULTS.blockOutChannels.map(String) },
+  init: { type: "string", help: "Start from this cao2 autoencoder's weights (a fine-tune of a finished run)" },
+  "decoder-only": { type: "boolean", help: "Train only the decoder of the --init autoencoder: latents and scaling factor stay as they are", default: false },
 } satisfies FlagSpecs;
 
 const DIT = {
@@ -96,9 +98,10 @@ const RECIPES: Record<string, { flags: FlagSpecs; help: string; run(argv: string
     run(argv, c, progress) {
       const a = parseArgs(argv, AUTOENCODER);
       const res = trainAutoencoder(
-        { data: trainingData(c), outDir: c.out!, resume: c.resume, steps: c.steps, progress },
+        { data: trainingData(c), outDir: c.out!, resume: c.resume, steps: c.steps, progress, init: a.init },
         {
           ...AUTOENCODER_DEFAULTS,
+          decoderOnly: a.decoderOnly,
           epochs: a.epochs,
           batchSize: a.batchSize,
           lr: a.lr,

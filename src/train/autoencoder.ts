@@ -2,10 +2,14 @@
 // Loss: L1 reconstruction in [-1, 1] plus a small KL term (weight 1e-6, as the LDM autoencoders) on posterior
 // samples; Adam with a cosine learning rate. The latent scaling factor is 1 / std of the training latents, as
 // latent diffusion sets it. Validation: reconstruction MSE on a held-out part of the training split.
+// A decoder-only fine-tune (--init + decoderOnly, as the SD VAE's ft-MSE decoders were made) keeps the encoder and
+// its scaling factor, so a diffusion model trained on the latents stays valid.
 import { join } from "node:path";
 import { batch, type Dataset, splitTrainVal } from "../io/datasets/index.js";
 import { type AutoencoderKL, type AutoencoderKLConfig, createAutoencoderKL } from "../models/autoencoder.js";
-import { saveModel } from "../models/saved.js";
+import { InputError } from "../errors.js";
+import { sha256File } from "../evaluate/record.js";
+import { fillFromFile, readModelMeta, saveModel } from "../models/saved.js";
 import { Adam, F, Generator, noGrad, type Tensor, tidy } from "../torch/index.js";
 import type { Progress } from "../util/progress.js";
 import { deriveSeed } from "../util/seed.js";
@@ -22,6 +26,8 @@ export interface AutoencoderRecipe {
   batchSize: number;
   lr: number;
   klWeight: number;
+  /** Train only the decoder side (post_quant_conv + decoder) of an --init autoencoder; the latents do not change. */
+  decoderOnly: boolean;
   valPerClass: number;
   seed: number;
   checkpointEvery: number;
@@ -37,6 +43,7 @@ export const AUTOENCODER_DEFAULTS: AutoencoderRecipe = {
   batchSize: 64,
   lr: 1e-3,
   klWeight: 1e-6,
+  decoderOnly: false,
   valPerClass: 200,
   seed: 0,
   checkpointEvery: 200,
@@ -87,6 +94,8 @@ export interface AutoencoderRun {
   resume: boolean;
   steps?: number;
   progress?: Progress;
+  /** Start from this cao2 autoencoder's weights (same architecture); required by a decoder-only fine-tune. */
+  init?: string;
 }
 
 export function trainAutoencoder(r: AutoencoderRun, recipe: AutoencoderRecipe): { valMse: number; scalingFactor: number; modelPath: string } {
@@ -102,7 +111,21 @@ export function trainAutoencoder(r: AutoencoderRun, recipe: AutoencoderRecipe): 
     scalingFactor: 1,
   };
   const ae = createAutoencoderKL(config, { generator: new Generator(deriveSeed(recipe.seed, "init")) });
-  const optimizer = new Adam(ae.parameters(), { lr: recipe.lr });
+  let initScale: number | undefined;
+  if (r.init) {
+    const meta = readModelMeta(r.init);
+    if (meta?.kind !== "autoencoder") throw new InputError(`--init ${r.init}: expected a cao2 autoencoder model file`);
+    const arch = (c: AutoencoderKLConfig) => JSON.stringify([c.inChannels, c.blockOutChannels, c.layersPerBlock, c.latentChannels, c.normNumGroups]);
+    const [want, got] = [arch(config), arch(meta.config)];
+    if (want !== got) throw new InputError(`--init ${r.init}: its architecture [channels, block channels, layers, latent channels, groups] = ${got} differs from this run's ${want}`);
+    fillFromFile(ae, r.init);
+    initScale = meta.scalingFactor;
+  } else if (recipe.decoderOnly) {
+    throw new InputError("--decoder-only fine-tunes a trained autoencoder: pass it with --init");
+  }
+  const decoderSide = (name: string) => name.startsWith("decoder.") || name.startsWith("post_quant_conv.");
+  const trained = [...ae.namedParameters()].filter(([name]) => !recipe.decoderOnly || decoderSide(name)).map(([, p]) => p);
+  const optimizer = new Adam(trained, { lr: recipe.lr });
   const noise = new Generator(deriveSeed(recipe.seed, "posterior"));
   const { perEpoch, batch: batchAt } = epochBatches(train.labels.length, recipe.batchSize, recipe.seed);
   const total = recipe.epochs * perEpoch;
@@ -110,10 +133,11 @@ export function trainAutoencoder(r: AutoencoderRun, recipe: AutoencoderRecipe): 
     const lr = (recipe.lr * (1 + Math.cos((Math.PI * i) / total))) / 2;
     optimizer.paramGroups[0].lr = lr;
     const x = toSigned(batch(train, batchAt(i)).x);
-    const post = ae.encode(x);
+    // A frozen encoder needs no graph; the decoder still sees posterior samples, as the diffusion model's latents.
+    const post = recipe.decoderOnly ? noGrad(() => ae.encode(x)) : ae.encode(x);
     const rec = F.l1Loss(ae.decode(post.sample(noise)), x);
     const kl = post.kl().mean();
-    rec.add(kl, recipe.klWeight).backward();
+    (recipe.decoderOnly ? rec : rec.add(kl, recipe.klWeight)).backward();
     optimizer.step();
     optimizer.zeroGrad();
     return { l1: rec.item(), kl: kl.item(), lr };
@@ -126,14 +150,14 @@ export function trainAutoencoder(r: AutoencoderRun, recipe: AutoencoderRecipe): 
     dir: r.outDir,
     logEvery: 20,
     resume: r.resume,
-    config: { ...withoutCheckpointEvery(recipe), steps: total, dataSha256: data.source.sha256 },
+    config: { ...withoutCheckpointEvery(recipe), steps: total, dataSha256: data.source.sha256, ...(r.init ? { init: r.init, initSha256: sha256File(r.init) } : {}) },
     validateEvery: perEpoch,
     validate: () => ({ val_mse: reconstructionMse(ae, val) }),
     progress: r.progress,
   });
   ae.eval();
   const valMse = reconstructionMse(ae, val);
-  const scalingFactor = latentScale(ae, train);
+  const scalingFactor = recipe.decoderOnly && initScale !== undefined ? initScale : latentScale(ae, train);
   const modelPath = join(r.outDir, "model.safetensors");
   saveModel(modelPath, ae, { kind: "autoencoder", config: { ...config, scalingFactor }, scalingFactor }, { val_mse: valMse.toExponential(4) });
   return { valMse, scalingFactor, modelPath };

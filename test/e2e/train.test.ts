@@ -51,6 +51,24 @@ describe("training recipes end to end (slow)", () => {
     assert.match(r.stdout, /latent scale/);
     const meta = readModelMeta(join(ae, "model.safetensors"));
     assert.equal(meta?.kind, "autoencoder");
+    // A decoder-only fine-tune changes the decoder side and nothing that makes the latents, scaling factor included
+    const dec = join(dir, "ae-dec");
+    r = run(["train", "autoencoder", "--init", join(ae, "model.safetensors"), "--decoder-only", "--out", dec, "--steps", "2", "--batch-size", "8", "--channels", "8,8,8", ...SMALL]);
+    assert.equal(r.status, 0, r.stderr);
+    const before = loadSafetensors(join(ae, "model.safetensors"));
+    const after = loadSafetensors(join(dec, "model.safetensors"));
+    let changed = 0;
+    for (const [k, t] of before) {
+      const decoderSide = k.startsWith("decoder.") || k.startsWith("post_quant_conv.");
+      if (!decoderSide) assert.ok(torch.equal(t, after.get(k)!), `${k} must not change`);
+      else if (!torch.equal(t, after.get(k)!)) changed++;
+    }
+    assert.ok(changed > 0, "the decoder trained");
+    const decMeta = readModelMeta(join(dec, "model.safetensors"));
+    assert.ok(decMeta?.kind === "autoencoder" && meta?.kind === "autoencoder" && decMeta.scalingFactor === meta.scalingFactor);
+    r = run(["train", "autoencoder", "--decoder-only", "--out", join(dir, "ae-dec2"), "--steps", "1", ...SMALL]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--decoder-only fine-tunes a trained autoencoder: pass it with --init/);
     const dit = join(dir, "dit");
     r = run(["train", "dit", "--autoencoder", join(ae, "model.safetensors"), "--out", dit, "--steps", "2", "--batch-size", "8", "--depth", "1", "--hidden", "32", "--heads", "2", ...SMALL]);
     assert.equal(r.status, 0, r.stderr);

@@ -1,0 +1,64 @@
+// The embedded default with the shipped models (slow): `cao2 distill` with no model flags on tiny settings writes a
+// complete set from assets/fashion-mnist/, `cao2 sample` scores with the shipped selector, and the shipped selector is
+// the soft-label teacher `cao2 evaluate` accepts.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { ROOT } from "../helpers/fixtures.js";
+
+const CLI = join(ROOT, "dist", "src", "cli", "main.js");
+const run = (argv: string[], cwd = ROOT) => spawnSync(process.execPath, [CLI, ...argv], { encoding: "utf8", cwd, env: { ...process.env, CI: "true" } });
+const ASSETS = join(ROOT, "assets", "fashion-mnist");
+
+describe("the embedded Fashion-MNIST default (slow)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "cao2-default-"));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test("the shipped models are there, each with a model card", () => {
+    for (const m of ["selector", "autoencoder", "dit"]) {
+      assert.ok(existsSync(join(ASSETS, `${m}.safetensors`)), `${m}.safetensors`);
+      assert.match(readFileSync(join(ASSETS, `${m}.md`), "utf8"), /cao2 (train|accuracy|sample)/);
+    }
+  });
+
+  test("cao2 distill with the shipped models on tiny settings: a complete ImageFolder and manifest", () => {
+    const out = join(dir, "fm");
+    const r = run(["distill", "--classes", "0-1", "--ipc", "2", "--steps", "5", "--refine-iters", "2", "--out", out]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /evaluate: cao2 evaluate --data .* --test fashion-mnist/);
+    const m = JSON.parse(readFileSync(join(out, "manifest.json"), "utf8"));
+    assert.equal(m.images, 4);
+    for (const k of ["dit", "vae", "selector"]) assert.ok(m.models[k].path.includes(join("assets", "fashion-mnist")), m.models[k].path);
+    assert.deepEqual(readdirSync(join(out, "0_T-shirt-top")).sort(), ["0.png", "1.png"]);
+  });
+
+  test("without --out, cao2 distill creates ./distilled/<preset>-ipc<N> in a folder that has none", () => {
+    const cwd = mkdtempSync(join(dir, "fresh-"));
+    const r = run(["distill", "--classes", "0", "--ipc", "1", "--steps", "2", "--refine-iters", "1"], cwd);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(existsSync(join(cwd, "distilled", "fashion-mnist-ipc1", "manifest.json")));
+    assert.match(r.stdout, /evaluate: cao2 evaluate --data distilled\/fashion-mnist-ipc1 /);
+  });
+
+  test("the shipped selector clears its bar on the test split, and the shipped autoencoder its own", () => {
+    const json = join(dir, "accuracy.json");
+    const r = run(["accuracy", "--model", join(ASSETS, "selector.safetensors"), "--autoencoder", join(ASSETS, "autoencoder.safetensors"), "--json", json]);
+    assert.equal(r.status, 0, r.stderr);
+    const j = JSON.parse(readFileSync(json, "utf8"));
+    assert.equal(j.images, 10000);
+    assert.ok(j.accuracy >= 0.93, `selector test top-1 ${j.accuracy}`);
+    assert.ok(j.accuracy - j.reconstructedAccuracy <= 0.015, `reconstructions cost ${j.accuracy - j.reconstructedAccuracy}`);
+  });
+
+  test("cao2 sample scores the shipped DiT with the shipped selector", () => {
+    const json = join(dir, "agreement.json");
+    const r = run(["sample", "--classes", "1", "--per-class", "2", "--steps", "5", "--selector", join(ASSETS, "selector.safetensors"), "--json", json]);
+    assert.equal(r.status, 0, r.stderr);
+    const j = JSON.parse(readFileSync(json, "utf8"));
+    assert.equal(j.classes.length, 1);
+    assert.ok(j.mean >= 0 && j.mean <= 1);
+  });
+});
