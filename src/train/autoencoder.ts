@@ -8,13 +8,13 @@ import { join } from "node:path";
 import { batch, type Dataset, splitTrainVal } from "../io/datasets/index.js";
 import { type AutoencoderKL, type AutoencoderKLConfig, createAutoencoderKL } from "../models/autoencoder.js";
 import { InputError } from "../errors.js";
-import { sha256File } from "../evaluate/record.js";
-import { fillFromFile, readModelMeta, saveModel } from "../models/saved.js";
+import { saveModel } from "../models/saved.js";
 import { Adam, F, Generator, noGrad, type Tensor, tidy } from "../torch/index.js";
 import type { Progress } from "../util/progress.js";
 import { deriveSeed } from "../util/seed.js";
 import { resized } from "./classifier.js";
 import { epochBatches, trainLoop, withoutCheckpointEvery } from "./loop.js";
+import { initSettings, warmStart } from "./warm-start.js";
 
 export interface AutoencoderRecipe {
   size: number;
@@ -111,18 +111,13 @@ export function trainAutoencoder(r: AutoencoderRun, recipe: AutoencoderRecipe): 
     scalingFactor: 1,
   };
   const ae = createAutoencoderKL(config, { generator: new Generator(deriveSeed(recipe.seed, "init")) });
-  let initScale: number | undefined;
-  if (r.init) {
-    const meta = readModelMeta(r.init);
-    if (meta?.kind !== "autoencoder") throw new InputError(`--init ${r.init}: expected a cao2 autoencoder model file`);
-    const arch = (c: AutoencoderKLConfig) => JSON.stringify([c.inChannels, c.blockOutChannels, c.layersPerBlock, c.latentChannels, c.normNumGroups]);
-    const [want, got] = [arch(config), arch(meta.config)];
-    if (want !== got) throw new InputError(`--init ${r.init}: its architecture [channels, block channels, layers, latent channels, groups] = ${got} differs from this run's ${want}`);
-    fillFromFile(ae, r.init);
-    initScale = meta.scalingFactor;
-  } else if (recipe.decoderOnly) {
-    throw new InputError("--decoder-only fine-tunes a trained autoencoder: pass it with --init");
-  }
+  if (recipe.decoderOnly && !r.init) throw new InputError("--decoder-only fine-tunes a trained autoencoder: pass it with --init");
+  const init = r.init
+    ? warmStart(ae, r.init, "autoencoder", config, {
+        names: "channels, block channels, layers, latent channels, groups",
+        of: (c) => [c.inChannels, c.blockOutChannels, c.layersPerBlock, c.latentChannels, c.normNumGroups],
+      })
+    : undefined;
   const decoderSide = (name: string) => name.startsWith("decoder.") || name.startsWith("post_quant_conv.");
   const trained = [...ae.namedParameters()].filter(([name]) => !recipe.decoderOnly || decoderSide(name)).map(([, p]) => p);
   const optimizer = new Adam(trained, { lr: recipe.lr });
@@ -150,14 +145,15 @@ export function trainAutoencoder(r: AutoencoderRun, recipe: AutoencoderRecipe): 
     dir: r.outDir,
     logEvery: 20,
     resume: r.resume,
-    config: { ...withoutCheckpointEvery(recipe), steps: total, dataSha256: data.source.sha256, ...(r.init ? { init: r.init, initSha256: sha256File(r.init) } : {}) },
+    config: { ...withoutCheckpointEvery(recipe), steps: total, dataSha256: data.source.sha256, ...initSettings(r.init) },
     validateEvery: perEpoch,
     validate: () => ({ val_mse: reconstructionMse(ae, val) }),
     progress: r.progress,
   });
   ae.eval();
   const valMse = reconstructionMse(ae, val);
-  const scalingFactor = recipe.decoderOnly && initScale !== undefined ? initScale : latentScale(ae, train);
+  // A frozen encoder makes the same latents, so the init's scaling factor still holds.
+  const scalingFactor = recipe.decoderOnly && init ? init.scalingFactor : latentScale(ae, train);
   const modelPath = join(r.outDir, "model.safetensors");
   saveModel(modelPath, ae, { kind: "autoencoder", config: { ...config, scalingFactor }, scalingFactor }, { val_mse: valMse.toExponential(4) });
   return { valMse, scalingFactor, modelPath };

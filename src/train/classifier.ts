@@ -6,13 +6,12 @@ import { type Dataset, batch, splitTrainVal } from "../io/datasets/index.js";
 import { resizeImages } from "../io/image.js";
 import { normalize, randomCropWithPadding, randomHorizontalFlip } from "../evaluate/augment.js";
 import { createResNet, type ResNet, type ResNetConfig } from "../models/resnet.js";
-import { fillFromFile, type Preprocess, readModelMeta, saveModel } from "../models/saved.js";
-import { InputError } from "../errors.js";
-import { sha256File } from "../evaluate/record.js";
+import { type Preprocess, saveModel } from "../models/saved.js";
 import { argmax, F, Generator, noGrad, SGD, type Tensor, tidy } from "../torch/index.js";
 import { deriveSeed } from "../util/seed.js";
 import type { Progress } from "../util/progress.js";
 import { epochBatches, trainLoop, withoutCheckpointEvery } from "./loop.js";
+import { initSettings, warmStart } from "./warm-start.js";
 
 export interface ClassifierRecipe {
   depth: 18 | 50 | 101;
@@ -104,12 +103,10 @@ export function trainClassifier(r: ClassifierRun, recipe: ClassifierRecipe): { v
   const config: ResNetConfig = { depth: recipe.depth, numClasses: data.classes.length, inChannels: pre.channels, norm: recipe.norm, stem: recipe.stem };
   const model = createResNet(config, { generator: new Generator(deriveSeed(recipe.seed, "init")) });
   if (r.init) {
-    const meta = readModelMeta(r.init);
-    if (meta?.kind !== "resnet") throw new InputError(`--init ${r.init}: expected a cao2 ResNet model file`);
-    const arch = (c: ResNetConfig) => JSON.stringify([c.depth, c.numClasses, c.inChannels ?? 3, c.norm ?? "batch", c.stem ?? "imagenet"]);
-    const [want, got] = [arch(config), arch(meta.config)];
-    if (want !== got) throw new InputError(`--init ${r.init}: its architecture [depth, classes, channels, norm, stem] = ${got} differs from this run's ${want}`);
-    fillFromFile(model, r.init);
+    warmStart(model, r.init, "resnet", config, {
+      names: "depth, classes, channels, norm, stem",
+      of: (c) => [c.depth, c.numClasses, c.inChannels ?? 3, c.norm ?? "batch", c.stem ?? "imagenet"],
+    });
   }
   const decay = model.parameters().filter((p) => p.ndim > 1);
   const noDecay = model.parameters().filter((p) => p.ndim <= 1);
@@ -142,7 +139,7 @@ export function trainClassifier(r: ClassifierRun, recipe: ClassifierRecipe): { v
     dir: r.outDir,
     logEvery: 20,
     resume: r.resume,
-    config: { ...withoutCheckpointEvery(recipe), steps: total, classes: data.classes, dataSha256: data.source.sha256, ...(r.init ? { init: r.init, initSha256: sha256File(r.init) } : {}) },
+    config: { ...withoutCheckpointEvery(recipe), steps: total, classes: data.classes, dataSha256: data.source.sha256, ...initSettings(r.init) },
     validateEvery: perEpoch,
     validate: () => ({ val_accuracy: accuracy(model, val, pre) }),
     progress: r.progress,

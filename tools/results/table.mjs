@@ -74,10 +74,16 @@ function ensureSet(row, ipc, dry) {
 function ensureCell(row, col, ipc, dry) {
   const json = recordPath(row, col, ipc);
   if (existsSync(json)) return false;
-  if (col.args.includes(TEACHER) && !existsSync(TEACHER)) return void process.stderr.write(`skip ${json}: ${TEACHER} is missing\n`), false;
+  if (col.args.includes(TEACHER) && !existsSync(TEACHER)) {
+    process.stderr.write(`skip ${json}: ${TEACHER} is missing\n`);
+    return false;
+  }
   ensureSet(row, ipc, dry);
   const argv = [...evalCommand(row, col, ipc), "--resume"];
-  if (dry) return void console.log(show(argv)), false;
+  if (dry) {
+    console.log(show(argv));
+    return false;
+  }
   mkdirSync(dirname(json), { recursive: true });
   run(argv);
   return true;
