@@ -12,6 +12,7 @@ import { loadSavedModel } from "../models/saved.js";
 import { AUTOENCODER_DEFAULTS, trainAutoencoder } from "../train/autoencoder.js";
 import { CLASSIFIER_DEFAULTS, trainClassifier } from "../train/classifier.js";
 import { DIT_DEFAULTS, trainDiT } from "../train/dit.js";
+import { STUDENT_ARCHS, type StudentArch } from "../evaluate/students.js";
 import { type FlagSpecs, formatHelp, parseArgs, UsageError } from "./args.js";
 
 export const summary = "Train the small models of the embedded default (classifier, autoencoder, DiT)";
@@ -30,7 +31,8 @@ const COMMON = {
 
 const CLASSIFIER = {
   ...COMMON,
-  depth: { type: "int", help: "ResNet depth (18, 50, 101)", default: CLASSIFIER_DEFAULTS.depth },
+  arch: { type: "string", choices: STUDENT_ARCHS, help: "Architecture (convnet3: the width-128 ConvNet-3 of the evaluation protocols)", default: CLASSIFIER_DEFAULTS.arch },
+  norm: { type: "string", choices: ["batch", "instance"], help: "Normalisation layers", defaultText: "batch for ResNets, instance for convnet3" },
   stem: { type: "string", help: "ResNet stem", choices: ["imagenet", "cifar", "mid"], default: CLASSIFIER_DEFAULTS.stem },
   size: { type: "int", help: "Image size the classifier works at", default: CLASSIFIER_DEFAULTS.size },
   epochs: { type: "int", help: "Epochs over the training split", default: CLASSIFIER_DEFAULTS.epochs },
@@ -47,6 +49,8 @@ const AUTOENCODER = {
   channels: { type: "list", help: "Channels per resolution level (2 levels halve the size twice)", default: AUTOENCODER_DEFAULTS.blockOutChannels.map(String) },
   init: { type: "string", help: "Start from this cao2 autoencoder's weights (a fine-tune of a finished run)" },
   "decoder-only": { type: "boolean", help: "Train only the decoder of the --init autoencoder: latents and scaling factor stay as they are", default: false },
+  perceptual: { type: "string", help: "Add a perceptual term: feature distance under this cao2 classifier file (e.g. a train classifier --arch convnet3 run)" },
+  "perceptual-weight": { type: "number", help: "Weight of the perceptual term", default: AUTOENCODER_DEFAULTS.perceptualWeight },
 } satisfies FlagSpecs;
 
 const DIT = {
@@ -71,14 +75,15 @@ function trainingData(c: Common) {
 const RECIPES: Record<string, { flags: FlagSpecs; help: string; run(argv: string[], common: Common, progress: Progress): string }> = {
   classifier: {
     flags: CLASSIFIER,
-    help: "ResNet classifier (selector and soft-label teacher)",
+    help: "Classifier: a ResNet (selector and soft-label teacher) or a ConvNet-3",
     run(argv, c, progress) {
       const a = parseArgs(argv, CLASSIFIER);
       const res = trainClassifier(
         { data: trainingData(c), outDir: c.out!, resume: c.resume, steps: c.steps, progress, init: a.init },
         {
           ...CLASSIFIER_DEFAULTS,
-          depth: a.depth as 18 | 50 | 101,
+          arch: a.arch as StudentArch,
+          norm: (a.norm ?? (a.arch === "convnet3" ? "instance" : "batch")) as "batch" | "instance",
           stem: a.stem as "imagenet" | "cifar" | "mid",
           size: a.size,
           epochs: a.epochs,
@@ -98,10 +103,11 @@ const RECIPES: Record<string, { flags: FlagSpecs; help: string; run(argv: string
     run(argv, c, progress) {
       const a = parseArgs(argv, AUTOENCODER);
       const res = trainAutoencoder(
-        { data: trainingData(c), outDir: c.out!, resume: c.resume, steps: c.steps, progress, init: a.init },
+        { data: trainingData(c), outDir: c.out!, resume: c.resume, steps: c.steps, progress, init: a.init, perceptual: a.perceptual },
         {
           ...AUTOENCODER_DEFAULTS,
           decoderOnly: a.decoderOnly,
+          perceptualWeight: a.perceptualWeight,
           epochs: a.epochs,
           batchSize: a.batchSize,
           lr: a.lr,

@@ -84,17 +84,21 @@ export class ConvNet extends Model {
     this.classifier = new Linear(new VarBuilder(this.store).pp("classifier"), this.numFeatures, c.numClasses);
   }
 
-  /** Flattened output of the last block, [N, numFeatures] (the classifier's input). */
-  features(x: Tensor): Tensor {
+  /** Output of each block (after its pool), the maps a perceptual distance compares. */
+  featureMaps(x: Tensor): Tensor[] {
     const [h, w] = Array.isArray(this.config.imageSize) ? this.config.imageSize : [this.config.imageSize, this.config.imageSize];
     if (x.ndim !== 4 || x.size(1) !== this.config.inChannels || x.size(2) !== h || x.size(3) !== w) {
       throw new InputError(`ConvNet expects input [N, ${this.config.inChannels}, ${h}, ${w}]; got [${x.shape}]`);
     }
     return tidy(() => {
       let out = x;
-      for (const b of this.blocks) out = b.forward(out);
-      return out.flatten(1);
+      return this.blocks.map((b) => (out = b.forward(out)));
     });
+  }
+
+  /** Flattened output of the last block, [N, numFeatures] (the classifier's input). */
+  features(x: Tensor): Tensor {
+    return tidy(() => this.featureMaps(x).at(-1)!.flatten(1));
   }
 
   /** Class logits [N, numClasses]. */

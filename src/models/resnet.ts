@@ -159,20 +159,27 @@ export class ResNet extends Model {
     this.fc = new Linear(vb.pp("fc"), inCh, c.numClasses);
   }
 
-  /** Penultimate features: global-average-pooled output of layer4, [N, numFeatures]. */
-  features(x: Tensor): Tensor {
+  /** Output of each stage (layer1..layer4), the maps a perceptual distance compares. */
+  featureMaps(x: Tensor): Tensor[] {
     this.checkInput(x);
     return tidy(() => {
       let h = F.relu_(this.bn1.forward(this.conv1.forward(x)));
       if (this.config.stem !== "cifar") h = F.maxPool2d(h, 3, { stride: 2, padding: 1 });
-      for (const stage of this.stages)
-        for (const block of stage) {
+      return this.stages.map((stage) => {
+        stage.forEach((block, i) => {
           const prev = h;
           h = block.forward(prev);
-          prev.dispose();
-        }
-      return F.adaptiveAvgPool2d(h, 1).flatten(1);
+          // Inside a stage the previous output is dead (kept by autograd if needed); a stage's input is a map.
+          if (i > 0) prev.dispose();
+        });
+        return h;
+      });
     });
+  }
+
+  /** Penultimate features: global-average-pooled output of layer4, [N, numFeatures]. */
+  features(x: Tensor): Tensor {
+    return tidy(() => F.adaptiveAvgPool2d(this.featureMaps(x).at(-1)!, 1).flatten(1));
   }
 
   /** Class logits [N, numClasses]. In training mode batch norms use batch statistics and update their running ones. */

@@ -2,6 +2,8 @@
 // Loss: L1 reconstruction in [-1, 1] plus a small KL term (weight 1e-6, as the LDM autoencoders) on posterior
 // samples; Adam with a cosine learning rate. The latent scaling factor is 1 / std of the training latents, as
 // latent diffusion sets it. Validation: reconstruction MSE on a held-out part of the training split.
+// Optionally a perceptual term (--perceptual: a frozen classifier's feature distance, train/perceptual.ts) joins L1,
+// as the SD VAE's decoders are trained with LPIPS beside L1.
 // A decoder-only fine-tune (--init + decoderOnly, as the SD VAE's ft-MSE decoders were made) keeps the encoder and
 // its scaling factor, so a diffusion model trained on the latents stays valid.
 import { join } from "node:path";
@@ -9,11 +11,13 @@ import { batch, type Dataset, splitTrainVal } from "../io/datasets/index.js";
 import { type AutoencoderKL, type AutoencoderKLConfig, createAutoencoderKL } from "../models/autoencoder.js";
 import { InputError } from "../errors.js";
 import { saveModel } from "../models/saved.js";
+import { sha256File } from "../evaluate/record.js";
 import { Adam, F, Generator, noGrad, type Tensor, tidy } from "../torch/index.js";
 import type { Progress } from "../util/progress.js";
 import { deriveSeed } from "../util/seed.js";
 import { resized } from "./classifier.js";
 import { epochBatches, trainLoop, withoutCheckpointEvery } from "./loop.js";
+import { loadPerceptual } from "./perceptual.js";
 import { initSettings, warmStart } from "./warm-start.js";
 
 export interface AutoencoderRecipe {
@@ -26,6 +30,8 @@ export interface AutoencoderRecipe {
   batchSize: number;
   lr: number;
   klWeight: number;
+  /** Weight of the perceptual distance (used with a --perceptual network; SD's autoencoders weigh LPIPS 1). */
+  perceptualWeight: number;
   /** Train only the decoder side (post_quant_conv + decoder) of an --init autoencoder; the latents do not change. */
   decoderOnly: boolean;
   valPerClass: number;
@@ -43,6 +49,7 @@ export const AUTOENCODER_DEFAULTS: AutoencoderRecipe = {
   batchSize: 64,
   lr: 1e-3,
   klWeight: 1e-6,
+  perceptualWeight: 1,
   decoderOnly: false,
   valPerClass: 200,
   seed: 0,
@@ -96,7 +103,13 @@ export interface AutoencoderRun {
   progress?: Progress;
   /** Start from this cao2 autoencoder's weights (same architecture); required by a decoder-only fine-tune. */
   init?: string;
+  /** A cao2 classifier file whose features give the perceptual term of the loss. */
+  perceptual?: string;
 }
+
+/** The perceptual network (path and hash) and weight join the run's settings only when one is used. */
+const perceptualSettings = (path: string | undefined, recipe: AutoencoderRecipe) =>
+  path ? { perceptual: path, perceptualSha256: sha256File(path), perceptualWeight: recipe.perceptualWeight } : { perceptualWeight: undefined };
 
 export function trainAutoencoder(r: AutoencoderRun, recipe: AutoencoderRecipe): { valMse: number; scalingFactor: number; modelPath: string } {
   const data = resized(r.data, recipe.size);
@@ -120,6 +133,7 @@ export function trainAutoencoder(r: AutoencoderRun, recipe: AutoencoderRecipe): 
     : undefined;
   const decoderSide = (name: string) => name.startsWith("decoder.") || name.startsWith("post_quant_conv.");
   const trained = [...ae.namedParameters()].filter(([name]) => !recipe.decoderOnly || decoderSide(name)).map(([, p]) => p);
+  const perceptual = r.perceptual ? loadPerceptual(r.perceptual, config.inChannels, recipe.size) : undefined;
   const optimizer = new Adam(trained, { lr: recipe.lr });
   const noise = new Generator(deriveSeed(recipe.seed, "posterior"));
   const { perEpoch, batch: batchAt } = epochBatches(train.labels.length, recipe.batchSize, recipe.seed);
@@ -130,12 +144,16 @@ export function trainAutoencoder(r: AutoencoderRun, recipe: AutoencoderRecipe): 
     const x = toSigned(batch(train, batchAt(i)).x);
     // A frozen encoder needs no graph; the decoder still sees posterior samples, as the diffusion model's latents.
     const post = recipe.decoderOnly ? noGrad(() => ae.encode(x)) : ae.encode(x);
-    const rec = F.l1Loss(ae.decode(post.sample(noise)), x);
+    const xr = ae.decode(post.sample(noise));
+    const rec = F.l1Loss(xr, x);
     const kl = post.kl().mean();
-    (recipe.decoderOnly ? rec : rec.add(kl, recipe.klWeight)).backward();
+    const per = perceptual?.(xr, x);
+    let loss = recipe.decoderOnly ? rec : rec.add(kl, recipe.klWeight);
+    if (per) loss = loss.add(per, recipe.perceptualWeight);
+    loss.backward();
     optimizer.step();
     optimizer.zeroGrad();
-    return { l1: rec.item(), kl: kl.item(), lr };
+    return { l1: rec.item(), kl: kl.item(), ...(per ? { perceptual: per.item() } : {}), lr };
   };
   ae.train();
   trainLoop({ model: ae, optimizer, generators: { posterior: noise } }, step, {
@@ -145,7 +163,7 @@ export function trainAutoencoder(r: AutoencoderRun, recipe: AutoencoderRecipe): 
     dir: r.outDir,
     logEvery: 20,
     resume: r.resume,
-    config: { ...withoutCheckpointEvery(recipe), steps: total, dataSha256: data.source.sha256, ...initSettings(r.init) },
+    config: { ...withoutCheckpointEvery(recipe), steps: total, dataSha256: data.source.sha256, ...initSettings(r.init), ...perceptualSettings(r.perceptual, recipe) },
     validateEvery: perEpoch,
     validate: () => ({ val_mse: reconstructionMse(ae, val) }),
     progress: r.progress,

@@ -1,12 +1,14 @@
-// Recipe: train an image classifier (the selector / soft-label teacher) on a data set's training split, validating
+// Recipe: train an image classifier (the selector / soft-label teacher: a ResNet; or a ConvNet-3, e.g. the network of
+// a perceptual distance) on a data set's training split, validating
 // on a held-out part of that split (never the test set). SGD with Nesterov momentum, cosine learning rate per step,
 // random crop with padding and horizontal flips. Resumable; the result is a cao2 model file with its preprocessing.
 import { join } from "node:path";
 import { type Dataset, batch, splitTrainVal } from "../io/datasets/index.js";
 import { resizeImages } from "../io/image.js";
 import { normalize, randomCropWithPadding, randomHorizontalFlip } from "../evaluate/augment.js";
-import { createResNet, type ResNet, type ResNetConfig } from "../models/resnet.js";
-import { type Preprocess, saveModel } from "../models/saved.js";
+import type { ResNetStem } from "../models/resnet.js";
+import { type Preprocess, type SavedModel, saveModel } from "../models/saved.js";
+import { buildClassifier, type Classifier, type ClassifierSpec, type StudentArch, studentSpec } from "../evaluate/students.js";
 import { argmax, F, Generator, noGrad, SGD, type Tensor, tidy } from "../torch/index.js";
 import { deriveSeed } from "../util/seed.js";
 import type { Progress } from "../util/progress.js";
@@ -14,8 +16,9 @@ import { epochBatches, trainLoop, withoutCheckpointEvery } from "./loop.js";
 import { initSettings, warmStart } from "./warm-start.js";
 
 export interface ClassifierRecipe {
-  depth: 18 | 50 | 101;
-  stem: NonNullable<ResNetConfig["stem"]>;
+  arch: StudentArch;
+  /** ResNet stem (ConvNets have none). */
+  stem: ResNetStem;
   norm: "batch" | "instance";
   /** Images are resized to size x size (uint8, once) before training. */
   size: number;
@@ -32,7 +35,7 @@ export interface ClassifierRecipe {
 }
 
 export const CLASSIFIER_DEFAULTS: ClassifierRecipe = {
-  depth: 18,
+  arch: "resnet18",
   stem: "mid",
   norm: "batch",
   size: 32,
@@ -60,7 +63,7 @@ export function channelStats(images: Tensor): { mean: number[]; std: number[] } 
 }
 
 /** Top-1 accuracy of a classifier on a data set (already at the model's size), in eval mode, in batches. */
-export function accuracy(model: ResNet, ds: Dataset, pre: Preprocess, batchSize = 500): number {
+export function accuracy(model: Classifier, ds: Dataset, pre: Preprocess, batchSize = 500): number {
   const wasTraining = model.training;
   model.eval();
   let correct = 0;
@@ -100,14 +103,10 @@ export function trainClassifier(r: ClassifierRun, recipe: ClassifierRecipe): { v
   const { train, val } = splitTrainVal(data, { valPerClass: recipe.valPerClass, seed: deriveSeed(recipe.seed, "split") });
   const stats = channelStats(train.images);
   const pre: Preprocess = { size: recipe.size, channels: data.images.size(1), mean: stats.mean, std: stats.std };
-  const config: ResNetConfig = { depth: recipe.depth, numClasses: data.classes.length, inChannels: pre.channels, norm: recipe.norm, stem: recipe.stem };
-  const model = createResNet(config, { generator: new Generator(deriveSeed(recipe.seed, "init")) });
-  if (r.init) {
-    warmStart(model, r.init, "resnet", config, {
-      names: "depth, classes, channels, norm, stem",
-      of: (c) => [c.depth, c.numClasses, c.inChannels ?? 3, c.norm ?? "batch", c.stem ?? "imagenet"],
-    });
-  }
+  const spec = studentSpec(recipe.arch, { numClasses: data.classes.length, inChannels: pre.channels, imageSize: recipe.size, norm: recipe.norm, stem: recipe.stem });
+  const model = buildClassifier(spec, { generator: new Generator(deriveSeed(recipe.seed, "init")) });
+  const saved = savedDescription(spec, pre, data.classes);
+  if (r.init) warmStart(model, r.init, saved.kind, saved.config, { names: "architecture", of: (c) => [c] });
   const decay = model.parameters().filter((p) => p.ndim > 1);
   const noDecay = model.parameters().filter((p) => p.ndim <= 1);
   const optimizer = new SGD(
@@ -146,6 +145,16 @@ export function trainClassifier(r: ClassifierRun, recipe: ClassifierRecipe): { v
   });
   const valAccuracy = accuracy(model, val, pre);
   const modelPath = join(r.outDir, "model.safetensors");
-  saveModel(modelPath, model, { kind: "resnet", config, preprocess: pre, classes: data.classes }, { val_accuracy: valAccuracy.toFixed(4) });
+  saveModel(modelPath, model, saved, { val_accuracy: valAccuracy.toFixed(4) });
   return { valAccuracy, modelPath };
+}
+
+/** The cao2 model-file description of a classifier built by buildClassifier from `spec`. */
+function savedDescription(spec: ClassifierSpec, preprocess: Preprocess, classes: string[]): Extract<SavedModel, { kind: "resnet" | "convnet" }> {
+  if (spec.kind === "resnet") {
+    const { depth, numClasses, inChannels, norm, stem } = spec;
+    return { kind: "resnet", config: { depth, numClasses, inChannels, norm, stem }, preprocess, classes };
+  }
+  const { depth, width, norm, numClasses, inChannels, imageSize } = spec;
+  return { kind: "convnet", config: { depth, width, norm, numClasses, inChannels, imageSize, firstPadding: 1 }, preprocess, classes };
 }

@@ -44,6 +44,14 @@ describe("training recipes end to end (slow)", () => {
     assert.match(r.stderr, /--init .*: its architecture .* differs/);
   });
 
+  test("classifier --arch convnet3: a ConvNet-3 model file (instance norm by default)", () => {
+    const out = join(dir, "convnet");
+    const r = run(["train", "classifier", "--arch", "convnet3", "--out", out, "--steps", "2", "--epochs", "1", "--batch-size", "16", ...SMALL]);
+    assert.equal(r.status, 0, r.stderr);
+    const meta = readModelMeta(join(out, "model.safetensors"));
+    assert.ok(meta?.kind === "convnet" && meta.config.norm === "instance" && meta.config.depth === 3 && meta.config.width === 128);
+  });
+
   test("autoencoder then DiT on its latents", () => {
     const ae = join(dir, "ae");
     let r = run(["train", "autoencoder", "--out", ae, "--steps", "2", "--batch-size", "8", "--channels", "8,8,8", ...SMALL]);
@@ -66,6 +74,12 @@ describe("training recipes end to end (slow)", () => {
     assert.ok(changed > 0, "the decoder trained");
     const decMeta = readModelMeta(join(dec, "model.safetensors"));
     assert.ok(decMeta?.kind === "autoencoder" && meta?.kind === "autoencoder" && decMeta.scalingFactor === meta.scalingFactor);
+    // A perceptual term from the ConvNet-3 above joins the loss and its log
+    const per = join(dir, "ae-per");
+    r = run(["train", "autoencoder", "--init", join(ae, "model.safetensors"), "--decoder-only", "--perceptual", join(dir, "convnet", "model.safetensors"), "--out", per, "--steps", "2", "--batch-size", "8", "--channels", "8,8,8", ...SMALL]);
+    assert.equal(r.status, 0, r.stderr);
+    const logged = readFileSync(join(per, "log.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l)).filter((x) => "l1" in x);
+    assert.ok(logged.length > 0 && logged.every((x) => x.perceptual > 0), "perceptual term logged");
     r = run(["train", "autoencoder", "--decoder-only", "--out", join(dir, "ae-dec2"), "--steps", "1", ...SMALL]);
     assert.equal(r.status, 2);
     assert.match(r.stderr, /--decoder-only fine-tunes a trained autoencoder: pass it with --init/);
