@@ -59,12 +59,15 @@ function run(argv) {
 /** Makes a row's training set for an IPC (a distillation resumes; its manifest is kept beside the records). */
 function ensureSet(row, ipc, dry) {
   const dir = setDir(row, ipc);
-  if (existsSync(join(dir, "manifest.json"))) return;
-  const argv = setCommand(row, ipc);
-  if (row.distill && existsSync(dir)) argv.push("--resume");
-  if (dry) return void console.log(show(argv));
-  run(argv);
-  if (row.distill) {
+  if (!existsSync(join(dir, "manifest.json"))) {
+    const argv = setCommand(row, ipc);
+    if (row.distill && existsSync(dir)) argv.push("--resume");
+    if (dry) return void console.log(show(argv));
+    mkdirSync(dirname(dir), { recursive: true });
+    run(argv);
+  }
+  // Also for a set made by hand with the same command (e.g. for the figure of docs/models.md).
+  if (row.distill && !dry && !existsSync(distillRecord(row, ipc))) {
     mkdirSync(dirname(distillRecord(row, ipc)), { recursive: true });
     copyFileSync(join(dir, "manifest.json"), distillRecord(row, ipc));
   }
