@@ -9,7 +9,7 @@ import { installInterruptHandler } from "../util/interrupt.js";
 import { Progress } from "../util/progress.js";
 import type { AutoencoderKL } from "../models/autoencoder.js";
 import { loadSavedModel } from "../models/saved.js";
-import { AUTOENCODER_DEFAULTS, trainAutoencoder } from "../train/autoencoder.js";
+import { AUTOENCODER_DEFAULTS, PERCEPTUAL_WEIGHT, trainAutoencoder } from "../train/autoencoder.js";
 import { CLASSIFIER_DEFAULTS, trainClassifier } from "../train/classifier.js";
 import { DIT_DEFAULTS, trainDiT } from "../train/dit.js";
 import { STUDENT_ARCHS, type StudentArch } from "../evaluate/students.js";
@@ -50,7 +50,7 @@ const AUTOENCODER = {
   init: { type: "string", help: "Start from this cao2 autoencoder's weights (a fine-tune of a finished run)" },
   "decoder-only": { type: "boolean", help: "Train only the decoder of the --init autoencoder: latents and scaling factor stay as they are", default: false },
   perceptual: { type: "string", help: "Add a perceptual term: feature distance under this cao2 classifier file (e.g. a train classifier --arch convnet3 run)" },
-  "perceptual-weight": { type: "number", help: "Weight of the perceptual term", default: AUTOENCODER_DEFAULTS.perceptualWeight },
+  "perceptual-weight": { type: "number", help: "Weight of the perceptual term", default: PERCEPTUAL_WEIGHT },
 } satisfies FlagSpecs;
 
 const DIT = {
@@ -103,11 +103,10 @@ const RECIPES: Record<string, { flags: FlagSpecs; help: string; run(argv: string
     run(argv, c, progress) {
       const a = parseArgs(argv, AUTOENCODER);
       const res = trainAutoencoder(
-        { data: trainingData(c), outDir: c.out!, resume: c.resume, steps: c.steps, progress, init: a.init, perceptual: a.perceptual },
+        { data: trainingData(c), outDir: c.out!, resume: c.resume, steps: c.steps, progress, init: a.init, perceptual: a.perceptual === undefined ? undefined : { path: a.perceptual, weight: a.perceptualWeight } },
         {
           ...AUTOENCODER_DEFAULTS,
           decoderOnly: a.decoderOnly,
-          perceptualWeight: a.perceptualWeight,
           epochs: a.epochs,
           batchSize: a.batchSize,
           lr: a.lr,

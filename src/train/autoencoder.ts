@@ -30,8 +30,6 @@ export interface AutoencoderRecipe {
   batchSize: number;
   lr: number;
   klWeight: number;
-  /** Weight of the perceptual distance (used with a --perceptual network; SD's autoencoders weigh LPIPS 1). */
-  perceptualWeight: number;
   /** Train only the decoder side (post_quant_conv + decoder) of an --init autoencoder; the latents do not change. */
   decoderOnly: boolean;
   valPerClass: number;
@@ -49,7 +47,6 @@ export const AUTOENCODER_DEFAULTS: AutoencoderRecipe = {
   batchSize: 64,
   lr: 1e-3,
   klWeight: 1e-6,
-  perceptualWeight: 1,
   decoderOnly: false,
   valPerClass: 200,
   seed: 0,
@@ -103,13 +100,16 @@ export interface AutoencoderRun {
   progress?: Progress;
   /** Start from this cao2 autoencoder's weights (same architecture); required by a decoder-only fine-tune. */
   init?: string;
-  /** A cao2 classifier file whose features give the perceptual term of the loss. */
-  perceptual?: string;
+  /** A perceptual term of the loss: a cao2 classifier file whose features give the distance, and its weight. */
+  perceptual?: { path: string; weight: number };
 }
 
-/** The perceptual network (path and hash) and weight join the run's settings only when one is used. */
-const perceptualSettings = (path: string | undefined, recipe: AutoencoderRecipe) =>
-  path ? { perceptual: path, perceptualSha256: sha256File(path), perceptualWeight: recipe.perceptualWeight } : { perceptualWeight: undefined };
+/** SD's autoencoders weigh LPIPS 1 beside L1. */
+export const PERCEPTUAL_WEIGHT = 1;
+
+/** The perceptual network (path and hash) and weight join the run's settings when one is used. */
+const perceptualSettings = (p: AutoencoderRun["perceptual"]) =>
+  p ? { perceptual: p.path, perceptualSha256: sha256File(p.path), perceptualWeight: p.weight } : {};
 
 export function trainAutoencoder(r: AutoencoderRun, recipe: AutoencoderRecipe): { valMse: number; scalingFactor: number; modelPath: string } {
   const data = resized(r.data, recipe.size);
@@ -133,7 +133,7 @@ export function trainAutoencoder(r: AutoencoderRun, recipe: AutoencoderRecipe): 
     : undefined;
   const decoderSide = (name: string) => name.startsWith("decoder.") || name.startsWith("post_quant_conv.");
   const trained = [...ae.namedParameters()].filter(([name]) => !recipe.decoderOnly || decoderSide(name)).map(([, p]) => p);
-  const perceptual = r.perceptual ? loadPerceptual(r.perceptual, config.inChannels, recipe.size) : undefined;
+  const perceptual = r.perceptual && { distance: loadPerceptual(r.perceptual.path, config.inChannels, recipe.size), weight: r.perceptual.weight };
   const optimizer = new Adam(trained, { lr: recipe.lr });
   const noise = new Generator(deriveSeed(recipe.seed, "posterior"));
   const { perEpoch, batch: batchAt } = epochBatches(train.labels.length, recipe.batchSize, recipe.seed);
@@ -147,9 +147,9 @@ export function trainAutoencoder(r: AutoencoderRun, recipe: AutoencoderRecipe): 
     const xr = ae.decode(post.sample(noise));
     const rec = F.l1Loss(xr, x);
     const kl = post.kl().mean();
-    const per = perceptual?.(xr, x);
+    const per = perceptual?.distance(xr, x);
     let loss = recipe.decoderOnly ? rec : rec.add(kl, recipe.klWeight);
-    if (per) loss = loss.add(per, recipe.perceptualWeight);
+    if (perceptual && per) loss = loss.add(per, perceptual.weight);
     loss.backward();
     optimizer.step();
     optimizer.zeroGrad();
@@ -163,7 +163,7 @@ export function trainAutoencoder(r: AutoencoderRun, recipe: AutoencoderRecipe): 
     dir: r.outDir,
     logEvery: 20,
     resume: r.resume,
-    config: { ...withoutCheckpointEvery(recipe), steps: total, dataSha256: data.source.sha256, ...initSettings(r.init), ...perceptualSettings(r.perceptual, recipe) },
+    config: { ...withoutCheckpointEvery(recipe), steps: total, dataSha256: data.source.sha256, ...initSettings(r.init), ...perceptualSettings(r.perceptual) },
     validateEvery: perEpoch,
     validate: () => ({ val_mse: reconstructionMse(ae, val) }),
     progress: r.progress,
