@@ -91,8 +91,7 @@ export function loadTeacher(path: string, o: TeacherOptions): Teacher {
     throw new InputError(`${path}: the teacher has ${spec.numClasses} outputs but the data set has ${o.classes.length} classes`);
   if (spec.inChannels !== o.preset.channels)
     throw new InputError(`${path}: the teacher takes ${spec.inChannels}-channel input but the ${o.preset.name} preset gives ${o.preset.channels} channels`);
-  model.eval();
-  for (const p of model.parameters()) p.requiresGrad_(false);
+  model.freeze();
   const adapt = inputAdapter(o.preset, preprocess);
   return { model, spec, path, preprocess, forward: adapt ? (x) => torch.tidy(() => model.forward(adapt(x))) : (x) => model.forward(x) };
 }

@@ -104,6 +104,11 @@ export abstract class Model {
   eval(): this {
     return this.train(false);
   }
+  /** A fixed network inside someone else's objective (teacher, perceptual distance): eval mode, no parameter grads. */
+  freeze(): this {
+    for (const p of this.parameters()) p.requiresGrad_(false);
+    return this.eval();
+  }
 
   parameters(): Tensor[] {
     return [...this.store.params.values()];

@@ -24,8 +24,7 @@ export function loadPerceptual(path: string, channels: number, size: number): Pe
     throw new InputError(`--perceptual ${path}: the network takes ${pre.channels}x${pre.size}x${pre.size} images; the autoencoder works on ${channels}x${size}x${size}`);
   }
   const net = fillFromFile(buildModel(meta) as ResNet | ConvNet, path);
-  net.eval();
-  for (const p of net.parameters()) p.requiresGrad_(false);
+  net.freeze();
   const maps = (x: Tensor) => net.featureMaps(normalize(x.add(1).div(2), pre.mean, pre.std));
   return (reconstruction, target) =>
     tidy(() => {

@@ -63,3 +63,14 @@ test("ConvNet sizes: non-square images, the padding override, and clear errors",
   assert.throws(() => createConvNet({ numClasses: 10, norm: "layer" as "none" }), InputError);
   assert.throws(() => createConvNet({ numClasses: 1.5 }), InputError);
 });
+
+test("freeze(): eval mode and no parameter takes a gradient, yet gradients still flow to the input", () => {
+  const m = createConvNet({ numClasses: 10, width: 8, imageSize: 16 }, { generator: new torch.Generator(1) });
+  assert.equal(m.freeze(), m);
+  assert.equal(m.training, false);
+  assert.ok(m.parameters().every((p) => !p.requiresGrad));
+  const x = torch.randn([2, 3, 16, 16], { generator: new torch.Generator(2) }).requiresGrad_(true);
+  m.forward(x).sum().backward();
+  assert.ok(x.grad !== null && x.grad.abs().sum().item() > 0);
+  assert.ok(m.parameters().every((p) => p.grad === null));
+});
