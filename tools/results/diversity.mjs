@@ -24,14 +24,19 @@ const { batch, loadDataSpec } = await import(join(ROOT, "dist/src/io/datasets/in
 const { noGrad, setNumThreads, tidy } = await import(join(ROOT, "dist/src/torch/index.js"));
 const { writeJsonAtomic } = await import(join(ROOT, "dist/src/util/atomic.js"));
 
-const args = Object.fromEntries(
-  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith("--") ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
-);
-const ipc = Number(args.ipc ?? 10);
-const sets = (args.sets ?? "random-real,dit,select,refine,cao2").split(",");
-const modelPath = args.model ?? "assets/fashion-mnist/selector.safetensors";
+const { parseArgs } = await import(join(ROOT, "dist/src/cli/args.js"));
+const args = parseArgs(process.argv.slice(2), {
+  ipc: { type: "int", help: "Images per class of the table's sets", default: 10 },
+  sets: { type: "string", help: "Comma-separated rows of the table", default: "random-real,dit,select,refine,cao2" },
+  model: { type: "string", help: "The classifier whose features are compared", default: "assets/fashion-mnist/selector.safetensors" },
+  json: { type: "string", help: "Write the result here (atomically)" },
+  threads: { type: "int", help: "CPU threads" },
+});
+const ipc = args.ipc;
+const sets = args.sets.split(",");
+const modelPath = args.model;
 
-if (args.threads) setNumThreads(Number(args.threads));
+if (args.threads !== undefined) setNumThreads(args.threads);
 // The selector ranks samples in its own feature space; a ConvNet classifier (cao2 train classifier --arch convnet3) gives
 // a second view that had no part in the selection.
 const { selector, preprocess } =
