@@ -74,3 +74,12 @@ export function loadSavedModel<K extends SavedModel["kind"]>(
   if (meta.kind !== kind) throw new InputError(`${path}: holds a ${meta.kind} model, expected a ${kind}`);
   return { model: fillFromFile(buildModel(meta, device), path), meta: meta as Extract<SavedModel, { kind: K }> };
 }
+
+/** Loads a cao2-saved classifier (ResNet or ConvNet) with its input preprocessing; `what` names it in errors. */
+export function loadSavedClassifier(path: string, what = path, device = "cpu"): { net: ResNet | ConvNet; preprocess: Preprocess } {
+  const meta = readModelMeta(path);
+  if (meta?.kind !== "resnet" && meta?.kind !== "convnet") {
+    throw new InputError(`${what}: expected a cao2 classifier model file (ResNet or ConvNet), but it holds ${meta ? `a cao2 ${meta.kind} model` : 'no "cao2" metadata'}`);
+  }
+  return { net: fillFromFile(buildModel(meta, device) as ResNet | ConvNet, path), preprocess: meta.preprocess };
+}

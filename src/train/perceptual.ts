@@ -4,9 +4,7 @@
 // its untrained variant). Pixel L1 alone keeps shapes but softens texture; this term keeps what a network sees.
 import { InputError } from "../errors.js";
 import { normalize } from "../evaluate/augment.js";
-import type { ConvNet } from "../models/convnet.js";
-import type { ResNet } from "../models/resnet.js";
-import { buildModel, fillFromFile, readModelMeta } from "../models/saved.js";
+import { loadSavedClassifier } from "../models/saved.js";
 import { noGrad, type Tensor, tidy } from "../torch/index.js";
 
 /** Distance between reconstructions and targets, both [N, C, H, W] in [-1, 1]; a scalar, differentiable in the first. */
@@ -17,13 +15,10 @@ const unit = (f: Tensor) => f.div(f.pow(2).sum(1, true).sqrt().add(1e-10));
 
 /** Loads the network of the distance; it must take images of the autoencoder's channels and size. */
 export function loadPerceptual(path: string, channels: number, size: number): PerceptualDistance {
-  const meta = readModelMeta(path);
-  if (meta?.kind !== "resnet" && meta?.kind !== "convnet") throw new InputError(`--perceptual ${path}: expected a cao2 classifier model file (ResNet or ConvNet)`);
-  const pre = meta.preprocess;
+  const { net, preprocess: pre } = loadSavedClassifier(path, `--perceptual ${path}`);
   if (pre.channels !== channels || pre.size !== size) {
     throw new InputError(`--perceptual ${path}: the network takes ${pre.channels}x${pre.size}x${pre.size} images; the autoencoder works on ${channels}x${size}x${size}`);
   }
-  const net = fillFromFile(buildModel(meta) as ResNet | ConvNet, path);
   net.freeze();
   const maps = (x: Tensor) => net.featureMaps(normalize(x.add(1).div(2), pre.mean, pre.std));
   return (reconstruction, target) =>

@@ -38,5 +38,5 @@ test("perceptual network checks: a classifier file of the autoencoder's channels
   const aePath = join(dir, "ae.safetensors");
   const aeConfig = { inChannels: 3, outChannels: 3, blockOutChannels: [8], layersPerBlock: 1, latentChannels: 4, normNumGroups: 4, scalingFactor: 1 };
   saveModel(aePath, createAutoencoderKL(aeConfig), { kind: "autoencoder", config: aeConfig, scalingFactor: 1 });
-  assert.throws(() => loadPerceptual(aePath, 3, 32), (e: unknown) => e instanceof InputError && /expected a cao2 classifier model file/.test(e.message));
+  assert.throws(() => loadPerceptual(aePath, 3, 32), (e: unknown) => e instanceof InputError && /--perceptual .*ae\.safetensors: expected a cao2 classifier model file \(ResNet or ConvNet\), but it holds a cao2 autoencoder model/.test(e.message));
 });

@@ -17,11 +17,10 @@ import { fileURLToPath } from "node:url";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 process.chdir(ROOT);
-const { loadSelector } = await import(join(ROOT, "dist/src/distill/models.js"));
-const { loadSavedModel, readModelMeta } = await import(join(ROOT, "dist/src/models/saved.js"));
+const { loadSavedClassifier } = await import(join(ROOT, "dist/src/models/saved.js"));
 const { selectorInput } = await import(join(ROOT, "dist/src/distill/score.js"));
 const { batch, loadDataSpec } = await import(join(ROOT, "dist/src/io/datasets/index.js"));
-const { noGrad, setNumThreads, tidy } = await import(join(ROOT, "dist/src/torch/index.js"));
+const { cat, fromArray, noGrad, setNumThreads, tidy } = await import(join(ROOT, "dist/src/torch/index.js"));
 const { writeJsonAtomic } = await import(join(ROOT, "dist/src/util/atomic.js"));
 
 const { parseArgs } = await import(join(ROOT, "dist/src/cli/args.js"));
@@ -39,39 +38,28 @@ const modelPath = args.model;
 if (args.threads !== undefined) setNumThreads(args.threads);
 // The selector ranks samples in its own feature space; a ConvNet classifier (cao2 train classifier --arch convnet3) gives
 // a second view that had no part in the selection.
-const { selector, preprocess } =
-  readModelMeta(modelPath)?.kind === "convnet"
-    ? (({ model, meta }) => ({ selector: model, preprocess: meta.preprocess }))(loadSavedModel(modelPath, "convnet"))
-    : loadSelector(modelPath, { device: "cpu" });
+const { net: selector, preprocess } = loadSavedClassifier(modelPath, `--model ${modelPath}`);
 selector.eval();
 
-/** L2-normalised penultimate features of a data set, one Float32Array per image, with its labels. */
+/** L2-normalised penultimate features of a data set, [N, D], with its labels. */
 function features(spec) {
   const ds = loadDataSpec(spec, "test");
-  const rows = [];
+  const parts = [];
   noGrad(() => {
     for (let lo = 0; lo < ds.labels.length; lo += 250) {
       const idx = Array.from({ length: Math.min(250, ds.labels.length - lo) }, (_, i) => lo + i);
-      tidy(() => {
-        const f = selector.features(selectorInput(batch(ds, idx).x, preprocess));
-        const d = f.size(1);
-        const flat = f.toFloat32Array();
-        for (let i = 0; i < idx.length; i++) {
-          const v = flat.slice(i * d, (i + 1) * d);
-          const n = Math.hypot(...v) || 1;
-          rows.push(v.map((x) => x / n));
-        }
-      });
+      parts.push(
+        tidy(() => {
+          const f = selector.features(selectorInput(batch(ds, idx).x, preprocess));
+          return f.div(f.norm(2, 1, true).clamp(1e-12));
+        }),
+      );
     }
   });
-  return { classes: ds.classes, labels: Array.from(ds.labels), rows };
+  const labels = Int32Array.from(ds.labels);
+  return { classes: ds.classes, labels, f: cat(parts), l: fromArray(labels, [labels.length]) };
 }
 
-const cosDist = (a, b) => {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
-  return 1 - s;
-};
 const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 const test = features("fashion-mnist:test");
@@ -79,33 +67,35 @@ const K = test.classes.length;
 const result = { model: modelPath, ipc, test: "fashion-mnist:test", metric: "cosine distance of L2-normalised penultimate features", sets: {} };
 for (const name of sets) {
   const train = features(`.runs/${name}/ipc${ipc}`);
-  const byClass = Array.from({ length: K }, (_, c) => train.rows.filter((_, i) => train.labels[i] === c));
-  const spread = byClass.map((rs) => {
-    const d = [];
-    for (let i = 0; i < rs.length; i++) for (let j = i + 1; j < rs.length; j++) d.push(cosDist(rs[i], rs[j]));
-    return d.length ? mean(d) : 0;
-  });
+  const { spread, own, nearest } = noGrad(() =>
+    tidy(() => {
+      // Mean over pairs i < j of 1 - <f_i, f_j>: the off-diagonal sum of the class's Gram matrix, halved by symmetry.
+      const spread = Array.from({ length: K }, (_, c) => {
+        const rows = [...train.labels.keys()].filter((i) => train.labels[i] === c);
+        if (rows.length < 2) return 0;
+        const fc = train.f.indexSelect(0, fromArray(Int32Array.from(rows), [rows.length]).long());
+        const offDiagonal = fc.matmul(fc.transpose(0, 1)).sum().item() - fc.pow(2).sum().item();
+        return 1 - offDiagonal / (rows.length * (rows.length - 1));
+      });
+      const sim = test.f.matmul(train.f.transpose(0, 1)); // [test, train]; cosine distance = 1 - sim
+      const nearest = train.l.indexSelect(0, sim.argmax(1)).toNumbers();
+      // Other classes' columns fall below any cosine similarity (>= -1), so the row maximum is the nearest own-class image.
+      const otherClass = test.l.unsqueeze(1).ne(train.l.unsqueeze(0));
+      const masked = sim.maskedFill(otherClass, -2);
+      const own = masked.gather(1, masked.argmax(1, true)).toNumbers();
+      return { spread, own, nearest };
+    }),
+  );
   const cover = Array.from({ length: K }, () => []);
-  let nnCorrect = 0;
-  test.rows.forEach((t, i) => {
-    let best = Infinity;
-    let bestLabel = -1;
-    let own = Infinity;
-    train.rows.forEach((r, j) => {
-      const d = cosDist(t, r);
-      if (d < best) [best, bestLabel] = [d, train.labels[j]];
-      if (train.labels[j] === test.labels[i] && d < own) own = d;
-    });
-    cover[test.labels[i]].push(own);
-    if (bestLabel === test.labels[i]) nnCorrect++;
-  });
+  own.forEach((s, i) => cover[test.labels[i]].push(1 - s));
+  const nnCorrect = nearest.filter((y, i) => y === test.labels[i]).length;
   const coverage = cover.map(mean);
   result.sets[name] = {
     spread: mean(spread),
     coverage: mean(coverage),
-    nnAccuracy: nnCorrect / test.rows.length,
+    nnAccuracy: nnCorrect / test.labels.length,
     perClass: Object.fromEntries(test.classes.map((c, k) => [c, { spread: spread[k], coverage: coverage[k] }])),
   };
-  process.stdout.write(`${name.padEnd(12)} spread ${mean(spread).toFixed(4)}  coverage ${mean(coverage).toFixed(4)}  1-NN ${(100 * nnCorrect / test.rows.length).toFixed(2)}%\n`);
+  process.stdout.write(`${name.padEnd(12)} spread ${mean(spread).toFixed(4)}  coverage ${mean(coverage).toFixed(4)}  1-NN ${(100 * nnCorrect / test.labels.length).toFixed(2)}%\n`);
 }
 if (args.json) writeJsonAtomic(args.json, result);
