@@ -12,6 +12,7 @@ import { loadSavedModel } from "../models/saved.js";
 import { AUTOENCODER_DEFAULTS, PERCEPTUAL_WEIGHT, trainAutoencoder } from "../train/autoencoder.js";
 import { CLASSIFIER_DEFAULTS, trainClassifier } from "../train/classifier.js";
 import { DIT_DEFAULTS, trainDiT } from "../train/dit.js";
+import type { TrainingRun } from "../train/loop.js";
 import { STUDENT_ARCHS, type StudentArch } from "../evaluate/students.js";
 import { type FlagSpecs, formatHelp, parseArgs, UsageError } from "./args.js";
 
@@ -66,11 +67,20 @@ const DIT = {
 
 type Common = ReturnType<typeof parseArgs<typeof COMMON>>;
 
-/** The training data of a recipe: the whole training split, or a seeded per-class subset of it. */
-function trainingData(c: Common) {
+/** What every recipe's run gets from the common flags; the data is the whole training split, or a seeded per-class
+ * subset of it. */
+function trainingRun(c: Common, progress: Progress): TrainingRun {
   const ds = loadDataSpec(c.data, "train");
-  return c.maxPerClass === undefined ? ds : sampleRandomPerClass(ds, c.maxPerClass, deriveSeed(c.seed, "subset")).dataset;
+  const data = c.maxPerClass === undefined ? ds : sampleRandomPerClass(ds, c.maxPerClass, deriveSeed(c.seed, "subset")).dataset;
+  return { data, outDir: c.out!, resume: c.resume, steps: c.steps, progress };
 }
+
+/** The recipe settings the common flags give, over the recipe's defaults. */
+const commonSettings = (c: Common, defaults: { valPerClass: number; checkpointEvery: number }) => ({
+  valPerClass: c.valPerClass ?? defaults.valPerClass,
+  seed: c.seed,
+  checkpointEvery: c.checkpointEvery ?? defaults.checkpointEvery,
+});
 
 const RECIPES: Record<string, { flags: FlagSpecs; help: string; run(argv: string[], common: Common, progress: Progress): string }> = {
   classifier: {
@@ -79,7 +89,7 @@ const RECIPES: Record<string, { flags: FlagSpecs; help: string; run(argv: string
     run(argv, c, progress) {
       const a = parseArgs(argv, CLASSIFIER);
       const res = trainClassifier(
-        { data: trainingData(c), outDir: c.out!, resume: c.resume, steps: c.steps, progress, init: a.init },
+        { ...trainingRun(c, progress), init: a.init },
         {
           ...CLASSIFIER_DEFAULTS,
           arch: a.arch as StudentArch,
@@ -89,9 +99,7 @@ const RECIPES: Record<string, { flags: FlagSpecs; help: string; run(argv: string
           epochs: a.epochs,
           batchSize: a.batchSize,
           lr: a.lr,
-          valPerClass: c.valPerClass ?? CLASSIFIER_DEFAULTS.valPerClass,
-          seed: c.seed,
-          checkpointEvery: c.checkpointEvery ?? CLASSIFIER_DEFAULTS.checkpointEvery,
+          ...commonSettings(c, CLASSIFIER_DEFAULTS),
         },
       );
       return `validation accuracy ${(res.valAccuracy * 100).toFixed(2)}%\nmodel: ${res.modelPath}`;
@@ -103,7 +111,7 @@ const RECIPES: Record<string, { flags: FlagSpecs; help: string; run(argv: string
     run(argv, c, progress) {
       const a = parseArgs(argv, AUTOENCODER);
       const res = trainAutoencoder(
-        { data: trainingData(c), outDir: c.out!, resume: c.resume, steps: c.steps, progress, init: a.init, perceptual: a.perceptual === undefined ? undefined : { path: a.perceptual, weight: a.perceptualWeight } },
+        { ...trainingRun(c, progress), init: a.init, perceptual: a.perceptual === undefined ? undefined : { path: a.perceptual, weight: a.perceptualWeight } },
         {
           ...AUTOENCODER_DEFAULTS,
           decoderOnly: a.decoderOnly,
@@ -111,9 +119,7 @@ const RECIPES: Record<string, { flags: FlagSpecs; help: string; run(argv: string
           batchSize: a.batchSize,
           lr: a.lr,
           blockOutChannels: a.channels.map(Number),
-          valPerClass: c.valPerClass ?? AUTOENCODER_DEFAULTS.valPerClass,
-          seed: c.seed,
-          checkpointEvery: c.checkpointEvery ?? AUTOENCODER_DEFAULTS.checkpointEvery,
+          ...commonSettings(c, AUTOENCODER_DEFAULTS),
         },
       );
       return `validation MSE ${res.valMse.toExponential(3)}, latent scale ${res.scalingFactor.toFixed(5)}\nmodel: ${res.modelPath}`;
@@ -126,15 +132,7 @@ const RECIPES: Record<string, { flags: FlagSpecs; help: string; run(argv: string
       const a = parseArgs(argv, DIT);
       const { model, meta } = loadSavedModel(a.autoencoder, "autoencoder");
       const res = trainDiT(
-        {
-          data: trainingData(c),
-          autoencoder: model as AutoencoderKL,
-          scalingFactor: meta.scalingFactor,
-          outDir: c.out!,
-          resume: c.resume,
-          steps: c.steps,
-          progress,
-        },
+        { ...trainingRun(c, progress), autoencoder: model as AutoencoderKL, scalingFactor: meta.scalingFactor },
         {
           ...DIT_DEFAULTS,
           steps: a.totalSteps,
@@ -143,9 +141,7 @@ const RECIPES: Record<string, { flags: FlagSpecs; help: string; run(argv: string
           depth: a.depth,
           hiddenSize: a.hidden,
           numHeads: a.heads,
-          valPerClass: c.valPerClass ?? DIT_DEFAULTS.valPerClass,
-          seed: c.seed,
-          checkpointEvery: c.checkpointEvery ?? DIT_DEFAULTS.checkpointEvery,
+          ...commonSettings(c, DIT_DEFAULTS),
         },
       );
       return `validation eps MSE (EMA) ${res.valLoss.toFixed(5)}\nmodel: ${res.modelPath}`;

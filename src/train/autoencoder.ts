@@ -13,10 +13,9 @@ import { InputError } from "../errors.js";
 import { saveModel } from "../models/saved.js";
 import { sha256File } from "../evaluate/record.js";
 import { Adam, F, Generator, noGrad, type Tensor, tidy } from "../torch/index.js";
-import type { Progress } from "../util/progress.js";
 import { deriveSeed } from "../util/seed.js";
 import { resized } from "./classifier.js";
-import { epochBatches, trainLoop, withoutCheckpointEvery } from "./loop.js";
+import { epochBatches, trainLoop, type TrainingRun, withoutCheckpointEvery } from "./loop.js";
 import { loadPerceptual } from "./perceptual.js";
 import { initSettings, warmStart } from "./warm-start.js";
 
@@ -92,12 +91,7 @@ export function latentScale(ae: AutoencoderKL, ds: Dataset, limit = 5000): numbe
   return 1 / Math.sqrt(sq / count - mean * mean);
 }
 
-export interface AutoencoderRun {
-  data: Dataset;
-  outDir: string;
-  resume: boolean;
-  steps?: number;
-  progress?: Progress;
+export interface AutoencoderRun extends TrainingRun {
   /** Start from this cao2 autoencoder's weights (same architecture); required by a decoder-only fine-tune. */
   init?: string;
   /** A perceptual term of the loss: a cao2 classifier file whose features give the distance, and its weight. */

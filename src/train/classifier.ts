@@ -11,8 +11,7 @@ import { type Preprocess, type SavedModel, saveModel } from "../models/saved.js"
 import { buildClassifier, type Classifier, type ClassifierSpec, type StudentArch, studentSpec } from "../evaluate/students.js";
 import { argmax, F, Generator, noGrad, SGD, type Tensor, tidy } from "../torch/index.js";
 import { deriveSeed } from "../util/seed.js";
-import type { Progress } from "../util/progress.js";
-import { epochBatches, trainLoop, withoutCheckpointEvery } from "./loop.js";
+import { epochBatches, trainLoop, type TrainingRun, withoutCheckpointEvery } from "./loop.js";
 import { initSettings, warmStart } from "./warm-start.js";
 
 export interface ClassifierRecipe {
@@ -86,12 +85,7 @@ export function resized(ds: Dataset, size: number): Dataset {
   return { ...ds, images: resizeImages(ds.images, [size, size]) };
 }
 
-export interface ClassifierRun {
-  data: Dataset;
-  outDir: string;
-  resume: boolean;
-  steps?: number;
-  progress?: Progress;
+export interface ClassifierRun extends TrainingRun {
   /** Start from this cao2 classifier's weights (same architecture) instead of a fresh initialisation: a second,
    * warm-restarted schedule on top of a finished run. */
   init?: string;

@@ -13,12 +13,11 @@ import type { AutoencoderKL } from "../models/autoencoder.js";
 import { createDiT, type DiT, type DiTConfig } from "../models/dit.js";
 import { saveModel } from "../models/saved.js";
 import { AdamW, cat, defaultGenerator, fromArray, Generator, keep, manualSeed, noGrad, randint, randn, type Tensor, tidy } from "../torch/index.js";
-import type { Progress } from "../util/progress.js";
 import { deriveSeed } from "../util/seed.js";
 import { toSigned } from "./autoencoder.js";
 import { resized } from "./classifier.js";
 import { copyWeights } from "./ema.js";
-import { epochBatches, trainLoop, withoutCheckpointEvery } from "./loop.js";
+import { epochBatches, trainLoop, type TrainingRun, withoutCheckpointEvery } from "./loop.js";
 
 export interface DiTRecipe {
   size: number;
@@ -88,14 +87,9 @@ export function validationLoss(model: DiT, diffusion: GaussianDiffusion, latents
   return total / ts.length;
 }
 
-export interface DiTRun {
-  data: Dataset;
+export interface DiTRun extends TrainingRun {
   autoencoder: AutoencoderKL;
   scalingFactor: number;
-  outDir: string;
-  resume: boolean;
-  steps?: number;
-  progress?: Progress;
 }
 
 export function trainDiT(r: DiTRun, recipe: DiTRecipe): { valLoss: number; modelPath: string } {

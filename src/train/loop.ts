@@ -4,6 +4,7 @@
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { InputError } from "../errors.js";
+import type { Dataset } from "../io/datasets/index.js";
 import { tidy } from "../torch/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { Interrupted, stopRequested } from "../util/interrupt.js";
@@ -11,6 +12,17 @@ import type { Progress } from "../util/progress.js";
 import { deriveSeed, randomSource, shuffled } from "../util/seed.js";
 import { updateEma } from "./ema.js";
 import { loadTrainingState, saveTrainingState, type TrainingParts } from "./state.js";
+
+/** What every recipe's run is given besides its recipe settings. */
+export interface TrainingRun {
+  data: Dataset;
+  /** The run folder: checkpoint, log and the finished model. */
+  outDir: string;
+  resume: boolean;
+  /** Stop after this many steps (a partial run that --resume continues). */
+  steps?: number;
+  progress?: Progress;
+}
 
 export interface LoopOptions {
   /** Length of the schedule. */
