@@ -115,6 +115,18 @@ function editDistance(a: string, b: string): number {
   return d[a.length][b.length];
 }
 
+/** A command's flags, or undefined once its help is printed for --help. Up to `positionals` arguments besides the
+ * flags are accepted (in `_`); one more is an error, so a mistyped value never passes silently. */
+export function parseCommand<S extends FlagSpecs>(argv: readonly string[], usage: string, description: string, specs: S, positionals = 0): Parsed<S> | undefined {
+  if (argv.includes("--help")) {
+    process.stdout.write(formatHelp(usage, description, specs));
+    return undefined;
+  }
+  const a = parseArgs(argv, specs);
+  if (a._.length > positionals) throw new UsageError(`unexpected argument '${a._[positionals]}' (see --help)`);
+  return a;
+}
+
 /** Help text: usage line, description, then every flag with its type and default. */
 export function formatHelp(usage: string, description: string, specs: FlagSpecs): string {
   const rows = Object.entries(specs).map(([name, s]) => {

@@ -1,6 +1,6 @@
 // `cao2 baseline random-real`: IPC random real training images per class as an ImageFolder of PNGs, the reference
 // point every distilled set is compared with.
-import { formatHelp, parseArgs, UsageError } from "./args.js";
+import { parseCommand, UsageError } from "./args.js";
 import { FASHION_MNIST_TRAIN } from "../evaluate/data.js";
 import { writeRandomReal } from "../evaluate/random-real.js";
 import { loadFashionMnist, loadImageFolder } from "../io/datasets/index.js";
@@ -17,15 +17,11 @@ const FLAGS = {
 const KINDS = ["random-real"];
 
 export async function run(argv: string[]): Promise<number> {
-  if (argv.includes("--help")) {
-    process.stdout.write(formatHelp("cao2 baseline random-real --ipc N --out <folder> [--data fashion-mnist|<folder>] [--seed S]", summary, FLAGS));
-    return 0;
-  }
-  const a = parseArgs(argv, FLAGS);
-  const [kind, ...extra] = a._;
+  const a = parseCommand(argv, "cao2 baseline random-real --ipc N --out <folder> [--data fashion-mnist|<folder>] [--seed S]", summary, FLAGS, 1);
+  if (!a) return 0;
+  const [kind] = a._;
   if (!kind) throw new UsageError(`name the baseline: ${KINDS.join(", ")} (see --help)`);
   if (!KINDS.includes(kind)) throw new UsageError(`unknown baseline '${kind}' (known: ${KINDS.join(", ")})`);
-  if (extra.length) throw new UsageError(`unexpected argument '${extra[0]}'`);
   if (a.ipc === undefined) throw new UsageError("--ipc is required (images per class)");
   if (!a.out) throw new UsageError("--out is required (the folder to write)");
   const source = FASHION_MNIST_TRAIN.includes(a.data!) ? loadFashionMnist("train") : loadImageFolder(a.data!);

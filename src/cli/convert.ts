@@ -6,7 +6,7 @@ import { resolve } from "node:path";
 import { loadStateDict, openCheckpoint } from "../io/checkpoint.js";
 import { saveSafetensors } from "../io/safetensors.js";
 import type { DType } from "../torch/index.js";
-import { formatHelp, parseArgs, type FlagSpecs, UsageError } from "./args.js";
+import { type FlagSpecs, parseCommand, UsageError } from "./args.js";
 
 export const summary = "Rewrite a checkpoint as safetensors, optionally in float16/bfloat16/float32";
 
@@ -19,11 +19,8 @@ const FLAGS = {
 } satisfies FlagSpecs;
 
 export async function run(argv: string[]): Promise<number> {
-  if (argv.includes("--help")) {
-    process.stdout.write(formatHelp("cao2 convert <checkpoint> <out.safetensors> [--dtype float16]", summary, FLAGS));
-    return 0;
-  }
-  const a = parseArgs(argv, FLAGS);
+  const a = parseCommand(argv, "cao2 convert <checkpoint> <out.safetensors> [--dtype float16]", summary, FLAGS, 2);
+  if (!a) return 0;
   if (a._.length !== 2) throw new UsageError("expected two paths: the checkpoint to read and the safetensors file to write");
   const [input, output] = a._;
   if (resolve(input) === resolve(output)) throw new UsageError("<out> must differ from the input (the file is written next to it, then renamed)");

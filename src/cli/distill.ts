@@ -11,7 +11,7 @@ import { getNumThreads, setNumThreads } from "../torch/index.js";
 import { assetPath } from "../util/assets.js";
 import { installInterruptHandler } from "../util/interrupt.js";
 import { formatDuration, Progress } from "../util/progress.js";
-import { type FlagSpecs, formatHelp, parseArgs, UsageError } from "./args.js";
+import { type FlagSpecs, parseCommand, UsageError } from "./args.js";
 
 export const summary = "Distil a data set with CaO2 (pool -> select -> refine -> write)";
 
@@ -67,12 +67,8 @@ export function pickClasses<C extends ClassSpec>(all: C[], wanted: string[] | un
 }
 
 export async function run(argv: string[]): Promise<number> {
-  if (argv.includes("--help")) {
-    process.stdout.write(formatHelp("cao2 distill [flags]", `${summary}. With no flags: the embedded Fashion-MNIST default at IPC 10.`, FLAGS));
-    return 0;
-  }
-  const a = parseArgs(argv, FLAGS);
-  if (a._.length) throw new UsageError(`unexpected argument '${a._[0]}' (all settings are flags; see --help)`);
+  const a = parseCommand(argv, "cao2 distill [flags]", `${summary}. With no flags: the embedded Fashion-MNIST default at IPC 10.`, FLAGS);
+  if (!a) return 0;
   const preset = a.preset as PresetName;
   const compat = a.compat as Compat;
   const d = recipeDefaults(preset, compat);

@@ -2,7 +2,7 @@
 // reports test top-1 as mean ± std over repeats, with a JSON record of everything that decided the numbers.
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { formatHelp, parseArgs, UsageError } from "./args.js";
+import { parseCommand, UsageError } from "./args.js";
 import { FASHION_MNIST_TEST, loadEvalSet, matchClasses } from "../evaluate/data.js";
 import { EVAL_PRESETS, type EvalPresetName, PRESETS } from "../evaluate/presets.js";
 import { PROTOCOLS, protocolSettings } from "../evaluate/protocols.js";
@@ -45,12 +45,8 @@ const FLAGS = {
 const USAGE = "cao2 evaluate --data <folder|fashion-mnist> [--test fashion-mnist|<folder>] [--protocol hard|soft] [--arch ...] [--teacher <file>] [flags]";
 
 export async function run(argv: string[]): Promise<number> {
-  if (argv.includes("--help")) {
-    process.stdout.write(formatHelp(USAGE, summary, FLAGS));
-    return 0;
-  }
-  const a = parseArgs(argv, FLAGS);
-  if (a._.length > 0) throw new UsageError(`unexpected argument '${a._[0]}' (see --help)`);
+  const a = parseCommand(argv, USAGE, summary, FLAGS);
+  if (!a) return 0;
   if (!a.data) throw new UsageError("--data is required: the training set to evaluate (an ImageFolder, or fashion-mnist)");
   const protocol = a.protocol as (typeof PROTOCOLS)[number];
   if (protocol === "soft" && !a.teacher) throw new UsageError("the soft protocol needs --teacher <state dict>");

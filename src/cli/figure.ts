@@ -7,7 +7,7 @@ import { InputError } from "../errors.js";
 import { decodeImage, imageToTensor, tensorToPng } from "../io/image.js";
 import { cat, type Tensor, tidy } from "../torch/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
-import { formatHelp, parseArgs, type FlagSpecs, UsageError } from "./args.js";
+import { type FlagSpecs, parseCommand, UsageError } from "./args.js";
 import { pickClasses } from "./distill.js";
 import { grid } from "./sample.js";
 
@@ -36,12 +36,8 @@ function readPng(path: string, what: string): Tensor {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  if (argv.includes("--help")) {
-    process.stdout.write(formatHelp("cao2 figure --run <distilled folder> --out <png> [--classes 0-3] [--per-class 2] [--amplify 10]", summary, FLAGS));
-    return 0;
-  }
-  const a = parseArgs(argv, FLAGS);
-  if (a._.length > 0) throw new UsageError(`unexpected argument '${a._[0]}' (see --help)`);
+  const a = parseCommand(argv, "cao2 figure --run <distilled folder> --out <png> [--classes 0-3] [--per-class 2] [--amplify 10]", summary, FLAGS);
+  if (!a) return 0;
   if (!a.run) throw new UsageError("--run is required: a folder written by cao2 distill --save-pre-refine");
   if (!a.out) throw new UsageError("--out is required: the PNG to write");
   for (const [flag, v] of [["per-class", a.perClass], ["scale", a.scale]] as const) if (v! < 1) throw new UsageError(`--${flag} must be at least 1, got ${v}`);

@@ -1,7 +1,7 @@
 // `cao2 inspect <checkpoint>`: keys, shapes, dtypes and value counts of a checkpoint (safetensors or torch.save
 // archive, told apart by content), the entries that are not tensors, and a guess of the architecture. Only metadata
 // is read: no tensor data, whatever the file size.
-import { formatHelp, parseArgs, UsageError } from "./args.js";
+import { parseCommand, UsageError } from "./args.js";
 import { guessArchitecture } from "../io/architecture.js";
 import { openCheckpoint } from "../io/checkpoint.js";
 import { ITEM_SIZE } from "../torch/index.js";
@@ -18,11 +18,8 @@ const FLAGS = {
 } as const;
 
 export async function run(argv: string[]): Promise<number> {
-  if (argv.includes("--help")) {
-    process.stdout.write(formatHelp("cao2 inspect <checkpoint> [--json] [--unwrap KEY]", summary, FLAGS));
-    return 0;
-  }
-  const args = parseArgs(argv, FLAGS);
+  const args = parseCommand(argv, "cao2 inspect <checkpoint> [--json] [--unwrap KEY]", summary, FLAGS, 1);
+  if (!args) return 0;
   if (args._.length !== 1) throw new UsageError("expected exactly one checkpoint path");
   const file = args._[0];
   const ck = openCheckpoint(file, { unwrap: args.unwrap });

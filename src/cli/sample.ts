@@ -12,7 +12,7 @@ import { cat, Generator, keep, ones, pad, setNumThreads, type Tensor, tidy } fro
 import { assetPath } from "../util/assets.js";
 import { deriveSeed } from "../util/seed.js";
 import { Progress } from "../util/progress.js";
-import { type FlagSpecs, formatHelp, parseArgs, UsageError } from "./args.js";
+import { type FlagSpecs, parseCommand, UsageError } from "./args.js";
 
 export const summary = "Generate class-conditional samples (PNG grid) and optionally score them with a selector";
 
@@ -48,11 +48,8 @@ export function grid(images: Tensor, cols: number): Tensor {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  if (argv.includes("--help")) {
-    process.stdout.write(formatHelp("cao2 sample [flags]", summary, FLAGS));
-    return 0;
-  }
-  const a = parseArgs(argv, FLAGS);
+  const a = parseCommand(argv, "cao2 sample [flags]", summary, FLAGS);
+  if (!a) return 0;
   const preset = a.preset as PresetName;
   if (a.threads !== undefined) setNumThreads(a.threads);
   const model = (v: string | undefined, flag: string, file: string) => {

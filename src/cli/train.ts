@@ -14,7 +14,7 @@ import { CLASSIFIER_DEFAULTS, trainClassifier } from "../train/classifier.js";
 import { DIT_DEFAULTS, trainDiT } from "../train/dit.js";
 import type { TrainingRun } from "../train/loop.js";
 import { STUDENT_ARCHS, type StudentArch } from "../evaluate/students.js";
-import { type FlagSpecs, formatHelp, parseArgs, UsageError } from "./args.js";
+import { type FlagSpecs, parseArgs, parseCommand, UsageError } from "./args.js";
 
 export const summary = "Train the small models of the embedded default (classifier, autoencoder, DiT)";
 
@@ -159,11 +159,9 @@ export async function run(argv: string[]): Promise<number> {
     }
     throw new UsageError(`unknown recipe '${recipe}' (one of ${Object.keys(RECIPES).join(", ")})`);
   }
-  if (rest.includes("--help")) {
-    process.stdout.write(formatHelp(`cao2 train ${recipe} --out <dir> [flags]`, spec.help, spec.flags));
-    return 0;
-  }
-  const common = parseArgs(rest, spec.flags) as unknown as Common;
+  const parsed = parseCommand(rest, `cao2 train ${recipe} --out <dir> [flags]`, spec.help, spec.flags);
+  if (!parsed) return 0;
+  const common = parsed as unknown as Common;
   if (!common.out) throw new UsageError("--out is required (the run folder)");
   if (common.threads !== undefined) setNumThreads(common.threads);
   mkdirSync(common.out, { recursive: true });
