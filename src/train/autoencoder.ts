@@ -141,13 +141,13 @@ export function trainAutoencoder(r: AutoencoderRun, recipe: AutoencoderRecipe): 
     const xr = ae.decode(post.sample(noise));
     const rec = F.l1Loss(xr, x);
     const kl = post.kl().mean();
-    const per = perceptual?.distance(xr, x);
+    const per = perceptual && { distance: perceptual.distance(xr, x), weight: perceptual.weight };
     let loss = recipe.decoderOnly ? rec : rec.add(kl, recipe.klWeight);
-    if (perceptual && per) loss = loss.add(per, perceptual.weight);
+    if (per) loss = loss.add(per.distance, per.weight);
     loss.backward();
     optimizer.step();
     optimizer.zeroGrad();
-    return { l1: rec.item(), kl: kl.item(), ...(per ? { perceptual: per.item() } : {}), lr };
+    return { l1: rec.item(), kl: kl.item(), ...(per ? { perceptual: per.distance.item() } : {}), lr };
   };
   ae.train();
   trainLoop({ model: ae, optimizer, generators: { posterior: noise } }, step, {
