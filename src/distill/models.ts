@@ -9,7 +9,7 @@ import { openCheckpoint } from "../io/checkpoint.js";
 import { type AutoencoderKL, type AutoencoderKLConfig, createAutoencoderKL } from "../models/autoencoder.js";
 import { createDiT, type DiT } from "../models/dit.js";
 import { createResNet, type ResNet, type ResNetConfig } from "../models/resnet.js";
-import { buildModel, fillFromFile, type Preprocess, readModelMeta } from "../models/saved.js";
+import { buildModel, fillFromFile, type Preprocess, readModelMetaOfKind } from "../models/saved.js";
 
 export const IMAGENET_PREPROCESS: Preprocess = { size: 224, channels: 3, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
 
@@ -56,8 +56,7 @@ export async function sha256File(path: string): Promise<string> {
 
 export function loadDiT(path: string, o: ModelOverrides): DiT {
   requireFile(path, "DiT");
-  const meta = readModelMeta(path);
-  if (meta && meta.kind !== "dit") throw new InputError(`${path}: expected a DiT, but it holds a cao2 ${meta.kind} model`);
+  const meta = readModelMetaOfKind(path, ["dit"], "a DiT");
   if (meta) return fillFromFile(buildModel(meta, o.device) as DiT, path);
   const g = requireArchitecture(shapesOf(path), "dit", path);
   const c = g.config;
@@ -83,8 +82,7 @@ export function loadDiT(path: string, o: ModelOverrides): DiT {
 
 export function loadAutoencoder(path: string, o: ModelOverrides): { autoencoder: AutoencoderKL; scalingFactor: number } {
   requireFile(path, "autoencoder");
-  const meta = readModelMeta(path);
-  if (meta && meta.kind !== "autoencoder") throw new InputError(`${path}: expected an autoencoder, but it holds a cao2 ${meta.kind} model`);
+  const meta = readModelMetaOfKind(path, ["autoencoder"], "an autoencoder");
   if (meta) return { autoencoder: fillFromFile(buildModel(meta, o.device) as AutoencoderKL, path), scalingFactor: o.scalingFactor ?? meta.scalingFactor };
   const g = requireArchitecture(shapesOf(path), "autoencoder-kl", path);
   if (g.naming === "ldm") throw new InputError(`${path}: CompVis/LDM key names are not supported; use the diffusers layout (e.g. stabilityai/sd-vae-ft-mse)`);
@@ -104,8 +102,7 @@ export function loadAutoencoder(path: string, o: ModelOverrides): { autoencoder:
 
 export function loadSelector(path: string, o: ModelOverrides): { selector: ResNet; preprocess: Preprocess; accuracy?: number } {
   requireFile(path, "selector");
-  const meta = readModelMeta(path);
-  if (meta && meta.kind !== "resnet") throw new InputError(`${path}: expected a ResNet selector, but it holds a cao2 ${meta.kind} model`);
+  const meta = readModelMetaOfKind(path, ["resnet"], "a ResNet selector");
   if (meta) {
     const ck = openCheckpoint(path);
     const acc = Number(ck.metadata.val_accuracy);

@@ -4,7 +4,7 @@
 import { InputError } from "../errors.js";
 import { loadStateDict } from "../io/checkpoint.js";
 import { resizeImages } from "../io/image.js";
-import { buildModel, type Preprocess, readModelMeta } from "../models/saved.js";
+import { buildModel, type Preprocess, readModelMetaOfKind } from "../models/saved.js";
 import * as torch from "../torch/index.js";
 import type { Tensor } from "../torch/index.js";
 import { matchClasses } from "./data.js";
@@ -40,7 +40,7 @@ function readStateDict(path: string): Map<string, Tensor> {
 
 /** The model and its spec, from a cao2 model file's description or from the state dict's keys. */
 function readTeacher(path: string, o: TeacherOptions): { model: Classifier; spec: ClassifierSpec; preprocess?: Preprocess } {
-  const meta = readModelMeta(path);
+  const meta = readModelMetaOfKind(path, ["resnet", "convnet"], "a classifier (ResNet or ConvNet)");
   const sd = readStateDict(path);
   try {
     if (!meta) {
@@ -49,7 +49,6 @@ function readTeacher(path: string, o: TeacherOptions): { model: Classifier; spec
       model.loadStateDict(sd);
       return { model, spec };
     }
-    if (meta.kind !== "resnet" && meta.kind !== "convnet") throw new InputError(`${path}: holds a cao2 ${meta.kind} model, expected a classifier (ResNet or ConvNet)`);
     matchClasses(o.classes, meta.classes, { data: "the training set", test: `the teacher ${path}` });
     let spec: ClassifierSpec;
     if (meta.kind === "resnet") {

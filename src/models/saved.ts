@@ -63,23 +63,36 @@ export function buildModel(meta: SavedModel, device = "cpu"): BuiltModel {
   }
 }
 
+/**
+ * A file's cao2 description when it has one, refused unless it is one of `kinds`; `expected` names them in the error
+ * ("a DiT") and `what` names the file (default: its path).
+ */
+export function readModelMetaOfKind<K extends SavedModel["kind"]>(
+  path: string,
+  kinds: readonly K[],
+  expected: string,
+  what = path,
+): Extract<SavedModel, { kind: K }> | undefined {
+  const meta = readModelMeta(path);
+  if (meta && !(kinds as readonly string[]).includes(meta.kind)) throw new InputError(`${what}: expected ${expected}, but it holds a cao2 ${meta.kind} model`);
+  return meta as Extract<SavedModel, { kind: K }> | undefined;
+}
+
 /** Loads a cao2-saved model of the expected kind. */
 export function loadSavedModel<K extends SavedModel["kind"]>(
   path: string,
   kind: K,
   device = "cpu",
 ): { model: BuiltModel; meta: Extract<SavedModel, { kind: K }> } {
-  const meta = readModelMeta(path);
+  const meta = readModelMetaOfKind(path, [kind], `${/^[aeiou]/.test(kind) ? "an" : "a"} ${kind}`);
   if (!meta) throw new InputError(`${path}: not a cao2 model file (no "cao2" metadata); describe the model with flags instead`);
-  if (meta.kind !== kind) throw new InputError(`${path}: holds a ${meta.kind} model, expected a ${kind}`);
-  return { model: fillFromFile(buildModel(meta, device), path), meta: meta as Extract<SavedModel, { kind: K }> };
+  return { model: fillFromFile(buildModel(meta, device), path), meta };
 }
 
 /** Loads a cao2-saved classifier (ResNet or ConvNet) with its input preprocessing; `what` names it in errors. */
 export function loadSavedClassifier(path: string, what = path, device = "cpu"): { net: ResNet | ConvNet; preprocess: Preprocess } {
-  const meta = readModelMeta(path);
-  if (meta?.kind !== "resnet" && meta?.kind !== "convnet") {
-    throw new InputError(`${what}: expected a cao2 classifier model file (ResNet or ConvNet), but it holds ${meta ? `a cao2 ${meta.kind} model` : 'no "cao2" metadata'}`);
-  }
+  const expected = "a cao2 classifier model file (ResNet or ConvNet)";
+  const meta = readModelMetaOfKind(path, ["resnet", "convnet"], expected, what);
+  if (!meta) throw new InputError(`${what}: expected ${expected}, but it holds no "cao2" metadata`);
   return { net: fillFromFile(buildModel(meta, device) as ResNet | ConvNet, path), preprocess: meta.preprocess };
 }

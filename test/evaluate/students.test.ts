@@ -101,5 +101,5 @@ test("a cao2 classifier file: built from its description (max-pool stem), classe
   const ae = join(dir, "ae.safetensors");
   const auto = createAutoencoderKL({ inChannels: 1, outChannels: 1, blockOutChannels: [8], layersPerBlock: 1, latentChannels: 4, normNumGroups: 4, scalingFactor: 1 });
   saveModel(ae, auto, { kind: "autoencoder", config: auto.config, scalingFactor: 1 });
-  assert.throws(() => loadTeacher(ae, { preset: fm, classes: TEN }), /holds a cao2 autoencoder model, expected a classifier/);
+  assert.throws(() => loadTeacher(ae, { preset: fm, classes: TEN }), /expected a classifier \(ResNet or ConvNet\), but it holds a cao2 autoencoder model/);
 });
