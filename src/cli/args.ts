@@ -75,6 +75,8 @@ export function parseArgs<S extends FlagSpecs>(argv: readonly string[], specs: S
     }
     if (value === undefined) {
       if (i + 1 >= argv.length) throw new UsageError(`--${name} needs a value (${spec.help})`);
+      // A forgotten value must not swallow the next flag; a value that starts with "--" is written --name=value.
+      if (argv[i + 1].startsWith("--")) throw new UsageError(`--${name} needs a value (${spec.help}), got the flag '${argv[i + 1]}' (write --${name}=${argv[i + 1]} if that is the value)`);
       value = argv[++i];
     }
     out[camel(name)] = convert(name, spec, value);
@@ -118,7 +120,8 @@ function editDistance(a: string, b: string): number {
 /** A command's flags, or undefined once its help is printed for --help. Up to `positionals` arguments besides the
  * flags are accepted (in `_`); one more is an error, so a mistyped value never passes silently. */
 export function parseCommand<S extends FlagSpecs>(argv: readonly string[], usage: string, description: string, specs: S, positionals = 0): Parsed<S> | undefined {
-  if (argv.includes("--help")) {
+  const end = argv.indexOf("--");
+  if ((end < 0 ? argv : argv.slice(0, end)).includes("--help")) {
     process.stdout.write(formatHelp(usage, description, specs));
     return undefined;
   }

@@ -14,7 +14,7 @@ import { CLASSIFIER_DEFAULTS, trainClassifier } from "../train/classifier.js";
 import { DIT_DEFAULTS, trainDiT } from "../train/dit.js";
 import type { TrainingRun } from "../train/loop.js";
 import { STUDENT_ARCHS, type StudentArch } from "../evaluate/students.js";
-import { type FlagSpecs, parseArgs, parseCommand, UsageError } from "./args.js";
+import { type FlagSpecs, type Parsed, parseCommand, UsageError } from "./args.js";
 
 export const summary = "Train the small models of the embedded default (classifier, autoencoder, DiT)";
 
@@ -31,7 +31,6 @@ const COMMON = {
 } satisfies FlagSpecs;
 
 const CLASSIFIER = {
-  ...COMMON,
   arch: { type: "string", choices: STUDENT_ARCHS, help: "Architecture (convnet3: the width-128 ConvNet-3 of the evaluation protocols)", default: CLASSIFIER_DEFAULTS.arch },
   norm: { type: "string", choices: ["batch", "instance"], help: "Normalisation layers", defaultText: "batch for ResNets, instance for convnet3" },
   stem: { type: "string", help: "ResNet stem", choices: ["imagenet", "cifar", "mid"], default: CLASSIFIER_DEFAULTS.stem },
@@ -43,7 +42,6 @@ const CLASSIFIER = {
 } satisfies FlagSpecs;
 
 const AUTOENCODER = {
-  ...COMMON,
   epochs: { type: "int", help: "Epochs over the training split", default: AUTOENCODER_DEFAULTS.epochs },
   "batch-size": { type: "int", help: "Batch size", default: AUTOENCODER_DEFAULTS.batchSize },
   lr: { type: "number", help: "Peak learning rate (cosine decay per step)", default: AUTOENCODER_DEFAULTS.lr },
@@ -55,7 +53,6 @@ const AUTOENCODER = {
 } satisfies FlagSpecs;
 
 const DIT = {
-  ...COMMON,
   autoencoder: { type: "string", help: "The trained autoencoder (a cao2 model file)", default: "assets/fashion-mnist/autoencoder.safetensors" },
   "total-steps": { type: "int", help: "Length of the training schedule", default: DIT_DEFAULTS.steps },
   "batch-size": { type: "int", help: "Batch size", default: DIT_DEFAULTS.batchSize },
@@ -65,7 +62,7 @@ const DIT = {
   heads: { type: "int", help: "Attention heads", default: DIT_DEFAULTS.numHeads },
 } satisfies FlagSpecs;
 
-type Common = ReturnType<typeof parseArgs<typeof COMMON>>;
+type Common = Parsed<typeof COMMON>;
 
 /** What every recipe's run gets from the common flags; the data is the whole training split, or a seeded per-class
  * subset of it. */
@@ -82,71 +79,80 @@ const commonSettings = (c: Common, defaults: { valPerClass: number; checkpointEv
   checkpointEvery: c.checkpointEvery ?? defaults.checkpointEvery,
 });
 
-const RECIPES: Record<string, { flags: FlagSpecs; help: string; run(argv: string[], common: Common, progress: Progress): string }> = {
-  classifier: {
-    flags: CLASSIFIER,
-    help: "Classifier: a ResNet (selector and soft-label teacher) or a ConvNet-3",
-    run(argv, c, progress) {
-      const a = parseArgs(argv, CLASSIFIER);
-      const res = trainClassifier(
-        { ...trainingRun(c, progress), init: a.init },
-        {
-          ...CLASSIFIER_DEFAULTS,
-          arch: a.arch as StudentArch,
-          norm: (a.norm ?? (a.arch === "convnet3" ? "instance" : "batch")) as "batch" | "instance",
-          stem: a.stem as "imagenet" | "cifar" | "mid",
-          size: a.size,
-          epochs: a.epochs,
-          batchSize: a.batchSize,
-          lr: a.lr,
-          ...commonSettings(c, CLASSIFIER_DEFAULTS),
-        },
-      );
-      return `validation accuracy ${(res.valAccuracy * 100).toFixed(2)}%\nmodel: ${res.modelPath}`;
+interface Recipe {
+  help: string;
+  /** Parses the recipe's flags (undefined after --help), prepares the run folder and trains; returns the summary. */
+  main(argv: readonly string[], usage: string): string | undefined;
+}
+
+/** A recipe from its own flags (the common ones come with every recipe) and its training call. */
+function recipe<S extends FlagSpecs>(own: S, help: string, train: (a: Parsed<typeof COMMON & S>, progress: Progress) => string): Recipe {
+  const flags = { ...COMMON, ...own };
+  return {
+    help,
+    main(argv, usage) {
+      const a = parseCommand(argv, usage, help, flags);
+      if (!a) return undefined;
+      const c = a as unknown as Common; // COMMON is part of every recipe's flags (not provable for a generic S)
+      if (!c.out) throw new UsageError("--out is required (the run folder)");
+      if (c.threads !== undefined) setNumThreads(c.threads);
+      mkdirSync(c.out, { recursive: true });
+      installInterruptHandler();
+      return train(a, new Progress({ unit: "steps" }));
     },
-  },
-  autoencoder: {
-    flags: AUTOENCODER,
-    help: "AutoencoderKL (the SD VAE architecture, small configuration)",
-    run(argv, c, progress) {
-      const a = parseArgs(argv, AUTOENCODER);
-      const res = trainAutoencoder(
-        { ...trainingRun(c, progress), init: a.init, perceptual: a.perceptual === undefined ? undefined : { path: a.perceptual, weight: a.perceptualWeight } },
-        {
-          ...AUTOENCODER_DEFAULTS,
-          decoderOnly: a.decoderOnly,
-          epochs: a.epochs,
-          batchSize: a.batchSize,
-          lr: a.lr,
-          blockOutChannels: a.channels.map(Number),
-          ...commonSettings(c, AUTOENCODER_DEFAULTS),
-        },
-      );
-      return `validation MSE ${res.valMse.toExponential(3)}, latent scale ${res.scalingFactor.toFixed(5)}\nmodel: ${res.modelPath}`;
-    },
-  },
-  dit: {
-    flags: DIT,
-    help: "Class-conditional DiT on the autoencoder's latents",
-    run(argv, c, progress) {
-      const a = parseArgs(argv, DIT);
-      const { model, meta } = loadSavedModel(a.autoencoder, "autoencoder");
-      const res = trainDiT(
-        { ...trainingRun(c, progress), autoencoder: model as AutoencoderKL, scalingFactor: meta.scalingFactor },
-        {
-          ...DIT_DEFAULTS,
-          steps: a.totalSteps,
-          batchSize: a.batchSize,
-          lr: a.lr,
-          depth: a.depth,
-          hiddenSize: a.hidden,
-          numHeads: a.heads,
-          ...commonSettings(c, DIT_DEFAULTS),
-        },
-      );
-      return `validation eps MSE (EMA) ${res.valLoss.toFixed(5)}\nmodel: ${res.modelPath}`;
-    },
-  },
+  };
+}
+
+const RECIPES: Record<string, Recipe> = {
+  classifier: recipe(CLASSIFIER, "Classifier: a ResNet (selector and soft-label teacher) or a ConvNet-3", (a, progress) => {
+    const res = trainClassifier(
+      { ...trainingRun(a, progress), init: a.init },
+      {
+        ...CLASSIFIER_DEFAULTS,
+        arch: a.arch as StudentArch,
+        norm: (a.norm ?? (a.arch === "convnet3" ? "instance" : "batch")) as "batch" | "instance",
+        stem: a.stem as "imagenet" | "cifar" | "mid",
+        size: a.size,
+        epochs: a.epochs,
+        batchSize: a.batchSize,
+        lr: a.lr,
+        ...commonSettings(a, CLASSIFIER_DEFAULTS),
+      },
+    );
+    return `validation accuracy ${(res.valAccuracy * 100).toFixed(2)}%\nmodel: ${res.modelPath}`;
+  }),
+  autoencoder: recipe(AUTOENCODER, "AutoencoderKL (the SD VAE architecture, small configuration)", (a, progress) => {
+    const res = trainAutoencoder(
+      { ...trainingRun(a, progress), init: a.init, perceptual: a.perceptual === undefined ? undefined : { path: a.perceptual, weight: a.perceptualWeight } },
+      {
+        ...AUTOENCODER_DEFAULTS,
+        decoderOnly: a.decoderOnly,
+        epochs: a.epochs,
+        batchSize: a.batchSize,
+        lr: a.lr,
+        blockOutChannels: a.channels.map(Number),
+        ...commonSettings(a, AUTOENCODER_DEFAULTS),
+      },
+    );
+    return `validation MSE ${res.valMse.toExponential(3)}, latent scale ${res.scalingFactor.toFixed(5)}\nmodel: ${res.modelPath}`;
+  }),
+  dit: recipe(DIT, "Class-conditional DiT on the autoencoder's latents", (a, progress) => {
+    const { model, meta } = loadSavedModel(a.autoencoder, "autoencoder");
+    const res = trainDiT(
+      { ...trainingRun(a, progress), autoencoder: model as AutoencoderKL, scalingFactor: meta.scalingFactor },
+      {
+        ...DIT_DEFAULTS,
+        steps: a.totalSteps,
+        batchSize: a.batchSize,
+        lr: a.lr,
+        depth: a.depth,
+        hiddenSize: a.hidden,
+        numHeads: a.heads,
+        ...commonSettings(a, DIT_DEFAULTS),
+      },
+    );
+    return `validation eps MSE (EMA) ${res.valLoss.toFixed(5)}\nmodel: ${res.modelPath}`;
+  }),
 };
 
 export async function run(argv: string[]): Promise<number> {
@@ -159,13 +165,7 @@ export async function run(argv: string[]): Promise<number> {
     }
     throw new UsageError(`unknown recipe '${recipe}' (one of ${Object.keys(RECIPES).join(", ")})`);
   }
-  const parsed = parseCommand(rest, `cao2 train ${recipe} --out <dir> [flags]`, spec.help, spec.flags);
-  if (!parsed) return 0;
-  const common = parsed as unknown as Common;
-  if (!common.out) throw new UsageError("--out is required (the run folder)");
-  if (common.threads !== undefined) setNumThreads(common.threads);
-  mkdirSync(common.out, { recursive: true });
-  installInterruptHandler();
-  process.stdout.write(spec.run(rest, common, new Progress({ unit: "steps" })) + "\n");
+  const out = spec.main(rest, `cao2 train ${recipe} --out <dir> [flags]`);
+  if (out !== undefined) process.stdout.write(out + "\n");
   return 0;
 }

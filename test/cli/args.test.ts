@@ -37,13 +37,15 @@ test("parseArgs: each mistake is a usage error naming the flag", () => {
   assert.throws(() => parseArgs(["--ipcc", "3"], SPECS), usageError(/unknown flag '--ipcc' \(did you mean --ipc\?\)/));
   assert.throws(() => parseArgs(["-o", "x"], SPECS), usageError(/unknown flag '-o' \(flags start with --/));
   assert.throws(() => parseArgs(["--out"], SPECS), usageError(/--out needs a value \(Output folder\)/));
+  assert.throws(() => parseArgs(["--out", "--ipc", "3"], SPECS), usageError(/--out needs a value \(Output folder\), got the flag '--ipc' \(write --out=--ipc if that is the value\)/));
+  assert.equal(parseArgs(["--out=--odd", "--ipc", "3"], SPECS).out, "--odd", "a value starting with -- is written --flag=value");
   assert.throws(() => parseArgs(["--ipc", "1.5"], SPECS), usageError(/--ipc expects an integer, got '1.5'/));
   assert.throws(() => parseArgs(["--lr", "fast"], SPECS), usageError(/--lr expects a number, got 'fast'/));
   assert.throws(() => parseArgs(["--arch", "vgg"], SPECS), usageError(/--arch must be one of convnet3, resnet18; got 'vgg'/));
   assert.throws(() => parseArgs(["--resume=yes"], SPECS), usageError(/--resume takes no value or true\/false, got 'yes'/));
 });
 
-test("parseCommand: --help prints the help and returns nothing; positionals beyond the command's are rejected", (t) => {
+test("parseCommand: --help (as a flag) prints the help and returns nothing; positionals beyond the command's are rejected", (t) => {
   const written: string[] = [];
   t.mock.method(process.stdout, "write", (s: string) => written.push(s) > 0);
   assert.equal(parseCommand(["--ipc", "3", "--help"], "cao2 x [flags]", "Does x", SPECS), undefined);
@@ -52,6 +54,8 @@ test("parseCommand: --help prints the help and returns nothing; positionals beyo
   assert.match(written.join(""), /^Usage: cao2 x \[flags\]\n\nDoes x\n\nFlags:\n/);
   assert.match(written.join(""), /--pool-factor <int> +Pool size over IPC \[default: 2\]/);
 
+  assert.equal(parseCommand(["--out=--help"], "u", "d", SPECS)?.out, "--help", "--help as a value is not a help request");
+  assert.deepEqual(parseCommand(["--", "--help"], "u", "d", SPECS, 1)?._, ["--help"], "nor is --help after --");
   assert.deepEqual(parseCommand(["in.pt", "out.safetensors"], "u", "d", SPECS, 2)?._, ["in.pt", "out.safetensors"]);
   assert.throws(() => parseCommand(["in.pt", "out.safetensors", "extra"], "u", "d", SPECS, 2), usageError(/unexpected argument 'extra' \(see --help\)/));
   assert.throws(() => parseCommand(["--ipc", "3", "10"], "u", "d", SPECS), usageError(/unexpected argument '10'/));
