@@ -5,11 +5,12 @@
 // process that stays up and times one call of a case whenever asked: every repeat times ours and then PyTorch's (or
 // the other way round, alternating) back to back, and both sides see the same load.
 import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { getNumThreads, normalInto, noGrad, type Tensor, torchVersion } from "../src/torch/index.js";
+import { writeJsonAtomic } from "../src/util/atomic.js";
 
 export interface Case {
   name: string;
@@ -259,6 +260,6 @@ export function report(
     ...extra,
     loadavg_after: loadavg(),
   };
-  writeFileSync(join("bench", "results", `${name}.json`), JSON.stringify(out, null, 2) + "\n");
+  writeJsonAtomic(join("bench", "results", `${name}.json`), out);
   console.log(`wrote bench/results/${name}.json`);
 }

@@ -10,11 +10,12 @@
 // fragmented the heap (memory-no-yield.json: +2,961 MB in 500 steps). Tensor handles are now N-API Externals whose
 // finalizers run inside garbage collection (docs/benchmarks.md).
 import { memoryUsage } from "node:process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { createDiT } from "../src/models/dit.js";
 import { Adam, amax, F, getNumThreads, manualSeed, mean, randn, tidy } from "../src/torch/index.js";
+import { writeJsonAtomic } from "../src/util/atomic.js";
 import { freeze, machine, randomise } from "./common.js";
 
 const MB = 1024 * 1024;
@@ -104,7 +105,7 @@ export async function run(args: string[]): Promise<void> {
     ...env,
     loadavg_after: loadavg(),
   };
-  writeFileSync(join("bench", "results", `${o.out}.json`), JSON.stringify(out, null, 2) + "\n");
+  writeJsonAtomic(join("bench", "results", `${o.out}.json`), out);
   console.log(`wrote bench/results/${o.out}.json`);
   if (!pass) process.exitCode = 1;
 }

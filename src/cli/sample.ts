@@ -1,6 +1,5 @@
 // `cao2 sample`: class-conditional samples of a diffusion model, to look at it (a PNG grid, one row per class) and,
 // with --selector, to measure how often the selector recognises each sample's class.
-import { writeFileSync } from "node:fs";
 import { GaussianDiffusion } from "../diffusion/gaussian.js";
 import { sample } from "../diffusion/samplers.js";
 import { loadAutoencoder, loadDiT, loadSelector } from "../distill/models.js";
@@ -10,6 +9,7 @@ import { PRESETS, type PresetName, presetClasses } from "../distill/presets.js";
 import { tensorToPng } from "../io/image.js";
 import { cat, Generator, keep, ones, pad, setNumThreads, type Tensor, tidy } from "../torch/index.js";
 import { assetPath } from "../util/assets.js";
+import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { deriveSeed } from "../util/seed.js";
 import { Progress } from "../util/progress.js";
 import { type FlagSpecs, parseCommand, UsageError } from "./args.js";
@@ -101,14 +101,14 @@ export async function run(argv: string[]): Promise<number> {
   progress.end();
   if (a.out) {
     const cols = Math.min(16, a.perClass);
-    writeFileSync(a.out, tensorToPng(tidy(() => grid(cat(rows), cols))));
+    writeFileAtomic(a.out, tensorToPng(tidy(() => grid(cat(rows), cols))));
     process.stdout.write(`wrote ${a.out}\n`);
   }
   if (selector) {
     const mean = scores.reduce((s, x) => s + x.agreement, 0) / scores.length;
     process.stdout.write(`selector agreement: ${(mean * 100).toFixed(2)}% of ${scores.length * a.perClass} samples\n`);
     const files = { dit: model(a.dit, "dit", "dit.safetensors"), vae: model(a.vae, "vae", "autoencoder.safetensors"), selector: a.selector };
-    if (a.json) writeFileSync(a.json, JSON.stringify({ ...files, cfg: a.cfg, guideChannels: a.guideChannels, steps: a.steps, seed: a.seed, perClass: a.perClass, mean, classes: scores }, null, 2) + "\n");
+    if (a.json) writeJsonAtomic(a.json, { ...files, cfg: a.cfg, guideChannels: a.guideChannels, steps: a.steps, seed: a.seed, perClass: a.perClass, mean, classes: scores });
   }
   return 0;
 }

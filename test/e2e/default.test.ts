@@ -54,12 +54,15 @@ describe("the embedded Fashion-MNIST default (slow)", () => {
     assert.ok(j.accuracy - j.reconstructedAccuracy <= 0.015, `reconstructions cost ${j.accuracy - j.reconstructedAccuracy}`);
   });
 
-  test("cao2 sample scores the shipped DiT with the shipped selector", () => {
+  test("cao2 sample scores the shipped DiT with the shipped selector and writes its grid", () => {
     const json = join(dir, "agreement.json");
-    const r = run(["sample", "--classes", "1", "--per-class", "2", "--steps", "5", "--selector", join(ASSETS, "selector.safetensors"), "--json", json]);
+    const png = join(dir, "grid.png");
+    const r = run(["sample", "--classes", "1", "--per-class", "2", "--steps", "5", "--selector", join(ASSETS, "selector.safetensors"), "--json", json, "--out", png]);
     assert.equal(r.status, 0, r.stderr);
     const j = JSON.parse(readFileSync(json, "utf8"));
     assert.equal(j.classes.length, 1);
     assert.ok(j.mean >= 0 && j.mean <= 1);
+    assert.deepEqual([...readFileSync(png).subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], "a PNG");
+    assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith(".tmp")), [], "no temporary files left");
   });
 });
