@@ -7,6 +7,9 @@
 //   node tools/results/table.mjs --render            # only rewrite the table from the records
 //   node tools/results/table.mjs --dry-run           # list the commands still to run
 //   node tools/results/table.mjs --ipc 10 --cols hard-convnet3   # a part of it
+//   node tools/results/table.mjs --ipc 1 --rows dit,select --cols soft-resnet18 --seeds 1,2,3,4
+//       # the same cells for training sets made with other seeds (docs/results/seeds/, .runs/seeds/); prints each
+//       # seed's cell and the spread across seeds (seed 0 is the table's own set) instead of rewriting the table
 //
 // Resumable at every level: a cell whose record exists is skipped, a distillation continues with --resume, an
 // evaluation keeps its finished repeats (--resume). Cells run cheapest protocol first. Training sets go to .runs/
@@ -23,7 +26,7 @@ const TEACHER = "assets/fashion-mnist/selector.safetensors";
 
 export const IPCS = [10, 1, 50];
 export const ROWS = [
-  { id: "random-real", name: "Random real images", set: (ipc, out) => ["baseline", "random-real", "--data", "fashion-mnist", "--ipc", `${ipc}`, "--seed", "0", "--out", out] },
+  { id: "random-real", name: "Random real images", set: (ipc, seed, out) => ["baseline", "random-real", "--data", "fashion-mnist", "--ipc", `${ipc}`, "--seed", `${seed}`, "--out", out] },
   { id: "dit", name: "DiT samples (pool 1x, no selection, no refinement)", distill: ["--pool-factor", "1", "--refine-iters", "0"] },
   { id: "select", name: "Selection only (pool 2x, no refinement)", distill: ["--refine-iters", "0"] },
   { id: "refine", name: "Refinement only (pool 1x)", distill: ["--pool-factor", "1"] },
@@ -38,11 +41,15 @@ export const COLS = [
 // SPEC section 8 (ConvNet-3, IPC 1/10/50).
 const ANCHORS = { 1: "DC 70.5, DSA 70.6, KIP 73.8; random real about 51", 10: "DC 82.3, DSA 84.6, KIP 86.8; random real about 74", 50: "DC 83.6, DSA 88.7, KIP 87.8; random real about 83" };
 
-const setDir = (row, ipc) => `.runs/${row.id}/ipc${ipc}`;
-const recordPath = (row, col, ipc) => `docs/results/${row.id}/${col.id}-ipc${ipc}.json`;
-const distillRecord = (row, ipc) => `docs/results/${row.id}/distill-ipc${ipc}.json`;
-const setCommand = (row, ipc) => (row.set ? row.set(ipc, setDir(row, ipc)) : ["distill", "--ipc", `${ipc}`, ...row.distill, "--seed", "0", "--out", setDir(row, ipc)]);
-const evalCommand = (row, col, ipc) => ["evaluate", "--data", setDir(row, ipc), "--test", "fashion-mnist", ...col.args, "--repeats", "3", "--seed", "0", "--json", recordPath(row, col, ipc)];
+// The training set's seed: 0 for the table; others only vary the set (the students' seeds stay those of --seed 0).
+const bySeed = (seed) => (seed === 0 ? "" : `seeds/seed${seed}/`);
+const setDir = (row, ipc, seed = 0) => `.runs/${bySeed(seed)}${row.id}/ipc${ipc}`;
+const recordPath = (row, col, ipc, seed = 0) => `docs/results/${bySeed(seed)}${row.id}/${col.id}-ipc${ipc}.json`;
+const distillRecord = (row, ipc, seed = 0) => `docs/results/${bySeed(seed)}${row.id}/distill-ipc${ipc}.json`;
+const setCommand = (row, ipc, seed = 0) =>
+  row.set ? row.set(ipc, seed, setDir(row, ipc, seed)) : ["distill", "--ipc", `${ipc}`, ...row.distill, "--seed", `${seed}`, "--out", setDir(row, ipc, seed)];
+const evalCommand = (row, col, ipc, seed = 0) =>
+  ["evaluate", "--data", setDir(row, ipc, seed), "--test", "fashion-mnist", ...col.args, "--repeats", "3", "--seed", "0", "--json", recordPath(row, col, ipc, seed)];
 const show = (argv) => `cao2 ${argv.join(" ")}`;
 
 function run(argv) {
@@ -57,32 +64,33 @@ function run(argv) {
 }
 
 /** Makes a row's training set for an IPC (a distillation resumes; its manifest is kept beside the records). */
-function ensureSet(row, ipc, dry) {
-  const dir = setDir(row, ipc);
+function ensureSet(row, ipc, seed, dry) {
+  const dir = setDir(row, ipc, seed);
   if (!existsSync(join(dir, "manifest.json"))) {
-    const argv = setCommand(row, ipc);
+    const argv = setCommand(row, ipc, seed);
     if (row.distill && existsSync(dir)) argv.push("--resume");
     if (dry) return void console.log(show(argv));
     mkdirSync(dirname(dir), { recursive: true });
     run(argv);
   }
   // Also for a set made by hand with the same command (e.g. for the figure of docs/models.md).
-  if (row.distill && !dry && !existsSync(distillRecord(row, ipc))) {
-    mkdirSync(dirname(distillRecord(row, ipc)), { recursive: true });
-    copyFileSync(join(dir, "manifest.json"), distillRecord(row, ipc));
+  const record = distillRecord(row, ipc, seed);
+  if (row.distill && !dry && !existsSync(record)) {
+    mkdirSync(dirname(record), { recursive: true });
+    copyFileSync(join(dir, "manifest.json"), record);
   }
 }
 
 /** Runs a missing cell; true when it ran (so the table is worth rewriting). */
-function ensureCell(row, col, ipc, dry) {
-  const json = recordPath(row, col, ipc);
+function ensureCell(row, col, ipc, seed, dry) {
+  const json = recordPath(row, col, ipc, seed);
   if (existsSync(json)) return false;
   if (col.args.includes(TEACHER) && !existsSync(TEACHER)) {
     process.stderr.write(`skip ${json}: ${TEACHER} is missing\n`);
     return false;
   }
-  ensureSet(row, ipc, dry);
-  const argv = [...evalCommand(row, col, ipc), "--resume"];
+  ensureSet(row, ipc, seed, dry);
+  const argv = [...evalCommand(row, col, ipc, seed), "--resume"];
   if (dry) {
     console.log(show(argv));
     return false;
@@ -125,6 +133,22 @@ export function renderTable() {
   return out.join("\n");
 }
 
+/** Each seed's cell (mean over its repeats) and, over the seeds present, the mean ± sample std of those means. */
+function seedSummary(rows, cols, ipcs, seeds) {
+  const out = [`| IPC | column | training set | ${seeds.map((s) => `seed ${s}`).join(" | ")} | over seeds |`, `|---|---|---|${seeds.map(() => "---|").join("")}---|`];
+  for (const ipc of ipcs)
+    for (const col of cols)
+      for (const row of rows) {
+        const means = seeds.map((seed) => readJson(recordPath(row, col, ipc, seed))?.summary.best.mean);
+        const got = means.filter((m) => m !== undefined);
+        const mean = got.reduce((a, b) => a + b, 0) / got.length;
+        const std = Math.sqrt(got.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, got.length - 1));
+        const across = got.length > 1 ? `${fmt({ mean, std })} (${got.length} sets)` : "n/a";
+        out.push(`| ${ipc} | ${col.id} | ${row.id} | ${means.map((m) => (m === undefined ? "pending" : m.toFixed(2))).join(" | ")} | ${across} |`);
+      }
+  return out.join("\n");
+}
+
 const BEGIN = "<!-- results-table:begin (tools/results/table.mjs rewrites this part) -->";
 const END = "<!-- results-table:end -->";
 
@@ -140,7 +164,7 @@ function writeTable() {
 }
 
 function main(argv) {
-  const opt = { render: false, dry: false, ipcs: IPCS, cols: COLS.map((c) => c.id), rows: ROWS.map((r) => r.id) };
+  const opt = { render: false, dry: false, ipcs: IPCS, cols: COLS.map((c) => c.id), rows: ROWS.map((r) => r.id), seeds: [0] };
   for (let k = 0; k < argv.length; k++) {
     const a = argv[k];
     const list = () => (argv[++k] ?? "").split(",").filter(Boolean);
@@ -149,6 +173,7 @@ function main(argv) {
     else if (a === "--ipc") opt.ipcs = list().map(Number);
     else if (a === "--cols") opt.cols = list();
     else if (a === "--rows") opt.rows = list();
+    else if (a === "--seeds") opt.seeds = list().map(Number);
     else {
       process.stderr.write(`table: unknown argument '${a}' (see the comment at the top of tools/results/table.mjs)\n`);
       process.exit(2);
@@ -161,12 +186,20 @@ function main(argv) {
       process.exit(2);
     }
   }
-  if (!opt.render) {
-    for (const col of COLS.filter((c) => opt.cols.includes(c.id)))
-      for (const ipc of opt.ipcs)
-        for (const row of ROWS.filter((r) => opt.rows.includes(r.id))) if (ensureCell(row, col, ipc, opt.dry)) writeTable();
+  if (opt.seeds.length === 0 || opt.seeds.some((s) => !Number.isSafeInteger(s) || s < 0)) {
+    process.stderr.write("table: --seeds takes non-negative integers, e.g. 1,2,3,4\n");
+    process.exit(2);
   }
-  if (!opt.dry) writeTable();
+  const [rows, cols] = [ROWS.filter((r) => opt.rows.includes(r.id)), COLS.filter((c) => opt.cols.includes(c.id))];
+  const table = opt.seeds.length === 1 && opt.seeds[0] === 0;
+  if (!opt.render) {
+    for (const seed of opt.seeds)
+      for (const col of cols)
+        for (const ipc of opt.ipcs) for (const row of rows) if (ensureCell(row, col, ipc, seed, opt.dry) && table) writeTable();
+  }
+  if (opt.dry) return;
+  if (table) writeTable();
+  else console.log(seedSummary(rows, cols, opt.ipcs, [...new Set([0, ...opt.seeds])]));
 }
 
 main(process.argv.slice(2));
