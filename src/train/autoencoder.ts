@@ -15,7 +15,7 @@ import { sha256File } from "../evaluate/record.js";
 import { Adam, F, Generator, noGrad, type Tensor, tidy } from "../torch/index.js";
 import { deriveSeed } from "../util/seed.js";
 import { resized } from "./classifier.js";
-import { epochBatches, trainLoop, type TrainingRun, withoutCheckpointEvery } from "./loop.js";
+import { epochBatches, runOptions, trainLoop, type TrainingRun } from "./loop.js";
 import { loadPerceptual } from "./perceptual.js";
 import { initSettings, warmStart } from "./warm-start.js";
 
@@ -151,16 +151,10 @@ export function trainAutoencoder(r: AutoencoderRun, recipe: AutoencoderRecipe): 
   };
   ae.train();
   trainLoop({ model: ae, optimizer, generators: { posterior: noise } }, step, {
-    steps: total,
-    stopAt: r.steps,
-    checkpointEvery: recipe.checkpointEvery,
-    dir: r.outDir,
+    ...runOptions(r, recipe, total, { ...initSettings(r.init), ...perceptualSettings(r.perceptual) }),
     logEvery: 20,
-    resume: r.resume,
-    config: { ...withoutCheckpointEvery(recipe), steps: total, dataSha256: data.source.sha256, ...initSettings(r.init), ...perceptualSettings(r.perceptual) },
     validateEvery: perEpoch,
     validate: () => ({ val_mse: reconstructionMse(ae, val) }),
-    progress: r.progress,
   });
   ae.eval();
   const valMse = reconstructionMse(ae, val);

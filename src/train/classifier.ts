@@ -11,7 +11,7 @@ import { type Preprocess, type SavedModel, saveModel } from "../models/saved.js"
 import { buildClassifier, type Classifier, type ClassifierSpec, type StudentArch, studentSpec } from "../evaluate/students.js";
 import { argmax, F, Generator, noGrad, SGD, type Tensor, tidy } from "../torch/index.js";
 import { deriveSeed } from "../util/seed.js";
-import { epochBatches, trainLoop, type TrainingRun, withoutCheckpointEvery } from "./loop.js";
+import { epochBatches, runOptions, trainLoop, type TrainingRun } from "./loop.js";
 import { initSettings, warmStart } from "./warm-start.js";
 
 export interface ClassifierRecipe {
@@ -126,16 +126,10 @@ export function trainClassifier(r: ClassifierRun, recipe: ClassifierRecipe): { v
   };
   model.train();
   trainLoop({ model, optimizer, generators: { augment: aug } }, step, {
-    steps: total,
-    stopAt: r.steps,
-    checkpointEvery: recipe.checkpointEvery,
-    dir: r.outDir,
+    ...runOptions(r, recipe, total, { classes: data.classes, ...initSettings(r.init) }),
     logEvery: 20,
-    resume: r.resume,
-    config: { ...withoutCheckpointEvery(recipe), steps: total, classes: data.classes, dataSha256: data.source.sha256, ...initSettings(r.init) },
     validateEvery: perEpoch,
     validate: () => ({ val_accuracy: accuracy(model, val, pre) }),
-    progress: r.progress,
   });
   const valAccuracy = accuracy(model, val, pre);
   const modelPath = join(r.outDir, "model.safetensors");

@@ -17,7 +17,7 @@ import { deriveSeed } from "../util/seed.js";
 import { toSigned } from "./autoencoder.js";
 import { resized } from "./classifier.js";
 import { copyWeights } from "./ema.js";
-import { epochBatches, trainLoop, type TrainingRun, withoutCheckpointEvery } from "./loop.js";
+import { epochBatches, runOptions, trainLoop, type TrainingRun } from "./loop.js";
 
 export interface DiTRecipe {
   size: number;
@@ -150,17 +150,11 @@ export function trainDiT(r: DiTRun, recipe: DiTRecipe): { valLoss: number; model
   manualSeed(deriveSeed(recipe.seed, "label-dropout"));
   model.train();
   trainLoop({ model, ema, optimizer, generators: { train: gen, labelDrop: defaultGenerator() } }, step, {
-    steps: total,
-    stopAt: r.steps,
-    checkpointEvery: recipe.checkpointEvery,
-    dir: r.outDir,
+    ...runOptions(r, recipe, total, { scalingFactor: r.scalingFactor }),
     logEvery: 25,
-    resume: r.resume,
-    config: { ...withoutCheckpointEvery(recipe), steps: total, scalingFactor: r.scalingFactor, dataSha256: data.source.sha256 },
     emaDecay: recipe.emaDecay,
     validateEvery: 1000,
     validate: () => ({ val_mse_ema: validationLoss(ema, diffusion, valLatents, valLabels, recipe.seed) }),
-    progress: r.progress,
   });
   const valLoss = validationLoss(ema, diffusion, valLatents, valLabels, recipe.seed);
   const modelPath = join(r.outDir, "model.safetensors");

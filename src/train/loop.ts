@@ -107,10 +107,19 @@ function truncateLog(path: string, step: number): void {
   writeFileAtomic(path, kept.map((l) => l + "\n").join(""));
 }
 
-/** Recipe settings that decide the result: how often checkpoints are written does not. */
-export function withoutCheckpointEvery<T extends { checkpointEvery: number }>(recipe: T): Omit<T, "checkpointEvery"> {
-  const { checkpointEvery: _unused, ...rest } = recipe;
-  return rest;
+/**
+ * The loop options every recipe's run gives alike: the schedule's length, where to stop, the run folder, resume and
+ * progress, and the settings recorded with the checkpoint: the recipe's and the data's (`config`), not how often
+ * checkpoints are written, which does not decide the result.
+ */
+export function runOptions<T extends { checkpointEvery: number }>(
+  r: TrainingRun,
+  recipe: T,
+  total: number,
+  config: Record<string, unknown>,
+): Pick<LoopOptions, "steps" | "stopAt" | "checkpointEvery" | "dir" | "resume" | "config" | "progress"> {
+  const { checkpointEvery, ...settings } = recipe;
+  return { steps: total, stopAt: r.steps, checkpointEvery, dir: r.outDir, resume: r.resume, config: { ...settings, steps: total, dataSha256: r.data.source.sha256, ...config }, progress: r.progress };
 }
 
 /**
