@@ -63,3 +63,24 @@ def save_json(path, obj):
     with open(tmp, "w") as f:
         json.dump(obj, f, indent=1, sort_keys=True)
     os.replace(tmp, path)
+
+
+def classifier_outputs(model, x, grad_weight, grad_keys):
+    """A classifier case's tensors: the input, the eval-mode output, one training-mode forward (batch statistics,
+    running-statistic update) with the gradient of sum(y * grad_weight) at `grad_keys`, and the buffers after it.
+    `grad_weight(shape)` draws the weight, so each script keeps its own random stream."""
+    out = {"input": x}
+    with torch.no_grad():
+        model.eval()
+        out["eval_output"] = model(x)
+    model.train()
+    y = model(x)
+    out["train_output"] = y.detach()
+    out["grad_weight"] = grad_weight(y.shape)
+    (y * out["grad_weight"]).sum().backward()
+    for k in grad_keys:
+        out[f"grad.{k}"] = model.get_parameter(k).grad
+    for k, v in model.state_dict().items():
+        if k.endswith(("running_mean", "running_var", "num_batches_tracked")):
+            out[f"after_train.{k}"] = v
+    return out

@@ -10,7 +10,7 @@ readers) and <case>.json (settings and the key list with shapes).
 import torch
 from torch import nn
 
-from common import fixture_path, save_json, save_safetensors
+from common import classifier_outputs, fixture_path, save_json, save_safetensors
 
 
 class ConvNet(nn.Module):
@@ -52,22 +52,7 @@ def case(name, seed, channel, num_classes, width, depth, norm, im_size, batch):
                 v.uniform_(0.7, 1.3)
     sd = {k: v.clone() for k, v in model.state_dict().items()}
     x = torch.randn(batch, channel, im_size, im_size)
-    out = dict(sd)
-    out["input"] = x
-    with torch.no_grad():
-        model.eval()
-        out["eval_output"] = model(x)
-    # One training-mode forward (batch statistics, running-statistic update) and the gradient of sum(y * grad_weight).
-    model.train()
-    y = model(x)
-    out["train_output"] = y.detach()
-    out["grad_weight"] = torch.randn(y.shape)
-    (y * out["grad_weight"]).sum().backward()
-    for k in ("features.0.weight", "classifier.weight"):
-        out[f"grad.{k}"] = model.get_parameter(k).grad
-    for k, v in model.state_dict().items():
-        if k.endswith(("running_mean", "running_var", "num_batches_tracked")):
-            out[f"after_train.{k}"] = v
+    out = {**sd, **classifier_outputs(model, x, torch.randn, ("features.0.weight", "classifier.weight"))}
     save_safetensors(fixture_path("models", "convnet", f"{name}.safetensors"), out)
     torch.save(sd, fixture_path("models", "convnet", f"{name}.pt"))
     meta = {

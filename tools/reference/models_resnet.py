@@ -15,7 +15,7 @@ import math
 import torch
 import torchvision
 
-from common import fixture_path, save_json, save_safetensors
+from common import classifier_outputs, fixture_path, save_json, save_safetensors
 
 M32 = 0xFFFFFFFF
 
@@ -118,21 +118,7 @@ def case(name, depth, norm, stem, in_ch, batch, size, num_classes=10, dtype=torc
     g = torch.Generator().manual_seed(1234)
     x = torch.randn(batch, in_ch, size, size, generator=g).to(dtype)
     model.to(dtype)
-    out = {"input": x}
-    with torch.no_grad():
-        model.eval()
-        out["eval_output"] = model(x)
-    # One training-mode forward (batch statistics, running-statistic update) and the gradient of sum(y * grad_weight).
-    model.train()
-    y = model(x)
-    out["train_output"] = y.detach()
-    out["grad_weight"] = torch.randn(y.shape, generator=g).to(dtype)
-    (y * out["grad_weight"]).sum().backward()
-    for k in GRAD_KEYS:
-        out[f"grad.{k}"] = model.get_parameter(k).grad
-    for k, v in model.state_dict().items():
-        if k.endswith(("running_mean", "running_var", "num_batches_tracked")):
-            out[f"after_train.{k}"] = v
+    out = classifier_outputs(model, x, lambda shape: torch.randn(shape, generator=g).to(dtype), GRAD_KEYS)
     save_safetensors(fixture_path("models", "resnet", f"{name}.safetensors"), out)
     save_json(fixture_path("models", "resnet", f"{name}.json"), meta)
     print(name, "eval out", tuple(out["eval_output"].shape), "std", float(out["eval_output"].std()),
