@@ -42,7 +42,7 @@ const FLAGS = {
   resume: { type: "boolean", help: "Continue an interrupted run in --out (finished classes are kept)", default: false },
   device: { type: "string", help: "cpu or cuda:N", default: "cpu" },
   threads: { type: "int", help: "CPU threads", defaultText: "all cores" },
-  "batch-size": { type: "int", help: "Most images per model call (memory bound)", default: 64 },
+  "batch-size": { type: "int", help: "Most images per model call (memory bound; the pool's random draws follow the batches, so a run is reproduced with the same value)", default: 64 },
   "save-pre-refine": { type: "boolean", help: "Also write the selected images before refinement (.cao2/pre-refine)", default: false },
   "save-latents": { type: "boolean", help: "Also write pool, selected and refined latents (.cao2/latents)", default: false },
   "latent-size": { type: "int", help: "Latent size for DiT checkpoints that do not record it (32 for 256x256)" },

@@ -4,8 +4,10 @@
 //   4  select: keep IPC of them by the strategy                                             (select.ts)
 //   5-9 refine: minimise the diffusion loss of each kept latent under c^ (Eq. 4)             (refine.ts)
 //      write:  decode, PNG ImageFolder, per-class record; the manifest when all are done     (write.ts)
-// Every random draw comes from a generator seeded by (run seed, class, candidate), so a class gives the same bytes
-// whether it runs first or last, alone or after a resume.
+// Every random draw comes from a generator seeded by the run seed and the class, so a class gives the same bytes
+// whether it runs first or last, alone or after a resume. The pool draws from one generator in the sampler's batch
+// order (as a PyTorch loop would, so it depends on the batch size); refinement draws per candidate, so its batching
+// does not matter.
 import { GaussianDiffusion } from "../diffusion/gaussian.js";
 import { sample } from "../diffusion/samplers.js";
 import { cat, checkDevice, fromArray, Generator, keep, manualSeed, randn, type Tensor, tidy } from "../torch/index.js";
