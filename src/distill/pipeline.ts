@@ -1,9 +1,9 @@
 // Algorithm 1, per class c (classes are independent units of work: each is finished, recorded and never redone):
-//   2  pool:   sample m x IPC latents conditioned on c with classifier-free guidance          (pool.ts)
-//   3  score:  decode them, run the selector, softmax                                        (score.ts)
-//   4  select: keep IPC of them by the strategy                                             (select.ts)
-//   5-9 refine: minimise the diffusion loss of each kept latent under c^ (Eq. 4)             (refine.ts)
-//      write:  decode, PNG ImageFolder, per-class record; the manifest when all are done     (write.ts)
+//   2   pool:   sample m x IPC latents conditioned on c with classifier-free guidance  (../diffusion/samplers.ts)
+//   3   score:  decode them, run the selector, softmax                                 (score.ts)
+//   4   select: keep IPC of them by the strategy                                      (select.ts)
+//   5-9 refine: minimise the diffusion loss of each kept latent under c^ (Eq. 4)      (refine.ts)
+//       write:  decode, PNG ImageFolder, per-class record; the manifest when all are done (write.ts)
 // Every random draw comes from a generator seeded by the run seed and the class, so a class gives the same bytes
 // whether it runs first or last, alone or after a resume. The pool draws from one generator in the sampler's batch
 // order (as a PyTorch loop would, so it depends on the batch size); refinement draws per candidate, so its batching
