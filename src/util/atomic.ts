@@ -1,7 +1,8 @@
 // Atomic file writes: write a temporary file beside the target, flush it, rename it over the target. A crash, a
 // Ctrl-C or a full disk leaves either the old file or the new one, never a half-written file under the final name.
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
+import { InputError } from "../errors.js";
 
 /** Writes the data, or the chunks in order (produced lazily, so large files never sit in memory whole). */
 export function writeFileAtomic(path: string, data: string | Uint8Array | Iterable<Uint8Array>): void {
@@ -21,6 +22,10 @@ export function writeFileAtomic(path: string, data: string | Uint8Array | Iterab
   } catch (e) {
     if (fd !== undefined) closeSync(fd);
     rmSync(tmp, { force: true });
+    // Name the file the user asked for, not the temporary one beside it.
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === "ENOENT" && !existsSync(dirname(path))) throw new InputError(`cannot write ${path}: the folder ${dirname(path)} does not exist`);
+    if (err.path === tmp) err.path = path;
     throw e;
   }
 }
