@@ -1,3 +1,5 @@
+import { existsSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { InputError } from "../errors.js";
 
 // A small declarative flag parser shared by every command: typed flags with defaults and help text, `--flag value`
@@ -115,6 +117,13 @@ function editDistance(a: string, b: string): number {
     for (let j = 1; j <= b.length; j++) d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
   }
   return d[a.length][b.length];
+}
+
+/** Refuses an output path whose folder does not exist, before any work is done (the write comes at the end). */
+export function checkOutputFolder(flag: string, path: string | undefined): void {
+  if (path === undefined) return;
+  const folder = dirname(resolve(path));
+  if (!existsSync(folder)) throw new UsageError(`${flag} ${path}: folder ${folder} does not exist`);
 }
 
 /** A command's flags, or undefined once its help is printed for --help. Up to `positionals` arguments besides the

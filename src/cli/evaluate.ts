@@ -1,8 +1,7 @@
 // `cao2 evaluate`: trains students on a (distilled) training set with the hard-label or soft-label protocol and
 // reports test top-1 as mean ± std over repeats, with a JSON record of everything that decided the numbers.
 import { existsSync, readFileSync, rmSync } from "node:fs";
-import { dirname, resolve } from "node:path";
-import { parseCommand, UsageError } from "./args.js";
+import { checkOutputFolder, parseCommand, UsageError } from "./args.js";
 import { FASHION_MNIST_TEST, loadEvalSet, matchClasses } from "../evaluate/data.js";
 import { EVAL_PRESETS, type EvalPresetName, PRESETS } from "../evaluate/presets.js";
 import { PROTOCOLS, protocolSettings } from "../evaluate/protocols.js";
@@ -58,7 +57,7 @@ export async function run(argv: string[]): Promise<number> {
   ] as const) {
     if (v !== undefined && v < 1) throw new UsageError(`--${flag} must be at least 1, got ${v}`);
   }
-  if (a.json && !existsSync(dirname(resolve(a.json)))) throw new UsageError(`--json ${a.json}: folder ${dirname(resolve(a.json))} does not exist`);
+  checkOutputFolder("--json", a.json);
   const device = checkedDevice(a.device!);
   if (a.threads !== undefined) torch.setNumThreads(a.threads);
   const testName = a.test!;

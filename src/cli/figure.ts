@@ -7,7 +7,7 @@ import { InputError } from "../errors.js";
 import { decodeImage, imageToTensor, tensorToPng } from "../io/image.js";
 import { cat, type Tensor, tidy } from "../torch/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
-import { type FlagSpecs, parseCommand, UsageError } from "./args.js";
+import { checkOutputFolder, type FlagSpecs, parseCommand, UsageError } from "./args.js";
 import { pickClasses } from "./distill.js";
 import { grid } from "./sample.js";
 
@@ -40,6 +40,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!a) return 0;
   if (!a.run) throw new UsageError("--run is required: a folder written by cao2 distill --save-pre-refine");
   if (!a.out) throw new UsageError("--out is required: the PNG to write");
+  checkOutputFolder("--out", a.out);
   for (const [flag, v] of [["per-class", a.perClass], ["scale", a.scale]] as const) if (v! < 1) throw new UsageError(`--${flag} must be at least 1, got ${v}`);
   if (!(a.amplify! > 0)) throw new UsageError(`--amplify must be positive, got ${a.amplify}`);
   const manifestPath = join(a.run, "manifest.json");

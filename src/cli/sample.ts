@@ -12,7 +12,7 @@ import { assetPath } from "../util/assets.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { deriveSeed } from "../util/seed.js";
 import { Progress } from "../util/progress.js";
-import { type FlagSpecs, parseCommand, UsageError } from "./args.js";
+import { checkOutputFolder, type FlagSpecs, parseCommand, UsageError } from "./args.js";
 
 export const summary = "Generate class-conditional samples (PNG grid) and optionally score them with a selector";
 
@@ -50,6 +50,8 @@ export function grid(images: Tensor, cols: number): Tensor {
 export async function run(argv: string[]): Promise<number> {
   const a = parseCommand(argv, "cao2 sample [flags]", summary, FLAGS);
   if (!a) return 0;
+  checkOutputFolder("--out", a.out);
+  checkOutputFolder("--json", a.json);
   const preset = a.preset as PresetName;
   if (a.threads !== undefined) setNumThreads(a.threads);
   const model = (v: string | undefined, flag: string, file: string) => {

@@ -56,3 +56,21 @@ test("every command: --help gives usage and flags (exit 0); a stray argument is 
   }
   assert.deepEqual(readdirSync(dir), [], "nothing written by a rejected command");
 });
+
+// The commands that write a file at the end of their work, with an output in a folder that does not exist.
+const MISSING_FOLDER: Record<string, string[]> = {
+  convert: ["model.pt", "nope/model.safetensors"],
+  evaluate: ["--data", "set", "--test", "fashion-mnist", "--json", "nope/record.json"],
+  sample: ["--out", "nope/grid.png"],
+  accuracy: ["--model", "selector.safetensors", "--json", "nope/acc.json"],
+  figure: ["--run", "run", "--out", "nope/figure.png"],
+};
+
+test("an output in a missing folder is refused before any work starts (exit 2, the flag and folder named)", async () => {
+  for (const [command, args] of Object.entries(MISSING_FOLDER)) {
+    const r = await cao2(command, ...args);
+    assert.equal(r.status, 2, `${command}: exit code (stderr: ${r.stderr})`);
+    assert.match(r.stderr, new RegExp(`^cao2 ${command}: error: \\S+ nope/\\S+: folder ${join(dir, "nope")} does not exist\\n$`), command);
+  }
+  assert.deepEqual(readdirSync(dir), [], "nothing written");
+});
