@@ -116,7 +116,8 @@ export function renderTable() {
       const cells = COLS.map((col) => {
         const p = recordPath(row, col, ipc);
         const rec = readJson(p);
-        if (!rec) return existsSync(`${p}.partial.json`) ? "running" : "pending";
+        // An interrupted or running evaluation keeps its finished repeats beside the record.
+        if (!rec) return existsSync(`${p}.partial.json`) ? `pending (${readJson(`${p}.partial.json`).repeats.length}/3 repeats saved)` : "pending";
         return `[${fmt(rec.summary.best)}](${p.replace(/^docs\//, "")})`;
       });
       out.push(`| ${row.name} | ${wall} | ${cells.join(" | ")} |`);
