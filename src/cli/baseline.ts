@@ -1,14 +1,13 @@
 // `cao2 baseline random-real`: IPC random real training images per class as an ImageFolder of PNGs, the reference
 // point every distilled set is compared with.
 import { parseCommand, UsageError } from "./args.js";
-import { FASHION_MNIST_TRAIN } from "../evaluate/data.js";
 import { writeRandomReal } from "../evaluate/random-real.js";
-import { loadFashionMnist, loadImageFolder } from "../io/datasets/index.js";
+import { loadDataSpec } from "../io/datasets/index.js";
 
 export const summary = "Write a baseline training set: random-real = IPC random real images per class (ImageFolder of PNGs)";
 
 const FLAGS = {
-  data: { type: "string", help: "Source: fashion-mnist (its 60k training images) or an ImageFolder", default: "fashion-mnist" },
+  data: { type: "string", help: "Source: fashion-mnist (its 60k training images), fashion-mnist-fit (minus the validation split) or an ImageFolder", default: "fashion-mnist" },
   ipc: { type: "int", help: "Images per class" },
   seed: { type: "int", help: "Selection seed", default: 0 },
   out: { type: "string", help: "Output folder (must not exist or be empty; written atomically)" },
@@ -24,7 +23,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!KINDS.includes(kind)) throw new UsageError(`unknown baseline '${kind}' (known: ${KINDS.join(", ")})`);
   if (a.ipc === undefined) throw new UsageError("--ipc is required (images per class)");
   if (!a.out) throw new UsageError("--out is required (the folder to write)");
-  const source = FASHION_MNIST_TRAIN.includes(a.data!) ? loadFashionMnist("train") : loadImageFolder(a.data!);
+  const source = loadDataSpec(a.data!, "train");
   const m = writeRandomReal({ source, sourceName: a.data!, ipc: a.ipc, seed: a.seed!, out: a.out });
   process.stdout.write(`wrote ${m.images.length} images (${a.ipc} per class, ${m.classes.length} classes, seed ${a.seed}) to ${a.out}\n`);
   return 0;

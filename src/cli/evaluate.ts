@@ -2,15 +2,15 @@
 // reports test top-1 as mean ± std over repeats, with a JSON record of everything that decided the numbers.
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { checkOutputFolder, parseCommand, UsageError } from "./args.js";
-import { FASHION_MNIST_TEST, loadEvalSet, matchClasses } from "../evaluate/data.js";
+import { loadEvalSet, matchClasses } from "../evaluate/data.js";
 import { EVAL_PRESETS, type EvalPresetName, PRESETS } from "../evaluate/presets.js";
-import { PROTOCOLS, protocolSettings } from "../evaluate/protocols.js";
+import { AUGMENT_CHOICES, type AugmentChoice, PROTOCOLS, protocolSettings } from "../evaluate/protocols.js";
 import { formatMeanStd, sha256File } from "../evaluate/record.js";
 import { type RepeatRecord, runEvaluation } from "../evaluate/run.js";
 import { STUDENT_ARCHS, type StudentArch } from "../evaluate/students.js";
 import { loadTeacher } from "../evaluate/teacher.js";
 import { InputError } from "../errors.js";
-import { indicesByClass } from "../io/datasets/index.js";
+import { fashionMnistPart, indicesByClass } from "../io/datasets/index.js";
 import * as torch from "../torch/index.js";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { Progress } from "../util/progress.js";
@@ -18,8 +18,8 @@ import { Progress } from "../util/progress.js";
 export const summary = "Train students on a distilled set (hard- or soft-label protocol); test top-1 mean ± std";
 
 const FLAGS = {
-  data: { type: "string", help: "Training set: an ImageFolder (class folders, optional classes.txt) or fashion-mnist (all 60k training images)" },
-  test: { type: "string", help: "Test set: fashion-mnist (its 10k test images) or an ImageFolder with the same classes", default: "fashion-mnist" },
+  data: { type: "string", help: "Training set: an ImageFolder (class folders, optional classes.txt), fashion-mnist (all 60k training images) or fashion-mnist-fit (minus the validation split)" },
+  test: { type: "string", help: "Test set: fashion-mnist (its 10k test images), fashion-mnist-val (the validation split, for choosing settings) or an ImageFolder with the same classes", default: "fashion-mnist" },
   protocol: { type: "string", choices: PROTOCOLS, help: "hard: Minimax/IDC hard labels; soft: RDED teacher soft labels", default: "hard" },
   arch: { type: "string", choices: STUDENT_ARCHS, help: "Student architecture", default: "convnet3" },
   norm: { type: "string", choices: ["batch", "instance"], help: "Student normalisation", defaultText: "instance for hard, batch for soft" },
@@ -29,7 +29,7 @@ const FLAGS = {
   epochs: { type: "int", help: "Training epochs", defaultText: "the protocol's count for the IPC, times the preset's scale" },
   "batch-size": { type: "int", help: "Training batch size", defaultText: "hard 64; soft by IPC (10/50/100, x2 for 100+ classes)" },
   lr: { type: "number", help: "Base learning rate", defaultText: "hard 0.01, soft 0.001" },
-  augment: { type: "string", choices: ["protocol", "none"], help: "Per-image augmentations: the protocol's, or none (normalisation only)", default: "protocol" },
+  augment: { type: "string", choices: AUGMENT_CHOICES, help: "Per-image augmentations: the protocol's, crop-flip (its crop and flip only: a plain trainer), or none (normalisation only)", default: "protocol" },
   cutmix: { type: "boolean", help: "CutMix every batch (beta 1); --no-cutmix turns it off", default: true },
   "test-every": { type: "int", help: "Test every N epochs (soft: within the last 20%)", defaultText: "the preset's cadence" },
   "test-per-class": { type: "int", help: "Test on a seeded subset of N images per class", defaultText: "the whole test set" },
@@ -61,7 +61,7 @@ export async function run(argv: string[]): Promise<number> {
   const device = checkedDevice(a.device!);
   if (a.threads !== undefined) torch.setNumThreads(a.threads);
   const testName = a.test!;
-  const presetName = (a.preset === "auto" ? (FASHION_MNIST_TEST.includes(testName) ? "fashion-mnist" : "imagenet") : a.preset) as EvalPresetName;
+  const presetName = (a.preset === "auto" ? (fashionMnistPart(testName, "test") ? "fashion-mnist" : "imagenet") : a.preset) as EvalPresetName;
   const preset = PRESETS[presetName];
 
   const train = loadEvalSet(a.data, "train", preset);
@@ -82,7 +82,7 @@ export async function run(argv: string[]): Promise<number> {
     epochs: a.epochs,
     batchSize: a.batchSize,
     lr: a.lr,
-    augment: a.augment as "protocol" | "none",
+    augment: a.augment as AugmentChoice,
     cutmix: a.cutmix,
     testEvery: a.testEvery,
   });

@@ -1,22 +1,17 @@
 // Training and test sets for an evaluation: the named built-in set or an ImageFolder, brought to the preset's size
 // and channels, and the check that both sets mean the same classes by the same labels.
 import { InputError } from "../errors.js";
-import { type Dataset, loadFashionMnist, loadImageFolder, sampleRandomPerClass } from "../io/datasets/index.js";
+import { type Dataset, loadDataSpec, sampleRandomPerClass } from "../io/datasets/index.js";
 import { resizeImages } from "../io/image.js";
 import { classFolder, folderSafe } from "../distill/presets.js";
 import type { EvalPreset } from "./presets.js";
 
-/** Names that select Fashion-MNIST's idx files instead of a folder: the 60k training or 10k test split. */
-export const FASHION_MNIST_TRAIN = ["fashion-mnist", "fashion-mnist-train"];
-export const FASHION_MNIST_TEST = ["fashion-mnist", "fashion-mnist-test"];
-
 /**
- * Loads a training (`split` "train") or test set: a Fashion-MNIST name or an ImageFolder path (read with the preset's
+ * Loads a training (`split` "train") or test set: a Fashion-MNIST name (io/datasets/spec.ts) or an ImageFolder path (read with the preset's
  * channel count), optionally a seeded stratified subset of `perClass` images per class, resized to the preset's size.
  */
 export function loadEvalSet(spec: string, split: "train" | "test", preset: EvalPreset, subset?: { perClass: number; seed: number }): Dataset {
-  const names = split === "train" ? FASHION_MNIST_TRAIN : FASHION_MNIST_TEST;
-  const ds = names.includes(spec) ? loadFashionMnist(split) : loadImageFolder(spec, { channels: preset.channels });
+  const ds = loadDataSpec(spec, split, { channels: preset.channels });
   return fitToPreset(subset ? sampleRandomPerClass(ds, subset.perClass, subset.seed).dataset : ds, preset);
 }
 

@@ -21,8 +21,13 @@ import type { Classifier, StudentArch } from "./students.js";
 export const PROTOCOLS = ["hard", "soft"] as const;
 export type { Protocol } from "./schedule.js";
 
-/** "protocol": the protocol's per-image augmentations; "none": only normalisation (e.g. whole-data sanity runs). */
-export type AugmentChoice = "protocol" | "none";
+/**
+ * "protocol": the protocol's per-image augmentations; "crop-flip": only its RandomResizedCrop and flip (a plain
+ * trainer, so that a training set is also judged without the colour, lighting and patch-shuffle augmentations);
+ * "none": only normalisation (e.g. whole-data sanity runs).
+ */
+export const AUGMENT_CHOICES = ["protocol", "crop-flip", "none"] as const;
+export type AugmentChoice = (typeof AUGMENT_CHOICES)[number];
 
 export type OptimizerSettings =
   | { name: "sgd"; lr: number; momentum: number; weightDecay: number }
@@ -89,12 +94,15 @@ export function protocolSettings(o: SettingsOptions): ProtocolSettings {
   }
   if (o.lr !== undefined && !(o.lr > 0)) throw new InputError(`learning rate must be positive, got ${o.lr}`);
   const augment = o.augment ?? "protocol";
+  const cropFlip = ["RandomResizedCrop(scale 0.5-1)", "RandomHorizontalFlip"];
   const perImage =
     augment === "none"
       ? []
-      : hard
-        ? ["RandomResizedCrop(scale 0.5-1)", "RandomHorizontalFlip", "ColorJitter(0.4, 0.4, 0.4; IDC)", "Lighting(0.1; ImageNet PCA)"]
-        : ["ShufflePatches(2)", "RandomResizedCrop(scale 0.5-1)", "RandomHorizontalFlip"];
+      : augment === "crop-flip"
+        ? cropFlip
+        : hard
+          ? [...cropFlip, "ColorJitter(0.4, 0.4, 0.4; IDC)", "Lighting(0.1; ImageNet PCA)"]
+          : ["ShufflePatches(2)", ...cropFlip];
   const testEpochs = hard
     ? o.testEvery !== undefined
       ? everyNEpochs(epochs, o.testEvery)
@@ -129,12 +137,13 @@ export function protocolSettings(o: SettingsOptions): ProtocolSettings {
 export function augmentBatch(x: Tensor, gen: Generator, s: ProtocolSettings, preset: EvalPreset): Tensor {
   return torch.tidy(() => {
     let y = x;
-    if (s.augment === "protocol") {
+    if (s.augment !== "none") {
+      const full = s.augment === "protocol";
       const size = [x.size(2), x.size(3)] as const;
-      if (s.protocol === "soft") y = shufflePatches(y, gen, 2);
+      if (full && s.protocol === "soft") y = shufflePatches(y, gen, 2);
       y = randomResizedCrop(y, gen, { size, scale: [0.5, 1] });
       y = randomHorizontalFlip(y, gen);
-      if (s.protocol === "hard") {
+      if (full && s.protocol === "hard") {
         y = colorJitter(y, gen, { brightness: 0.4, contrast: 0.4, saturation: 0.4, style: "idc" });
         y = lighting(y, gen, { alphastd: 0.1 });
       }

@@ -2,6 +2,7 @@
 // each trainer's loss against the same pieces composed by hand (augmentation, CutMix, teacher on the mixed batch).
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import * as augmentModule from "../../src/evaluate/augment.js";
 import { cutmix, normalize } from "../../src/evaluate/augment.js";
 import { cutmixCrossEntropy, softLabelKl } from "../../src/evaluate/losses.js";
 import { PRESETS } from "../../src/evaluate/presets.js";
@@ -170,4 +171,19 @@ test("the loop tests after the named epochs; best is the first highest, final th
   assert.deepEqual(modes, [false, false, false, false], "tests run in eval mode");
   assert.equal(student.training, true);
   assert.ok(r.curve.every((p) => Number.isFinite(p.trainLoss)));
+});
+
+test("crop-flip augmentation: the protocol's crop and flip only, the same draws as the protocol's first two steps", () => {
+  const s = protocolSettings({ protocol: "hard", arch: "convnet3", preset, ipc: 2, numClasses: 4, setSize: 8, augment: "crop-flip" });
+  assert.deepEqual(s.augmentations, ["RandomResizedCrop(scale 0.5-1)", "RandomHorizontalFlip", `Normalize(mean ${preset.mean}, std ${preset.std})`]);
+  const x = torch.tidy(() => tinySet(4).images.float().div(255));
+  const got = augmentBatch(x, new torch.Generator(3), s, preset);
+  const full = protocolSettings({ protocol: "hard", arch: "convnet3", preset, ipc: 2, numClasses: 4, setSize: 8 });
+  assert.notDeepEqual(full.augmentations, s.augmentations);
+  const g = new torch.Generator(3);
+  const want = torch.tidy(() => {
+    const { randomResizedCrop, randomHorizontalFlip } = augmentModule;
+    return normalize(randomHorizontalFlip(randomResizedCrop(x, g, { size: [8, 8], scale: [0.5, 1] }), g), preset.mean, preset.std);
+  });
+  assert.deepEqual(got.toNumbers(), want.toNumbers());
 });
