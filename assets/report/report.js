@@ -1,6 +1,6 @@
-// The charts of a cao2 report, drawn by Chart.js (inlined before this script) from the JSON block #report-data.
-// Charts are made when they scroll into view, so a report of 1,000 classes opens fast, and all at once before
-// printing. Written for the browser as it is (no build step).
+// The charts and image grids of a cao2 report, drawn from the JSON block #report-data; charts by Chart.js (inlined
+// before this script). Both are made when they come near the screen, so that a report of 1,000 classes opens fast,
+// and all at once before printing. Written for the browser as it is (no build step).
 (function () {
   "use strict";
   var data = JSON.parse(document.getElementById("report-data").textContent);
@@ -107,6 +107,31 @@
     };
   }
 
+  function esc(v) {
+    return String(v).replace(/[&<>"']/g, function (ch) { return "&#" + ch.charCodeAt(0) + ";"; });
+  }
+
+  // One distilled image with its caption, markers, and (when the run kept it) before | after | difference on hover.
+  function figure(it) {
+    var tags = (it.filled ? '<span class="tag filled" title="filled in from the candidates the selector did not recognise">filled in</span>' : "") +
+      (it.wrong && !it.filled ? '<span class="tag wrong">predicted ' + esc(it.pred) + "</span>" : "");
+    var before = it.before
+      ? '<div class="before"><figure><img class="pre" src="' + esc(it.before) + '" alt="before refinement" decoding="async"><figcaption>before</figcaption></figure>' +
+        '<figure><img class="post" src="' + esc(it.src) + '" alt="after refinement" decoding="async"><figcaption>after</figcaption></figure>' +
+        '<figure><img class="diff" src="' + esc(it.diff) + '" alt="difference" decoding="async"><figcaption>|after − before| × ' + data.amplify + "</figcaption></figure></div>"
+      : "";
+    return '<figure class="item' + (it.filled ? " is-filled" : "") + (it.before ? " has-before" : "") + '" tabindex="0">' +
+      '<img class="distilled" src="' + esc(it.src) + '" alt="' + esc(it.alt) + '" decoding="async">' +
+      "<figcaption><span>pool #" + it.pool + "</span><span>" + esc(it.pred) + " " + it.conf + "</span><span>loss " + esc(it.loss) + "</span>" + tags + "</figcaption>" +
+      before + "</figure>";
+  }
+
+  function fillGrid(grid) {
+    if (grid.dataset.drawn) return;
+    grid.dataset.drawn = "1";
+    grid.innerHTML = data.grids[grid.dataset.class].map(figure).join("");
+  }
+
   function config(canvas) {
     var d = canvas.dataset;
     if (d.chart === "hist") return d.class === "all" ? histogram(data.overall, "") : histogram(data.classes[d.class], "");
@@ -116,12 +141,16 @@
     throw new Error("unknown chart " + d.chart);
   }
 
-  var pending = Array.prototype.slice.call(document.querySelectorAll("canvas[data-chart]"));
-  function draw(canvas) {
-    if (canvas.dataset.drawn) return;
-    canvas.dataset.drawn = "1";
-    new Chart(canvas, config(canvas));
+  function draw(el) {
+    if (el.tagName === "CANVAS") {
+      if (el.dataset.drawn) return;
+      el.dataset.drawn = "1";
+      new Chart(el, config(el));
+    } else {
+      fillGrid(el);
+    }
   }
+  var pending = Array.prototype.slice.call(document.querySelectorAll("canvas[data-chart], .grid[data-class]"));
   if ("IntersectionObserver" in window) {
     var io = new IntersectionObserver(
       function (entries) {
@@ -132,15 +161,12 @@
           }
         });
       },
-      { rootMargin: "400px" },
+      { rootMargin: "600px" },
     );
-    pending.forEach(function (c) { io.observe(c); });
+    pending.forEach(function (el) { io.observe(el); });
   } else {
     pending.forEach(draw);
   }
-  // Printing shows everything: every chart drawn, every image loaded.
-  window.addEventListener("beforeprint", function () {
-    pending.forEach(draw);
-    document.querySelectorAll("img[loading=lazy]").forEach(function (img) { img.loading = "eager"; });
-  });
+  // Printing shows everything: every grid and chart drawn.
+  window.addEventListener("beforeprint", function () { pending.forEach(draw); });
 })();

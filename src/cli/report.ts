@@ -8,6 +8,7 @@ export const summary = "An HTML report of a distillation run and its evaluation 
 
 const FLAGS = {
   eval: { type: "list", help: "Evaluation record(s) from cao2 evaluate --json; repeat the flag or separate by commas" },
+  state: { type: "string", help: "The run's state folder, if cao2 distill was given --state (finished runs name it in their manifest)", defaultText: "<run folder>.cao2, or <run folder>/.cao2 of older runs" },
   out: { type: "string", help: "HTML file to write", defaultText: "<run folder>-report.html beside the run" },
   images: { type: "string", choices: IMAGE_MODES, help: "Images inlined into the HTML, or in a folder <out>_files/ beside it (auto: inline up to 8 MB)", default: "auto" },
   amplify: { type: "number", help: "Factor on |after - before| in the pre-refinement view", default: 10 },
@@ -52,7 +53,7 @@ export async function run(argv: string[]): Promise<number> {
     throw new UsageError(`--out ${out}: inside the run folder, the report (and its image folder) would become part of the ImageFolder; write it beside the run`);
   // Loaded only now: reading records and hashing the run's images bring in libtorch, which usage errors do not need.
   const { writeReport } = await import("../report/report.js");
-  const r = writeReport({ run: folder, evals: evals.map((path) => ({ path })), out, images: a.images as ImageMode, amplify: a.amplify, title: a.title });
+  const r = writeReport({ run: folder, state: a.state, evals: evals.map((path) => ({ path })), out, images: a.images as ImageMode, amplify: a.amplify, title: a.title });
   const missing = r.missingClasses.length ? `; ${r.missingClasses.length} class(es) not finished yet, marked as missing` : "";
   process.stdout.write(
     `wrote ${r.out} (${(r.htmlBytes / 2 ** 20).toFixed(2)} MB, ${r.images} images ${r.imagesMode === "inline" ? "inlined" : `in ${r.out.replace(/\.html?$/i, "")}_files/`}${missing})\n`,

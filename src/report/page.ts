@@ -107,28 +107,45 @@ function chartBox(kind: string, attrs: Record<string, string | number>, cls = "c
   return `<div class="${cls}"><canvas data-chart="${kind}"${a} role="img" aria-label="${esc(label)}"></canvas></div>`;
 }
 
-function figure(c: RunClass, i: number, img: ItemImages, src: (name: string) => string, name: (i: number) => string, amplify: number): string {
-  const r = c.record!;
-  const it = r.items[i];
-  const filled = i >= r.items.length - r.filled;
-  const wrong = it.prediction !== c.modelIndex;
-  const loss = typeof it.lossBefore === "number" && typeof it.lossAfter === "number" ? `${num(it.lossBefore, 3)} → ${num(it.lossAfter, 3)}` : "not refined";
-  const tags = (filled ? `<span class="tag filled" title="filled in from the candidates the selector did not recognise">filled in</span>` : "") +
-    (wrong && !filled ? `<span class="tag wrong">predicted ${esc(name(it.prediction))}</span>` : "");
-  const before = img.before
-    ? `<div class="before"><figure><img class="pre" src="${esc(src(img.before))}" alt="before refinement" loading="lazy" decoding="async"><figcaption>before</figcaption></figure>` +
-      `<figure><img class="diff" src="${esc(src(img.difference!))}" alt="difference x${amplify}" loading="lazy" decoding="async"><figcaption>|after − before| × ${amplify}</figcaption></figure></div>`
-    : "";
-  return (
-    `<figure class="item${filled ? " is-filled" : ""}${img.before ? " has-before" : ""}" tabindex="0">` +
-    `<img class="distilled" src="${esc(src(img.image))}" alt="${esc(`${c.name}, image ${i}`)}" loading="lazy" decoding="async">` +
-    `<figcaption><span>pool #${it.poolIndex}</span><span>${esc(name(it.prediction))} ${pct(it.confidence)}</span><span>loss ${loss}</span>${tags}</figcaption>${before}</figure>`
-  );
+/**
+ * One distilled image as the page script draws it (assets/report/report.js, `figure`): the grids are built in the
+ * browser when their class scrolls near, because 30,000 image elements parsed up front make a 1,000-class report
+ * open in tens of seconds.
+ */
+export interface GridItem {
+  src: string;
+  before?: string;
+  diff?: string;
+  alt: string;
+  pool: number;
+  /** The selector's prediction (a class name) and its confidence in the class, formatted. */
+  pred: string;
+  conf: string;
+  loss: string;
+  filled: boolean;
+  wrong: boolean;
 }
 
-function classSection(c: RunClass, images: ItemImages[] | undefined, src: (name: string) => string, name: (i: number) => string, amplify: number): string {
+function gridItems(c: RunClass, images: ItemImages[], src: (name: string) => string, name: (i: number) => string): GridItem[] {
+  const r = c.record!;
+  return r.items.map((it, i) => ({
+    src: src(images[i].image),
+    ...(images[i].before ? { before: src(images[i].before!), diff: src(images[i].difference!) } : {}),
+    alt: `${c.name}, image ${i}`,
+    pool: it.poolIndex,
+    pred: name(it.prediction),
+    conf: pct(it.confidence),
+    // Without refinement the losses are NaN, which JSON writes as null.
+    loss: typeof it.lossBefore === "number" && typeof it.lossAfter === "number" ? `${num(it.lossBefore, 3)} → ${num(it.lossAfter, 3)}` : "not refined",
+    // Selection keeps the recognised candidates first and fills the rest from the others.
+    filled: i >= r.items.length - r.filled,
+    wrong: it.prediction !== c.modelIndex,
+  }));
+}
+
+function classSection(c: RunClass): string {
   const head = `<h3>${esc(c.label)} · ${esc(c.name)} <small>${esc(c.folder)}</small></h3>`;
-  if (!c.record || !images) return `<section class="class missing" id="class-${c.label}">${head}<p class="status warn">Missing: this class is not finished.</p></section>`;
+  if (!c.record) return `<section class="class missing" id="class-${c.label}">${head}<p class="status warn">Missing: this class is not finished.</p></section>`;
   const r = c.record;
   const t = r.timings;
   const meta =
@@ -136,9 +153,9 @@ function classSection(c: RunClass, images: ItemImages[] | undefined, src: (name:
     `pool ${r.pool.length}, ${r.pool.filter((p) => p.prediction === c.modelIndex).length} recognised · time ${seconds(stageTotal(t))} ` +
     `(pool ${seconds(t.pool_s)}, select ${seconds(t.select_s)}, refine ${seconds(t.refine_s)}, write ${seconds(t.write_s)})`;
   return (
-    `<section class="class" id="class-${c.label}">${head}<p class="meta">${meta}</p><div class="class-body"><div class="grid">` +
-    images.map((img, i) => figure(c, i, img, src, name, amplify)).join("") +
-    `</div>${chartBox("hist", { class: c.label }, "chart small", `selector confidence, class ${c.label}`)}</div></section>`
+    `<section class="class" id="class-${c.label}">${head}<p class="meta">${meta}</p><div class="class-body">` +
+    `<div class="grid" data-class="${c.label}"></div>` +
+    `${chartBox("hist", { class: c.label }, "chart small", `selector confidence, class ${c.label}`)}</div></section>`
   );
 }
 
@@ -171,12 +188,15 @@ function evalSection(evals: EvalEntry[]): string {
   );
 }
 
-/** The numbers the charts draw, embedded in the page as JSON. */
-function chartData(input: ReportInput) {
+/** What the page script draws (charts and image grids), embedded in the page as JSON. */
+function pageData(input: ReportInput, src: (name: string) => string) {
   const run = input.run;
   const done = run?.classes.filter((c) => c.record) ?? [];
+  const name = run ? namer(run) : String;
   return {
     bins: HIST_BINS,
+    amplify: input.amplify,
+    grids: Object.fromEntries(done.map((c) => [c.label, gridItems(c, input.images.get(c.label)!, src, name)])),
     classes: Object.fromEntries(
       done.map((c) => [c.label, { name: c.name, pool: histogram(c.record!.pool.map((p) => p.confidence)), selected: histogram(c.record!.items.map((it) => it.confidence)) }]),
     ),
@@ -205,7 +225,6 @@ export function renderPage(input: ReportInput, src: (name: string) => string): s
   const nav: [string, string][] = [];
   const body: string[] = [];
   if (run) {
-    const name = namer(run);
     nav.push(["summary", "Summary"], ["settings", "Settings"], ["timing", "Time"], ["confidence", "Confidence"]);
     body.push(
       summarySection(run),
@@ -222,15 +241,15 @@ export function renderPage(input: ReportInput, src: (name: string) => string): s
     body.push(
       `<section id="classes"><h2>Distilled images per class</h2><p>Each image with its pool index, the selector's prediction and confidence before refinement, and the refinement loss before → after. ` +
         (hasBefore
-          ? `Hover over or tap an image to see it before refinement and the difference amplified ×${input.amplify}.`
+          ? `Hover over or tap an image to see it before and after refinement and the difference amplified ×${input.amplify} (the paper's Figure 4).`
           : `The run did not keep the images before refinement (cao2 distill --save-pre-refine).`) +
-        `</p>${run.classes.map((c) => classSection(c, input.images.get(c.label), src, name, input.amplify)).join("")}</section>`,
+        `</p>${run.classes.map(classSection).join("")}</section>`,
     );
   } else {
     nav.push(["evaluation", "Evaluation"]);
     body.push(evalSection(input.evals));
   }
-  const data = JSON.stringify(chartData(input)).replace(/</g, "\\u003c");
+  const data = JSON.stringify(pageData(input, src)).replace(/</g, "\\u003c");
   return (
     `<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">` +
     `<meta name="generator" content="cao2 ${esc(input.version)}"><title>${esc(input.title)}</title><style>${css}</style></head><body>` +

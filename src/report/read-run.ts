@@ -3,7 +3,7 @@
 // `<out>/.cao2/` in older runs and in a folder outside the ImageFolder root in newer ones (the manifest names it);
 // both are read.
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { isAbsolute, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { InputError } from "../errors.js";
 import type { Manifest } from "../distill/run.js";
 import { type ClassSpec, classFolder } from "../distill/presets.js";
@@ -39,11 +39,16 @@ function readJson<T>(path: string, what: string): T {
   }
 }
 
-/** Where a run keeps its state: the manifest's word first, then the sibling `<out>.cao2/`, then `<out>/.cao2/`. */
-function findStateDir(folder: string, manifest?: Record<string, unknown>): string | undefined {
-  const named = manifest?.stateDir ?? manifest?.state;
-  const fromManifest = typeof named === "string" ? (isAbsolute(named) ? named : resolve(folder, named)) : undefined;
-  const candidates = [fromManifest, `${resolve(folder)}.cao2`, join(folder, ".cao2")];
+/**
+ * Where a run keeps its state: the folder given, else the one its manifest records (`config.state`), else the sibling
+ * `<out>.cao2/` (newer runs; also a moved run's), else `<out>/.cao2/` (runs written before the state moved out).
+ */
+function findStateDir(folder: string, given?: string, recorded?: unknown): string | undefined {
+  if (given !== undefined) {
+    if (!existsSync(given) || !statSync(given).isDirectory()) throw new InputError(`--state ${given}: no such folder (the run's state folder, as given to cao2 distill --state)`);
+    return given;
+  }
+  const candidates = [typeof recorded === "string" ? recorded : undefined, `${resolve(folder)}.cao2`, join(folder, ".cao2")];
   return candidates.find((d) => d !== undefined && existsSync(d) && statSync(d).isDirectory());
 }
 
@@ -61,8 +66,9 @@ function checkRecord(r: ClassRecord, where: string): ClassRecord {
   return r;
 }
 
-/** Reads a run folder; a folder without a manifest or run state is refused. */
-export function readRun(folder: string): RunData {
+/** Reads a run folder (and its state folder, when not where cao2 distill puts it by default); a folder without a
+ * manifest or run state is refused. */
+export function readRun(folder: string, state?: string): RunData {
   if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new InputError(`${folder}: no such folder (expected the --out folder of cao2 distill)`);
   const manifestPath = join(folder, "manifest.json");
   if (existsSync(manifestPath)) {
@@ -73,16 +79,16 @@ export function readRun(folder: string): RunData {
     return {
       folder,
       complete: true,
-      stateDir: findStateDir(folder, m),
+      stateDir: findStateDir(folder, state, m.config.state),
       config: m.config,
       manifest: { tool: m.tool, created: m.created, models: m.models, seeds: m.seeds, distillSeconds: m.distillSeconds },
       classes: m.classes.map((c) => ({ ...c, record: byLabel.get(c.label) })),
     };
   }
-  const stateDir = findStateDir(folder);
+  const stateDir = findStateDir(folder, state);
   const runFile = stateDir && join(stateDir, "run.json");
   if (!runFile || !existsSync(runFile))
-    throw new InputError(`${folder}: not a cao2 run (no manifest.json, and no run state in ${resolve(folder)}.cao2/ or ${join(folder, ".cao2")}/)`);
+    throw new InputError(`${folder}: not a cao2 run (no manifest.json, and no run state in ${state ?? `${resolve(folder)}.cao2/ or ${join(folder, ".cao2")}/`})`);
   const config = readJson<Record<string, unknown> & { classes?: ClassSpec[]; numClasses?: number }>(runFile, "the run's settings");
   if (!Array.isArray(config.classes) || !Number.isInteger(config.numClasses))
     throw new InputError(`${runFile}: not cao2 run settings (expected classes and numClasses)`);

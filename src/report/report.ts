@@ -15,6 +15,8 @@ import { preRefinePath, readRun, type RunData } from "./read-run.js";
 export interface ReportOptions {
   /** A cao2 distill output folder; optional when evaluation records are given. */
   run?: string;
+  /** The run's state folder, when cao2 distill was given --state and the run has no manifest yet. */
+  state?: string;
   evals?: { path: string; label?: string }[];
   out: string;
   images?: ImageMode;
@@ -85,7 +87,7 @@ export function writeReport(o: ReportOptions): ReportResult {
   const amplify = o.amplify ?? 10;
   if (!(amplify > 0)) throw new InputError(`the difference's amplification must be positive, got ${amplify}`);
   if (!o.run && !o.evals?.length) throw new InputError("nothing to report: give a run folder, evaluation records, or both");
-  const run = o.run === undefined ? undefined : readRun(o.run);
+  const run = o.run === undefined ? undefined : readRun(o.run, o.state);
   const evals = (o.evals ?? []).map((e) => readEvalRecord(e.path, e.label));
   if (run && evals.length) {
     const digest = imageFolderDigest(run.folder);

@@ -75,15 +75,15 @@ export async function openReport(c: Chromium, file: string, o: { screenshot?: st
   await page.goto(`file://${file}`, { waitUntil: "load" });
   const loadMs = performance.now() - t0;
   const counts = await page.evaluate(async () => {
-    const imgs = [...document.querySelectorAll("img")];
-    for (const img of imgs) img.loading = "eager";
-    await Promise.all(imgs.map((img) => img.decode().catch(() => undefined)));
-    const canvases = [...document.querySelectorAll("canvas")];
+    // Grids and charts are made as they come near the screen: bring each there, as a reader scrolling would.
     const frame = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
-    for (const cv of canvases) {
-      cv.scrollIntoView();
+    for (const el of document.querySelectorAll("canvas, .grid[data-class]")) {
+      el.scrollIntoView();
       await frame();
     }
+    const imgs = [...document.querySelectorAll("img")];
+    await Promise.all(imgs.map((img) => img.decode().catch(() => undefined)));
+    const canvases = [...document.querySelectorAll("canvas")];
     const drawn = (cv: HTMLCanvasElement) => {
       const ctx = cv.getContext("2d");
       if (!ctx || cv.width === 0 || cv.height === 0) return false;

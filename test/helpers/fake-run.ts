@@ -66,17 +66,16 @@ export function makeFakeRun(out: string, o: FakeRunOptions): Manifest {
     records.push(record);
   }
   const hash = { path: "/models/x.safetensors", sha256: "0".repeat(64), bytes: 1 };
-  const manifest: Manifest & { stateDir?: string } = {
+  const manifest: Manifest = {
     tool: { name: "cao2", version: "0.1.0", libtorch: "test" },
     created: "2026-01-01T00:00:00.000Z",
-    config: { ...config, out },
+    config: { ...config, out, ...(o.layout === "sibling" ? { state } : {}) },
     models: { dit: hash, vae: hash, selector: hash, selectorPreprocess: { size, channels: 1, mean: [0.5], std: [0.5] }, scalingFactor: 1 } as Manifest["models"],
     seeds: { seed: 0, derivation: "made up" },
     classes,
     images: records.reduce((n, r) => n + r.items.length, 0),
     distillSeconds: 1,
     records,
-    ...(o.layout === "sibling" ? { stateDir: state } : {}),
   };
   if (!o.unfinished?.length) {
     writeFileSync(join(out, "classes.txt"), classes.map((c) => c.folder).join("\n") + "\n");

@@ -3,7 +3,7 @@
 // line with exit code 2. The page as a browser shows it is tested in browser.test.ts.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -11,7 +11,7 @@ import { InputError } from "../../src/errors.js";
 import { imageFolderDigest, loadImageFolder } from "../../src/io/datasets/imagefolder.js";
 import { decodePng, encodePng } from "../../src/io/png.js";
 import { amplifiedDifference } from "../../src/report/images.js";
-import { histogram } from "../../src/report/page.js";
+import { type GridItem, histogram } from "../../src/report/page.js";
 import { writeReport } from "../../src/report/report.js";
 import { makeFakeRun } from "../helpers/fake-run.js";
 import { ROOT } from "../helpers/fixtures.js";
@@ -20,6 +20,10 @@ const CLI = join(ROOT, "dist", "src", "cli", "main.js");
 const dir = mkdtempSync(join(tmpdir(), "cao2-report-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const count = (html: string, re: RegExp) => (html.match(re) ?? []).length;
+/** The JSON the page script draws from. */
+const pageData = (html: string) => JSON.parse(/<script type="application\/json" id="report-data">(.*?)<\/script>/s.exec(html)![1]);
+/** Every image the page's grids show, class by class. */
+const gridItems = (html: string): GridItem[] => Object.values(pageData(html).grids as Record<string, GridItem[]>).flat();
 const cao2 = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", cwd: dir });
 
 /** An evaluation record with the fields the report reads, for a training set of the given digest. */
@@ -47,14 +51,16 @@ describe("cao2 report", () => {
     assert.equal(r.imagesMode, "inline");
     assert.deepEqual(r.missingClasses, []);
     const html = readFileSync(out, "utf8");
-    assert.equal(count(html, /<img class="distilled"/g), m.images);
-    assert.equal(count(html, /<img class="pre"/g), m.images, "each image before refinement");
-    assert.equal(count(html, /<img class="diff"/g), m.images, "and its amplified difference");
-    assert.equal(count(html, /class="tag filled"/g), 1, "class 2 has one filled-in image");
-    assert.equal(count(html, /src="data:image\/png;base64,/g), 3 * m.images, "inlined");
+    const items = gridItems(html);
+    assert.equal(items.length, m.images);
+    assert.equal(items.filter((it) => it.before && it.diff).length, m.images, "each image before refinement and the amplified difference");
+    assert.deepEqual(items.map((it) => it.filled), [false, false, false, false, false, true], "class 2 has one filled-in image");
+    assert.ok(items.every((it) => [it.src, it.before, it.diff].every((u) => u!.startsWith("data:image/png;base64,"))), "inlined");
     assert.doesNotMatch(html, /(src|href)="(https?:)?\/\//, "nothing to fetch from a network");
     assert.match(html, /window\.Chart=/, "Chart.js is inlined");
-    assert.match(html, /pool #2<\/span><span>class 0 94\.0%<\/span><span>loss 2\.100 → 1\.600/);
+    assert.deepEqual({ ...items[1], src: "", before: "", diff: "" }, { src: "", before: "", diff: "", alt: "class 0, image 1", pool: 2, pred: "class 0", conf: "94.0%", loss: "2.100 → 1.600", filled: false, wrong: false });
+    assert.equal(items[5].pred, "class 0", "the filled-in image of class 2 was taken for class 0");
+    assert.equal(count(html, /class="grid" data-class=/g), 3);
     for (const k of ["0".repeat(64), "poolFactor", "made up"]) assert.ok(html.includes(k), k);
     assert.equal(count(html, /data-chart="hist"/g), 1 + 3, "overall and one per class");
     assert.equal(count(html, /data-chart="timing"/g), 1);
@@ -65,7 +71,7 @@ describe("cao2 report", () => {
     const done = join(dir, "sibling");
     makeFakeRun(done, { classes: 2, ipc: 2, preRefine: true, layout: "sibling" });
     let html = (writeReport({ run: done, out: join(dir, "sibling.html") }), readFileSync(join(dir, "sibling.html"), "utf8"));
-    assert.equal(count(html, /<img class="pre"/g), 4, "pre-refinement images found through the manifest");
+    assert.equal(gridItems(html).filter((it) => it.before).length, 4, "pre-refinement images found through the manifest");
 
     const running = join(dir, "running");
     makeFakeRun(running, { classes: 4, ipc: 2, preRefine: true, layout: "sibling", unfinished: [1, 3] });
@@ -74,9 +80,15 @@ describe("cao2 report", () => {
     assert.deepEqual(r.missingClasses, [1, 3]);
     html = readFileSync(join(dir, "running.html"), "utf8");
     assert.equal(count(html, /<section class="class missing"/g), 2);
-    assert.equal(count(html, /<img class="distilled"/g), 4);
-    assert.equal(count(html, /<img class="pre"/g), 4, "the sibling state folder is found without a manifest");
+    assert.equal(gridItems(html).length, 4);
+    assert.equal(gridItems(html).filter((it) => it.before).length, 4, "the sibling state folder is found without a manifest");
     assert.match(html, /2 of 4 classes missing \(1 class 1, 3 class 3\)/);
+
+    // A state folder of cao2 distill --state, elsewhere: given to the report while the run has no manifest.
+    const elsewhere = join(dir, "state-elsewhere");
+    renameSync(`${running}.cao2`, elsewhere);
+    assert.throws(() => writeReport({ run: running, out: join(dir, "lost.html") }), /not a cao2 run/);
+    assert.deepEqual(writeReport({ run: running, state: elsewhere, out: join(dir, "running.html") }).missingClasses, [1, 3]);
   });
 
   test("images beside the page: a folder <name>_files/ with every image, referenced by relative paths", () => {
@@ -85,8 +97,8 @@ describe("cao2 report", () => {
     const r = writeReport({ run, out, images: "beside" });
     assert.equal(r.imagesMode, "beside");
     const html = readFileSync(out, "utf8");
-    assert.equal(count(html, /src="data:/g), 0);
-    const srcs = [...html.matchAll(/<img class="\w+" src="([^"]+)"/g)].map((x) => x[1]);
+    assert.equal(count(html, /data:image/g), 0);
+    const srcs = gridItems(html).flatMap((it) => [it.src, it.before!, it.diff!]);
     assert.equal(srcs.length, 18);
     for (const s of srcs) assert.ok(existsSync(join(dir, decodeURIComponent(s))), s);
     assert.ok(srcs.every((s) => s.startsWith("beside_files/")));
@@ -137,8 +149,8 @@ describe("cao2 report", () => {
     const html = readFileSync(r.out, "utf8");
     assert.equal(count(html, /data-chart="ipc"/g), 1, "only the column with several IPCs");
     assert.equal(count(html, /data-chart="curve"/g), 7);
-    assert.equal(count(html, /<img/g), 0);
-    const data = JSON.parse(/<script type="application\/json" id="report-data">(.*?)<\/script>/s.exec(html)![1]);
+    const data = pageData(html);
+    assert.deepEqual(data.grids, {});
     assert.deepEqual(data.evals.filter((e: { column: string }) => e.column === "hard-label convnet3").map((e: { label: string; ipc: number }) => `${e.label}@${e.ipc}`), [
       "dit@1", "cao2@1", "dit@10", "cao2@10", "dit@50", "cao2@50",
     ]);
