@@ -93,6 +93,7 @@
       },
       options: {
         plugins: {
+          legend: { position: "bottom", labels: { boxWidth: 12 } },
           tooltip: {
             callbacks: {
               label: function (c) { return c.dataset.label + ": " + c.raw.y.toFixed(2) + " ± " + c.raw.std.toFixed(2) + " (IPC " + c.raw.x + ")"; },
@@ -100,7 +101,17 @@
           },
         },
         scales: {
-          x: { type: "logarithmic", title: { display: true, text: "images per class" }, ticks: { callback: function (v) { return String(v); } } },
+          x: {
+            type: "logarithmic",
+            title: { display: true, text: "images per class" },
+            // Ticks at the IPCs measured, not at every power-of-ten subdivision.
+            afterBuildTicks: function (scale) {
+              var ipcs = [];
+              rows.forEach(function (e) { if (ipcs.indexOf(e.ipc) < 0) ipcs.push(e.ipc); });
+              scale.ticks = ipcs.sort(function (a, b) { return a - b; }).map(function (v) { return { value: v }; });
+            },
+            ticks: { callback: function (v) { return String(v); } },
+          },
           y: { title: { display: true, text: "best test top-1 (%), mean over repeats" } },
         },
       },

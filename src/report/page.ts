@@ -1,11 +1,11 @@
-// The report's HTML: tables and image grids rendered here (readable and printable without scripts), charts drawn in
-// the browser by Chart.js (inlined from node_modules, so no network is needed) from the numbers in a JSON block.
-// The page's own script and style are assets/report/report.js and report.css.
+// The report's HTML: text and tables rendered here; image grids and charts drawn in the browser from a JSON block,
+// the charts by Chart.js (inlined from node_modules, so no network is needed). The page's own script and style are
+// assets/report/report.js and report.css.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import type { ClassRecord } from "../distill/write.js";
-import type { Summary } from "../evaluate/record.js";
+import { formatMeanStd as meanStd } from "../evaluate/record.js";
 import { assetPath } from "../util/assets.js";
 import type { EvalEntry } from "./read-evals.js";
 import type { RunClass, RunData } from "./read-run.js";
@@ -28,8 +28,8 @@ function chartJsSource(): string {
 
 const num = (v: number | null | undefined, digits: number) => (typeof v === "number" && Number.isFinite(v) ? v.toFixed(digits) : "n/a");
 const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
+/** Stage times are often under a second, which util/progress's formatDuration rounds away. */
 const seconds = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(2)} h` : s >= 60 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(1)} s`);
-const meanStd = (s: Summary) => `${s.mean.toFixed(2)} ± ${s.std.toFixed(2)}`;
 
 export const HIST_BINS = 20;
 /** Counts of values in [0, 1] over HIST_BINS equal bins (1 falls in the last). */
@@ -41,8 +41,8 @@ export function histogram(values: readonly number[]): number[] {
 
 const stageTotal = (t: ClassRecord["timings"]) => t.pool_s + t.select_s + t.refine_s + t.write_s;
 
-function table(rows: [string, string][], cls = "kv"): string {
-  return `<table class="${cls}"><tbody>${rows.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${v}</td></tr>`).join("")}</tbody></table>`;
+function table(rows: [string, string][]): string {
+  return `<table class="kv"><tbody>${rows.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${v}</td></tr>`).join("")}</tbody></table>`;
 }
 
 function configValue(v: unknown): string {
