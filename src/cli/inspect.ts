@@ -45,6 +45,7 @@ export async function run(argv: string[]): Promise<number> {
     if (architecture) {
       const cfg = Object.entries(architecture.config).map(([k, v]) => `${k} ${Array.isArray(v) ? `[${v.join(", ")}]` : v === null ? "unknown" : String(v)}`);
       lines.push(`architecture: ${architecture.name} (${architecture.naming} naming): ${cfg.join(", ")}`);
+      if (architecture.problem) lines.push(`architecture problem: ${architecture.problem}`);
     } else lines.push("architecture: not recognised");
     process.stdout.write(lines.join("\n") + "\n");
   } finally {

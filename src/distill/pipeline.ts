@@ -17,8 +17,8 @@ import { deriveSeed, randomSource } from "../util/seed.js";
 import type { LoadedModels } from "./models.js";
 import type { ClassSpec, Compat } from "./presets.js";
 import { refineLatents, type NormKind, type RefineSchedule } from "./refine.js";
-import { decodeLatents, scoreImages } from "./score.js";
-import { scoreCandidates, selectCandidates, type FillRule, type Strategy } from "./select.js";
+import { decodeLatents, scoreImages, selectorFeatures } from "./score.js";
+import { resolveStrategy, scoreCandidates, selectCandidates, type FillRule, type Strategy } from "./select.js";
 import { type ClassRecord, type RunLayout, writeClass } from "./write.js";
 
 export interface DistillOptions {
@@ -105,6 +105,7 @@ export function distillClass(m: LoadedModels, o: DistillOptions, c: ClassSpec, l
     fill: o.fill,
     autoIpcThreshold: o.autoIpcThreshold,
     random: randomSource(deriveSeed(seed, "select")),
+    features: resolveStrategy(o.select, o.ipc, o.autoIpcThreshold) === "representative" ? selectorFeatures(m, pool, o.batchSize) : undefined,
   });
   const chosen = keep(pool.indexSelect(0, fromArray(BigInt64Array.from(selection.selected, BigInt), [o.ipc], { device: o.device })));
   times.select_s = seconds(t0);

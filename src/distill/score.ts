@@ -31,6 +31,22 @@ export function selectorInput(images: Tensor, pre: Preprocess, normalise = true)
   });
 }
 
+/** L2-normalised penultimate features of the selector for latents (the representative strategy's space). */
+export function selectorFeatures(m: Pick<LoadedModels, "autoencoder" | "scalingFactor" | "selector" | "selectorPreprocess">, latents: Tensor, batchSize: number): { data: Float32Array; dim: number } {
+  const data = noGrad(() =>
+    tidy(() => {
+      const parts: Tensor[] = [];
+      for (let lo = 0; lo < latents.size(0); lo += batchSize) {
+        const z = latents.narrow(0, lo, Math.min(batchSize, latents.size(0) - lo));
+        const f = m.selector.features(selectorInput(decodeLatents(m, z), m.selectorPreprocess));
+        parts.push(f.div(f.norm(2, 1, true).clamp(1e-12)));
+      }
+      return cat(parts, 0).toFloat32Array();
+    }),
+  );
+  return { data, dim: data.length / latents.size(0) };
+}
+
 /** Softmax class probabilities of the selector for latents, row-major [n x classes]. */
 export function scoreImages(m: Pick<LoadedModels, "autoencoder" | "scalingFactor" | "selector" | "selectorPreprocess">, latents: Tensor, o: { batchSize: number; compat: "paper" | "authors" }): Float32Array {
   return noGrad(() =>

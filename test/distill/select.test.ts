@@ -75,3 +75,25 @@ test("bad requests are refused", () => {
   assert.throws(() => selectCandidates(cands, 1, opts({ ipc: 0 })), /IPC must be at least 1/);
   assert.throws(() => selectCandidates(cands.slice(0, 2) as Candidate[], 1, opts({ ipc: 3 })), /fewer than IPC/);
 });
+
+// Features for the representative strategy: 2-D unit vectors. The correct candidates form two groups, 0, 2, 3 at 0,
+// 10, 20 degrees and 5, 7 at 170, 180; the wrong ones (1, 4, 6) sit near the first group's centre and must not count.
+const unit = (deg: number) => [Math.cos((deg * Math.PI) / 180), Math.sin((deg * Math.PI) / 180)];
+const FEATS = { data: Float32Array.from([0, 9, 10, 20, 11, 170, 12, 180].flatMap(unit)), dim: 2 };
+
+test("representative: one candidate per k-means cluster of the correct ones, nearest its centre, largest cluster first", () => {
+  for (const seed of [1, 2, 3, 4]) {
+    const s = selectCandidates(cands, 1, opts({ strategy: "representative", ipc: 2, features: FEATS, random: randomSource(seed) }));
+    // {0, 2, 3}: centre at 10 degrees -> 2; {5, 7}: both 5 degrees from the centre -> the lower pool index, 5
+    assert.deepEqual(s.selected, [2, 5], `seed ${seed}`);
+    assert.equal(s.filled, 0);
+  }
+});
+
+test("representative: with no more correct candidates than IPC all of them are kept, then the fill rule", () => {
+  const s = selectCandidates(cands, 1, opts({ strategy: "representative", ipc: 6, features: FEATS }));
+  assert.deepEqual(s.selected.slice(0, 5).sort(), [0, 2, 3, 5, 7]);
+  assert.equal(s.filled, 1);
+  assert.ok([1, 4, 6].includes(s.selected[5]));
+  assert.throws(() => selectCandidates(cands, 1, opts({ strategy: "representative" })), /features/);
+});
