@@ -2,7 +2,8 @@
 // stage) and of its evaluation records (accuracy curves, accuracy vs IPC), viewable offline.
 import { resolve } from "node:path";
 import { IMAGE_MODES, type ImageMode } from "../report/images.js";
-import { checkOutputFolder, type FlagSpecs, parseCommand, UsageError } from "./args.js";
+import { type FlagSpecs, parseCommand, UsageError } from "./args.js";
+import { checkOutputFile } from "./outputs.js";
 
 export const summary = "An HTML report of a distillation run and its evaluation records (opens offline in a browser)";
 
@@ -11,7 +12,7 @@ const FLAGS = {
   state: { type: "string", help: "The run's state folder, if cao2 distill was given --state (finished runs name it in their manifest)", defaultText: "<run folder>.cao2, or <run folder>/.cao2 of older runs" },
   out: { type: "string", help: "HTML file to write", defaultText: "<run folder>-report.html beside the run" },
   images: { type: "string", choices: IMAGE_MODES, help: "Images inlined into the HTML, or in a folder <out>_files/ beside it (auto: inline up to 8 MB)", default: "auto" },
-  amplify: { type: "number", help: "Factor on |after - before| in the pre-refinement view", default: 10 },
+  amplify: { type: "number", help: "Factor on |after - before| in the pre-refinement view", default: 10, min: 0, exclusiveMin: true },
   title: { type: "string", help: "Page title", defaultText: "the run folder" },
 } satisfies FlagSpecs;
 
@@ -45,10 +46,9 @@ export async function run(argv: string[]): Promise<number> {
   const folder = a._[0];
   if (folder === undefined && evals.length === 0) throw new UsageError("give a run folder (the --out of cao2 distill), evaluation records (--eval), or both");
   if (folder === undefined && a.out === undefined) throw new UsageError("--out is required when there is no run folder");
-  if (!(a.amplify > 0)) throw new UsageError(`--amplify must be positive, got ${a.amplify}`);
   const out = a.out ?? `${resolve(folder!)}-report.html`;
   if (!/\.html?$/i.test(out)) throw new UsageError(`--out ${out}: expected a .html file`);
-  checkOutputFolder("--out", out);
+  checkOutputFile("--out", out);
   if (folder !== undefined && resolve(out, "..") === resolve(folder))
     throw new UsageError(`--out ${out}: inside the run folder, the report (and its image folder) would become part of the ImageFolder; write it beside the run`);
   // Loaded only now: reading records and hashing the run's images bring in libtorch, which usage errors do not need.
