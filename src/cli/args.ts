@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { InputError } from "../errors.js";
+import { checkDevice } from "../torch/index.js";
 
 // A small declarative flag parser shared by every command: typed flags with defaults and help text, `--flag value`
 // and `--flag=value`, booleans as `--flag` / `--no-flag`, and usage errors that name the flag (exit code 2).
@@ -149,4 +150,13 @@ export function formatHelp(usage: string, description: string, specs: FlagSpecs)
   const w = Math.min(40, Math.max(...rows.map((r) => r[0].length)) + 2);
   const lines = rows.map(([l, r]) => (l.length + 2 > w ? `${l}\n${" ".repeat(w)}${r}` : l.padEnd(w) + r));
   return `Usage: ${usage}\n\n${description}\n\nFlags:\n${lines.join("\n")}\n  --help${" ".repeat(Math.max(2, w - 8))}Show this help\n`;
+}
+
+/** A --device value, normalised ("cuda" -> "cuda:0"); one that this libtorch cannot use is an input error. */
+export function checkedDevice(d: string): string {
+  try {
+    return checkDevice(d);
+  } catch (e) {
+    throw new InputError((e as Error).message);
+  }
 }

@@ -1,7 +1,7 @@
 // `cao2 evaluate`: trains students on a (distilled) training set with the hard-label or soft-label protocol and
 // reports test top-1 as mean ± std over repeats, with a JSON record of everything that decided the numbers.
 import { existsSync, readFileSync, rmSync } from "node:fs";
-import { checkOutputFolder, parseCommand, UsageError } from "./args.js";
+import { checkedDevice, checkOutputFolder, parseCommand, UsageError } from "./args.js";
 import { loadEvalSet, matchClasses } from "../evaluate/data.js";
 import { EVAL_PRESETS, type EvalPresetName, PRESETS } from "../evaluate/presets.js";
 import { AUGMENT_CHOICES, type AugmentChoice, PROTOCOLS, protocolSettings } from "../evaluate/protocols.js";
@@ -9,7 +9,6 @@ import { formatMeanStd, sha256File } from "../evaluate/record.js";
 import { type RepeatRecord, runEvaluation } from "../evaluate/run.js";
 import { STUDENT_ARCHS, type StudentArch } from "../evaluate/students.js";
 import { loadTeacher } from "../evaluate/teacher.js";
-import { InputError } from "../errors.js";
 import { fashionMnistPart, indicesByClass } from "../io/datasets/index.js";
 import * as torch from "../torch/index.js";
 import { writeJsonAtomic } from "../util/atomic.js";
@@ -130,12 +129,4 @@ export async function run(argv: string[]): Promise<number> {
       `${a.json ? `; record: ${a.json}` : ""}\n`,
   );
   return 0;
-}
-
-function checkedDevice(d: string): string {
-  try {
-    return torch.checkDevice(d);
-  } catch (e) {
-    throw new InputError((e as Error).message);
-  }
 }

@@ -1,8 +1,8 @@
-// `cao2 train <classifier|autoencoder|dit>`: the recipes that train the embedded models. Every run is resumable
-// (checkpoint every N steps and on Ctrl-C; `--resume` continues), logs JSONL losses and validates on a held-out
-// part of the training split.
+// `cao2 train <classifier|autoencoder|dit|minimax>`: the recipes that train the embedded models, and the Minimax
+// fine-tune of a DiT (docs/minimax.md). Every run is resumable (checkpoint every N steps and on Ctrl-C; `--resume`
+// continues), logs JSONL losses and validates on a held-out part of the training split.
 import { mkdirSync } from "node:fs";
-import { loadDataSpec, sampleRandomPerClass } from "../io/datasets/index.js";
+import { type ImageFolderOptions, loadDataSpec, sampleRandomPerClass } from "../io/datasets/index.js";
 import { deriveSeed } from "../util/seed.js";
 import { setNumThreads } from "../torch/index.js";
 import { installInterruptHandler } from "../util/interrupt.js";
@@ -12,11 +12,14 @@ import { loadSavedModel } from "../models/saved.js";
 import { AUTOENCODER_DEFAULTS, PERCEPTUAL_WEIGHT, trainAutoencoder } from "../train/autoencoder.js";
 import { CLASSIFIER_DEFAULTS, trainClassifier } from "../train/classifier.js";
 import { DIT_DEFAULTS, trainDiT } from "../train/dit.js";
+import { imageSize, MINIMAX_DEFAULTS, trainMinimax } from "../train/minimax.js";
+import { loadAutoencoder, loadDiT } from "../distill/models.js";
+import { assetPath } from "../util/assets.js";
 import type { TrainingRun } from "../train/loop.js";
 import { STUDENT_ARCHS, type StudentArch } from "../evaluate/students.js";
-import { type FlagSpecs, type Parsed, parseCommand, UsageError } from "./args.js";
+import { checkedDevice, type FlagSpecs, type Parsed, parseCommand, UsageError } from "./args.js";
 
-export const summary = "Train the small models of the embedded default (classifier, autoencoder, DiT)";
+export const summary = "Train the small models of the embedded default (classifier, autoencoder, DiT) or fine-tune a DiT (Minimax)";
 
 const COMMON = {
   data: { type: "string", help: "Training data: fashion-mnist or an ImageFolder path", default: "fashion-mnist" },
@@ -52,8 +55,11 @@ const AUTOENCODER = {
   "perceptual-weight": { type: "number", help: "Weight of the perceptual term", default: PERCEPTUAL_WEIGHT },
 } satisfies FlagSpecs;
 
+/** The shipped Fashion-MNIST models, found from the package (not from the working folder). */
+const SHIPPED = (file: string) => ({ default: assetPath(`fashion-mnist/${file}`), defaultText: `the shipped assets/fashion-mnist/${file}` });
+
 const DIT = {
-  autoencoder: { type: "string", help: "The trained autoencoder (a cao2 model file)", default: "assets/fashion-mnist/autoencoder.safetensors" },
+  autoencoder: { type: "string", help: "The trained autoencoder (a cao2 model file)", ...SHIPPED("autoencoder.safetensors") },
   "total-steps": { type: "int", help: "Length of the training schedule", default: DIT_DEFAULTS.steps },
   "batch-size": { type: "int", help: "Batch size", default: DIT_DEFAULTS.batchSize },
   lr: { type: "number", help: "Learning rate (after linear warm-up)", default: DIT_DEFAULTS.lr },
@@ -62,12 +68,27 @@ const DIT = {
   heads: { type: "int", help: "Attention heads", default: DIT_DEFAULTS.numHeads },
 } satisfies FlagSpecs;
 
+const MINIMAX = {
+  init: { type: "string", help: "The DiT to fine-tune (cao2 file, official DiT .pt, diffusers safetensors, Minimax checkpoint)", ...SHIPPED("dit.safetensors") },
+  autoencoder: { type: "string", help: "The autoencoder of the DiT's latents (cao2 file or diffusers/SD VAE safetensors)", ...SHIPPED("autoencoder.safetensors") },
+  "scaling-factor": { type: "number", help: "Latent scaling factor for an autoencoder without cao2 metadata", defaultText: "0.18215 (SD)" },
+  "latent-size": { type: "int", help: "Latent size for DiT checkpoints that do not record it (32 for 256x256)" },
+  "total-steps": { type: "int", help: "Length of the run (constant learning rate; the model is written at the end)", default: MINIMAX_DEFAULTS.steps },
+  "batch-size": { type: "int", help: "Batch size", default: MINIMAX_DEFAULTS.batchSize },
+  lr: { type: "number", help: "AdamW learning rate (constant)", default: MINIMAX_DEFAULTS.lr },
+  "lambda-pos": { type: "number", help: "Weight of the representativeness term", default: MINIMAX_DEFAULTS.lambdaPos },
+  "lambda-neg": { type: "number", help: "Weight of the diversity term", default: MINIMAX_DEFAULTS.lambdaNeg },
+  "memory-size": { type: "int", help: "Real latents and pseudo embeddings kept per class", default: MINIMAX_DEFAULTS.memorySize },
+  flip: { type: "boolean", help: "Random horizontal flip of the real images", default: MINIMAX_DEFAULTS.flip },
+  device: { type: "string", help: "Device (cpu, cuda, cuda:N)", default: "cpu" },
+} satisfies FlagSpecs;
+
 type Common = Parsed<typeof COMMON>;
 
 /** What every recipe's run gets from the common flags; the data is the whole training split, or a seeded per-class
  * subset of it. */
-function trainingRun(c: Common, progress: Progress): TrainingRun {
-  const ds = loadDataSpec(c.data, "train");
+function trainingRun(c: Common, progress: Progress, folder: ImageFolderOptions = {}): TrainingRun {
+  const ds = loadDataSpec(c.data, "train", folder);
   const data = c.maxPerClass === undefined ? ds : sampleRandomPerClass(ds, c.maxPerClass, deriveSeed(c.seed, "subset")).dataset;
   return { data, outDir: c.out!, resume: c.resume, steps: c.steps, progress };
 }
@@ -152,6 +173,29 @@ const RECIPES: Record<string, Recipe> = {
       },
     );
     return `validation eps MSE (EMA) ${res.valLoss.toFixed(5)}\nmodel: ${res.modelPath}`;
+  }),
+  minimax: recipe(MINIMAX, "Fine-tune a DiT with the Minimax criterion (DiffFit parameters, docs/minimax.md)", (a, progress) => {
+    const device = checkedDevice(a.device);
+    const { autoencoder, scalingFactor } = loadAutoencoder(a.autoencoder, { device, scalingFactor: a.scalingFactor });
+    // A plain DiT gets the Minimax layout with its gammas at 1; a Minimax checkpoint keeps its own.
+    const model = loadDiT(a.init, { device, latentSize: a.latentSize, minimaxGammas: true });
+    // An ImageFolder is read at the model's image size (resized, not cropped).
+    const data = trainingRun(a, progress, { size: imageSize(model, autoencoder) });
+    const res = trainMinimax(
+      { ...data, model, init: a.init, autoencoder, scalingFactor, device },
+      {
+        ...MINIMAX_DEFAULTS,
+        steps: a.totalSteps,
+        batchSize: a.batchSize,
+        lr: a.lr,
+        lambdaPos: a.lambdaPos,
+        lambdaNeg: a.lambdaNeg,
+        memorySize: a.memorySize,
+        flip: a.flip,
+        ...commonSettings(a, MINIMAX_DEFAULTS),
+      },
+    );
+    return `validation eps MSE (EMA) ${res.valLoss.toFixed(5)}\nmodel (EMA weights): ${res.modelPath}`;
   }),
 };
 

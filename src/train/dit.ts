@@ -51,15 +51,15 @@ export const DIT_DEFAULTS: DiTRecipe = {
   checkpointEvery: 250,
 };
 
-/** Posterior means and stds of a data set's images, in batches (no gradients). */
-export function encodeMoments(ae: AutoencoderKL, ds: Dataset, batchSize = 250): { mean: Tensor; std: Tensor } {
+/** Posterior means and stds of a data set's images, in batches (no gradients), on the autoencoder's device. */
+export function encodeMoments(ae: AutoencoderKL, ds: Dataset, batchSize = 250, device = "cpu"): { mean: Tensor; std: Tensor } {
   const means: Tensor[] = [];
   const stds: Tensor[] = [];
   noGrad(() => {
     for (let i = 0; i < ds.labels.length; i += batchSize) {
       const idx = Array.from({ length: Math.min(batchSize, ds.labels.length - i) }, (_, k) => i + k);
       const post = tidy(() => {
-        const p = ae.encode(toSigned(batch(ds, idx).x));
+        const p = ae.encode(toSigned(batch(ds, idx).x.to(device)));
         return { mean: p.mean.clone(), std: p.std.clone() };
       });
       means.push(post.mean);
@@ -78,7 +78,7 @@ export function validationLoss(model: DiT, diffusion: GaussianDiffusion, latents
   noGrad(() => {
     for (const t of ts) {
       total += tidy(() => {
-        const noise = randn(latents.shape, { generator: new Generator(deriveSeed(seed, "val-noise", t)) });
+        const noise = randn(latents.shape, { generator: new Generator(deriveSeed(seed, "val-noise", t)) }).to(latents.device);
         const tt = new Array<number>(latents.size(0)).fill(t);
         return trainingLosses(diffusion, model, latents, tt, noise, labels).mse.mean().item();
       });
