@@ -136,12 +136,12 @@ export interface MinimaxRun extends TrainingRun {
   init: string;
   autoencoder: AutoencoderKL;
   scalingFactor: number;
-  device: string;
 }
 
 /** Trains and writes <outDir>/model.safetensors (the EMA weights); returns the EMA's validation eps MSE. */
 export function trainMinimax(r: MinimaxRun, recipe: MinimaxRecipe): { valLoss: number; modelPath: string } {
-  const { model, autoencoder: ae, device } = r;
+  const { model, autoencoder: ae } = r;
+  const device = r.device ?? "cpu";
   const c = model.config;
   if (r.data.classes.length !== c.numClasses) {
     throw new InputError(`--data has ${r.data.classes.length} classes but the DiT was trained for ${c.numClasses}; give data with the model's classes`);
