@@ -50,7 +50,7 @@ const FLAGS = {
   steps: { type: "int", help: "Sampling steps (respaced DDPM)", defaultText: P, min: 2, max: MAX_STEPS },
   seed: seedFlag("Run seed (every draw derives from it, per class and candidate)"),
   out: { type: "string", help: "Output ImageFolder", defaultText: "distilled/<preset>-ipc<N>" },
-  resume: { type: "boolean", help: "Continue an interrupted run in --out (finished classes are kept)", default: false },
+  resume: { type: "boolean", help: "Continue the run in --out (finished classes are kept; other settings are refused), or start it if there is none", default: false },
   device: deviceFlag,
   threads: threadsFlag,
   "batch-size": { type: "int", help: "Most images per model call (memory bound; the pool's random draws follow the batches, so a run is reproduced with the same value)", default: 64, min: 1, max: MAX_BATCH },
@@ -149,6 +149,8 @@ export async function run(argv: string[]): Promise<number> {
       presetCondition: d.condition === "auto" ? "true" : d.condition,
       progress,
       onEvent: (e) => {
+        if (e.type === "started" && e.resumed) progress.log(`resuming the run in ${e.out}`);
+        else if (e.type === "started" && a.resume) progress.log(`nothing to resume in ${e.out}: starting a new run`);
         if (e.type === "class-done") progress.log(`class ${e.label} (${e.name}) done: ${e.record.items.length} images, ${e.record.filled} filled in`);
         if (e.type === "class-skipped") progress.log(`class ${e.label} (${e.name}) already done`);
       },
