@@ -12,7 +12,7 @@ const FLAGS = {
   json: { type: "boolean", help: "Print JSON instead of a table", default: false },
   unwrap: {
     type: "string",
-    help: "Where the state dict is: auto (a top-level state dict, or the one entry such as 'model' or 'ema' that holds one), none, or an entry name",
+    help: "Where the state dict is: auto (a top-level state dict, else an 'ema' entry, else the one entry such as 'model' that holds one), none, or an entry name",
     default: "auto",
   },
 } as const;

@@ -32,6 +32,11 @@ export interface ModelOverrides {
   latentSize?: number;
   /** Attention heads of a DiT checkpoint of a size other than S/B/L/XL (the weights do not tell). */
   numHeads?: number;
+  /**
+   * Which entry of a wrapped DiT checkpoint holds the weights (checkpoint.ts's unwrap): "auto" (default; "ema" of a
+   * training checkpoint {"model", "ema", "opt", "args"}), "model", ...
+   */
+  ditUnwrap?: string;
   /** Latent scaling factor for autoencoders without cao2 metadata (SD: 0.18215). */
   scalingFactor?: number;
   /** Selector input preparation for classifiers without cao2 metadata. */
@@ -43,8 +48,8 @@ function requireFile(path: string, what: string): void {
   if (!statSync(path).isFile()) throw new InputError(`${what} checkpoint ${path} is not a file`);
 }
 
-function shapesOf(path: string): Map<string, readonly number[]> {
-  const ck = openCheckpoint(path);
+function shapesOf(path: string, unwrap?: string): Map<string, readonly number[]> {
+  const ck = openCheckpoint(path, { unwrap });
   try {
     return new Map([...ck.tensors].map(([k, e]) => [k, e.shape]));
   } finally {
@@ -72,13 +77,13 @@ export function loadDiT(path: string, o: DiTLoadOverrides): DiT {
   const config = meta ? { ...DIT_DEFAULTS, ...meta.config } : ditConfigOfFile(path, o);
   if (o.minimaxGammas && !config.gammaBlocks) config.gammaBlocks = minimaxGammaBlocks(config.depth);
   const dit = createDiT(config, {}, { device: o.device, init: false });
-  tidy(() => void dit.loadStateDict(loadStateDict(path), { gammasFromPlain: o.minimaxGammas }));
+  tidy(() => void dit.loadStateDict(loadStateDict(path, { unwrap: o.ditUnwrap }), { gammasFromPlain: o.minimaxGammas }));
   return dit;
 }
 
 /** A DiT configuration from the checkpoint's keys and shapes (official or diffusers naming). */
 function ditConfigOfFile(path: string, o: ModelOverrides): DiTConfig {
-  const g = requireArchitecture(shapesOf(path), "dit", path);
+  const g = requireArchitecture(shapesOf(path, o.ditUnwrap), "dit", path);
   const c = g.config;
   const latentSize = (c.latentSize as number | null) ?? o.latentSize;
   if (!latentSize) throw new InputError(`${path}: the checkpoint does not record its latent size; pass --latent-size (32 for 256x256 DiT)`);

@@ -14,7 +14,9 @@
 //
 // When fewer than IPC candidates are correct the rest is filled from the incorrect ones: at random (the paper: "we
 // supplement ... by randomly selecting from the remaining images") or, with fill "ordered" (the released code), in the
-// strategy's own order.
+// strategy's own order. The confidence orders rank by the probability of the class (the paper's reading), or, with
+// rankBy "max" (the released code), by the largest probability, which for an incorrect candidate is that of the
+// class it was taken for (for a correct one the two are the same).
 
 import { shuffled } from "../util/seed.js";
 
@@ -29,6 +31,8 @@ export interface Candidate {
   prediction: number;
   /** Softmax probability of the conditioned class. */
   confidence: number;
+  /** The largest softmax probability (that of `prediction`). */
+  maxConfidence: number;
   /** EL2N score of the candidate. */
   el2n: number;
 }
@@ -37,6 +41,8 @@ export interface SelectOptions {
   strategy: Strategy;
   ipc: number;
   fill: FillRule;
+  /** What the confidence orders rank by: the class's probability (default) or the largest probability. */
+  rankBy?: "class" | "max";
   /** For `auto`: IPC at and above which least-confident is used (default 50, the paper's high-IPC setting). */
   autoIpcThreshold?: number;
   /** Deterministic source of randomness in [0, 1) for the random orders and the k-means initialisation. */
@@ -68,7 +74,7 @@ export function scoreCandidates(probs: Float32Array | Float64Array, numClasses: 
       const d = row[k] - (k === target ? 1 : 0);
       sq += d * d;
     }
-    out.push({ index: i, prediction: arg, confidence: row[target], el2n: Math.sqrt(sq) });
+    out.push({ index: i, prediction: arg, confidence: row[target], maxConfidence: row[arg], el2n: Math.sqrt(sq) });
   }
   return out;
 }
@@ -83,7 +89,8 @@ export function selectCandidates(cands: readonly Candidate[], target: number, o:
   if (cands.length < o.ipc) throw new Error(`the pool holds ${cands.length} candidates, fewer than IPC ${o.ipc}`);
   const strategy = resolveStrategy(o.strategy, o.ipc, o.autoIpcThreshold);
   // Ties break by pool index so that the order never depends on the sort implementation.
-  const byConfidence = (dir: 1 | -1) => (a: Candidate, b: Candidate) => dir * (b.confidence - a.confidence) || a.index - b.index;
+  const key = o.rankBy === "max" ? (c: Candidate) => c.maxConfidence : (c: Candidate) => c.confidence;
+  const byConfidence = (dir: 1 | -1) => (a: Candidate, b: Candidate) => dir * (key(b) - key(a)) || a.index - b.index;
   let order: Candidate[];
   switch (strategy) {
     case "confident":

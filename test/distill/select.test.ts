@@ -63,6 +63,17 @@ test("fill-up: with too few correct candidates the rest comes from incorrect one
   assert.equal(new Set(random.selected.slice(5).map((i) => [1, 4, 6].includes(i))).has(false), false);
 });
 
+test("rankBy max (the released code): incorrect candidates are ranked by their largest probability", () => {
+  // Wrong ones: 1 (max 0.6, class 0.3), 4 (max 0.7, class 0.2), 6 (max 0.45, class 0.1).
+  assert.ok(Math.abs(cands[4].maxConfidence - 0.7) < 1e-6);
+  const conf = selectCandidates(cands, 1, opts({ ipc: 7, fill: "ordered", rankBy: "max" }));
+  assert.deepEqual(conf.selected, [7, 2, 0, 3, 5, 4, 1]);
+  const least = selectCandidates(cands, 1, opts({ strategy: "least-confident", ipc: 7, fill: "ordered", rankBy: "max" }));
+  assert.deepEqual(least.selected, [5, 3, 0, 2, 7, 6, 1]);
+  // For correct candidates the largest probability is the class's: the same order as rankBy "class".
+  assert.deepEqual(selectCandidates(cands, 1, opts({ ipc: 5, rankBy: "max" })).selected, [7, 2, 0, 3, 5]);
+});
+
 test("auto: most confident at low IPC, least confident at high IPC", () => {
   assert.equal(resolveStrategy("auto", 1), "confident");
   assert.equal(resolveStrategy("auto", 10), "confident");

@@ -177,6 +177,22 @@ test("loadDiT follows the file: a Minimax state dict builds a gamma model, a pla
   assert.throws(() => loadDiT(wrongPath, o), (e: unknown) => e instanceof InputError && /wrong\.safetensors: Minimax gammas do not match .*missing blocks\.0\.gamma1$/.test(e.message));
 });
 
+test("loadDiT reads the Minimax .pt: 'ema' by default, 'model' when asked, a missing entry named with those present", () => {
+  const o = { device: "cpu", numHeads: CONFIG.numHeads };
+  for (const [unwrap, name] of [[undefined, "ema"], ["ema", "ema"], ["model", "model"]] as const) {
+    const m = loadDiT(PT, { ...o, ditUnwrap: unwrap }).eval();
+    assert.equal(m.config.gammaBlocks, 2);
+    torch.noGrad(() => {
+      assertClose(m.forward(get("x"), get("t"), get("y")), get(`${name}_out`), 1e-5, `unwrap ${unwrap}: forward`);
+      assertClose(m.forwardWithCfg(get("x"), get("t_cfg"), get("y_cfg"), 4.0), get(`${name}_cfg`), 1e-5, `unwrap ${unwrap}: forward_with_cfg`);
+    });
+  }
+  assert.throws(
+    () => loadDiT(PT, { ...o, ditUnwrap: "teacher" }),
+    (e: unknown) => e instanceof InputError && e.message === `${PT}: no entry 'teacher' to take the state dict from (top-level entries: 'model', 'ema', 'opt', 'args')`,
+  );
+});
+
 test("a cao2 model file records gammaBlocks and rebuilds the Minimax model from it", () => {
   const path = join(dir, "saved.safetensors");
   saveModel(path, minimax(), { kind: "dit", config: CONFIG, classes: [] });
