@@ -8,13 +8,14 @@ import { decodeImage, imageToTensor, tensorToPng } from "../io/image.js";
 import { cat, type Tensor, tidy } from "../torch/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { checkOutputFolder, type FlagSpecs, parseCommand, UsageError } from "./args.js";
+import { finishedStateDir } from "../distill/write.js";
 import { pickClasses } from "./distill.js";
 import { grid } from "./sample.js";
 
 export const summary = "Figure 4 of the paper: selected images before and after refinement and their amplified difference";
 
 const FLAGS = {
-  run: { type: "string", help: "A distilled set written with --save-pre-refine (its folder)" },
+  run: { type: "string", help: "A distilled set written with --save-pre-refine (its folder; the images before refinement are read from the run's state folder, which its manifest names)" },
   classes: { type: "list", help: "Classes to show: labels, ranges (0-3), ids or names", defaultText: "the first 4" },
   "per-class": { type: "int", help: "Images per class", default: 2 },
   amplify: { type: "number", help: "Factor on the absolute difference", default: 10 },
@@ -45,8 +46,9 @@ export async function run(argv: string[]): Promise<number> {
   if (!(a.amplify! > 0)) throw new UsageError(`--amplify must be positive, got ${a.amplify}`);
   const manifestPath = join(a.run, "manifest.json");
   if (!existsSync(manifestPath)) throw new InputError(`${a.run}: no manifest.json (not a finished cao2 distill output)`);
-  const manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as { classes: ManifestClass[]; config: { savePreRefine?: boolean } };
+  const manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as { classes: ManifestClass[]; config: { savePreRefine?: boolean; state?: string } };
   if (!manifest.config.savePreRefine) throw new InputError(`${a.run}: distilled without --save-pre-refine, so the images before refinement were not kept`);
+  const preRefine = join(finishedStateDir(a.run, manifest.config.state), "pre-refine");
   const classes = pickClasses(manifest.classes, a.classes ?? manifest.classes.slice(0, 4).map((c) => `${c.label}`));
   const k = a.perClass!;
   const triplets: Tensor[] = [];
@@ -56,7 +58,7 @@ export async function run(argv: string[]): Promise<number> {
     if (files.length < k) throw new InputError(`${dir}: has ${files.length} images, fewer than --per-class ${k}`);
     for (const f of files) {
       const after = readPng(join(dir, f), `class ${c.label} after refinement`);
-      const before = readPng(join(a.run, ".cao2", "pre-refine", c.folder, f), `class ${c.label} before refinement`);
+      const before = readPng(join(preRefine, c.folder, f), `class ${c.label} before refinement`);
       triplets.push(tidy(() => cat([before, after, after.sub(before).abs().mul(a.amplify!).clamp(0, 1)].map((t) => t.unsqueeze(0)))));
     }
   }

@@ -31,6 +31,14 @@ export function selectorInput(images: Tensor, pre: Preprocess, normalise = true)
   });
 }
 
+/** The selector's softmax class probabilities [n, classes] for images in [0, 1], fed as a run feeds it. */
+export function classifyImages(m: Pick<LoadedModels, "selector" | "selectorPreprocess">, images: Tensor, o: { compat: "paper" | "authors" }): Tensor {
+  return tidy(() => {
+    const pre = o.compat === "authors" ? { ...m.selectorPreprocess, size: 224 } : m.selectorPreprocess;
+    return F.softmax(m.selector.forward(selectorInput(images, pre, o.compat !== "authors")), 1);
+  });
+}
+
 /** Softmax class probabilities of the selector for latents, row-major [n x classes]. */
 export function scoreImages(m: Pick<LoadedModels, "autoencoder" | "scalingFactor" | "selector" | "selectorPreprocess">, latents: Tensor, o: { batchSize: number; compat: "paper" | "authors" }): Float32Array {
   return noGrad(() =>
@@ -38,8 +46,7 @@ export function scoreImages(m: Pick<LoadedModels, "autoencoder" | "scalingFactor
       const parts: Tensor[] = [];
       for (let lo = 0; lo < latents.size(0); lo += o.batchSize) {
         const z = latents.narrow(0, lo, Math.min(o.batchSize, latents.size(0) - lo));
-        const pre = o.compat === "authors" ? { ...m.selectorPreprocess, size: 224 } : m.selectorPreprocess;
-        parts.push(F.softmax(m.selector.forward(selectorInput(decodeLatents(m, z), pre, o.compat !== "authors")), 1));
+        parts.push(classifyImages(m, decodeLatents(m, z), o));
       }
       return cat(parts, 0).toFloat32Array();
     }),
