@@ -13,45 +13,56 @@ import { getNumThreads, setNumThreads } from "../torch/index.js";
 import { assetPath } from "../util/assets.js";
 import { installInterruptHandler } from "../util/interrupt.js";
 import { formatDuration, Progress } from "../util/progress.js";
-import { type FlagSpecs, parseCommand, UsageError } from "./args.js";
+import { type FlagSpec, type FlagSpecs, parseCommand, UsageError } from "./args.js";
+import { checkOutputFolder } from "./outputs.js";
+import { deviceFlag, MAX_BATCH, MAX_PER_CLASS, MAX_STEPS, seedFlag, threadsFlag } from "./shared-flags.js";
 
 export const summary = "Distil a data set with CaO2 (pool -> select -> refine -> write)";
 
 const P = "from preset";
+
+/** --unwrap of the commands that load a DiT (distill, sample): which entry of a wrapped training checkpoint. */
+export const DIT_UNWRAP_FLAG = {
+  type: "string",
+  help: "Entry of a wrapped DiT checkpoint (torch.save({model, ema, opt, args})) to load: auto (ema when there is one), ema, model, ...",
+  default: "auto",
+} as const satisfies FlagSpec;
+
 const FLAGS = {
   preset: { type: "string", help: "Data set recipe", choices: PRESETS, default: "fashion-mnist" },
   compat: { type: "string", help: "paper defaults, or the released code's behaviour", choices: ["paper", "authors"], default: "paper" },
-  dit: { type: "string", help: "Diffusion model checkpoint (cao2 file, official DiT .pt, diffusers safetensors)", defaultText: "shipped model (fashion-mnist)" },
+  dit: { type: "string", help: "Diffusion model checkpoint (cao2 file, official DiT .pt, Minimax .pt, diffusers safetensors)", defaultText: "shipped model (fashion-mnist)" },
+  unwrap: DIT_UNWRAP_FLAG,
   vae: { type: "string", help: "Autoencoder checkpoint (cao2 file or diffusers AutoencoderKL)", defaultText: "shipped model (fashion-mnist)" },
   selector: { type: "string", help: "Selector classifier checkpoint (cao2 file or torchvision ResNet)", defaultText: "shipped model (fashion-mnist)" },
   classes: { type: "list", help: "Classes to distil: labels, ranges (0-4), ids (wnids) or names", defaultText: "all" },
-  ipc: { type: "int", help: "Images per class", default: 10 },
-  "pool-factor": { type: "int", help: "Pool size m: m x IPC candidates per class", defaultText: P },
+  ipc: { type: "int", help: "Images per class", default: 10, min: 1, max: MAX_PER_CLASS },
+  "pool-factor": { type: "int", help: "Pool size m: m x IPC candidates per class", defaultText: P, min: 1, max: 100 },
   select: { type: "string", help: "Selection strategy", choices: STRATEGIES, defaultText: P },
   fill: { type: "string", help: "Fill-up when too few are correct: random (paper) or in the strategy's order (released code)", choices: ["random", "ordered"], defaultText: P },
-  "refine-iters": { type: "int", help: "Adam iterations per image (0 = selection only)", defaultText: P },
-  lr: { type: "number", help: "Adam learning rate of refinement", defaultText: P },
-  lambda: { type: "number", help: "Weight of the p-norm term", defaultText: P },
+  "refine-iters": { type: "int", help: "Adam iterations per image (0 = selection only)", defaultText: P, min: 0, max: 100_000 },
+  lr: { type: "number", help: "Adam learning rate of refinement", defaultText: P, min: 0, exclusiveMin: true },
+  lambda: { type: "number", help: "Weight of the p-norm term", defaultText: P, min: 0 },
   norm: { type: "string", help: "The p-norm of the regulariser", choices: NORMS, defaultText: P },
-  "t-max": { type: "int", help: "T^: refinement draws t from 1..T^ (indices of the respaced schedule)", defaultText: "floor(steps/4) - 1, at least 1 (steps/8 for imagenet-100 with --compat authors)" },
-  "max-norm": { type: "number", help: "Optional bound eta on ||x' - x||_inf" },
+  "t-max": { type: "int", help: "T^: refinement draws t from 1..T^ (indices of the respaced schedule; below --steps)", defaultText: "floor(steps/4) - 1, at least 1 (steps/8 for imagenet-100 with --compat authors)", min: 1, max: MAX_STEPS - 1 },
+  "max-norm": { type: "number", help: "Optional bound eta on ||x' - x||_inf", min: 0, exclusiveMin: true },
   condition: { type: "string", help: "Condition c^ of refinement: true label, null label, or auto (by the selector's accuracy on held-out real images)", choices: ["true", "null", "auto"], defaultText: P },
-  "auto-threshold": { type: "number", help: "For --condition auto: the true label when the selector's top-1 reaches this, else the null label", defaultText: "0.9" },
+  "auto-threshold": { type: "number", help: "For --condition auto: the true label when the selector's top-1 reaches this, else the null label", defaultText: "0.9", min: 0, max: 1 },
   order: { type: "string", help: "Stage order: select then refine (Algorithm 1), or refine the whole pool then select (the appendix's ablation)", choices: ORDERS, default: "select-refine" },
-  cfg: { type: "number", help: "Classifier-free guidance scale of the pool", defaultText: P },
+  cfg: { type: "number", help: "Classifier-free guidance scale of the pool (1 = no guidance)", defaultText: P, min: 1 },
   "guide-channels": { type: "string", help: "Channels guided by CFG: 3 (the DiT reference) or all", choices: ["3", "all"], default: "3" },
-  steps: { type: "int", help: "Sampling steps (respaced DDPM)", defaultText: P },
-  seed: { type: "int", help: "Run seed (every draw derives from it, per class and candidate)", default: 0 },
+  steps: { type: "int", help: "Sampling steps (respaced DDPM)", defaultText: P, min: 2, max: MAX_STEPS },
+  seed: seedFlag("Run seed (every draw derives from it, per class and candidate)"),
   out: { type: "string", help: "Output ImageFolder (class folders, classes.txt and manifest.json only)", defaultText: "distilled/<preset>-ipc<N>" },
   state: { type: "string", help: "Folder for the run's state (resume records, --save-pre-refine, --save-latents), outside --out", defaultText: "<out>.cao2 beside --out" },
   resume: { type: "boolean", help: "Continue an interrupted run in --out (finished classes are kept)", default: false },
-  device: { type: "string", help: "cpu or cuda:N", default: "cpu" },
-  threads: { type: "int", help: "CPU threads", defaultText: "all cores" },
-  "batch-size": { type: "int", help: "Most images per model call (memory bound; the pool's random draws follow the batches, so a run is reproduced with the same value)", default: 64 },
+  device: deviceFlag,
+  threads: threadsFlag,
+  "batch-size": { type: "int", help: "Most images per model call (memory bound; the pool's random draws follow the batches, so a run is reproduced with the same value)", default: 64, min: 1, max: MAX_BATCH },
   "save-pre-refine": { type: "boolean", help: "Also write the selected images before refinement (<state>/pre-refine)", default: false },
   "save-latents": { type: "boolean", help: "Also write pool, selected and refined latents (<state>/latents)", default: false },
-  "latent-size": { type: "int", help: "Latent size for DiT checkpoints that do not record it (32 for 256x256)" },
-  "scaling-factor": { type: "number", help: "Latent scaling factor for autoencoders without cao2 metadata", default: 0.18215 },
+  "latent-size": { type: "int", help: "Latent size for DiT checkpoints that do not record it (32 for 256x256)", min: 1, max: 1024 },
+  "scaling-factor": { type: "number", help: "Latent scaling factor for autoencoders without cao2 metadata", default: 0.18215, min: 0, exclusiveMin: true },
 } satisfies FlagSpecs;
 
 /** Resolves --classes against a preset's class list (labels, label ranges, ids or names). */
@@ -105,6 +116,8 @@ export async function run(argv: string[]): Promise<number> {
   const out = a.out ?? `distilled/${preset}-ipc${a.ipc}`;
   // The default output lives under ./distilled/, which a newcomer's first run has to create; a given --out must
   // have its parent already (a typo should not create folders).
+  checkOutputFolder("--out", out, { createParents: a.out === undefined });
+  if (a.state !== undefined) checkOutputFolder("--state", a.state);
   if (a.out === undefined) mkdirSync(dirname(out), { recursive: true });
   installInterruptHandler();
   const progress = new Progress({ unit: "steps" });
@@ -144,7 +157,11 @@ export async function run(argv: string[]): Promise<number> {
       out,
       state: a.state,
       models: { dit: model("dit", "dit.safetensors"), vae: model("vae", "autoencoder.safetensors"), selector: model("selector", "selector.safetensors") },
-      modelOverrides: { latentSize: a.latentSize, scalingFactor: a.given.has("scaling-factor") ? a.scalingFactor : undefined },
+      modelOverrides: {
+        latentSize: a.latentSize,
+        scalingFactor: a.given.has("scaling-factor") ? a.scalingFactor : undefined,
+        ditUnwrap: a.given.has("unwrap") ? a.unwrap : undefined,
+      },
     },
     {
       resume: a.resume,

@@ -29,8 +29,9 @@ export interface ConditionChoice {
 type Selector = Pick<LoadedModels, "selector" | "selectorPreprocess">;
 
 /**
- * Top-1 accuracy of the selector on labelled real images, fed as a run feeds it the decoded candidates (images in
- * [0, 1], then score.ts's preparation). `classes[label].modelIndex` is the selector's index of data-set label `label`.
+ * Top-1 accuracy of the selector on labelled real images, fed as a run feeds it the decoded candidates (score.ts:
+ * images in [0, 1]; with `--compat authors` in the decoder's range [-1, 1], unnormalised). `classes[label].modelIndex`
+ * is the selector's index of data-set label `label`.
  */
 export function heldOutAccuracy(m: Selector, ds: Dataset, classes: readonly ClassSpec[], o: { batchSize: number; compat: "paper" | "authors"; device: string }): number {
   if (ds.classes.length !== classes.length) throw new Error(`${ds.source.path}: ${ds.classes.length} classes, but the preset has ${classes.length}`);
@@ -38,7 +39,10 @@ export function heldOutAccuracy(m: Selector, ds: Dataset, classes: readonly Clas
   noGrad(() => {
     for (let lo = 0; lo < ds.labels.length; lo += o.batchSize) {
       const idx = Array.from({ length: Math.min(o.batchSize, ds.labels.length - lo) }, (_, i) => lo + i);
-      const pred = tidy(() => argmax(classifyImages(m, batch(ds, idx).x.to(o.device), o), 1).toNumbers());
+      const pred = tidy(() => {
+        const x = batch(ds, idx).x.to(o.device);
+        return argmax(classifyImages(m, o.compat === "authors" ? x.mul(2).sub(1) : x, o), 1).toNumbers();
+      });
       pred.forEach((p, i) => {
         if (p === classes[ds.labels[idx[i]]].modelIndex) correct++;
       });

@@ -7,6 +7,7 @@
 // The run's state lives beside it, in <out>.cao2/ (or the folder given with --state):
 //   <state>/run.json                  the run's settings, checked by --resume
 //   <state>/classes/<label>.json      a finished class (written after its images; a class without it is redone)
+//   <state>/classes/<label>.stream    --compat authors: the run's random stream after the class (for --resume)
 //   <state>/pre-refine/<class>/...    optional: the selected images before refinement (--save-pre-refine)
 //   <state>/latents/<class>.safetensors  optional: pool, selected and refined latents (--save-latents)
 // Outputs written before the state moved keep it in <out>/.cao2/; they are resumed, read and figured where they are.
@@ -55,6 +56,7 @@ export function finishedStateDir(out: string, recorded: string | undefined): str
 }
 
 const recordPath = (l: RunLayout, label: number) => join(l.state, "classes", `${label}.json`);
+const streamPath = (l: RunLayout, label: number) => join(l.state, "classes", `${label}.stream`);
 
 export interface ImageRecord {
   file: string;
@@ -93,6 +95,8 @@ export interface ClassOutput {
   images: Tensor;
   preRefine?: Tensor;
   latents?: { pool: Tensor; selected: Tensor; refined: Tensor };
+  /** The state of the run's random stream after this class (`--compat authors`, whose classes share one stream). */
+  stream?: Uint8Array;
   items: Omit<ImageRecord, "file">[];
   pool: ClassRecord["pool"];
   refinedPool?: ClassRecord["pool"];
@@ -140,6 +144,7 @@ export function writeClass(l: RunLayout, c: ClassSpec, numClasses: number, o: Cl
     timings: o.timings,
   };
   mkdirSync(join(l.state, "classes"), { recursive: true });
+  if (o.stream) writeFileAtomic(streamPath(l, c.label), o.stream);
   writeJsonAtomic(recordPath(l, c.label), record);
   return record;
 }
@@ -148,6 +153,12 @@ export function writeClass(l: RunLayout, c: ClassSpec, numClasses: number, o: Cl
 export function readClassRecord(l: RunLayout, label: number): ClassRecord | undefined {
   const p = recordPath(l, label);
   return existsSync(p) ? (JSON.parse(readFileSync(p, "utf8")) as ClassRecord) : undefined;
+}
+
+/** The random stream's state saved after a finished class, if there is one. */
+export function readStreamState(l: RunLayout, label: number): Uint8Array | undefined {
+  const p = streamPath(l, label);
+  return existsSync(p) ? new Uint8Array(readFileSync(p)) : undefined;
 }
 
 export function writeClassList(l: RunLayout, classes: readonly ClassSpec[], numClasses: number): void {

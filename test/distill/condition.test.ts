@@ -58,10 +58,9 @@ test("held-out accuracy: the selector's view of each real image, compared with t
   assert.deepEqual(seen.map((s) => s[0]), [4, 2], "in batches");
   // Labels map to the selector's classes through the preset's model indices.
   assert.equal(heldOutAccuracy(m, ds, spec([2, 1, 0]), o), 2 / 6);
-  // The released code's view: resized to 224, no normalisation, so the pixels arrive as p / 255 (all nearest 0).
-  seen.length = 0;
+  // The released code's view: the decoder's range [-1, 1], no normalisation, so a pixel arrives as 2 p / 255 - 1
+  // (all nearest 0).
   assert.equal(heldOutAccuracy(m, ds, spec([0, 1, 2]), { ...o, compat: "authors" }), 2 / 6);
-  assert.deepEqual(seen[0], [4, 1, 224, 224]);
 });
 
 const request = (over: Partial<ConditionRequest>): ConditionRequest => ({
