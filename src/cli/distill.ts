@@ -55,7 +55,7 @@ const FLAGS = {
   seed: seedFlag("Run seed (every draw derives from it, per class and candidate)"),
   out: { type: "string", help: "Output ImageFolder (class folders, classes.txt and manifest.json only)", defaultText: "distilled/<preset>-ipc<N>" },
   state: { type: "string", help: "Folder for the run's state (resume records, --save-pre-refine, --save-latents), outside --out", defaultText: "<out>.cao2 beside --out" },
-  resume: { type: "boolean", help: "Continue an interrupted run in --out (finished classes are kept)", default: false },
+  resume: { type: "boolean", help: "Continue the run in --out (finished classes are kept; other settings are refused), or start it if there is none", default: false },
   device: deviceFlag,
   threads: threadsFlag,
   "batch-size": { type: "int", help: "Most images per model call (memory bound; the pool's random draws follow the batches, so a run is reproduced with the same value)", default: 64, min: 1, max: MAX_BATCH },
@@ -170,6 +170,8 @@ export async function run(argv: string[]): Promise<number> {
       onEvent: (e) => {
         if (e.type === "condition" && e.choice.requested === "auto") progress.log(describeAuto(e.choice));
         if (e.type === "done") state = e.state;
+        if (e.type === "started" && e.resumed) progress.log(`resuming the run in ${e.out}`);
+        else if (e.type === "started" && a.resume) progress.log(`nothing to resume in ${e.out}: starting a new run`);
         if (e.type === "class-done") progress.log(`class ${e.label} (${e.name}) done: ${e.record.items.length} images, ${e.record.filled} filled in`);
         if (e.type === "class-skipped") progress.log(`class ${e.label} (${e.name}) already done`);
       },

@@ -1,11 +1,12 @@
 // A whole distillation run: check every input before anything is written, load the models, then distil the
 // classes one by one (skipping those a previous run finished), and write the manifest last. This is the library
 // entry point; `cao2 distill` is a thin layer of flags over it.
-import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { InputError } from "../errors.js";
 import { checkDevice, fromArray, type Generator, torchVersion } from "../torch/index.js";
 import { writeJsonAtomic } from "../util/atomic.js";
+import { isRecord, readStateJson } from "../util/state-file.js";
 import { checkInterrupt } from "../util/interrupt.js";
 import type { Progress } from "../util/progress.js";
 import { packageVersion } from "../util/version.js";
@@ -31,6 +32,8 @@ export interface DistillConfig extends Omit<DistillOptions, "condition"> {
 export type DistillEvent =
   | { type: "models-loaded"; models: LoadedModels["files"] }
   | { type: "condition"; choice: ConditionChoice }
+  /** The output is ready: a new run, or (--resume) the continued one. */
+  | { type: "started"; out: string; resumed: boolean }
   | { type: "class-skipped"; label: number; name: string }
   | { type: "class-done"; label: number; name: string; record: ClassRecord }
   | { type: "done"; manifest: string; state: string };
@@ -92,23 +95,35 @@ function checkConfig(cfg: DistillConfig): void {
 const RECORDED_BEFORE: Record<string, unknown> = { order: "select-refine" };
 
 /**
- * Creates (or, resuming, re-opens) the output and state folders; refuses to mix a new run into an existing one or to
- * resume one made with other settings.
+ * Creates (or, resuming, re-opens) the output and state folders; refuses to mix a new run into an existing one. With
+ * `resume`, a run that is there is continued (same settings only) and one that is not is started, so a scheduler's
+ * retries use one command line; `resumed` says which.
  */
-function prepareOutput(cfg: DistillConfig, resume: boolean, key: Record<string, unknown>): RunLayout {
+function prepareOutput(cfg: DistillConfig, resume: boolean, key: Record<string, unknown>): { layout: RunLayout; resumed: boolean } {
   const layout = runLayout(cfg.out, cfg.state);
   const runPath = runFile(layout);
-  if (resume) {
-    if (!existsSync(cfg.out)) throw new InputError(`${cfg.out}: nothing to resume (the folder does not exist)`);
-    if (!existsSync(runPath)) throw new InputError(`${cfg.out}: nothing to resume (no run state in ${layout.state}); start without --resume, or give the run's --state`);
-    const saved = { ...RECORDED_BEFORE, ...(JSON.parse(readFileSync(runPath, "utf8")) as Record<string, unknown>) };
+  if (resume && existsSync(runPath)) {
+    const recover = `the run cannot be checked or continued: start it again in a new --out (or delete ${cfg.out} and ${layout.state})`;
+    const saved = { ...RECORDED_BEFORE, ...readStateJson<Record<string, unknown>>(runPath, { what: "run settings", recover }, isRecord) };
     const diff = Object.keys({ ...saved, ...key }).filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(key[k]));
     if (diff.length) throw new InputError(`${cfg.out} was started with other settings (${diff.join(", ")} differ); resume with the same flags or use a new --out`);
-    return layout;
+    return { layout, resumed: true };
   }
   const inUse = (dir: string) => existsSync(dir) && readdirSync(dir).length > 0;
-  if (inUse(cfg.out)) throw new InputError(`${cfg.out} already exists and is not empty: pass --resume to continue that run, or choose a new --out`);
-  if (inUse(layout.state)) throw new InputError(`the state folder ${layout.state} already holds a run: pass --resume to continue it, delete it to start afresh, or choose another --state`);
+  if (inUse(cfg.out)) {
+    throw new InputError(
+      resume
+        ? `${cfg.out} is not empty but holds no cao2 run to resume (no run state in ${layout.state}); choose a new --out, or give the run's --state`
+        : `${cfg.out} already exists and is not empty: pass --resume to continue that run, or choose a new --out`,
+    );
+  }
+  if (inUse(layout.state)) {
+    throw new InputError(
+      resume
+        ? `the state folder ${layout.state} is not empty but holds no run (no run.json): delete it, or choose another --state`
+        : `the state folder ${layout.state} already holds a run: pass --resume to continue it, delete it to start afresh, or choose another --state`,
+    );
+  }
   for (const [dir, what, flag] of [[cfg.out, "output", "--out"], [layout.state, "state", "--state"]]) {
     try {
       mkdirSync(dir, { recursive: true });
@@ -118,7 +133,7 @@ function prepareOutput(cfg: DistillConfig, resume: boolean, key: Record<string, 
     }
   }
   writeJsonAtomic(runPath, key);
-  return layout;
+  return { layout, resumed: false };
 }
 
 /** `--compat authors` classes share one stream: a resumed run continues it from where the last finished class left it. */
@@ -156,7 +171,8 @@ export async function runDistill(
   const choice = chooseCondition({ ...cfg, presetClasses: presetClasses(cfg.preset), presetCondition: o.presetCondition }, m);
   o.onEvent?.({ type: "condition", choice });
   const condition = choice.chosen;
-  const layout = prepareOutput(cfg, o.resume ?? false, runKey(cfg, condition));
+  const { layout, resumed } = prepareOutput(cfg, o.resume ?? false, runKey(cfg, condition));
+  o.onEvent?.({ type: "started", out: cfg.out, resumed });
   const opts: DistillOptions = { ...cfg, condition };
   const latentShape = [m.dit.config.inChannels, m.dit.config.inputSize, m.dit.config.inputSize];
   const authors = cfg.compat === "authors" ? authorsRun(cfg.seed, latentShape) : undefined;
