@@ -183,7 +183,8 @@ export async function run(argv: string[]): Promise<number> {
     `distilled ${classes.length} classes x ${a.ipc} images into ${resolve(out)} in ${formatDuration((performance.now() - started) / 1000)}\n` +
       `manifest: ${resolve(manifest)}\n` +
       `run state (resume records${a.savePreRefine ? ", pre-refinement images" : ""}${a.saveLatents ? ", latents" : ""}): ${state}\n` +
-      `evaluate: cao2 evaluate --data ${out} --test ${testSpec} --protocol hard --arch convnet3\n`,
+      `evaluate: cao2 evaluate --data ${out} --test ${testSpec} --protocol hard --arch convnet3 --json ${out}-hard-convnet3.json\n` +
+      `report:   cao2 report ${out}${a.savePreRefine ? "" : "   (distil with --save-pre-refine to see each image before refinement)"}\n`,
   );
   return 0;
 }

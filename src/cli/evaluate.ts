@@ -12,6 +12,7 @@ import { formatMeanStd, sha256File } from "../evaluate/record.js";
 import { type RepeatRecord, runEvaluation } from "../evaluate/run.js";
 import { STUDENT_ARCHS, type StudentArch } from "../evaluate/students.js";
 import { loadTeacher } from "../evaluate/teacher.js";
+import { isDistillRun } from "../report/read-run.js";
 import { fashionMnistPart, indicesByClass } from "../io/datasets/index.js";
 import * as torch from "../torch/index.js";
 import { writeJsonAtomic } from "../util/atomic.js";
@@ -134,5 +135,9 @@ export async function run(argv: string[]): Promise<number> {
     `${protocol}-label ${settings.arch}, ${a.repeats} repeat(s): best top-1 ${formatMeanStd(s.best)}%, final ${formatMeanStd(s.final)}% (sample std)` +
       `${a.json ? `; record: ${a.json}` : ""}\n`,
   );
+  if (a.json) {
+    const report = isDistillRun(a.data) ? `cao2 report ${a.data} --eval ${a.json}` : `cao2 report --eval ${a.json} --out ${a.json.replace(/\.json$/i, "")}-report.html`;
+    process.stdout.write(`report: ${report}\n`);
+  }
   return 0;
 }

@@ -124,6 +124,8 @@ interface Refined {
   latents: Tensor;
   lossBefore: number[];
   lossAfter: number[];
+  /** `--compat authors`: the noise bank row of each. */
+  noiseRows?: number[];
 }
 
 /** Runs one class through Algorithm 1 and writes its images and record. */
@@ -202,7 +204,8 @@ export function distillClass(m: LoadedModels, o: DistillOptions, c: ClassSpec, l
     refinedPool = score(all.latents);
     selection = select(refinedPool, all.latents);
     const kept = selection.selected;
-    refined = { latents: rows(all.latents, kept), lossBefore: kept.map((i) => all.lossBefore[i]), lossAfter: kept.map((i) => all.lossAfter[i]) };
+    const pick = <T>(xs: readonly T[]) => kept.map((i) => xs[i]);
+    refined = { latents: rows(all.latents, kept), lossBefore: pick(all.lossBefore), lossAfter: pick(all.lossAfter), noiseRows: all.noiseRows && pick(all.noiseRows) };
     all.latents.dispose();
   }
 
@@ -224,6 +227,7 @@ export function distillClass(m: LoadedModels, o: DistillOptions, c: ClassSpec, l
       el2n: cands[poolIndex].el2n,
       lossBefore: refined.lossBefore[i],
       lossAfter: refined.lossAfter[i],
+      noiseRow: refined.noiseRows?.[i],
       refinedPrediction: after[i].prediction,
       refinedConfidence: after[i].confidence,
     })),
@@ -266,10 +270,11 @@ function refineCandidates(ctx: RefineContext, latents: Tensor, candidates: reado
   const latentShape = [dit.config.inChannels, dit.config.inputSize, dit.config.inputSize];
   const sched: RefineSchedule = { alphasCumprod: diffusion.tables.alphasCumprod, timestepMap: diffusion.timestepMap };
   const draws = { ...seededRefineDraws(seed, o.tMax), ...ctx.extras.draws };
+  const noiseRows = authors ? candidates.map((p, i) => draws.noiseRow(i, p)) : undefined;
   const noise = keep(
     tidy(() =>
       authors
-        ? bankRows(authors.bank, candidates.map((p, i) => draws.noiseRow(i, p))).to(o.device)
+        ? bankRows(authors.bank, noiseRows!).to(o.device)
         : randnRows(candidates.map((i) => deriveSeed(seed, "refine-noise", i)), latentShape, o.device),
     ),
   );
@@ -304,7 +309,7 @@ function refineCandidates(ctx: RefineContext, latents: Tensor, candidates: reado
       lossBefore.push(...r.lossBefore);
       lossAfter.push(...r.lossAfter);
     }
-    return { latents: keep(tidy(() => cat(parts, 0))), lossBefore, lossAfter };
+    return { latents: keep(tidy(() => cat(parts, 0))), lossBefore, lossAfter, noiseRows };
   } finally {
     for (const p of parts) p.dispose();
     noise.dispose();

@@ -2,7 +2,7 @@
 // Differences, on purpose: folders and files whose names start with "." are skipped (no ".ipynb_checkpoints"
 // class), and the class order can come from a list (see ImageFolderOptions) - an unsorted list such as an ImageNet
 // subset file is where silently wrong labels usually come from, so the order used is recorded in source.classOrder.
-import { createHash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { extname, join, relative } from "node:path";
 import { InputError } from "../../errors.js";
@@ -97,6 +97,20 @@ function resolveClasses(root: string, o: ImageFolderOptions): { classes: string[
   return { classes, order };
 }
 
+/** One file's part of source.sha256: its path relative to the root, a NUL byte, its bytes. */
+const hashEntry = (hash: Hash, root: string, file: string, bytes: Uint8Array) => hash.update(relative(root, file)).update("\0").update(bytes);
+
+/**
+ * The digest loadImageFolder records as source.sha256 (same files, same order), without decoding the images: what
+ * tells whether an evaluation record trained on this folder.
+ */
+export function imageFolderDigest(root: string, o: Pick<ImageFolderOptions, "classes" | "classFile"> = {}): string {
+  if (!existsSync(root) || !statSync(root).isDirectory()) throw new InputError(`${root}: no such folder`);
+  const hash = createHash("sha256");
+  for (const cls of resolveClasses(root, o).classes) for (const file of listImages(join(root, cls))) hashEntry(hash, root, file, readFileSync(file));
+  return hash.digest("hex");
+}
+
 /**
  * Loads every image into one [N, C, H, W] uint8 tensor, labels = class positions. source.sha256 hashes, for each
  * file in load order, its path relative to the root, a NUL byte and its bytes.
@@ -117,7 +131,7 @@ export function loadImageFolder(root: string, o: ImageFolderOptions = {}): Datas
     if (files.length === 0) throw new InputError(`${join(root, cls)}: class folder has no images (${IMAGE_EXTENSIONS.join(", ")})`);
     for (const file of files) {
       const bytes = readFileSync(file);
-      hash.update(relative(root, file)).update("\0").update(bytes);
+      hashEntry(hash, root, file, bytes);
       const raw = decodeImage(bytes, file);
       const channels = o.channels ?? (raw.channels <= 2 ? 1 : 3);
       const img = convertChannels(raw, channels);
