@@ -10,6 +10,7 @@ import { readModelMeta } from "../models/saved.js";
 import { argmax, noGrad, setNumThreads, type Tensor, tidy } from "../torch/index.js";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { checkOutputFolder, type FlagSpecs, parseCommand, UsageError } from "./args.js";
+import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
 
 export const summary = "Top-1 accuracy of a classifier on a labelled data set (optionally on autoencoder reconstructions)";
 
@@ -21,6 +22,7 @@ const FLAGS = {
   json: { type: "string", help: "Write the result as JSON here (atomically)" },
   device: { type: "string", help: "cpu or cuda:N", default: "cpu" },
   threads: { type: "int", help: "CPU threads", defaultText: "all cores" },
+  ...READ_LIMIT_FLAGS,
 } satisfies FlagSpecs;
 
 interface Tally {
@@ -34,6 +36,7 @@ const overall = (t: Tally) => t.correct.reduce((a, b) => a + b, 0) / t.total.red
 export async function run(argv: string[]): Promise<number> {
   const a = parseCommand(argv, "cao2 accuracy --model <classifier> [--data fashion-mnist:test|<folder>] [--autoencoder <file>]", summary, FLAGS);
   if (!a) return 0;
+  applyReadLimits(a);
   checkOutputFolder("--json", a.json);
   if (!a.model) throw new UsageError("--model is required: the classifier to measure");
   if (a.batchSize! < 1) throw new UsageError(`--batch-size must be at least 1, got ${a.batchSize}`);

@@ -3,6 +3,7 @@
 import { parseCommand, UsageError } from "./args.js";
 import { writeRandomReal } from "../evaluate/random-real.js";
 import { loadDataSpec } from "../io/datasets/index.js";
+import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
 
 export const summary = "Write a baseline training set: random-real = IPC random real images per class (ImageFolder of PNGs)";
 
@@ -11,6 +12,7 @@ const FLAGS = {
   ipc: { type: "int", help: "Images per class" },
   seed: { type: "int", help: "Selection seed", default: 0 },
   out: { type: "string", help: "Output folder (must not exist or be empty; written atomically)" },
+  ...READ_LIMIT_FLAGS,
 } as const;
 
 const KINDS = ["random-real"];
@@ -18,6 +20,7 @@ const KINDS = ["random-real"];
 export async function run(argv: string[]): Promise<number> {
   const a = parseCommand(argv, "cao2 baseline random-real --ipc N --out <folder> [--data fashion-mnist|<folder>] [--seed S]", summary, FLAGS, 1);
   if (!a) return 0;
+  applyReadLimits(a);
   const [kind] = a._;
   if (!kind) throw new UsageError(`name the baseline: ${KINDS.join(", ")} (see --help)`);
   if (!KINDS.includes(kind)) throw new UsageError(`unknown baseline '${kind}' (known: ${KINDS.join(", ")})`);

@@ -14,6 +14,7 @@ import { fashionMnistPart, indicesByClass } from "../io/datasets/index.js";
 import * as torch from "../torch/index.js";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { Progress } from "../util/progress.js";
+import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
 
 export const summary = "Train students on a distilled set (hard- or soft-label protocol); test top-1 mean ± std";
 
@@ -39,6 +40,7 @@ const FLAGS = {
   resume: { type: "boolean", help: "Keep the repeats an interrupted run of the same evaluation saved (needs --json)", default: false },
   device: { type: "string", help: "cpu or cuda:N", default: "cpu" },
   threads: { type: "int", help: "CPU threads for libtorch", defaultText: "all cores, or CAO2_THREADS" },
+  ...READ_LIMIT_FLAGS,
 } as const;
 
 const USAGE = "cao2 evaluate --data <folder|fashion-mnist> [--test fashion-mnist|<folder>] [--protocol hard|soft] [--arch ...] [--teacher <file>] [flags]";
@@ -46,6 +48,7 @@ const USAGE = "cao2 evaluate --data <folder|fashion-mnist> [--test fashion-mnist
 export async function run(argv: string[]): Promise<number> {
   const a = parseCommand(argv, USAGE, summary, FLAGS);
   if (!a) return 0;
+  applyReadLimits(a);
   if (!a.data) throw new UsageError("--data is required: the training set to evaluate (an ImageFolder, or fashion-mnist)");
   const protocol = a.protocol as (typeof PROTOCOLS)[number];
   if (protocol === "soft" && !a.teacher) throw new UsageError("the soft protocol needs --teacher <state dict>");

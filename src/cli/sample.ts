@@ -13,6 +13,7 @@ import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { deriveSeed } from "../util/seed.js";
 import { Progress } from "../util/progress.js";
 import { checkOutputFolder, type FlagSpecs, parseCommand, UsageError } from "./args.js";
+import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
 
 export const summary = "Generate class-conditional samples (PNG grid) and optionally score them with a selector";
 
@@ -34,6 +35,7 @@ const FLAGS = {
   threads: { type: "int", help: "CPU threads", defaultText: "all cores" },
   "latent-size": { type: "int", help: "Latent size for DiT checkpoints that do not record it" },
   "scaling-factor": { type: "number", help: "Latent scaling factor for autoencoders without cao2 metadata" },
+  ...READ_LIMIT_FLAGS,
 } satisfies FlagSpecs;
 
 /** Images [N, C, H, W] in [0, 1] tiled into one [C, rows*(H+2), cols*(W+2)] image with a 1-pixel border. */
@@ -50,6 +52,7 @@ export function grid(images: Tensor, cols: number): Tensor {
 export async function run(argv: string[]): Promise<number> {
   const a = parseCommand(argv, "cao2 sample [flags]", summary, FLAGS);
   if (!a) return 0;
+  applyReadLimits(a);
   checkOutputFolder("--out", a.out);
   checkOutputFolder("--json", a.json);
   const preset = a.preset as PresetName;

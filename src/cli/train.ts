@@ -15,6 +15,7 @@ import { DIT_DEFAULTS, trainDiT } from "../train/dit.js";
 import type { TrainingRun } from "../train/loop.js";
 import { STUDENT_ARCHS, type StudentArch } from "../evaluate/students.js";
 import { type FlagSpecs, type Parsed, parseCommand, UsageError } from "./args.js";
+import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
 
 export const summary = "Train the small models of the embedded default (classifier, autoencoder, DiT)";
 
@@ -28,6 +29,7 @@ const COMMON = {
   "checkpoint-every": { type: "int", help: "Steps between checkpoints" },
   "max-per-class": { type: "int", help: "Use at most this many training images per class (quick runs, CI)" },
   "val-per-class": { type: "int", help: "Validation images per class held out of the training split", defaultText: "recipe's (500 classifier, 200 others)" },
+  ...READ_LIMIT_FLAGS,
 } satisfies FlagSpecs;
 
 const CLASSIFIER = {
@@ -94,6 +96,7 @@ function recipe<S extends FlagSpecs>(own: S, help: string, train: (a: Parsed<typ
       const a = parseCommand(argv, usage, help, flags);
       if (!a) return undefined;
       const c = a as unknown as Common; // COMMON is part of every recipe's flags (not provable for a generic S)
+      applyReadLimits(c);
       if (!c.out) throw new UsageError("--out is required (the run folder)");
       if (c.threads !== undefined) setNumThreads(c.threads);
       mkdirSync(c.out, { recursive: true });
