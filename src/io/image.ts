@@ -30,9 +30,22 @@ export function decodeImage(bytes: Uint8Array, source = "image", o: DecodeOption
   throw new InputError(`${source}: not a PNG or JPEG file (unknown magic bytes)`);
 }
 
+/**
+ * Pixels a JPEG of n bytes can hold at most: every 8x8 block of the full-resolution component takes at least one bit
+ * (a Huffman code is at least one bit long, and a block's DC coefficient always has one), so 512 pixels per byte.
+ * jpeg-js decodes every block the frame header declares, data or not, so a 900-byte file declaring 15 megapixels
+ * would keep it busy for many seconds; this bounds the work by the file's size.
+ */
+const JPEG_MAX_PIXELS_PER_BYTE = 512;
+
 function decodeJpeg(bytes: Uint8Array, o: DecodeOptions): RawImage {
   const frame = jpegFrame(bytes);
-  if (frame) checkPixels(frame.width, frame.height, o);
+  if (frame) {
+    checkPixels(frame.width, frame.height, o);
+    if (frame.width * frame.height > JPEG_MAX_PIXELS_PER_BYTE * bytes.length) {
+      throw new InputError(`a JPEG of ${bytes.length} bytes cannot hold a ${frame.width}x${frame.height} image (at least one bit per 8x8 block): truncated or corrupt`);
+    }
+  }
   const maxPixels = o.maxPixels ?? readLimits().maxImagePixels;
   // Not tolerant: a truncated or damaged file is an error, as in PIL, rather than a partly grey image. jpeg-js's own
   // limits follow ours: the pixel count, and its working memory at 8 bytes per pixel (coefficients and output).

@@ -9,7 +9,7 @@
 import { execFileSync } from "node:child_process";
 import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { constants, crc32, deflateRawSync } from "node:zlib";
+import { constants, crc32, deflateRawSync, deflateSync } from "node:zlib";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Deflate bombs: a raw deflate stream of N zero bytes built from one compressed MiB repeated (blocks flushed to a
@@ -18,25 +18,38 @@ import { constants, crc32, deflateRawSync } from "node:zlib";
 // ---------------------------------------------------------------------------------------------------------------
 
 const MiB = 1 << 20;
-const ZERO_MIB = deflateRawSync(Buffer.alloc(MiB), { level: 9, finishFlush: constants.Z_SYNC_FLUSH });
+const ZERO_BYTES = Buffer.alloc(MiB);
+const ZERO_MIB = deflateRawSync(ZERO_BYTES, { level: 9, finishFlush: constants.Z_SYNC_FLUSH });
 const FINAL = deflateRawSync(Buffer.alloc(0));
 
-/** A raw deflate stream: `head` (compressed), then `zeros` zero bytes (rounded up to whole MiB), then the end. */
+/** A raw deflate stream: `head` (compressed), then `zeros` zero bytes in whole MiB (rounded up), then the end. */
 export function deflateBomb(zeros, head = Buffer.alloc(0)) {
   const parts = [deflateRawSync(head, { finishFlush: constants.Z_SYNC_FLUSH })];
   for (let n = 0; n < zeros; n += MiB) parts.push(ZERO_MIB);
   parts.push(FINAL);
   return Buffer.concat(parts);
 }
+const bombZeros = (zeros) => Math.ceil(zeros / MiB) * MiB;
 
-/** zlib framing (RFC 1950) around a raw stream; the Adler-32 is not computed (an inflater stops before it). */
-const zlibWrap = (raw) => Buffer.concat([Buffer.from([0x78, 0xda]), raw, Buffer.alloc(4)]);
+/**
+ * zlib framing (RFC 1950) around a bomb of `zeros` zero bytes, with its true Adler-32 (for zeros, a stays 1 and b
+ * counts the bytes), so the stream is valid to the end: a reader that inflates it all succeeds, and only a bound
+ * stops it early.
+ */
+function zlibBomb(zeros) {
+  const adler = Buffer.alloc(4);
+  adler.writeUInt32BE((((bombZeros(zeros) % 65521) << 16) | 1) >>> 0);
+  return Buffer.concat([Buffer.from([0x78, 0xda]), deflateBomb(zeros), adler]);
+}
 
-/** gzip framing (RFC 1952); CRC-32 left 0 and ISIZE as given (both lie in a bomb; an inflater must not trust them). */
-function gzipWrap(raw, isize) {
+/** gzip framing (RFC 1952) around a bomb of `head` then `zeros` zero bytes, with its true CRC-32 and size. */
+function gzipBomb(zeros, head) {
+  let crc = crc32(head);
+  for (let n = 0; n < zeros; n += MiB) crc = crc32(ZERO_BYTES, crc);
   const trailer = Buffer.alloc(8);
-  trailer.writeUInt32LE(isize >>> 0, 4);
-  return Buffer.concat([Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]), raw, trailer]);
+  trailer.writeUInt32LE(crc >>> 0, 0);
+  trailer.writeUInt32LE((head.length + bombZeros(zeros)) % 2 ** 32, 4);
+  return Buffer.concat([Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]), deflateBomb(zeros, head), trailer]);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -68,12 +81,12 @@ export function pngWith(width, height, idat) {
 
 /** 46340 x 46340 grey (just under 2^31 pixels), with only one row of data: the size alone is the attack. */
 export function pngHugeDimensions(side = 46340) {
-  return pngWith(side, side, zlibWrap(deflateRawSync(Buffer.alloc(side + 1))));
+  return pngWith(side, side, deflateSync(Buffer.alloc(side + 1)));
 }
 
-/** A 1x1 grey PNG (2 bytes of image data) whose IDAT inflates to `bytes` (default 3 GiB). */
+/** A 1x1 grey PNG (2 bytes of image data) whose IDAT inflates to `bytes` (default 3 GiB), a valid zlib stream. */
 export function pngInflateBomb(bytes = 3 * 2 ** 30) {
-  return pngWith(1, 1, zlibWrap(deflateBomb(bytes)));
+  return pngWith(1, 1, zlibBomb(bytes));
 }
 
 /**
@@ -106,9 +119,9 @@ export function idxHeader(dims) {
   return b;
 }
 
-/** A gzipped idx whose header says one 28x28 image but whose data inflates to `bytes` (default 5 GiB). */
+/** A gzipped idx whose header says one 28x28 image but whose data inflates to `bytes` more (default 5 GiB). */
 export function idxGzipBomb(bytes = 5 * 2 ** 30) {
-  return gzipWrap(deflateBomb(bytes, idxHeader([1, 28, 28])), 16 + bytes);
+  return gzipBomb(bytes, idxHeader([1, 28, 28]));
 }
 
 /** An idx of `n` images of height 0 (no data at all). */
@@ -290,7 +303,7 @@ export const safetensorsMetaNotJson = () =>
 export function imageFolderTrap(root, kind) {
   const cls = join(root, "a");
   mkdirSync(cls, { recursive: true });
-  writeFileSync(join(cls, "0.png"), pngWith(1, 1, zlibWrap(deflateRawSync(Buffer.from([0, 128])))));
+  writeFileSync(join(cls, "0.png"), pngWith(1, 1, deflateSync(Buffer.from([0, 128]))));
   if (kind === "loop") symlinkSync("loop.png", join(cls, "loop.png"));
   else if (kind === "cycle") symlinkSync(root, join(cls, "cycle"));
   else if (kind === "fifo") execFileSync("mkfifo", [join(cls, "x.png")]); // Node has no mkfifo
