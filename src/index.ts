@@ -7,7 +7,8 @@ export { saveSafetensors, loadSafetensors, SafetensorsFile } from "./io/safetens
 export { guessArchitecture, requireArchitecture, type ArchitectureGuess } from "./io/architecture.js";
 
 // models
-export { createDiT, ditConfig, DiT, type DiTConfig } from "./models/dit.js";
+export { createDiT, ditConfig, DiT, type DiTConfig, type DiTLoadOptions } from "./models/dit.js";
+export { diffFitParameters, isDiffFitTrainable, minimaxGammaBlocks } from "./models/difffit.js";
 export { createAutoencoderKL, AutoencoderKL, type AutoencoderKLConfig } from "./models/autoencoder.js";
 export { createResNet, ResNet, type ResNetConfig } from "./models/resnet.js";
 export { createConvNet, ConvNet, type ConvNetConfig } from "./models/convnet.js";
@@ -21,7 +22,7 @@ export { trainingLosses } from "./diffusion/losses.js";
 
 // distillation (Algorithm 1)
 export { runDistill, type DistillConfig, type DistillEvent, type Manifest } from "./distill/run.js";
-export { loadModels, type LoadedModels } from "./distill/models.js";
+export { loadModels, loadDiT, type LoadedModels } from "./distill/models.js";
 export { selectCandidates, scoreCandidates, STRATEGIES, type Strategy } from "./distill/select.js";
 export { refineLatents, perImageObjective, type RefineOptions } from "./distill/refine.js";
 export { presetClasses, recipeDefaults, PRESETS, type PresetName } from "./distill/presets.js";

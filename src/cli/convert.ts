@@ -15,7 +15,7 @@ const DTYPES = ["keep", "float32", "float16", "bfloat16"] as const;
 
 const FLAGS = {
   dtype: { type: "string", help: "Dtype of the floating-point tensors (integer buffers keep theirs)", choices: DTYPES, default: "keep" },
-  unwrap: { type: "string", help: "Where the state dict is in a torch.save archive (auto, none, or an entry name)", default: "auto" },
+  unwrap: { type: "string", help: "Where the state dict is in a torch.save archive: auto (the top level, else 'ema', else the one wrapper entry), none, or an entry name", default: "auto" },
   force: { type: "boolean", help: "Overwrite <out> if it exists", default: false },
   ...READ_LIMIT_FLAGS,
 } satisfies FlagSpecs;

@@ -11,16 +11,25 @@ import { getNumThreads, setNumThreads } from "../torch/index.js";
 import { assetPath } from "../util/assets.js";
 import { installInterruptHandler } from "../util/interrupt.js";
 import { formatDuration, Progress } from "../util/progress.js";
-import { type FlagSpecs, parseCommand, UsageError } from "./args.js";
+import { type FlagSpec, type FlagSpecs, parseCommand, UsageError } from "./args.js";
 import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
 
 export const summary = "Distil a data set with CaO2 (pool -> select -> refine -> write)";
 
 const P = "from preset";
+
+/** --unwrap of the commands that load a DiT (distill, sample): which entry of a wrapped training checkpoint. */
+export const DIT_UNWRAP_FLAG = {
+  type: "string",
+  help: "Entry of a wrapped DiT checkpoint (torch.save({model, ema, opt, args})) to load: auto (ema when there is one), ema, model, ...",
+  default: "auto",
+} as const satisfies FlagSpec;
+
 const FLAGS = {
   preset: { type: "string", help: "Data set recipe", choices: PRESETS, default: "fashion-mnist" },
   compat: { type: "string", help: "paper defaults, or the released code's behaviour", choices: ["paper", "authors"], default: "paper" },
-  dit: { type: "string", help: "Diffusion model checkpoint (cao2 file, official DiT .pt, diffusers safetensors)", defaultText: "shipped model (fashion-mnist)" },
+  dit: { type: "string", help: "Diffusion model checkpoint (cao2 file, official DiT .pt, Minimax .pt, diffusers safetensors)", defaultText: "shipped model (fashion-mnist)" },
+  unwrap: DIT_UNWRAP_FLAG,
   vae: { type: "string", help: "Autoencoder checkpoint (cao2 file or diffusers AutoencoderKL)", defaultText: "shipped model (fashion-mnist)" },
   selector: { type: "string", help: "Selector classifier checkpoint (cao2 file or torchvision ResNet)", defaultText: "shipped model (fashion-mnist)" },
   classes: { type: "list", help: "Classes to distil: labels, ranges (0-4), ids (wnids) or names", defaultText: "all" },
@@ -129,7 +138,11 @@ export async function run(argv: string[]): Promise<number> {
       saveLatents: a.saveLatents,
       out,
       models: { dit: model("dit", "dit.safetensors"), vae: model("vae", "autoencoder.safetensors"), selector: model("selector", "selector.safetensors") },
-      modelOverrides: { latentSize: a.latentSize, scalingFactor: a.given.has("scaling-factor") ? a.scalingFactor : undefined },
+      modelOverrides: {
+        latentSize: a.latentSize,
+        scalingFactor: a.given.has("scaling-factor") ? a.scalingFactor : undefined,
+        ditUnwrap: a.given.has("unwrap") ? a.unwrap : undefined,
+      },
     },
     {
       resume: a.resume,

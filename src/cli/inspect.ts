@@ -12,7 +12,7 @@ const FLAGS = {
   json: { type: "boolean", help: "Print JSON instead of a table", default: false },
   unwrap: {
     type: "string",
-    help: "Where the state dict is: auto (a top-level state dict, or the one entry such as 'model' or 'ema' that holds one), none, or an entry name",
+    help: "Where the state dict is: auto (a top-level state dict, else an 'ema' entry, else the one entry such as 'model' that holds one), none, or an entry name",
     default: "auto",
   },
 } as const;
@@ -47,6 +47,7 @@ export async function run(argv: string[]): Promise<number> {
     if (architecture) {
       const cfg = Object.entries(architecture.config).map(([k, v]) => `${k} ${Array.isArray(v) ? `[${v.join(", ")}]` : v === null ? "unknown" : String(v)}`);
       lines.push(`architecture: ${architecture.name} (${architecture.naming} naming): ${cfg.join(", ")}`);
+      if (architecture.problem) lines.push(`architecture problem: ${architecture.problem}`);
     } else lines.push("architecture: not recognised");
     process.stdout.write(lines.join("\n") + "\n");
   } finally {

@@ -4,7 +4,7 @@ import { GaussianDiffusion } from "../diffusion/gaussian.js";
 import { sample } from "../diffusion/samplers.js";
 import { loadAutoencoder, loadDiT, loadSelector } from "../distill/models.js";
 import { decodeLatents, scoreImages } from "../distill/score.js";
-import { pickClasses } from "./distill.js";
+import { DIT_UNWRAP_FLAG, pickClasses } from "./distill.js";
 import { PRESETS, type PresetName, presetClasses } from "../distill/presets.js";
 import { tensorToPng } from "../io/image.js";
 import { cat, Generator, keep, ones, pad, setNumThreads, type Tensor, tidy } from "../torch/index.js";
@@ -20,6 +20,7 @@ export const summary = "Generate class-conditional samples (PNG grid) and option
 const FLAGS = {
   preset: { type: "string", help: "Class list to use", choices: PRESETS, default: "fashion-mnist" },
   dit: { type: "string", help: "Diffusion model checkpoint", defaultText: "shipped model (fashion-mnist)" },
+  unwrap: DIT_UNWRAP_FLAG,
   vae: { type: "string", help: "Autoencoder checkpoint", defaultText: "shipped model (fashion-mnist)" },
   selector: { type: "string", help: "Score the samples with this classifier (prints per-class agreement)" },
   classes: { type: "list", help: "Classes: labels, ranges, ids or names", defaultText: "all" },
@@ -63,7 +64,7 @@ export async function run(argv: string[]): Promise<number> {
     throw new UsageError(`--${flag} is required for the ${preset} preset`);
   };
   if (!a.out && !a.selector) throw new UsageError("nothing to do: give --out (a PNG grid) and/or --selector (scores)");
-  const o = { device: a.device, latentSize: a.latentSize, scalingFactor: a.scalingFactor };
+  const o = { device: a.device, latentSize: a.latentSize, scalingFactor: a.scalingFactor, ditUnwrap: a.unwrap };
   const dit = loadDiT(model(a.dit, "dit", "dit.safetensors"), o);
   dit.eval();
   const { autoencoder, scalingFactor } = loadAutoencoder(model(a.vae, "vae", "autoencoder.safetensors"), o);

@@ -5,11 +5,13 @@ import { createHash } from "node:crypto";
 import { createReadStream, existsSync, statSync } from "node:fs";
 import { InputError } from "../errors.js";
 import { requireArchitecture } from "../io/architecture.js";
-import { openCheckpoint } from "../io/checkpoint.js";
+import { loadStateDict, openCheckpoint } from "../io/checkpoint.js";
 import { type AutoencoderKL, type AutoencoderKLConfig, createAutoencoderKL } from "../models/autoencoder.js";
-import { createDiT, type DiT } from "../models/dit.js";
+import { minimaxGammaBlocks } from "../models/difffit.js";
+import { createDiT, DIT_DEFAULTS, type DiT, type DiTConfig } from "../models/dit.js";
 import { createResNet, type ResNet, type ResNetConfig } from "../models/resnet.js";
 import { buildModel, fillFromFile, type Preprocess, readModelMetaOfKind } from "../models/saved.js";
+import { tidy } from "../torch/index.js";
 
 export const IMAGENET_PREPROCESS: Preprocess = { size: 224, channels: 3, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
 
@@ -28,6 +30,13 @@ export interface ModelOverrides {
   device: string;
   /** Latent size for DiT checkpoints that do not record it (diffusers), e.g. 32 for 256x256 images. */
   latentSize?: number;
+  /** Attention heads of a DiT checkpoint of a size other than S/B/L/XL (the weights do not tell). */
+  numHeads?: number;
+  /**
+   * Which entry of a wrapped DiT checkpoint holds the weights (checkpoint.ts's unwrap): "auto" (default; "ema" of a
+   * training checkpoint {"model", "ema", "opt", "args"}), "model", ...
+   */
+  ditUnwrap?: string;
   /** Latent scaling factor for autoencoders without cao2 metadata (SD: 0.18215). */
   scalingFactor?: number;
   /** Selector input preparation for classifiers without cao2 metadata. */
@@ -39,8 +48,8 @@ function requireFile(path: string, what: string): void {
   if (!statSync(path).isFile()) throw new InputError(`${what} checkpoint ${path} is not a file`);
 }
 
-function shapesOf(path: string): Map<string, readonly number[]> {
-  const ck = openCheckpoint(path);
+function shapesOf(path: string, unwrap?: string): Map<string, readonly number[]> {
+  const ck = openCheckpoint(path, { unwrap });
   try {
     return new Map([...ck.tensors].map(([k, e]) => [k, e.shape]));
   } finally {
@@ -54,30 +63,44 @@ export async function sha256File(path: string): Promise<string> {
   return h.digest("hex");
 }
 
-export function loadDiT(path: string, o: ModelOverrides): DiT {
+export interface DiTLoadOverrides extends ModelOverrides {
+  /**
+   * Build the Minimax layout (gammas in the first half of the blocks) even when the file is a plain DiT, whose gammas
+   * then stay at 1 (what fine-tuning starts from). Without it the architecture follows the file.
+   */
+  minimaxGammas?: boolean;
+}
+
+export function loadDiT(path: string, o: DiTLoadOverrides): DiT {
   requireFile(path, "DiT");
   const meta = readModelMetaOfKind(path, ["dit"], "a DiT");
-  if (meta) return fillFromFile(buildModel(meta, o.device) as DiT, path);
-  const g = requireArchitecture(shapesOf(path), "dit", path);
+  const config = meta ? { ...DIT_DEFAULTS, ...meta.config } : ditConfigOfFile(path, o);
+  if (o.minimaxGammas && !config.gammaBlocks) config.gammaBlocks = minimaxGammaBlocks(config.depth);
+  const dit = createDiT(config, {}, { device: o.device, init: false });
+  tidy(() => void dit.loadStateDict(loadStateDict(path, { unwrap: o.ditUnwrap }), { gammasFromPlain: o.minimaxGammas }));
+  return dit;
+}
+
+/** A DiT configuration from the checkpoint's keys and shapes (official or diffusers naming). */
+function ditConfigOfFile(path: string, o: ModelOverrides): DiTConfig {
+  const g = requireArchitecture(shapesOf(path, o.ditUnwrap), "dit", path);
   const c = g.config;
   const latentSize = (c.latentSize as number | null) ?? o.latentSize;
   if (!latentSize) throw new InputError(`${path}: the checkpoint does not record its latent size; pass --latent-size (32 for 256x256 DiT)`);
-  if (c.heads === null) throw new InputError(`${path}: a DiT of unknown head count (depth ${c.depth}, hidden ${c.hidden}); only the S/B/L/XL configurations are recognised`);
-  const dit = createDiT(
-    {
-      inputSize: latentSize,
-      inChannels: c.inChannels as number,
-      numClasses: c.numClasses as number,
-      learnSigma: c.learnSigma as boolean,
-      depth: c.depth as number,
-      hiddenSize: c.hidden as number,
-      numHeads: c.heads as number,
-      patchSize: c.patch as number,
-    },
-    {},
-    { device: o.device, init: false },
-  );
-  return fillFromFile(dit, path);
+  const numHeads = (c.heads as number | null) ?? o.numHeads;
+  if (!numHeads) throw new InputError(`${path}: a DiT of unknown head count (depth ${c.depth}, hidden ${c.hidden}); only the S/B/L/XL configurations are recognised`);
+  return {
+    ...DIT_DEFAULTS,
+    inputSize: latentSize,
+    inChannels: c.inChannels as number,
+    numClasses: c.numClasses as number,
+    learnSigma: c.learnSigma as boolean,
+    depth: c.depth as number,
+    hiddenSize: c.hidden as number,
+    numHeads,
+    patchSize: c.patch as number,
+    gammaBlocks: c.gammaBlocks as number,
+  };
 }
 
 export function loadAutoencoder(path: string, o: ModelOverrides): { autoencoder: AutoencoderKL; scalingFactor: number } {

@@ -8,17 +8,22 @@
 // whether it runs first or last, alone or after a resume. The pool draws from one generator in the sampler's batch
 // order (as a PyTorch loop would, so it depends on the batch size); refinement draws per candidate, so its batching
 // does not matter.
+//
+// `--compat authors` draws as the released code does (docs/compat.md): one torch stream for the whole run, seeded
+// by the run seed, takes each class's pool latents, its sampler's draws (the whole pool as one batch) and its
+// refinement's label-dropout decisions (image after image, iteration after iteration), then the next class's; each
+// image's noise is a row of a fixed bank, the row drawn once per image.
 import { GaussianDiffusion } from "../diffusion/gaussian.js";
 import { sample } from "../diffusion/samplers.js";
-import { cat, checkDevice, fromArray, Generator, keep, manualSeed, randn, type Tensor, tidy } from "../torch/index.js";
+import { cat, checkDevice, fromArray, Generator, keep, lt, rand, randn, type Tensor, tidy } from "../torch/index.js";
 import { checkInterrupt } from "../util/interrupt.js";
 import type { Progress } from "../util/progress.js";
 import { deriveSeed, randomSource } from "../util/seed.js";
 import type { LoadedModels } from "./models.js";
 import type { ClassSpec, Compat } from "./presets.js";
 import { refineLatents, type NormKind, type RefineSchedule } from "./refine.js";
-import { decodeLatents, scoreImages } from "./score.js";
-import { scoreCandidates, selectCandidates, type FillRule, type Strategy } from "./select.js";
+import { decodeLatents, scoreImages, selectorFeatures } from "./score.js";
+import { resolveStrategy, scoreCandidates, selectCandidates, type FillRule, type Strategy } from "./select.js";
 import { type ClassRecord, type RunLayout, writeClass } from "./write.js";
 
 export interface DistillOptions {
@@ -58,17 +63,60 @@ export interface ClassTimings {
   write_s: number;
 }
 
-/** The released code's noise bank: manualSeed(42); randn(1024, C, H, W); image i of a class uses row i. */
-export function authorsNoiseBank(shape: readonly number[]): Tensor {
-  manualSeed(42);
-  return keep(randn([1024, ...shape]));
+/** Rows of the released code's noise bank. */
+export const BANK_ROWS = 1024;
+
+/** What `--compat authors` carries from class to class: the noise bank and the run's one random stream. */
+export interface AuthorsRun {
+  bank: Tensor;
+  stream: Generator;
+}
+
+/**
+ * A run in the released code's mode: the bank is manualSeed(42); randn(1024, C, H, W) (on its own generator, as on
+ * a GPU, where the bank's CPU generator is not the stream's), and the stream starts as torch.manual_seed(seed).
+ */
+export function authorsRun(seed: number, latentShape: readonly number[]): AuthorsRun {
+  return { bank: keep(randn([BANK_ROWS, ...latentShape], { generator: new Generator(42) })), stream: new Generator(seed) };
+}
+
+/**
+ * Refinement's per-image draws that the released code takes from NumPy's global stream, never seeded (its bank row,
+ * once per image, and its t index at every iteration): ours come from seeds, and tests replace them here.
+ */
+export interface RefineDraws {
+  /** The bank row of the image's fixed noise (`--compat authors`). */
+  noiseRow(image: number, poolIndex: number): number;
+  /** The source of the image's t indices in 1..tMax, one per iteration. */
+  timesteps(image: number, poolIndex: number): () => number;
+}
+
+/** The draws of a class, seeded per pool candidate (so they do not depend on batching or order). */
+export function seededRefineDraws(classSeed: number, tMax: number): RefineDraws {
+  return {
+    noiseRow: (_image, poolIndex) => Math.floor(randomSource(deriveSeed(classSeed, "noise-row", poolIndex))() * BANK_ROWS),
+    timesteps: (_image, poolIndex) => {
+      const r = randomSource(deriveSeed(classSeed, "refine-t", poolIndex));
+      return () => 1 + Math.floor(r() * tMax);
+    },
+  };
+}
+
+export interface ClassExtras {
+  progress?: Progress;
+  /** Required with `--compat authors`: the run's bank and stream, which this class advances. */
+  authors?: AuthorsRun;
+  /** Replaces the seeded refinement draws (tests that feed another implementation's draws). */
+  draws?: Partial<RefineDraws>;
 }
 
 const seconds = (t0: number) => (performance.now() - t0) / 1000;
 
 /** Runs one class through Algorithm 1 and writes its images and record. */
-export function distillClass(m: LoadedModels, o: DistillOptions, c: ClassSpec, layout: RunLayout, progress?: Progress, bank?: Tensor): ClassRecord {
+export function distillClass(m: LoadedModels, o: DistillOptions, c: ClassSpec, layout: RunLayout, extras: ClassExtras = {}): ClassRecord {
   checkDevice(o.device);
+  const { progress, authors } = extras;
+  if ((o.compat === "authors") !== (authors !== undefined)) throw new Error(`distillClass: compat ${o.compat} ${authors ? "with" : "without"} an authors-mode stream`);
   const seed = deriveSeed(o.seed, "class", c.modelIndex);
   const dit = m.dit;
   const latentShape = [dit.config.inChannels, dit.config.inputSize, dit.config.inputSize];
@@ -79,15 +127,17 @@ export function distillClass(m: LoadedModels, o: DistillOptions, c: ClassSpec, l
   // 2. pool
   let t0 = performance.now();
   const model = { forward: dit.forward.bind(dit), forwardWithCfg: (x: Tensor, t: Tensor, y: Tensor, s: number) => dit.forwardWithCfg(x, t, y, s, { guidedChannels: o.guidedChannels }) };
-  const batches = Math.ceil(n / o.batchSize);
+  // The released code samples the whole pool as one batch; its draws follow that batch.
+  const poolBatch = authors ? n : o.batchSize;
+  const batches = Math.ceil(n / poolBatch);
   const k = `class ${o.classes.indexOf(c) + 1}/${o.classes.length}`;
   progress?.stage(`${k} [pool]`, batches * o.steps);
   const pool = keep(
     sample(diffusion, model, new Array<number>(n).fill(c.modelIndex), latentShape, {
       cfgScale: o.cfg,
       nullClass: dit.config.numClasses,
-      generator: new Generator(deriveSeed(seed, "pool")),
-      batchSize: o.batchSize,
+      generator: authors?.stream ?? new Generator(deriveSeed(seed, "pool")),
+      batchSize: poolBatch,
       device: o.device,
       onStep: () => progress?.tick(),
     }),
@@ -104,7 +154,9 @@ export function distillClass(m: LoadedModels, o: DistillOptions, c: ClassSpec, l
     ipc: o.ipc,
     fill: o.fill,
     autoIpcThreshold: o.autoIpcThreshold,
+    rankBy: authors ? "max" : "class",
     random: randomSource(deriveSeed(seed, "select")),
+    features: resolveStrategy(o.select, o.ipc, o.autoIpcThreshold) === "representative" ? selectorFeatures(m, pool, o.batchSize) : undefined,
   });
   const chosen = keep(pool.indexSelect(0, fromArray(BigInt64Array.from(selection.selected, BigInt), [o.ipc], { device: o.device })));
   times.select_s = seconds(t0);
@@ -114,15 +166,21 @@ export function distillClass(m: LoadedModels, o: DistillOptions, c: ClassSpec, l
   t0 = performance.now();
   const condLabel = o.condition === "true" ? c.modelIndex : dit.config.numClasses;
   const sched: RefineSchedule = { alphasCumprod: diffusion.tables.alphasCumprod, timestepMap: diffusion.timestepMap };
+  const draws = { ...seededRefineDraws(seed, o.tMax), ...extras.draws };
   const noise = keep(
     tidy(() =>
-      bank
-        ? bank.narrow(0, 0, o.ipc).to(o.device)
+      authors
+        ? bankRows(authors.bank, selection.selected.map((p, i) => draws.noiseRow(i, p))).to(o.device)
         : randnRows(selection.selected.map((i) => deriveSeed(seed, "refine-noise", i)), latentShape, o.device),
     ),
   );
-  dit.train(o.refineTrainMode);
-  if (o.refineTrainMode) manualSeed(deriveSeed(seed, "label-dropout"));
+  // Training mode's label dropout, decided up front in the order the released code's loop makes the draws (image
+  // after image, each iteration one rand(1) < p), so that the refinement's batching cannot change them.
+  const dropProb = dit.config.classDropoutProb;
+  const labelDrops =
+    o.refineTrainMode && o.refineIters > 0 && dropProb > 0
+      ? keep(tidy(() => lt(rand([o.ipc, o.refineIters], { generator: authors?.stream ?? new Generator(deriveSeed(seed, "label-dropout")) }), dropProb).to(o.device)))
+      : undefined;
   let refined = chosen;
   let lossBefore: number[] = new Array<number>(o.ipc).fill(NaN);
   let lossAfter = lossBefore;
@@ -134,13 +192,14 @@ export function distillClass(m: LoadedModels, o: DistillOptions, c: ClassSpec, l
     for (let lo = 0; lo < o.ipc; lo += o.batchSize) {
       const k = Math.min(o.batchSize, o.ipc - lo);
       const r = refineLatents(
-        (x, t, y) => dit.forward(x, t, y),
+        (x, t, y, dropIds) => dit.forward(x, t, y, { forceDropIds: dropIds }),
         sched,
         {
           latents: chosen.narrow(0, lo, k),
           noise: noise.narrow(0, lo, k),
           labels: fromArray(BigInt64Array.from({ length: k }, () => BigInt(condLabel)), [k], { device: o.device }),
-          tSeeds: selection.selected.slice(lo, lo + k).map((i) => deriveSeed(seed, "refine-t", i)),
+          timesteps: selection.selected.slice(lo, lo + k).map((p, i) => draws.timesteps(lo + i, p)),
+          labelDrops: labelDrops?.narrow(0, lo, k),
         },
         { iters: o.refineIters, lr: o.lr, lambda: o.lambda, norm: o.norm, tMax: o.tMax, maxNorm: o.maxNorm, timestepMode: o.timestepMode },
         () => progress?.tick(),
@@ -152,7 +211,7 @@ export function distillClass(m: LoadedModels, o: DistillOptions, c: ClassSpec, l
     refined = keep(tidy(() => cat(parts, 0)));
     for (const p of parts) p.dispose();
   }
-  dit.eval();
+  labelDrops?.dispose();
   times.refine_s = seconds(t0);
 
   // write
@@ -165,6 +224,7 @@ export function distillClass(m: LoadedModels, o: DistillOptions, c: ClassSpec, l
     images,
     preRefine: pre,
     latents: o.saveLatents ? { pool, selected: chosen, refined } : undefined,
+    stream: authors ? streamBytes(authors.stream) : undefined,
     items: selection.selected.map((poolIndex, i) => ({
       poolIndex,
       prediction: cands[poolIndex].prediction,
@@ -184,6 +244,18 @@ export function distillClass(m: LoadedModels, o: DistillOptions, c: ClassSpec, l
   });
   for (const t of [pool, chosen, noise, images, ...(refined === chosen ? [] : [refined]), ...(pre ? [pre] : [])]) t.dispose();
   return record;
+}
+
+function streamBytes(g: Generator): Uint8Array {
+  const state = g.getState();
+  const bytes = state.toBytes();
+  state.dispose();
+  return bytes;
+}
+
+function bankRows(bank: Tensor, rows: readonly number[]): Tensor {
+  for (const r of rows) if (!(Number.isInteger(r) && r >= 0 && r < bank.size(0))) throw new Error(`noise bank row ${r} is not in 0..${bank.size(0) - 1}`);
+  return bank.indexSelect(0, fromArray(BigInt64Array.from(rows, BigInt), [rows.length]));
 }
 
 /** One standard-normal draw of `shape` per seed, stacked: each row depends only on its own seed. */

@@ -6,7 +6,9 @@
 //   optionally subject to || x' - x ||_inf <= eta (projection after each step).
 //
 // t indexes the S-step respaced schedule; the model sees the original timestep map[t] (or t itself, as the released
-// code does, with timestepMode "index"). Each image's loss is computed on its own and the losses are summed, so an
+// code does, with timestepMode "index"). The released code also refines in training mode, where the DiT replaces the
+// label by the null class with probability 0.1 at every call; those decisions come in as `labelDrops`, drawn by the
+// caller, so that the model stays deterministic here. Each image's loss is computed on its own and the losses are summed, so an
 // image's trajectory is the same whatever batch it is optimised in (the model treats samples independently and
 // Adam is elementwise).
 import {
@@ -21,13 +23,15 @@ import {
   sub,
   tidy,
 } from "../torch/index.js";
-import { randomSource } from "../util/seed.js";
 
 export const NORMS = ["none", "1", "2", "inf"] as const;
 export type NormKind = (typeof NORMS)[number];
 
-/** The model's noise prediction: output channels [0, C) are eps (a learned-sigma model has 2C channels). */
-export type NoiseModel = (x: Tensor, t: Tensor, y: Tensor) => Tensor;
+/**
+ * The model's noise prediction: output channels [0, C) are eps (a learned-sigma model has 2C channels). `dropIds`
+ * ([n] bool), when given, replaces the labels of its true rows by the null class (the DiT's label dropout).
+ */
+export type NoiseModel = (x: Tensor, t: Tensor, y: Tensor, dropIds?: Tensor) => Tensor;
 
 export interface RefineSchedule {
   /** abar of the respaced schedule (float64), index 0..S-1. */
@@ -56,8 +60,10 @@ export interface RefineBatch {
   noise: Tensor;
   /** [n] int64 condition labels given to the model (the class, or the null label). */
   labels: Tensor;
-  /** One seed per image for its sequence of t draws. */
-  tSeeds: readonly number[];
+  /** Per image, the source of its t, one index in 1..T^ per iteration. */
+  timesteps: readonly (() => number)[];
+  /** [n, iters] bool: whether iteration i sees the null label instead of `labels` (training-mode label dropout). */
+  labelDrops?: Tensor;
 }
 
 export interface RefineResult {
@@ -88,9 +94,9 @@ function modelTimesteps(sched: RefineSchedule, ts: readonly number[], mode: Refi
   return fromArray(BigInt64Array.from(ts, (t) => BigInt(mode === "original" ? sched.timestepMap[t] : t)), [ts.length]);
 }
 
-function objectiveAt(model: NoiseModel, x: Tensor, b: RefineBatch, sched: RefineSchedule, ts: readonly number[], o: RefineOptions): Tensor {
+function objectiveAt(model: NoiseModel, x: Tensor, b: RefineBatch, sched: RefineSchedule, ts: readonly number[], o: RefineOptions, dropIds?: Tensor): Tensor {
   const c = x.size(1);
-  const out = model(noisy(x, b.noise, sched, ts), modelTimesteps(sched, ts, o.timestepMode), b.labels);
+  const out = model(noisy(x, b.noise, sched, ts), modelTimesteps(sched, ts, o.timestepMode), b.labels, dropIds);
   return perImageObjective(out.narrow(1, 0, c), b.noise, o.lambda, o.norm);
 }
 
@@ -109,19 +115,26 @@ export function sweepLoss(model: NoiseModel, x: Tensor, b: RefineBatch, sched: R
 
 export function refineLatents(model: NoiseModel, sched: RefineSchedule, b: RefineBatch, o: RefineOptions, onIter?: (i: number) => void): RefineResult {
   const n = b.latents.size(0);
-  if (b.tSeeds.length !== n) throw new Error(`refine: ${b.tSeeds.length} t-seeds for ${n} latents`);
+  if (b.timesteps.length !== n) throw new Error(`refine: ${b.timesteps.length} t sources for ${n} latents`);
+  if (b.labelDrops && (b.labelDrops.size(0) !== n || b.labelDrops.size(1) < o.iters)) {
+    throw new Error(`refine: label drops [${b.labelDrops.shape}] do not cover ${n} latents x ${o.iters} iterations`);
+  }
   if (!(o.tMax >= 1 && o.tMax < sched.alphasCumprod.length)) {
     throw new Error(`refine: T^ = ${o.tMax} must lie in 1..${sched.alphasCumprod.length - 1} (steps of the respaced schedule)`);
   }
   const lossBefore = sweepLoss(model, b.latents, b, sched, o);
   const x = keep(b.latents.detach().clone().requiresGrad_(true));
-  const draws = b.tSeeds.map((s) => randomSource(s));
   const opt = new Adam([x], { lr: o.lr });
   for (let it = 0; it < o.iters; it++) {
-    const ts = draws.map((r) => 1 + Math.floor(r() * o.tMax));
+    const ts = b.timesteps.map((next) => {
+      const t = next();
+      if (!(Number.isInteger(t) && t >= 1 && t <= o.tMax)) throw new Error(`refine: drawn t = ${t} is not in 1..${o.tMax}`);
+      return t;
+    });
     // Gradients to the latents only: the model's weights stay frozen (no work or memory spent on their gradients).
     tidy(() => {
-      const [g] = grad(objectiveAt(model, x, b, sched, ts, o).sum(), x);
+      const drops = b.labelDrops?.select(1, it);
+      const [g] = grad(objectiveAt(model, x, b, sched, ts, o, drops).sum(), x);
       x.grad = g;
     });
     opt.step();

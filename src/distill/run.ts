@@ -4,15 +4,15 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { InputError } from "../errors.js";
-import { checkDevice, torchVersion } from "../torch/index.js";
+import { checkDevice, fromArray, type Generator, torchVersion } from "../torch/index.js";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { checkInterrupt } from "../util/interrupt.js";
 import type { Progress } from "../util/progress.js";
 import { packageVersion } from "../util/version.js";
 import { loadModels, type LoadedModels, type ModelOverrides } from "./models.js";
-import { authorsNoiseBank, distillClass, type DistillOptions } from "./pipeline.js";
+import { authorsRun, distillClass, type DistillOptions } from "./pipeline.js";
 import { classFolder, type Condition, type PresetName } from "./presets.js";
-import { type ClassRecord, readClassRecord, type RunLayout, stateDir, writeClassList } from "./write.js";
+import { type ClassRecord, readClassRecord, readStreamState, type RunLayout, stateDir, writeClassList } from "./write.js";
 
 export interface DistillConfig extends Omit<DistillOptions, "condition"> {
   preset: PresetName;
@@ -104,6 +104,18 @@ export function resolveCondition(cfg: DistillConfig, m: Pick<LoadedModels, "sele
   return m.selectorAccuracy >= cfg.autoConditionThreshold ? "true" : "null";
 }
 
+/** `--compat authors` classes share one stream: a resumed run continues it from where the last finished class left it. */
+function resumeStream(layout: RunLayout, label: number, stream: Generator): void {
+  const bytes = readStreamState(layout, label);
+  if (!bytes) throw new InputError(`${layout.out}: class ${label} is finished but its random stream was not saved; --compat authors cannot resume this run, start it again`);
+  const state = fromArray(bytes, [bytes.length], { dtype: "uint8" });
+  try {
+    stream.setState(state);
+  } finally {
+    state.dispose();
+  }
+}
+
 /**
  * Runs (or resumes) a distillation. Finished classes are never recomputed; an interrupted class is redone from its
  * start and gives the same bytes. Returns the manifest's path.
@@ -126,23 +138,24 @@ export async function runDistill(
   const layout = prepareOutput(cfg, o.resume ?? false, runKey(cfg, condition));
   const opts: DistillOptions = { ...cfg, condition };
   const latentShape = [m.dit.config.inChannels, m.dit.config.inputSize, m.dit.config.inputSize];
-  const bank = cfg.compat === "authors" ? authorsNoiseBank(latentShape) : undefined;
+  const authors = cfg.compat === "authors" ? authorsRun(cfg.seed, latentShape) : undefined;
   const records: ClassRecord[] = [];
   try {
     for (const c of cfg.classes) {
       const done = readClassRecord(layout, c.label);
       if (done) {
         records.push(done);
+        if (authors) resumeStream(layout, c.label, authors.stream);
         o.onEvent?.({ type: "class-skipped", label: c.label, name: c.name });
         continue;
       }
-      const record = distillClass(m, opts, c, layout, o.progress, bank);
+      const record = distillClass(m, opts, c, layout, { progress: o.progress, authors });
       records.push(record);
       o.onEvent?.({ type: "class-done", label: c.label, name: c.name, record });
       checkInterrupt("stopped after a finished class; continue with --resume");
     }
   } finally {
-    bank?.dispose();
+    authors?.bank.dispose();
   }
   writeClassList(layout, cfg.classes, cfg.numClasses);
   const manifest: Manifest = {
@@ -153,8 +166,13 @@ export async function runDistill(
     seeds: {
       seed: cfg.seed,
       derivation:
-        "class seed = deriveSeed(seed, 'class', modelIndex); pool = Generator(deriveSeed(class, 'pool')); refinement noise of pool " +
-        "candidate i = Generator(deriveSeed(class, 'refine-noise', i)); its t draws = deriveSeed(class, 'refine-t', i)",
+        cfg.compat === "authors"
+          ? "one stream Generator(seed) over the classes in order: pool latents, sampler draws (the pool as one batch), " +
+            "label-dropout draws rand([IPC, iterations]); noise bank Generator(42).randn(1024, C, H, W); class seed = " +
+            "deriveSeed(seed, 'class', modelIndex); bank row of pool candidate i = deriveSeed(class, 'noise-row', i); its t " +
+            "draws = deriveSeed(class, 'refine-t', i)"
+          : "class seed = deriveSeed(seed, 'class', modelIndex); pool = Generator(deriveSeed(class, 'pool')); refinement noise of pool " +
+            "candidate i = Generator(deriveSeed(class, 'refine-noise', i)); its t draws = deriveSeed(class, 'refine-t', i)",
     },
     classes: cfg.classes.map((c) => ({ label: c.label, folder: classFolder(c, cfg.numClasses), id: c.id, name: c.name, modelIndex: c.modelIndex })),
     images: records.reduce((n, r) => n + r.items.length, 0),

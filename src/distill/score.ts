@@ -5,23 +5,29 @@ import type { Preprocess } from "../models/saved.js";
 import { cat, F, noGrad, type Tensor, tidy } from "../torch/index.js";
 import type { LoadedModels } from "./models.js";
 
-/** Latents (scaled, as the diffusion model sees them) to images in [0, 1], in batches. */
-export function decodeLatents(m: Pick<LoadedModels, "autoencoder" | "scalingFactor">, latents: Tensor, batchSize = 64): Tensor {
+/** The autoencoder's output for latents (scaled, as the diffusion model sees them), in batches: `finish` maps each. */
+function decodeBatches(m: Pick<LoadedModels, "autoencoder" | "scalingFactor">, latents: Tensor, batchSize: number, finish: (x: Tensor) => Tensor): Tensor {
   return noGrad(() =>
     tidy(() => {
       const parts: Tensor[] = [];
       for (let lo = 0; lo < latents.size(0); lo += batchSize) {
         const z = latents.narrow(0, lo, Math.min(batchSize, latents.size(0) - lo));
-        parts.push(m.autoencoder.decode(z.div(m.scalingFactor)).add(1).div(2).clamp(0, 1));
+        parts.push(finish(m.autoencoder.decode(z.div(m.scalingFactor))));
       }
       return cat(parts, 0);
     }),
   );
 }
 
+/** Latents (scaled, as the diffusion model sees them) to images in [0, 1], in batches. */
+export function decodeLatents(m: Pick<LoadedModels, "autoencoder" | "scalingFactor">, latents: Tensor, batchSize = 64): Tensor {
+  return decodeBatches(m, latents, batchSize, (x) => x.add(1).div(2).clamp(0, 1));
+}
+
 /**
  * The selector's input: images resized to its size, channels converted, then normalised with its mean and std. The
- * released code feeds the raw decoder output resized to 224 without normalisation (`normalize` false).
+ * released code feeds the raw decoder output resized to the selector's input without normalisation (`normalise`
+ * false; the caller passes the decoder output as it is).
  */
 export function selectorInput(images: Tensor, pre: Preprocess, normalise = true): Tensor {
   return tidy(() => {
@@ -31,15 +37,36 @@ export function selectorInput(images: Tensor, pre: Preprocess, normalise = true)
   });
 }
 
-/** Softmax class probabilities of the selector for latents, row-major [n x classes]. */
+/** L2-normalised penultimate features of the selector for latents (the representative strategy's space). */
+export function selectorFeatures(m: Pick<LoadedModels, "autoencoder" | "scalingFactor" | "selector" | "selectorPreprocess">, latents: Tensor, batchSize: number): { data: Float32Array; dim: number } {
+  const data = noGrad(() =>
+    tidy(() => {
+      const parts: Tensor[] = [];
+      for (let lo = 0; lo < latents.size(0); lo += batchSize) {
+        const z = latents.narrow(0, lo, Math.min(batchSize, latents.size(0) - lo));
+        const f = m.selector.features(selectorInput(decodeLatents(m, z), m.selectorPreprocess));
+        parts.push(f.div(f.norm(2, 1, true).clamp(1e-12)));
+      }
+      return cat(parts, 0).toFloat32Array();
+    }),
+  );
+  return { data, dim: data.length / latents.size(0) };
+}
+
+/**
+ * Softmax class probabilities of the selector for latents, row-major [n x classes]. Paper mode: images in [0, 1],
+ * normalised as the selector was trained. `--compat authors`: the raw decoder output (about [-1, 1], unclamped)
+ * resized, as the released code's `model_teacher(Resize(224)(vae.decode(z / 0.18215).sample))`.
+ */
 export function scoreImages(m: Pick<LoadedModels, "autoencoder" | "scalingFactor" | "selector" | "selectorPreprocess">, latents: Tensor, o: { batchSize: number; compat: "paper" | "authors" }): Float32Array {
+  const authors = o.compat === "authors";
   return noGrad(() =>
     tidy(() => {
       const parts: Tensor[] = [];
       for (let lo = 0; lo < latents.size(0); lo += o.batchSize) {
         const z = latents.narrow(0, lo, Math.min(o.batchSize, latents.size(0) - lo));
-        const pre = o.compat === "authors" ? { ...m.selectorPreprocess, size: 224 } : m.selectorPreprocess;
-        parts.push(F.softmax(m.selector.forward(selectorInput(decodeLatents(m, z), pre, o.compat !== "authors")), 1));
+        const images = authors ? decodeBatches(m, z, o.batchSize, (x) => x) : decodeLatents(m, z);
+        parts.push(F.softmax(m.selector.forward(selectorInput(images, m.selectorPreprocess, !authors)), 1));
       }
       return cat(parts, 0).toFloat32Array();
     }),

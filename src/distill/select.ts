@@ -6,15 +6,21 @@
 //   correct          correct predictions in a random order
 //   random           any candidates in a random order
 //   el2n             lowest EL2N score first over all candidates, EL2N = || softmax(p) - onehot(c) ||_2 (Paul et al.)
+//   representative   correct predictions grouped into IPC clusters by k-means on the selector's penultimate features
+//                    (cosine); the candidate nearest each cluster's centre is kept, largest cluster first. Not in the
+//                    paper: it keeps the pool's spread (diversity) where the confidence orders keep its most typical
+//                    part, in the spirit of prototype selection (D4M) and Minimax's representativeness + diversity.
 //   auto             confident below `autoIpcThreshold` images per class, least-confident from it on (Section 3.4)
 //
 // When fewer than IPC candidates are correct the rest is filled from the incorrect ones: at random (the paper: "we
 // supplement ... by randomly selecting from the remaining images") or, with fill "ordered" (the released code), in the
-// strategy's own order.
+// strategy's own order. The confidence orders rank by the probability of the class (the paper's reading), or, with
+// rankBy "max" (the released code), by the largest probability, which for an incorrect candidate is that of the
+// class it was taken for (for a correct one the two are the same).
 
 import { shuffled } from "../util/seed.js";
 
-export const STRATEGIES = ["confident", "least-confident", "correct", "random", "el2n", "auto"] as const;
+export const STRATEGIES = ["confident", "least-confident", "correct", "random", "el2n", "representative", "auto"] as const;
 export type Strategy = (typeof STRATEGIES)[number];
 export type FillRule = "random" | "ordered";
 
@@ -25,6 +31,8 @@ export interface Candidate {
   prediction: number;
   /** Softmax probability of the conditioned class. */
   confidence: number;
+  /** The largest softmax probability (that of `prediction`). */
+  maxConfidence: number;
   /** EL2N score of the candidate. */
   el2n: number;
 }
@@ -33,10 +41,14 @@ export interface SelectOptions {
   strategy: Strategy;
   ipc: number;
   fill: FillRule;
+  /** What the confidence orders rank by: the class's probability (default) or the largest probability. */
+  rankBy?: "class" | "max";
   /** For `auto`: IPC at and above which least-confident is used (default 50, the paper's high-IPC setting). */
   autoIpcThreshold?: number;
-  /** Deterministic source of randomness in [0, 1) for the random orders. */
+  /** Deterministic source of randomness in [0, 1) for the random orders and the k-means initialisation. */
   random: () => number;
+  /** For `representative`: L2-normalised selector features, row-major [candidates x dim]. */
+  features?: { data: Float32Array; dim: number };
 }
 
 export interface Selection {
@@ -62,7 +74,7 @@ export function scoreCandidates(probs: Float32Array | Float64Array, numClasses: 
       const d = row[k] - (k === target ? 1 : 0);
       sq += d * d;
     }
-    out.push({ index: i, prediction: arg, confidence: row[target], el2n: Math.sqrt(sq) });
+    out.push({ index: i, prediction: arg, confidence: row[target], maxConfidence: row[arg], el2n: Math.sqrt(sq) });
   }
   return out;
 }
@@ -77,7 +89,8 @@ export function selectCandidates(cands: readonly Candidate[], target: number, o:
   if (cands.length < o.ipc) throw new Error(`the pool holds ${cands.length} candidates, fewer than IPC ${o.ipc}`);
   const strategy = resolveStrategy(o.strategy, o.ipc, o.autoIpcThreshold);
   // Ties break by pool index so that the order never depends on the sort implementation.
-  const byConfidence = (dir: 1 | -1) => (a: Candidate, b: Candidate) => dir * (b.confidence - a.confidence) || a.index - b.index;
+  const key = o.rankBy === "max" ? (c: Candidate) => c.maxConfidence : (c: Candidate) => c.confidence;
+  const byConfidence = (dir: 1 | -1) => (a: Candidate, b: Candidate) => dir * (key(b) - key(a)) || a.index - b.index;
   let order: Candidate[];
   switch (strategy) {
     case "confident":
@@ -93,6 +106,15 @@ export function selectCandidates(cands: readonly Candidate[], target: number, o:
     case "random":
       order = shuffled(cands, o.random);
       break;
+    case "representative": {
+      if (!o.features) throw new Error("the representative strategy needs the candidates' features");
+      const correct = cands.filter((c) => c.prediction === target);
+      const picked = correct.length <= o.ipc ? correct : clusterCentres(correct, o.features, o.ipc, o.random);
+      const pickedSet = new Set(picked);
+      // Below IPC correct candidates, the rest follow in confidence order (the fill rule decides their order).
+      order = [...picked, ...[...cands].sort(byConfidence(1)).filter((c) => !pickedSet.has(c))];
+      break;
+    }
   }
   // random and el2n rank every candidate; the others keep correct predictions first.
   if (strategy === "random" || strategy === "el2n") return { selected: order.slice(0, o.ipc).map((c) => c.index), strategy, filled: 0 };
@@ -104,4 +126,74 @@ export function selectCandidates(cands: readonly Candidate[], target: number, o:
     chosen.push(...(o.fill === "ordered" ? rest : shuffled(rest, o.random)).slice(0, missing));
   }
   return { selected: chosen.map((c) => c.index), strategy, filled: Math.max(0, missing) };
+}
+
+/**
+ * k-means (k = `k`, cosine similarity on L2-normalised rows, k-means++ initialisation from `random`, Lloyd
+ * iterations until the assignment is stable or 50 rounds) over the candidates' features; returns, for each cluster,
+ * the member most similar to its centre (ties: lower pool index), the largest cluster first (ties: lower pool index).
+ */
+export function clusterCentres(cands: readonly Candidate[], features: { data: Float32Array; dim: number }, k: number, random: () => number): Candidate[] {
+  const n = cands.length;
+  const { data, dim } = features;
+  const row = (i: number) => data.subarray(cands[i].index * dim, (cands[i].index + 1) * dim);
+  const dot = (a: Float32Array | Float64Array, b: Float32Array | Float64Array) => {
+    let s = 0;
+    for (let d = 0; d < dim; d++) s += a[d] * b[d];
+    return s;
+  };
+  // k-means++: the first centre at random, each next one with probability proportional to its squared distance.
+  const centres: Float64Array[] = [Float64Array.from(row(Math.floor(random() * n)))];
+  const dist = new Float64Array(n).fill(Infinity);
+  while (centres.length < k) {
+    const last = centres[centres.length - 1];
+    let total = 0;
+    for (let i = 0; i < n; i++) {
+      dist[i] = Math.min(dist[i], Math.max(0, 2 - 2 * dot(row(i), last)));
+      total += dist[i];
+    }
+    let r = random() * total;
+    let next = n - 1;
+    for (let i = 0; i < n; i++) {
+      r -= dist[i];
+      if (r < 0) {
+        next = i;
+        break;
+      }
+    }
+    centres.push(Float64Array.from(row(next)));
+  }
+  const assign = new Int32Array(n).fill(-1);
+  for (let round = 0; round < 50; round++) {
+    let changed = false;
+    for (let i = 0; i < n; i++) {
+      let best = 0;
+      let bestSim = -Infinity;
+      centres.forEach((c, j) => {
+        const s = dot(row(i), c);
+        if (s > bestSim) [best, bestSim] = [j, s];
+      });
+      if (assign[i] !== best) [assign[i], changed] = [best, true];
+    }
+    if (!changed) break;
+    centres.forEach((c, j) => {
+      c.fill(0);
+      for (let i = 0; i < n; i++) if (assign[i] === j) row(i).forEach((v, d) => (c[d] += v));
+      const norm = Math.hypot(...c) || 1;
+      for (let d = 0; d < dim; d++) c[d] /= norm;
+    });
+  }
+  const clusters = centres.map((c, j) => {
+    const members = [...assign.keys()].filter((i) => assign[i] === j);
+    // Similarities within float32 rounding (1e-6) count as equal and go to the lower pool index.
+    const nearest = members.reduce((a, b) => {
+      const d = dot(row(b), c) - dot(row(a), c);
+      return d > 1e-6 || (d > -1e-6 && cands[b].index < cands[a].index) ? b : a;
+    }, members[0]);
+    return { size: members.length, nearest };
+  });
+  return clusters
+    .filter((c) => c.size > 0)
+    .sort((a, b) => b.size - a.size || cands[a.nearest].index - cands[b.nearest].index)
+    .map((c) => cands[c.nearest]);
 }

@@ -4,6 +4,7 @@
 //   <out>/manifest.json             written last: config, seeds, model hashes, versions, every image's record
 //   <out>/.cao2/run.json            the run's settings, checked by --resume
 //   <out>/.cao2/classes/<label>.json  a finished class (written after its images; a class without it is redone)
+//   <out>/.cao2/classes/<label>.stream  --compat authors: the run's random stream after the class (for --resume)
 //   <out>/.cao2/pre-refine/...      optional: the selected images before refinement (--save-pre-refine)
 //   <out>/.cao2/latents/...         optional: pool, selected and refined latents (--save-latents)
 // Hidden folders are skipped by ImageFolder readers, so the extras never become classes. Every file is written
@@ -23,6 +24,7 @@ export interface RunLayout {
 
 export const stateDir = (l: RunLayout) => join(l.out, ".cao2");
 const recordPath = (l: RunLayout, label: number) => join(stateDir(l), "classes", `${label}.json`);
+const streamPath = (l: RunLayout, label: number) => join(stateDir(l), "classes", `${label}.stream`);
 
 export interface ImageRecord {
   file: string;
@@ -59,6 +61,8 @@ export interface ClassOutput {
   images: Tensor;
   preRefine?: Tensor;
   latents?: { pool: Tensor; selected: Tensor; refined: Tensor };
+  /** The state of the run's random stream after this class (`--compat authors`, whose classes share one stream). */
+  stream?: Uint8Array;
   items: Omit<ImageRecord, "file">[];
   pool: ClassRecord["pool"];
   strategy: string;
@@ -104,6 +108,7 @@ export function writeClass(l: RunLayout, c: ClassSpec, numClasses: number, o: Cl
     timings: o.timings,
   };
   mkdirSync(join(stateDir(l), "classes"), { recursive: true });
+  if (o.stream) writeFileAtomic(streamPath(l, c.label), o.stream);
   writeJsonAtomic(recordPath(l, c.label), record);
   return record;
 }
@@ -112,6 +117,12 @@ export function writeClass(l: RunLayout, c: ClassSpec, numClasses: number, o: Cl
 export function readClassRecord(l: RunLayout, label: number): ClassRecord | undefined {
   const p = recordPath(l, label);
   return existsSync(p) ? (JSON.parse(readFileSync(p, "utf8")) as ClassRecord) : undefined;
+}
+
+/** The random stream's state saved after a finished class, if there is one. */
+export function readStreamState(l: RunLayout, label: number): Uint8Array | undefined {
+  const p = streamPath(l, label);
+  return existsSync(p) ? new Uint8Array(readFileSync(p)) : undefined;
 }
 
 export function writeClassList(l: RunLayout, classes: readonly ClassSpec[], numClasses: number): void {

@@ -1,8 +1,10 @@
 // Recognises a checkpoint's architecture from its keys and shapes alone (no tensor data): DiT (official or diffusers
 // naming), AutoencoderKL (diffusers or CompVis/LDM naming), torchvision ResNets and the dataset-distillation ConvNet-D.
 // `inspect` prints the guess; commands that expect one family use requireArchitecture to reject the wrong file early
-// with a message that says what the file is.
+// with a message that says what the file is. A file of a recognised family whose weights contradict each other (a
+// Minimax DiT's gammas in the wrong blocks) is recognised with a `problem`, which requireArchitecture refuses.
 import { InputError } from "../errors.js";
+import { gammaKeyBlock, gammaKeys, minimaxGammaBlocks } from "../models/difffit.js";
 
 export type Family = "dit" | "autoencoder-kl" | "resnet" | "convnet";
 export type ConfigValue = number | string | boolean | number[] | null;
@@ -15,6 +17,8 @@ export interface ArchitectureGuess {
   naming: string;
   /** What the weights say about the configuration (null where the weights do not tell). */
   config: Record<string, ConfigValue>;
+  /** Why the weights cannot form a model of this family although they look like one. */
+  problem?: string;
 }
 
 export type ShapeMap = ReadonlyMap<string, readonly number[]> | Readonly<Record<string, readonly number[]>>;
@@ -49,6 +53,7 @@ export class ArchitectureError extends InputError {}
 /** The guess, when it is of `family`; otherwise an error naming what the checkpoint looks like. */
 export function requireArchitecture(shapes: ShapeMap, family: Family, source: string): ArchitectureGuess {
   const g = guessArchitecture(shapes);
+  if (g?.family === family && g.problem) throw new ArchitectureError(`${source}: ${g.problem}`);
   if (g?.family === family) return g;
   const keys = [...(shapes instanceof Map ? shapes.keys() : Object.keys(shapes))];
   const what = g ? `it holds ${g.name} weights` : `its keys match no known architecture (keys: ${keys.slice(0, 4).join(", ")}${keys.length > 4 ? ", ..." : ""})`;
@@ -98,15 +103,46 @@ function ditOfficial(m: Shapes): ArchitectureGuess | null {
   const { name, ...config } = ditConfig(m, depth, "x_embedder.proj.weight", "y_embedder.embedding_table.weight", "final_layer.linear.weight");
   const tokens = dim(m, "pos_embed", 1);
   const grid = tokens === null ? null : Math.round(Math.sqrt(tokens));
-  return { family: "dit", name, naming: "official", config: { ...config, latentSize: grid === null ? null : grid * (config.patch as number) } };
+  const { gammaBlocks, problem } = ditGammas(m, depth, config.hidden as number);
+  return {
+    family: "dit",
+    name: gammaBlocks ? `${name} with Minimax gammas` : name,
+    naming: "official",
+    config: { ...config, latentSize: grid === null ? null : grid * (config.patch as number), gammaBlocks },
+    ...(problem ? { problem } : {}),
+  };
 }
+
+/**
+ * The DiffFit gammas of an official-naming DiT: none, or the Minimax layout (all four gammas, of the right sizes, in
+ * each of the first depth/2 blocks and in no other).
+ */
+function ditGammas(m: Shapes, depth: number, hidden: number): { gammaBlocks: number; problem?: string } {
+  const present = [...m.keys()].filter((k) => gammaKeyBlock(k) !== null);
+  if (!present.length) return { gammaBlocks: 0 };
+  const n = minimaxGammaBlocks(depth);
+  const expected = Array.from({ length: n }, (_, i) => gammaKeys(i, hidden)).flat();
+  const beyond = present.filter((k) => gammaKeyBlock(k)! >= n);
+  const missing = expected.filter(([k]) => !m.has(k)).map(([k]) => k);
+  const wrong = expected.filter(([k, s]) => m.has(k) && m.get(k)!.join() !== s.join()).map(([k, s]) => `${k} is [${m.get(k)}], expected [${s}]`);
+  const parts: string[] = [];
+  if (wrong.length) parts.push(listed(wrong));
+  if (beyond.length) parts.push(`gammas beyond the first half: ${listed(beyond)}`);
+  if (missing.length) parts.push(`missing ${listed(missing)}`);
+  if (!parts.length) return { gammaBlocks: n };
+  const where = n ? `blocks 0-${n - 1}` : "no block";
+  return { gammaBlocks: n, problem: `Minimax gammas do not match the DiT (depth ${depth}, hidden ${hidden}: expected in ${where}): ${parts.join("; ")}` };
+}
+
+/** The first few items, and how many there are when more. */
+const listed = (items: string[], show = 3) => items.slice(0, show).join(", ") + (items.length > show ? `, ... (${items.length} in all)` : "");
 
 function ditDiffusers(m: Shapes): ArchitectureGuess | null {
   if (m.get("pos_embed.proj.weight")?.length !== 4 || !m.has("transformer_blocks.0.attn1.to_q.weight") || !m.has("proj_out_2.weight")) return null;
   const depth = countIndexed(m, (i) => `transformer_blocks.${i}.attn1.to_q.weight`);
   const { name, ...config } = ditConfig(m, depth, "pos_embed.proj.weight", "transformer_blocks.0.norm1.emb.class_embedder.embedding_table.weight", "proj_out_2.weight");
   // diffusers does not save the position embedding, so the sample size is not in the weights.
-  return { family: "dit", name, naming: "diffusers", config: { ...config, latentSize: null } };
+  return { family: "dit", name, naming: "diffusers", config: { ...config, latentSize: null, gammaBlocks: 0 } };
 }
 
 function autoencoderKL(m: Shapes): ArchitectureGuess | null {

@@ -5,10 +5,11 @@
 // the one tensor being copied; see tensor-read.ts).
 //
 // Which tensors form the state dict:
-// - unwrap "auto" (default): a top level that holds tensors itself is the state dict; otherwise the one entry among
-//   WRAPPER_KEYS ("model", "state_dict", "ema", ...) that holds tensors is taken (several -> an error asking to choose);
-//   otherwise everything is flattened. unwrap "<key>" takes that entry ("ema" for the EMA weights of a DiT training
-//   checkpoint), unwrap "none" the whole top level.
+// - unwrap "auto" (default): a top level that holds tensors itself is the state dict; otherwise an "ema" entry that
+//   holds tensors (the training checkpoints of DiT and Minimax, {"model", "ema", "opt", "args"}, are sampled from
+//   their EMA weights); otherwise the one entry among WRAPPER_KEYS ("model", "state_dict", ...) that holds tensors
+//   (several -> an error asking to choose); otherwise everything is flattened. unwrap "<key>" takes that entry
+//   ("model" for the raw weights of such a checkpoint), unwrap "none" the whole top level.
 // - Nested dicts are flattened with "." ({"encoder": {"w": t}} -> "encoder.w"), as PyTorch names submodules. A whole
 //   pickled nn.Module (torch.save(model)) is read as its parameters and persistent buffers.
 // - stripPrefix "auto" (default) removes "module." (DataParallel/DDP) or "_orig_mod." (torch.compile) when every key
@@ -201,7 +202,11 @@ function openSafetensors(path: string, opts: OpenOptions): Checkpoint {
       // A flat file: an entry is the set of keys under "<unwrap>.".
       const p = `${unwrap}.`;
       const inside = names.filter((n) => n.startsWith(p));
-      if (!inside.length) throw new CheckpointError(path, `no entry '${unwrap}' to take the state dict from (no key starts with '${p}')`);
+      if (!inside.length) {
+        const have = [...new Set(names.map((n) => `'${n.split(".")[0]}'`))];
+        const listed = have.length > 8 ? `${have.slice(0, 8).join(", ")}, ... (${have.length} in all)` : have.join(", ") || "none";
+        throw new CheckpointError(path, `no entry '${unwrap}' to take the state dict from (no key starts with '${p}'; top-level names: ${listed})`);
+      }
       for (const n of names) if (!n.startsWith(p)) skipped.push({ key: n, kind: "tensor outside the chosen entry" });
       names = inside;
       unwrapped = unwrap;
@@ -301,6 +306,7 @@ function chooseBase(path: string, root: Map<unknown, unknown> | PyObject, unwrap
   if (unwrap === "auto") {
     if (isModule(root) || children(root).some(([, v]) => v instanceof TensorRef)) return { base: root, name: null };
     const found = WRAPPER_KEYS.filter((k) => root instanceof Map && holdsTensors(root.get(k)));
+    if (found.includes("ema")) return { base: (root as Map<unknown, unknown>).get("ema"), name: "ema" };
     if (found.length > 1) {
       throw new CheckpointError(path, `the file holds several state dicts (${found.map((k) => `'${k}'`).join(", ")}); choose one with the unwrap option (e.g. --unwrap ${found.includes("ema") ? "ema" : found[0]})`);
     }

@@ -1,7 +1,8 @@
 // DiT, the Diffusion Transformer of Peebles & Xie ("Scalable Diffusion Models with Transformers", 2023), with the
 // official checkpoint's state_dict keys. Sections follow the paper: patchify + position embedding (3.2), conditioning
 // on timestep and class (3.2, "adaLN-Zero"), the transformer blocks, the final layer + unpatchify, and classifier-free
-// guidance as the reference sampler calls it (`forward_with_cfg`).
+// guidance as the reference sampler calls it (`forward_with_cfg`). Blocks may carry the DiffFit scales of a
+// Minimax-fine-tuned DiT (docs/minimax.md).
 import { InputError } from "../errors.js";
 import {
   addcmul,
@@ -20,6 +21,7 @@ import {
   lt,
   maskedFill,
   noGrad,
+  onesLike,
   outer,
   pow,
   rand,
@@ -28,6 +30,7 @@ import {
   tensor,
   tidy,
 } from "../torch/index.js";
+import { gammaKeyBlock, minimaxGammaBlocks } from "./difffit.js";
 import { fromDiffusers, isDiffusersNaming } from "./dit-keys.js";
 import { normal, xavierUniform, zero } from "./init.js";
 import { Linear } from "./layers.js";
@@ -51,6 +54,11 @@ export interface DiTConfig {
   numHeads: number;
   patchSize: number;
   mlpRatio: number;
+  /**
+   * How many leading blocks carry DiffFit scales (gammas): 0 for the plain DiT, depth/2 (rounded down) for the
+   * Minimax layout, the only other one.
+   */
+  gammaBlocks: number;
 }
 
 /** The reference constructor's defaults (DiT-XL/2 for 256x256 images, i.e. 4x32x32 latents). */
@@ -65,6 +73,7 @@ export const DIT_DEFAULTS: Readonly<DiTConfig> = {
   numHeads: 16,
   patchSize: 2,
   mlpRatio: 4,
+  gammaBlocks: 0,
 };
 
 /** Depth, width and heads of the paper's model sizes (Table 1). */
@@ -113,6 +122,10 @@ function validate(c: DiTConfig): void {
   if (c.hiddenSize % 4) throw bad(`hiddenSize ${c.hiddenSize} must be a multiple of 4 (2-D sin-cos position embedding)`);
   if (!(c.classDropoutProb >= 0 && c.classDropoutProb < 1)) throw bad(`classDropoutProb must be in [0, 1) (got ${c.classDropoutProb})`);
   if (!(c.mlpRatio > 0)) throw bad(`mlpRatio must be positive (got ${c.mlpRatio})`);
+  const minimax = minimaxGammaBlocks(c.depth);
+  if (c.gammaBlocks !== 0 && c.gammaBlocks !== minimax) {
+    throw bad(`gammaBlocks must be 0 (plain DiT) or ${minimax} (Minimax: the first half of ${c.depth} blocks), got ${c.gammaBlocks}`);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -260,19 +273,37 @@ const norm = (x: Tensor) => F.layerNorm(x, [x.size(-1)], null, null, LN_EPS);
 /** x * (1 + scale) + shift, per sample (scale and shift are [N, 1, D]). */
 const modulate = (x: Tensor, shift: Tensor, scale: Tensor) => addcmul(shift, x, scale.add(1));
 
-/** Multi-head self-attention with one qkv projection (with bias): softmax(q k^T / sqrt(head_dim)) v. */
+/**
+ * A DiffFit scale of `size` channels, at 1 even when the model is built without initialisation: a model with gammas
+ * at 1 is the plain DiT, so a plain checkpoint loaded into it (DiT.loadStateDict's gammasFromPlain) stays exact.
+ */
+function gamma(vb: VarBuilder, name: string, size: number): Tensor {
+  const g = vb.param(name, [size]);
+  noGrad(() => void g.fill_(1));
+  return g;
+}
+
+/**
+ * Multi-head self-attention with one qkv projection (with bias): softmax(q k^T / sqrt(head_dim)) v. In a Minimax
+ * block, gamma1 [3 dim] scales the qkv output and gamma2 [dim] the output projection.
+ */
 class Attention {
   readonly qkv: Linear;
   readonly proj: Linear;
+  readonly gamma1: Tensor | null;
+  readonly gamma2: Tensor | null;
   readonly scale: number;
   constructor(
     vb: VarBuilder,
     dim: number,
     readonly heads: number,
+    gammas: boolean,
     init: Inits,
   ) {
     this.qkv = new Linear(vb.pp("qkv"), dim, 3 * dim, { weightInit: init.linear, biasInit: init.zero });
     this.proj = new Linear(vb.pp("proj"), dim, dim, { weightInit: init.linear, biasInit: init.zero });
+    this.gamma1 = gammas ? gamma(vb, "gamma1", 3 * dim) : null;
+    this.gamma2 = gammas ? gamma(vb, "gamma2", dim) : null;
     this.scale = (dim / heads) ** -0.5;
   }
   forward(x: Tensor): Tensor {
@@ -284,14 +315,15 @@ class Attention {
     // step buffers that are still in cache (as PyTorch's reference counting does); autograd keeps what it saved.
     return tidy(() => {
       const out = tidy(() => {
-        const qkv = this.qkv.forward(x).view(n, t, 3, h, hd).permute(2, 0, 3, 1, 4).contiguous().view(3, n * h, t, hd);
+        const proj = this.gamma1 ? this.qkv.forward(x).mul(this.gamma1) : this.qkv.forward(x);
+        const qkv = proj.view(n, t, 3, h, hd).permute(2, 0, 3, 1, 4).contiguous().view(3, n * h, t, hd);
         const [q, k, v] = [0, 1, 2].map((i) => qkv.select(0, i));
         // Scale q first, as timm's Attention does. (Not baddbmm with beta = 0: libtorch 1.13's CPU kernel still reads
         // its uninitialised output for small matrices, so 0 * NaN leaked garbage into the scores now and then.)
         const attn = F.softmax(tidy(() => bmm(q.mul(this.scale), k.transpose(1, 2))), -1);
         return bmm(attn, v).view(n, h, t, hd).transpose(1, 2).reshape(n, t, d);
       });
-      return this.proj.forward(out);
+      return this.gamma2 ? this.proj.forward(out).mul(this.gamma2) : this.proj.forward(out);
     });
   }
 }
@@ -309,23 +341,30 @@ class Mlp {
   }
 }
 
+/** With gammas (Minimax), gamma1 [D] scales the gated attention branch and gamma2 [D] the gated MLP branch. */
 class DiTBlock {
   readonly attn: Attention;
   readonly mlp: Mlp;
   /** adaLN_modulation = Sequential(SiLU, Linear): only the Linear (index 1) has weights. */
   readonly adaLN: Linear;
-  constructor(vb: VarBuilder, c: DiTConfig, init: Inits) {
+  readonly gamma1: Tensor | null;
+  readonly gamma2: Tensor | null;
+  constructor(vb: VarBuilder, c: DiTConfig, gammas: boolean, init: Inits) {
     const d = c.hiddenSize;
-    this.attn = new Attention(vb.pp("attn"), d, c.numHeads, init);
+    this.attn = new Attention(vb.pp("attn"), d, c.numHeads, gammas, init);
     this.mlp = new Mlp(vb.pp("mlp"), d, Math.trunc(d * c.mlpRatio), init);
     this.adaLN = new Linear(vb.pp("adaLN_modulation").pp(1), d, 6 * d, { weightInit: init.zero, biasInit: init.zero });
+    this.gamma1 = gammas ? gamma(vb, "gamma1", d) : null;
+    this.gamma2 = gammas ? gamma(vb, "gamma2", d) : null;
   }
-  /** x: [N, T, D]; siluC: SiLU(c), [N, D]. */
+  /** x: [N, T, D]; siluC: SiLU(c), [N, D]. x + gate * branch, the gate times gamma in a Minimax block. */
   forward(x: Tensor, siluC: Tensor): Tensor {
     return tidy(() => {
       const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = this.adaLN.forward(siluC).unsqueeze(1).chunk(6, 2);
-      const h = tidy(() => addcmul(x, gateMsa, this.attn.forward(tidy(() => modulate(norm(x), shiftMsa, scaleMsa)))));
-      return addcmul(h, gateMlp, this.mlp.forward(tidy(() => modulate(norm(h), shiftMlp, scaleMlp))));
+      const gateA = this.gamma1 ? gateMsa.mul(this.gamma1) : gateMsa;
+      const gateM = this.gamma2 ? gateMlp.mul(this.gamma2) : gateMlp;
+      const h = tidy(() => addcmul(x, gateA, this.attn.forward(tidy(() => modulate(norm(x), shiftMsa, scaleMsa)))));
+      return addcmul(h, gateM, this.mlp.forward(tidy(() => modulate(norm(h), shiftMlp, scaleMlp))));
     });
   }
 }
@@ -386,7 +425,7 @@ export class DiT extends Model {
     // Computed even without initialisation: diffusers checkpoints do not carry it.
     this.posEmbed = vb.buffer("pos_embed", [1, this.grid * this.grid, d]);
     noGrad(() => tidy(() => void this.posEmbed.copy_(sincos2d(d, this.grid))));
-    this.blocks = Array.from({ length: c.depth }, (_, i) => new DiTBlock(vb.pp("blocks").pp(i), c, init));
+    this.blocks = Array.from({ length: c.depth }, (_, i) => new DiTBlock(vb.pp("blocks").pp(i), c, i < c.gammaBlocks, init));
     this.finalLayer = new FinalLayer(vb.pp("final_layer"), d, c.patchSize, this.outChannels, init);
   }
 
@@ -456,17 +495,27 @@ export class DiT extends Model {
 
   /**
    * Loads the official checkpoint names or diffusers' (detected). A diffusers checkpoint has no pos_embed (diffusers
-   * does not save it); it is a fixed function of the configuration, so this model's own is kept.
+   * does not save it); it is a fixed function of the configuration, so this model's own is kept. With
+   * gammasFromPlain, a checkpoint without any gamma loads into a Minimax model with its gammas at 1.
    */
-  override loadStateDict(sd: Map<string, Tensor>, opts: LoadOptions = {}): LoadReport {
-    const { stripPrefix, ...rest } = opts;
+  override loadStateDict(sd: Map<string, Tensor>, opts: DiTLoadOptions = {}): LoadReport {
+    const { stripPrefix, gammasFromPlain, ...rest } = opts;
     let src = sd;
     if (stripPrefix) src = new Map([...sd].map(([k, v]) => [k.startsWith(stripPrefix) ? k.slice(stripPrefix.length) : k, v]));
-    if (!isDiffusersNaming(src)) return super.loadStateDict(src, rest);
     return tidy(() => {
-      const official = fromDiffusers(src);
-      if (!official.has("pos_embed")) official.set("pos_embed", this.posEmbed);
+      const diffusers = isDiffusersNaming(src);
+      const official = diffusers ? fromDiffusers(src) : new Map(src);
+      if (diffusers && !official.has("pos_embed")) official.set("pos_embed", this.posEmbed);
+      if (gammasFromPlain && ![...official.keys()].some((k) => gammaKeyBlock(k) !== null)) {
+        // Upstream loads the plain DiT into its Minimax model with strict=False; here only the gammas may be absent.
+        for (const [k, t] of this.stateDict()) if (gammaKeyBlock(k) !== null) official.set(k, onesLike(t));
+      }
       return super.loadStateDict(official, rest);
     });
   }
+}
+
+export interface DiTLoadOptions extends LoadOptions {
+  /** A checkpoint without gammas (a plain DiT) loads into a model with them, keeping them at 1. */
+  gammasFromPlain?: boolean;
 }

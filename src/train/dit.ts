@@ -120,6 +120,7 @@ export function trainDiT(r: DiTRun, recipe: DiTRecipe): { valLoss: number; model
     numHeads: recipe.numHeads,
     patchSize: recipe.patchSize,
     mlpRatio: 4,
+    gammaBlocks: 0,
   };
   const gen = new Generator(deriveSeed(recipe.seed, "train"));
   const model = createDiT(config, {}, { generator: new Generator(deriveSeed(recipe.seed, "init")) });

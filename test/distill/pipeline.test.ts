@@ -6,12 +6,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import type { LoadedModels } from "../../src/distill/models.js";
-import { authorsNoiseBank, distillClass, type DistillOptions } from "../../src/distill/pipeline.js";
+import { authorsRun, distillClass, type DistillOptions } from "../../src/distill/pipeline.js";
 import { presetClasses, recipeDefaults } from "../../src/distill/presets.js";
 import { createAutoencoderKL } from "../../src/models/autoencoder.js";
 import { createDiT } from "../../src/models/dit.js";
 import { createResNet } from "../../src/models/resnet.js";
-import { Generator, noGrad, type Tensor } from "../../src/torch/index.js";
+import { Generator, noGrad, randn, type Tensor } from "../../src/torch/index.js";
 
 function models(): LoadedModels {
   const dit = createDiT({ inputSize: 4, inChannels: 4, numClasses: 10, patchSize: 2, depth: 1, hiddenSize: 32, numHeads: 2, learnSigma: true }, {}, { generator: new Generator(1) });
@@ -45,18 +45,19 @@ function options(compat: "paper" | "authors"): DistillOptions {
   };
 }
 
-/** Records (training mode, timesteps, labels) of every DiT call made outside sampling (batch without CFG doubling). */
+/** Records (training mode, timesteps, labels, forced label drops) of every DiT call of a refinement step. */
 function spyRefinement(m: LoadedModels) {
-  const calls: { training: boolean; t: number[]; y: number[] }[] = [];
+  const calls: { training: boolean; t: number[]; y: number[]; drops?: number[] }[] = [];
   const forward = m.dit.forward.bind(m.dit);
   m.dit.forward = (x: Tensor, t: Tensor | number, y: Tensor, o?: Parameters<typeof forward>[3]) => {
-    if (x.requiresGrad) calls.push({ training: m.dit.training, t: (t as Tensor).toNumbers(), y: y.toNumbers() });
+    const drops = o?.forceDropIds as Tensor | undefined;
+    if (x.requiresGrad) calls.push({ training: m.dit.training, t: (t as Tensor).toNumbers(), y: y.toNumbers(), drops: drops?.toNumbers() });
     return forward(x, t, y, o);
   };
   return calls;
 }
 
-test("paper mode: refinement sees original timesteps map[t] in eval mode (no label dropout)", () => {
+test("paper mode: refinement sees original timesteps map[t] without label dropout", () => {
   const m = models();
   const calls = spyRefinement(m);
   const o = options("paper");
@@ -65,23 +66,28 @@ test("paper mode: refinement sees original timesteps map[t] in eval mode (no lab
   const map = [0, 250, 500, 749, 999]; // respaced 5-step schedule
   for (const c of calls) {
     assert.equal(c.training, false);
+    assert.equal(c.drops, undefined);
     assert.ok(c.t.every((t) => map.slice(1, 4).includes(t)), `t ${c.t}`);
     assert.deepEqual(c.y, [1, 1]);
   }
   assert.equal(m.dit.training, false, "the model is back in eval mode");
 });
 
-test("--compat authors: refinement passes the index k itself and keeps label dropout on (training mode)", () => {
+test("--compat authors: refinement passes the index k itself with training mode's label dropout drawn from the run's stream", () => {
   const m = models();
   const calls = spyRefinement(m);
   const o = options("authors");
   assert.equal(o.timestepMode, "index");
   assert.equal(o.refineTrainMode, true);
-  distillClass(m, o, o.classes[1], { out: mkdtempSync(join(tmpdir(), "cao2-pipe-")) }, undefined, authorsNoiseBank([4, 4, 4]));
+  const authors = authorsRun(o.seed, [4, 4, 4]);
+  distillClass(m, o, o.classes[1], { out: mkdtempSync(join(tmpdir(), "cao2-pipe-")) }, { authors });
   assert.equal(calls.length, o.refineIters);
   for (const c of calls) {
-    assert.equal(c.training, true);
     assert.ok(c.t.every((t) => t >= 1 && t <= 3), `t ${c.t}`);
+    assert.equal(c.drops?.length, o.ipc, "every refinement call gets one label-dropout decision per image");
   }
-  assert.equal(m.dit.training, false);
+  // The class advanced the run's stream (the next class continues it instead of starting afresh).
+  const next = randn([4], { generator: authors.stream }).toNumbers();
+  assert.notDeepEqual(next, randn([4], { generator: new Generator(o.seed) }).toNumbers());
+  assert.throws(() => distillClass(m, o, o.classes[1], { out: mkdtempSync(join(tmpdir(), "cao2-pipe-")) }), /without an authors-mode stream/);
 });

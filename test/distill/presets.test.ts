@@ -34,6 +34,9 @@ test("--compat authors switches to the released code's per-subset settings", () 
   assert.equal(in100.tMax, 5);
   assert.equal(in100.timestepMode, "index");
   assert.equal(in100.refineTrainMode, true);
+  // The released ImageNet-100 script's active main() refines under the null label (the true label is in main_var()).
+  assert.equal(in100.condition, "null");
+  assert.equal(recipeDefaults("imagenet-100", "paper").condition, "true");
   assert.equal(recipeDefaults("imagewoof", "paper").condition, "null");
   assert.equal(recipeDefaults("imagewoof", "paper").fill, "random");
   assert.equal(recipeDefaults("imagewoof", "authors").fill, "ordered");

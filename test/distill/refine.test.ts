@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import * as torch from "../../src/torch/index.js";
+import { randomSource } from "../../src/util/seed.js";
 import { type NoiseModel, perImageObjective, refineLatents, type RefineOptions, type RefineSchedule } from "../../src/distill/refine.js";
 
 const C = 2;
@@ -24,13 +25,19 @@ function linearSchedule(s = 50): RefineSchedule {
   return { alphasCumprod: Float64Array.from(map, (t) => abar[t]), timestepMap: map };
 }
 
+/** t uniform in 1..tMax from a seeded source. */
+function uniformT(seed: number, tMax = 11): () => number {
+  const r = randomSource(seed);
+  return () => 1 + Math.floor(r() * tMax);
+}
+
 function batch(n = 3) {
   const g = gen();
   return {
     latents: torch.randn([n, C, 4, 4], { generator: g }),
     noise: torch.randn([n, C, 4, 4], { generator: g }),
     labels: torch.tensor(Array(n).fill(1), { dtype: "int64" }),
-    tSeeds: Array.from({ length: n }, (_, i) => 100 + i),
+    timesteps: Array.from({ length: n }, (_, i) => uniformT(100 + i)),
   };
 }
 
@@ -66,7 +73,7 @@ test("each image's result does not depend on the batch it is refined in", () => 
   const one = refineLatents(
     model,
     linearSchedule(),
-    { latents: b.latents.narrow(0, 1, 1), noise: b.noise.narrow(0, 1, 1), labels: b.labels.narrow(0, 1, 1), tSeeds: [b.tSeeds[1]] },
+    { latents: b.latents.narrow(0, 1, 1), noise: b.noise.narrow(0, 1, 1), labels: b.labels.narrow(0, 1, 1), timesteps: [uniformT(101)] },
     { ...OPTS, iters: 5 },
   );
   const a = all.latents.narrow(0, 1, 1).toFloat32Array();
@@ -123,4 +130,22 @@ test("timesteps: the model receives map[t] by default and t itself in the releas
 
 test("bad T^ is refused", () => {
   assert.throws(() => refineLatents(convModel(), linearSchedule(), batch(), { ...OPTS, tMax: 50 }), /T\^ = 50 must lie in 1\.\.49/);
+});
+
+test("label drops: iteration i hands column i of the image's decisions to the model; the loss sweeps get none", () => {
+  const inner = convModel();
+  const drops = torch.fromArray(Uint8Array.from([1, 0, 0, 1, 1, 0, 0, 0, 1, 0, 1, 1]), [3, 4]).to("bool");
+  const expected = drops.toNumbers();
+  const seen: (number[] | undefined)[] = [];
+  const spy: NoiseModel = (x, t, y, dropIds) => {
+    if (x.requiresGrad) seen.push(dropIds?.toNumbers());
+    else assert.equal(dropIds, undefined, "a loss sweep saw label drops");
+    return inner(x, t, y);
+  };
+  refineLatents(spy, linearSchedule(), { ...batch(3), labelDrops: drops }, { ...OPTS, iters: 4 });
+  assert.deepEqual(seen, [0, 1, 2, 3].map((it) => [0, 1, 2].map((i) => expected[i * 4 + it])));
+});
+
+test("drawn timesteps out of 1..T^ are refused", () => {
+  assert.throws(() => refineLatents(convModel(), linearSchedule(), { ...batch(1), timesteps: [() => 12] }, OPTS), /drawn t = 12 is not in 1\.\.11/);
 });

@@ -63,6 +63,17 @@ test("fill-up: with too few correct candidates the rest comes from incorrect one
   assert.equal(new Set(random.selected.slice(5).map((i) => [1, 4, 6].includes(i))).has(false), false);
 });
 
+test("rankBy max (the released code): incorrect candidates are ranked by their largest probability", () => {
+  // Wrong ones: 1 (max 0.6, class 0.3), 4 (max 0.7, class 0.2), 6 (max 0.45, class 0.1).
+  assert.ok(Math.abs(cands[4].maxConfidence - 0.7) < 1e-6);
+  const conf = selectCandidates(cands, 1, opts({ ipc: 7, fill: "ordered", rankBy: "max" }));
+  assert.deepEqual(conf.selected, [7, 2, 0, 3, 5, 4, 1]);
+  const least = selectCandidates(cands, 1, opts({ strategy: "least-confident", ipc: 7, fill: "ordered", rankBy: "max" }));
+  assert.deepEqual(least.selected, [5, 3, 0, 2, 7, 6, 1]);
+  // For correct candidates the largest probability is the class's: the same order as rankBy "class".
+  assert.deepEqual(selectCandidates(cands, 1, opts({ ipc: 5, rankBy: "max" })).selected, [7, 2, 0, 3, 5]);
+});
+
 test("auto: most confident at low IPC, least confident at high IPC", () => {
   assert.equal(resolveStrategy("auto", 1), "confident");
   assert.equal(resolveStrategy("auto", 10), "confident");
@@ -74,4 +85,26 @@ test("auto: most confident at low IPC, least confident at high IPC", () => {
 test("bad requests are refused", () => {
   assert.throws(() => selectCandidates(cands, 1, opts({ ipc: 0 })), /IPC must be at least 1/);
   assert.throws(() => selectCandidates(cands.slice(0, 2) as Candidate[], 1, opts({ ipc: 3 })), /fewer than IPC/);
+});
+
+// Features for the representative strategy: 2-D unit vectors. The correct candidates form two groups, 0, 2, 3 at 0,
+// 10, 20 degrees and 5, 7 at 170, 180; the wrong ones (1, 4, 6) sit near the first group's centre and must not count.
+const unit = (deg: number) => [Math.cos((deg * Math.PI) / 180), Math.sin((deg * Math.PI) / 180)];
+const FEATS = { data: Float32Array.from([0, 9, 10, 20, 11, 170, 12, 180].flatMap(unit)), dim: 2 };
+
+test("representative: one candidate per k-means cluster of the correct ones, nearest its centre, largest cluster first", () => {
+  for (const seed of [1, 2, 3, 4]) {
+    const s = selectCandidates(cands, 1, opts({ strategy: "representative", ipc: 2, features: FEATS, random: randomSource(seed) }));
+    // {0, 2, 3}: centre at 10 degrees -> 2; {5, 7}: both 5 degrees from the centre -> the lower pool index, 5
+    assert.deepEqual(s.selected, [2, 5], `seed ${seed}`);
+    assert.equal(s.filled, 0);
+  }
+});
+
+test("representative: with no more correct candidates than IPC all of them are kept, then the fill rule", () => {
+  const s = selectCandidates(cands, 1, opts({ strategy: "representative", ipc: 6, features: FEATS }));
+  assert.deepEqual(s.selected.slice(0, 5).sort(), [0, 2, 3, 5, 7]);
+  assert.equal(s.filled, 1);
+  assert.ok([1, 4, 6].includes(s.selected[5]));
+  assert.throws(() => selectCandidates(cands, 1, opts({ strategy: "representative" })), /features/);
 });

@@ -18,6 +18,7 @@ export const SMALL_DIT: DiTConfig = {
   classDropoutProb: ref.class_dropout_prob,
   numClasses: ref.num_classes,
   learnSigma: ref.learn_sigma,
+  gammaBlocks: 0,
 };
 
 export const smallDiTWeights = () => loadSafetensors(fixture("models", "dit_small.safetensors"));

@@ -66,12 +66,28 @@ test("a training checkpoint unwraps its 'model' entry and reports every other en
   all.close();
 });
 
-test("two state dicts ('model' and 'ema'): auto refuses to guess, an explicit choice loads that one", () => {
-  assert.throws(() => loadStateDict(io("model_and_ema.pt")), (e: unknown) => e instanceof CheckpointError && /several state dicts \('model', 'ema'\)/.test((e as Error).message));
+test("two state dicts: auto takes 'ema' when there is one, refuses to guess otherwise; an explicit choice loads that one", () => {
+  const ck = openCheckpoint(io("model_and_ema.pt"));
+  assert.equal(ck.unwrapped, "ema");
+  assert.deepEqual(ck.skipped.map((s) => s.key), ["model", "args"]);
+  ck.close();
+  assertSameStateDict(loadStateDict(io("model_and_ema.pt")), expected("model_and_ema"), "auto: ema");
   assertSameStateDict(loadStateDict(io("model_and_ema.pt"), { unwrap: "ema" }), expected("model_and_ema"), "ema");
+  assert.throws(
+    () => loadStateDict(io("two_state_dicts.pt")),
+    (e: unknown) => e instanceof CheckpointError && /several state dicts \('model', 'state_dict'\); choose one with the unwrap option \(e\.g\. --unwrap model\)$/.test((e as Error).message),
+  );
+  assertSameStateDict(loadStateDict(io("two_state_dicts.pt"), { unwrap: "model" }), expected("two_state_dicts"), "model");
   assertSameStateDict(loadStateDict(io("model_and_ema.pt"), { unwrap: "model" }), expected("plain"), "model");
   assert.throws(() => loadStateDict(io("model_and_ema.pt"), { unwrap: "teacher" }), /no entry 'teacher'.*'model', 'ema', 'args'/);
   assert.throws(() => loadStateDict(io("model_and_ema.pt"), { unwrap: "args" }), /entry 'args' holds no tensors \(argparse.Namespace\)/);
+  // A flat safetensors file has no entries: the message names its top-level names instead.
+  const flat = join(dir, "flat.safetensors");
+  saveSafetensors(flat, expected("plain"));
+  assert.throws(
+    () => loadStateDict(flat, { unwrap: "model" }),
+    (e: unknown) => e instanceof CheckpointError && /no entry 'model' to take the state dict from \(no key starts with 'model\.'; top-level names: 'bn', 'conv', 'fc'\)$/.test((e as Error).message),
+  );
 });
 
 test("'module.' from DataParallel is stripped when every key has it, kept when asked", () => {

@@ -11,47 +11,8 @@ import { StateDictError } from "../../src/models/module.js";
 import { createResNet, type ResNet, type ResNetConfig } from "../../src/models/resnet.js";
 import * as torch from "../../src/torch/index.js";
 import { fixture } from "../helpers/fixtures.js";
+import { fixtureWeight } from "../helpers/resnet-weights.js";
 import { checkTrainEval, shapesOf } from "./classifier_parity.js";
-
-// ---- the fixture weights (the same counter-based hash as tools/reference/models_resnet.py) -------------------------
-
-function lowbias32(x: number): number {
-  x ^= x >>> 16;
-  x = Math.imul(x, 0x7feb352d);
-  x ^= x >>> 15;
-  x = Math.imul(x, 0x846ca68b);
-  x ^= x >>> 16;
-  return x >>> 0;
-}
-
-function fnv1a(key: string): number {
-  let h = 0x811c9dc5;
-  for (const b of Buffer.from(key, "utf8")) h = Math.imul(h ^ b, 0x01000193) >>> 0;
-  return h;
-}
-
-/**
- * offset + scale * u with u in [-1, 1) hashed from (key, index), rounded to float32; the per-key rule is the reference
- * script's. Also returns the float64 sum, which the reference records per key.
- */
-function fixtureWeight(key: string, shape: readonly number[]): { t: torch.Tensor; sum: number } {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const leaf = key.slice(key.lastIndexOf(".") + 1);
-  const [offset, scale] =
-    leaf === "running_var" ? [1, 0.5]
-    : leaf === "running_mean" ? [0, 0.2]
-    : leaf === "bias" ? [0, 0.1]
-    : shape.length === 1 ? [1, 0.3]
-    : [0, Math.sqrt((shape.length === 4 ? 6 : 3) / (n / shape[0]))];
-  const seed = fnv1a(key);
-  const out = new Float32Array(n);
-  let sum = 0;
-  for (let i = 0; i < n; i++) {
-    out[i] = offset + scale * ((lowbias32(lowbias32(i) ^ seed) >>> 8) / 2 ** 23 - 1);
-    sum += out[i];
-  }
-  return { t: torch.fromArray(out, shape), sum };
-}
 
 interface CaseMeta {
   dtype: "float32" | "float64";

@@ -128,9 +128,11 @@ def main():
                "best_acc": np.float64(0.875), "steps": np.int64(1200)}
     save_pair("wrapped", wrapped, sd)
 
-    # 3. A DiT-style training checkpoint with two state dicts: auto-unwrap must refuse to guess; "ema" picks one.
+    # 3. A DiT-style training checkpoint with two state dicts: auto-unwrap takes "ema" (what DiT and Minimax sample
+    #    with), "model" picks the other. Two state dicts neither of which is "ema": auto must refuse to guess.
     _, ema = tiny_state(1)
     save_pair("model_and_ema", {"model": sd, "ema": ema, "args": args}, ema)
+    save_pair("two_state_dicts", {"model": sd, "state_dict": ema}, sd)
 
     # 4. DataParallel: every key under "module.".
     save_pair("dataparallel", nn.DataParallel(net).state_dict(), sd)

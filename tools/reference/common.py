@@ -58,6 +58,27 @@ def save_safetensors(path, tensors, metadata=None):
     os.replace(tmp, path)
 
 
+_FROM_CODE = {v: k for k, v in _DTYPES.items()}
+
+
+def load_safetensors(path):
+    """Reads a safetensors file written by save_safetensors (or any little-endian one) into {name: tensor}."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    body = raw[8 + n :]
+    out = {}
+    for name, e in header.items():
+        if name == "__metadata__":
+            continue
+        lo, hi = e["data_offsets"]
+        dtype = _FROM_CODE[e["dtype"]]
+        t = torch.frombuffer(bytearray(body[lo:hi]), dtype=dtype) if hi > lo else torch.empty(0, dtype=dtype)
+        out[name] = t.reshape(e["shape"]).clone()
+    return out
+
+
 def save_json(path, obj):
     tmp = path + ".tmp"
     with open(tmp, "w") as f:

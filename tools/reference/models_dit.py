@@ -79,18 +79,26 @@ class LabelEmbedder(nn.Module):
 
 
 class Attention(nn.Module):
-    def __init__(self, dim, heads):
+    """With gamma (Minimax / DiffFit): gamma1 [3 dim] scales the qkv output, gamma2 [dim] the output projection."""
+
+    def __init__(self, dim, heads, gamma=False):
         super().__init__()
         self.heads = heads
         self.scale = (dim // heads) ** -0.5
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
+        self.gamma = gamma
+        if gamma:
+            self.gamma1 = nn.Parameter(torch.ones(3 * dim))
+            self.gamma2 = nn.Parameter(torch.ones(dim))
 
     def forward(self, x):
         n, t, d = x.shape
-        q, k, v = self.qkv(x).reshape(n, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        qkv = self.qkv(x) * self.gamma1 if self.gamma else self.qkv(x)
+        q, k, v = qkv.reshape(n, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         a = torch.softmax((q * self.scale) @ k.transpose(-2, -1), dim=-1)
-        return self.proj((a @ v).transpose(1, 2).reshape(n, t, d))
+        out = self.proj((a @ v).transpose(1, 2).reshape(n, t, d))
+        return out * self.gamma2 if self.gamma else out
 
 
 class Mlp(nn.Module):
@@ -104,18 +112,25 @@ class Mlp(nn.Module):
 
 
 class DiTBlock(nn.Module):
-    def __init__(self, dim, heads, mlp_ratio):
+    """With gamma (Minimax / DiffFit): gamma1 [dim] scales the gated attention branch, gamma2 [dim] the gated MLP one."""
+
+    def __init__(self, dim, heads, mlp_ratio, gamma=False):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
-        self.attn = Attention(dim, heads)
+        self.attn = Attention(dim, heads, gamma)
         self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
+        self.gamma = gamma
+        if gamma:
+            self.gamma1 = nn.Parameter(torch.ones(dim))
+            self.gamma2 = nn.Parameter(torch.ones(dim))
 
     def forward(self, x, c):
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.adaLN_modulation(c).chunk(6, dim=1)
-        x = x + gate_msa.unsqueeze(1) * self.attn(modulate(self.norm1(x), shift_msa, scale_msa))
-        return x + gate_mlp.unsqueeze(1) * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))
+        g1, g2 = (self.gamma1, self.gamma2) if self.gamma else (1.0, 1.0)
+        x = x + g1 * gate_msa.unsqueeze(1) * self.attn(modulate(self.norm1(x), shift_msa, scale_msa))
+        return x + g2 * gate_mlp.unsqueeze(1) * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))
 
 
 class FinalLayer(nn.Module):
@@ -132,7 +147,7 @@ class FinalLayer(nn.Module):
 
 class DiT(nn.Module):
     def __init__(self, input_size=32, patch_size=2, in_channels=4, hidden_size=1152, depth=28, num_heads=16,
-                 mlp_ratio=4.0, class_dropout_prob=0.1, num_classes=1000, learn_sigma=True):
+                 mlp_ratio=4.0, class_dropout_prob=0.1, num_classes=1000, learn_sigma=True, use_gamma=None):
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = in_channels * 2 if learn_sigma else in_channels
@@ -142,7 +157,9 @@ class DiT(nn.Module):
         self.y_embedder = LabelEmbedder(num_classes, hidden_size, class_dropout_prob)
         grid = input_size // patch_size
         self.pos_embed = nn.Parameter(sincos_2d(hidden_size, grid).float().unsqueeze(0), requires_grad=False)
-        self.blocks = nn.ModuleList([DiTBlock(hidden_size, num_heads, mlp_ratio) for _ in range(depth)])
+        # use_gamma[i]: block i carries DiffFit scales (Minimax: the first half of the blocks); none by default.
+        use_gamma = use_gamma or [False] * depth
+        self.blocks = nn.ModuleList([DiTBlock(hidden_size, num_heads, mlp_ratio, use_gamma[i]) for i in range(depth)])
         self.final_layer = FinalLayer(hidden_size, patch_size, self.out_channels)
 
     def unpatchify(self, x):

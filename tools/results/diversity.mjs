@@ -9,9 +9,10 @@
 // Averaged over classes (spread, coverage) or over test images (1-NN).
 //
 //   node tools/results/diversity.mjs --ipc 10 [--sets random-real,dit,select,refine,cao2] [--model <classifier>]
-//     [--json docs/results/investigations/diversity-ipc10.json] [--threads N]
+//     [--reference fashion-mnist:test] [--json docs/results/investigations/diversity-ipc10.json] [--threads N]
 //
-// The sets are the table's (.runs/<row>/ipc<N>, made by tools/results/table.mjs).
+// A set is a row of the table (.runs/<row>/ipc<N>, made by tools/results/table.mjs) or, when it contains a "/", the
+// path of any ImageFolder. Settings are chosen against --reference fashion-mnist-val (the validation split).
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -28,6 +29,7 @@ const args = parseArgs(process.argv.slice(2), {
   ipc: { type: "int", help: "Images per class of the table's sets", default: 10 },
   sets: { type: "string", help: "Comma-separated rows of the table", default: "random-real,dit,select,refine,cao2" },
   model: { type: "string", help: "The classifier whose features are compared", default: "assets/fashion-mnist/selector.safetensors" },
+  reference: { type: "string", help: "The real images compared with (coverage, 1-NN)", default: "fashion-mnist:test" },
   json: { type: "string", help: "Write the result here (atomically)" },
   threads: { type: "int", help: "CPU threads" },
 });
@@ -62,11 +64,11 @@ function features(spec) {
 
 const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
-const test = features("fashion-mnist:test");
+const test = features(args.reference);
 const K = test.classes.length;
-const result = { model: modelPath, ipc, test: "fashion-mnist:test", metric: "cosine distance of L2-normalised penultimate features", sets: {} };
+const result = { model: modelPath, ipc, test: args.reference, metric: "cosine distance of L2-normalised penultimate features", sets: {} };
 for (const name of sets) {
-  const train = features(`.runs/${name}/ipc${ipc}`);
+  const train = features(name.includes("/") ? name : `.runs/${name}/ipc${ipc}`);
   const { spread, own, nearest } = noGrad(() =>
     tidy(() => {
       // Mean over pairs i < j of 1 - <f_i, f_j>: the off-diagonal sum of the class's Gram matrix, halved by symmetry.
