@@ -9,7 +9,9 @@ import { resizeImages } from "../io/image.js";
 import { readModelMeta } from "../models/saved.js";
 import { argmax, noGrad, setNumThreads, type Tensor, tidy } from "../torch/index.js";
 import { writeJsonAtomic } from "../util/atomic.js";
-import { checkOutputFolder, type FlagSpecs, parseCommand, UsageError } from "./args.js";
+import { type FlagSpecs, parseCommand, UsageError } from "./args.js";
+import { checkOutputFile } from "./outputs.js";
+import { deviceFlag, MAX_BATCH, threadsFlag } from "./shared-flags.js";
 import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
 
 export const summary = "Top-1 accuracy of a classifier on a labelled data set (optionally on autoencoder reconstructions)";
@@ -18,10 +20,10 @@ const FLAGS = {
   model: { type: "string", help: "The classifier (cao2 model file or torchvision ResNet)" },
   data: { type: "string", help: "Labelled images: fashion-mnist[:train|:test] or an ImageFolder", default: "fashion-mnist:test" },
   autoencoder: { type: "string", help: "Also measure on this autoencoder's reconstructions (encode to the posterior mean, decode)" },
-  "batch-size": { type: "int", help: "Images per model call", default: 250 },
+  "batch-size": { type: "int", help: "Images per model call", default: 250, min: 1, max: MAX_BATCH },
   json: { type: "string", help: "Write the result as JSON here (atomically)" },
-  device: { type: "string", help: "cpu or cuda:N", default: "cpu" },
-  threads: { type: "int", help: "CPU threads", defaultText: "all cores" },
+  device: deviceFlag,
+  threads: threadsFlag,
   ...READ_LIMIT_FLAGS,
 } satisfies FlagSpecs;
 
@@ -37,9 +39,8 @@ export async function run(argv: string[]): Promise<number> {
   const a = parseCommand(argv, "cao2 accuracy --model <classifier> [--data fashion-mnist:test|<folder>] [--autoencoder <file>]", summary, FLAGS);
   if (!a) return 0;
   applyReadLimits(a);
-  checkOutputFolder("--json", a.json);
+  checkOutputFile("--json", a.json);
   if (!a.model) throw new UsageError("--model is required: the classifier to measure");
-  if (a.batchSize! < 1) throw new UsageError(`--batch-size must be at least 1, got ${a.batchSize}`);
   if (a.threads !== undefined) setNumThreads(a.threads);
   const o = { device: a.device! };
   const { selector, preprocess } = loadSelector(a.model, o);

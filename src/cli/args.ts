@@ -1,5 +1,3 @@
-import { existsSync } from "node:fs";
-import { dirname, resolve } from "node:path";
 import { InputError } from "../errors.js";
 
 // A small declarative flag parser shared by every command: typed flags with defaults and help text, `--flag value`
@@ -8,16 +6,24 @@ import { InputError } from "../errors.js";
 /** A bad flag or argument. */
 export class UsageError extends InputError {}
 
-type Kind = "string" | "number" | "int" | "boolean" | "list";
+type Kind = "string" | "number" | "int" | "boolean" | "list" | "ints";
 
 export interface FlagSpec {
   type: Kind;
   help: string;
-  default?: string | number | boolean | string[];
+  default?: string | number | boolean | string[] | number[];
   /** Allowed values for string flags. */
   choices?: readonly string[];
   /** Shown instead of the default in --help (e.g. "from preset"). */
   defaultText?: string;
+  /** Smallest accepted value of a number, int or ints flag (inclusive, or exclusive with `exclusiveMin`). */
+  min?: number;
+  /** The value must be greater than `min` (a learning rate > 0). */
+  exclusiveMin?: boolean;
+  /** Largest accepted value (inclusive). */
+  max?: number;
+  /** Checks (and may normalise) a typed string value; throws an InputError naming the flag (given as "--name"). */
+  check?: (value: string, flag: string) => string;
 }
 
 export type FlagSpecs = Record<string, FlagSpec>;
@@ -28,7 +34,9 @@ type ValueOf<S extends FlagSpec> = S["type"] extends "boolean"
     ? number
     : S["type"] extends "list"
       ? string[]
-      : string;
+      : S["type"] extends "ints"
+        ? number[]
+        : string;
 
 type Camel<S extends string> = S extends `${infer A}-${infer B}` ? `${A}${Capitalize<Camel<B>>}` : S;
 
@@ -84,25 +92,49 @@ export function parseArgs<S extends FlagSpecs>(argv: readonly string[], specs: S
     out[camel(name)] = convert(name, spec, value);
   }
   return out as Parsed<S>;
+
   function convert(name: string, s: FlagSpec, v: string): unknown {
     switch (s.type) {
       case "number": {
         const n = Number(v);
         if (v.trim() === "" || !Number.isFinite(n)) throw new UsageError(`--${name} expects a number, got '${v}'`);
-        return n;
+        return inRange(name, s, n);
       }
-      case "int": {
-        const n = Number(v);
-        if (!/^-?\d+$/.test(v.trim()) || !Number.isSafeInteger(n)) throw new UsageError(`--${name} expects an integer, got '${v}'`);
-        return n;
-      }
+      case "int":
+        return inRange(name, s, integer(name, v, "an integer"));
       case "list":
-        return v.split(",").map((x) => x.trim()).filter((x) => x.length > 0);
+      case "ints": {
+        // An empty list is refused: `--classes ''` is a mistake (a forgotten value), never a way to say "all".
+        const items = v.split(",").map((x) => x.trim()).filter((x) => x.length > 0);
+        if (items.length === 0) throw new UsageError(`--${name} needs at least one value (${s.help}), got '${v}'`);
+        return s.type === "list" ? items : items.map((x) => inRange(name, s, integer(name, x, "comma-separated integers")));
+      }
       default:
         if (s.choices && !s.choices.includes(v)) throw new UsageError(`--${name} must be one of ${s.choices.join(", ")}; got '${v}'`);
-        return v;
+        return s.check ? s.check(v, `--${name}`) : v;
     }
   }
+}
+
+function integer(name: string, v: string, what: string): number {
+  const n = Number(v);
+  if (!/^-?\d+$/.test(v.trim()) || !Number.isSafeInteger(n)) throw new UsageError(`--${name} expects ${what}, got '${v}'`);
+  return n;
+}
+
+/** The accepted range of a number flag in words ("1..10000", "> 0", ">= 1"), or undefined when it has none. */
+export function rangeText(s: FlagSpec): string | undefined {
+  const { min, max } = s;
+  if (min !== undefined && max !== undefined && !s.exclusiveMin) return `${min}..${max}`;
+  const parts = [min !== undefined ? `${s.exclusiveMin ? ">" : ">="} ${min}` : "", max !== undefined ? `<= ${max}` : ""].filter(Boolean);
+  return parts.length ? parts.join(" and ") : undefined;
+}
+
+function inRange(name: string, s: FlagSpec, n: number): number {
+  const low = s.min !== undefined && (s.exclusiveMin ? n <= s.min : n < s.min);
+  const high = s.max !== undefined && n > s.max;
+  if (low || high) throw new UsageError(`--${name} must be ${s.min !== undefined && s.max !== undefined && !s.exclusiveMin ? "in " : ""}${rangeText(s)}, got ${n}`);
+  return n;
 }
 
 function suggest(name: string, known: string[]): string {
@@ -117,13 +149,6 @@ function editDistance(a: string, b: string): number {
     for (let j = 1; j <= b.length; j++) d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
   }
   return d[a.length][b.length];
-}
-
-/** Refuses an output path whose folder does not exist, before any work is done (the write comes at the end). */
-export function checkOutputFolder(flag: string, path: string | undefined): void {
-  if (path === undefined) return;
-  const folder = dirname(resolve(path));
-  if (!existsSync(folder)) throw new UsageError(`${flag} ${path}: folder ${folder} does not exist`);
 }
 
 /** A command's flags, or undefined once its help is printed for --help. Up to `positionals` arguments besides the
@@ -144,7 +169,8 @@ export function formatHelp(usage: string, description: string, specs: FlagSpecs)
   const rows = Object.entries(specs).map(([name, s]) => {
     const arg = s.type === "boolean" ? "" : ` <${s.choices ? s.choices.join("|") : s.type}>`;
     const def = s.defaultText ?? (s.default === undefined ? "" : Array.isArray(s.default) ? s.default.join(",") : String(s.default));
-    return [`  --${name}${arg}`, `${s.help}${def ? ` [default: ${def}]` : ""}`];
+    const range = rangeText(s);
+    return [`  --${name}${arg}`, `${s.help}${range ? ` [${range}]` : ""}${def ? ` [default: ${def}]` : ""}`];
   });
   const w = Math.min(40, Math.max(...rows.map((r) => r[0].length)) + 2);
   const lines = rows.map(([l, r]) => (l.length + 2 > w ? `${l}\n${" ".repeat(w)}${r}` : l.padEnd(w) + r));

@@ -1,6 +1,8 @@
 // `cao2 baseline random-real`: IPC random real training images per class as an ImageFolder of PNGs, the reference
 // point every distilled set is compared with.
-import { parseCommand, UsageError } from "./args.js";
+import { type FlagSpecs, parseCommand, UsageError } from "./args.js";
+import { checkOutputFolder } from "./outputs.js";
+import { MAX_PER_CLASS, seedFlag } from "./shared-flags.js";
 import { writeRandomReal } from "../evaluate/random-real.js";
 import { loadDataSpec } from "../io/datasets/index.js";
 import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
@@ -9,11 +11,11 @@ export const summary = "Write a baseline training set: random-real = IPC random 
 
 const FLAGS = {
   data: { type: "string", help: "Source: fashion-mnist (its 60k training images), fashion-mnist-fit (minus the validation split) or an ImageFolder", default: "fashion-mnist" },
-  ipc: { type: "int", help: "Images per class" },
-  seed: { type: "int", help: "Selection seed", default: 0 },
+  ipc: { type: "int", help: "Images per class", min: 1, max: MAX_PER_CLASS },
+  seed: seedFlag("Selection seed"),
   out: { type: "string", help: "Output folder (must not exist or be empty; written atomically)" },
   ...READ_LIMIT_FLAGS,
-} as const;
+} satisfies FlagSpecs;
 
 const KINDS = ["random-real"];
 
@@ -26,6 +28,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!KINDS.includes(kind)) throw new UsageError(`unknown baseline '${kind}' (known: ${KINDS.join(", ")})`);
   if (a.ipc === undefined) throw new UsageError("--ipc is required (images per class)");
   if (!a.out) throw new UsageError("--out is required (the folder to write)");
+  checkOutputFolder("--out", a.out);
   const source = loadDataSpec(a.data!, "train");
   const m = writeRandomReal({ source, sourceName: a.data!, ipc: a.ipc, seed: a.seed!, out: a.out });
   process.stdout.write(`wrote ${m.images.length} images (${a.ipc} per class, ${m.classes.length} classes, seed ${a.seed}) to ${a.out}\n`);

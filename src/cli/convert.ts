@@ -6,7 +6,8 @@ import { resolve } from "node:path";
 import { loadStateDict, openCheckpoint } from "../io/checkpoint.js";
 import { saveSafetensors } from "../io/safetensors.js";
 import type { DType } from "../torch/index.js";
-import { checkOutputFolder, type FlagSpecs, parseCommand, UsageError } from "./args.js";
+import { type FlagSpecs, parseCommand, UsageError } from "./args.js";
+import { checkOutputFile } from "./outputs.js";
 import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
 
 export const summary = "Rewrite a checkpoint as safetensors, optionally in float16/bfloat16/float32";
@@ -27,7 +28,7 @@ export async function run(argv: string[]): Promise<number> {
   if (a._.length !== 2) throw new UsageError("expected two paths: the checkpoint to read and the safetensors file to write");
   const [input, output] = a._;
   if (resolve(input) === resolve(output)) throw new UsageError("<out> must differ from the input (the file is written next to it, then renamed)");
-  checkOutputFolder("<out>", output);
+  checkOutputFile("<out>", output);
   if (existsSync(output) && !a.force) throw new UsageError(`${output} already exists (pass --force to overwrite it)`);
   const ck = openCheckpoint(input, { unwrap: a.unwrap });
   const metadata = ck.metadata;

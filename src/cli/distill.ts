@@ -12,6 +12,8 @@ import { assetPath } from "../util/assets.js";
 import { installInterruptHandler } from "../util/interrupt.js";
 import { formatDuration, Progress } from "../util/progress.js";
 import { type FlagSpec, type FlagSpecs, parseCommand, UsageError } from "./args.js";
+import { checkOutputFolder } from "./outputs.js";
+import { deviceFlag, MAX_BATCH, MAX_PER_CLASS, MAX_STEPS, seedFlag, threadsFlag } from "./shared-flags.js";
 import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
 
 export const summary = "Distil a data set with CaO2 (pool -> select -> refine -> write)";
@@ -33,30 +35,30 @@ const FLAGS = {
   vae: { type: "string", help: "Autoencoder checkpoint (cao2 file or diffusers AutoencoderKL)", defaultText: "shipped model (fashion-mnist)" },
   selector: { type: "string", help: "Selector classifier checkpoint (cao2 file or torchvision ResNet)", defaultText: "shipped model (fashion-mnist)" },
   classes: { type: "list", help: "Classes to distil: labels, ranges (0-4), ids (wnids) or names", defaultText: "all" },
-  ipc: { type: "int", help: "Images per class", default: 10 },
-  "pool-factor": { type: "int", help: "Pool size m: m x IPC candidates per class", defaultText: P },
+  ipc: { type: "int", help: "Images per class", default: 10, min: 1, max: MAX_PER_CLASS },
+  "pool-factor": { type: "int", help: "Pool size m: m x IPC candidates per class", defaultText: P, min: 1, max: 100 },
   select: { type: "string", help: "Selection strategy", choices: STRATEGIES, defaultText: P },
   fill: { type: "string", help: "Fill-up when too few are correct: random (paper) or in the strategy's order (released code)", choices: ["random", "ordered"], defaultText: P },
-  "refine-iters": { type: "int", help: "Adam iterations per image (0 = selection only)", defaultText: P },
-  lr: { type: "number", help: "Adam learning rate of refinement", defaultText: P },
-  lambda: { type: "number", help: "Weight of the p-norm term", defaultText: P },
+  "refine-iters": { type: "int", help: "Adam iterations per image (0 = selection only)", defaultText: P, min: 0, max: 100_000 },
+  lr: { type: "number", help: "Adam learning rate of refinement", defaultText: P, min: 0, exclusiveMin: true },
+  lambda: { type: "number", help: "Weight of the p-norm term", defaultText: P, min: 0 },
   norm: { type: "string", help: "The p-norm of the regulariser", choices: NORMS, defaultText: P },
-  "t-max": { type: "int", help: "T^: refinement draws t from 1..T^ (indices of the respaced schedule)", defaultText: P },
-  "max-norm": { type: "number", help: "Optional bound eta on ||x' - x||_inf" },
+  "t-max": { type: "int", help: "T^: refinement draws t from 1..T^ (indices of the respaced schedule; below --steps)", defaultText: P, min: 1, max: MAX_STEPS - 1 },
+  "max-norm": { type: "number", help: "Optional bound eta on ||x' - x||_inf", min: 0, exclusiveMin: true },
   condition: { type: "string", help: "Condition c^ of refinement: true label, null label, or auto (by selector accuracy)", choices: ["true", "null", "auto"], defaultText: P },
-  cfg: { type: "number", help: "Classifier-free guidance scale of the pool", defaultText: P },
+  cfg: { type: "number", help: "Classifier-free guidance scale of the pool (1 = no guidance)", defaultText: P, min: 1 },
   "guide-channels": { type: "string", help: "Channels guided by CFG: 3 (the DiT reference) or all", choices: ["3", "all"], default: "3" },
-  steps: { type: "int", help: "Sampling steps (respaced DDPM)", defaultText: P },
-  seed: { type: "int", help: "Run seed (every draw derives from it, per class and candidate)", default: 0 },
+  steps: { type: "int", help: "Sampling steps (respaced DDPM)", defaultText: P, min: 2, max: MAX_STEPS },
+  seed: seedFlag("Run seed (every draw derives from it, per class and candidate)"),
   out: { type: "string", help: "Output ImageFolder", defaultText: "distilled/<preset>-ipc<N>" },
-  resume: { type: "boolean", help: "Continue an interrupted run in --out (finished classes are kept)", default: false },
-  device: { type: "string", help: "cpu or cuda:N", default: "cpu" },
-  threads: { type: "int", help: "CPU threads", defaultText: "all cores" },
-  "batch-size": { type: "int", help: "Most images per model call (memory bound; the pool's random draws follow the batches, so a run is reproduced with the same value)", default: 64 },
+  resume: { type: "boolean", help: "Continue the run in --out (finished classes are kept; other settings are refused), or start it if there is none", default: false },
+  device: deviceFlag,
+  threads: threadsFlag,
+  "batch-size": { type: "int", help: "Most images per model call (memory bound; the pool's random draws follow the batches, so a run is reproduced with the same value)", default: 64, min: 1, max: MAX_BATCH },
   "save-pre-refine": { type: "boolean", help: "Also write the selected images before refinement (.cao2/pre-refine)", default: false },
   "save-latents": { type: "boolean", help: "Also write pool, selected and refined latents (.cao2/latents)", default: false },
-  "latent-size": { type: "int", help: "Latent size for DiT checkpoints that do not record it (32 for 256x256)" },
-  "scaling-factor": { type: "number", help: "Latent scaling factor for autoencoders without cao2 metadata", default: 0.18215 },
+  "latent-size": { type: "int", help: "Latent size for DiT checkpoints that do not record it (32 for 256x256)", min: 1, max: 1024 },
+  "scaling-factor": { type: "number", help: "Latent scaling factor for autoencoders without cao2 metadata", default: 0.18215, min: 0, exclusiveMin: true },
   ...READ_LIMIT_FLAGS,
 } satisfies FlagSpecs;
 
@@ -102,6 +104,7 @@ export async function run(argv: string[]): Promise<number> {
   const out = a.out ?? `distilled/${preset}-ipc${a.ipc}`;
   // The default output lives under ./distilled/, which a newcomer's first run has to create; a given --out must
   // have its parent already (a typo should not create folders).
+  checkOutputFolder("--out", out, { createParents: a.out === undefined });
   if (a.out === undefined) mkdirSync(dirname(out), { recursive: true });
   installInterruptHandler();
   const progress = new Progress({ unit: "steps" });
@@ -149,6 +152,8 @@ export async function run(argv: string[]): Promise<number> {
       presetCondition: d.condition === "auto" ? "true" : d.condition,
       progress,
       onEvent: (e) => {
+        if (e.type === "started" && e.resumed) progress.log(`resuming the run in ${e.out}`);
+        else if (e.type === "started" && a.resume) progress.log(`nothing to resume in ${e.out}: starting a new run`);
         if (e.type === "class-done") progress.log(`class ${e.label} (${e.name}) done: ${e.record.items.length} images, ${e.record.filled} filled in`);
         if (e.type === "class-skipped") progress.log(`class ${e.label} (${e.name}) already done`);
       },
@@ -159,7 +164,8 @@ export async function run(argv: string[]): Promise<number> {
   process.stdout.write(
     `distilled ${classes.length} classes x ${a.ipc} images into ${resolve(out)} in ${formatDuration((performance.now() - started) / 1000)}\n` +
       `manifest: ${resolve(manifest)}\n` +
-      `evaluate: cao2 evaluate --data ${out} --test ${testSpec} --protocol hard --arch convnet3\n`,
+      `evaluate: cao2 evaluate --data ${out} --test ${testSpec} --protocol hard --arch convnet3 --json ${out}-hard-convnet3.json\n` +
+      `report:   cao2 report ${out}${a.savePreRefine ? "" : "   (distil with --save-pre-refine to see each image before refinement)"}\n`,
   );
   return 0;
 }

@@ -1,7 +1,10 @@
 // `cao2 evaluate`: trains students on a (distilled) training set with the hard-label or soft-label protocol and
 // reports test top-1 as mean ± std over repeats, with a JSON record of everything that decided the numbers.
-import { existsSync, readFileSync, rmSync } from "node:fs";
-import { checkOutputFolder, parseCommand, UsageError } from "./args.js";
+import { existsSync, rmSync } from "node:fs";
+import { InputError } from "../errors.js";
+import { type FlagSpecs, parseCommand, UsageError } from "./args.js";
+import { checkOutputFile } from "./outputs.js";
+import { deviceFlag, MAX_BATCH, MAX_EPOCHS, seedFlag, threadsFlag } from "./shared-flags.js";
 import { loadEvalSet, matchClasses } from "../evaluate/data.js";
 import { EVAL_PRESETS, type EvalPresetName, PRESETS } from "../evaluate/presets.js";
 import { AUGMENT_CHOICES, type AugmentChoice, PROTOCOLS, protocolSettings } from "../evaluate/protocols.js";
@@ -9,10 +12,11 @@ import { formatMeanStd, sha256File } from "../evaluate/record.js";
 import { type RepeatRecord, runEvaluation } from "../evaluate/run.js";
 import { STUDENT_ARCHS, type StudentArch } from "../evaluate/students.js";
 import { loadTeacher } from "../evaluate/teacher.js";
-import { InputError } from "../errors.js";
+import { isDistillRun } from "../report/read-run.js";
 import { fashionMnistPart, indicesByClass } from "../io/datasets/index.js";
 import * as torch from "../torch/index.js";
 import { writeJsonAtomic } from "../util/atomic.js";
+import { isRecord, readStateJson } from "../util/state-file.js";
 import { Progress } from "../util/progress.js";
 import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
 
@@ -27,21 +31,21 @@ const FLAGS = {
   teacher: { type: "string", help: "Soft-label teacher: a cao2 classifier file, or a state dict (.safetensors, .pt/.pth) whose architecture is read from its keys" },
   "teacher-arch": { type: "string", help: "Check that the teacher is this architecture (e.g. resnet18)", defaultText: "any" },
   preset: { type: "string", choices: ["auto", ...EVAL_PRESETS], help: "Data-set preset: image size, mean/std, epoch scaling (auto: fashion-mnist for --test fashion-mnist, else imagenet)", default: "auto" },
-  epochs: { type: "int", help: "Training epochs", defaultText: "the protocol's count for the IPC, times the preset's scale" },
-  "batch-size": { type: "int", help: "Training batch size", defaultText: "hard 64; soft by IPC (10/50/100, x2 for 100+ classes)" },
-  lr: { type: "number", help: "Base learning rate", defaultText: "hard 0.01, soft 0.001" },
+  epochs: { type: "int", help: "Training epochs", defaultText: "the protocol's count for the IPC, times the preset's scale", min: 1, max: MAX_EPOCHS },
+  "batch-size": { type: "int", help: "Training batch size", defaultText: "hard 64; soft by IPC (10/50/100, x2 for 100+ classes)", min: 1, max: MAX_BATCH },
+  lr: { type: "number", help: "Base learning rate", defaultText: "hard 0.01, soft 0.001", min: 0, exclusiveMin: true },
   augment: { type: "string", choices: AUGMENT_CHOICES, help: "Per-image augmentations: the protocol's, crop-flip (its crop and flip only: a plain trainer), or none (normalisation only)", default: "protocol" },
   cutmix: { type: "boolean", help: "CutMix every batch (beta 1); --no-cutmix turns it off", default: true },
-  "test-every": { type: "int", help: "Test every N epochs (soft: within the last 20%)", defaultText: "the preset's cadence" },
-  "test-per-class": { type: "int", help: "Test on a seeded subset of N images per class", defaultText: "the whole test set" },
-  repeats: { type: "int", help: "Repeats (fresh student, seed derived from --seed and the repeat)", default: 3 },
-  seed: { type: "int", help: "Run seed", default: 0 },
+  "test-every": { type: "int", help: "Test every N epochs (soft: within the last 20%)", defaultText: "the preset's cadence", min: 1, max: MAX_EPOCHS },
+  "test-per-class": { type: "int", help: "Test on a seeded subset of N images per class", defaultText: "the whole test set", min: 1 },
+  repeats: { type: "int", help: "Repeats (fresh student, seed derived from --seed and the repeat)", default: 3, min: 1, max: 1000 },
+  seed: seedFlag("Run seed"),
   json: { type: "string", help: "Write the JSON record here (atomically); progress is kept in <json>.partial.json after each repeat", defaultText: "none" },
-  resume: { type: "boolean", help: "Keep the repeats an interrupted run of the same evaluation saved (needs --json)", default: false },
-  device: { type: "string", help: "cpu or cuda:N", default: "cpu" },
-  threads: { type: "int", help: "CPU threads for libtorch", defaultText: "all cores, or CAO2_THREADS" },
+  resume: { type: "boolean", help: "Continue the evaluation saved next to --json (its finished repeats are kept), or start it if there is none; other settings are refused", default: false },
+  device: deviceFlag,
+  threads: threadsFlag,
   ...READ_LIMIT_FLAGS,
-} as const;
+} satisfies FlagSpecs;
 
 const USAGE = "cao2 evaluate --data <folder|fashion-mnist> [--test fashion-mnist|<folder>] [--protocol hard|soft] [--arch ...] [--teacher <file>] [flags]";
 
@@ -53,15 +57,8 @@ export async function run(argv: string[]): Promise<number> {
   const protocol = a.protocol as (typeof PROTOCOLS)[number];
   if (protocol === "soft" && !a.teacher) throw new UsageError("the soft protocol needs --teacher <state dict>");
   if (protocol === "hard" && a.teacher) throw new UsageError("--teacher is only used by the soft protocol");
-  for (const [flag, v] of [
-    ["repeats", a.repeats],
-    ["threads", a.threads],
-    ["test-per-class", a.testPerClass],
-  ] as const) {
-    if (v !== undefined && v < 1) throw new UsageError(`--${flag} must be at least 1, got ${v}`);
-  }
-  checkOutputFolder("--json", a.json);
-  const device = checkedDevice(a.device!);
+  checkOutputFile("--json", a.json);
+  const device = a.device;
   if (a.threads !== undefined) torch.setNumThreads(a.threads);
   const testName = a.test!;
   const presetName = (a.preset === "auto" ? (fashionMnistPart(testName, "test") ? "fashion-mnist" : "imagenet") : a.preset) as EvalPresetName;
@@ -95,10 +92,19 @@ export async function run(argv: string[]): Promise<number> {
   const identity = JSON.stringify({ settings, preset, seed: a.seed, data: train.source.sha256, test: test.source.sha256, testImages: test.labels.length, teacher: teacher?.sha256 ?? null });
   const progress = new Progress({ unit: "epochs" });
   let done: RepeatRecord[] = [];
-  if (a.resume && partial && existsSync(partial)) {
-    const saved = JSON.parse(readFileSync(partial, "utf8")) as { identity: string; repeats: RepeatRecord[] };
-    if (saved.identity === identity) done = saved.repeats;
-    else progress.log(`note: ${partial} was made with other settings or data; starting afresh`);
+  // --resume continues the evaluation saved next to --json if there is one, else starts it (one command line for a
+  // scheduler's retries); saved repeats of other settings or data are refused, never mixed in or dropped silently.
+  if (a.resume && partial) {
+    if (existsSync(partial)) {
+      const saved = readStateJson<{ identity: string; repeats: RepeatRecord[] }>(
+        partial,
+        { what: "progress file of an interrupted evaluation", recover: "delete it to start the evaluation afresh" },
+        (v) => isRecord(v) && typeof v.identity === "string" && Array.isArray(v.repeats) && v.repeats.every(isRecord),
+      );
+      if (saved.identity !== identity)
+        throw new InputError(`${partial}: saved by an evaluation with other settings or data; resume with the same flags and data, or delete it to start afresh`);
+      done = saved.repeats;
+    } else progress.log(`nothing to resume (no ${partial}): starting the evaluation`);
   }
   if (process.env.MALLOC_MMAP_THRESHOLD_ === undefined)
     progress.log("note: long runs need MALLOC_MMAP_THRESHOLD_=131072 in the environment, else glibc lets memory grow each step (docs/evaluation.md)");
@@ -132,13 +138,9 @@ export async function run(argv: string[]): Promise<number> {
     `${protocol}-label ${settings.arch}, ${a.repeats} repeat(s): best top-1 ${formatMeanStd(s.best)}%, final ${formatMeanStd(s.final)}% (sample std)` +
       `${a.json ? `; record: ${a.json}` : ""}\n`,
   );
-  return 0;
-}
-
-function checkedDevice(d: string): string {
-  try {
-    return torch.checkDevice(d);
-  } catch (e) {
-    throw new InputError((e as Error).message);
+  if (a.json) {
+    const report = isDistillRun(a.data) ? `cao2 report ${a.data} --eval ${a.json}` : `cao2 report --eval ${a.json} --out ${a.json.replace(/\.json$/i, "")}-report.html`;
+    process.stdout.write(`report: ${report}\n`);
   }
+  return 0;
 }

@@ -7,7 +7,8 @@ import { InputError } from "../errors.js";
 import { decodeImage, imageToTensor, tensorToPng } from "../io/image.js";
 import { cat, type Tensor, tidy } from "../torch/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
-import { checkOutputFolder, type FlagSpecs, parseCommand, UsageError } from "./args.js";
+import { type FlagSpecs, parseCommand, UsageError } from "./args.js";
+import { checkOutputFile } from "./outputs.js";
 import { pickClasses } from "./distill.js";
 import { grid } from "./sample.js";
 import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
@@ -17,9 +18,9 @@ export const summary = "Figure 4 of the paper: selected images before and after 
 const FLAGS = {
   run: { type: "string", help: "A distilled set written with --save-pre-refine (its folder)" },
   classes: { type: "list", help: "Classes to show: labels, ranges (0-3), ids or names", defaultText: "the first 4" },
-  "per-class": { type: "int", help: "Images per class", default: 2 },
-  amplify: { type: "number", help: "Factor on the absolute difference", default: 10 },
-  scale: { type: "int", help: "Nearest-neighbour enlargement of every image", default: 3 },
+  "per-class": { type: "int", help: "Images per class", default: 2, min: 1, max: 100 },
+  amplify: { type: "number", help: "Factor on the absolute difference", default: 10, min: 0, exclusiveMin: true },
+  scale: { type: "int", help: "Nearest-neighbour enlargement of every image", default: 3, min: 1, max: 64 },
   out: { type: "string", help: "PNG to write" },
   ...READ_LIMIT_FLAGS,
 } satisfies FlagSpecs;
@@ -43,9 +44,7 @@ export async function run(argv: string[]): Promise<number> {
   applyReadLimits(a);
   if (!a.run) throw new UsageError("--run is required: a folder written by cao2 distill --save-pre-refine");
   if (!a.out) throw new UsageError("--out is required: the PNG to write");
-  checkOutputFolder("--out", a.out);
-  for (const [flag, v] of [["per-class", a.perClass], ["scale", a.scale]] as const) if (v! < 1) throw new UsageError(`--${flag} must be at least 1, got ${v}`);
-  if (!(a.amplify! > 0)) throw new UsageError(`--amplify must be positive, got ${a.amplify}`);
+  checkOutputFile("--out", a.out);
   const manifestPath = join(a.run, "manifest.json");
   if (!existsSync(manifestPath)) throw new InputError(`${a.run}: no manifest.json (not a finished cao2 distill output)`);
   const manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as { classes: ManifestClass[]; config: { savePreRefine?: boolean } };

@@ -19,6 +19,7 @@ const COMMANDS: Record<string, [summary: string, load: () => Promise<Command>]> 
   sample: ["Generate class-conditional samples (PNG grid) and score them with a selector", () => import("./sample.js")],
   accuracy: ["Top-1 accuracy of a classifier on a labelled data set (optionally on autoencoder reconstructions)", () => import("./accuracy.js")],
   figure: ["Figure 4 of the paper: selected images before and after refinement and their amplified difference", () => import("./figure.js")],
+  report: ["An HTML report of a distillation run and its evaluation records (opens offline in a browser)", () => import("./report.js")],
   train: ["Train the small models of the embedded default (classifier, autoencoder, DiT)", () => import("./train.js")],
 };
 
@@ -27,22 +28,37 @@ function usage(): string {
   return `Usage: cao2 <command> [flags]\n\nCommands:\n${rows.join("\n")}\n\nRun \`cao2 <command> --help\` for a command's flags.\n`;
 }
 
-/** File-system failures caused by the paths a user gave: reported on one line, like other input errors. */
+/** System errors caused by the paths a user gave or the storage under them: reported on one line with the path,
+ * like other input errors (exit 2), never as a crash. */
 const FS_CODES: Record<string, string> = {
   ENOENT: "no such file or folder",
   EACCES: "permission denied",
   EPERM: "operation not permitted",
   EISDIR: "is a folder, expected a file",
   ENOTDIR: "not a folder",
+  ENOTEMPTY: "folder not empty",
   ENOSPC: "no space left on the device",
+  EDQUOT: "disk quota exceeded",
+  EFBIG: "file too large for the file system",
   EROFS: "read-only file system",
   EEXIST: "already exists",
+  ELOOP: "too many levels of symbolic links (a link loop?)",
+  ENAMETOOLONG: "name too long",
+  EMFILE: "too many open files",
+  ENFILE: "too many open files in the system",
+  EBUSY: "busy (in use by the system)",
+  ETXTBSY: "busy (a running program)",
+  EIO: "input/output error (a failing disk or network mount?)",
+  ENXIO: "no such device (a socket or a device without a driver?)",
+  ENODEV: "no such device",
+  EXDEV: "on another file system than its destination",
+  EMLINK: "too many links",
 };
 
 function fsMessage(e: unknown): string | undefined {
   const err = e as NodeJS.ErrnoException;
   if (!err || typeof err.code !== "string" || !(err.code in FS_CODES)) return undefined;
-  return `${err.path ?? err.syscall ?? ""}: ${FS_CODES[err.code]}`;
+  return `${err.path ?? (err.syscall ? `(${err.syscall})` : "")}: ${FS_CODES[err.code]}`;
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -12,7 +12,9 @@ import { assetPath } from "../util/assets.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { deriveSeed } from "../util/seed.js";
 import { Progress } from "../util/progress.js";
-import { checkOutputFolder, type FlagSpecs, parseCommand, UsageError } from "./args.js";
+import { type FlagSpecs, parseCommand, UsageError } from "./args.js";
+import { checkOutputFile } from "./outputs.js";
+import { deviceFlag, MAX_BATCH, MAX_PER_CLASS, MAX_STEPS, seedFlag, threadsFlag } from "./shared-flags.js";
 import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
 
 export const summary = "Generate class-conditional samples (PNG grid) and optionally score them with a selector";
@@ -24,18 +26,18 @@ const FLAGS = {
   vae: { type: "string", help: "Autoencoder checkpoint", defaultText: "shipped model (fashion-mnist)" },
   selector: { type: "string", help: "Score the samples with this classifier (prints per-class agreement)" },
   classes: { type: "list", help: "Classes: labels, ranges, ids or names", defaultText: "all" },
-  "per-class": { type: "int", help: "Samples per class", default: 8 },
-  cfg: { type: "number", help: "Classifier-free guidance scale", default: 2.7 },
+  "per-class": { type: "int", help: "Samples per class", default: 8, min: 1, max: MAX_PER_CLASS },
+  cfg: { type: "number", help: "Classifier-free guidance scale (1 = no guidance)", default: 2.7, min: 1 },
   "guide-channels": { type: "string", help: "Channels guided by CFG", choices: ["3", "all"], default: "3" },
-  steps: { type: "int", help: "Sampling steps", default: 50 },
-  seed: { type: "int", help: "Seed", default: 0 },
+  steps: { type: "int", help: "Sampling steps", default: 50, min: 1, max: MAX_STEPS },
+  seed: seedFlag("Seed"),
   out: { type: "string", help: "PNG grid to write (rows = classes; at most 16 columns shown)" },
   json: { type: "string", help: "Write the scores as JSON here" },
-  "batch-size": { type: "int", help: "Most images per model call", default: 64 },
-  device: { type: "string", help: "cpu or cuda:N", default: "cpu" },
-  threads: { type: "int", help: "CPU threads", defaultText: "all cores" },
-  "latent-size": { type: "int", help: "Latent size for DiT checkpoints that do not record it" },
-  "scaling-factor": { type: "number", help: "Latent scaling factor for autoencoders without cao2 metadata" },
+  "batch-size": { type: "int", help: "Most images per model call", default: 64, min: 1, max: MAX_BATCH },
+  device: deviceFlag,
+  threads: threadsFlag,
+  "latent-size": { type: "int", help: "Latent size for DiT checkpoints that do not record it", min: 1, max: 1024 },
+  "scaling-factor": { type: "number", help: "Latent scaling factor for autoencoders without cao2 metadata", min: 0, exclusiveMin: true },
   ...READ_LIMIT_FLAGS,
 } satisfies FlagSpecs;
 
@@ -54,8 +56,8 @@ export async function run(argv: string[]): Promise<number> {
   const a = parseCommand(argv, "cao2 sample [flags]", summary, FLAGS);
   if (!a) return 0;
   applyReadLimits(a);
-  checkOutputFolder("--out", a.out);
-  checkOutputFolder("--json", a.json);
+  checkOutputFile("--out", a.out);
+  checkOutputFile("--json", a.json);
   const preset = a.preset as PresetName;
   if (a.threads !== undefined) setNumThreads(a.threads);
   const model = (v: string | undefined, flag: string, file: string) => {

@@ -1,11 +1,12 @@
 // A whole distillation run: check every input before anything is written, load the models, then distil the
 // classes one by one (skipping those a previous run finished), and write the manifest last. This is the library
 // entry point; `cao2 distill` is a thin layer of flags over it.
-import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { InputError } from "../errors.js";
 import { checkDevice, fromArray, type Generator, torchVersion } from "../torch/index.js";
 import { writeJsonAtomic } from "../util/atomic.js";
+import { isRecord, readStateJson } from "../util/state-file.js";
 import { checkInterrupt } from "../util/interrupt.js";
 import type { Progress } from "../util/progress.js";
 import { packageVersion } from "../util/version.js";
@@ -27,6 +28,8 @@ export interface DistillConfig extends Omit<DistillOptions, "condition"> {
 
 export type DistillEvent =
   | { type: "models-loaded"; models: LoadedModels["files"] }
+  /** The output is ready: a new run, or (--resume) the continued one. */
+  | { type: "started"; out: string; resumed: boolean }
   | { type: "class-skipped"; label: number; name: string }
   | { type: "class-done"; label: number; name: string; record: ClassRecord }
   | { type: "done"; manifest: string };
@@ -71,22 +74,26 @@ function checkConfig(cfg: DistillConfig): void {
   checkDevice(cfg.device);
 }
 
-/** Creates (or, resuming, re-opens) the output folder; refuses to mix a new run into an existing one. */
-function prepareOutput(cfg: DistillConfig, resume: boolean, key: Record<string, unknown>): RunLayout {
+/**
+ * Creates (or, resuming, re-opens) the output folder; refuses to mix a new run into an existing one. With `resume`,
+ * a run that is there is continued (same settings only) and one that is not is started, so a scheduler's retries use
+ * one command line; `resumed` says which.
+ */
+function prepareOutput(cfg: DistillConfig, resume: boolean, key: Record<string, unknown>): { layout: RunLayout; resumed: boolean } {
   const layout = { out: cfg.out };
   const runFile = join(stateDir(layout), "run.json");
-  if (existsSync(cfg.out)) {
-    const entries = readdirSync(cfg.out);
-    if (resume) {
-      if (!existsSync(runFile)) throw new InputError(`${cfg.out}: nothing to resume (no .cao2/run.json); start without --resume`);
-      const saved = JSON.parse(readFileSync(runFile, "utf8")) as Record<string, unknown>;
-      const diff = Object.keys({ ...saved, ...key }).filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(key[k]));
-      if (diff.length) throw new InputError(`${cfg.out} was started with other settings (${diff.join(", ")} differ); resume with the same flags or use a new --out`);
-      return layout;
-    }
-    if (entries.length > 0) throw new InputError(`${cfg.out} already exists and is not empty: pass --resume to continue that run, or choose a new --out`);
-  } else if (resume) {
-    throw new InputError(`${cfg.out}: nothing to resume (the folder does not exist)`);
+  if (resume && existsSync(runFile)) {
+    const saved = readStateJson<Record<string, unknown>>(runFile, { what: "run settings", recover: `the run cannot be checked or continued: start it again in a new --out (or delete ${cfg.out})` }, isRecord);
+    const diff = Object.keys({ ...saved, ...key }).filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(key[k]));
+    if (diff.length) throw new InputError(`${cfg.out} was started with other settings (${diff.join(", ")} differ); resume with the same flags or use a new --out`);
+    return { layout, resumed: true };
+  }
+  if (existsSync(cfg.out) && readdirSync(cfg.out).length > 0) {
+    throw new InputError(
+      resume
+        ? `${cfg.out} is not empty but holds no cao2 run to resume (no .cao2/run.json); choose a new --out`
+        : `${cfg.out} already exists and is not empty: pass --resume to continue that run, or choose a new --out`,
+    );
   }
   try {
     mkdirSync(stateDir(layout), { recursive: true });
@@ -95,7 +102,7 @@ function prepareOutput(cfg: DistillConfig, resume: boolean, key: Record<string, 
     throw new InputError(`cannot create the output folder ${cfg.out} (${code ?? (e as Error).message}); choose a writable --out`);
   }
   writeJsonAtomic(runFile, key);
-  return layout;
+  return { layout, resumed: false };
 }
 
 export function resolveCondition(cfg: DistillConfig, m: Pick<LoadedModels, "selectorAccuracy">, presetCondition: "true" | "null"): "true" | "null" {
@@ -135,7 +142,8 @@ export async function runDistill(
     if (c.modelIndex >= m.selector.config.numClasses) throw new InputError(`class ${c.id} has index ${c.modelIndex}, but the selector knows ${m.selector.config.numClasses} classes`);
   }
   const condition = resolveCondition(cfg, m, o.presetCondition);
-  const layout = prepareOutput(cfg, o.resume ?? false, runKey(cfg, condition));
+  const { layout, resumed } = prepareOutput(cfg, o.resume ?? false, runKey(cfg, condition));
+  o.onEvent?.({ type: "started", out: cfg.out, resumed });
   const opts: DistillOptions = { ...cfg, condition };
   const latentShape = [m.dit.config.inChannels, m.dit.config.inputSize, m.dit.config.inputSize];
   const authors = cfg.compat === "authors" ? authorsRun(cfg.seed, latentShape) : undefined;

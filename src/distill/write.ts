@@ -15,6 +15,7 @@ import { tensorToPng } from "../io/image.js";
 import { saveSafetensors } from "../io/safetensors.js";
 import type { Tensor } from "../torch/index.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
+import { isRecord, readStateJson } from "../util/state-file.js";
 import { type ClassSpec, classFolder } from "./presets.js";
 import type { ClassTimings } from "./pipeline.js";
 
@@ -36,6 +37,8 @@ export interface ImageRecord {
   /** Refinement objective averaged over t in 1..T^ with the image's fixed noise (NaN without refinement). */
   lossBefore: number;
   lossAfter: number;
+  /** `--compat authors`: the noise bank row of the image's refinement noise. */
+  noiseRow?: number;
   /** Selector's view of the final image. */
   refinedPrediction: number;
   refinedConfidence: number;
@@ -116,7 +119,9 @@ export function writeClass(l: RunLayout, c: ClassSpec, numClasses: number, o: Cl
 /** The record of a finished class, if there is one. */
 export function readClassRecord(l: RunLayout, label: number): ClassRecord | undefined {
   const p = recordPath(l, label);
-  return existsSync(p) ? (JSON.parse(readFileSync(p, "utf8")) as ClassRecord) : undefined;
+  if (!existsSync(p)) return undefined;
+  const what = { what: `record of finished class ${label}`, recover: `delete it to redo class ${label} (the other finished classes are kept)` };
+  return readStateJson<ClassRecord>(p, what, (v) => isRecord(v) && v.label === label && Array.isArray(v.items) && v.items.every(isRecord) && Array.isArray(v.pool));
 }
 
 /** The random stream's state saved after a finished class, if there is one. */

@@ -93,8 +93,10 @@ export abstract class Optimizer<H extends { lr: number }> {
         const s = sd.state[id];
         if (!s) return;
         const copy: State = {};
-        for (const [key, v] of Object.entries(s)) copy[key] = typeof v === "number" ? v : keep(v.clone());
-        this.state.set(group.params[k], copy);
+        // The state joins its parameter's device (a checkpoint is read onto the CPU).
+        const p = group.params[k];
+        for (const [key, v] of Object.entries(s)) copy[key] = typeof v === "number" ? v : keep(v.device === p.device ? v.clone() : v.to(p.device));
+        this.state.set(p, copy);
       });
     });
   }

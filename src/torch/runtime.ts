@@ -1,4 +1,5 @@
 // Threads, devices and build information.
+import { InputError } from "../errors.js";
 import { native } from "./native.js";
 
 /** Sets libtorch's intra-op thread count (default: every core, or CAO2_THREADS). Returns the count in force. */
@@ -10,14 +11,21 @@ export const cudaDeviceCount = (): number => native.cudaDeviceCount();
 export const torchVersion = (): string => native.version();
 export const parallelInfo = (): string => native.parallelInfo();
 
-/** Checks a device string ("cpu", "cuda", "cuda:N") against what this libtorch offers; returns it normalised. */
-export function checkDevice(device: string): string {
+/** The devices this libtorch can use: cpu, then cuda:0.. for every visible GPU. */
+export const availableDevices = (): string[] => ["cpu", ...Array.from({ length: cudaDeviceCount() }, (_, i) => `cuda:${i}`)];
+
+/**
+ * Checks a device string ("cpu", "cuda", "cuda:N") against what this libtorch offers; returns it normalised. The
+ * error names what was asked (`what`: "device", or the flag that gave it) and what is available.
+ */
+export function checkDevice(device: string, what = "device"): string {
   if (device === "cpu") return device;
   const m = /^cuda(?::(\d+))?$/.exec(device);
-  if (!m) throw new Error(`unknown device '${device}': expected cpu or cuda:N`);
+  const available = () => `available: ${availableDevices().join(", ")}`;
+  if (!m) throw new InputError(`${what} '${device}' is not a device: expected cpu, cuda or cuda:N (${available()})`);
   const n = cudaDeviceCount();
-  if (n === 0) throw new Error(`device '${device}' requested but this libtorch has no CUDA support or sees no GPU (build against a CUDA libtorch with LIBTORCH=...)`);
+  if (n === 0) throw new InputError(`${what} ${device}: this libtorch has no CUDA support or sees no GPU (${available()}; a CUDA libtorch is installed with LIBTORCH=..., see the README)`);
   const idx = Number(m[1] ?? 0);
-  if (idx >= n) throw new Error(`device '${device}' requested but only ${n} CUDA device(s) are visible`);
+  if (idx >= n) throw new InputError(`${what} ${device}: only ${n} CUDA device(s) are visible (${available()})`);
   return `cuda:${idx}`;
 }

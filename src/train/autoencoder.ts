@@ -56,13 +56,13 @@ export const AUTOENCODER_DEFAULTS: AutoencoderRecipe = {
 export const toSigned = (x: Tensor) => x.mul(2).sub(1);
 
 /** Mean squared reconstruction error (in [-1, 1] units) of the posterior means, over a data set. */
-export function reconstructionMse(ae: AutoencoderKL, ds: Dataset, batchSize = 250): number {
+export function reconstructionMse(ae: AutoencoderKL, ds: Dataset, batchSize = 250, device = "cpu"): number {
   let total = 0;
   noGrad(() => {
     for (let i = 0; i < ds.labels.length; i += batchSize) {
       const idx = Array.from({ length: Math.min(batchSize, ds.labels.length - i) }, (_, k) => i + k);
       total += tidy(() => {
-        const x = toSigned(batch(ds, idx).x);
+        const x = toSigned(batch(ds, idx).x.to(device));
         return F.mseLoss(ae.decode(ae.encode(x).mean), x, "sum").item();
       });
     }
@@ -71,7 +71,7 @@ export function reconstructionMse(ae: AutoencoderKL, ds: Dataset, batchSize = 25
 }
 
 /** 1 / std of the posterior means over (up to) `limit` images: latents then have unit variance. */
-export function latentScale(ae: AutoencoderKL, ds: Dataset, limit = 5000): number {
+export function latentScale(ae: AutoencoderKL, ds: Dataset, limit = 5000, device = "cpu"): number {
   const n = Math.min(limit, ds.labels.length);
   let sum = 0;
   let sq = 0;
@@ -80,7 +80,7 @@ export function latentScale(ae: AutoencoderKL, ds: Dataset, limit = 5000): numbe
     for (let i = 0; i < n; i += 250) {
       const idx = Array.from({ length: Math.min(250, n - i) }, (_, k) => i + k);
       tidy(() => {
-        const m = ae.encode(toSigned(batch(ds, idx).x)).mean;
+        const m = ae.encode(toSigned(batch(ds, idx).x.to(device))).mean;
         sum += m.sum().item();
         sq += m.pow(2).sum().item();
         count += m.numel;
@@ -117,7 +117,8 @@ export function trainAutoencoder(r: AutoencoderRun, recipe: AutoencoderRecipe): 
     normNumGroups: recipe.normNumGroups,
     scalingFactor: 1,
   };
-  const ae = createAutoencoderKL(config, { generator: new Generator(deriveSeed(recipe.seed, "init")) });
+  const device = r.device ?? "cpu";
+  const ae = createAutoencoderKL(config, { generator: new Generator(deriveSeed(recipe.seed, "init")), device });
   if (recipe.decoderOnly && !r.init) throw new InputError("--decoder-only fine-tunes a trained autoencoder: pass it with --init");
   const init = r.init
     ? warmStart(ae, r.init, "autoencoder", config, {
@@ -127,7 +128,7 @@ export function trainAutoencoder(r: AutoencoderRun, recipe: AutoencoderRecipe): 
     : undefined;
   const decoderSide = (name: string) => name.startsWith("decoder.") || name.startsWith("post_quant_conv.");
   const trained = [...ae.namedParameters()].filter(([name]) => !recipe.decoderOnly || decoderSide(name)).map(([, p]) => p);
-  const perceptual = r.perceptual && { distance: loadPerceptual(r.perceptual.path, config.inChannels, recipe.size), weight: r.perceptual.weight };
+  const perceptual = r.perceptual && { distance: loadPerceptual(r.perceptual.path, config.inChannels, recipe.size, device), weight: r.perceptual.weight };
   const optimizer = new Adam(trained, { lr: recipe.lr });
   const noise = new Generator(deriveSeed(recipe.seed, "posterior"));
   const { perEpoch, batch: batchAt } = epochBatches(train.labels.length, recipe.batchSize, recipe.seed);
@@ -135,7 +136,7 @@ export function trainAutoencoder(r: AutoencoderRun, recipe: AutoencoderRecipe): 
   const step = (i: number) => {
     const lr = (recipe.lr * (1 + Math.cos((Math.PI * i) / total))) / 2;
     optimizer.paramGroups[0].lr = lr;
-    const x = toSigned(batch(train, batchAt(i)).x);
+    const x = toSigned(batch(train, batchAt(i)).x.to(device));
     // A frozen encoder needs no graph; the decoder still sees posterior samples, as the diffusion model's latents.
     const post = recipe.decoderOnly ? noGrad(() => ae.encode(x)) : ae.encode(x);
     const xr = ae.decode(post.sample(noise));
@@ -154,12 +155,12 @@ export function trainAutoencoder(r: AutoencoderRun, recipe: AutoencoderRecipe): 
     ...runOptions(r, recipe, total, { ...initSettings(r.init), ...perceptualSettings(r.perceptual) }),
     logEvery: 20,
     validateEvery: perEpoch,
-    validate: () => ({ val_mse: reconstructionMse(ae, val) }),
+    validate: () => ({ val_mse: reconstructionMse(ae, val, undefined, device) }),
   });
   ae.eval();
-  const valMse = reconstructionMse(ae, val);
+  const valMse = reconstructionMse(ae, val, undefined, device);
   // A frozen encoder makes the same latents, so the init's scaling factor still holds.
-  const scalingFactor = recipe.decoderOnly && init ? init.scalingFactor : latentScale(ae, train);
+  const scalingFactor = recipe.decoderOnly && init ? init.scalingFactor : latentScale(ae, train, undefined, device);
   const modelPath = join(r.outDir, "model.safetensors");
   saveModel(modelPath, ae, { kind: "autoencoder", config: { ...config, scalingFactor }, scalingFactor }, { val_mse: valMse.toExponential(4) });
   return { valMse, scalingFactor, modelPath };

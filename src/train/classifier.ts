@@ -61,8 +61,8 @@ export function channelStats(images: Tensor): { mean: number[]; std: number[] } 
   });
 }
 
-/** Top-1 accuracy of a classifier on a data set (already at the model's size), in eval mode, in batches. */
-export function accuracy(model: Classifier, ds: Dataset, pre: Preprocess, batchSize = 500): number {
+/** Top-1 accuracy of a classifier on `device` on a data set (already at the model's size), in eval mode, in batches. */
+export function accuracy(model: Classifier, ds: Dataset, pre: Preprocess, batchSize = 500, device = "cpu"): number {
   const wasTraining = model.training;
   model.eval();
   let correct = 0;
@@ -71,7 +71,7 @@ export function accuracy(model: Classifier, ds: Dataset, pre: Preprocess, batchS
       const idx = Array.from({ length: Math.min(batchSize, ds.labels.length - i) }, (_, k) => i + k);
       correct += tidy(() => {
         const { x, y } = batch(ds, idx);
-        return argmax(model.forward(normalize(x, pre.mean, pre.std)), 1).eq(y).sum().item();
+        return argmax(model.forward(normalize(x.to(device), pre.mean, pre.std)), 1).eq(y.to(device)).sum().item();
       });
     }
   });
@@ -98,7 +98,8 @@ export function trainClassifier(r: ClassifierRun, recipe: ClassifierRecipe): { v
   const stats = channelStats(train.images);
   const pre: Preprocess = { size: recipe.size, channels: data.images.size(1), mean: stats.mean, std: stats.std };
   const spec = studentSpec(recipe.arch, { numClasses: data.classes.length, inChannels: pre.channels, imageSize: recipe.size, norm: recipe.norm, stem: recipe.stem });
-  const model = buildClassifier(spec, { generator: new Generator(deriveSeed(recipe.seed, "init")) });
+  const device = r.device ?? "cpu";
+  const model = buildClassifier(spec, { generator: new Generator(deriveSeed(recipe.seed, "init")), device });
   const saved = savedDescription(spec, pre, data.classes);
   if (r.init) warmStart(model, r.init, saved.kind, saved.config, { names: "architecture", of: (c) => [c] });
   const decay = model.parameters().filter((p) => p.ndim > 1);
@@ -117,8 +118,8 @@ export function trainClassifier(r: ClassifierRun, recipe: ClassifierRecipe): { v
     const lr = (recipe.lr * (1 + Math.cos((Math.PI * i) / total))) / 2;
     for (const g of optimizer.paramGroups) g.lr = lr;
     const { x, y } = batch(train, batchAt(i));
-    const xa = normalize(randomHorizontalFlip(randomCropWithPadding(x, aug, 4), aug), pre.mean, pre.std);
-    const loss = F.crossEntropy(model.forward(xa), y, { labelSmoothing: recipe.labelSmoothing });
+    const xa = normalize(randomHorizontalFlip(randomCropWithPadding(x.to(device), aug, 4), aug), pre.mean, pre.std);
+    const loss = F.crossEntropy(model.forward(xa), y.to(device), { labelSmoothing: recipe.labelSmoothing });
     loss.backward();
     optimizer.step();
     optimizer.zeroGrad();
@@ -129,9 +130,9 @@ export function trainClassifier(r: ClassifierRun, recipe: ClassifierRecipe): { v
     ...runOptions(r, recipe, total, { classes: data.classes, ...initSettings(r.init) }),
     logEvery: 20,
     validateEvery: perEpoch,
-    validate: () => ({ val_accuracy: accuracy(model, val, pre) }),
+    validate: () => ({ val_accuracy: accuracy(model, val, pre, undefined, device) }),
   });
-  const valAccuracy = accuracy(model, val, pre);
+  const valAccuracy = accuracy(model, val, pre, undefined, device);
   const modelPath = join(r.outDir, "model.safetensors");
   saveModel(modelPath, model, saved, { val_accuracy: valAccuracy.toFixed(4) });
   return { valAccuracy, modelPath };

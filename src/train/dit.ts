@@ -51,15 +51,15 @@ export const DIT_DEFAULTS: DiTRecipe = {
   checkpointEvery: 250,
 };
 
-/** Posterior means and stds of a data set's images, in batches (no gradients). */
-export function encodeMoments(ae: AutoencoderKL, ds: Dataset, batchSize = 250): { mean: Tensor; std: Tensor } {
+/** Posterior means and stds of a data set's images, in batches (no gradients), on the autoencoder's `device`. */
+export function encodeMoments(ae: AutoencoderKL, ds: Dataset, batchSize = 250, device = "cpu"): { mean: Tensor; std: Tensor } {
   const means: Tensor[] = [];
   const stds: Tensor[] = [];
   noGrad(() => {
     for (let i = 0; i < ds.labels.length; i += batchSize) {
       const idx = Array.from({ length: Math.min(batchSize, ds.labels.length - i) }, (_, k) => i + k);
       const post = tidy(() => {
-        const p = ae.encode(toSigned(batch(ds, idx).x));
+        const p = ae.encode(toSigned(batch(ds, idx).x.to(device)));
         return { mean: p.mean.clone(), std: p.std.clone() };
       });
       means.push(post.mean);
@@ -78,7 +78,7 @@ export function validationLoss(model: DiT, diffusion: GaussianDiffusion, latents
   noGrad(() => {
     for (const t of ts) {
       total += tidy(() => {
-        const noise = randn(latents.shape, { generator: new Generator(deriveSeed(seed, "val-noise", t)) });
+        const noise = randn(latents.shape, { generator: new Generator(deriveSeed(seed, "val-noise", t)), device: latents.device });
         const tt = new Array<number>(latents.size(0)).fill(t);
         return trainingLosses(diffusion, model, latents, tt, noise, labels).mse.mean().item();
       });
@@ -88,6 +88,7 @@ export function validationLoss(model: DiT, diffusion: GaussianDiffusion, latents
 }
 
 export interface DiTRun extends TrainingRun {
+  /** On the run's device. */
   autoencoder: AutoencoderKL;
   scalingFactor: number;
 }
@@ -96,18 +97,19 @@ export function trainDiT(r: DiTRun, recipe: DiTRecipe): { valLoss: number; model
   const data = resized(r.data, recipe.size);
   const { train, val } = splitTrainVal(data, { valPerClass: recipe.valPerClass, seed: deriveSeed(recipe.seed, "split") });
   // The latents of the training split are computed once per run folder (encoding is deterministic).
+  const device = r.device ?? "cpu";
   const cache = join(r.outDir, "latents.safetensors");
   let moments: { mean: Tensor; std: Tensor };
   if (existsSync(cache)) {
     const m = loadSafetensors(cache);
-    moments = { mean: keep(m.get("mean")!), std: keep(m.get("std")!) };
+    moments = tidy(() => ({ mean: keep(m.get("mean")!.to(device)), std: keep(m.get("std")!.to(device)) }));
   } else {
     r.progress?.log(`encoding ${train.labels.length} training images`);
-    moments = encodeMoments(r.autoencoder, train);
+    moments = encodeMoments(r.autoencoder, train, undefined, device);
     saveSafetensors(cache, moments);
   }
-  const valLatents = keep(tidy(() => encodeMoments(r.autoencoder, val).mean.mul(r.scalingFactor)));
-  const valLabels = keep(labelsTensor(val.labels));
+  const valLatents = keep(tidy(() => encodeMoments(r.autoencoder, val, undefined, device).mean.mul(r.scalingFactor)));
+  const valLabels = keep(labelsTensor(val.labels).to(device));
   const latentShape = moments.mean.shape.slice(1);
   const config: DiTConfig = {
     inputSize: latentShape[1],
@@ -123,8 +125,8 @@ export function trainDiT(r: DiTRun, recipe: DiTRecipe): { valLoss: number; model
     gammaBlocks: 0,
   };
   const gen = new Generator(deriveSeed(recipe.seed, "train"));
-  const model = createDiT(config, {}, { generator: new Generator(deriveSeed(recipe.seed, "init")) });
-  const ema = createDiT(config, {}, { init: false });
+  const model = createDiT(config, {}, { generator: new Generator(deriveSeed(recipe.seed, "init")), device });
+  const ema = createDiT(config, {}, { init: false, device });
   copyWeights(ema, model);
   ema.eval();
   const optimizer = new AdamW(model.parameters(), { lr: recipe.lr, weightDecay: 0 });
@@ -134,13 +136,13 @@ export function trainDiT(r: DiTRun, recipe: DiTRecipe): { valLoss: number; model
   const step = (i: number) => {
     optimizer.paramGroups[0].lr = recipe.lr * Math.min(1, (i + 1) / recipe.warmup);
     const idx = batchAt(i);
-    const rows = fromArray(BigInt64Array.from(idx, BigInt), [idx.length]);
+    const rows = fromArray(BigInt64Array.from(idx, BigInt), [idx.length], { device });
     const mean = moments.mean.indexSelect(0, rows);
     const std = moments.std.indexSelect(0, rows);
-    const x0 = mean.add(std.mul(randn(mean.shape, { generator: gen }))).mul(r.scalingFactor);
-    const y = labelsTensor(Array.from(idx, (k) => train.labels[k]));
+    const x0 = mean.add(std.mul(randn(mean.shape, { generator: gen, device }))).mul(r.scalingFactor);
+    const y = labelsTensor(Array.from(idx, (k) => train.labels[k])).to(device);
     const t = randint(0, diffusion.numTimesteps, [idx.length], { generator: gen });
-    const noise = randn(x0.shape, { generator: gen });
+    const noise = randn(x0.shape, { generator: gen, device });
     const losses = trainingLosses(diffusion, model, x0, t, noise, y);
     losses.loss.mean().backward();
     optimizer.step();

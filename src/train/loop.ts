@@ -8,6 +8,7 @@ import type { Dataset } from "../io/datasets/index.js";
 import { tidy } from "../torch/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { Interrupted, stopRequested } from "../util/interrupt.js";
+import { isRecord, parseStateJson, type StateFileInfo } from "../util/state-file.js";
 import type { Progress } from "../util/progress.js";
 import { deriveSeed, randomSource, shuffled } from "../util/seed.js";
 import { updateEma } from "./ema.js";
@@ -21,6 +22,9 @@ export interface TrainingRun {
   resume: boolean;
   /** Stop after this many steps (a partial run that --resume continues). */
   steps?: number;
+  /** Where the model trains (default cpu); data stays on the CPU and moves batch by batch, and every random draw is
+   * made on a CPU generator, so a seed gives the same run on any device up to the device's arithmetic. */
+  device?: string;
   progress?: Progress;
 }
 
@@ -58,8 +62,10 @@ export function trainLoop(parts: TrainingParts, step: (i: number) => Record<stri
     truncateLog(logPath, start);
     o.onResume?.(start, info.extra ?? {});
     o.progress?.log(`resumed at step ${start}`);
-  } else if (existsSync(logPath)) {
-    writeFileAtomic(logPath, "");
+  } else {
+    // --resume continues a run if there is one, else starts it: a scheduler's retries use one command line.
+    if (o.resume) o.progress?.log(`nothing to resume (no ${checkpointPath}): starting a new run`);
+    if (existsSync(logPath)) writeFileAtomic(logPath, "");
   }
   const save = (i: number) => saveTrainingState(checkpointPath, parts, { step: i, config: o.config, extra: o.extra?.() });
   const sums: Record<string, number> = {};
@@ -101,9 +107,10 @@ export function trainLoop(parts: TrainingParts, step: (i: number) => Record<stri
 /** Drops log lines of steps after `step` (they belong to work the checkpoint does not hold). */
 function truncateLog(path: string, step: number): void {
   if (!existsSync(path)) return;
+  const log: StateFileInfo = { what: "training log", recover: "delete it or its broken lines to resume (the checkpoint holds the training state)" };
   const kept = readFileSync(path, "utf8")
     .split("\n")
-    .filter((l) => l.trim() && (JSON.parse(l) as { step: number }).step <= step);
+    .filter((l) => l.trim() && parseStateJson<{ step: number }>(path, l, log, (v) => isRecord(v) && typeof v.step === "number").step <= step);
   writeFileAtomic(path, kept.map((l) => l + "\n").join(""));
 }
 

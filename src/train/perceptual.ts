@@ -13,9 +13,9 @@ export type PerceptualDistance = (reconstruction: Tensor, target: Tensor) => Ten
 /** Channel-wise unit vectors (the small epsilon keeps all-zero positions finite). */
 const unit = (f: Tensor) => f.div(f.pow(2).sum(1, true).sqrt().add(1e-10));
 
-/** Loads the network of the distance; it must take images of the autoencoder's channels and size. */
-export function loadPerceptual(path: string, channels: number, size: number): PerceptualDistance {
-  const { net, preprocess: pre } = loadSavedClassifier(path, `--perceptual ${path}`);
+/** Loads the network of the distance onto `device`; it must take images of the autoencoder's channels and size. */
+export function loadPerceptual(path: string, channels: number, size: number, device = "cpu"): PerceptualDistance {
+  const { net, preprocess: pre } = loadSavedClassifier(path, `--perceptual ${path}`, device);
   if (pre.channels !== channels || pre.size !== size) {
     throw new InputError(`--perceptual ${path}: the network takes ${pre.channels}x${pre.size}x${pre.size} images; the autoencoder works on ${channels}x${size}x${size}`);
   }

@@ -25,7 +25,8 @@ export function writeFileAtomic(path: string, data: string | Uint8Array | Iterab
     // Name the file the user asked for, not the temporary one beside it.
     const err = e as NodeJS.ErrnoException;
     if (err.code === "ENOENT" && !existsSync(dirname(path))) throw new InputError(`cannot write ${path}: the folder ${dirname(path)} does not exist`);
-    if (err.path === tmp) err.path = path;
+    // A write or flush error (a full disk) carries no path at all.
+    if (typeof err.code === "string" && (err.path === tmp || err.path === undefined)) err.path = path;
     throw e;
   }
 }

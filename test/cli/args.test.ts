@@ -60,3 +60,31 @@ test("parseCommand: --help (as a flag) prints the help and returns nothing; posi
   assert.throws(() => parseCommand(["in.pt", "out.safetensors", "extra"], "u", "d", SPECS, 2), usageError(/unexpected argument 'extra' \(see --help\)/));
   assert.throws(() => parseCommand(["--ipc", "3", "10"], "u", "d", SPECS), usageError(/unexpected argument '10'/));
 });
+
+test("parseArgs: numbers outside a flag's range, empty lists and bad list items are usage errors naming the range", () => {
+  const specs = {
+    ipc: { type: "int", help: "Images per class", default: 10, min: 1, max: 100 },
+    lr: { type: "number", help: "Learning rate", min: 0, exclusiveMin: true },
+    cfg: { type: "number", help: "Guidance", min: 1 },
+    top: { type: "int", help: "At most", max: 5 },
+    classes: { type: "list", help: "Class names" },
+    channels: { type: "ints", help: "Channels", min: 1, max: 64 },
+    device: { type: "string", help: "Device", check: (v: string, flag: string) => (v === "cuda" ? "cuda:0" : v === "cpu" ? v : assert.fail(`${flag} ${v}`)) },
+  } satisfies FlagSpecs;
+  const a = parseArgs(["--ipc", "100", "--lr", "1e-9", "--cfg", "1", "--top", "-7", "--channels", "8, 16", "--device", "cuda"], specs);
+  assert.deepEqual([a.ipc, a.lr, a.cfg, a.top, a.channels, a.device], [100, 1e-9, 1, -7, [8, 16], "cuda:0"], "bounds are inclusive; check normalises");
+  assert.equal(parseArgs([], specs).ipc, 10);
+  assert.throws(() => parseArgs(["--ipc", "1000000000"], specs), usageError(/^--ipc must be in 1\.\.100, got 1000000000$/));
+  assert.throws(() => parseArgs(["--ipc=0"], specs), usageError(/^--ipc must be in 1\.\.100, got 0$/));
+  assert.throws(() => parseArgs(["--lr", "0"], specs), usageError(/^--lr must be > 0, got 0$/));
+  assert.throws(() => parseArgs(["--lr", "-1"], specs), usageError(/^--lr must be > 0, got -1$/));
+  assert.throws(() => parseArgs(["--cfg", "-1"], specs), usageError(/^--cfg must be >= 1, got -1$/));
+  assert.throws(() => parseArgs(["--top", "6"], specs), usageError(/^--top must be <= 5, got 6$/));
+  assert.throws(() => parseArgs(["--classes", ""], specs), usageError(/^--classes needs at least one value \(Class names\), got ''$/));
+  assert.throws(() => parseArgs(["--classes= , ,"], specs), usageError(/^--classes needs at least one value/));
+  assert.throws(() => parseArgs(["--channels", "8,x"], specs), usageError(/^--channels expects comma-separated integers, got 'x'$/));
+  assert.throws(() => parseArgs(["--channels", "8,0"], specs), usageError(/^--channels must be in 1\.\.64, got 0$/));
+  assert.throws(() => parseArgs(["--device", "tpu"], specs), /--device tpu/);
+  assert.match(formatHelp("u", "d", specs), /--ipc <int> +Images per class \[1\.\.100\] \[default: 10\]/);
+  assert.match(formatHelp("u", "d", specs), /--lr <number> +Learning rate \[> 0\]\n/);
+});

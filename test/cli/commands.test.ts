@@ -1,27 +1,18 @@
 // Every command of `cao2`, as a user meets it in a child process: `--help` prints its usage and flags and exits 0;
 // an argument it does not take is a one-line usage error with exit code 2, before any work starts.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { ROOT } from "../helpers/fixtures.js";
+import { InputError } from "../../src/errors.js";
+import { cudaDeviceCount } from "../../src/torch/index.js";
+import { cao2 as run, commandModules, runInProcess } from "../helpers/cli.js";
 
-const MAIN = join(ROOT, "dist", "src", "cli", "main.js");
 const dir = mkdtempSync(join(tmpdir(), "cao2-cli-commands-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function cao2(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { cwd: dir });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d));
-    child.stderr.on("data", (d: Buffer) => (stderr += d));
-    child.on("close", (status) => resolve({ status, stdout, stderr }));
-  });
-}
+const cao2 = (...args: string[]) => run(args, { cwd: dir });
 
 // Each command with the arguments it takes, then one it does not.
 const STRAY: Record<string, string[]> = {
@@ -33,6 +24,7 @@ const STRAY: Record<string, string[]> = {
   sample: ["stray"],
   accuracy: ["stray"],
   figure: ["stray"],
+  report: ["run", "stray"],
   "train classifier": ["stray", "--out", "run"],
   "train autoencoder": ["stray", "--out", "run"],
   "train dit": ["stray", "--out", "run"],
@@ -64,6 +56,7 @@ const MISSING_FOLDER: Record<string, string[]> = {
   sample: ["--out", "nope/grid.png"],
   accuracy: ["--model", "selector.safetensors", "--json", "nope/acc.json"],
   figure: ["--run", "run", "--out", "nope/figure.png"],
+  report: ["run", "--out", "nope/report.html"],
 };
 
 test("an output in a missing folder is refused before any work starts (exit 2, the flag and folder named)", async () => {
@@ -71,6 +64,56 @@ test("an output in a missing folder is refused before any work starts (exit 2, t
     const r = await cao2(command, ...args);
     assert.equal(r.status, 2, `${command}: exit code (stderr: ${r.stderr})`);
     assert.match(r.stderr, new RegExp(`^cao2 ${command}: error: \\S+ nope/\\S+: folder ${join(dir, "nope")} does not exist\\n$`), command);
+  }
+  assert.deepEqual(readdirSync(dir), [], "nothing written");
+});
+
+// Every command that runs models takes --device (train too, for each recipe); the device is checked when the flags
+// are parsed. Asked for a CUDA device this libtorch cannot use (on this CPU build: any; on a GPU build: one past the
+// last), each says so on one line with what is available, exit 2, before any work (no traceback, no raw libtorch
+// error, nothing written).
+const DEVICE_ARGS: Record<string, string[]> = {
+  distill: [],
+  sample: ["--out", "grid.png"],
+  accuracy: ["--model", "selector.safetensors"],
+  evaluate: ["--data", "fashion-mnist"],
+  "train classifier": ["--out", "run"],
+  "train autoencoder": ["--out", "run"],
+  "train dit": ["--out", "run"],
+};
+
+test("--device: an unusable CUDA device is one line naming it and what is available (exit 2), in every command that takes it", async () => {
+  const withDevice: string[] = [];
+  for (const name of (await commandModules()).keys()) {
+    for (const words of name === "train" ? ["classifier", "autoencoder", "dit"].map((r) => [name, r]) : [[name]]) {
+      if ((await runInProcess([...words, "--help"])).stdout.includes("\n  --device ")) withDevice.push(words.join(" "));
+    }
+  }
+  assert.deepEqual(withDevice.sort(), Object.keys(DEVICE_ARGS).sort(), "the commands that take --device are the ones tested here");
+  const n = cudaDeviceCount();
+  const wanted = `cuda:${n}`;
+  const available = ["cpu", ...Array.from({ length: n }, (_, i) => `cuda:${i}`)].join(", ");
+  const why = n === 0 ? "this libtorch has no CUDA support or sees no GPU" : `only ${n} CUDA device\\(s\\) are visible`;
+  const message = new RegExp(`^--device ${wanted}: ${why} \\(available: ${available}[;)][^\\n]*$`);
+  const cwd = process.cwd();
+  process.chdir(dir);
+  try {
+    for (const [command, args] of Object.entries(DEVICE_ARGS)) {
+      const r = await runInProcess([...command.split(" "), ...args, "--device", wanted]);
+      assert.ok(r.error instanceof InputError, `${command}: ${String(r.error)}`);
+      assert.match(r.error.message, message, command);
+      const typo = await runInProcess([...command.split(" "), ...args, "--device", "gpu"]);
+      assert.ok(typo.error instanceof InputError, command);
+      assert.equal(typo.error.message, `--device 'gpu' is not a device: expected cpu, cuda or cuda:N (available: ${available})`, command);
+    }
+  } finally {
+    process.chdir(cwd);
+  }
+  // As the user sees it (these two printed a stack trace and a raw libtorch error): one line, exit code 2.
+  for (const [command, args] of Object.entries(DEVICE_ARGS).slice(0, 2)) {
+    const r = await cao2(command, ...args, "--device", wanted);
+    assert.equal(r.status, 2, `${command}: exit code (stderr: ${r.stderr})`);
+    assert.match(r.stderr, new RegExp(`^cao2 ${command}: error: ${message.source.slice(1, -1)}\\n$`), command);
   }
   assert.deepEqual(readdirSync(dir), [], "nothing written");
 });

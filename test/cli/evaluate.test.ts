@@ -128,10 +128,21 @@ test("evaluate --resume keeps the repeats an interrupted run saved and computes 
   assert.equal(got.resumedRepeats, saved);
   const numbers = (rec: { repeats: { seed: number; curve: unknown; best: number; final: number }[] }) => rec.repeats.map(({ seed, curve, best, final }) => ({ seed, curve, best, final }));
   assert.deepEqual(numbers(got), numbers(want));
-  // a progress file from other settings is not reused
+  // a progress file from other settings is refused (not reused, not dropped), and so is one that is not JSON
   writeFileSync(partial, JSON.stringify({ identity: "other", repeats: want.repeats.slice(0, 2) }));
+  const other = spawnSync(process.execPath, [...args(json), "--resume"], { encoding: "utf8" });
+  assertInputError(other, new RegExp(`^cao2 evaluate: error: ${partial}: saved by an evaluation with other settings or data; resume with the same flags and data, or delete it to start afresh$`));
+  writeFileSync(partial, '{"identity": "x", "repe');
+  const corrupt = spawnSync(process.execPath, [...args(json), "--resume"], { encoding: "utf8" });
+  assertInputError(corrupt, new RegExp(`^cao2 evaluate: error: ${partial}: corrupt progress file of an interrupted evaluation \\(not JSON: .*\\); delete it to start the evaluation afresh$`));
+  writeFileSync(partial, "[1, 2]");
+  assertInputError(spawnSync(process.execPath, [...args(json), "--resume"], { encoding: "utf8" }), /corrupt progress file of an interrupted evaluation \(not the content cao2 writes there\)/);
+  // without a progress file, --resume starts the evaluation (a scheduler's retry uses one command line) and says so
+  rmSync(partial);
+  rmSync(json);
   const fresh = spawnSync(process.execPath, [...args(json), "--resume"], { encoding: "utf8" });
-  assert.match(fresh.stderr, /was made with other settings or data; starting afresh/);
+  assert.equal(fresh.status, 0, fresh.stderr);
+  assert.match(fresh.stderr, new RegExp(`nothing to resume \\(no ${partial}\\): starting the evaluation`));
   assert.equal(JSON.parse(readFileSync(json, "utf8")).resumedRepeats, 0);
 });
 

@@ -177,6 +177,48 @@ describe("cao2 distill end to end (slow)", () => {
     assert.ok(!existsSync(join(out, "manifest.json")));
   });
 
+  test("--resume starts a run where there is none and says so; continues one that is there; refuses a folder that holds no run", () => {
+    const out = join(dir, "resume-fresh");
+    const first = runCli(args(out, ["--resume"]));
+    assert.equal(first.status, 0, first.stderr);
+    assert.match(first.stderr, new RegExp(`nothing to resume in ${out}: starting a new run`));
+    assert.deepEqual(snapshot(out), reference, "the same run as without --resume");
+    const again = runCli(args(out, ["--resume"]));
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stderr, new RegExp(`resuming the run in ${out}`));
+    assert.match(again.stderr, /class 2 \(Pullover\) already done/);
+    const other = runCli(args(out, ["--resume", "--seed", "9"]));
+    assert.equal(other.status, 2);
+    assert.match(other.stderr, /was started with other settings \(seed differ\)/);
+    const foreign = join(dir, "resume-foreign");
+    mkdirSync(foreign);
+    writeFileSync(join(foreign, "notes.txt"), "");
+    const refused = runCli(args(foreign, ["--resume"]));
+    assert.equal(refused.status, 2);
+    assert.equal(refused.stderr, `cao2 distill: error: ${foreign} is not empty but holds no cao2 run to resume (no .cao2/run.json); choose a new --out\n`);
+  });
+
+  test("corrupt run state on --resume: one line naming the file and the way out, nothing rewritten", () => {
+    const out = join(dir, "resume-corrupt");
+    assert.equal(runCli(args(out)).status, 0);
+    rmSync(join(out, "manifest.json"));
+    const record = join(out, ".cao2", "classes", "1.json");
+    writeFileSync(record, '{"label": 1, "items": [');
+    let r = runCli(args(out, ["--resume"]));
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, new RegExp(`\\ncao2 distill: error: ${record}: corrupt record of finished class 1 \\(not JSON: [^\\n]*\\); delete it to redo class 1 \\(the other finished classes are kept\\)\\n$`));
+    writeFileSync(record, JSON.stringify({ label: 2, items: [], pool: [] }));
+    r = runCli(args(out, ["--resume"]));
+    assert.match(r.stderr, new RegExp(`${record}: corrupt record of finished class 1 \\(not the content cao2 writes there\\)`));
+    const run = join(out, ".cao2", "run.json");
+    writeFileSync(run, "\u0000\u0000");
+    r = runCli(args(out, ["--resume"]));
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`^cao2 distill: error: ${run}: corrupt run settings \\(not JSON: .*\\); the run cannot be checked or continued: start it again in a new --out \\(or delete ${out}\\)\\n$`));
+    assert.ok(!existsSync(join(out, "manifest.json")), "nothing that looks complete");
+  });
+
   test("cao2 figure: before | after | amplified difference per image, from a --save-pre-refine run", () => {
     const out = join(dir, "fig");
     assert.equal(runCli(args(out, ["--save-pre-refine"])).status, 0);
@@ -221,11 +263,11 @@ describe("cao2 distill end to end (slow)", () => {
     bad(["--dit", join(dir, "missing.safetensors")], /DiT checkpoint not found: .*missing\.safetensors/);
     bad(["--dit", models[1]], /expected a DiT, but it holds a cao2 autoencoder model/);
     bad(["--classes", "12"], /--classes: no class '12'/);
-    bad(["--ipc", "0"], /--ipc must be a positive integer, got 0/);
+    bad(["--ipc", "0"], /--ipc must be in 1\.\.10000, got 0/);
     bad(["--bogus"], /unknown flag '--bogus'/);
     const file = join(dir, "a-file");
     writeFileSync(file, "x");
-    bad([], /cannot create the output folder|does not exist/, join(file, "out"));
+    bad([], new RegExp(`--out ${join(file, "out")}: ${file} is not a folder`), join(file, "out"));
     mkdirSync(join(dir, "taken"), { recursive: true });
     writeFileSync(join(dir, "taken", "x"), "");
     bad([], /already exists and is not empty: pass --resume/, join(dir, "taken"));

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { InputError } from "../../src/errors.js";
 import * as torch from "../../src/torch/index.js";
 import { chooseOpenblasCore } from "../../src/torch/native.js";
 
@@ -92,6 +93,7 @@ test("noGrad disables recording and restores the previous mode", () => {
 
 test("cuda devices are refused with a clear message when libtorch has no CUDA", () => {
   if (torch.cudaDeviceCount() > 0) return;
-  assert.throws(() => torch.checkDevice("cuda:0"), /no CUDA support/);
-  assert.throws(() => torch.checkDevice("tpu"), /unknown device 'tpu'/);
+  assert.deepEqual(torch.availableDevices(), ["cpu"]);
+  assert.throws(() => torch.checkDevice("cuda:0"), (e: unknown) => e instanceof InputError && /^device cuda:0: this libtorch has no CUDA support or sees no GPU \(available: cpu;/.test(e.message));
+  assert.throws(() => torch.checkDevice("tpu", "--device"), (e: unknown) => e instanceof InputError && /^--device 'tpu' is not a device: expected cpu, cuda or cuda:N \(available: cpu\)$/.test(e.message));
 });

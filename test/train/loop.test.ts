@@ -1,12 +1,15 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { InputError } from "../../src/errors.js";
+import { SafetensorsFile, saveSafetensors } from "../../src/io/safetensors.js";
 import { Linear } from "../../src/models/layers.js";
 import { Model, Store, VarBuilder } from "../../src/models/module.js";
 import * as torch from "../../src/torch/index.js";
 import { trainLoop, type LoopOptions } from "../../src/train/loop.js";
+import { Progress } from "../../src/util/progress.js";
 
 class Tiny extends Model {
   readonly fc: Linear;
@@ -73,4 +76,51 @@ test("an existing checkpoint is not overwritten without --resume, and settings m
   const b = setup();
   assert.throws(() => trainLoop(b.parts, b.step, opts(d, 10, false)), /already exists: pass --resume/);
   assert.throws(() => trainLoop(b.parts, b.step, { ...opts(d, 10, true), config: { lr: 0.1 } }), /different settings \(lr: 0.05 -> 0.1\)/);
+});
+
+/** A Progress whose lines are collected. */
+function recorder() {
+  const lines: string[] = [];
+  const stream = { write: (s: string) => lines.push(s) > 0, isTTY: false } as unknown as NodeJS.WriteStream;
+  return { progress: new Progress({ stream }), lines };
+}
+
+test("--resume without a checkpoint starts the run and says so; with one it continues and says from where", () => {
+  const d = mkdtempSync(join(tmpdir(), "cao2-loop-"));
+  const a = setup();
+  const first = recorder();
+  trainLoop(a.parts, a.step, { ...opts(d, 5, true), progress: first.progress });
+  assert.ok(first.lines.some((l) => l.includes(`nothing to resume (no ${join(d, "state.safetensors")}): starting a new run`)), first.lines.join(""));
+  const b = setup();
+  const second = recorder();
+  trainLoop(b.parts, b.step, { ...opts(d, 8, true), progress: second.progress });
+  assert.ok(second.lines.some((l) => l.includes("resumed at step 5")), second.lines.join(""));
+});
+
+test("a corrupt training log or checkpoint metadata on --resume is one input error naming the file and the way out", () => {
+  const d = mkdtempSync(join(tmpdir(), "cao2-loop-"));
+  const a = setup();
+  trainLoop(a.parts, a.step, opts(d, 5, false));
+  const log = join(d, "log.jsonl");
+  const good = readFileSync(log, "utf8");
+  writeFileSync(log, good + '{"step": 6, "loss"\n');
+  const b = setup();
+  assert.throws(
+    () => trainLoop(b.parts, b.step, opts(d, 10, true)),
+    (e: unknown) => e instanceof InputError && e.message.startsWith(`${log}: corrupt training log (not JSON: `) && e.message.endsWith("); delete it or its broken lines to resume (the checkpoint holds the training state)"),
+  );
+  writeFileSync(log, good);
+  const state = join(d, "state.safetensors");
+  const f = SafetensorsFile.open(state);
+  const tensors = new Map(f.keys().map((k) => [k, f.get(k)]));
+  const metadata = f.metadata;
+  f.close();
+  saveSafetensors(state, tensors, { ...metadata, optimizer: '{"paramGroups": [' });
+  const c = setup();
+  assert.throws(
+    () => trainLoop(c.parts, c.step, opts(d, 10, true)),
+    (e: unknown) => e instanceof InputError && e.message.startsWith(`${state} (metadata 'optimizer'): corrupt training checkpoint (not JSON: `) && e.message.endsWith("); delete it to start the run again (or restore it from a copy)"),
+  );
+  saveSafetensors(state, tensors, { ...metadata, step: "five" });
+  assert.throws(() => trainLoop(c.parts, c.step, opts(d, 10, true)), (e: unknown) => e instanceof InputError && e.message.includes(`${state}: corrupt training checkpoint (step 'five' is not a step count)`));
 });

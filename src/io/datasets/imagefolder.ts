@@ -7,7 +7,7 @@
 // read (a FIFO or a link to /dev/zero named *.png is refused, never opened for reading); a file larger than an image
 // within the pixel limit can be is refused from its size; and the images together, as one tensor, stay within
 // --max-tensor-bytes.
-import { createHash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import { existsSync, readdirSync, statSync, type Stats } from "node:fs";
 import { extname, join, relative } from "node:path";
 import { InputError } from "../../errors.js";
@@ -127,6 +127,26 @@ function resolveClasses(root: string, o: ImageFolderOptions): { classes: string[
 }
 
 /**
+ * An image file's bytes: a regular file no larger than an image within the pixel limit can need (8 bytes a pixel,
+ * 16-bit RGBA stored uncompressed, and room for metadata).
+ */
+const readImageFile = (file: string) => readRegularFile(file, 8 * readLimits().maxImagePixels + 2 ** 20, "--max-image-pixels");
+
+/** One file's part of source.sha256: its path relative to the root, a NUL byte, its bytes. */
+const hashEntry = (hash: Hash, root: string, file: string, bytes: Uint8Array) => hash.update(relative(root, file)).update("\0").update(bytes);
+
+/**
+ * The digest loadImageFolder records as source.sha256 (same files, same order), without decoding the images: what
+ * tells whether an evaluation record trained on this folder.
+ */
+export function imageFolderDigest(root: string, o: Pick<ImageFolderOptions, "classes" | "classFile"> = {}): string {
+  if (!existsSync(root) || !statSync(root).isDirectory()) throw new InputError(`${root}: no such folder`);
+  const hash = createHash("sha256");
+  for (const cls of resolveClasses(root, o).classes) for (const file of listImages(join(root, cls))) hashEntry(hash, root, file, readImageFile(file));
+  return hash.digest("hex");
+}
+
+/**
  * Loads every image into one [N, C, H, W] uint8 tensor, labels = class positions. source.sha256 hashes, for each
  * file in load order, its path relative to the root, a NUL byte and its bytes.
  */
@@ -138,10 +158,7 @@ export function loadImageFolder(root: string, o: ImageFolderOptions = {}): Datas
   if (size && size[0] * size[1] > readLimits().maxImagePixels) throw new InputError(`image size ${size.join("x")} is over the ${readLimits().maxImagePixels}-pixel limit (--max-image-pixels)`);
 
   const hash = createHash("sha256");
-  const { maxTensorBytes, maxImagePixels } = readLimits();
-  // The largest file an image within the pixel limit needs: 8 bytes a pixel (16-bit RGBA stored uncompressed) and
-  // room for metadata.
-  const maxFileBytes = 8 * maxImagePixels + 2 ** 20;
+  const { maxTensorBytes } = readLimits();
   // Each image as CHW bytes with its own channel count (1 or 3); the common count is known only at the end.
   const items: { chw: Uint8Array; channels: 1 | 3 }[] = [];
   const labels: number[] = [];
@@ -152,8 +169,8 @@ export function loadImageFolder(root: string, o: ImageFolderOptions = {}): Datas
     const files = listImages(join(root, cls));
     if (files.length === 0) throw new InputError(`${join(root, cls)}: class folder has no images (${IMAGE_EXTENSIONS.join(", ")})`);
     for (const file of files) {
-      const bytes = readRegularFile(file, maxFileBytes, "--max-image-pixels");
-      hash.update(relative(root, file)).update("\0").update(bytes);
+      const bytes = readImageFile(file);
+      hashEntry(hash, root, file, bytes);
       const raw = decodeImage(bytes, file);
       const channels = o.channels ?? (raw.channels <= 2 ? 1 : 3);
       const img = convertChannels(raw, channels);

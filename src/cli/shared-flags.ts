@@ -1,0 +1,27 @@
+// Flags and bounds several commands share, with one definition each so their checks cannot drift apart.
+import { checkDevice } from "../torch/index.js";
+import type { FlagSpec } from "./args.js";
+
+/** Checked when the flags are parsed, before any work: a CUDA device this libtorch cannot use is one line naming
+ * what was asked and what is available (exit code 2). */
+export const deviceFlag = {
+  type: "string",
+  help: "cpu or cuda:N",
+  default: "cpu",
+  check: (value: string, flag: string) => checkDevice(value, flag),
+} as const satisfies FlagSpec;
+
+export const threadsFlag = { type: "int", help: "CPU threads for libtorch", defaultText: "all cores, or CAO2_THREADS", min: 1, max: 1024 } as const satisfies FlagSpec;
+
+/** Seeds: non-negative integers (the parser already refuses any that a JS number does not hold exactly). */
+export const seedFlag = (help: string) => ({ type: "int", help, default: 0, min: 0 }) as const satisfies FlagSpec;
+
+// Upper bounds that stop a typo from asking for days of work or more memory than any machine has.
+/** Images per class: no real class of the supported data sets has more (ImageNet-1k ~1,300, Fashion-MNIST 6,000). */
+export const MAX_PER_CLASS = 10_000;
+/** Images per model call or training batch. */
+export const MAX_BATCH = 65_536;
+/** Sampling steps: the respaced schedule keeps at most the 1,000 training timesteps. */
+export const MAX_STEPS = 1000;
+/** Epochs of a training run. */
+export const MAX_EPOCHS = 100_000;
