@@ -27,10 +27,10 @@ function stubs(name: string, withSudo: boolean): string {
 }
 
 /** setup.sh with only the stand-ins on PATH, as user `uid`; the calls they recorded. */
-function setup(uid: number, bin: string) {
+function setup(uid: number, bin: string, extra: string[] = []) {
   const log = join(dir, `${bin.split("/").pop()}-${uid}.log`);
   writeFileSync(log, "");
-  const r = spawnSync("/bin/sh", [SETUP], { encoding: "utf8", env: { PATH: bin, FAKE_UID: String(uid), LOG: log } });
+  const r = spawnSync("/bin/sh", [SETUP, ...extra], { encoding: "utf8", env: { PATH: bin, FAKE_UID: String(uid), LOG: log } });
   return { ...r, calls: readFileSync(log, "utf8").trim().split("\n").filter(Boolean) };
 }
 
@@ -48,6 +48,12 @@ test("as a user with sudo: apt-get through sudo", () => {
   assert.deepEqual(r.calls, ["sudo DEBIAN_FRONTEND=noninteractive", "apt-get update (DEBIAN_FRONTEND=noninteractive)", "sudo DEBIAN_FRONTEND=noninteractive", INSTALL]);
 });
 
+test("packages given as arguments are installed with the others (CI adds chromium)", () => {
+  const r = setup(0, stubs("extra-bin", false), ["chromium"]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(r.calls, ["apt-get update (DEBIAN_FRONTEND=noninteractive)", INSTALL.replace(" make (", " make chromium (")]);
+});
+
 test("as a user without sudo: one line saying what is needed, exit 2, nothing run", () => {
   const r = setup(1000, stubs("bare-bin", false));
   assert.equal(r.status, 2);
@@ -57,5 +63,5 @@ test("as a user without sudo: one line saying what is needed, exit 2, nothing ru
 
 test("the README's set-up and CI both use tools/setup.sh", () => {
   assert.match(readFileSync(join(ROOT, "README.md"), "utf8"), /\ntools\/setup\.sh && npm ci\n/);
-  assert.match(readFileSync(join(ROOT, ".ci", "run"), "utf8"), /\ntools\/setup\.sh\n/);
+  assert.match(readFileSync(join(ROOT, ".ci", "run"), "utf8"), /\ntools\/setup\.sh chromium +#[^\n]*\n/);
 });
