@@ -5,6 +5,7 @@ const BENCHES: Record<string, () => Promise<{ run(args: string[]): Promise<void>
   train: () => import("./train.js"),
   memory: () => import("./memory.js"),
   checkpoint: () => import("./checkpoint-load.js"),
+  report: () => import("./report.js"),
 };
 
 const [name, ...args] = process.argv.slice(2);

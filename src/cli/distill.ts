@@ -14,6 +14,7 @@ import { formatDuration, Progress } from "../util/progress.js";
 import { type FlagSpec, type FlagSpecs, parseCommand, UsageError } from "./args.js";
 import { checkOutputFolder } from "./outputs.js";
 import { deviceFlag, MAX_BATCH, MAX_PER_CLASS, MAX_STEPS, seedFlag, threadsFlag } from "./shared-flags.js";
+import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
 
 export const summary = "Distil a data set with CaO2 (pool -> select -> refine -> write)";
 
@@ -58,6 +59,7 @@ const FLAGS = {
   "save-latents": { type: "boolean", help: "Also write pool, selected and refined latents (.cao2/latents)", default: false },
   "latent-size": { type: "int", help: "Latent size for DiT checkpoints that do not record it (32 for 256x256)", min: 1, max: 1024 },
   "scaling-factor": { type: "number", help: "Latent scaling factor for autoencoders without cao2 metadata", default: 0.18215, min: 0, exclusiveMin: true },
+  ...READ_LIMIT_FLAGS,
 } satisfies FlagSpecs;
 
 /** Resolves --classes against a preset's class list (labels, label ranges, ids or names). */
@@ -80,6 +82,7 @@ export function pickClasses<C extends ClassSpec>(all: C[], wanted: string[] | un
 export async function run(argv: string[]): Promise<number> {
   const a = parseCommand(argv, "cao2 distill [flags]", `${summary}. With no flags: the embedded Fashion-MNIST default at IPC 10.`, FLAGS);
   if (!a) return 0;
+  applyReadLimits(a);
   const preset = a.preset as PresetName;
   const compat = a.compat as Compat;
   const d = recipeDefaults(preset, compat);
@@ -161,7 +164,8 @@ export async function run(argv: string[]): Promise<number> {
   process.stdout.write(
     `distilled ${classes.length} classes x ${a.ipc} images into ${resolve(out)} in ${formatDuration((performance.now() - started) / 1000)}\n` +
       `manifest: ${resolve(manifest)}\n` +
-      `evaluate: cao2 evaluate --data ${out} --test ${testSpec} --protocol hard --arch convnet3\n`,
+      `evaluate: cao2 evaluate --data ${out} --test ${testSpec} --protocol hard --arch convnet3 --json ${out}-hard-convnet3.json\n` +
+      `report:   cao2 report ${out}${a.savePreRefine ? "" : "   (distil with --save-pre-refine to see each image before refinement)"}\n`,
   );
   return 0;
 }

@@ -12,11 +12,13 @@ import { formatMeanStd, sha256File } from "../evaluate/record.js";
 import { type RepeatRecord, runEvaluation } from "../evaluate/run.js";
 import { STUDENT_ARCHS, type StudentArch } from "../evaluate/students.js";
 import { loadTeacher } from "../evaluate/teacher.js";
+import { isDistillRun } from "../report/read-run.js";
 import { fashionMnistPart, indicesByClass } from "../io/datasets/index.js";
 import * as torch from "../torch/index.js";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { isRecord, readStateJson } from "../util/state-file.js";
 import { Progress } from "../util/progress.js";
+import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
 
 export const summary = "Train students on a distilled set (hard- or soft-label protocol); test top-1 mean ± std";
 
@@ -42,6 +44,7 @@ const FLAGS = {
   resume: { type: "boolean", help: "Continue the evaluation saved next to --json (needs --json; its finished repeats are kept), or start it if there is none; other settings are refused", default: false },
   device: deviceFlag,
   threads: threadsFlag,
+  ...READ_LIMIT_FLAGS,
 } satisfies FlagSpecs;
 
 const USAGE = "cao2 evaluate --data <folder|fashion-mnist> [--test fashion-mnist|<folder>] [--protocol hard|soft] [--arch ...] [--teacher <file>] [flags]";
@@ -49,6 +52,7 @@ const USAGE = "cao2 evaluate --data <folder|fashion-mnist> [--test fashion-mnist
 export async function run(argv: string[]): Promise<number> {
   const a = parseCommand(argv, USAGE, summary, FLAGS);
   if (!a) return 0;
+  applyReadLimits(a);
   if (!a.data) throw new UsageError("--data is required: the training set to evaluate (an ImageFolder, or fashion-mnist)");
   const protocol = a.protocol as (typeof PROTOCOLS)[number];
   if (protocol === "soft" && !a.teacher) throw new UsageError("the soft protocol needs --teacher <state dict>");
@@ -134,5 +138,9 @@ export async function run(argv: string[]): Promise<number> {
     `${protocol}-label ${settings.arch}, ${a.repeats} repeat(s): best top-1 ${formatMeanStd(s.best)}%, final ${formatMeanStd(s.final)}% (sample std)` +
       `${a.json ? `; record: ${a.json}` : ""}\n`,
   );
+  if (a.json) {
+    const report = isDistillRun(a.data) ? `cao2 report ${a.data} --eval ${a.json}` : `cao2 report --eval ${a.json} --out ${a.json.replace(/\.json$/i, "")}-report.html`;
+    process.stdout.write(`report: ${report}\n`);
+  }
   return 0;
 }

@@ -11,6 +11,7 @@ import { type FlagSpecs, parseCommand, UsageError } from "./args.js";
 import { checkOutputFile } from "./outputs.js";
 import { pickClasses } from "./distill.js";
 import { grid } from "./sample.js";
+import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
 
 export const summary = "Figure 4 of the paper: selected images before and after refinement and their amplified difference";
 
@@ -21,6 +22,7 @@ const FLAGS = {
   amplify: { type: "number", help: "Factor on the absolute difference", default: 10, min: 0, exclusiveMin: true },
   scale: { type: "int", help: "Nearest-neighbour enlargement of every image", default: 3, min: 1, max: 64 },
   out: { type: "string", help: "PNG to write" },
+  ...READ_LIMIT_FLAGS,
 } satisfies FlagSpecs;
 
 interface ManifestClass {
@@ -39,6 +41,7 @@ function readPng(path: string, what: string): Tensor {
 export async function run(argv: string[]): Promise<number> {
   const a = parseCommand(argv, "cao2 figure --run <distilled folder> --out <png> [--classes 0-3] [--per-class 2] [--amplify 10]", summary, FLAGS);
   if (!a) return 0;
+  applyReadLimits(a);
   if (!a.run) throw new UsageError("--run is required: a folder written by cao2 distill --save-pre-refine");
   if (!a.out) throw new UsageError("--out is required: the PNG to write");
   checkOutputFile("--out", a.out);

@@ -19,6 +19,7 @@ const COMMANDS: Record<string, [summary: string, load: () => Promise<Command>]> 
   sample: ["Generate class-conditional samples (PNG grid) and score them with a selector", () => import("./sample.js")],
   accuracy: ["Top-1 accuracy of a classifier on a labelled data set (optionally on autoencoder reconstructions)", () => import("./accuracy.js")],
   figure: ["Figure 4 of the paper: selected images before and after refinement and their amplified difference", () => import("./figure.js")],
+  report: ["An HTML report of a distillation run and its evaluation records (opens offline in a browser)", () => import("./report.js")],
   train: ["Train the small models of the embedded default (classifier, autoencoder, DiT)", () => import("./train.js")],
 };
 

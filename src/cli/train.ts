@@ -1,8 +1,8 @@
-// `cao2 train <classifier|autoencoder|dit>`: the recipes that train the embedded models. Every run is resumable
-// (checkpoint every N steps and on Ctrl-C; `--resume` continues), logs JSONL losses and validates on a held-out
-// part of the training split.
+// `cao2 train <classifier|autoencoder|dit|minimax>`: the recipes that train the embedded models, and the Minimax
+// fine-tune of a DiT (docs/minimax.md). Every run is resumable (checkpoint every N steps and on Ctrl-C; `--resume`
+// continues), logs JSONL losses and validates on a held-out part of the training split.
 import { mkdirSync } from "node:fs";
-import { loadDataSpec, sampleRandomPerClass } from "../io/datasets/index.js";
+import { type ImageFolderOptions, loadDataSpec, sampleRandomPerClass } from "../io/datasets/index.js";
 import { deriveSeed } from "../util/seed.js";
 import { setNumThreads } from "../torch/index.js";
 import { installInterruptHandler } from "../util/interrupt.js";
@@ -12,14 +12,17 @@ import { loadSavedModel } from "../models/saved.js";
 import { AUTOENCODER_DEFAULTS, PERCEPTUAL_WEIGHT, trainAutoencoder } from "../train/autoencoder.js";
 import { CLASSIFIER_DEFAULTS, trainClassifier } from "../train/classifier.js";
 import { DIT_DEFAULTS, trainDiT } from "../train/dit.js";
+import { imageSize, MINIMAX_DEFAULTS, trainMinimax } from "../train/minimax.js";
+import { loadAutoencoder, loadDiT } from "../distill/models.js";
 import type { TrainingRun } from "../train/loop.js";
 import { STUDENT_ARCHS, type StudentArch } from "../evaluate/students.js";
 import { type FlagSpecs, type Parsed, parseCommand, UsageError } from "./args.js";
 import { checkOutputFolder } from "./outputs.js";
 import { deviceFlag, MAX_BATCH, MAX_EPOCHS, seedFlag, threadsFlag } from "./shared-flags.js";
 import { assetPath } from "../util/assets.js";
+import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
 
-export const summary = "Train the small models of the embedded default (classifier, autoencoder, DiT)";
+export const summary = "Train the small models of the embedded default (classifier, autoencoder, DiT) or fine-tune a DiT (Minimax)";
 
 const COMMON = {
   data: { type: "string", help: "Training data: fashion-mnist or an ImageFolder path", default: "fashion-mnist" },
@@ -32,6 +35,7 @@ const COMMON = {
   "checkpoint-every": { type: "int", help: "Steps between checkpoints", min: 1 },
   "max-per-class": { type: "int", help: "Use at most this many training images per class (quick runs, CI)", min: 1 },
   "val-per-class": { type: "int", help: "Validation images per class held out of the training split", defaultText: "recipe's (500 classifier, 200 others)", min: 1 },
+  ...READ_LIMIT_FLAGS,
 } satisfies FlagSpecs;
 
 const CLASSIFIER = {
@@ -66,12 +70,26 @@ const DIT = {
   heads: { type: "int", help: "Attention heads", default: DIT_DEFAULTS.numHeads, min: 1, max: 1024 },
 } satisfies FlagSpecs;
 
+const MINIMAX = {
+  init: { type: "string", help: "The DiT to fine-tune (cao2 file, official DiT .pt, diffusers safetensors, Minimax checkpoint)", defaultText: "the shipped assets/fashion-mnist/dit.safetensors" },
+  autoencoder: { type: "string", help: "The autoencoder of the DiT's latents (cao2 file or diffusers/SD VAE safetensors)", defaultText: "the shipped assets/fashion-mnist/autoencoder.safetensors" },
+  "scaling-factor": { type: "number", help: "Latent scaling factor for an autoencoder without cao2 metadata", defaultText: "0.18215 (SD)", min: 0, exclusiveMin: true },
+  "latent-size": { type: "int", help: "Latent size for DiT checkpoints that do not record it (32 for 256x256)", min: 1, max: 1024 },
+  "total-steps": { type: "int", help: "Length of the run (constant learning rate; the model is written at the end)", default: MINIMAX_DEFAULTS.steps, min: 1 },
+  "batch-size": { type: "int", help: "Batch size", default: MINIMAX_DEFAULTS.batchSize, min: 1, max: MAX_BATCH },
+  lr: { type: "number", help: "AdamW learning rate (constant)", default: MINIMAX_DEFAULTS.lr, min: 0, exclusiveMin: true },
+  "lambda-pos": { type: "number", help: "Weight of the representativeness term", default: MINIMAX_DEFAULTS.lambdaPos, min: 0 },
+  "lambda-neg": { type: "number", help: "Weight of the diversity term", default: MINIMAX_DEFAULTS.lambdaNeg, min: 0 },
+  "memory-size": { type: "int", help: "Real latents and pseudo embeddings kept per class", default: MINIMAX_DEFAULTS.memorySize, min: 1, max: MAX_BATCH },
+  flip: { type: "boolean", help: "Random horizontal flip of the real images", default: MINIMAX_DEFAULTS.flip },
+} satisfies FlagSpecs;
+
 type Common = Parsed<typeof COMMON>;
 
 /** What every recipe's run gets from the common flags; the data is the whole training split, or a seeded per-class
  * subset of it. */
-function trainingRun(c: Common, progress: Progress): TrainingRun {
-  const ds = loadDataSpec(c.data, "train");
+function trainingRun(c: Common, progress: Progress, folder: ImageFolderOptions = {}): TrainingRun {
+  const ds = loadDataSpec(c.data, "train", folder);
   const data = c.maxPerClass === undefined ? ds : sampleRandomPerClass(ds, c.maxPerClass, deriveSeed(c.seed, "subset")).dataset;
   return { data, outDir: c.out!, resume: c.resume, steps: c.steps, device: c.device, progress };
 }
@@ -98,6 +116,7 @@ function recipe<S extends FlagSpecs>(own: S, help: string, train: (a: Parsed<typ
       const a = parseCommand(argv, usage, help, flags);
       if (!a) return undefined;
       const c = a as unknown as Common; // COMMON is part of every recipe's flags (not provable for a generic S)
+      applyReadLimits(c);
       if (!c.out) throw new UsageError("--out is required (the run folder)");
       if (c.steps === 0 && !("init" in a && a.init)) throw new UsageError("--steps 0 trains nothing: give at least 1 (0 is for --init, to keep that model's weights under a new run)");
       if (c.threads !== undefined) setNumThreads(c.threads);
@@ -158,6 +177,29 @@ const RECIPES: Record<string, Recipe> = {
       },
     );
     return `validation eps MSE (EMA) ${res.valLoss.toFixed(5)}\nmodel: ${res.modelPath}`;
+  }),
+  minimax: recipe(MINIMAX, "Fine-tune a DiT with the Minimax criterion (DiffFit parameters, docs/minimax.md)", (a, progress) => {
+    const o = { device: a.device, latentSize: a.latentSize, scalingFactor: a.scalingFactor };
+    const { autoencoder, scalingFactor } = loadAutoencoder(a.autoencoder ?? assetPath("fashion-mnist/autoencoder.safetensors"), o);
+    // A plain DiT gets the Minimax layout with its gammas at 1; a Minimax checkpoint keeps its own.
+    const init = a.init ?? assetPath("fashion-mnist/dit.safetensors");
+    const model = loadDiT(init, { ...o, minimaxGammas: true });
+    // An ImageFolder is read at the model's image size (resized, not cropped).
+    const res = trainMinimax(
+      { ...trainingRun(a, progress, { size: imageSize(model, autoencoder) }), model, init, autoencoder, scalingFactor },
+      {
+        ...MINIMAX_DEFAULTS,
+        steps: a.totalSteps,
+        batchSize: a.batchSize,
+        lr: a.lr,
+        lambdaPos: a.lambdaPos,
+        lambdaNeg: a.lambdaNeg,
+        memorySize: a.memorySize,
+        flip: a.flip,
+        ...commonSettings(a, MINIMAX_DEFAULTS),
+      },
+    );
+    return `validation eps MSE (EMA) ${res.valLoss.toFixed(5)}\nmodel (EMA weights): ${res.modelPath}`;
   }),
 };
 

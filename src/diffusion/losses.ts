@@ -72,6 +72,9 @@ export interface TrainingLosses {
   loss: Tensor;
   mse: Tensor;
   vb?: Tensor;
+  /** The noised input x_t the model saw, and its eps prediction (the first C output channels, not detached). */
+  xt: Tensor;
+  eps: Tensor;
 }
 
 /**
@@ -104,6 +107,6 @@ export function trainingLosses(
       if (o.rescaleVb) vb = torch.mul(vb, diffusion.numTimesteps / 1000);
     }
     const mse = meanFlat(torch.square(torch.sub(noise, eps)));
-    return vb ? { loss: torch.add(mse, vb), mse, vb } : { loss: mse, mse };
+    return vb ? { loss: torch.add(mse, vb), mse, vb, xt, eps } : { loss: mse, mse, xt, eps };
   });
 }

@@ -167,10 +167,11 @@ export function distillClass(m: LoadedModels, o: DistillOptions, c: ClassSpec, l
   const condLabel = o.condition === "true" ? c.modelIndex : dit.config.numClasses;
   const sched: RefineSchedule = { alphasCumprod: diffusion.tables.alphasCumprod, timestepMap: diffusion.timestepMap };
   const draws = { ...seededRefineDraws(seed, o.tMax), ...extras.draws };
+  const noiseRows = authors ? selection.selected.map((p, i) => draws.noiseRow(i, p)) : undefined;
   const noise = keep(
     tidy(() =>
       authors
-        ? bankRows(authors.bank, selection.selected.map((p, i) => draws.noiseRow(i, p))).to(o.device)
+        ? bankRows(authors.bank, noiseRows!).to(o.device)
         : randnRows(selection.selected.map((i) => deriveSeed(seed, "refine-noise", i)), latentShape, o.device),
     ),
   );
@@ -232,6 +233,7 @@ export function distillClass(m: LoadedModels, o: DistillOptions, c: ClassSpec, l
       el2n: cands[poolIndex].el2n,
       lossBefore: lossBefore[i],
       lossAfter: lossAfter[i],
+      noiseRow: noiseRows?.[i],
       refinedPrediction: after[i].prediction,
       refinedConfidence: after[i].confidence,
     })),

@@ -37,6 +37,8 @@ export interface ImageRecord {
   /** Refinement objective averaged over t in 1..T^ with the image's fixed noise (NaN without refinement). */
   lossBefore: number;
   lossAfter: number;
+  /** `--compat authors`: the noise bank row of the image's refinement noise. */
+  noiseRow?: number;
   /** Selector's view of the final image. */
   refinedPrediction: number;
   refinedConfidence: number;

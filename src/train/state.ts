@@ -1,7 +1,7 @@
 // Resumable training state in one safetensors file: model weights ("model.<key>"), EMA weights ("ema.<key>"),
-// optimiser tensors ("optim.<param index>.<name>"), generator states ("rng.<name>"), and everything else (step,
-// optimiser scalars and hyperparameters, recipe settings) as JSON in the metadata. Written atomically, so a crash
-// or Ctrl-C during a save leaves the previous checkpoint intact.
+// optimiser tensors ("optim.<param index>.<name>"), generator states ("rng.<name>"), a recipe's own tensors
+// ("extra.<key>"), and everything else (step, optimiser scalars and hyperparameters, recipe settings) as JSON in the
+// metadata. Written atomically, so a crash or Ctrl-C during a save leaves the previous checkpoint intact.
 import { existsSync } from "node:fs";
 import { SafetensorsFile, saveSafetensors } from "../io/safetensors.js";
 import type { Model } from "../models/module.js";
@@ -14,6 +14,8 @@ export interface TrainingParts {
   ema?: Model;
   optimizer: Optimizer<{ lr: number }>;
   generators?: Record<string, Generator>;
+  /** Recipe state held in tensors (e.g. the Minimax class memories), saved as "extra.<key>". */
+  extraTensors?: { stateDict(): Map<string, Tensor>; loadStateDict(sd: Map<string, Tensor>): void };
 }
 
 export interface SavedInfo {
@@ -28,6 +30,7 @@ export function saveTrainingState(path: string, parts: TrainingParts, info: Save
   const tensors = new Map<string, Tensor>();
   for (const [k, v] of parts.model.stateDict()) tensors.set(`model.${k}`, v);
   if (parts.ema) for (const [k, v] of parts.ema.stateDict()) tensors.set(`ema.${k}`, v);
+  if (parts.extraTensors) for (const [k, v] of parts.extraTensors.stateDict()) tensors.set(`extra.${k}`, v);
   const sd = parts.optimizer.stateDict();
   const scalars: Record<string, Record<string, number>> = {};
   for (const [id, st] of Object.entries(sd.state)) {
@@ -82,6 +85,7 @@ export function loadTrainingState(path: string, parts: TrainingParts, expectConf
   const pick = (prefix: string) => new Map([...all].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
   parts.model.loadStateDict(pick("model."));
   if (parts.ema) parts.ema.loadStateDict(pick("ema."));
+  parts.extraTensors?.loadStateDict(pick("extra."));
   const opt = json<{ paramGroups: OptimizerState<{ lr: number }>["paramGroups"]; scalars: Record<string, Record<string, number>> }>("optimizer", m.optimizer);
   if (!Array.isArray(opt.paramGroups) || !isRecord(opt.scalars)) throw corruptState(path, meta, "optimizer state is not what cao2 writes");
   const state: OptimizerState<{ lr: number }>["state"] = {};

@@ -24,6 +24,7 @@ const STRAY: Record<string, string[]> = {
   sample: ["stray"],
   accuracy: ["stray"],
   figure: ["stray"],
+  report: ["run", "stray"],
   "train classifier": ["stray", "--out", "run"],
   "train autoencoder": ["stray", "--out", "run"],
   "train dit": ["stray", "--out", "run"],
@@ -55,6 +56,7 @@ const MISSING_FOLDER: Record<string, string[]> = {
   sample: ["--out", "nope/grid.png"],
   accuracy: ["--model", "selector.safetensors", "--json", "nope/acc.json"],
   figure: ["--run", "run", "--out", "nope/figure.png"],
+  report: ["run", "--out", "nope/report.html"],
 };
 
 test("an output in a missing folder is refused before any work starts (exit 2, the flag and folder named)", async () => {

@@ -125,6 +125,7 @@ describe("--compat authors against the released control flow (slow)", () => {
           const selected = record.items.map((it) => it.poolIndex);
           assert.deepEqual(selected, cm.selected, `class ${cm.label}: selection`);
           assert.equal(record.filled, Math.max(0, meta.ipc - cm.correct));
+          assert.deepEqual(record.items.map((it) => it.noiseRow), cm.noiseRows, "the manifest records the bank rows");
           const refined = saved.get("refined")!;
         const expected = ref.get(`refined_${key}`)!;
         assertClose(refined, expected, 1e-5, `class ${cm.label} refined latents`);

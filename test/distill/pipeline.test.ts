@@ -61,7 +61,8 @@ test("paper mode: refinement sees original timesteps map[t] without label dropou
   const m = models();
   const calls = spyRefinement(m);
   const o = options("paper");
-  distillClass(m, o, o.classes[1], { out: mkdtempSync(join(tmpdir(), "cao2-pipe-")) });
+  const record = distillClass(m, o, o.classes[1], { out: mkdtempSync(join(tmpdir(), "cao2-pipe-")) });
+  assert.ok(record.items.every((it) => it.noiseRow === undefined), "no bank rows in paper mode");
   assert.equal(calls.length, o.refineIters);
   const map = [0, 250, 500, 749, 999]; // respaced 5-step schedule
   for (const c of calls) {

@@ -5,6 +5,8 @@
 //
 //   node tools/results/table.mjs                     # run what is missing, then rewrite the table
 //   node tools/results/table.mjs --render            # only rewrite the table from the records
+//   node tools/results/table.mjs --report            # docs/results/report.html from the records (cao2 report:
+//       # every row, column and IPC; accuracy vs IPC per training set, accuracy curves per repeat); runs nothing
 //   node tools/results/table.mjs --dry-run           # list the commands still to run
 //   node tools/results/table.mjs --ipc 10 --cols hard-convnet3   # a part of it
 //   node tools/results/table.mjs --ipc 1 --rows dit,select --cols soft-resnet18 --seeds 1,2,3,4
@@ -164,12 +166,22 @@ function writeTable() {
   renameSync(`${path}.tmp`, path);
 }
 
-function main(argv) {
-  const opt = { render: false, dry: false, ipcs: IPCS, cols: COLS.map((c) => c.id), rows: ROWS.map((r) => r.id), seeds: [0] };
+/** The results table as a cao2 report (needs a build: npm run build). */
+async function writeResultsReport(out = "docs/results/report.html") {
+  const { writeReport } = await import("../../dist/src/report/report.js");
+  const evals = [];
+  for (const col of COLS) for (const row of ROWS) for (const ipc of [1, 10, 50]) if (existsSync(recordPath(row, col, ipc))) evals.push({ path: recordPath(row, col, ipc), label: row.name });
+  const r = writeReport({ evals, out, title: "cao2 results: Fashion-MNIST, five training sets, three protocols, IPC 1/10/50" });
+  console.log(`wrote ${r.out} (${(r.htmlBytes / 2 ** 20).toFixed(2)} MB) from ${evals.length} of ${ROWS.length * COLS.length * 3} records`);
+}
+
+async function main(argv) {
+  const opt = { render: false, report: false, dry: false, ipcs: IPCS, cols: COLS.map((c) => c.id), rows: ROWS.map((r) => r.id), seeds: [0] };
   for (let k = 0; k < argv.length; k++) {
     const a = argv[k];
     const list = () => (argv[++k] ?? "").split(",").filter(Boolean);
     if (a === "--render") opt.render = true;
+    else if (a === "--report") opt.report = true;
     else if (a === "--dry-run") opt.dry = true;
     else if (a === "--ipc") opt.ipcs = list().map(Number);
     else if (a === "--cols") opt.cols = list();
@@ -191,6 +203,7 @@ function main(argv) {
     process.stderr.write("table: --seeds takes non-negative integers, e.g. 1,2,3,4\n");
     process.exit(2);
   }
+  if (opt.report) return writeResultsReport();
   const [rows, cols] = [ROWS.filter((r) => opt.rows.includes(r.id)), COLS.filter((c) => opt.cols.includes(c.id))];
   const table = opt.seeds.length === 1 && opt.seeds[0] === 0;
   if (!opt.render) {
@@ -203,4 +216,4 @@ function main(argv) {
   else console.log(seedSummary(rows, cols, opt.ipcs, [...new Set([0, ...opt.seeds])]));
 }
 
-main(process.argv.slice(2));
+await main(process.argv.slice(2));

@@ -88,7 +88,9 @@ function render() {
     const [, name, protocol, reps] = /^(.*)\.(hard|plain)-r(\d+)\.json$/.exec(f);
     const rec = JSON.parse(readFileSync(join(RECORDS, f), "utf8"));
     const row = cells.get(name) ?? { name, ipc: Number(/(\d+)(?:-|$)/.exec(name.replace(/^minimax-/, "").replace(/^[a-z]+/, ""))?.[1]) };
-    row[protocol] = `[${rec.summary.best.mean.toFixed(2)} ± ${rec.summary.best.std.toFixed(2)}](validation/${f}) (${reps})`;
+    const b = rec.summary.best;
+    // One repeat has no spread to show.
+    row[protocol] = `[${b.mean.toFixed(2)}${reps === "1" ? "" : ` ± ${b.std.toFixed(2)}`}](validation/${f}) (${reps})`;
     cells.set(name, row);
   }
   const out = [];
