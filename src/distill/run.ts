@@ -6,14 +6,14 @@ import { dirname, join, resolve } from "node:path";
 import { InputError } from "../errors.js";
 import { checkDevice, fromArray, type Generator, torchVersion } from "../torch/index.js";
 import { writeJsonAtomic } from "../util/atomic.js";
-import { isRecord, readStateJson } from "../util/state-file.js";
+import { corruptState, isRecord, readStateJson } from "../util/state-file.js";
 import { checkInterrupt } from "../util/interrupt.js";
 import type { Progress } from "../util/progress.js";
 import { packageVersion } from "../util/version.js";
 import { loadModels, type LoadedModels, type ModelOverrides } from "./models.js";
 import { authorsRun, distillClass, type DistillOptions } from "./pipeline.js";
 import { classFolder, type Condition, type PresetName } from "./presets.js";
-import { type ClassRecord, readClassRecord, readStreamState, type RunLayout, stateDir, writeClassList } from "./write.js";
+import { type ClassRecord, readClassRecord, readStreamState, type RunLayout, stateDir, streamPath, writeClassList } from "./write.js";
 
 export interface DistillConfig extends Omit<DistillOptions, "condition"> {
   preset: PresetName;
@@ -118,6 +118,9 @@ function resumeStream(layout: RunLayout, label: number, stream: Generator): void
   const state = fromArray(bytes, [bytes.length], { dtype: "uint8" });
   try {
     stream.setState(state);
+  } catch (e) {
+    const file = { what: `random stream saved after class ${label}`, recover: "--compat authors cannot resume this run: start it again in a new --out" };
+    throw corruptState(streamPath(layout, label), file, (e as Error).message.split("\n")[0]);
   } finally {
     state.dispose();
   }

@@ -25,7 +25,7 @@ export interface RunLayout {
 
 export const stateDir = (l: RunLayout) => join(l.out, ".cao2");
 const recordPath = (l: RunLayout, label: number) => join(stateDir(l), "classes", `${label}.json`);
-const streamPath = (l: RunLayout, label: number) => join(stateDir(l), "classes", `${label}.stream`);
+export const streamPath = (l: RunLayout, label: number) => join(stateDir(l), "classes", `${label}.stream`);
 
 export interface ImageRecord {
   file: string;

@@ -36,22 +36,18 @@ function setup(uid: number, bin: string, extra: string[] = []) {
 
 const INSTALL = "apt-get install -y --no-install-recommends libtorch-dev libopenblas-dev python3 python3-torch python3-torchvision dataset-fashion-mnist g++ make (DEBIAN_FRONTEND=noninteractive)";
 
-test("as root: apt-get directly, sudo never called (even where it exists)", () => {
-  const r = setup(0, stubs("root-bin", true));
+test("as root: apt-get directly, sudo never called (even where it exists); extra packages as arguments", () => {
+  const bin = stubs("root-bin", true);
+  const r = setup(0, bin);
   assert.equal(r.status, 0, r.stderr);
   assert.deepEqual(r.calls, ["apt-get update (DEBIAN_FRONTEND=noninteractive)", INSTALL]);
+  assert.deepEqual(setup(0, bin, ["chromium"]).calls[1], INSTALL.replace(" (", " chromium ("));
 });
 
 test("as a user with sudo: apt-get through sudo", () => {
   const r = setup(1000, stubs("user-bin", true));
   assert.equal(r.status, 0, r.stderr);
   assert.deepEqual(r.calls, ["sudo DEBIAN_FRONTEND=noninteractive", "apt-get update (DEBIAN_FRONTEND=noninteractive)", "sudo DEBIAN_FRONTEND=noninteractive", INSTALL]);
-});
-
-test("packages given as arguments are installed with the others (CI adds chromium)", () => {
-  const r = setup(0, stubs("extra-bin", false), ["chromium"]);
-  assert.equal(r.status, 0, r.stderr);
-  assert.deepEqual(r.calls, ["apt-get update (DEBIAN_FRONTEND=noninteractive)", INSTALL.replace(" make (", " make chromium (")]);
 });
 
 test("as a user without sudo: one line saying what is needed, exit 2, nothing run", () => {
@@ -63,5 +59,5 @@ test("as a user without sudo: one line saying what is needed, exit 2, nothing ru
 
 test("the README's set-up and CI both use tools/setup.sh", () => {
   assert.match(readFileSync(join(ROOT, "README.md"), "utf8"), /\ntools\/setup\.sh && npm ci\n/);
-  assert.match(readFileSync(join(ROOT, ".ci", "run"), "utf8"), /\ntools\/setup\.sh chromium +#[^\n]*\n/);
+  assert.match(readFileSync(join(ROOT, ".ci", "run"), "utf8"), /\ntools\/setup\.sh\b/);
 });
