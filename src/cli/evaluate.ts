@@ -41,7 +41,7 @@ const FLAGS = {
   repeats: { type: "int", help: "Repeats (fresh student, seed derived from --seed and the repeat)", default: 3, min: 1, max: 1000 },
   seed: seedFlag("Run seed"),
   json: { type: "string", help: "Write the JSON record here (atomically); progress is kept in <json>.partial.json after each repeat", defaultText: "none" },
-  resume: { type: "boolean", help: "Continue the evaluation saved next to --json (its finished repeats are kept), or start it if there is none; other settings are refused", default: false },
+  resume: { type: "boolean", help: "Continue the evaluation saved next to --json (needs --json; its finished repeats are kept), or start it if there is none; other settings are refused", default: false },
   device: deviceFlag,
   threads: threadsFlag,
   ...READ_LIMIT_FLAGS,

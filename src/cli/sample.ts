@@ -29,7 +29,7 @@ const FLAGS = {
   "per-class": { type: "int", help: "Samples per class", default: 8, min: 1, max: MAX_PER_CLASS },
   cfg: { type: "number", help: "Classifier-free guidance scale (1 = no guidance)", default: 2.7, min: 1 },
   "guide-channels": { type: "string", help: "Channels guided by CFG", choices: ["3", "all"], default: "3" },
-  steps: { type: "int", help: "Sampling steps", default: 50, min: 1, max: MAX_STEPS },
+  steps: { type: "int", help: "Sampling steps", default: 50, min: 2, max: MAX_STEPS },
   seed: seedFlag("Seed"),
   out: { type: "string", help: "PNG grid to write (rows = classes; at most 16 columns shown)" },
   json: { type: "string", help: "Write the scores as JSON here" },

@@ -27,7 +27,7 @@ export const summary = "Train the small models of the embedded default (classifi
 const COMMON = {
   data: { type: "string", help: "Training data: fashion-mnist or an ImageFolder path", default: "fashion-mnist" },
   out: { type: "string", help: "Run folder (checkpoint, log, final model)" },
-  resume: { type: "boolean", help: "Continue the run in --out from its last checkpoint", default: false },
+  resume: { type: "boolean", help: "Continue the run in --out from its last checkpoint (other settings are refused), or start it if there is none", default: false },
   steps: { type: "int", help: "Stop after this many steps (default: the recipe's full length; 0 only with --init: the init's weights as this run's model)", min: 0 },
   seed: seedFlag("Seed of initialisation, data order, augmentation and the split"),
   device: deviceFlag,

@@ -6,7 +6,7 @@ import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { InputError } from "../errors.js";
 import { checkDevice, fromArray, type Generator, torchVersion } from "../torch/index.js";
 import { writeJsonAtomic } from "../util/atomic.js";
-import { isRecord, readStateJson } from "../util/state-file.js";
+import { corruptState, isRecord, readStateJson } from "../util/state-file.js";
 import { checkInterrupt } from "../util/interrupt.js";
 import type { Progress } from "../util/progress.js";
 import { packageVersion } from "../util/version.js";
@@ -14,7 +14,7 @@ import { chooseCondition, type ConditionChoice } from "./condition.js";
 import { loadModels, type LoadedModels, type ModelOverrides } from "./models.js";
 import { authorsRun, distillClass, type DistillOptions, ORDERS } from "./pipeline.js";
 import { classFolder, type Condition, type PresetName, presetClasses } from "./presets.js";
-import { type ClassRecord, readClassRecord, readStreamState, runFile, type RunLayout, runLayout, writeClassList } from "./write.js";
+import { type ClassRecord, readClassRecord, readStreamState, runFile, type RunLayout, runLayout, streamPath, writeClassList } from "./write.js";
 
 export interface DistillConfig extends Omit<DistillOptions, "condition"> {
   preset: PresetName;
@@ -143,6 +143,9 @@ function resumeStream(layout: RunLayout, label: number, stream: Generator): void
   const state = fromArray(bytes, [bytes.length], { dtype: "uint8" });
   try {
     stream.setState(state);
+  } catch (e) {
+    const file = { what: `random stream saved after class ${label}`, recover: "--compat authors cannot resume this run: start it again in a new --out" };
+    throw corruptState(streamPath(layout, label), file, (e as Error).message.split("\n")[0]);
   } finally {
     state.dispose();
   }

@@ -57,7 +57,7 @@ export function finishedStateDir(out: string, recorded: string | undefined): str
 }
 
 const recordPath = (l: RunLayout, label: number) => join(l.state, "classes", `${label}.json`);
-const streamPath = (l: RunLayout, label: number) => join(l.state, "classes", `${label}.stream`);
+export const streamPath = (l: RunLayout, label: number) => join(l.state, "classes", `${label}.stream`);
 
 export interface ImageRecord {
   file: string;

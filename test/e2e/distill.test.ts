@@ -259,6 +259,13 @@ describe("cao2 distill end to end (slow)", () => {
     assert.equal(lost.status, 2, lost.stderr);
     assert.match(lost.stderr, /class 0 is finished but its random stream was not saved/);
     assert.ok(!existsSync(join(out, "manifest.json")));
+    // A stream file that is not a generator's state: one line naming it (was a raw libtorch error).
+    const stream = join(`${out}.cao2`, "classes", "0.stream");
+    writeFileSync(stream, "not a generator state");
+    const corrupt = runCli(args(out, [...flags, "--resume"]));
+    assert.equal(corrupt.status, 2, corrupt.stderr);
+    assert.match(corrupt.stderr, new RegExp(`\\ncao2 distill: error: ${stream}: corrupt random stream saved after class 0 \\([^\\n]+\\); --compat authors cannot resume this run: start it again in a new --out\\n$`));
+    assert.ok(!existsSync(join(out, "manifest.json")));
   });
 
   test("--resume starts a run where there is none and says so; continues one that is there; refuses a folder that holds no run", () => {
