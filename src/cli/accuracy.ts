@@ -12,6 +12,7 @@ import { writeJsonAtomic } from "../util/atomic.js";
 import { type FlagSpecs, parseCommand, UsageError } from "./args.js";
 import { checkOutputFile } from "./outputs.js";
 import { deviceFlag, MAX_BATCH, threadsFlag } from "./shared-flags.js";
+import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
 
 export const summary = "Top-1 accuracy of a classifier on a labelled data set (optionally on autoencoder reconstructions)";
 
@@ -23,6 +24,7 @@ const FLAGS = {
   json: { type: "string", help: "Write the result as JSON here (atomically)" },
   device: deviceFlag,
   threads: threadsFlag,
+  ...READ_LIMIT_FLAGS,
 } satisfies FlagSpecs;
 
 interface Tally {
@@ -36,6 +38,7 @@ const overall = (t: Tally) => t.correct.reduce((a, b) => a + b, 0) / t.total.red
 export async function run(argv: string[]): Promise<number> {
   const a = parseCommand(argv, "cao2 accuracy --model <classifier> [--data fashion-mnist:test|<folder>] [--autoencoder <file>]", summary, FLAGS);
   if (!a) return 0;
+  applyReadLimits(a);
   checkOutputFile("--json", a.json);
   if (!a.model) throw new UsageError("--model is required: the classifier to measure");
   if (a.threads !== undefined) setNumThreads(a.threads);

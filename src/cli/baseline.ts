@@ -5,6 +5,7 @@ import { checkOutputFolder } from "./outputs.js";
 import { MAX_PER_CLASS, seedFlag } from "./shared-flags.js";
 import { writeRandomReal } from "../evaluate/random-real.js";
 import { loadDataSpec } from "../io/datasets/index.js";
+import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
 
 export const summary = "Write a baseline training set: random-real = IPC random real images per class (ImageFolder of PNGs)";
 
@@ -13,6 +14,7 @@ const FLAGS = {
   ipc: { type: "int", help: "Images per class", min: 1, max: MAX_PER_CLASS },
   seed: seedFlag("Selection seed"),
   out: { type: "string", help: "Output folder (must not exist or be empty; written atomically)" },
+  ...READ_LIMIT_FLAGS,
 } satisfies FlagSpecs;
 
 const KINDS = ["random-real"];
@@ -20,6 +22,7 @@ const KINDS = ["random-real"];
 export async function run(argv: string[]): Promise<number> {
   const a = parseCommand(argv, "cao2 baseline random-real --ipc N --out <folder> [--data fashion-mnist|<folder>] [--seed S]", summary, FLAGS, 1);
   if (!a) return 0;
+  applyReadLimits(a);
   const [kind] = a._;
   if (!kind) throw new UsageError(`name the baseline: ${KINDS.join(", ")} (see --help)`);
   if (!KINDS.includes(kind)) throw new UsageError(`unknown baseline '${kind}' (known: ${KINDS.join(", ")})`);

@@ -8,6 +8,7 @@ import { saveSafetensors } from "../io/safetensors.js";
 import type { DType } from "../torch/index.js";
 import { type FlagSpecs, parseCommand, UsageError } from "./args.js";
 import { checkOutputFile } from "./outputs.js";
+import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
 
 export const summary = "Rewrite a checkpoint as safetensors, optionally in float16/bfloat16/float32";
 
@@ -17,11 +18,13 @@ const FLAGS = {
   dtype: { type: "string", help: "Dtype of the floating-point tensors (integer buffers keep theirs)", choices: DTYPES, default: "keep" },
   unwrap: { type: "string", help: "Where the state dict is in a torch.save archive: auto (the top level, else 'ema', else the one wrapper entry), none, or an entry name", default: "auto" },
   force: { type: "boolean", help: "Overwrite <out> if it exists", default: false },
+  ...READ_LIMIT_FLAGS,
 } satisfies FlagSpecs;
 
 export async function run(argv: string[]): Promise<number> {
   const a = parseCommand(argv, "cao2 convert <checkpoint> <out.safetensors> [--dtype float16]", summary, FLAGS, 2);
   if (!a) return 0;
+  applyReadLimits(a);
   if (a._.length !== 2) throw new UsageError("expected two paths: the checkpoint to read and the safetensors file to write");
   const [input, output] = a._;
   if (resolve(input) === resolve(output)) throw new UsageError("<out> must differ from the input (the file is written next to it, then renamed)");

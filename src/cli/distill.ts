@@ -3,9 +3,11 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { InputError } from "../errors.js";
+import type { ConditionChoice } from "../distill/condition.js";
 import { runDistill } from "../distill/run.js";
+import { ORDERS, type StageOrder } from "../distill/pipeline.js";
 import { NORMS, type NormKind } from "../distill/refine.js";
-import { type ClassSpec, type Compat, type Condition, PRESETS, type PresetName, presetClasses, recipeDefaults } from "../distill/presets.js";
+import { type ClassSpec, type Compat, type Condition, defaultTMax, PRESETS, type PresetName, presetClasses, recipeDefaults } from "../distill/presets.js";
 import { STRATEGIES, type Strategy } from "../distill/select.js";
 import { getNumThreads, setNumThreads } from "../torch/index.js";
 import { assetPath } from "../util/assets.js";
@@ -14,6 +16,7 @@ import { formatDuration, Progress } from "../util/progress.js";
 import { type FlagSpec, type FlagSpecs, parseCommand, UsageError } from "./args.js";
 import { checkOutputFolder } from "./outputs.js";
 import { deviceFlag, MAX_BATCH, MAX_PER_CLASS, MAX_STEPS, seedFlag, threadsFlag } from "./shared-flags.js";
+import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
 
 export const summary = "Distil a data set with CaO2 (pool -> select -> refine -> write)";
 
@@ -42,22 +45,26 @@ const FLAGS = {
   lr: { type: "number", help: "Adam learning rate of refinement", defaultText: P, min: 0, exclusiveMin: true },
   lambda: { type: "number", help: "Weight of the p-norm term", defaultText: P, min: 0 },
   norm: { type: "string", help: "The p-norm of the regulariser", choices: NORMS, defaultText: P },
-  "t-max": { type: "int", help: "T^: refinement draws t from 1..T^ (indices of the respaced schedule; below --steps)", defaultText: P, min: 1, max: MAX_STEPS - 1 },
+  "t-max": { type: "int", help: "T^: refinement draws t from 1..T^ (indices of the respaced schedule; below --steps)", defaultText: "floor(steps/4) - 1, at least 1 (steps/8 for imagenet-100 with --compat authors)", min: 1, max: MAX_STEPS - 1 },
   "max-norm": { type: "number", help: "Optional bound eta on ||x' - x||_inf", min: 0, exclusiveMin: true },
-  condition: { type: "string", help: "Condition c^ of refinement: true label, null label, or auto (by selector accuracy)", choices: ["true", "null", "auto"], defaultText: P },
+  condition: { type: "string", help: "Condition c^ of refinement: true label, null label, or auto (by the selector's accuracy on held-out real images)", choices: ["true", "null", "auto"], defaultText: P },
+  "auto-threshold": { type: "number", help: "For --condition auto: the true label when the selector's top-1 reaches this, else the null label", defaultText: "0.9", min: 0, max: 1 },
+  order: { type: "string", help: "Stage order: select then refine (Algorithm 1), or refine the whole pool then select (the appendix's ablation)", choices: ORDERS, default: "select-refine" },
   cfg: { type: "number", help: "Classifier-free guidance scale of the pool (1 = no guidance)", defaultText: P, min: 1 },
   "guide-channels": { type: "string", help: "Channels guided by CFG: 3 (the DiT reference) or all", choices: ["3", "all"], default: "3" },
   steps: { type: "int", help: "Sampling steps (respaced DDPM)", defaultText: P, min: 2, max: MAX_STEPS },
   seed: seedFlag("Run seed (every draw derives from it, per class and candidate)"),
-  out: { type: "string", help: "Output ImageFolder", defaultText: "distilled/<preset>-ipc<N>" },
+  out: { type: "string", help: "Output ImageFolder (class folders, classes.txt and manifest.json only)", defaultText: "distilled/<preset>-ipc<N>" },
+  state: { type: "string", help: "Folder for the run's state (resume records, --save-pre-refine, --save-latents), outside --out", defaultText: "<out>.cao2 beside --out" },
   resume: { type: "boolean", help: "Continue the run in --out (finished classes are kept; other settings are refused), or start it if there is none", default: false },
   device: deviceFlag,
   threads: threadsFlag,
   "batch-size": { type: "int", help: "Most images per model call (memory bound; the pool's random draws follow the batches, so a run is reproduced with the same value)", default: 64, min: 1, max: MAX_BATCH },
-  "save-pre-refine": { type: "boolean", help: "Also write the selected images before refinement (.cao2/pre-refine)", default: false },
-  "save-latents": { type: "boolean", help: "Also write pool, selected and refined latents (.cao2/latents)", default: false },
+  "save-pre-refine": { type: "boolean", help: "Also write the selected images before refinement (<state>/pre-refine)", default: false },
+  "save-latents": { type: "boolean", help: "Also write pool, selected and refined latents (<state>/latents)", default: false },
   "latent-size": { type: "int", help: "Latent size for DiT checkpoints that do not record it (32 for 256x256)", min: 1, max: 1024 },
   "scaling-factor": { type: "number", help: "Latent scaling factor for autoencoders without cao2 metadata", default: 0.18215, min: 0, exclusiveMin: true },
+  ...READ_LIMIT_FLAGS,
 } satisfies FlagSpecs;
 
 /** Resolves --classes against a preset's class list (labels, label ranges, ids or names). */
@@ -77,9 +84,18 @@ export function pickClasses<C extends ClassSpec>(all: C[], wanted: string[] | un
   return out.sort((a, b) => a.label - b.label);
 }
 
+/** One line on how condition "auto" chose c^, for the log. */
+function describeAuto(c: ConditionChoice): string {
+  const label = `${c.chosen} label`;
+  if (c.accuracy === undefined) return `condition auto: ${label} (note: ${c.note})`;
+  const measured = `selector top-1 ${(c.accuracy * 100).toFixed(2)}% on ${c.images === undefined ? c.source : `${c.source} (${c.images} held-out images)`}`;
+  return `condition auto: ${measured} ${c.chosen === "true" ? ">=" : "<"} ${c.threshold}: ${label}${c.note ? ` (note: ${c.note})` : ""}`;
+}
+
 export async function run(argv: string[]): Promise<number> {
   const a = parseCommand(argv, "cao2 distill [flags]", `${summary}. With no flags: the embedded Fashion-MNIST default at IPC 10.`, FLAGS);
   if (!a) return 0;
+  applyReadLimits(a);
   const preset = a.preset as PresetName;
   const compat = a.compat as Compat;
   const d = recipeDefaults(preset, compat);
@@ -96,16 +112,20 @@ export async function run(argv: string[]): Promise<number> {
   };
   if (a.threads !== undefined) setNumThreads(a.threads);
   const steps = a.steps ?? d.steps;
+  const condition = (a.condition as Condition | undefined) ?? d.condition;
+  if (a.given.has("auto-threshold") && condition !== "auto") throw new UsageError(`--auto-threshold applies to --condition auto only (the condition is ${condition})`);
   const all = presetClasses(preset);
   const classes = pickClasses(all, a.classes);
   const out = a.out ?? `distilled/${preset}-ipc${a.ipc}`;
   // The default output lives under ./distilled/, which a newcomer's first run has to create; a given --out must
   // have its parent already (a typo should not create folders).
   checkOutputFolder("--out", out, { createParents: a.out === undefined });
+  if (a.state !== undefined) checkOutputFolder("--state", a.state);
   if (a.out === undefined) mkdirSync(dirname(out), { recursive: true });
   installInterruptHandler();
   const progress = new Progress({ unit: "steps" });
   const started = performance.now();
+  let state = "";
   const manifest = await runDistill(
     {
       preset,
@@ -121,10 +141,11 @@ export async function run(argv: string[]): Promise<number> {
       lr: a.lr ?? d.lr,
       lambda: a.lambda ?? d.lambda,
       norm: (a.norm as NormKind | undefined) ?? d.norm,
-      tMax: a.tMax ?? d.tMax,
+      tMax: a.tMax ?? defaultTMax(steps, d.tMaxDivisor),
       maxNorm: a.maxNorm,
-      condition: (a.condition as Condition | undefined) ?? d.condition,
-      autoConditionThreshold: d.autoConditionThreshold,
+      condition,
+      autoConditionThreshold: a.autoThreshold ?? d.autoConditionThreshold,
+      order: a.order as StageOrder,
       timestepMode: d.timestepMode,
       refineTrainMode: d.refineTrainMode,
       cfg: a.cfg ?? d.cfg,
@@ -137,6 +158,7 @@ export async function run(argv: string[]): Promise<number> {
       savePreRefine: a.savePreRefine,
       saveLatents: a.saveLatents,
       out,
+      state: a.state,
       models: { dit: model("dit", "dit.safetensors"), vae: model("vae", "autoencoder.safetensors"), selector: model("selector", "selector.safetensors") },
       modelOverrides: {
         latentSize: a.latentSize,
@@ -149,6 +171,8 @@ export async function run(argv: string[]): Promise<number> {
       presetCondition: d.condition === "auto" ? "true" : d.condition,
       progress,
       onEvent: (e) => {
+        if (e.type === "condition" && e.choice.requested === "auto") progress.log(describeAuto(e.choice));
+        if (e.type === "done") state = e.state;
         if (e.type === "started" && e.resumed) progress.log(`resuming the run in ${e.out}`);
         else if (e.type === "started" && a.resume) progress.log(`nothing to resume in ${e.out}: starting a new run`);
         if (e.type === "class-done") progress.log(`class ${e.label} (${e.name}) done: ${e.record.items.length} images, ${e.record.filled} filled in`);
@@ -161,6 +185,7 @@ export async function run(argv: string[]): Promise<number> {
   process.stdout.write(
     `distilled ${classes.length} classes x ${a.ipc} images into ${resolve(out)} in ${formatDuration((performance.now() - started) / 1000)}\n` +
       `manifest: ${resolve(manifest)}\n` +
+      `run state (resume records${a.savePreRefine ? ", pre-refinement images" : ""}${a.saveLatents ? ", latents" : ""}): ${state}\n` +
       `evaluate: cao2 evaluate --data ${out} --test ${testSpec} --protocol hard --arch convnet3 --json ${out}-hard-convnet3.json\n` +
       `report:   cao2 report ${out}${a.savePreRefine ? "" : "   (distil with --save-pre-refine to see each image before refinement)"}\n`,
   );

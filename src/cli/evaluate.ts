@@ -18,6 +18,7 @@ import * as torch from "../torch/index.js";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { isRecord, readStateJson } from "../util/state-file.js";
 import { Progress } from "../util/progress.js";
+import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
 
 export const summary = "Train students on a distilled set (hard- or soft-label protocol); test top-1 mean ± std";
 
@@ -40,9 +41,10 @@ const FLAGS = {
   repeats: { type: "int", help: "Repeats (fresh student, seed derived from --seed and the repeat)", default: 3, min: 1, max: 1000 },
   seed: seedFlag("Run seed"),
   json: { type: "string", help: "Write the JSON record here (atomically); progress is kept in <json>.partial.json after each repeat", defaultText: "none" },
-  resume: { type: "boolean", help: "Continue the evaluation saved next to --json (its finished repeats are kept), or start it if there is none; other settings are refused", default: false },
+  resume: { type: "boolean", help: "Continue the evaluation saved next to --json (needs --json; its finished repeats are kept), or start it if there is none; other settings are refused", default: false },
   device: deviceFlag,
   threads: threadsFlag,
+  ...READ_LIMIT_FLAGS,
 } satisfies FlagSpecs;
 
 const USAGE = "cao2 evaluate --data <folder|fashion-mnist> [--test fashion-mnist|<folder>] [--protocol hard|soft] [--arch ...] [--teacher <file>] [flags]";
@@ -50,6 +52,7 @@ const USAGE = "cao2 evaluate --data <folder|fashion-mnist> [--test fashion-mnist
 export async function run(argv: string[]): Promise<number> {
   const a = parseCommand(argv, USAGE, summary, FLAGS);
   if (!a) return 0;
+  applyReadLimits(a);
   if (!a.data) throw new UsageError("--data is required: the training set to evaluate (an ImageFolder, or fashion-mnist)");
   const protocol = a.protocol as (typeof PROTOCOLS)[number];
   if (protocol === "soft" && !a.teacher) throw new UsageError("the soft protocol needs --teacher <state dict>");

@@ -7,20 +7,23 @@ import { InputError } from "../errors.js";
 import { decodeImage, imageToTensor, tensorToPng } from "../io/image.js";
 import { cat, type Tensor, tidy } from "../torch/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
+import { finishedStateDir } from "../distill/write.js";
 import { type FlagSpecs, parseCommand, UsageError } from "./args.js";
 import { checkOutputFile } from "./outputs.js";
 import { pickClasses } from "./distill.js";
 import { grid } from "./sample.js";
+import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
 
 export const summary = "Figure 4 of the paper: selected images before and after refinement and their amplified difference";
 
 const FLAGS = {
-  run: { type: "string", help: "A distilled set written with --save-pre-refine (its folder)" },
+  run: { type: "string", help: "A distilled set written with --save-pre-refine (its folder; the images before refinement are read from the run's state folder, which its manifest names)" },
   classes: { type: "list", help: "Classes to show: labels, ranges (0-3), ids or names", defaultText: "the first 4" },
   "per-class": { type: "int", help: "Images per class", default: 2, min: 1, max: 100 },
   amplify: { type: "number", help: "Factor on the absolute difference", default: 10, min: 0, exclusiveMin: true },
   scale: { type: "int", help: "Nearest-neighbour enlargement of every image", default: 3, min: 1, max: 64 },
   out: { type: "string", help: "PNG to write" },
+  ...READ_LIMIT_FLAGS,
 } satisfies FlagSpecs;
 
 interface ManifestClass {
@@ -39,13 +42,15 @@ function readPng(path: string, what: string): Tensor {
 export async function run(argv: string[]): Promise<number> {
   const a = parseCommand(argv, "cao2 figure --run <distilled folder> --out <png> [--classes 0-3] [--per-class 2] [--amplify 10]", summary, FLAGS);
   if (!a) return 0;
+  applyReadLimits(a);
   if (!a.run) throw new UsageError("--run is required: a folder written by cao2 distill --save-pre-refine");
   if (!a.out) throw new UsageError("--out is required: the PNG to write");
   checkOutputFile("--out", a.out);
   const manifestPath = join(a.run, "manifest.json");
   if (!existsSync(manifestPath)) throw new InputError(`${a.run}: no manifest.json (not a finished cao2 distill output)`);
-  const manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as { classes: ManifestClass[]; config: { savePreRefine?: boolean } };
+  const manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as { classes: ManifestClass[]; config: { savePreRefine?: boolean; state?: string } };
   if (!manifest.config.savePreRefine) throw new InputError(`${a.run}: distilled without --save-pre-refine, so the images before refinement were not kept`);
+  const preRefine = join(finishedStateDir(a.run, manifest.config.state), "pre-refine");
   const classes = pickClasses(manifest.classes, a.classes ?? manifest.classes.slice(0, 4).map((c) => `${c.label}`));
   const k = a.perClass!;
   const triplets: Tensor[] = [];
@@ -55,7 +60,7 @@ export async function run(argv: string[]): Promise<number> {
     if (files.length < k) throw new InputError(`${dir}: has ${files.length} images, fewer than --per-class ${k}`);
     for (const f of files) {
       const after = readPng(join(dir, f), `class ${c.label} after refinement`);
-      const before = readPng(join(a.run, ".cao2", "pre-refine", c.folder, f), `class ${c.label} before refinement`);
+      const before = readPng(join(preRefine, c.folder, f), `class ${c.label} before refinement`);
       triplets.push(tidy(() => cat([before, after, after.sub(before).abs().mul(a.amplify!).clamp(0, 1)].map((t) => t.unsqueeze(0)))));
     }
   }

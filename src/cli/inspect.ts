@@ -22,11 +22,13 @@ export async function run(argv: string[]): Promise<number> {
   if (!args) return 0;
   if (args._.length !== 1) throw new UsageError("expected exactly one checkpoint path");
   const file = args._[0];
-  const ck = openCheckpoint(file, { unwrap: args.unwrap });
+  // Only metadata is read, so tensors over the memory limit are listed too (their element counts are still bounded).
+  const ck = openCheckpoint(file, { unwrap: args.unwrap, maxTensorBytes: Infinity });
   try {
     const rows = [...ck.tensors.values()].map((t) => ({ key: t.key, dtype: t.dtype, shape: [...t.shape], numel: t.numel }));
-    const totalValues = rows.reduce((a, r) => a + r.numel, 0);
-    const bytes = [...ck.tensors.values()].reduce((a, t) => a + t.numel * ITEM_SIZE[t.dtype], 0);
+    // Sums in BigInt: each count is below 2^53, their sum need not be.
+    const totalValues = Number(rows.reduce((a, r) => a + BigInt(r.numel), 0n));
+    const bytes = Number([...ck.tensors.values()].reduce((a, t) => a + BigInt(t.numel) * BigInt(ITEM_SIZE[t.dtype]), 0n));
     const architecture = guessArchitecture(new Map(rows.map((r) => [r.key, r.shape])));
     if (args.json) {
       const out = { file, format: ck.format, unwrapped: ck.unwrapped, strippedPrefix: ck.strippedPrefix, tensors: rows, totalValues, bytes, skipped: ck.skipped, metadata: ck.metadata, architecture };
@@ -37,7 +39,7 @@ export async function run(argv: string[]): Promise<number> {
     if (ck.unwrapped) how.push(`state dict from entry '${ck.unwrapped}'`);
     if (ck.strippedPrefix) how.push(`prefix '${ck.strippedPrefix}' removed`);
     const lines = [`${file}: ${how.join(", ")}`];
-    const w = Math.max(...rows.map((r) => r.key.length), 3);
+    const w = rows.reduce((m, r) => Math.max(m, r.key.length), 3);
     for (const r of rows) lines.push(`${r.key.padEnd(w)}  ${r.dtype.padEnd(8)}  [${r.shape.join(", ")}]  ${r.numel}`);
     lines.push(`${rows.length} tensors, ${totalValues.toLocaleString("en-US")} values, ${(bytes / 2 ** 20).toFixed(1)} MiB`);
     for (const s of ck.skipped) lines.push(`not loaded: ${s.key} (${s.kind})`);

@@ -15,6 +15,7 @@ import { Progress } from "../util/progress.js";
 import { type FlagSpecs, parseCommand, UsageError } from "./args.js";
 import { checkOutputFile } from "./outputs.js";
 import { deviceFlag, MAX_BATCH, MAX_PER_CLASS, MAX_STEPS, seedFlag, threadsFlag } from "./shared-flags.js";
+import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
 
 export const summary = "Generate class-conditional samples (PNG grid) and optionally score them with a selector";
 
@@ -28,7 +29,7 @@ const FLAGS = {
   "per-class": { type: "int", help: "Samples per class", default: 8, min: 1, max: MAX_PER_CLASS },
   cfg: { type: "number", help: "Classifier-free guidance scale (1 = no guidance)", default: 2.7, min: 1 },
   "guide-channels": { type: "string", help: "Channels guided by CFG", choices: ["3", "all"], default: "3" },
-  steps: { type: "int", help: "Sampling steps", default: 50, min: 1, max: MAX_STEPS },
+  steps: { type: "int", help: "Sampling steps", default: 50, min: 2, max: MAX_STEPS },
   seed: seedFlag("Seed"),
   out: { type: "string", help: "PNG grid to write (rows = classes; at most 16 columns shown)" },
   json: { type: "string", help: "Write the scores as JSON here" },
@@ -37,6 +38,7 @@ const FLAGS = {
   threads: threadsFlag,
   "latent-size": { type: "int", help: "Latent size for DiT checkpoints that do not record it", min: 1, max: 1024 },
   "scaling-factor": { type: "number", help: "Latent scaling factor for autoencoders without cao2 metadata", min: 0, exclusiveMin: true },
+  ...READ_LIMIT_FLAGS,
 } satisfies FlagSpecs;
 
 /** Images [N, C, H, W] in [0, 1] tiled into one [C, rows*(H+2), cols*(W+2)] image with a 1-pixel border. */
@@ -53,6 +55,7 @@ export function grid(images: Tensor, cols: number): Tensor {
 export async function run(argv: string[]): Promise<number> {
   const a = parseCommand(argv, "cao2 sample [flags]", summary, FLAGS);
   if (!a) return 0;
+  applyReadLimits(a);
   checkOutputFile("--out", a.out);
   checkOutputFile("--json", a.json);
   const preset = a.preset as PresetName;

@@ -20,13 +20,14 @@ import { type FlagSpecs, type Parsed, parseCommand, UsageError } from "./args.js
 import { checkOutputFolder } from "./outputs.js";
 import { deviceFlag, MAX_BATCH, MAX_EPOCHS, seedFlag, threadsFlag } from "./shared-flags.js";
 import { assetPath } from "../util/assets.js";
+import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
 
 export const summary = "Train the small models of the embedded default (classifier, autoencoder, DiT) or fine-tune a DiT (Minimax)";
 
 const COMMON = {
   data: { type: "string", help: "Training data: fashion-mnist or an ImageFolder path", default: "fashion-mnist" },
   out: { type: "string", help: "Run folder (checkpoint, log, final model)" },
-  resume: { type: "boolean", help: "Continue the run in --out from its last checkpoint", default: false },
+  resume: { type: "boolean", help: "Continue the run in --out from its last checkpoint (other settings are refused), or start it if there is none", default: false },
   steps: { type: "int", help: "Stop after this many steps (default: the recipe's full length; 0 only with --init: the init's weights as this run's model)", min: 0 },
   seed: seedFlag("Seed of initialisation, data order, augmentation and the split"),
   device: deviceFlag,
@@ -34,6 +35,7 @@ const COMMON = {
   "checkpoint-every": { type: "int", help: "Steps between checkpoints", min: 1 },
   "max-per-class": { type: "int", help: "Use at most this many training images per class (quick runs, CI)", min: 1 },
   "val-per-class": { type: "int", help: "Validation images per class held out of the training split", defaultText: "recipe's (500 classifier, 200 others)", min: 1 },
+  ...READ_LIMIT_FLAGS,
 } satisfies FlagSpecs;
 
 const CLASSIFIER = {
@@ -114,6 +116,7 @@ function recipe<S extends FlagSpecs>(own: S, help: string, train: (a: Parsed<typ
       const a = parseCommand(argv, usage, help, flags);
       if (!a) return undefined;
       const c = a as unknown as Common; // COMMON is part of every recipe's flags (not provable for a generic S)
+      applyReadLimits(c);
       if (!c.out) throw new UsageError("--out is required (the run folder)");
       if (c.steps === 0 && !("init" in a && a.init)) throw new UsageError("--steps 0 trains nothing: give at least 1 (0 is for --init, to keep that model's weights under a new run)");
       if (c.threads !== undefined) setNumThreads(c.threads);

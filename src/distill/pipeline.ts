@@ -4,10 +4,12 @@
 //   4   select: keep IPC of them by the strategy                                      (select.ts)
 //   5-9 refine: minimise the diffusion loss of each kept latent under c^ (Eq. 4)      (refine.ts)
 //       write:  decode, PNG ImageFolder, per-class record; the manifest when all are done (write.ts)
+// The appendix's stage-order ablation (Table 11, order "refine-select") refines the whole pool first (5-9), then
+// scores and selects the refined latents (3-4).
 // Every random draw comes from a generator seeded by the run seed and the class, so a class gives the same bytes
 // whether it runs first or last, alone or after a resume. The pool draws from one generator in the sampler's batch
-// order (as a PyTorch loop would, so it depends on the batch size); refinement draws per candidate, so its batching
-// does not matter.
+// order (as a PyTorch loop would, so it depends on the batch size); refinement draws per pool candidate, so neither
+// its batching nor the stage order changes what a candidate becomes.
 //
 // `--compat authors` draws as the released code does (docs/compat.md): one torch stream for the whole run, seeded
 // by the run seed, takes each class's pool latents, its sampler's draws (the whole pool as one batch) and its
@@ -23,8 +25,12 @@ import type { LoadedModels } from "./models.js";
 import type { ClassSpec, Compat } from "./presets.js";
 import { refineLatents, type NormKind, type RefineSchedule } from "./refine.js";
 import { decodeLatents, scoreImages, selectorFeatures } from "./score.js";
-import { resolveStrategy, scoreCandidates, selectCandidates, type FillRule, type Strategy } from "./select.js";
+import { type Candidate, resolveStrategy, scoreCandidates, type Selection, selectCandidates, type FillRule, type Strategy } from "./select.js";
 import { type ClassRecord, type RunLayout, writeClass } from "./write.js";
+
+export const ORDERS = ["select-refine", "refine-select"] as const;
+/** select-refine: Algorithm 1; refine-select: refine the whole pool, then select on the refined latents (Table 11). */
+export type StageOrder = (typeof ORDERS)[number];
 
 export interface DistillOptions {
   classes: ClassSpec[];
@@ -46,6 +52,7 @@ export interface DistillOptions {
   timestepMode: "original" | "index";
   refineTrainMode: boolean;
   compat: Compat;
+  order: StageOrder;
   cfg: number;
   guidedChannels: 3 | "all";
   steps: number;
@@ -112,6 +119,15 @@ export interface ClassExtras {
 
 const seconds = (t0: number) => (performance.now() - t0) / 1000;
 
+/** Refined latents of some pool candidates (a new tensor) with their objective before and after (NaN without refinement). */
+interface Refined {
+  latents: Tensor;
+  lossBefore: number[];
+  lossAfter: number[];
+  /** `--compat authors`: the noise bank row of each. */
+  noiseRows?: number[];
+}
+
 /** Runs one class through Algorithm 1 and writes its images and record. */
 export function distillClass(m: LoadedModels, o: DistillOptions, c: ClassSpec, layout: RunLayout, extras: ClassExtras = {}): ClassRecord {
   checkDevice(o.device);
@@ -122,85 +138,169 @@ export function distillClass(m: LoadedModels, o: DistillOptions, c: ClassSpec, l
   const latentShape = [dit.config.inChannels, dit.config.inputSize, dit.config.inputSize];
   const diffusion = GaussianDiffusion.create({ numTimesteps: 1000, respacing: o.steps });
   const n = o.ipc * o.poolFactor;
+  const stage = `class ${o.classes.indexOf(c) + 1}/${o.classes.length}`;
+  const condLabel = o.condition === "true" ? c.modelIndex : dit.config.numClasses;
   const times: ClassTimings = { pool_s: 0, select_s: 0, refine_s: 0, write_s: 0 };
+  const timed = <T>(key: keyof ClassTimings, work: () => T): T => {
+    const t0 = performance.now();
+    const out = work();
+    times[key] += seconds(t0);
+    return out;
+  };
+  const score = (latents: Tensor) => timed("select_s", () => scoreCandidates(scoreImages(m, latents, o), m.selector.config.numClasses, c.modelIndex));
+  const select = (view: Candidate[], latents: Tensor) =>
+    timed("select_s", () =>
+      selectCandidates(view, c.modelIndex, {
+        strategy: o.select,
+        ipc: o.ipc,
+        fill: o.fill,
+        autoIpcThreshold: o.autoIpcThreshold,
+        rankBy: authors ? "max" : "class",
+        random: randomSource(deriveSeed(seed, "select")),
+        features: resolveStrategy(o.select, o.ipc, o.autoIpcThreshold) === "representative" ? selectorFeatures(m, latents, o.batchSize) : undefined,
+      }),
+    );
+  const refine = (latents: Tensor, candidates: readonly number[]) =>
+    timed("refine_s", () => refineCandidates({ m, o, seed, condLabel, diffusion, extras, stage }, latents, candidates));
+  const rows = (t: Tensor, idx: readonly number[]) => keep(t.indexSelect(0, fromArray(BigInt64Array.from(idx, BigInt), [idx.length], { device: o.device })));
 
   // 2. pool
-  let t0 = performance.now();
   const model = { forward: dit.forward.bind(dit), forwardWithCfg: (x: Tensor, t: Tensor, y: Tensor, s: number) => dit.forwardWithCfg(x, t, y, s, { guidedChannels: o.guidedChannels }) };
   // The released code samples the whole pool as one batch; its draws follow that batch.
   const poolBatch = authors ? n : o.batchSize;
-  const batches = Math.ceil(n / poolBatch);
-  const k = `class ${o.classes.indexOf(c) + 1}/${o.classes.length}`;
-  progress?.stage(`${k} [pool]`, batches * o.steps);
-  const pool = keep(
-    sample(diffusion, model, new Array<number>(n).fill(c.modelIndex), latentShape, {
-      cfgScale: o.cfg,
-      nullClass: dit.config.numClasses,
-      generator: authors?.stream ?? new Generator(deriveSeed(seed, "pool")),
-      batchSize: poolBatch,
-      device: o.device,
-      onStep: () => progress?.tick(),
-    }),
+  progress?.stage(`${stage} [pool]`, Math.ceil(n / poolBatch) * o.steps);
+  const pool = timed("pool_s", () =>
+    keep(
+      sample(diffusion, model, new Array<number>(n).fill(c.modelIndex), latentShape, {
+        cfgScale: o.cfg,
+        nullClass: dit.config.numClasses,
+        generator: authors?.stream ?? new Generator(deriveSeed(seed, "pool")),
+        batchSize: poolBatch,
+        device: o.device,
+        onStep: () => progress?.tick(),
+      }),
+    ),
   );
-  times.pool_s = seconds(t0);
   checkInterrupt();
 
-  // 3-4. score and select
-  t0 = performance.now();
-  const probs = scoreImages(m, pool, o);
-  const cands = scoreCandidates(probs, m.selector.config.numClasses, c.modelIndex);
-  const selection = selectCandidates(cands, c.modelIndex, {
-    strategy: o.select,
-    ipc: o.ipc,
-    fill: o.fill,
-    autoIpcThreshold: o.autoIpcThreshold,
-    rankBy: authors ? "max" : "class",
-    random: randomSource(deriveSeed(seed, "select")),
-    features: resolveStrategy(o.select, o.ipc, o.autoIpcThreshold) === "representative" ? selectorFeatures(m, pool, o.batchSize) : undefined,
+  // 3. score: the selector's view of every candidate as sampled
+  const cands = score(pool);
+  let selection: Selection;
+  let refined: Refined;
+  /** With order refine-select: the selector's view of every refined candidate, which selection ranked. */
+  let refinedPool: Candidate[] | undefined;
+  if (o.order === "select-refine") {
+    // 4. select
+    selection = select(cands, pool);
+    checkInterrupt();
+    // 5-9. refine the selected
+    const chosen = rows(pool, selection.selected);
+    refined = refine(chosen, selection.selected);
+    chosen.dispose();
+  } else {
+    // Table 11's reverse order: 5-9. refine the whole pool, then 3-4. score and select the refined candidates
+    const all = refine(pool, Array.from({ length: n }, (_, i) => i));
+    checkInterrupt();
+    refinedPool = score(all.latents);
+    selection = select(refinedPool, all.latents);
+    const kept = selection.selected;
+    const pick = <T>(xs: readonly T[]) => kept.map((i) => xs[i]);
+    refined = { latents: rows(all.latents, kept), lossBefore: pick(all.lossBefore), lossAfter: pick(all.lossAfter), noiseRows: all.noiseRows && pick(all.noiseRows) };
+    all.latents.dispose();
+  }
+
+  // write
+  const t0 = performance.now();
+  const selected = rows(pool, selection.selected);
+  const images = decodeLatents(m, refined.latents);
+  const after = refinedPool ? selection.selected.map((i) => refinedPool[i]) : scoreCandidates(scoreImages(m, refined.latents, o), m.selector.config.numClasses, c.modelIndex);
+  const pre = o.savePreRefine ? decodeLatents(m, selected) : undefined;
+  const record = writeClass(layout, c, o.numClasses, {
+    images,
+    preRefine: pre,
+    latents: o.saveLatents ? { pool, selected, refined: refined.latents } : undefined,
+    stream: authors ? streamBytes(authors.stream) : undefined,
+    items: selection.selected.map((poolIndex, i) => ({
+      poolIndex,
+      prediction: cands[poolIndex].prediction,
+      confidence: cands[poolIndex].confidence,
+      el2n: cands[poolIndex].el2n,
+      lossBefore: refined.lossBefore[i],
+      lossAfter: refined.lossAfter[i],
+      noiseRow: refined.noiseRows?.[i],
+      refinedPrediction: after[i].prediction,
+      refinedConfidence: after[i].confidence,
+    })),
+    pool: cands.map((x) => ({ prediction: x.prediction, confidence: x.confidence })),
+    refinedPool: refinedPool?.map((x) => ({ prediction: x.prediction, confidence: x.confidence })),
+    strategy: selection.strategy,
+    filled: selection.filled,
+    condition: { kind: o.condition, label: condLabel },
+    // write_s covers decoding and scoring the final images; the file writes follow.
+    timings: { ...times, write_s: seconds(t0) },
   });
-  const chosen = keep(pool.indexSelect(0, fromArray(BigInt64Array.from(selection.selected, BigInt), [o.ipc], { device: o.device })));
-  times.select_s = seconds(t0);
-  checkInterrupt();
+  for (const t of [pool, selected, refined.latents, images, ...(pre ? [pre] : [])]) t.dispose();
+  return record;
+}
 
-  // 5-9. refine
-  t0 = performance.now();
-  const condLabel = o.condition === "true" ? c.modelIndex : dit.config.numClasses;
+interface RefineContext {
+  m: LoadedModels;
+  o: DistillOptions;
+  /** The class's seed. */
+  seed: number;
+  /** The label c^ given to the model. */
+  condLabel: number;
+  diffusion: GaussianDiffusion;
+  extras: ClassExtras;
+  /** The progress label of the class. */
+  stage: string;
+}
+
+/**
+ * Steps 5-9 for the given pool candidates (their latents in `latents`, in that order): one fixed noise per candidate
+ * (line 5), then Adam on Eq. 4 under the condition c^, in batches. Without iterations: a copy of the latents.
+ */
+function refineCandidates(ctx: RefineContext, latents: Tensor, candidates: readonly number[]): Refined {
+  const { m, o, seed, condLabel, diffusion } = ctx;
+  const { progress, authors } = ctx.extras;
+  const count = candidates.length;
+  const nan = new Array<number>(count).fill(NaN);
+  if (o.refineIters === 0) return { latents: keep(latents.clone()), lossBefore: nan, lossAfter: nan };
+  const dit = m.dit;
+  const latentShape = [dit.config.inChannels, dit.config.inputSize, dit.config.inputSize];
   const sched: RefineSchedule = { alphasCumprod: diffusion.tables.alphasCumprod, timestepMap: diffusion.timestepMap };
-  const draws = { ...seededRefineDraws(seed, o.tMax), ...extras.draws };
-  const noiseRows = authors ? selection.selected.map((p, i) => draws.noiseRow(i, p)) : undefined;
+  const draws = { ...seededRefineDraws(seed, o.tMax), ...ctx.extras.draws };
+  const noiseRows = authors ? candidates.map((p, i) => draws.noiseRow(i, p)) : undefined;
   const noise = keep(
     tidy(() =>
       authors
         ? bankRows(authors.bank, noiseRows!).to(o.device)
-        : randnRows(selection.selected.map((i) => deriveSeed(seed, "refine-noise", i)), latentShape, o.device),
+        : randnRows(candidates.map((i) => deriveSeed(seed, "refine-noise", i)), latentShape, o.device),
     ),
   );
   // Training mode's label dropout, decided up front in the order the released code's loop makes the draws (image
   // after image, each iteration one rand(1) < p), so that the refinement's batching cannot change them.
   const dropProb = dit.config.classDropoutProb;
   const labelDrops =
-    o.refineTrainMode && o.refineIters > 0 && dropProb > 0
-      ? keep(tidy(() => lt(rand([o.ipc, o.refineIters], { generator: authors?.stream ?? new Generator(deriveSeed(seed, "label-dropout")) }), dropProb).to(o.device)))
+    o.refineTrainMode && dropProb > 0
+      ? keep(tidy(() => lt(rand([count, o.refineIters], { generator: authors?.stream ?? new Generator(deriveSeed(seed, "label-dropout")) }), dropProb).to(o.device)))
       : undefined;
-  let refined = chosen;
-  let lossBefore: number[] = new Array<number>(o.ipc).fill(NaN);
-  let lossAfter = lossBefore;
-  if (o.refineIters > 0) {
-    progress?.stage(`${k} [refine]`, o.refineIters * Math.ceil(o.ipc / o.batchSize));
-    const parts: Tensor[] = [];
-    lossBefore = [];
-    lossAfter = [];
-    for (let lo = 0; lo < o.ipc; lo += o.batchSize) {
-      const k = Math.min(o.batchSize, o.ipc - lo);
+  progress?.stage(`${ctx.stage} [refine]`, o.refineIters * Math.ceil(count / o.batchSize));
+  const parts: Tensor[] = [];
+  const lossBefore: number[] = [];
+  const lossAfter: number[] = [];
+  try {
+    for (let lo = 0; lo < count; lo += o.batchSize) {
+      const b = Math.min(o.batchSize, count - lo);
       const r = refineLatents(
         (x, t, y, dropIds) => dit.forward(x, t, y, { forceDropIds: dropIds }),
         sched,
         {
-          latents: chosen.narrow(0, lo, k),
-          noise: noise.narrow(0, lo, k),
-          labels: fromArray(BigInt64Array.from({ length: k }, () => BigInt(condLabel)), [k], { device: o.device }),
-          timesteps: selection.selected.slice(lo, lo + k).map((p, i) => draws.timesteps(lo + i, p)),
-          labelDrops: labelDrops?.narrow(0, lo, k),
+          latents: latents.narrow(0, lo, b),
+          noise: noise.narrow(0, lo, b),
+          labels: fromArray(BigInt64Array.from({ length: b }, () => BigInt(condLabel)), [b], { device: o.device }),
+          timesteps: candidates.slice(lo, lo + b).map((p, i) => draws.timesteps(lo + i, p)),
+          labelDrops: labelDrops?.narrow(0, lo, b),
         },
         { iters: o.refineIters, lr: o.lr, lambda: o.lambda, norm: o.norm, tMax: o.tMax, maxNorm: o.maxNorm, timestepMode: o.timestepMode },
         () => progress?.tick(),
@@ -209,43 +309,12 @@ export function distillClass(m: LoadedModels, o: DistillOptions, c: ClassSpec, l
       lossBefore.push(...r.lossBefore);
       lossAfter.push(...r.lossAfter);
     }
-    refined = keep(tidy(() => cat(parts, 0)));
+    return { latents: keep(tidy(() => cat(parts, 0))), lossBefore, lossAfter, noiseRows };
+  } finally {
     for (const p of parts) p.dispose();
+    noise.dispose();
+    labelDrops?.dispose();
   }
-  labelDrops?.dispose();
-  times.refine_s = seconds(t0);
-
-  // write
-  t0 = performance.now();
-  const images = decodeLatents(m, refined);
-  const refinedProbs = scoreImages(m, refined, o);
-  const after = scoreCandidates(refinedProbs, m.selector.config.numClasses, c.modelIndex);
-  const pre = o.savePreRefine ? decodeLatents(m, chosen) : undefined;
-  const record = writeClass(layout, c, o.numClasses, {
-    images,
-    preRefine: pre,
-    latents: o.saveLatents ? { pool, selected: chosen, refined } : undefined,
-    stream: authors ? streamBytes(authors.stream) : undefined,
-    items: selection.selected.map((poolIndex, i) => ({
-      poolIndex,
-      prediction: cands[poolIndex].prediction,
-      confidence: cands[poolIndex].confidence,
-      el2n: cands[poolIndex].el2n,
-      lossBefore: lossBefore[i],
-      lossAfter: lossAfter[i],
-      noiseRow: noiseRows?.[i],
-      refinedPrediction: after[i].prediction,
-      refinedConfidence: after[i].confidence,
-    })),
-    pool: cands.map((x) => ({ prediction: x.prediction, confidence: x.confidence })),
-    strategy: selection.strategy,
-    filled: selection.filled,
-    condition: { kind: o.condition, label: condLabel },
-    // write_s covers decoding and scoring the final images; the file writes follow.
-    timings: { ...times, write_s: seconds(t0) },
-  });
-  for (const t of [pool, chosen, noise, images, ...(refined === chosen ? [] : [refined]), ...(pre ? [pre] : [])]) t.dispose();
-  return record;
 }
 
 function streamBytes(g: Generator): Uint8Array {

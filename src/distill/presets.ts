@@ -31,8 +31,8 @@ export interface RecipeDefaults {
   select: Strategy;
   condition: Condition;
   refineIters: number;
-  /** T^ as an inclusive index range 1..tMax of the respaced schedule. */
-  tMax: number;
+  /** T^ follows the schedule length S: t is drawn from 1..floor(S / tMaxDivisor) - 1 (see defaultTMax). */
+  tMaxDivisor: number;
   fill: FillRule;
   timestepMode: "original" | "index";
   /** Refinement with training mode's label dropout, as the released code. */
@@ -53,8 +53,8 @@ export const PAPER_DEFAULTS: RecipeDefaults = {
   select: "auto",
   condition: "auto",
   refineIters: 100,
-  // The released code draws k with randint(1, 12) for S = 50: 1..11, i.e. floor(S/4) - 1.
-  tMax: 11,
+  // The released code draws k from range(1, S // 4): 1..11 for S = 50.
+  tMaxDivisor: 4,
   fill: "random",
   timestepMode: "original",
   refineTrainMode: false,
@@ -70,8 +70,9 @@ export const PAPER_DEFAULTS: RecipeDefaults = {
 const AUTHORS: Partial<Record<PresetName, Partial<RecipeDefaults>>> = {
   imagewoof: { poolFactor: 4, condition: "null" },
   imagenette: { poolFactor: 2, condition: "true", refineIters: 0 },
-  // Its active main() refines under the null label (the true label is in the unused main_var()).
-  "imagenet-100": { poolFactor: 2, select: "least-confident", tMax: 5, condition: "null" },
+  // The ImageNet-100 script draws k from range(1, S // 8): 1..5 for S = 50. Its active main() refines under the null
+  // label (the true label is in the unused main_var()).
+  "imagenet-100": { poolFactor: 2, select: "least-confident", tMaxDivisor: 8, condition: "null" },
   "imagenet-1k": { poolFactor: 4, condition: "null" },
 };
 
@@ -83,6 +84,20 @@ const PAPER: Record<PresetName, Partial<RecipeDefaults>> = {
   "imagenet-100": { poolFactor: 2, condition: "true" },
   "imagenet-1k": { poolFactor: 4, condition: "null" },
 };
+
+/**
+ * The default T^ for an S-step schedule, the released code's range(1, S // divisor): 1..floor(S / divisor) - 1, at
+ * least 1 so that short schedules (S < 2 divisor) still refine at the smallest noise level.
+ */
+export function defaultTMax(steps: number, divisor: number): number {
+  return Math.max(1, Math.floor(steps / divisor) - 1);
+}
+
+/**
+ * Real images that every shipped model of a preset held out, by data-set name (io/datasets/spec.ts), on which
+ * condition "auto" measures the selector. Presets without any fall back to the accuracy recorded in the selector file.
+ */
+export const HELD_OUT: Partial<Record<PresetName, string>> = { "fashion-mnist": "fashion-mnist-val" };
 
 export function recipeDefaults(preset: PresetName, compat: Compat): RecipeDefaults {
   const base = { ...PAPER_DEFAULTS, ...PAPER[preset] };

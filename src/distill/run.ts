@@ -2,25 +2,28 @@
 // classes one by one (skipping those a previous run finished), and write the manifest last. This is the library
 // entry point; `cao2 distill` is a thin layer of flags over it.
 import { existsSync, mkdirSync, readdirSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { InputError } from "../errors.js";
 import { checkDevice, fromArray, type Generator, torchVersion } from "../torch/index.js";
 import { writeJsonAtomic } from "../util/atomic.js";
-import { isRecord, readStateJson } from "../util/state-file.js";
+import { corruptState, isRecord, readStateJson } from "../util/state-file.js";
 import { checkInterrupt } from "../util/interrupt.js";
 import type { Progress } from "../util/progress.js";
 import { packageVersion } from "../util/version.js";
+import { chooseCondition, type ConditionChoice } from "./condition.js";
 import { loadModels, type LoadedModels, type ModelOverrides } from "./models.js";
-import { authorsRun, distillClass, type DistillOptions } from "./pipeline.js";
-import { classFolder, type Condition, type PresetName } from "./presets.js";
-import { type ClassRecord, readClassRecord, readStreamState, type RunLayout, stateDir, writeClassList } from "./write.js";
+import { authorsRun, distillClass, type DistillOptions, ORDERS } from "./pipeline.js";
+import { classFolder, type Condition, type PresetName, presetClasses } from "./presets.js";
+import { type ClassRecord, readClassRecord, readStreamState, runFile, type RunLayout, runLayout, streamPath, writeClassList } from "./write.js";
 
 export interface DistillConfig extends Omit<DistillOptions, "condition"> {
   preset: PresetName;
   condition: Condition;
-  /** For condition "auto": refine with the true label when the selector's validation accuracy reaches this. */
+  /** For condition "auto": refine with the true label when the selector's held-out accuracy reaches this. */
   autoConditionThreshold: number;
   out: string;
+  /** The run's state folder (resume records, pre-refinement images, latents); default `<out>.cao2` beside `out`. */
+  state?: string;
   models: { dit: string; vae: string; selector: string };
   modelOverrides?: Omit<ModelOverrides, "device">;
   threads: number;
@@ -28,16 +31,19 @@ export interface DistillConfig extends Omit<DistillOptions, "condition"> {
 
 export type DistillEvent =
   | { type: "models-loaded"; models: LoadedModels["files"] }
+  | { type: "condition"; choice: ConditionChoice }
   /** The output is ready: a new run, or (--resume) the continued one. */
   | { type: "started"; out: string; resumed: boolean }
   | { type: "class-skipped"; label: number; name: string }
   | { type: "class-done"; label: number; name: string; record: ClassRecord }
-  | { type: "done"; manifest: string };
+  | { type: "done"; manifest: string; state: string };
 
 export interface Manifest {
   tool: { name: "cao2"; version: string; libtorch: string };
   created: string;
+  /** Settings; `config.state` is the run's state folder. */
   config: Record<string, unknown>;
+  condition: ConditionChoice;
   models: LoadedModels["files"] & { selectorPreprocess: LoadedModels["selectorPreprocess"]; scalingFactor: number; selectorAccuracy?: number };
   seeds: { seed: number; derivation: string };
   classes: { label: number; folder: string; id: string; name: string; modelIndex: number }[];
@@ -48,8 +54,14 @@ export interface Manifest {
 
 /** Settings that decide the output bytes; a resumed run must have the same. */
 function runKey(cfg: DistillConfig, condition: "true" | "null"): Record<string, unknown> {
-  const { out: _out, threads: _threads, device: _device, modelOverrides, models, ...rest } = cfg;
+  const { out: _out, state: _state, threads: _threads, device: _device, modelOverrides, models, ...rest } = cfg;
   return { ...rest, condition, modelOverrides: modelOverrides ?? {}, models: Object.fromEntries(Object.entries(models).map(([k, v]) => [k, resolve(v)])) };
+}
+
+/** Whether `path` is `folder` or lies below it. */
+function isWithin(folder: string, path: string): boolean {
+  const rel = relative(folder, path);
+  return rel === "" || (rel !== ".." && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
 }
 
 function checkConfig(cfg: DistillConfig): void {
@@ -71,44 +83,57 @@ function checkConfig(cfg: DistillConfig): void {
   if (!(cfg.cfg >= 1)) throw bad(`--cfg must be at least 1 (1 = no guidance), got ${cfg.cfg}`);
   if (cfg.maxNorm !== undefined && !(cfg.maxNorm > 0)) throw bad(`--max-norm must be positive, got ${cfg.maxNorm}`);
   if (cfg.classes.length === 0) throw bad("no classes to distil");
+  if (!(cfg.autoConditionThreshold >= 0 && cfg.autoConditionThreshold <= 1)) throw bad(`--auto-threshold must be a top-1 accuracy in 0..1, got ${cfg.autoConditionThreshold}`);
+  if (!ORDERS.includes(cfg.order)) throw bad(`--order must be one of ${ORDERS.join(", ")}, got ${cfg.order}`);
+  if (cfg.state !== undefined && isWithin(resolve(cfg.out), resolve(cfg.state))) {
+    throw bad(`--state ${cfg.state} lies inside --out ${cfg.out}; it must be outside (a folder in the output is read as a class)`);
+  }
   checkDevice(cfg.device);
 }
 
+/** Settings of runs recorded before they existed, as those runs had them. */
+const RECORDED_BEFORE: Record<string, unknown> = { order: "select-refine" };
+
 /**
- * Creates (or, resuming, re-opens) the output folder; refuses to mix a new run into an existing one. With `resume`,
- * a run that is there is continued (same settings only) and one that is not is started, so a scheduler's retries use
- * one command line; `resumed` says which.
+ * Creates (or, resuming, re-opens) the output and state folders; refuses to mix a new run into an existing one. With
+ * `resume`, a run that is there is continued (same settings only) and one that is not is started, so a scheduler's
+ * retries use one command line; `resumed` says which.
  */
 function prepareOutput(cfg: DistillConfig, resume: boolean, key: Record<string, unknown>): { layout: RunLayout; resumed: boolean } {
-  const layout = { out: cfg.out };
-  const runFile = join(stateDir(layout), "run.json");
-  if (resume && existsSync(runFile)) {
-    const saved = readStateJson<Record<string, unknown>>(runFile, { what: "run settings", recover: `the run cannot be checked or continued: start it again in a new --out (or delete ${cfg.out})` }, isRecord);
+  const layout = runLayout(cfg.out, cfg.state);
+  const runPath = runFile(layout);
+  if (resume && existsSync(runPath)) {
+    const recover = `the run cannot be checked or continued: start it again in a new --out (or delete ${cfg.out} and ${layout.state})`;
+    const saved = { ...RECORDED_BEFORE, ...readStateJson<Record<string, unknown>>(runPath, { what: "run settings", recover }, isRecord) };
     const diff = Object.keys({ ...saved, ...key }).filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(key[k]));
     if (diff.length) throw new InputError(`${cfg.out} was started with other settings (${diff.join(", ")} differ); resume with the same flags or use a new --out`);
     return { layout, resumed: true };
   }
-  if (existsSync(cfg.out) && readdirSync(cfg.out).length > 0) {
+  const inUse = (dir: string) => existsSync(dir) && readdirSync(dir).length > 0;
+  if (inUse(cfg.out)) {
     throw new InputError(
       resume
-        ? `${cfg.out} is not empty but holds no cao2 run to resume (no .cao2/run.json); choose a new --out`
+        ? `${cfg.out} is not empty but holds no cao2 run to resume (no run state in ${layout.state}); choose a new --out, or give the run's --state`
         : `${cfg.out} already exists and is not empty: pass --resume to continue that run, or choose a new --out`,
     );
   }
-  try {
-    mkdirSync(stateDir(layout), { recursive: true });
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new InputError(`cannot create the output folder ${cfg.out} (${code ?? (e as Error).message}); choose a writable --out`);
+  if (inUse(layout.state)) {
+    throw new InputError(
+      resume
+        ? `the state folder ${layout.state} is not empty but holds no run (no run.json): delete it, or choose another --state`
+        : `the state folder ${layout.state} already holds a run: pass --resume to continue it, delete it to start afresh, or choose another --state`,
+    );
   }
-  writeJsonAtomic(runFile, key);
+  for (const [dir, what, flag] of [[cfg.out, "output", "--out"], [layout.state, "state", "--state"]]) {
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new InputError(`cannot create the ${what} folder ${dir} (${code ?? (e as Error).message}); choose a writable ${flag}`);
+    }
+  }
+  writeJsonAtomic(runPath, key);
   return { layout, resumed: false };
-}
-
-export function resolveCondition(cfg: DistillConfig, m: Pick<LoadedModels, "selectorAccuracy">, presetCondition: "true" | "null"): "true" | "null" {
-  if (cfg.condition !== "auto") return cfg.condition;
-  if (m.selectorAccuracy === undefined) return presetCondition;
-  return m.selectorAccuracy >= cfg.autoConditionThreshold ? "true" : "null";
 }
 
 /** `--compat authors` classes share one stream: a resumed run continues it from where the last finished class left it. */
@@ -118,6 +143,9 @@ function resumeStream(layout: RunLayout, label: number, stream: Generator): void
   const state = fromArray(bytes, [bytes.length], { dtype: "uint8" });
   try {
     stream.setState(state);
+  } catch (e) {
+    const file = { what: `random stream saved after class ${label}`, recover: "--compat authors cannot resume this run: start it again in a new --out" };
+    throw corruptState(streamPath(layout, label), file, (e as Error).message.split("\n")[0]);
   } finally {
     state.dispose();
   }
@@ -132,16 +160,20 @@ export async function runDistill(
   o: { resume?: boolean; presetCondition: "true" | "null"; progress?: Progress; onEvent?: (e: DistillEvent) => void },
 ): Promise<string> {
   checkConfig(cfg);
-  // The output folder must be usable before the (slow) model loading; nothing is written until the models load.
-  const parent = dirname(resolve(cfg.out));
-  if (!existsSync(cfg.out) && !existsSync(parent)) throw new InputError(`the folder that would hold --out does not exist: ${parent}`);
+  // The output folders must be usable before the (slow) model loading; nothing is written until the models load.
+  for (const [dir, flag] of [[cfg.out, "--out"], [cfg.state, "--state"]]) {
+    const parent = dir === undefined ? undefined : dirname(resolve(dir));
+    if (dir !== undefined && !existsSync(dir) && !existsSync(parent!)) throw new InputError(`the folder that would hold ${flag} does not exist: ${parent}`);
+  }
   const m = await loadModels(cfg.models, { ...cfg.modelOverrides, device: cfg.device });
   o.onEvent?.({ type: "models-loaded", models: m.files });
   for (const c of cfg.classes) {
     if (c.modelIndex >= m.dit.config.numClasses) throw new InputError(`class ${c.id} has index ${c.modelIndex}, but the DiT knows ${m.dit.config.numClasses} classes`);
     if (c.modelIndex >= m.selector.config.numClasses) throw new InputError(`class ${c.id} has index ${c.modelIndex}, but the selector knows ${m.selector.config.numClasses} classes`);
   }
-  const condition = resolveCondition(cfg, m, o.presetCondition);
+  const choice = chooseCondition({ ...cfg, presetClasses: presetClasses(cfg.preset), presetCondition: o.presetCondition }, m);
+  o.onEvent?.({ type: "condition", choice });
+  const condition = choice.chosen;
   const { layout, resumed } = prepareOutput(cfg, o.resume ?? false, runKey(cfg, condition));
   o.onEvent?.({ type: "started", out: cfg.out, resumed });
   const opts: DistillOptions = { ...cfg, condition };
@@ -169,14 +201,15 @@ export async function runDistill(
   const manifest: Manifest = {
     tool: { name: "cao2", version: packageVersion(), libtorch: torchVersion() },
     created: new Date().toISOString(),
-    config: { ...runKey(cfg, condition), out: resolve(cfg.out), device: cfg.device, threads: cfg.threads },
+    config: { ...runKey(cfg, condition), out: resolve(cfg.out), state: resolve(layout.state), device: cfg.device, threads: cfg.threads },
+    condition: choice,
     models: { ...m.files, selectorPreprocess: m.selectorPreprocess, scalingFactor: m.scalingFactor, selectorAccuracy: m.selectorAccuracy },
     seeds: {
       seed: cfg.seed,
       derivation:
         cfg.compat === "authors"
           ? "one stream Generator(seed) over the classes in order: pool latents, sampler draws (the pool as one batch), " +
-            "label-dropout draws rand([IPC, iterations]); noise bank Generator(42).randn(1024, C, H, W); class seed = " +
+            "label-dropout draws rand([IPC (the whole pool with --order refine-select), iterations]); noise bank Generator(42).randn(1024, C, H, W); class seed = " +
             "deriveSeed(seed, 'class', modelIndex); bank row of pool candidate i = deriveSeed(class, 'noise-row', i); its t " +
             "draws = deriveSeed(class, 'refine-t', i)"
           : "class seed = deriveSeed(seed, 'class', modelIndex); pool = Generator(deriveSeed(class, 'pool')); refinement noise of pool " +
@@ -189,6 +222,6 @@ export async function runDistill(
   };
   const path = join(cfg.out, "manifest.json");
   writeJsonAtomic(path, manifest);
-  o.onEvent?.({ type: "done", manifest: path });
+  o.onEvent?.({ type: "done", manifest: path, state: resolve(layout.state) });
   return path;
 }

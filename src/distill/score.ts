@@ -54,19 +54,23 @@ export function selectorFeatures(m: Pick<LoadedModels, "autoencoder" | "scalingF
 }
 
 /**
- * Softmax class probabilities of the selector for latents, row-major [n x classes]. Paper mode: images in [0, 1],
- * normalised as the selector was trained. `--compat authors`: the raw decoder output (about [-1, 1], unclamped)
- * resized, as the released code's `model_teacher(Resize(224)(vae.decode(z / 0.18215).sample))`.
+ * The selector's softmax class probabilities [n, classes] for images as a run shows them to it. Paper mode: images
+ * in [0, 1], normalised as the selector was trained. `--compat authors`: the raw decoder output (about [-1, 1],
+ * unclamped) resized, as the released code's `model_teacher(Resize(224)(vae.decode(z / 0.18215).sample))`.
  */
+export function classifyImages(m: Pick<LoadedModels, "selector" | "selectorPreprocess">, images: Tensor, o: { compat: "paper" | "authors" }): Tensor {
+  return tidy(() => F.softmax(m.selector.forward(selectorInput(images, m.selectorPreprocess, o.compat !== "authors")), 1));
+}
+
+/** Softmax class probabilities of the selector for latents (decoded as `classifyImages` takes them), row-major [n x classes]. */
 export function scoreImages(m: Pick<LoadedModels, "autoencoder" | "scalingFactor" | "selector" | "selectorPreprocess">, latents: Tensor, o: { batchSize: number; compat: "paper" | "authors" }): Float32Array {
-  const authors = o.compat === "authors";
   return noGrad(() =>
     tidy(() => {
       const parts: Tensor[] = [];
       for (let lo = 0; lo < latents.size(0); lo += o.batchSize) {
         const z = latents.narrow(0, lo, Math.min(o.batchSize, latents.size(0) - lo));
-        const images = authors ? decodeBatches(m, z, o.batchSize, (x) => x) : decodeLatents(m, z);
-        parts.push(F.softmax(m.selector.forward(selectorInput(images, m.selectorPreprocess, !authors)), 1));
+        const images = o.compat === "authors" ? decodeBatches(m, z, o.batchSize, (x) => x) : decodeLatents(m, z);
+        parts.push(classifyImages(m, images, o));
       }
       return cat(parts, 0).toFloat32Array();
     }),

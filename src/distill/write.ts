@@ -1,16 +1,20 @@
-// Output of a distillation run, an ImageFolder that other tools read:
-//   <out>/<label>_<id>/<i>.png      the distilled images (RGB or grey, as the autoencoder makes them)
-//   <out>/classes.txt               the class folders in label order (cao2's ImageFolder reader uses it)
-//   <out>/manifest.json             written last: config, seeds, model hashes, versions, every image's record
-//   <out>/.cao2/run.json            the run's settings, checked by --resume
-//   <out>/.cao2/classes/<label>.json  a finished class (written after its images; a class without it is redone)
-//   <out>/.cao2/classes/<label>.stream  --compat authors: the run's random stream after the class (for --resume)
-//   <out>/.cao2/pre-refine/...      optional: the selected images before refinement (--save-pre-refine)
-//   <out>/.cao2/latents/...         optional: pool, selected and refined latents (--save-latents)
-// Hidden folders are skipped by ImageFolder readers, so the extras never become classes. Every file is written
-// atomically; the manifest exists only once every class is done, so an interrupted run never looks complete.
+// Output of a distillation run, an ImageFolder that other tools read as it is (torchvision's ImageFolder counts every
+// folder in the root as a class, hidden ones included, so the root holds class folders and plain files only):
+//   <out>/<label>_<id>/<i>.png        the distilled images (RGB or grey, as the autoencoder makes them)
+//   <out>/classes.txt                 the class folders in label order (cao2's ImageFolder reader uses it)
+//   <out>/manifest.json               written last: config (with the state folder), seeds, model hashes, versions,
+//                                     every image's record
+// The run's state lives beside it, in <out>.cao2/ (or the folder given with --state):
+//   <state>/run.json                  the run's settings, checked by --resume
+//   <state>/classes/<label>.json      a finished class (written after its images; a class without it is redone)
+//   <state>/classes/<label>.stream    --compat authors: the run's random stream after the class (for --resume)
+//   <state>/pre-refine/<class>/...    optional: the selected images before refinement (--save-pre-refine)
+//   <state>/latents/<class>.safetensors  optional: pool, selected and refined latents (--save-latents)
+// Outputs written before the state moved keep it in <out>/.cao2/; they are resumed, read and figured where they are.
+// Every file is written atomically; the manifest exists only once every class is done, so an interrupted run never
+// looks complete.
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { tensorToPng } from "../io/image.js";
 import { saveSafetensors } from "../io/safetensors.js";
 import type { Tensor } from "../torch/index.js";
@@ -20,12 +24,40 @@ import { type ClassSpec, classFolder } from "./presets.js";
 import type { ClassTimings } from "./pipeline.js";
 
 export interface RunLayout {
+  /** The ImageFolder root. */
   out: string;
+  /** The run's state folder (outside `out`, except in outputs written before the state moved). */
+  state: string;
 }
 
-export const stateDir = (l: RunLayout) => join(l.out, ".cao2");
-const recordPath = (l: RunLayout, label: number) => join(stateDir(l), "classes", `${label}.json`);
-const streamPath = (l: RunLayout, label: number) => join(stateDir(l), "classes", `${label}.stream`);
+/** Where outputs written before the state moved keep it: a hidden folder inside the output. */
+export const legacyStateDir = (out: string) => join(out, ".cao2");
+/** The default state folder of an output: its sibling `<out>.cao2`. */
+export const defaultStateDir = (out: string) => `${resolve(out)}.cao2`;
+export const runFile = (l: RunLayout) => join(l.state, "run.json");
+
+/**
+ * The layout of a run in `out`: the state folder given, else that of a run already there (beside the output, or
+ * inside it for outputs written before the state moved), else the default beside the output.
+ */
+export function runLayout(out: string, state?: string): RunLayout {
+  if (state !== undefined) return { out, state };
+  const legacy = legacyStateDir(out);
+  const hasRun = (dir: string) => existsSync(join(dir, "run.json"));
+  return { out, state: !hasRun(defaultStateDir(out)) && hasRun(legacy) ? legacy : defaultStateDir(out) };
+}
+
+/**
+ * The state folder of a finished output as its manifest records it (`config.state`), or, for outputs written before
+ * the state moved, inside it; when the recorded folder is gone (the output was moved), the sibling `<out>.cao2`.
+ */
+export function finishedStateDir(out: string, recorded: string | undefined): string {
+  if (recorded === undefined) return legacyStateDir(out);
+  return existsSync(recorded) ? recorded : defaultStateDir(out);
+}
+
+const recordPath = (l: RunLayout, label: number) => join(l.state, "classes", `${label}.json`);
+export const streamPath = (l: RunLayout, label: number) => join(l.state, "classes", `${label}.stream`);
 
 export interface ImageRecord {
   file: string;
@@ -57,6 +89,8 @@ export interface ClassRecord {
   items: ImageRecord[];
   /** Every candidate of the pool: the selector's prediction and its confidence in the class. */
   pool: { prediction: number; confidence: number }[];
+  /** With --order refine-select: the same for every refined candidate (what selection ranked). */
+  refinedPool?: { prediction: number; confidence: number }[];
   timings: ClassTimings;
 }
 
@@ -68,6 +102,7 @@ export interface ClassOutput {
   stream?: Uint8Array;
   items: Omit<ImageRecord, "file">[];
   pool: ClassRecord["pool"];
+  refinedPool?: ClassRecord["pool"];
   strategy: string;
   filled: number;
   condition: ClassRecord["condition"];
@@ -92,10 +127,10 @@ export function writeClass(l: RunLayout, c: ClassSpec, numClasses: number, o: Cl
   const folder = classFolder(c, numClasses);
   const width = String(o.images.size(0) - 1).length;
   const files = writePngs(join(l.out, folder), o.images, width);
-  if (o.preRefine) writePngs(join(stateDir(l), "pre-refine", folder), o.preRefine, width);
+  if (o.preRefine) writePngs(join(l.state, "pre-refine", folder), o.preRefine, width);
   if (o.latents) {
-    mkdirSync(join(stateDir(l), "latents"), { recursive: true });
-    saveSafetensors(join(stateDir(l), "latents", `${folder}.safetensors`), o.latents);
+    mkdirSync(join(l.state, "latents"), { recursive: true });
+    saveSafetensors(join(l.state, "latents", `${folder}.safetensors`), o.latents);
   }
   const record: ClassRecord = {
     label: c.label,
@@ -108,9 +143,10 @@ export function writeClass(l: RunLayout, c: ClassSpec, numClasses: number, o: Cl
     condition: o.condition,
     items: o.items.map((it, i) => ({ file: `${folder}/${files[i]}`, ...it })),
     pool: o.pool,
+    refinedPool: o.refinedPool,
     timings: o.timings,
   };
-  mkdirSync(join(stateDir(l), "classes"), { recursive: true });
+  mkdirSync(join(l.state, "classes"), { recursive: true });
   if (o.stream) writeFileAtomic(streamPath(l, c.label), o.stream);
   writeJsonAtomic(recordPath(l, c.label), record);
   return record;

@@ -11,7 +11,7 @@ import { type Dataset, type DatasetSource, sampleRandomPerClass } from "../io/da
 import { encodePng } from "../io/png.js";
 import { CLASS_LIST_FILE } from "../io/datasets/imagefolder.js";
 import * as torch from "../torch/index.js";
-import { writeJsonAtomic } from "../util/atomic.js";
+import { withPath, writeJsonAtomic } from "../util/atomic.js";
 
 export const MANIFEST_FORMAT = "cao2-random-real/1";
 
@@ -87,6 +87,6 @@ export function writeRandomReal(o: RandomRealOptions): RandomRealManifest {
     return manifest;
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
-    throw e;
+    throw withPath(e, out); // a full disk's error names no file: name the output being written
   }
 }

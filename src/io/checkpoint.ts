@@ -16,10 +16,18 @@
 //   has it; a string removes that prefix where present; "" keeps keys as they are.
 // - Non-tensor entries (epoch numbers, optimizer hyper-parameters, argparse.Namespace placeholders, ...) are not
 //   loaded; they are listed in `skipped` with a description so callers can report them.
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+//
+// Bounds (docs/security.md): a pickle can share one sub-dict between many paths (a DAG through the memo), so the
+// entries that flattening would give are counted first, each container once, and refused past twice the distinct
+// entries; every tensor's materialised size is checked when the checkpoint is opened, before any model is built from
+// its shapes: each at most maxTensorBytes, all together at most the file's size plus maxTensorBytes (views that
+// repeat or share storage can exceed the bytes stored, by that much and no more).
+import { closeSync, readSync, statSync } from "node:fs";
 import { InputError } from "../errors.js";
 import { checkStateDict, type LoadReport } from "../models/module.js";
-import { type DType, isFloating, type Tensor } from "../torch/index.js";
+import { type DType, isFloating, ITEM_SIZE, type Tensor } from "../torch/index.js";
+import { openRegular } from "./files.js";
+import { formatBytes, overLimit, readLimits } from "./limits.js";
 import { describe, PyObject } from "./pickle.js";
 import { SafetensorsFile } from "./safetensors.js";
 import { LEGACY_FORMAT_HELP, TensorRef, TorchArchive } from "./torch-checkpoint.js";
@@ -57,6 +65,11 @@ export interface OpenOptions {
   stripPrefix?: string;
   /** torch archives: check each storage's CRC-32 before reading it (default false, as torch.load). */
   verifyCrc?: boolean;
+  /**
+   * Largest materialised tensor in bytes (default: readLimits().maxTensorBytes, i.e. --max-tensor-bytes). Checked when
+   * the file is opened; Infinity lists any tensor whose element count is below 2^53 (inspect reads no tensor data).
+   */
+  maxTensorBytes?: number;
 }
 
 export interface Checkpoint {
@@ -80,11 +93,9 @@ const AUTO_PREFIXES = ["module.", "_orig_mod."];
 
 /** Tells the format from the first bytes (never the extension). Legacy torch files get an error saying how to convert. */
 export function detectFormat(path: string): CheckpointFormat {
-  const fd = openSync(path, "r");
+  const { fd, size } = openRegular(path);
   let head: Buffer;
-  let size: number;
   try {
-    size = fstatSync(fd).size;
     head = Buffer.alloc(Math.min(size, 9));
     readSync(fd, head, 0, head.length, 0);
   } finally {
@@ -99,7 +110,32 @@ export function detectFormat(path: string): CheckpointFormat {
 
 /** Opens a checkpoint as an index of its state-dict tensors; nothing is read until a tensor is loaded. Close it. */
 export function openCheckpoint(path: string, opts: OpenOptions = {}): Checkpoint {
-  return detectFormat(path) === "safetensors" ? openSafetensors(path, opts) : openTorch(path, opts);
+  const ck = detectFormat(path) === "safetensors" ? openSafetensors(path, opts) : openTorch(path, opts);
+  try {
+    checkSizes(ck, opts.maxTensorBytes ?? readLimits().maxTensorBytes);
+  } catch (e) {
+    ck.close();
+    throw e;
+  }
+  return ck;
+}
+
+/** Each tensor's materialised size within the limit, and all of them within the file's size plus the limit. */
+function checkSizes(ck: Checkpoint, limit: number): void {
+  if (limit === Infinity) return;
+  let total = 0n;
+  for (const e of ck.tensors.values()) {
+    const bytes = BigInt(e.numel) * BigInt(ITEM_SIZE[e.dtype]);
+    if (bytes > BigInt(limit)) throw new CheckpointError(ck.path, overLimit(`tensor '${e.key}' (${e.dtype} [${e.shape}])`, bytes, limit));
+    total += bytes;
+  }
+  const fileSize = BigInt(statSync(ck.path).size);
+  if (total > fileSize + BigInt(limit)) {
+    throw new CheckpointError(
+      ck.path,
+      `its tensors would take ${formatBytes(total)} in memory from ${formatBytes(fileSize)} of file (views repeating stored values), more than the file plus the ${formatBytes(limit)} limit (--max-tensor-bytes)`,
+    );
+  }
 }
 
 export interface LoadOptions extends OpenOptions {
@@ -184,7 +220,7 @@ function openSafetensors(path: string, opts: OpenOptions): Checkpoint {
         key,
         dtype: info.dtype,
         shape: info.shape,
-        numel: info.shape.reduce((a, b) => a * b, 1),
+        numel: info.numel,
         load: () => f.get(name),
         loadInto: (dst) => f.getInto(name, dst),
       });
@@ -204,12 +240,17 @@ function openTorch(path: string, opts: OpenOptions): Checkpoint {
     if (!isContainer(root)) throw new CheckpointError(path, `the file holds a ${describe(root)}, not a state dict`);
     const skipped: SkippedEntry[] = [];
     const { base, name } = chooseBase(path, root, opts.unwrap ?? "auto");
+    const counts = new Map<unknown, Count>();
     if (name !== null) {
       // Report what sits beside the chosen entry (epoch, optimizer, args, ...).
-      for (const [k, v] of children(root)) if (String(k) !== name.split(".")[0]) skipped.push({ key: String(k), kind: summarize(v) });
+      for (const [k, v] of children(root)) if (String(k) !== name.split(".")[0]) skipped.push({ key: String(k), kind: summarize(v, counts) });
     }
+    const walk = count(base, counts, new Set());
+    const distinct = distinctEntries(base);
+    const budget = { left: 2 * distinct + 10_000 };
+    if (walk.entries > budget.left) throw new CheckpointError(path, flattenTooLarge(walk.entries, distinct));
     const refs = new Map<string, TensorRef>();
-    flatten(path, base, "", refs, skipped, new Set());
+    flatten({ path, out: refs, skipped, onPath: new Set(), budget, distinct, counts }, base, "");
     const strip = choosePrefix([...refs.keys()], opts.stripPrefix);
     const entries = new Map<string, TensorEntry>();
     for (const [k, ref] of refs) {
@@ -276,7 +317,8 @@ function chooseBase(path: string, root: Map<unknown, unknown> | PyObject, unwrap
   for (const part of unwrap.split(".")) {
     const next = isContainer(v) ? children(v).find(([k]) => String(k) === part) : undefined;
     if (!next) {
-      const have = isContainer(root) ? children(root).map(([k]) => `'${String(k)}'`).join(", ") : "";
+      const keys = isContainer(root) ? children(root).map(([k]) => `'${String(k)}'`) : [];
+      const have = keys.slice(0, 12).join(", ") + (keys.length > 12 ? `, ... (${keys.length} in all)` : "");
       throw new CheckpointError(path, `no entry '${unwrap}' to take the state dict from (top-level entries: ${have || "none"})`);
     }
     v = next[1];
@@ -285,7 +327,67 @@ function chooseBase(path: string, root: Map<unknown, unknown> | PyObject, unwrap
   return { base: v, name: unwrap };
 }
 
-function flatten(path: string, v: unknown, key: string, out: Map<string, TensorRef>, skipped: SkippedEntry[], onPath: Set<unknown>): void {
+/** Tensors and leaves (all entries) that flattening a value gives, a shared container counted once per path. */
+interface Count {
+  tensors: number;
+  entries: number;
+}
+
+/**
+ * count() of a value in time linear in the distinct containers: each container's count is memoised, so a DAG of
+ * shared sub-dicts 40 levels deep is counted in 40 steps, not 2^40 (the counts are doubles: far past 2^53 they are
+ * approximate, which only matters for saying how far over a budget they are).
+ */
+function count(v: unknown, memo: Map<unknown, Count>, onPath: Set<unknown>): Count {
+  if (v instanceof TensorRef) return { tensors: 1, entries: 1 };
+  if (!isContainer(v) || onPath.has(v) || onPath.size >= MAX_DEPTH) return { tensors: 0, entries: 1 };
+  const known = memo.get(v);
+  if (known) return known;
+  onPath.add(v);
+  const c = { tensors: 0, entries: 0 };
+  for (const [, x] of children(v)) {
+    const cx = count(x, memo, onPath);
+    c.tensors += cx.tensors;
+    c.entries += cx.entries;
+  }
+  onPath.delete(v);
+  memo.set(v, c);
+  return c;
+}
+
+/** The entries of the distinct containers reachable from v (each container once, however often it is shared). */
+function distinctEntries(v: unknown): number {
+  const seen = new Set<unknown>();
+  const stack = [v];
+  let n = 0;
+  while (stack.length) {
+    const x = stack.pop();
+    if (!isContainer(x) || seen.has(x)) continue;
+    seen.add(x);
+    const kids = children(x);
+    n += kids.length;
+    for (const [, y] of kids) stack.push(y);
+  }
+  return n;
+}
+
+const flattenTooLarge = (entries: number, distinct: number) =>
+  `its nested containers would flatten to ${entries > 1e15 ? entries.toExponential(2) : entries} entries from ${distinct} distinct ones (the same sub-dicts reached through many paths); refusing to expand more than twice the distinct entries`;
+
+interface FlattenState {
+  path: string;
+  out: Map<string, TensorRef>;
+  skipped: SkippedEntry[];
+  onPath: Set<unknown>;
+  /** Values left to visit (count() checked the total first; this guards the walk itself). */
+  budget: { left: number };
+  distinct: number;
+  counts: Map<unknown, Count>;
+}
+
+function flatten(st: FlattenState, v: unknown, key: string): void {
+  const { path, out, skipped, onPath } = st;
+  if (--st.budget.left < 0) throw new CheckpointError(path, flattenTooLarge(out.size + skipped.length, st.distinct));
   if (v instanceof TensorRef) {
     if (out.has(key)) throw new CheckpointError(path, `key '${key}' appears twice (once nested, once with dots)`);
     out.set(key, v);
@@ -303,25 +405,20 @@ function flatten(path: string, v: unknown, key: string, out: Map<string, TensorR
   onPath.add(v);
   for (const [k, x] of children(v)) {
     if (typeof k !== "string" && typeof k !== "number") {
-      skipped.push({ key: `${key}[${describe(k)}]`, kind: summarize(x) });
+      skipped.push({ key: `${key}[${describe(k)}]`, kind: summarize(x, st.counts) });
       continue;
     }
-    flatten(path, x, key ? `${key}.${k}` : String(k), out, skipped, onPath);
+    flatten(st, x, key ? `${key}.${k}` : String(k));
   }
   onPath.delete(v);
 }
 
-/** describe(), plus a tensor count for containers. */
-function summarize(v: unknown): string {
+/** describe(), plus a tensor count for containers (memoised across calls: entries may share sub-dicts). */
+function summarize(v: unknown, memo: Map<unknown, Count>): string {
   if (v instanceof TensorRef) return `tensor ${v.dtype} [${v.shape}]`;
   if (!isContainer(v)) return describe(v);
-  const refs = new Map<string, TensorRef>();
-  try {
-    flatten("", v, "", refs, [], new Set());
-  } catch {
-    /* a duplicate key only matters when loading */
-  }
-  return `${describe(v)}${refs.size ? `, ${refs.size} tensors inside` : ""}`;
+  const n = count(v, memo, new Set()).tensors;
+  return `${describe(v)}${n ? `, ${n} tensors inside` : ""}`;
 }
 
 function choosePrefix(keys: string[], opt: string | undefined): string {

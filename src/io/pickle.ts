@@ -18,6 +18,12 @@
 // 4. BUILD on our own values only stores data: placeholders keep the state, our numpy values decode it, and instance
 //    attributes of dicts (state_dict()._metadata) are dropped.
 // 5. Out-of-band buffers and the copyreg extension registry (EXT1/2/4) are refused: torch.save uses neither.
+//
+// Bounded work: a pickle is a program, and the memo lets a few bytes refer to a large value again and again (a 1 KB
+// pickle can hand one 10,000-item list to 100 calls that each copy it). Every opcode and every item an opcode or one
+// of our implementations copies is charged to a budget proportional to the pickle's size (WORK_PER_BYTE), so the
+// time and memory of unpickling stay linear in the input; integer literals are limited to 4300 digits as Python's own
+// int parser is. What the caller does with the result (checkpoint.ts walking nested dicts) has its own budget.
 import { InputError } from "../errors.js";
 
 export class PickleError extends InputError {}
@@ -62,8 +68,24 @@ export interface Buildable {
 }
 const isBuildable = (v: unknown): v is Buildable => typeof (v as Buildable | null)?.setState === "function";
 
+/** What an implementation may ask of the running unpickler. */
+export interface PickleVM {
+  /** Charges `units` (items copied or walked) to the pickle's work budget; throws PickleError past it. */
+  charge(units: number): void;
+}
+
 /** Our implementation of one allowlisted global, called with the pickled argument tuple. */
-export type Callable = (args: unknown[]) => unknown;
+export type Callable = (args: unknown[], vm: PickleVM) => unknown;
+
+/** Work units allowed per byte of pickle, plus a fixed allowance for tiny pickles (see the file comment). */
+const WORK_PER_BYTE = 64;
+const WORK_BASE = 1_000_000;
+/** Longest decimal integer literal, as Python's default int_max_str_digits. */
+const MAX_INT_DIGITS = 4300;
+
+/** The shallow size of a value: what copying it costs. */
+const sizeOf = (v: unknown): number =>
+  Array.isArray(v) || v instanceof Uint8Array ? v.length : v instanceof Map || v instanceof Set ? v.size : typeof v === "string" ? v.length : 1;
 
 export interface UnpickleOptions {
   /** Extra allowlisted callables by qualified name ("module.name"), on top of the generic ones below. */
@@ -156,6 +178,7 @@ export class NumpyArray implements Buildable {
     // ndarray.__reduce__ state: (version, shape, dtype, is_fortran, rawdata)
     if (!Array.isArray(state) || state.length < 5) throw new PickleError("numpy array with an unexpected state");
     const [, shape, dtype, , raw] = state as [unknown, unknown, unknown, unknown, unknown];
+    if (Array.isArray(shape) && shape.length > 64) throw new PickleError(`numpy array with ${shape.length} dimensions`);
     this.shape = Array.isArray(shape) ? shape.map(Number) : [];
     this.dtype = dtype instanceof NumpyDType ? dtype : null;
     this.data = raw instanceof Uint8Array || Array.isArray(raw) ? raw : null;
@@ -167,17 +190,19 @@ export class NumpyArray implements Buildable {
   }
 }
 
-function bytesOf(v: unknown, what: string): Uint8Array {
+function bytesOf(v: unknown, what: string, vm: PickleVM): Uint8Array {
   if (v === undefined) return new Uint8Array(0);
+  vm.charge(sizeOf(v));
   if (v instanceof Uint8Array) return new Uint8Array(v);
   if (Array.isArray(v) && v.every((x) => Number.isInteger(x) && x >= 0 && x < 256)) return Uint8Array.from(v as number[]);
   throw new PickleError(`${what}() with an argument that is not bytes`);
 }
 
-function pairsToMap(args: unknown[]): Map<unknown, unknown> {
+function pairsToMap(args: unknown[], vm: PickleVM): Map<unknown, unknown> {
   const m = new Map<unknown, unknown>();
   const src = args[0];
   if (src === undefined) return m;
+  vm.charge(sizeOf(src));
   if (src instanceof Map) return new Map(src);
   if (!Array.isArray(src)) throw new PickleError("OrderedDict() with an argument that is not a list of pairs");
   for (const p of src) {
@@ -187,7 +212,13 @@ function pairsToMap(args: unknown[]): Map<unknown, unknown> {
   return m;
 }
 
-const toSet = (args: unknown[]) => new Set(args[0] === undefined ? [] : Array.isArray(args[0]) ? args[0] : [...(args[0] as Set<unknown>)]);
+function toSet(args: unknown[], vm: PickleVM): Set<unknown> {
+  const src = args[0];
+  if (src === undefined) return new Set();
+  if (!Array.isArray(src) && !(src instanceof Set)) throw new PickleError(`set() of a ${describe(src)}`);
+  vm.charge(sizeOf(src));
+  return new Set(src);
+}
 
 function numpyScalar(args: unknown[]): unknown {
   const [dtype, raw] = args;
@@ -202,9 +233,10 @@ function numpyDType(args: unknown[]): NumpyDType {
   return new NumpyDType(args[0]);
 }
 
-function encode(args: unknown[]): Uint8Array {
+function encode(args: unknown[], vm: PickleVM): Uint8Array {
   const [s, enc] = args;
   if (typeof s !== "string") throw new PickleError("_codecs.encode() of something that is not a string");
+  vm.charge(s.length);
   if (enc === "latin1" || enc === "latin-1") return Uint8Array.from(s, (c) => c.charCodeAt(0) & 0xff);
   if (enc === undefined || enc === "utf-8" || enc === "utf8") return new Uint8Array(Buffer.from(s, "utf8"));
   throw new PickleError(`_codecs.encode() with encoding ${JSON.stringify(enc)}`);
@@ -218,7 +250,10 @@ const INERT = [
 const PATHS = ["pathlib.Path", "pathlib.PosixPath", "pathlib.WindowsPath", "pathlib.PurePosixPath", "pathlib.PureWindowsPath"];
 
 /** A pickled path (its parts as arguments) as a string. */
-const pathString = (a: unknown[]) => a.map(String).join("/").replace(/\/\/+/g, "/");
+function pathString(a: unknown[], vm: PickleVM): string {
+  vm.charge(a.reduce<number>((n, x) => n + sizeOf(x), 0));
+  return a.map((x) => (typeof x === "string" ? x : describe(x))).join("/").replace(/\/\/+/g, "/");
+}
 
 const GENERIC: Record<string, Callable> = {
   ...Object.fromEntries(INERT.map((q) => [q, (a: unknown[]) => new PyObject(new PyGlobal(q.slice(0, q.lastIndexOf(".")), q.slice(q.lastIndexOf(".") + 1)), a)])),
@@ -228,8 +263,8 @@ const GENERIC: Record<string, Callable> = {
   "builtins.frozenset": toSet,
   "__builtin__.set": toSet,
   "__builtin__.frozenset": toSet,
-  "builtins.bytes": (a) => bytesOf(a[0], "bytes"),
-  "builtins.bytearray": (a) => bytesOf(a[0], "bytearray"),
+  "builtins.bytes": (a, vm) => bytesOf(a[0], "bytes", vm),
+  "builtins.bytearray": (a, vm) => bytesOf(a[0], "bytearray", vm),
   "_codecs.encode": encode,
   "numpy.core.multiarray.scalar": numpyScalar,
   "numpy._core.multiarray.scalar": numpyScalar,
@@ -293,6 +328,14 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): unknown 
   };
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
   let pos = 0;
+  const budget = WORK_BASE + WORK_PER_BYTE * data.length;
+  let work = 0;
+  const vm: PickleVM = {
+    charge(units: number) {
+      work += units;
+      if (work > budget) fail(`unpickling takes more than ${budget} steps for ${data.length} bytes of pickle (values reused through the memo again and again); refusing`);
+    },
+  };
   const need = (n: number) => {
     if (n < 0 || pos + n > data.length) fail(`pickle data is truncated (needs ${n} more bytes at offset ${pos})`);
   };
@@ -330,6 +373,7 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): unknown 
   const popMark = () => {
     const m = marks.pop();
     if (m === undefined) fail("pickle MARK missing");
+    vm.charge(stack.length - (m as number));
     return stack.splice(m as number);
   };
 
@@ -354,7 +398,8 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): unknown 
     if (dangerous.has(g)) refuse(g, "calls", "which can run code; loading a checkpoint never runs code from the file");
     const impl = Object.hasOwn(callables, g.qualname) ? callables[g.qualname] : undefined;
     if (!impl) refuse(g, "calls", "which is not one of the functions a state dict needs (cao2 never runs code from a checkpoint)");
-    return withSource(() => impl!(args));
+    vm.charge(args.length);
+    return withSource(() => impl!(args, vm));
   };
 
   const newObj = (cls: unknown, args: unknown[]): unknown => {
@@ -362,7 +407,8 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): unknown 
     const g = cls as PyGlobal;
     if (dangerous.has(g)) refuse(g, "instantiates", "which can run code; loading a checkpoint never runs code from the file");
     // A class we implement (OrderedDict, set, ...) is built by our code; any other becomes an inert placeholder.
-    return Object.hasOwn(callables, g.qualname) ? withSource(() => callables[g.qualname](args)) : new PyObject(g, args);
+    vm.charge(args.length);
+    return Object.hasOwn(callables, g.qualname) ? withSource(() => callables[g.qualname](args, vm)) : new PyObject(g, args);
   };
 
   const asArgs = (v: unknown): unknown[] => {
@@ -370,6 +416,7 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): unknown 
     return v as unknown[];
   };
   const setItems = (target: unknown, items: unknown[]) => {
+    vm.charge(items.length);
     if (items.length % 2) fail("SETITEMS with an odd number of items");
     let m: Map<unknown, unknown>;
     if (target instanceof Map) m = target;
@@ -378,11 +425,13 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): unknown 
     for (let i = 0; i < items.length; i += 2) m.set(items[i], items[i + 1]);
   };
   const appendItems = (target: unknown, items: unknown[]) => {
+    vm.charge(items.length);
     const list = Array.isArray(target) && !Object.isFrozen(target) ? target : target instanceof PyObject ? (target.listItems ??= []) : null;
     if (!list) return fail(`APPEND on a ${describe(target)}`);
     for (const x of items) list.push(x);
   };
   const addItems = (target: unknown, items: unknown[]) => {
+    vm.charge(items.length);
     if (!(target instanceof Set)) fail(`ADDITEMS on a ${describe(target)}`);
     for (const x of items) (target as Set<unknown>).add(x);
   };
@@ -393,19 +442,21 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): unknown 
   };
   const parseIntText = (s: string): number | bigint | boolean => {
     const t = s.trim().replace(/L$/, "");
-    if (!/^[-+]?\d+$/.test(t)) fail(`bad integer literal '${s}' in pickle`);
+    if (t.length > MAX_INT_DIGITS + 1) fail(`integer literal of ${t.length} digits in pickle (at most ${MAX_INT_DIGITS})`);
+    if (!/^[-+]?\d+$/.test(t)) fail(`bad integer literal '${s.slice(0, 40)}' in pickle`);
     return safeInt(BigInt(t));
   };
+  // Two's complement little-endian, read through a hex string (linear time; a byte-wise BigInt loop is quadratic).
   const longLE = (b: Uint8Array): number | bigint => {
     if (b.length === 0) return 0;
-    let v = 0n;
-    for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]);
+    let v = BigInt(`0x${Buffer.from(b).reverse().toString("hex")}`);
     if (b[b.length - 1] & 0x80) v -= 1n << BigInt(8 * b.length);
     return safeInt(v);
   };
 
   for (;;) {
     const op = u8();
+    vm.charge(1);
     switch (op) {
       case 0x80: // PROTO
         if (u8() > 5) fail("pickle protocol newer than 5");
@@ -493,7 +544,12 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): unknown 
         stack.push(decoder.decode(bytes(u64())));
         break;
       case 0x56: // UNICODE (raw-unicode-escape)
-        stack.push(line().replace(/\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})/g, (_, a: string, b: string) => String.fromCodePoint(parseInt(a ?? b, 16))));
+        stack.push(
+          line().replace(/\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})/g, (_, a: string, b: string) => {
+            const c = parseInt(a ?? b, 16);
+            return c <= 0x10ffff ? String.fromCodePoint(c) : fail(`bad escape \\U${b} in a pickled string`);
+          }),
+        );
         break;
       case 0x54: {
         // BINSTRING (Python 2 str): decoded as UTF-8 text, as torch.load does by default
@@ -660,6 +716,7 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): unknown 
         const kwargs = pop();
         const args = asArgs(pop());
         const cls = pop();
+        vm.charge(args.length);
         stack.push(newObj(cls, kwargs instanceof Map && kwargs.size ? [...args, kwargs] : args));
         break;
       }

@@ -7,8 +7,12 @@
 //   interlacing; every chunk's CRC is checked. Output is 8-bit interleaved HWC: 16-bit samples keep their high byte
 //   (as libpng's strip_16 and PIL for RGB;16), 1/2/4-bit grey is scaled to 0..255 (x255, x85, x17), a palette is
 //   expanded to RGB (RGBA when a tRNS chunk gives alpha). Other tRNS forms, gamma and colour profiles are ignored.
+//   Bounded: the size in the header must be within the pixel limit (--max-image-pixels), the image data may inflate
+//   to exactly the size the header implies and no further, and nothing the size of the image is allocated before
+//   that data is there.
 import { constants, deflateSync, inflateSync } from "node:zlib";
 import { InputError } from "../errors.js";
+import { readLimits } from "./limits.js";
 
 /** An 8-bit image with interleaved channels: data[(y * width + x) * channels + c]. */
 export interface RawImage {
@@ -185,8 +189,21 @@ export function isPng(bytes: Uint8Array): boolean {
   return bytes.length >= 8 && SIGNATURE.every((v, i) => bytes[i] === v);
 }
 
+export interface DecodeOptions {
+  /** Largest width x height accepted (default: readLimits().maxImagePixels, i.e. --max-image-pixels). */
+  maxPixels?: number;
+}
+
+/** The refusal of an image larger than the pixel limit (shared with the JPEG reader). */
+export function checkPixels(width: number, height: number, o: DecodeOptions = {}): void {
+  const limit = o.maxPixels ?? readLimits().maxImagePixels;
+  if (width * height > limit) {
+    throw new InputError(`image of ${width}x${height} = ${(width * height).toLocaleString("en-US")} pixels is over the ${limit.toLocaleString("en-US")}-pixel limit (--max-image-pixels)`);
+  }
+}
+
 /** Decodes a PNG into 8-bit HWC samples (see the file comment for the conversions). Throws InputError when invalid. */
-export function decodePng(bytes: Uint8Array): RawImage {
+export function decodePng(bytes: Uint8Array, o: DecodeOptions = {}): RawImage {
   if (!isPng(bytes)) throw bad("not a PNG file (bad signature)");
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let header: Header | undefined;
@@ -208,6 +225,7 @@ export function decodePng(bytes: Uint8Array): RawImage {
       case "IHDR":
         if (header) throw bad("more than one IHDR chunk");
         header = readHeader(body);
+        checkPixels(header.width, header.height, o);
         break;
       case "PLTE":
         if (len % 3 !== 0 || len === 0 || len > 768) throw bad(`PLTE chunk of ${len} bytes (need 3..768, a multiple of 3)`);
@@ -231,12 +249,17 @@ export function decodePng(bytes: Uint8Array): RawImage {
   const h = header!;
   if (h.colorType === 3 && !palette) throw bad("palette image without a PLTE chunk");
   if (idat.length === 0) throw bad("no IDAT chunk");
+  const expected = rawSize(h);
   let raw: Uint8Array;
   try {
-    raw = inflateSync(Buffer.concat(idat));
+    raw = inflateSync(Buffer.concat(idat), { maxOutputLength: Math.max(expected, 1) });
   } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") {
+      throw bad(`the image data inflates to more than the ${expected} bytes a ${h.width}x${h.height} image of this type holds`);
+    }
     throw bad(`corrupt compressed image data (${(e as Error).message})`);
   }
+  if (raw.length < expected) throw bad(`image data too short (${raw.length} bytes, a ${h.width}x${h.height} image of this type needs ${expected})`);
   const samples = unpackImage(raw, h);
   return toEightBit(samples, h, palette, paletteAlpha);
 }
@@ -254,16 +277,25 @@ function readHeader(b: Uint8Array): Header {
   return h;
 }
 
+/** The passes of an image: [x0, y0, dx, dy, width, height] of each non-empty one (one pass unless interlaced). */
+function passes(h: Header): number[][] {
+  return (h.interlace ? ADAM7 : [[0, 0, 1, 1]])
+    .map(([x0, y0, dx, dy]) => [x0, y0, dx, dy, Math.ceil((h.width - x0) / dx), Math.ceil((h.height - y0) / dy)])
+    .filter(([, , , , pw, ph]) => pw > 0 && ph > 0); // empty passes have no bytes at all (not even filter types)
+}
+
+/** Bytes of decompressed image data the header implies: per row of each pass, a filter byte and the packed samples. */
+function rawSize(h: Header): number {
+  const spp = SAMPLES[h.colorType];
+  return passes(h).reduce((n, [, , , , pw, ph]) => n + ph * (1 + Math.ceil((pw * spp * h.depth) / 8)), 0);
+}
+
 /** Unfilters and unpacks the decompressed data into one sample value per array element (raster order). */
 function unpackImage(raw: Uint8Array, h: Header): Uint8Array | Uint16Array {
   const spp = SAMPLES[h.colorType];
   const out = h.depth === 16 ? new Uint16Array(h.width * h.height * spp) : new Uint8Array(h.width * h.height * spp);
-  const passes = h.interlace ? ADAM7 : [[0, 0, 1, 1]];
   let pos = 0;
-  for (const [x0, y0, dx, dy] of passes) {
-    const pw = Math.ceil((h.width - x0) / dx);
-    const ph = Math.ceil((h.height - y0) / dy);
-    if (pw <= 0 || ph <= 0) continue; // empty passes have no bytes at all (not even filter types)
+  for (const [x0, y0, dx, dy, pw, ph] of passes(h)) {
     const stride = Math.ceil((pw * spp * h.depth) / 8);
     const bpp = Math.max(1, (spp * h.depth) >> 3);
     let prev: Uint8Array = new Uint8Array(stride);

@@ -1,10 +1,12 @@
 // safetensors: an 8-byte little-endian header length, a JSON header {name: {dtype, shape, data_offsets}} (plus an
 // optional "__metadata__" of strings), then the raw little-endian tensor bytes. Reading validates the header strictly
 // and reads each tensor's bytes on demand, so a multi-gigabyte file is never copied whole into memory.
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, readSync } from "node:fs";
 import { InputError } from "../errors.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { type DType, ITEM_SIZE, type Tensor } from "../torch/index.js";
+import { openRegular } from "./files.js";
+import { checkedNumel } from "./limits.js";
 import { type ByteSource, readInto, readTensor } from "./tensor-read.js";
 
 /** safetensors dtype names and ours. I16/I8 load as int16/int8; BOOL as bool. */
@@ -26,6 +28,8 @@ export interface TensorInfo {
   name: string;
   dtype: DType;
   shape: number[];
+  /** Element count (exact: the header is refused when it is not below 2^53). */
+  numel: number;
   /** Absolute byte range in the file. */
   begin: number;
   end: number;
@@ -39,6 +43,14 @@ export class SafetensorsError extends InputError {
 
 /** Upper bound on the JSON header, as the reference implementation (100 MB). */
 const MAX_HEADER = 100_000_000;
+/** More dimensions than any real tensor has (libtorch's CUDA kernels stop at 25). */
+const MAX_DIMS = 64;
+
+/** A JSON value for messages, shortened when long. */
+const brief = (v: unknown) => {
+  const s = JSON.stringify(v) ?? String(v);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+};
 
 /** An open safetensors file: metadata up front, tensors read one at a time. Close it when done. */
 export class SafetensorsFile {
@@ -58,9 +70,8 @@ export class SafetensorsFile {
   }
 
   static open(path: string): SafetensorsFile {
-    const fd = openSync(path, "r");
+    const { fd, size } = openRegular(path);
     try {
-      const size = fstatSync(fd).size;
       const { tensors, metadata } = parseHeader(path, fd, size);
       return new SafetensorsFile(path, fd, size, tensors, metadata);
     } catch (e) {
@@ -147,6 +158,7 @@ function parseHeader(path: string, fd: number, size: number): { tensors: Map<str
   const dataLen = size - dataStart;
   const tensors = new Map<string, TensorInfo>();
   let metadata: Record<string, string> = {};
+  if (typeof header !== "object" || header === null || Array.isArray(header)) throw new SafetensorsError(path, "header is not a JSON object");
   for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
     if (name === "__metadata__") {
       if (typeof raw !== "object" || raw === null || Array.isArray(raw) || !Object.values(raw).every((v) => typeof v === "string")) {
@@ -158,28 +170,30 @@ function parseHeader(path: string, fd: number, size: number): { tensors: Map<str
     const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (typeof e !== "object" || e === null) throw new SafetensorsError(path, `tensor '${name}': entry is not an object`);
     if (typeof e.dtype !== "string" || !Object.hasOwn(FROM_ST, e.dtype)) {
-      throw new SafetensorsError(path, `tensor '${name}': unknown dtype ${JSON.stringify(e.dtype)} (known: ${Object.keys(FROM_ST).join(", ")})`);
+      throw new SafetensorsError(path, `tensor '${name}': unknown dtype ${brief(e.dtype)} (known: ${Object.keys(FROM_ST).join(", ")})`);
     }
-    if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isInteger(d) && d >= 0)) {
-      throw new SafetensorsError(path, `tensor '${name}': shape ${JSON.stringify(e.shape)} is not a list of non-negative integers`);
+    if (!Array.isArray(e.shape) || e.shape.length > MAX_DIMS || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      throw new SafetensorsError(path, `tensor '${name}': shape ${brief(e.shape)} is not a list of at most ${MAX_DIMS} non-negative integers below 2^53`);
     }
+    const count = checkedNumel(e.shape);
+    if ("problem" in count) throw new SafetensorsError(path, `tensor '${name}': shape ${brief(e.shape)}: ${count.problem}`);
     const off = e.data_offsets;
-    if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isInteger(d) && d >= 0) || off[0] > off[1]) {
-      throw new SafetensorsError(path, `tensor '${name}': data_offsets ${JSON.stringify(off)} must be [begin, end] with begin <= end`);
+    if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0) || off[0] > off[1]) {
+      throw new SafetensorsError(path, `tensor '${name}': data_offsets ${brief(off)} must be [begin, end] with begin <= end`);
     }
     if (off[1] > dataLen) {
       throw new SafetensorsError(path, `tensor '${name}': data_offsets [${off}] out of bounds (data section is ${dataLen} bytes)`);
     }
     const dtype = FROM_ST[e.dtype];
     const shape = e.shape as number[];
-    const expected = shape.reduce((a, b) => a * b, 1) * ITEM_SIZE[dtype];
-    if (off[1] - off[0] !== expected) {
+    const expected = BigInt(count.numel) * BigInt(ITEM_SIZE[dtype]);
+    if (BigInt(off[1] - off[0]) !== expected) {
       throw new SafetensorsError(
         path,
         `tensor '${name}': ${off[1] - off[0]} bytes stored but ${e.dtype} [${shape}] needs ${expected}`,
       );
     }
-    tensors.set(name, { name, dtype, shape, begin: dataStart + off[0], end: dataStart + off[1] });
+    tensors.set(name, { name, dtype, shape, numel: count.numel, begin: dataStart + off[0], end: dataStart + off[1] });
   }
   const sorted = [...tensors.values()].filter((t) => t.end > t.begin).sort((a, b) => a.begin - b.begin);
   for (let i = 1; i < sorted.length; i++) {

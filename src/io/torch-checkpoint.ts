@@ -10,7 +10,8 @@
 // non-contiguous strides) become independent contiguous tensors with the values torch would show.
 import { InputError } from "../errors.js";
 import { callOp, type DType, ITEM_SIZE, noGrad, type Tensor } from "../torch/index.js";
-import { type Callable, describe, PickleError, PyGlobal, unpickle, UnsafePickleError } from "./pickle.js";
+import { checkedNumel } from "./limits.js";
+import { type Callable, describe, PickleError, PyGlobal, type PickleVM, unpickle, UnsafePickleError } from "./pickle.js";
 import { type ByteSource, readInto, readTensor, viewBytes } from "./tensor-read.js";
 import { ZipError, ZipReader } from "./zip.js";
 
@@ -53,23 +54,31 @@ export class StorageRef {
 
 /** A tensor in the archive, not yet read: a strided view of a storage. */
 export class TensorRef {
+  /** Element count, exact (rebuildTensor refuses shapes whose count is not below 2^53). */
+  readonly numel: number;
+  /** Elements from the first to the last one the view touches (0 when empty), exact as a BigInt. */
+  private readonly extent: bigint;
+
   constructor(
     readonly storage: StorageRef,
     readonly offset: number,
     readonly shape: number[],
     readonly stride: number[],
     readonly requiresGrad: boolean,
-  ) {}
+  ) {
+    const n = checkedNumel(shape);
+    if ("problem" in n) throw new PickleError(`tensor of shape ${brief(shape)}: ${n.problem}`);
+    this.numel = n.numel;
+    // Strides are counts too (no negative strides in torch); 0 repeats an element (a broadcast view).
+    this.extent = n.numel === 0 ? 0n : 1n + shape.reduce((a, d, i) => a + BigInt(d - 1) * BigInt(stride[i]), 0n);
+  }
 
   get dtype(): DType {
     return this.storage.dtype;
   }
-  get numel(): number {
-    return this.shape.reduce((a, b) => a * b, 1);
-  }
-  /** Elements from the first to the last one the view touches (0 when empty). */
+  /** The view's extent in storage elements (checked against the storage before any read). */
   get span(): number {
-    return this.numel === 0 ? 0 : 1 + this.shape.reduce((a, d, i) => a + (d - 1) * this.stride[i], 0);
+    return Number(this.extent);
   }
   /** Row-major and dense: its values are one run of the storage. */
   get contiguous(): boolean {
@@ -82,21 +91,29 @@ export class TensorRef {
   }
   /** Why the view does not fit its storage, or null. */
   problem(): string | null {
-    if (this.offset + this.span > this.storage.numel) {
-      return `view (offset ${this.offset}, shape [${this.shape}], stride [${this.stride}]) reaches past the end of storage '${this.storage.key}' (${this.storage.numel} values)`;
+    if (BigInt(this.offset) + this.extent > BigInt(this.storage.numel)) {
+      return `view (offset ${this.offset}, shape ${brief(this.shape)}, stride ${brief(this.stride)}) reaches past the end of storage '${this.storage.key}' (${this.storage.numel} values)`;
     }
     return null;
   }
 }
 
-const isCount = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 0;
-const countList = (v: unknown): v is number[] => Array.isArray(v) && v.every(isCount);
+/** A shape or stride for messages, shortened when long. */
+const brief = (v: readonly number[]) => `[${v.slice(0, 8).join(", ")}${v.length > 8 ? `, ... (${v.length} dimensions)` : ""}]`;
 
-function rebuildTensor(args: unknown[]): TensorRef {
+/** Sizes, strides and offsets: non-negative integers that a double holds exactly. */
+const isCount = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+const countList = (v: unknown): v is number[] => Array.isArray(v) && v.every(isCount);
+/** More dimensions than any real tensor has (libtorch's CUDA kernels stop at 25). */
+const MAX_DIMS = 64;
+
+function rebuildTensor(args: unknown[], vm: PickleVM): TensorRef {
   const [storage, offset, size, stride, requiresGrad] = args;
+  if (Array.isArray(size) && Array.isArray(stride)) vm.charge(size.length + stride.length);
   if (!(storage instanceof StorageRef) || !isCount(offset) || !countList(size) || !countList(stride) || size.length !== stride.length) {
     throw new PickleError("torch._utils._rebuild_tensor_v2 with malformed arguments");
   }
+  if (size.length > MAX_DIMS) throw new PickleError(`a tensor with ${size.length} dimensions (at most ${MAX_DIMS})`);
   return new TensorRef(storage, offset, [...size], [...stride], requiresGrad === true);
 }
 
@@ -118,20 +135,25 @@ const TORCH_CALLABLES: Record<string, Callable> = {
   "torch._utils._rebuild_parameter": parameter,
   "torch._utils._rebuild_parameter_with_state": parameter,
   // PyTorch 2 wraps some tensors as _rebuild_from_type_v2(func, type, args, state): allowed for plain tensors only.
-  "torch._tensor._rebuild_from_type_v2": ([func, type, args]) => {
+  "torch._tensor._rebuild_from_type_v2": ([func, type, args], vm) => {
     const cls = type instanceof PyGlobal ? type.qualname : describe(type);
     if (cls !== "torch.Tensor" && cls !== "torch.nn.parameter.Parameter") throw new PickleError(`the checkpoint holds a tensor subclass ${cls}, which cao2 does not load`);
     if (!(func instanceof PyGlobal) || !REBUILDERS.includes(func.qualname)) {
       const name = func instanceof PyGlobal ? func.qualname : describe(func);
       throw new UnsafePickleError(name, `refusing to load: a tensor is rebuilt by ${name}, which is not a torch tensor rebuilder`);
     }
-    return TORCH_CALLABLES[func.qualname](args as unknown[]);
+    if (!Array.isArray(args)) throw new PickleError(`${func.qualname} with arguments that are not a tuple`);
+    return TORCH_CALLABLES[func.qualname](args, vm);
   },
-  "torch.Size": ([dims]) => {
+  "torch.Size": ([dims], vm) => {
+    if (Array.isArray(dims)) vm.charge(dims.length);
     if (!countList(dims)) throw new PickleError("torch.Size of something that is not a list of sizes");
     return [...dims];
   },
-  "torch.device": ([type, index]) => (index === undefined || index === null ? String(type) : `${String(type)}:${String(index)}`),
+  "torch.device": ([type, index]) => {
+    const name = typeof type === "string" ? type : describe(type);
+    return index === undefined || index === null ? name : `${name}:${typeof index === "number" ? index : describe(index)}`;
+  },
   "torch.storage._load_from_bytes": () => {
     throw new UnsafePickleError(
       "torch.storage._load_from_bytes",
@@ -208,7 +230,7 @@ export class TorchArchive {
         const entry = `${prefix}/data/${key}`;
         if (!zip.entries.has(entry)) fail(`storage '${key}' is missing from the archive (no entry ${entry}; truncated or damaged file?)`);
         const bytes = zip.entries.get(entry)!.size;
-        if (bytes !== numel * ITEM_SIZE[dtype]) fail(`storage '${key}' holds ${bytes} bytes but the checkpoint declares ${numel} ${dtype} values`);
+        if (BigInt(bytes) !== BigInt(numel) * BigInt(ITEM_SIZE[dtype])) fail(`storage '${key}' holds ${bytes} bytes but the checkpoint declares ${numel} ${dtype} values`);
         const ref = new StorageRef(key, entry, dtype, numel);
         storages.set(key, ref);
         return ref;

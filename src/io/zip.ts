@@ -3,9 +3,10 @@
 // archive is never copied whole into memory. Stored entries (what torch.save writes) report where their bytes lie in
 // the file, so that tensors can be mapped from there; deflated ones (an archive re-zipped by another tool) are
 // inflated whole with node:zlib when read.
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, readSync } from "node:fs";
 import { crc32, inflateRawSync } from "node:zlib";
 import { InputError } from "../errors.js";
+import { openRegular } from "./files.js";
 
 export class ZipError extends InputError {
   constructor(file: string, msg: string) {
@@ -51,9 +52,8 @@ export class ZipReader {
   }
 
   static open(path: string): ZipReader {
-    const fd = openSync(path, "r");
+    const { fd, size } = openRegular(path);
     try {
-      const size = fstatSync(fd).size;
       return new ZipReader(path, fd, size, readCentralDirectory(path, fd, size));
     } catch (e) {
       closeSync(fd);

@@ -166,7 +166,7 @@ function evalSection(evals: EvalEntry[]): string {
     const c = e.record.config;
     return (
       `<tr><td>${esc(e.label)}</td><td>${esc(c.protocol)}</td><td>${esc(c.arch)} (${esc(c.norm)})</td><td>${c.ipc}</td><td>${c.epochs}</td>` +
-      `<td>${e.record.repeats.length}</td><td><b>${meanStd(e.record.summary.best)}</b></td><td>${meanStd(e.record.summary.final)}</td>` +
+      `<td>${e.record.repeats.length}</td><td class="n"><b>${meanStd(e.record.summary.best)}</b></td><td class="n">${meanStd(e.record.summary.final)}</td>` +
       `<td>${esc(e.record.test.name)}</td><td><a href="#curve-${i}">curves</a> · <code>${esc(e.path)}</code></td></tr>`
     );
   });

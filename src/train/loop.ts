@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { InputError } from "../errors.js";
 import type { Dataset } from "../io/datasets/index.js";
 import { tidy } from "../torch/index.js";
-import { writeFileAtomic } from "../util/atomic.js";
+import { withPath, writeFileAtomic } from "../util/atomic.js";
 import { Interrupted, stopRequested } from "../util/interrupt.js";
 import { isRecord, parseStateJson, type StateFileInfo } from "../util/state-file.js";
 import type { Progress } from "../util/progress.js";
@@ -67,6 +67,13 @@ export function trainLoop(parts: TrainingParts, step: (i: number) => Record<stri
     if (o.resume) o.progress?.log(`nothing to resume (no ${checkpointPath}): starting a new run`);
     if (existsSync(logPath)) writeFileAtomic(logPath, "");
   }
+  const appendLog = (line: Record<string, unknown>) => {
+    try {
+      appendFileSync(logPath, JSON.stringify(line) + "\n");
+    } catch (e) {
+      throw withPath(e, logPath);
+    }
+  };
   const save = (i: number) => saveTrainingState(checkpointPath, parts, { step: i, config: o.config, extra: o.extra?.() });
   const sums: Record<string, number> = {};
   let count = 0;
@@ -83,14 +90,14 @@ export function trainLoop(parts: TrainingParts, step: (i: number) => Record<stri
     if (done % o.logEvery === 0 || done === end) {
       const avg = Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / count]));
       const secs = (performance.now() - t0) / 1000;
-      appendFileSync(logPath, JSON.stringify({ step: done, ...avg, steps_per_s: count / secs, time: new Date().toISOString() }) + "\n");
+      appendLog({ step: done, ...avg, steps_per_s: count / secs, time: new Date().toISOString() });
       for (const k of Object.keys(sums)) delete sums[k];
       count = 0;
       t0 = performance.now();
     }
     if (o.validate && o.validateEvery && (done % o.validateEvery === 0 || done === end)) {
       const v = o.validate(done);
-      appendFileSync(logPath, JSON.stringify({ step: done, ...v, time: new Date().toISOString() }) + "\n");
+      appendLog({ step: done, ...v, time: new Date().toISOString() });
       o.progress?.log(`step ${done}: ${Object.entries(v).map(([k, x]) => `${k} ${x.toFixed(4)}`).join(", ")}`);
     }
     if (done % o.checkpointEvery === 0 || done === end) save(done);

@@ -25,10 +25,16 @@ export function writeFileAtomic(path: string, data: string | Uint8Array | Iterab
     // Name the file the user asked for, not the temporary one beside it.
     const err = e as NodeJS.ErrnoException;
     if (err.code === "ENOENT" && !existsSync(dirname(path))) throw new InputError(`cannot write ${path}: the folder ${dirname(path)} does not exist`);
-    // A write or flush error (a full disk) carries no path at all.
-    if (typeof err.code === "string" && (err.path === tmp || err.path === undefined)) err.path = path;
-    throw e;
+    if (err.path === tmp) err.path = path;
+    throw withPath(e, path);
   }
+}
+
+/** A system error met while writing `path` names it: write and flush errors (a full disk) carry no path of their own. */
+export function withPath(e: unknown, path: string): unknown {
+  const err = e as NodeJS.ErrnoException;
+  if (err instanceof Error && typeof err.code === "string" && err.path === undefined) err.path = path;
+  return e;
 }
 
 export const writeJsonAtomic = (path: string, value: unknown) => writeFileAtomic(path, JSON.stringify(value, null, 2) + "\n");

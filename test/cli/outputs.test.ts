@@ -95,6 +95,10 @@ test("a disk that fills up during the write: one line naming the file (exit 2), 
   const r = await cao2OnTmpfs(full, "full", ["sample", "--classes", "0", "--per-class", "1", "--steps", "2", "--threads", "1", "--out", png]);
   assert.equal(r.status, 2, r.stderr);
   assert.match(r.stderr, new RegExp(`\ncao2 sample: error: ${png}: no space left on the device\n$`), "the last line names the file (progress lines come before)");
+  const rr = join(full, "rr");
+  const baseline = await cao2OnTmpfs(full, "full", ["baseline", "random-real", "--ipc", "2", "--out", rr]);
+  assert.equal(baseline.status, 2, baseline.stderr);
+  assert.equal(baseline.stderr, `cao2 baseline: error: ${rr}: no space left on the device\n`);
   assert.deepEqual(readdirSync(full), [], "the tmpfs is gone with its namespace; nothing reached the real folder");
   rmSync(full, { recursive: true });
 });

@@ -31,6 +31,7 @@ const CASES: [args: string[], error: string][] = [
   [["train", "autoencoder", "--out", "run", "--epochs", "0"], "--epochs must be in 1..100000, got 0"],
   [["train", "autoencoder", "--out", "run", "--channels", "32,0"], "--channels must be in 1..4096, got 0"],
   [["distill", "--steps", "5000"], "--steps must be in 2..1000, got 5000"],
+  [["sample", "--steps", "1", "--out", "grid.png"], "--steps must be in 2..1000, got 1"], // failed after loading the models
   [["distill", "--pool-factor", "0"], "--pool-factor must be in 1..100, got 0"],
   [["distill", "--seed", "-1"], "--seed must be >= 0, got -1"],
   [["evaluate", "--data", "fashion-mnist", "--repeats", "0"], "--repeats must be in 1..1000, got 0"],

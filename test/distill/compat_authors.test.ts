@@ -14,7 +14,7 @@ import { describe, test } from "node:test";
 import type { LoadedModels } from "../../src/distill/models.js";
 import { authorsRun, distillClass, type DistillOptions } from "../../src/distill/pipeline.js";
 import { classFolder, presetClasses, recipeDefaults } from "../../src/distill/presets.js";
-import { stateDir } from "../../src/distill/write.js";
+import { runLayout } from "../../src/distill/write.js";
 import { loadSafetensors } from "../../src/io/safetensors.js";
 import { autoencoderKLConfigFromDiffusers, createAutoencoderKL } from "../../src/models/autoencoder.js";
 import { createResNet } from "../../src/models/resnet.js";
@@ -83,6 +83,7 @@ function options(condition: "true" | "null"): DistillOptions {
     tMax: meta.tMax,
     autoIpcThreshold: 50,
     compat: "authors",
+    order: "select-refine",
     guidedChannels: 3,
     seed: meta.seed,
     // Smaller than the pool and not a divisor of it: the pool is still sampled as one batch, as released.
@@ -101,12 +102,12 @@ describe("--compat authors against the released control flow (slow)", () => {
       assert.equal(o.timestepMode, "index");
       assert.equal(o.refineTrainMode, true);
       assert.equal(o.fill, "ordered");
-      const out = mkdtempSync(join(tmpdir(), "cao2-compat-"));
+      const layout = runLayout(mkdtempSync(join(tmpdir(), "cao2-compat-")));
       const authors = authorsRun(o.seed, [4, 8, 8]);
       try {
         for (const cm of run.classes) {
           const c = o.classes[cm.label];
-          const record = distillClass(m, o, c, { out }, {
+          const record = distillClass(m, o, c, layout, {
             authors,
             draws: {
               noiseRow: (image) => cm.noiseRows[image],
@@ -117,7 +118,7 @@ describe("--compat authors against the released control flow (slow)", () => {
             },
           });
           const key = `${run.condition}_${cm.label}`;
-          const saved = loadSafetensors(join(stateDir({ out }), "latents", `${classFolder(c, 10)}.safetensors`));
+          const saved = loadSafetensors(join(layout.state, "latents", `${classFolder(c, 10)}.safetensors`));
           assertClose(saved.get("pool")!, ref.get(`pool_${key}`)!, 1e-5, `class ${cm.label} pool`);
           const probs = ref.get(`probs_${key}`)!;
           const conf = probs.select(1, cm.label).toNumbers();
@@ -139,7 +140,7 @@ describe("--compat authors against the released control flow (slow)", () => {
         }
       } finally {
         authors.bank.dispose();
-        rmSync(out, { recursive: true, force: true });
+        for (const d of [layout.out, layout.state]) rmSync(d, { recursive: true, force: true });
       }
     });
   }

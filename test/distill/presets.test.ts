@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { classFolder, presetClasses, recipeDefaults } from "../../src/distill/presets.js";
+import { classFolder, defaultTMax, PRESETS, presetClasses, recipeDefaults } from "../../src/distill/presets.js";
 
 test("subset labels follow the subset file's line order; model indices are ImageNet-1k positions", () => {
   const woof = presetClasses("imagewoof");
@@ -31,7 +31,7 @@ test("--compat authors switches to the released code's per-subset settings", () 
   assert.equal(recipeDefaults("imagenette", "authors").refineIters, 0);
   const in100 = recipeDefaults("imagenet-100", "authors");
   assert.equal(in100.select, "least-confident");
-  assert.equal(in100.tMax, 5);
+  assert.equal(defaultTMax(50, in100.tMaxDivisor), 5, "the ImageNet-100 script: range(1, S // 8)");
   assert.equal(in100.timestepMode, "index");
   assert.equal(in100.refineTrainMode, true);
   // The released ImageNet-100 script's active main() refines under the null label (the true label is in main_var()).
@@ -40,4 +40,15 @@ test("--compat authors switches to the released code's per-subset settings", () 
   assert.equal(recipeDefaults("imagewoof", "paper").condition, "null");
   assert.equal(recipeDefaults("imagewoof", "paper").fill, "random");
   assert.equal(recipeDefaults("imagewoof", "authors").fill, "ordered");
+});
+
+test("T^ follows the schedule length as the released code's range(1, S // 4): 1..floor(S/4) - 1, at least 1", () => {
+  for (const p of PRESETS) assert.equal(defaultTMax(50, recipeDefaults(p, "paper").tMaxDivisor), 11, p);
+  const divisor = recipeDefaults("fashion-mnist", "paper").tMaxDivisor;
+  assert.deepEqual([2, 5, 8, 9, 12, 100, 250].map((s) => defaultTMax(s, divisor)), [1, 1, 1, 1, 2, 24, 61]);
+  for (let s = 2; s <= 300; s++) {
+    const t = defaultTMax(s, divisor);
+    assert.ok(t >= 1 && t < s, `S = ${s}: T^ = ${t} must be a step of the schedule other than 0`);
+  }
+  assert.equal(defaultTMax(5, recipeDefaults("imagenet-100", "authors").tMaxDivisor), 1);
 });

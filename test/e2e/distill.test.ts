@@ -1,8 +1,10 @@
 // End-to-end checks of `cao2 distill` on tiny random models (slow: each run spawns the CLI). They cover the
-// ImageFolder layout, determinism, resumption after SIGINT and SIGKILL, and refusals of bad input.
+// ImageFolder layout (read by torchvision's ImageFolder too) with the run state beside it, outputs written before the
+// state moved, determinism, resumption after SIGINT and SIGKILL (in both stage orders), the default T^, condition
+// "auto", and refusals of bad input.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
@@ -37,27 +39,46 @@ const TINY = ["--classes", "0-2", "--ipc", "2", "--steps", "5", "--refine-iters"
 const args = (out: string, extra: string[] = []) => ["distill", "--dit", models[0], "--vae", models[1], "--selector", models[2], ...TINY, "--out", out, ...extra];
 const runCli = (argv: string[]) => spawnSync(process.execPath, [CLI, ...argv], { encoding: "utf8", env: { ...process.env, CI: "true" } });
 
-/** Every file under a folder with its bytes; the manifest without its timestamp and timings. */
-function snapshot(out: string): Map<string, string> {
+/**
+ * Every file of a run with its bytes, the state folder's under "state/"; the manifest and class records without
+ * timestamps, timings and the folders' locations.
+ */
+function snapshot(out: string, state = `${out}.cao2`): Map<string, string> {
   const files = new Map<string, string>();
   const walk = (d: string, rel: string) => {
     for (const e of readdirSync(d).sort()) {
       const p = join(d, e);
+      if (p === state) continue; // an output written before the state moved holds it
       if (statSync(p).isDirectory()) walk(p, `${rel}${e}/`);
       else files.set(`${rel}${e}`, readFileSync(p).toString("base64"));
     }
   };
   walk(out, "");
+  walk(state, "state/");
   const strip = (k: string) => {
     const v = files.get(k);
     if (!v) return;
     const j = JSON.parse(Buffer.from(v, "base64").toString("utf8"), (key, val) => (key === "created" || key === "timings" || key === "distillSeconds" ? undefined : val));
-    if (j.config) j.config.out = undefined;
+    if (j.config) j.config.out = j.config.state = undefined;
     files.set(k, JSON.stringify(j));
   };
   strip("manifest.json");
-  for (const k of files.keys()) if (k.startsWith(".cao2/classes/") && k.endsWith(".json")) strip(k);
+  for (const k of files.keys()) if (k.startsWith("state/classes/") && k.endsWith(".json")) strip(k);
   return files;
+}
+
+/** What torchvision's ImageFolder (Debian's python3-torchvision) makes of a folder: classes and images per class. */
+function torchvisionView(root: string): { classes: string[]; counts: number[] } {
+  const script = [
+    "import collections, json, sys",
+    "from torchvision.datasets import ImageFolder",
+    "d = ImageFolder(sys.argv[1])",
+    "n = collections.Counter(t for _, t in d.samples)",
+    "print(json.dumps({'classes': d.classes, 'counts': [n[i] for i in range(len(d.classes))]}))",
+  ].join("\n");
+  const r = spawnSync("/usr/bin/python3", ["-c", script, root], { encoding: "utf8" });
+  assert.equal(r.status, 0, `torchvision's ImageFolder refused ${root}:\n${r.stderr}`);
+  return JSON.parse(r.stdout);
 }
 
 function waitFor(pred: () => boolean, child: ChildProcess, ms = 120_000): Promise<void> {
@@ -111,7 +132,15 @@ describe("cao2 distill end to end (slow)", () => {
       }
     }
     for (const k of ["dit", "vae", "selector"]) assert.match(m.models[k].sha256, /^[0-9a-f]{64}$/);
-    assert.equal(m.config.condition, "true", "auto condition with a 95% selector is the true label");
+    assert.equal(m.config.condition, "true", "the fashion-mnist preset refines with the true label");
+    assert.deepEqual(m.condition, { requested: "true", chosen: "true" });
+    assert.equal(m.config.order, "select-refine");
+    // The root is an ImageFolder for any reader: the run's state is beside it, where the manifest says.
+    assert.deepEqual(readdirSync(out).sort(), [...folders, "classes.txt", "manifest.json"]);
+    assert.equal(m.config.state, `${out}.cao2`);
+    assert.ok(existsSync(join(`${out}.cao2`, "run.json")));
+    assert.deepEqual(readdirSync(join(`${out}.cao2`, "classes")).sort(), ["0.json", "1.json", "2.json"]);
+    assert.deepEqual(torchvisionView(out), { classes: folders, counts: [2, 2, 2] });
     reference = snapshot(out);
   });
 
@@ -127,24 +156,79 @@ describe("cao2 distill end to end (slow)", () => {
     assert.notDeepEqual(snapshot(out).get("0_T-shirt-top/0.png"), reference.get("0_T-shirt-top/0.png"));
   });
 
-  for (const signal of ["SIGINT", "SIGKILL"] as const) {
-    test(`a run killed with ${signal} and resumed gives the same bytes, without redoing finished classes`, async () => {
-      const out = join(dir, signal);
-      const child = spawn(process.execPath, [CLI, ...args(out)], { stdio: "ignore", env: { ...process.env, CI: "true" } });
-      const first = join(out, ".cao2", "classes", "0.json");
+  let refineSelect: Map<string, string>;
+
+  test("--order refine-select (Table 11's reverse order): recorded in the manifest and the class records", () => {
+    const out = join(dir, "refine-select");
+    const r = runCli(args(out, ["--order", "refine-select"]));
+    assert.equal(r.status, 0, r.stderr);
+    const m = JSON.parse(readFileSync(join(out, "manifest.json"), "utf8"));
+    assert.equal(m.config.order, "refine-select");
+    for (const rec of m.records) {
+      assert.equal(rec.refinedPool.length, rec.pool.length, "the selector's view of every refined candidate");
+      for (const it of rec.items) assert.equal(it.refinedConfidence, rec.refinedPool[it.poolIndex].confidence);
+    }
+    refineSelect = snapshot(out);
+    const resumed = runCli(args(out, ["--resume"]));
+    assert.equal(resumed.status, 2, "a finished refine-select run is not resumed as select-refine");
+    assert.match(resumed.stderr, /other settings \(order differ\)/);
+  });
+
+  for (const [signal, order] of [["SIGINT", "select-refine"], ["SIGKILL", "select-refine"], ["SIGKILL", "refine-select"]] as const) {
+    test(`a ${order} run killed with ${signal} and resumed gives the same bytes, without redoing finished classes`, async () => {
+      const out = join(dir, `${signal}-${order}`);
+      const flags = ["--order", order];
+      const child = spawn(process.execPath, [CLI, ...args(out, flags)], { stdio: "ignore", env: { ...process.env, CI: "true" } });
+      const first = join(`${out}.cao2`, "classes", "0.json");
       await waitFor(() => existsSync(first), child);
       child.kill(signal);
       const code = await exited(child);
       assert.notEqual(code, 0);
       assert.ok(!existsSync(join(out, "manifest.json")), "an interrupted run has no manifest");
       const before = statSync(first).mtimeMs;
-      const r = runCli(args(out, ["--resume"]));
+      const r = runCli(args(out, [...flags, "--resume"]));
       assert.equal(r.status, 0, r.stderr);
       assert.match(r.stderr, /class 0 \(T-shirt\/top\) already done/);
       assert.equal(statSync(first).mtimeMs, before, "the finished class was not rewritten");
-      assert.deepEqual(snapshot(out), reference);
+      assert.deepEqual(snapshot(out), order === "select-refine" ? reference : refineSelect);
     });
   }
+
+  test("an output written before the state moved (.cao2/ inside it, no config.state) is resumed where its state is", () => {
+    // Such an output, interrupted during its last class: the state inside, class 2's record and the manifest missing.
+    const out = join(dir, "old");
+    cpSync(join(dir, "a"), out, { recursive: true });
+    cpSync(join(dir, "a.cao2"), join(out, ".cao2"), { recursive: true });
+    rmSync(join(out, "manifest.json"));
+    rmSync(join(out, ".cao2", "classes", "2.json"));
+    const r = runCli(args(out, ["--resume"]));
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /class 1 \(Trouser\) already done/);
+    assert.ok(!existsSync(`${out}.cao2`), "no second state folder beside it");
+    assert.ok(existsSync(join(out, ".cao2", "classes", "2.json")));
+    assert.equal(JSON.parse(readFileSync(join(out, "manifest.json"), "utf8")).config.state, join(out, ".cao2"));
+    assert.deepEqual(snapshot(out, join(out, ".cao2")), reference);
+  });
+
+  test("T^ follows a short schedule by default (--steps 5: T^ = 1); condition auto measures the selector on held-out real images", () => {
+    const out = join(dir, "auto");
+    const noTMax = args(out, ["--condition", "auto"]).filter((_, i, all) => all[i] !== "--t-max" && all[i - 1] !== "--t-max");
+    assert.ok(!noTMax.includes("--t-max") && noTMax.includes("--steps"));
+    const r = runCli(noTMax);
+    assert.equal(r.status, 0, r.stderr);
+    const m = JSON.parse(readFileSync(join(out, "manifest.json"), "utf8"));
+    assert.equal(m.config.steps, 5);
+    assert.equal(m.config.tMax, 1, "floor(5/4) - 1 = 0, at least 1");
+    // The random selector's file records 95%, but on Fashion-MNIST's 2,000 validation images it is near chance.
+    assert.equal(m.models.selectorAccuracy, 0.95);
+    const c = m.condition;
+    assert.deepEqual([c.requested, c.source, c.images, c.threshold], ["auto", "fashion-mnist-val", 2000, 0.9]);
+    assert.ok(c.accuracy >= 0 && c.accuracy < 0.5, `measured ${c.accuracy}`);
+    assert.equal(c.chosen, "null");
+    assert.equal(m.config.condition, "null");
+    assert.ok(m.records.every((rec: { condition: { kind: string; label: number } }) => rec.condition.kind === "null" && rec.condition.label === 10));
+    assert.match(r.stderr, /condition auto: selector top-1 \d+\.\d\d% on fashion-mnist-val \(2000 held-out images\) < 0\.9: null label/);
+  });
 
   test("--compat authors: one random stream over the run, continued by --resume after a kill (same bytes)", async () => {
     const whole = join(dir, "authors");
@@ -159,7 +243,7 @@ describe("cao2 distill end to end (slow)", () => {
     assert.notDeepEqual(snapshot(alone).get("1_Trouser/0.png"), expected.get("1_Trouser/0.png"));
     const out = join(dir, "authors-killed");
     const child = spawn(process.execPath, [CLI, ...args(out, flags)], { stdio: "ignore", env: { ...process.env, CI: "true" } });
-    await waitFor(() => existsSync(join(out, ".cao2", "classes", "0.json")), child);
+    await waitFor(() => existsSync(join(`${out}.cao2`, "classes", "0.json")), child);
     child.kill("SIGKILL");
     assert.notEqual(await exited(child), 0);
     assert.ok(!existsSync(join(out, "manifest.json")), "an interrupted run has no manifest");
@@ -169,11 +253,18 @@ describe("cao2 distill end to end (slow)", () => {
     assert.deepEqual(snapshot(out), expected);
     // Without the saved stream the run cannot continue as it would have: refused, nothing written.
     rmSync(join(out, "manifest.json"));
-    rmSync(join(out, ".cao2", "classes", "2.json"));
-    rmSync(join(out, ".cao2", "classes", "0.stream"));
+    rmSync(join(`${out}.cao2`, "classes", "2.json"));
+    rmSync(join(`${out}.cao2`, "classes", "0.stream"));
     const lost = runCli(args(out, [...flags, "--resume"]));
     assert.equal(lost.status, 2, lost.stderr);
     assert.match(lost.stderr, /class 0 is finished but its random stream was not saved/);
+    assert.ok(!existsSync(join(out, "manifest.json")));
+    // A stream file that is not a generator's state: one line naming it (was a raw libtorch error).
+    const stream = join(`${out}.cao2`, "classes", "0.stream");
+    writeFileSync(stream, "not a generator state");
+    const corrupt = runCli(args(out, [...flags, "--resume"]));
+    assert.equal(corrupt.status, 2, corrupt.stderr);
+    assert.match(corrupt.stderr, new RegExp(`\\ncao2 distill: error: ${stream}: corrupt random stream saved after class 0 \\([^\\n]+\\); --compat authors cannot resume this run: start it again in a new --out\\n$`));
     assert.ok(!existsSync(join(out, "manifest.json")));
   });
 
@@ -195,14 +286,14 @@ describe("cao2 distill end to end (slow)", () => {
     writeFileSync(join(foreign, "notes.txt"), "");
     const refused = runCli(args(foreign, ["--resume"]));
     assert.equal(refused.status, 2);
-    assert.equal(refused.stderr, `cao2 distill: error: ${foreign} is not empty but holds no cao2 run to resume (no .cao2/run.json); choose a new --out\n`);
+    assert.equal(refused.stderr, `cao2 distill: error: ${foreign} is not empty but holds no cao2 run to resume (no run state in ${foreign}.cao2); choose a new --out, or give the run's --state\n`);
   });
 
   test("corrupt run state on --resume: one line naming the file and the way out, nothing rewritten", () => {
     const out = join(dir, "resume-corrupt");
     assert.equal(runCli(args(out)).status, 0);
     rmSync(join(out, "manifest.json"));
-    const record = join(out, ".cao2", "classes", "1.json");
+    const record = join(`${out}.cao2`, "classes", "1.json");
     writeFileSync(record, '{"label": 1, "items": [');
     let r = runCli(args(out, ["--resume"]));
     assert.equal(r.status, 2, r.stderr);
@@ -210,20 +301,22 @@ describe("cao2 distill end to end (slow)", () => {
     writeFileSync(record, JSON.stringify({ label: 2, items: [], pool: [] }));
     r = runCli(args(out, ["--resume"]));
     assert.match(r.stderr, new RegExp(`${record}: corrupt record of finished class 1 \\(not the content cao2 writes there\\)`));
-    const run = join(out, ".cao2", "run.json");
+    const run = join(`${out}.cao2`, "run.json");
     writeFileSync(run, "\u0000\u0000");
     r = runCli(args(out, ["--resume"]));
     assert.equal(r.status, 2, r.stderr);
     assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
-    assert.match(r.stderr, new RegExp(`^cao2 distill: error: ${run}: corrupt run settings \\(not JSON: .*\\); the run cannot be checked or continued: start it again in a new --out \\(or delete ${out}\\)\\n$`));
+    assert.match(r.stderr, new RegExp(`^cao2 distill: error: ${run}: corrupt run settings \\(not JSON: .*\\); the run cannot be checked or continued: start it again in a new --out \\(or delete ${out} and ${out}\\.cao2\\)\\n$`));
     assert.ok(!existsSync(join(out, "manifest.json")), "nothing that looks complete");
   });
 
   test("cao2 figure: before | after | amplified difference per image, from a --save-pre-refine run", () => {
     const out = join(dir, "fig");
     assert.equal(runCli(args(out, ["--save-pre-refine"])).status, 0);
+    assert.deepEqual(torchvisionView(out), { classes: ["0_T-shirt-top", "1_Trouser", "2_Pullover"], counts: [2, 2, 2] });
+    assert.deepEqual(readdirSync(join(`${out}.cao2`, "pre-refine")).sort(), ["0_T-shirt-top", "1_Trouser", "2_Pullover"]);
     // The tiny random models barely move an image in 3 steps; make one "before" image differ by a known amount.
-    const pre = join(out, ".cao2", "pre-refine", "2_Pullover", "1.png");
+    const pre = join(`${out}.cao2`, "pre-refine", "2_Pullover", "1.png");
     const orig = decodePng(readFileSync(pre));
     writeFileSync(pre, encodePng({ ...orig, data: orig.data.map((v, i) => (i % 3 === 0 ? Math.min(255, v + 7) : v)) }));
     const png = join(dir, "fig.png");
@@ -233,7 +326,7 @@ describe("cao2 distill end to end (slow)", () => {
     // 2 classes x (2 images x 3 panels) of 32x32 (16 px enlarged twice), each with a 1-pixel border
     assert.deepEqual([img.width, img.height, img.channels], [6 * 34, 2 * 34, 1]);
     const at = (im: { width: number; data: Uint8Array }, x: number, y: number) => im.data[y * im.width + x];
-    const before = decodePng(readFileSync(join(out, ".cao2", "pre-refine", "2_Pullover", "1.png")));
+    const before = decodePng(readFileSync(pre));
     const after = decodePng(readFileSync(join(out, "2_Pullover", "1.png")));
     let changed = 0;
     for (let y = 0; y < 16; y++)
@@ -247,6 +340,16 @@ describe("cao2 distill end to end (slow)", () => {
         if (at(after, x, y) !== at(before, x, y)) changed++;
       }
     assert.ok(changed > 50, `${changed} pixels differ`);
+    // An output written before the state moved: the images before refinement inside it, no config.state.
+    const old = join(dir, "fig-old");
+    cpSync(out, old, { recursive: true });
+    renameSync(`${out}.cao2`, join(old, ".cao2"));
+    const manifest = JSON.parse(readFileSync(join(old, "manifest.json"), "utf8"));
+    delete manifest.config.state;
+    writeFileSync(join(old, "manifest.json"), JSON.stringify(manifest));
+    const again = runCli(["figure", "--run", old, "--classes", "1-2", "--per-class", "2", "--amplify", "10", "--scale", "2", "--out", join(dir, "fig-old.png")]);
+    assert.equal(again.status, 0, again.stderr);
+    assert.deepEqual(readFileSync(join(dir, "fig-old.png")), readFileSync(png));
     const none = runCli(["figure", "--run", join(dir, "a"), "--out", join(dir, "none.png")]);
     assert.equal(none.status, 2);
     assert.match(none.stderr, /distilled without --save-pre-refine/);
@@ -264,6 +367,17 @@ describe("cao2 distill end to end (slow)", () => {
     bad(["--dit", models[1]], /expected a DiT, but it holds a cao2 autoencoder model/);
     bad(["--classes", "12"], /--classes: no class '12'/);
     bad(["--ipc", "0"], /--ipc must be in 1\.\.10000, got 0/);
+    bad(["--t-max", "5"], /--t-max must be an integer in 1\.\.4 \(an index of the 5-step schedule\), got 5/);
+    bad(["--condition", "auto", "--auto-threshold", "1.5"], /--auto-threshold must be in 0\.\.1, got 1\.5/);
+    bad(["--auto-threshold", "0.5"], /--auto-threshold applies to --condition auto only/);
+    bad(["--order", "select"], /--order must be one of select-refine, refine-select; got 'select'/);
+    const inside = join(dir, "inside");
+    mkdirSync(inside);
+    bad(["--state", join(inside, "state")], /--state .* lies inside --out/, inside);
+    const used = join(dir, "used-state");
+    mkdirSync(used, { recursive: true });
+    writeFileSync(join(used, "run.json"), "{}");
+    bad(["--state", used], /the state folder .*used-state already holds a run: pass --resume/);
     bad(["--bogus"], /unknown flag '--bogus'/);
     const file = join(dir, "a-file");
     writeFileSync(file, "x");

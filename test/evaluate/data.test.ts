@@ -3,14 +3,15 @@
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { after, test } from "node:test";
-import { fitToPreset, matchClasses } from "../../src/evaluate/data.js";
+import { fitToPreset, loadEvalSet, matchClasses } from "../../src/evaluate/data.js";
 import { PRESETS } from "../../src/evaluate/presets.js";
 import { writeRandomReal } from "../../src/evaluate/random-real.js";
 import { meanStd } from "../../src/evaluate/record.js";
 import { InputError } from "../../src/errors.js";
 import { type Dataset, FASHION_MNIST_CLASSES, loadImageFolder } from "../../src/io/datasets/index.js";
+import { encodePng } from "../../src/io/png.js";
 import * as torch from "../../src/torch/index.js";
 
 const dir = mkdtempSync(join(tmpdir(), "cao2-evaldata-"));
@@ -90,4 +91,20 @@ test("mean ± sample standard deviation", () => {
   assert.equal(s.mean, 73);
   assert.ok(Math.abs(s.std - Math.sqrt((9 + 1 + 16) / 2)) < 1e-12);
   assert.equal(meanStd([5]).std, 0);
+});
+
+test("a distilled set written before the state moved out (.cao2/ inside, with images) reads as its class folders only", () => {
+  const root = join(dir, "old-distill");
+  const png = encodePng({ width: 4, height: 4, channels: 1, data: new Uint8Array(16).fill(9) });
+  for (const f of ["0_T-shirt-top/0.png", "0_T-shirt-top/1.png", "1_Trouser/0.png", ".cao2/pre-refine/0_T-shirt-top/0.png", ".cao2/pre-refine/1_Trouser/0.png"]) {
+    mkdirSync(join(root, dirname(f)), { recursive: true });
+    writeFileSync(join(root, f), png);
+  }
+  writeFileSync(join(root, ".cao2", "run.json"), "{}");
+  for (const classList of [false, true]) {
+    if (classList) writeFileSync(join(root, "classes.txt"), "0_T-shirt-top\n1_Trouser\n");
+    const ds = loadEvalSet(root, "train", PRESETS["fashion-mnist"]);
+    assert.deepEqual(ds.classes, ["0_T-shirt-top", "1_Trouser"], classList ? "from classes.txt" : "from the folders");
+    assert.deepEqual([...ds.labels], [0, 0, 1]);
+  }
 });

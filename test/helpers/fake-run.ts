@@ -70,6 +70,7 @@ export function makeFakeRun(out: string, o: FakeRunOptions): Manifest {
     tool: { name: "cao2", version: "0.1.0", libtorch: "test" },
     created: "2026-01-01T00:00:00.000Z",
     config: { ...config, out, ...(o.layout === "sibling" ? { state } : {}) },
+    condition: { requested: "true", chosen: "true" },
     models: { dit: hash, vae: hash, selector: hash, selectorPreprocess: { size, channels: 1, mean: [0.5], std: [0.5] }, scalingFactor: 1 } as Manifest["models"],
     seeds: { seed: 0, derivation: "made up" },
     classes,

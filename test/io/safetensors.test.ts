@@ -127,7 +127,7 @@ test("the header is validated strictly, and every error names the tensor and the
     ["dtype", { a: { dtype: "F8", shape: [2], data_offsets: [0, 2] } }, /tensor 'a': unknown dtype "F8"/],
     ["proto-dtype", { a: { dtype: "constructor", shape: [2], data_offsets: [0, 2] } }, /tensor 'a': unknown dtype "constructor"/],
     ["count", { a: { dtype: "F16", shape: [3, 2], data_offsets: [0, 8] } }, /tensor 'a': 8 bytes stored but F16 \[3,2\] needs 12/],
-    ["shape", { a: { dtype: "F32", shape: [-1], data_offsets: [0, 4] } }, /tensor 'a': shape \[-1\] is not a list of non-negative integers/],
+    ["shape", { a: { dtype: "F32", shape: [-1], data_offsets: [0, 4] } }, /tensor 'a': shape \[-1\] is not a list of at most 64 non-negative integers below 2\^53/],
     ["offsets", { a: { dtype: "F32", shape: [1], data_offsets: [8, 4] } }, /tensor 'a': data_offsets \[8,4\] must be \[begin, end\]/],
     ["meta", { __metadata__: { n: 3 } }, /__metadata__ must map names to strings/],
     ["array", [1, 2], /the header does not start with '\{'/],

@@ -1,8 +1,8 @@
 // The report of a real tiny run (the shipped Fashion-MNIST models, --save-pre-refine) and of a real evaluation of it,
 // opened in headless Chromium (slow): no console errors, no failed requests, every image decoded, as many distilled
-// images as the manifest lists, every chart drawn, the pre-refinement view shown on hover; a screenshot is saved in
-// the test's temp folder (and, with $CAO2_REPORT_SCREENSHOTS set to a folder, copied there as report-page.png and
-// report-hover.png: that is how the screenshots of docs/report.md are made).
+// images as the manifest lists, every chart drawn, the pre-refinement view shown on hover, every image in a printed
+// PDF. A screenshot is saved in the test's temp folder (and, with $CAO2_REPORT_SCREENSHOTS set to a folder, copied
+// there as report-page.png and report-hover.png: that is how the screenshots of docs/report.md are made).
 // Skipped, saying why, where Debian's chromium is not installed; CI installs it (.ci/run).
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -89,6 +89,14 @@ describe("the report in a real browser (slow)", { skip: browserMissing() }, () =
     assert.match(report(run, "--images", "beside", "--out", html), /images in .*beside_files\//);
     assert.ok(existsSync(join(dir, "beside_files")));
     assertClean(await openReport(browser, html), images);
+
+    // Printing draws every grid and chart first (the page's beforeprint handler): the PDF holds every distilled image.
+    const page = await browser.context.newPage();
+    await page.goto(`file://${html}`);
+    const pdf = await page.pdf({ path: join(dir, "beside.pdf") });
+    await page.close();
+    const xobjects = (pdf.toString("latin1").match(/\/Subtype\s*\/Image/g) ?? []).length;
+    assert.ok(xobjects >= images, `${xobjects} images in the PDF, ${images} distilled`);
   });
 
   test("a run still in progress: the finished class is shown, the other marked missing", async () => {

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { InputError } from "../../src/errors.js";
-import { writeFileAtomic, writeJsonAtomic } from "../../src/util/atomic.js";
+import { withPath, writeFileAtomic, writeJsonAtomic } from "../../src/util/atomic.js";
 
 const dir = mkdtempSync(join(tmpdir(), "cao2-atomic-"));
 
@@ -45,4 +45,17 @@ test("errors name the target: a missing folder, a folder in the way", () => {
   mkdirSync(folder);
   assert.throws(() => writeFileAtomic(folder, "x"), (e: unknown) => (e as NodeJS.ErrnoException).path === folder);
   assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith(".tmp")), []);
+});
+
+test("a write error without a path of its own (a full disk's ENOSPC) names the target; withPath keeps a path already there", () => {
+  const p = join(dir, "full.bin");
+  const enospc = () => Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC", syscall: "write" });
+  const failing = (function* () {
+    yield Buffer.from("partial");
+    throw enospc();
+  })();
+  assert.throws(() => writeFileAtomic(p, failing), (e: unknown) => (e as NodeJS.ErrnoException).code === "ENOSPC" && (e as NodeJS.ErrnoException).path === p);
+  assert.equal((withPath(Object.assign(enospc(), { path: "/elsewhere" }), p) as NodeJS.ErrnoException).path, "/elsewhere");
+  const plain = new Error("not a system error");
+  assert.equal((withPath(plain, p) as NodeJS.ErrnoException).path, undefined);
 });

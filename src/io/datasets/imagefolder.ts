@@ -2,12 +2,19 @@
 // Differences, on purpose: folders and files whose names start with "." are skipped (no ".ipynb_checkpoints"
 // class), and the class order can come from a list (see ImageFolderOptions) - an unsorted list such as an ImageNet
 // subset file is where silently wrong labels usually come from, so the order used is recorded in source.classOrder.
+// Bounded: symbolic links to folders are followed as torchvision does, but a link loop (ELOOP) or a link back to a
+// folder being walked is an error, and a folder reached twice within a class is listed once; only regular files are
+// read (a FIFO or a link to /dev/zero named *.png is refused, never opened for reading); a file larger than an image
+// within the pixel limit can be is refused from its size; and the images together, as one tensor, stay within
+// --max-tensor-bytes.
 import { createHash, type Hash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync, type Stats } from "node:fs";
 import { extname, join, relative } from "node:path";
 import { InputError } from "../../errors.js";
 import * as torch from "../../torch/index.js";
+import { readRegularFile } from "../files.js";
 import { convertChannels, decodeImage, imageToUint8Tensor, resizeImages } from "../image.js";
+import { overLimit, readLimits } from "../limits.js";
 import type { Dataset } from "./dataset.js";
 
 export const IMAGE_EXTENSIONS = [".png", ".jpg", ".jpeg"];
@@ -30,7 +37,9 @@ export interface ImageFolderOptions {
 /** Reads a class-list file: one name per line, surrounding blanks trimmed, empty lines ignored, no duplicates. */
 export function readClassFile(path: string): string[] {
   if (!existsSync(path)) throw new InputError(`${path}: class-list file not found`);
-  const names = readFileSync(path, "utf8")
+  // A regular file of sane size (a list of 21,843 ImageNet names is 200 KB); a FIFO here would block the read.
+  const names = readRegularFile(path, 16 * 2 ** 20, "a class list is at most 16 MiB")
+    .toString("utf8")
     .split(/\r?\n/)
     .map((l) => l.trim())
     .filter((l) => l.length > 0);
@@ -52,25 +61,45 @@ const byCodePoint = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buf
 
 const visible = (name: string) => !name.startsWith(".");
 
-/** Image files under dir (recursively), sorted by path. */
-function listImages(dir: string): string[] {
+/** stat() that follows links, with a link loop or a dangling link reported as the input error it is. */
+function statFollow(p: string): Stats {
+  try {
+    return statSync(p);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ELOOP") throw new InputError(`${p}: symbolic link loop (expected an image file or a folder)`);
+    if (code === "ENOENT") throw new InputError(`${p}: symbolic link to nothing (expected an image file or a folder)`);
+    throw e;
+  }
+}
+
+/** Image files under dir (recursively), sorted by path; `seen` holds the folders already listed (device:inode). */
+function listImages(dir: string, seen = new Set<string>(), onPath = new Set<string>()): string[] {
+  const id = (st: Stats) => `${st.dev}:${st.ino}`;
+  const here = id(statFollow(dir));
+  if (onPath.has(here)) throw new InputError(`${dir}: a symbolic link leads back to a folder that contains it (a folder cycle)`);
+  if (seen.has(here)) return [];
+  seen.add(here);
+  onPath.add(here);
   const out: string[] = [];
   const entries = readdirSync(dir, { withFileTypes: true })
     .filter((e) => visible(e.name))
     .sort((a, b) => byCodePoint(a.name, b.name));
   for (const e of entries) {
     const p = join(dir, e.name);
-    const isDir = e.isDirectory() || (e.isSymbolicLink() && statSync(p).isDirectory());
-    if (isDir) out.push(...listImages(p));
-    else if (IMAGE_EXTENSIONS.includes(extname(e.name).toLowerCase())) out.push(p);
+    const isDir = e.isDirectory() || (e.isSymbolicLink() && statFollow(p).isDirectory());
+    if (isDir) {
+      for (const f of listImages(p, seen, onPath)) out.push(f);
+    } else if (IMAGE_EXTENSIONS.includes(extname(e.name).toLowerCase())) out.push(p);
   }
+  onPath.delete(here);
   return out;
 }
 
 /** Decides the classes (label order) and where that order came from. */
 function resolveClasses(root: string, o: ImageFolderOptions): { classes: string[]; order: string } {
   const folders = readdirSync(root, { withFileTypes: true })
-    .filter((e) => visible(e.name) && (e.isDirectory() || (e.isSymbolicLink() && statSync(join(root, e.name)).isDirectory())))
+    .filter((e) => visible(e.name) && (e.isDirectory() || (e.isSymbolicLink() && statFollow(join(root, e.name)).isDirectory())))
     .map((e) => e.name)
     .sort(byCodePoint);
   if (o.classes && o.classFile) throw new InputError("give the class list either as names or as a file, not both");
@@ -97,6 +126,12 @@ function resolveClasses(root: string, o: ImageFolderOptions): { classes: string[
   return { classes, order };
 }
 
+/**
+ * An image file's bytes: a regular file no larger than an image within the pixel limit can need (8 bytes a pixel,
+ * 16-bit RGBA stored uncompressed, and room for metadata).
+ */
+const readImageFile = (file: string) => readRegularFile(file, 8 * readLimits().maxImagePixels + 2 ** 20, "--max-image-pixels");
+
 /** One file's part of source.sha256: its path relative to the root, a NUL byte, its bytes. */
 const hashEntry = (hash: Hash, root: string, file: string, bytes: Uint8Array) => hash.update(relative(root, file)).update("\0").update(bytes);
 
@@ -107,7 +142,7 @@ const hashEntry = (hash: Hash, root: string, file: string, bytes: Uint8Array) =>
 export function imageFolderDigest(root: string, o: Pick<ImageFolderOptions, "classes" | "classFile"> = {}): string {
   if (!existsSync(root) || !statSync(root).isDirectory()) throw new InputError(`${root}: no such folder`);
   const hash = createHash("sha256");
-  for (const cls of resolveClasses(root, o).classes) for (const file of listImages(join(root, cls))) hashEntry(hash, root, file, readFileSync(file));
+  for (const cls of resolveClasses(root, o).classes) for (const file of listImages(join(root, cls))) hashEntry(hash, root, file, readImageFile(file));
   return hash.digest("hex");
 }
 
@@ -120,17 +155,21 @@ export function loadImageFolder(root: string, o: ImageFolderOptions = {}): Datas
   const { classes, order } = resolveClasses(root, o);
   const size = o.size === undefined ? undefined : typeof o.size === "number" ? ([o.size, o.size] as const) : o.size;
   if (size && !size.every((s) => Number.isInteger(s) && s > 0)) throw new InputError(`image size must be positive integers, got ${size}`);
+  if (size && size[0] * size[1] > readLimits().maxImagePixels) throw new InputError(`image size ${size.join("x")} is over the ${readLimits().maxImagePixels}-pixel limit (--max-image-pixels)`);
 
   const hash = createHash("sha256");
+  const { maxTensorBytes } = readLimits();
   // Each image as CHW bytes with its own channel count (1 or 3); the common count is known only at the end.
   const items: { chw: Uint8Array; channels: 1 | 3 }[] = [];
   const labels: number[] = [];
   let shape: { h: number; w: number; file: string } | undefined;
+  // Bytes held so far (checked as they grow), then the images tensor itself (grey images among colour ones triple).
+  let heldBytes = 0;
   classes.forEach((cls, label) => {
     const files = listImages(join(root, cls));
     if (files.length === 0) throw new InputError(`${join(root, cls)}: class folder has no images (${IMAGE_EXTENSIONS.join(", ")})`);
     for (const file of files) {
-      const bytes = readFileSync(file);
+      const bytes = readImageFile(file);
       hashEntry(hash, root, file, bytes);
       const raw = decodeImage(bytes, file);
       const channels = o.channels ?? (raw.channels <= 2 ? 1 : 3);
@@ -144,6 +183,8 @@ export function loadImageFolder(root: string, o: ImageFolderOptions = {}): Datas
           throw new InputError(`${file}: ${img.width}x${img.height} differs from ${shape.file} (${shape.w}x${shape.h}); give an image size to resize to`);
         chw = torch.tidy(() => imageToUint8Tensor(img).toBytes());
       }
+      heldBytes += chw.length;
+      if (heldBytes > maxTensorBytes) throw new InputError(`${root}: ${overLimit(`the images up to ${file}`, heldBytes, maxTensorBytes)}`);
       items.push({ chw, channels });
       labels.push(label);
     }
@@ -152,6 +193,7 @@ export function loadImageFolder(root: string, o: ImageFolderOptions = {}): Datas
   const c = items.some((it) => it.channels === 3) ? 3 : 1;
   const [h, w] = size ?? [shape!.h, shape!.w];
   const plane = h * w;
+  if (items.length * c * plane > maxTensorBytes) throw new InputError(`${root}: ${overLimit(`its ${items.length} images at ${c} channels`, items.length * c * plane, maxTensorBytes)}`);
   const data = new Uint8Array(items.length * c * plane);
   items.forEach((it, i) => {
     // Grey images among colour ones are replicated, as PIL's convert('RGB').
