@@ -1,5 +1,5 @@
 // Recipes per data set. Paper defaults everywhere; `--compat authors` switches to what the released code does
-// (SPEC section 6). ImageNet subsets take their classes from the lists in assets/imagenet: the distilled label of a
+// (docs/compat.md). ImageNet subsets take their classes from the lists in assets/imagenet: the distilled label of a
 // class is its LINE ORDER in the subset file, while the diffusion model and the selector address it by its
 // ImageNet-1k index (its line in class_indices.txt). Both are written into the manifest.
 import { readFileSync } from "node:fs";

@@ -1,4 +1,4 @@
-// Training-time augmentations of the evaluation protocols (SPEC section 7) on [N, C, H, W] float batches.
+// Training-time augmentations of the evaluation protocols (docs/evaluation.md) on [N, C, H, W] float batches.
 // Every draw comes from the Generator passed in, so a seed reproduces a run on any device.
 //
 // Per sample (each image its own draw): randomResizedCrop, randomHorizontalFlip, colorJitter, lighting,

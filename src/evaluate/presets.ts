@@ -1,5 +1,5 @@
 // Per-data-set evaluation settings: input size and channels, normalisation, the ResNet stem, and how the protocols'
-// epoch counts and test cadence scale for the data set (SPEC section 7: "image size and epoch counts scale with the
+// epoch counts and test cadence scale for the data set (docs/evaluation.md: "image size and epoch counts scale with the
 // data set"). docs/evaluation.md records how the Fashion-MNIST numbers were chosen.
 import type { ResNetStem } from "../models/resnet.js";
 

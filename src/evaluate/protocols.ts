@@ -1,4 +1,4 @@
-// The two evaluation protocols of SPEC section 7: their settings (from schedule.ts and the data-set preset), their
+// The two evaluation protocols of docs/evaluation.md: their settings (from schedule.ts and the data-set preset), their
 // training-time augmentation pipelines, and one training step's loss.
 //
 // hard (Minimax / IDC train.py): SGD lr 0.01, momentum 0.9, wd 5e-4, batch 64, MultiStep x0.2 at 2E/3 and 5E/6;

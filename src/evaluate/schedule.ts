@@ -1,4 +1,4 @@
-// The numbers of the two evaluation protocols (SPEC section 7), as pure functions so they can be tested against the
+// The numbers of the two evaluation protocols (docs/evaluation.md), as pure functions so they can be tested against the
 // formulas: epochs, learning-rate schedules, batch sizes and when the test set is evaluated.
 
 export type Protocol = "hard" | "soft";

@@ -40,7 +40,7 @@ export const COLS = [
   { id: "soft-resnet18", name: "soft-label ResNet-18", args: ["--protocol", "soft", "--arch", "resnet18", "--teacher", TEACHER] },
   { id: "hard-resnet18", name: "hard-label ResNet-18", args: ["--protocol", "hard", "--arch", "resnet18"] },
 ];
-// SPEC section 8 (ConvNet-3, IPC 1/10/50).
+// Literature anchors for Fashion-MNIST with ConvNet-3 (IPC 1/10/50), as docs/results.md quotes them.
 const ANCHORS = { 1: "DC 70.5, DSA 70.6, KIP 73.8; random real about 51", 10: "DC 82.3, DSA 84.6, KIP 86.8; random real about 74", 50: "DC 83.6, DSA 88.7, KIP 87.8; random real about 83" };
 
 // The training set's seed: 0 for the table; others only vary the set (the students' seeds stay those of --seed 0).
