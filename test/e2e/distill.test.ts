@@ -15,6 +15,7 @@ import { createResNet } from "../../src/models/resnet.js";
 import { saveModel } from "../../src/models/saved.js";
 import { Generator, noGrad } from "../../src/torch/index.js";
 import { ROOT } from "../helpers/fixtures.js";
+import { waitFor } from "../helpers/wait.js";
 
 const CLI = join(ROOT, "dist", "src", "cli", "main.js");
 let dir: string;
@@ -81,20 +82,6 @@ function torchvisionView(root: string): { classes: string[]; counts: number[] } 
   return JSON.parse(r.stdout);
 }
 
-function waitFor(pred: () => boolean, child: ChildProcess, ms = 120_000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const t0 = Date.now();
-    const iv = setInterval(() => {
-      if (pred()) {
-        clearInterval(iv);
-        resolve();
-      } else if (Date.now() - t0 > ms || child.exitCode !== null) {
-        clearInterval(iv);
-        reject(new Error("condition not reached"));
-      }
-    }, 20);
-  });
-}
 
 const exited = (child: ChildProcess) => new Promise<number | null>((r) => child.on("exit", (code, sig) => r(code ?? (sig ? -1 : null))));
 

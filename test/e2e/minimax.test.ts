@@ -2,7 +2,7 @@
 // CLI): a run killed with SIGKILL and resumed ends in the same bytes (model, EMA, optimiser, memories, generator) as
 // an uninterrupted one; the finished model is a DiT with gammas that trained; data of another class count is refused.
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -14,6 +14,7 @@ import { createDiT } from "../../src/models/dit.js";
 import { readModelMeta, saveModel } from "../../src/models/saved.js";
 import { Generator, noGrad } from "../../src/torch/index.js";
 import { ROOT } from "../helpers/fixtures.js";
+import { waitFor } from "../helpers/wait.js";
 
 const CLI = join(ROOT, "dist", "src", "cli", "main.js");
 const ENV = { ...process.env, CI: "true" };
@@ -41,20 +42,6 @@ const args = (m: { dit: string; ae: string }, out: string, more: string[] = []) 
 /** A file's bytes, as a digest (a mismatch then reads as two hashes, not two megabytes). */
 const bytes = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
 
-function waitFor(pred: () => boolean, child: ChildProcess, ms = 120_000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const t0 = Date.now();
-    const iv = setInterval(() => {
-      if (pred()) {
-        clearInterval(iv);
-        resolve();
-      } else if (Date.now() - t0 > ms || child.exitCode !== null) {
-        clearInterval(iv);
-        reject(new Error("condition not reached"));
-      }
-    }, 10);
-  });
-}
 
 describe("cao2 train minimax end to end (slow)", () => {
   let models: { dit: string; ae: string };
@@ -71,7 +58,7 @@ describe("cao2 train minimax end to end (slow)", () => {
     const out = join(dir, "killed");
     const child = spawn(process.execPath, [CLI, ...args(models, out)], { stdio: "ignore", env: ENV });
     const exit = new Promise<string | null>((res) => child.on("exit", (_code, sig) => res(sig)));
-    await waitFor(() => existsSync(join(out, "state.safetensors")), child);
+    await waitFor(() => existsSync(join(out, "state.safetensors")), child, 120_000, 10);
     child.kill("SIGKILL");
     assert.equal(await exit, "SIGKILL");
     assert.ok(!existsSync(join(out, "model.safetensors")), "killed before the end");

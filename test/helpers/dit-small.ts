@@ -6,20 +6,24 @@ import { createDiT, type DiT, type DiTConfig } from "../../src/models/dit.js";
 import type { Tensor } from "../../src/torch/index.js";
 import { fixture } from "./fixtures.js";
 
-const ref = JSON.parse(readFileSync(fixture("models", "dit_small.json"), "utf8"));
-export const SMALL_DIT: DiTConfig = {
-  inputSize: ref.input_size,
-  patchSize: ref.patch_size,
-  inChannels: ref.in_channels,
-  hiddenSize: ref.hidden_size,
-  depth: ref.depth,
-  numHeads: ref.num_heads,
-  mlpRatio: ref.mlp_ratio,
-  classDropoutProb: ref.class_dropout_prob,
-  numClasses: ref.num_classes,
-  learnSigma: ref.learn_sigma,
-  gammaBlocks: 0,
-};
+/** A DiT configuration written by tools/reference/models_dit.py beside its fixture (snake_case, upstream names). */
+export function ditConfigFromFixture(ref: Record<string, unknown>): DiTConfig {
+  return {
+    inputSize: ref.input_size as number,
+    patchSize: ref.patch_size as number,
+    inChannels: ref.in_channels as number,
+    hiddenSize: ref.hidden_size as number,
+    depth: ref.depth as number,
+    numHeads: ref.num_heads as number,
+    mlpRatio: ref.mlp_ratio as number,
+    classDropoutProb: ref.class_dropout_prob as number,
+    numClasses: ref.num_classes as number,
+    learnSigma: ref.learn_sigma as boolean,
+    gammaBlocks: ((ref.use_gamma as boolean[] | undefined) ?? []).filter(Boolean).length,
+  };
+}
+
+export const SMALL_DIT: DiTConfig = ditConfigFromFixture(JSON.parse(readFileSync(fixture("models", "dit_small.json"), "utf8")));
 
 export const smallDiTWeights = () => loadSafetensors(fixture("models", "dit_small.safetensors"));
 

@@ -16,22 +16,11 @@ import { createDiT, type DiTConfig } from "../../src/models/dit.js";
 import { StateDictError } from "../../src/models/module.js";
 import { loadSavedModel, saveModel } from "../../src/models/saved.js";
 import * as torch from "../../src/torch/index.js";
+import { ditConfigFromFixture } from "../helpers/dit-small.js";
 import { assertClose, fixture } from "../helpers/fixtures.js";
 
 const ref = JSON.parse(readFileSync(fixture("models", "minimax_small.json"), "utf8"));
-const CONFIG: DiTConfig = {
-  inputSize: ref.input_size,
-  patchSize: ref.patch_size,
-  inChannels: ref.in_channels,
-  hiddenSize: ref.hidden_size,
-  depth: ref.depth,
-  numHeads: ref.num_heads,
-  mlpRatio: ref.mlp_ratio,
-  classDropoutProb: ref.class_dropout_prob,
-  numClasses: ref.num_classes,
-  learnSigma: ref.learn_sigma,
-  gammaBlocks: (ref.use_gamma as boolean[]).filter(Boolean).length,
-};
+const CONFIG: DiTConfig = ditConfigFromFixture(ref);
 const H = CONFIG.hiddenSize;
 const PT = fixture("models", "minimax_small.pt");
 const io = loadSafetensors(fixture("models", "minimax_small_io.safetensors"));
