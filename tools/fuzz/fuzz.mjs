@@ -129,6 +129,17 @@ function fixPngCrcs(b) {
   return out;
 }
 
+/** Opens a checkpoint and materialises each of its tensors (what a model load does); returns the tensor count. */
+function loadEveryTensor(openCheckpoint, file) {
+  const ck = openCheckpoint(file);
+  try {
+    for (const e of ck.tensors.values()) e.load().dispose();
+    return ck.tensors.size;
+  } finally {
+    ck.close();
+  }
+}
+
 /** Builds a target: { seeds, mutate(seed, r, splice), run(bytes) }. */
 async function makeTarget(name, tmp) {
   // The readers run with the default limits (docs/security.md): those are what a user gets.
@@ -161,13 +172,7 @@ async function makeTarget(name, tmp) {
       },
       run(bytes) {
         writeFileSync(file, bytes);
-        const ck = openCheckpoint(file);
-        try {
-          for (const e of ck.tensors.values()) e.load().dispose();
-          return ck.tensors.size;
-        } finally {
-          ck.close();
-        }
+        return loadEveryTensor(openCheckpoint, file);
       },
     };
   }
@@ -210,13 +215,7 @@ async function makeTarget(name, tmp) {
       run(bytes) {
         writeFileSync(file, bytes);
         readModelMeta(file);
-        const ck = openCheckpoint(file);
-        try {
-          for (const e of ck.tensors.values()) e.load().dispose();
-          return ck.tensors.size;
-        } finally {
-          ck.close();
-        }
+        return loadEveryTensor(openCheckpoint, file);
       },
     };
   }
@@ -248,7 +247,7 @@ async function makeTarget(name, tmp) {
             const idat = Buffer.concat(chunks.filter(([t]) => t === "IDAT").map(([, d]) => d));
             const body = deflateSync(mutate(inflateSync(idat), r, () => Buffer.alloc(0)));
             const keep = chunks.filter(([t]) => t !== "IDAT" && t !== "IEND");
-            return Buffer.concat([seed.subarray(0, 8), ...keep.map(([t, d]) => pngChunk(t, d)), pngChunk("IDAT", body), pngChunk("IEND", Buffer.alloc(0))]);
+            return Buffer.concat([seed.subarray(0, 8), ...keep.map(([t, d]) => hostile.pngChunk(t, d)), hostile.pngChunk("IDAT", body), hostile.pngChunk("IEND", Buffer.alloc(0))]);
           } catch {
             return mutate(seed, r, splice);
           }
@@ -296,14 +295,6 @@ async function makeTarget(name, tmp) {
   throw new Error(`unknown target ${name}`);
 }
 
-function pngChunk(type, data) {
-  const out = Buffer.alloc(12 + data.length);
-  out.writeUInt32BE(data.length, 0);
-  out.write(type, 4, "latin1");
-  data.copy(out, 8);
-  out.writeUInt32BE(crc32(out.subarray(4, 8 + data.length)) >>> 0, 8 + data.length);
-  return out;
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Reader process: makes input i, reports it, reads it, reports the outcome

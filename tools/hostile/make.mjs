@@ -56,7 +56,8 @@ function gzipBomb(zeros, head) {
 // PNG and JPEG
 // ---------------------------------------------------------------------------------------------------------------
 
-function pngChunk(type, data) {
+/** One PNG chunk: length, type, data, CRC over type and data. */
+export function pngChunk(type, data) {
   const out = Buffer.alloc(12 + data.length);
   out.writeUInt32BE(data.length, 0);
   out.write(type, 4, "latin1");
