@@ -15,7 +15,7 @@ import { installInterruptHandler } from "../util/interrupt.js";
 import { formatDuration, Progress } from "../util/progress.js";
 import { type FlagSpec, type FlagSpecs, parseCommand, UsageError } from "./args.js";
 import { checkOutputFolder } from "./outputs.js";
-import { deviceFlag, MAX_BATCH, MAX_PER_CLASS, MAX_STEPS, seedFlag, threadsFlag } from "./shared-flags.js";
+import { cfgIntervalFlag, deviceFlag, guidanceInterval, MAX_BATCH, MAX_PER_CLASS, MAX_STEPS, seedFlag, threadsFlag } from "./shared-flags.js";
 import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
 
 export const summary = "Distil a data set with CaO2 (pool -> select -> refine -> write)";
@@ -52,6 +52,7 @@ const FLAGS = {
   order: { type: "string", help: "Stage order: select then refine (Algorithm 1), or refine the whole pool then select (the appendix's ablation)", choices: ORDERS, default: "select-refine" },
   cfg: { type: "number", help: "Classifier-free guidance scale of the pool (1 = no guidance)", defaultText: P, min: 1 },
   "guide-channels": { type: "string", help: "Channels guided by CFG: 3 (the DiT reference) or all", choices: ["3", "all"], default: "3" },
+  "cfg-interval": { ...cfgIntervalFlag, defaultText: P },
   steps: { type: "int", help: "Sampling steps (respaced DDPM)", defaultText: P, min: 2, max: MAX_STEPS },
   seed: seedFlag("Run seed (every draw derives from it, per class and candidate)"),
   out: { type: "string", help: "Output ImageFolder (class folders, classes.txt and manifest.json only)", defaultText: "distilled/<preset>-ipc<N>" },
@@ -149,6 +150,7 @@ export async function run(argv: string[]): Promise<number> {
       timestepMode: d.timestepMode,
       refineTrainMode: d.refineTrainMode,
       cfg: a.cfg ?? d.cfg,
+      cfgInterval: guidanceInterval(a.cfgInterval) ?? d.cfgInterval,
       guidedChannels: a.guideChannels === "all" ? "all" : 3,
       steps,
       seed: a.seed,

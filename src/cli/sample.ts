@@ -14,7 +14,7 @@ import { deriveSeed } from "../util/seed.js";
 import { Progress } from "../util/progress.js";
 import { type FlagSpecs, parseCommand, UsageError } from "./args.js";
 import { checkOutputFile } from "./outputs.js";
-import { deviceFlag, MAX_BATCH, MAX_PER_CLASS, MAX_STEPS, seedFlag, threadsFlag } from "./shared-flags.js";
+import { cfgIntervalFlag, deviceFlag, guidanceInterval, MAX_BATCH, MAX_PER_CLASS, MAX_STEPS, seedFlag, threadsFlag } from "./shared-flags.js";
 import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
 
 export const summary = "Generate class-conditional samples (PNG grid) and optionally score them with a selector";
@@ -29,6 +29,7 @@ const FLAGS = {
   "per-class": { type: "int", help: "Samples per class", default: 8, min: 1, max: MAX_PER_CLASS },
   cfg: { type: "number", help: "Classifier-free guidance scale (1 = no guidance)", default: 2.7, min: 1 },
   "guide-channels": { type: "string", help: "Channels guided by CFG", choices: ["3", "all"], default: "3" },
+  "cfg-interval": cfgIntervalFlag,
   steps: { type: "int", help: "Sampling steps", default: 50, min: 2, max: MAX_STEPS },
   seed: seedFlag("Seed"),
   out: { type: "string", help: "PNG grid to write (rows = classes; at most 16 columns shown)" },
@@ -67,6 +68,7 @@ export async function run(argv: string[]): Promise<number> {
   };
   if (!a.out && !a.selector) throw new UsageError("nothing to do: give --out (a PNG grid) and/or --selector (scores)");
   const o = { device: a.device, latentSize: a.latentSize, scalingFactor: a.scalingFactor, ditUnwrap: a.unwrap };
+  const interval = guidanceInterval(a.cfgInterval);
   const dit = loadDiT(model(a.dit, "dit", "dit.safetensors"), o);
   dit.eval();
   const { autoencoder, scalingFactor } = loadAutoencoder(model(a.vae, "vae", "autoencoder.safetensors"), o);
@@ -85,6 +87,7 @@ export async function run(argv: string[]): Promise<number> {
     const lat = keep(
       sample(diffusion, { forward: dit.forward.bind(dit), forwardWithCfg: (x, t, y, s) => dit.forwardWithCfg(x, t, y, s, { guidedChannels: a.guideChannels === "all" ? "all" : 3 }) }, new Array<number>(a.perClass).fill(c.modelIndex), shape, {
         cfgScale: a.cfg,
+        guidanceInterval: interval,
         nullClass: dit.config.numClasses,
         generator: new Generator(deriveSeed(a.seed, "sample", c.modelIndex)),
         batchSize: a.batchSize,
@@ -116,7 +119,7 @@ export async function run(argv: string[]): Promise<number> {
     const mean = scores.reduce((s, x) => s + x.agreement, 0) / scores.length;
     process.stdout.write(`selector agreement: ${(mean * 100).toFixed(2)}% of ${scores.length * a.perClass} samples\n`);
     const files = { dit: model(a.dit, "dit", "dit.safetensors"), vae: model(a.vae, "vae", "autoencoder.safetensors"), selector: a.selector };
-    if (a.json) writeJsonAtomic(a.json, { ...files, cfg: a.cfg, guideChannels: a.guideChannels, steps: a.steps, seed: a.seed, perClass: a.perClass, mean, classes: scores });
+    if (a.json) writeJsonAtomic(a.json, { ...files, cfg: a.cfg, cfgInterval: interval, guideChannels: a.guideChannels, steps: a.steps, seed: a.seed, perClass: a.perClass, mean, classes: scores });
   }
   return 0;
 }

@@ -1,6 +1,6 @@
 // Flags and bounds several commands share, with one definition each so their checks cannot drift apart.
 import { checkDevice } from "../torch/index.js";
-import type { FlagSpec } from "./args.js";
+import { type FlagSpec, UsageError } from "./args.js";
 
 /** Checked when the flags are parsed, before any work: a CUDA device this libtorch cannot use is one line naming
  * what was asked and what is available (exit code 2). */
@@ -25,3 +25,19 @@ export const MAX_BATCH = 65_536;
 export const MAX_STEPS = 1000;
 /** Epochs of a training run. */
 export const MAX_EPOCHS = 100_000;
+
+/** `--cfg-interval lo,hi`: classifier-free guidance only at the original timesteps lo..hi of the 1,000-step
+ * schedule (SampleOptions.guidanceInterval); the default guides every step, as DiT's sampler. */
+export const cfgIntervalFlag = {
+  type: "ints",
+  help: "Guide only the sampling steps whose original timestep (0..999) is in lo,hi; the others use the conditional output alone",
+  defaultText: "every step",
+  min: 0,
+  max: 999,
+} as const satisfies FlagSpec;
+
+export function guidanceInterval(v: readonly number[] | undefined): [number, number] | undefined {
+  if (v === undefined) return undefined;
+  if (v.length !== 2 || v[0] > v[1]) throw new UsageError(`--cfg-interval expects lo,hi with lo <= hi (timesteps 0..999), got '${v.join(",")}'`);
+  return [v[0], v[1]];
+}

@@ -33,6 +33,13 @@ export interface SampleOptions {
   cfgScale?: number;
   /** The null label (= num_classes for DiT); needed when cfgScale > 1. */
   nullClass?: number;
+  /**
+   * Guide only the steps whose ORIGINAL timestep lies in [lo, hi] (0..999); the other steps take the conditional
+   * output alone (scale 1). Guidance at high noise is what narrows the samples' layout (Kynkaanniemi et al. 2024,
+   * "Applying guidance in a limited interval"). Default: every step. The guided batch and its random draws do not
+   * change, so the interval only changes the scale of each step.
+   */
+  guidanceInterval?: readonly [number, number];
   /** Channels guided when the model has no forwardWithCfg (default 3, the reference's; see cfgForward). */
   guidedChannels?: number;
   /** Source of all random draws (default: the default generator). */
@@ -48,7 +55,8 @@ export interface SampleOptions {
   onStep?: (p: StepProgress) => void;
 }
 
-type Denoise = (x: Tensor, t: Tensor) => Tensor;
+/** The model's output at the respaced step `step` (t: its original timesteps). */
+type Denoise = (x: Tensor, t: Tensor, step: number) => Tensor;
 
 /**
  * Samples latents [n, C, H, W] for `labels` (n = labels.length) by running the reverse process of `diffusion`
@@ -64,6 +72,13 @@ export function sample(diffusion: GaussianDiffusion, model: DiffusionModel, labe
     throw new InputError(`sample: noise [${o.noise.shape}] does not match [${n}, ${latentShape}]`);
   }
   if (o.sampler !== undefined && o.sampler !== "ddpm" && o.sampler !== "ddim") throw new InputError(`unknown sampler '${o.sampler}' (ddpm, ddim)`);
+  const interval = o.guidanceInterval;
+  if (interval && !(interval[0] >= 0 && interval[0] <= interval[1])) throw new InputError(`sample: guidance interval [${interval}] must be [lo, hi] with 0 <= lo <= hi`);
+  const scale = o.cfgScale ?? 1;
+  const scaleAt = (step: number) => {
+    const t = diffusion.timestepMap[step];
+    return !interval || (t >= interval[0] && t <= interval[1]) ? scale : 1;
+  };
   const batchSize = o.batchSize ?? n;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new InputError(`sample: batch size must be a positive integer, got ${batchSize}`);
   const device = o.device ?? o.noise?.device ?? "cpu";
@@ -79,9 +94,9 @@ export function sample(diffusion: GaussianDiffusion, model: DiffusionModel, labe
             const z = o.noise ? torch.narrow(o.noise, 0, lo, rows.length).to(device) : torch.randn([rows.length, ...latentShape], { generator: o.generator, device });
             const yRows = cfg ? [...rows, ...rows.map(() => o.nullClass!)] : rows;
             const y = torch.fromArray(BigInt64Array.from(yRows, (v) => BigInt(v)), [yRows.length], { device });
-            const scale = o.cfgScale ?? 1;
             const denoise: Denoise = cfg
-              ? (x, t) => (model.forwardWithCfg ? model.forwardWithCfg(x, t, y, scale) : cfgForward(model, x, t, y, scale, o.guidedChannels))
+              ? (x, t, step) =>
+                  model.forwardWithCfg ? model.forwardWithCfg(x, t, y, scaleAt(step)) : cfgForward(model, x, t, y, scaleAt(step), o.guidedChannels)
               : (x, t) => model.forward(x, t, y);
             const x = reverseProcess(diffusion, denoise, cfg ? torch.cat([z, z], 0) : z, o, (step) =>
               o.onStep?.({ batch: b, batches, step, steps: diffusion.numTimesteps, size: rows.length }),
@@ -107,7 +122,7 @@ function reverseProcess(diffusion: GaussianDiffusion, denoise: Denoise, xT: Tens
   for (let i = diffusion.numTimesteps - 1; i >= 0; i--) {
     const t = new Array<number>(B).fill(i);
     const next = torch.tidy(() => {
-      const out = denoise(x, diffusion.modelTimesteps(t, x.device));
+      const out = denoise(x, diffusion.modelTimesteps(t, x.device), i);
       const p = diffusion.pMeanVariance(out, x, t, { clipDenoised: o.clipDenoised });
       const noise = torch.randn(x.shape, { generator: o.generator, dtype: x.dtype, device: x.device });
       if (i === 0) return ddim ? ddimMean(diffusion, x, t, p.predXstart, eta).mean : p.mean;

@@ -54,6 +54,8 @@ export interface DistillOptions {
   compat: Compat;
   order: StageOrder;
   cfg: number;
+  /** Original timesteps lo..hi where the pool's guidance applies (undefined: every step). */
+  cfgInterval?: [number, number];
   guidedChannels: 3 | "all";
   steps: number;
   seed: number;
@@ -173,6 +175,7 @@ export function distillClass(m: LoadedModels, o: DistillOptions, c: ClassSpec, l
     keep(
       sample(diffusion, model, new Array<number>(n).fill(c.modelIndex), latentShape, {
         cfgScale: o.cfg,
+        guidanceInterval: o.cfgInterval,
         nullClass: dit.config.numClasses,
         generator: authors?.stream ?? new Generator(deriveSeed(seed, "pool")),
         batchSize: poolBatch,

@@ -38,6 +38,8 @@ export interface RecipeDefaults {
   /** Refinement with training mode's label dropout, as the released code. */
   refineTrainMode: boolean;
   cfg: number;
+  /** Guidance only at these original timesteps (undefined: every step, as the paper). */
+  cfgInterval?: [number, number];
   steps: number;
   lr: number;
   lambda: number;

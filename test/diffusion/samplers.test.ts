@@ -60,6 +60,34 @@ test("a model's own forwardWithCfg is used for guidance, with the doubled batch 
   assert.deepEqual(calls.at(-1), { rows: 2, scale: 2.7, labels: [3, 10] });
 });
 
+test("a guidance interval guides only the steps whose original timestep is inside it; the draws do not change", () => {
+  const diffusion = GaussianDiffusion.create({ respacing: 10 });
+  const scalesOf = (interval?: [number, number]) => {
+    const scales: number[] = [];
+    const model: DiffusionModel = {
+      forward: standin.forward,
+      forwardWithCfg(x, t, y, scale) {
+        scales.push(scale);
+        return cfgForward(standin, x, t, y, scale);
+      },
+    };
+    const z = sample(diffusion, model, [1, 2], spec.shape, { cfgScale: 3, nullClass: 10, guidanceInterval: interval, generator: new torch.Generator(5) });
+    return { scales, z };
+  };
+  // Respaced to 10 steps, the loop visits original timesteps 999, 888, ..., 0 (diffusion.timestepMap, last first).
+  const map = [...diffusion.timestepMap].reverse();
+  const mid = scalesOf([200, 700]);
+  assert.deepEqual(mid.scales, map.map((t) => (t >= 200 && t <= 700 ? 3 : 1)));
+  assert.ok(mid.scales.includes(1) && mid.scales.includes(3), `the interval splits the steps: ${map}`);
+  const all = scalesOf([0, 999]);
+  const none = scalesOf();
+  assert.deepEqual(all.scales, none.scales);
+  assert.equal(relErr(all.z.toNumbers(), none.z.toNumbers()), 0, "an interval holding every step is no interval");
+  // Same draws, other means on the guided steps.
+  assert.ok(relErr(mid.z.toNumbers(), none.z.toNumbers()) > 0);
+  assert.throws(() => scalesOf([700, 200]), InputError);
+});
+
 test("given initial noise replaces the first draw; the step noise continues from the generator", () => {
   const r = spec.runs.ddpm10_nocfg;
   const g = new torch.Generator(r.seed);

@@ -7,11 +7,12 @@
 //   node tools/results/validation.mjs --ipc 10 --cfg 1.0,1.5,2.0,2.7,4.0 --pool 1          # a grid of settings
 //   node tools/results/validation.mjs --ipc 10 --cfg 2.7 --pool 5 --select representative,confident --refine 100
 //   node tools/results/validation.mjs --ipc 10 --backbone minimax --cfg 2.0 --pool 1 --protocols hard,plain
+//   node tools/results/validation.mjs --ipc 10 --cfg 4.0 --interval all,0-600 --guide 3,all   # guidance interval, channels
 //   node tools/results/validation.mjs --render                                             # only rewrite the page
 //
-// Every point of the grid (backbone x cfg x pool x select x refine) is a setting; each is distilled with seed 0 into
-// .runs/val/<name> and evaluated with hard-label ConvNet-3 (`hard`: the protocol's augmentation and CutMix) and/or
-// a plain trainer (`plain`: crop and flip only, no CutMix), --repeats students each (seed 0). Records go to
+// Every point of the grid (backbone x cfg x pool x select x refine x interval x guide) is a setting; each is
+// distilled with seed 0 into .runs/val/<name> and evaluated with hard-label ConvNet-3 (`hard`: the protocol's
+// augmentation and CutMix) and/or a plain trainer (`plain`: crop and flip only, no CutMix), --repeats students each (seed 0). Records go to
 // docs/results/validation/<name>.<protocol>-r<repeats>.json. Resumable: finished records are skipped, distillations
 // resume.
 import { spawnSync } from "node:child_process";
@@ -34,13 +35,17 @@ const ABBR = { confident: "conf", "least-confident": "lc", correct: "corr", rand
 function settingName(s) {
   const bb = s.backbone === "base" ? "" : `${s.backbone}-`;
   const core = s.pool === 1 ? `dit${s.ipc}-cfg${s.cfg}` : `${ABBR[s.select]}${s.ipc}-p${s.pool}-cfg${s.cfg}`;
-  return `${bb}${core}${s.refine > 0 ? `-ref${s.refine}` : ""}`;
+  const gi = s.interval === "all" ? "" : `-gi${s.interval}`;
+  const gc = s.guide === "3" ? "" : `-g${s.guide}`;
+  return `${bb}${core}${gi}${gc}${s.refine > 0 ? `-ref${s.refine}` : ""}`;
 }
 
 function distillArgs(s, out) {
   const argv = ["distill", "--ipc", `${s.ipc}`, "--pool-factor", `${s.pool}`, "--refine-iters", `${s.refine}`, "--cfg", `${s.cfg}`, "--seed", "0", "--out", out];
   if (s.pool > 1) argv.push("--select", s.select);
   if (s.backbone !== "base") argv.push("--dit", BACKBONES[s.backbone] ?? s.backbone);
+  if (s.interval !== "all") argv.push("--cfg-interval", s.interval.replace("-", ","));
+  if (s.guide !== "3") argv.push("--guide-channels", s.guide);
   return argv;
 }
 
@@ -111,7 +116,7 @@ function render() {
 }
 
 function main(argv) {
-  const o = { ipc: [10], cfg: ["2.7"], pool: [1], select: ["confident"], refine: [0], backbone: ["base"], protocols: ["hard"], repeats: 1, render: false, baseline: true };
+  const o = { ipc: [10], cfg: ["2.7"], pool: [1], select: ["confident"], refine: [0], backbone: ["base"], interval: ["all"], guide: ["3"], protocols: ["hard"], repeats: 1, render: false, baseline: true };
   for (let k = 0; k < argv.length; k++) {
     const a = argv[k];
     const list = () => (argv[++k] ?? "").split(",").filter(Boolean);
@@ -119,7 +124,7 @@ function main(argv) {
     else if (a === "--no-baseline") o.baseline = false;
     else if (a === "--repeats") o.repeats = Number(argv[++k]);
     else if (["--ipc", "--pool", "--refine"].includes(a)) o[a.slice(2)] = list().map(Number);
-    else if (["--cfg", "--select", "--backbone", "--protocols"].includes(a)) o[a.slice(2)] = list();
+    else if (["--cfg", "--select", "--backbone", "--protocols", "--interval", "--guide"].includes(a)) o[a.slice(2)] = list();
     else {
       process.stderr.write(`validation: unknown argument '${a}' (see the comment at the top of tools/results/validation.mjs)\n`);
       process.exit(2);
@@ -140,13 +145,15 @@ function main(argv) {
         for (const cfg of o.cfg)
           for (const pool of o.pool)
             for (const select of pool === 1 ? ["-"] : o.select)
-              for (const refine of o.refine) {
-                const s = { ipc, backbone, cfg, pool, select, refine };
-                const name = settingName(s);
-                const dir = ensureSet(name, (d) => distillArgs(s, d));
-                for (const p of o.protocols) ensureRecord(name, dir, p, o.repeats);
-                render();
-              }
+              for (const refine of o.refine)
+                for (const interval of o.interval)
+                  for (const guide of o.guide) {
+                    const s = { ipc, backbone, cfg, pool, select, refine, interval, guide };
+                    const name = settingName(s);
+                    const dir = ensureSet(name, (d) => distillArgs(s, d));
+                    for (const p of o.protocols) ensureRecord(name, dir, p, o.repeats);
+                    render();
+                  }
     }
   }
   render();
