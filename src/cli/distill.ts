@@ -7,7 +7,7 @@ import type { ConditionChoice } from "../distill/condition.js";
 import { runDistill } from "../distill/run.js";
 import { ORDERS, type StageOrder } from "../distill/pipeline.js";
 import { NORMS, type NormKind } from "../distill/refine.js";
-import { type ClassSpec, type Compat, type Condition, defaultTMax, PRESETS, type PresetName, presetClasses, recipeDefaults } from "../distill/presets.js";
+import { type ClassSpec, type Compat, type Condition, DEFAULTS, type Defaults, defaultTMax, PRESETS, type PresetName, presetClasses, recipeDefaults } from "../distill/presets.js";
 import { STRATEGIES, type Strategy } from "../distill/select.js";
 import { getNumThreads, setNumThreads } from "../torch/index.js";
 import { assetPath } from "../util/assets.js";
@@ -32,6 +32,12 @@ export const DIT_UNWRAP_FLAG = {
 const FLAGS = {
   preset: { type: "string", help: "Data set recipe", choices: PRESETS, default: "fashion-mnist" },
   compat: { type: "string", help: "paper defaults, or the released code's behaviour", choices: ["paper", "authors"], default: "paper" },
+  defaults: {
+    type: "string",
+    help: "Settings not given as flags: validated on the preset's validation split (Fashion-MNIST, docs/results/validation.md; other presets have the paper's), or the paper's",
+    choices: DEFAULTS,
+    default: "validated",
+  },
   dit: { type: "string", help: "Diffusion model checkpoint (cao2 file, official DiT .pt, Minimax .pt, diffusers safetensors)", defaultText: "shipped model (fashion-mnist)" },
   unwrap: DIT_UNWRAP_FLAG,
   vae: { type: "string", help: "Autoencoder checkpoint (cao2 file or diffusers AutoencoderKL)", defaultText: "shipped model (fashion-mnist)" },
@@ -99,7 +105,9 @@ export async function run(argv: string[]): Promise<number> {
   applyReadLimits(a);
   const preset = a.preset as PresetName;
   const compat = a.compat as Compat;
-  const d = recipeDefaults(preset, compat);
+  const defaults = a.defaults as Defaults;
+  if (compat === "authors" && a.given.has("defaults")) throw new UsageError("--defaults applies to --compat paper (--compat authors has the released code's settings)");
+  const d = recipeDefaults(preset, compat, { ipc: a.ipc, defaults });
   const embedded = preset === "fashion-mnist";
   const model = (flag: "dit" | "vae" | "selector", file: string) => {
     const v = a[flag];
@@ -131,6 +139,7 @@ export async function run(argv: string[]): Promise<number> {
     {
       preset,
       compat,
+      defaults: compat === "paper" ? defaults : undefined,
       classes,
       numClasses: all.length,
       ipc: a.ipc,
@@ -161,7 +170,7 @@ export async function run(argv: string[]): Promise<number> {
       saveLatents: a.saveLatents,
       out,
       state: a.state,
-      models: { dit: model("dit", "dit.safetensors"), vae: model("vae", "autoencoder.safetensors"), selector: model("selector", "selector.safetensors") },
+      models: { dit: model("dit", d.shippedDiT), vae: model("vae", "autoencoder.safetensors"), selector: model("selector", "selector.safetensors") },
       modelOverrides: {
         latentSize: a.latentSize,
         scalingFactor: a.given.has("scaling-factor") ? a.scalingFactor : undefined,

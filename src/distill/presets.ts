@@ -13,6 +13,9 @@ export const PRESETS = ["fashion-mnist", "imagewoof", "imagenette", "imagenet-10
 export type PresetName = (typeof PRESETS)[number];
 export type Compat = "paper" | "authors";
 export type Condition = "true" | "null" | "auto";
+/** Where the settings not given as flags come from: validated on a preset's validation split, or the paper. */
+export const DEFAULTS = ["validated", "paper"] as const;
+export type Defaults = (typeof DEFAULTS)[number];
 
 /** The settings of one class: its folder/label in the output and the model's class index. */
 export interface ClassSpec {
@@ -46,6 +49,8 @@ export interface RecipeDefaults {
   norm: NormKind;
   /** For condition "auto": true if the selector's validation accuracy on the task is at least this. */
   autoConditionThreshold: number;
+  /** The diffusion model file of an embedded preset (assets/<preset>/), used when no --dit is given. */
+  shippedDiT: string;
 }
 
 /** Paper defaults shared by every recipe (Section 4.1: Adam lr 6e-4, lambda 10, 100 iterations, 50 steps). */
@@ -66,6 +71,7 @@ export const PAPER_DEFAULTS: RecipeDefaults = {
   lambda: 10,
   norm: "inf",
   autoConditionThreshold: 0.9,
+  shippedDiT: "dit.safetensors",
 };
 
 /** Settings the released code hard-wires per subset (`--compat authors`). */
@@ -101,10 +107,33 @@ export function defaultTMax(steps: number, divisor: number): number {
  */
 export const HELD_OUT: Partial<Record<PresetName, string>> = { "fashion-mnist": "fashion-mnist-val" };
 
-export function recipeDefaults(preset: PresetName, compat: Compat): RecipeDefaults {
+/** Settings chosen on a validation split for the IPCs up to `maxIpc` (bands in increasing order). */
+export interface ValidatedBand {
+  maxIpc: number;
+  settings: Partial<RecipeDefaults>;
+}
+
+/**
+ * The embedded Fashion-MNIST default, chosen per IPC on the validation split `fashion-mnist-val` (the paper has no
+ * Fashion-MNIST recipe). Every setting tried and its validation accuracy: docs/results/validation.md. An IPC takes
+ * the first band that holds it.
+ */
+const VALIDATED_FASHION_MNIST: readonly ValidatedBand[] = [];
+
+export const VALIDATED: Partial<Record<PresetName, readonly ValidatedBand[]>> = {
+  "fashion-mnist": VALIDATED_FASHION_MNIST,
+};
+
+/**
+ * The settings of a run that the flags do not give. `--compat authors` is the released code's behaviour and takes no
+ * validated settings; `defaults: "paper"` asks for the paper's defaults where a preset has validated ones.
+ */
+export function recipeDefaults(preset: PresetName, compat: Compat, o: { ipc?: number; defaults?: Defaults } = {}): RecipeDefaults {
   const base = { ...PAPER_DEFAULTS, ...PAPER[preset] };
-  if (compat === "paper") return base;
-  return { ...base, fill: "ordered", timestepMode: "index", refineTrainMode: true, ...AUTHORS[preset] };
+  if (compat === "authors") return { ...base, fill: "ordered", timestepMode: "index", refineTrainMode: true, ...AUTHORS[preset] };
+  if ((o.defaults ?? "validated") === "paper") return base;
+  const band = VALIDATED[preset]?.find((b) => (o.ipc ?? PAPER_DEFAULTS.ipc) <= b.maxIpc);
+  return { ...base, ...band?.settings };
 }
 
 function readList(file: string): string[] {

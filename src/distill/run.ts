@@ -13,11 +13,13 @@ import { packageVersion } from "../util/version.js";
 import { chooseCondition, type ConditionChoice } from "./condition.js";
 import { loadModels, type LoadedModels, type ModelOverrides } from "./models.js";
 import { authorsRun, distillClass, type DistillOptions, ORDERS } from "./pipeline.js";
-import { classFolder, type Condition, type PresetName, presetClasses } from "./presets.js";
+import { classFolder, type Condition, type Defaults, type PresetName, presetClasses } from "./presets.js";
 import { type ClassRecord, readClassRecord, readStreamState, runFile, type RunLayout, runLayout, streamPath, writeClassList } from "./write.js";
 
 export interface DistillConfig extends Omit<DistillOptions, "condition"> {
   preset: PresetName;
+  /** `--compat paper` runs: whether the flags not given took the preset's validated settings or the paper's. */
+  defaults?: Defaults;
   condition: Condition;
   /** For condition "auto": refine with the true label when the selector's held-out accuracy reaches this. */
   autoConditionThreshold: number;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { classFolder, defaultTMax, PRESETS, presetClasses, recipeDefaults } from "../../src/distill/presets.js";
+import { classFolder, defaultTMax, PRESETS, presetClasses, recipeDefaults, VALIDATED } from "../../src/distill/presets.js";
 
 test("subset labels follow the subset file's line order; model indices are ImageNet-1k positions", () => {
   const woof = presetClasses("imagewoof");
@@ -51,4 +51,23 @@ test("T^ follows the schedule length as the released code's range(1, S // 4): 1.
     assert.ok(t >= 1 && t < s, `S = ${s}: T^ = ${t} must be a step of the schedule other than 0`);
   }
   assert.equal(defaultTMax(5, recipeDefaults("imagenet-100", "authors").tMaxDivisor), 1);
+});
+
+test("--defaults: Fashion-MNIST takes its validated settings per IPC band; paper and authors modes do not", () => {
+  const bands = VALIDATED["fashion-mnist"]!;
+  assert.ok(bands.length > 0, "the Fashion-MNIST preset has validated settings");
+  assert.ok(bands.every((b, i) => i === 0 || b.maxIpc > bands[i - 1].maxIpc), "bands in increasing IPC order");
+  assert.equal(bands.at(-1)!.maxIpc, Infinity, "every IPC falls in a band");
+  const paper = recipeDefaults("fashion-mnist", "paper", { defaults: "paper" });
+  assert.equal(paper.cfg, 2.7);
+  assert.equal(paper.shippedDiT, "dit.safetensors");
+  for (const ipc of [1, 10, 50, 1000]) {
+    const band = bands.find((b) => ipc <= b.maxIpc)!;
+    const d = recipeDefaults("fashion-mnist", "paper", { ipc });
+    for (const [k, v] of Object.entries(band.settings)) assert.deepEqual(d[k as keyof typeof d], v, `IPC ${ipc}: ${k}`);
+    assert.deepEqual(recipeDefaults("fashion-mnist", "paper", { ipc, defaults: "paper" }), paper);
+    assert.equal(recipeDefaults("fashion-mnist", "authors", { ipc }).shippedDiT, "dit.safetensors");
+  }
+  // Presets without validated settings have the paper's either way.
+  assert.deepEqual(recipeDefaults("imagewoof", "paper", { ipc: 10 }), recipeDefaults("imagewoof", "paper", { defaults: "paper" }));
 });
