@@ -393,7 +393,7 @@ export function adaptAutoencoderKLStateDict(sd: Map<string, Tensor>): Map<string
   return out;
 }
 
-/** Leaves every parameter at zero: for a model whose weights come from a checkpoint right away (no time on init). */
+/** Where and how createAutoencoderKL builds the model. */
 export interface CreateAutoencoderKLOptions {
   device?: string;
   dtype?: DType;
