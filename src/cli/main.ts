@@ -1,8 +1,7 @@
 #!/usr/bin/env node
 // The `cao2` command: dispatches to one module per command (src/cli/<command>.ts), each exporting
 // `summary` and `run(argv)`. Input errors print one line and exit 2; anything else is a bug (exit 1).
-import { InputError } from "../errors.js";
-import { Interrupted } from "../util/interrupt.js";
+import { InputError, Interrupted } from "../errors.js";
 
 export interface Command {
   summary: string;

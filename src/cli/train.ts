@@ -4,8 +4,7 @@
 import { mkdirSync } from "node:fs";
 import { type ImageFolderOptions, loadDataSpec, sampleRandomPerClass } from "../io/datasets/index.js";
 import { deriveSeed } from "../util/seed.js";
-import { setNumThreads } from "../torch/index.js";
-import { installInterruptHandler } from "../util/interrupt.js";
+import { installInterruptHandler, setNumThreads } from "../torch/index.js";
 import { Progress } from "../util/progress.js";
 import type { AutoencoderKL } from "../models/autoencoder.js";
 import { loadSavedModel } from "../models/saved.js";

@@ -7,7 +7,7 @@ import { InputError } from "../errors.js";
 import { requireArchitecture } from "../io/architecture.js";
 import { loadStateDict, openCheckpoint } from "../io/checkpoint.js";
 import { type AutoencoderKL, type AutoencoderKLConfig, createAutoencoderKL } from "../models/autoencoder.js";
-import { minimaxGammaBlocks } from "../models/difffit.js";
+import { minimaxGammaBlocks } from "../io/dit-layout.js";
 import { createDiT, DIT_DEFAULTS, type DiT, type DiTConfig } from "../models/dit.js";
 import { createResNet, type ResNet, type ResNetConfig } from "../models/resnet.js";
 import { buildModel, fillFromFile, type Preprocess, readModelMetaOfKind } from "../models/saved.js";

@@ -17,8 +17,7 @@
 // image's noise is a row of a fixed bank, the row drawn once per image.
 import { GaussianDiffusion } from "../diffusion/gaussian.js";
 import { sample } from "../diffusion/samplers.js";
-import { cat, checkDevice, fromArray, Generator, keep, lt, rand, randn, type Tensor, tidy } from "../torch/index.js";
-import { checkInterrupt } from "../util/interrupt.js";
+import { cat, checkDevice, checkInterrupt, fromArray, Generator, keep, lt, rand, randn, type Tensor, tidy } from "../torch/index.js";
 import type { Progress } from "../util/progress.js";
 import { deriveSeed, randomSource } from "../util/seed.js";
 import type { LoadedModels } from "./models.js";

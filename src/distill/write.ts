@@ -20,7 +20,8 @@ import { saveSafetensors } from "../io/safetensors.js";
 import type { Tensor } from "../torch/index.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { isRecord, readStateJson } from "../util/state-file.js";
-import { type ClassSpec, classFolder } from "./presets.js";
+import { classFolder } from "../io/datasets/imagefolder.js";
+import type { ClassSpec } from "./presets.js";
 import type { ClassTimings } from "./pipeline.js";
 
 export interface RunLayout {

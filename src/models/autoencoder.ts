@@ -12,7 +12,8 @@ import { InputError } from "../errors.js";
 import { add, bmm, clamp, type DType, exp, F, type Generator, matmul, mul, pad, pow, randn, sub, sum, type Tensor, tidy }
   from "../torch/index.js";
 import { Conv2d, GroupNorm, Linear } from "./layers.js";
-import { type LoadOptions, type LoadReport, Model, Store, VarBuilder } from "./module.js";
+import type { LoadReport } from "../io/state-dict.js";
+import { type LoadOptions, Model, Store, VarBuilder } from "./module.js";
 
 // ---------------------------------------------------------------------------------------------------------------
 // configuration

@@ -11,11 +11,12 @@ import { InputError } from "../errors.js";
 import { type Checkpoint, loadStateDict, openCheckpoint } from "../io/checkpoint.js";
 import { readLimits } from "../io/limits.js";
 import { saveSafetensors } from "../io/safetensors.js";
+import { checkStateDict } from "../io/state-dict.js";
 import { type AutoencoderKL, type AutoencoderKLConfig, createAutoencoderKL } from "./autoencoder.js";
 import { type ConvNet, type ConvNetConfig, createConvNet } from "./convnet.js";
 import { createDiT, type DiT, type DiTConfig } from "./dit.js";
 import { tidy } from "../torch/index.js";
-import { checkStateDict, type Model } from "./module.js";
+import type { Model } from "./module.js";
 import { createResNet, type ResNet, type ResNetConfig } from "./resnet.js";
 
 /** How a classifier's input is prepared from images in [0, 1]: resize to size x size, then (x - mean) / std. */
