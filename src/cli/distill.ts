@@ -16,8 +16,7 @@ import { type FlagSpec, type FlagSpecs, parseCommand, UsageError } from "./args.
 import { checkOutputFolder } from "./outputs.js";
 import { deviceFlag, MAX_BATCH, MAX_PER_CLASS, MAX_STEPS, seedFlag, threadsFlag } from "./shared-flags.js";
 import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
-
-export const summary = "Distil a data set with CaO2 (pool -> select -> refine -> write)";
+import { SUMMARIES } from "./commands.js";
 
 const P = "from preset";
 
@@ -92,7 +91,7 @@ function describeAuto(c: ConditionChoice): string {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseCommand(argv, "cao2 distill [flags]", `${summary}. With no flags: the embedded Fashion-MNIST default at IPC 10.`, FLAGS);
+  const a = parseCommand(argv, "cao2 distill [flags]", `${SUMMARIES.distill}. With no flags: the embedded Fashion-MNIST default at IPC 10.`, FLAGS);
   if (!a) return 0;
   applyReadLimits(a);
   const preset = a.preset as PresetName;

@@ -19,8 +19,7 @@ import { writeJsonAtomic } from "../util/atomic.js";
 import { isRecord, readStateJson } from "../util/state-file.js";
 import { Progress } from "../util/progress.js";
 import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
-
-export const summary = "Train students on a distilled set (hard- or soft-label protocol); test top-1 mean ± std";
+import { SUMMARIES } from "./commands.js";
 
 const FLAGS = {
   data: { type: "string", help: "Training set: an ImageFolder (class folders, optional classes.txt), fashion-mnist (all 60k training images) or fashion-mnist-fit (minus the validation split)" },
@@ -50,7 +49,7 @@ const FLAGS = {
 const USAGE = "cao2 evaluate --data <folder|fashion-mnist> [--test fashion-mnist|<folder>] [--protocol hard|soft] [--arch ...] [--teacher <file>] [flags]";
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseCommand(argv, USAGE, summary, FLAGS);
+  const a = parseCommand(argv, USAGE, SUMMARIES.evaluate, FLAGS);
   if (!a) return 0;
   applyReadLimits(a);
   if (!a.data) throw new UsageError("--data is required: the training set to evaluate (an ImageFolder, or fashion-mnist)");

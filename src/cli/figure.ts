@@ -13,8 +13,7 @@ import { checkOutputFile } from "./outputs.js";
 import { pickClasses } from "./distill.js";
 import { grid } from "./sample.js";
 import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
-
-export const summary = "Figure 4 of the paper: selected images before and after refinement and their amplified difference";
+import { SUMMARIES } from "./commands.js";
 
 const FLAGS = {
   run: { type: "string", help: "A distilled set written with --save-pre-refine (its folder; the images before refinement are read from the run's state folder, which its manifest names)" },
@@ -40,7 +39,7 @@ function readPng(path: string, what: string): Tensor {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseCommand(argv, "cao2 figure --run <distilled folder> --out <png> [--classes 0-3] [--per-class 2] [--amplify 10]", summary, FLAGS);
+  const a = parseCommand(argv, "cao2 figure --run <distilled folder> --out <png> [--classes 0-3] [--per-class 2] [--amplify 10]", SUMMARIES.figure, FLAGS);
   if (!a) return 0;
   applyReadLimits(a);
   if (!a.run) throw new UsageError("--run is required: a folder written by cao2 distill --save-pre-refine");
