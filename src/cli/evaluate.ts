@@ -8,7 +8,8 @@ import { deviceFlag, MAX_BATCH, MAX_EPOCHS, seedFlag, threadsFlag } from "./shar
 import { loadEvalSet, matchClasses } from "../evaluate/data.js";
 import { EVAL_PRESETS, type EvalPresetName, PRESETS } from "../evaluate/presets.js";
 import { AUGMENT_CHOICES, type AugmentChoice, PROTOCOLS, protocolSettings } from "../evaluate/protocols.js";
-import { formatMeanStd, sha256File } from "../evaluate/record.js";
+import { formatMeanStd } from "../evaluate/record.js";
+import { sha256File } from "../io/files.js";
 import { type RepeatRecord, runEvaluation } from "../evaluate/run.js";
 import { STUDENT_ARCHS, type StudentArch } from "../evaluate/students.js";
 import { loadTeacher } from "../evaluate/teacher.js";

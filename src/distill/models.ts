@@ -1,11 +1,11 @@
 // The three models of a distillation run, from cao2 model files (which describe themselves) or from the PyTorch
 // world's checkpoints (official DiT .pt, diffusers/SD VAE safetensors, torchvision ResNet .pth), whose
 // architecture is read off their keys and shapes. A file of the wrong kind is refused before any work starts.
-import { createHash } from "node:crypto";
-import { createReadStream, existsSync, statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { InputError } from "../errors.js";
 import { requireArchitecture } from "../io/architecture.js";
 import { loadStateDict, openCheckpoint } from "../io/checkpoint.js";
+import { sha256File } from "../io/files.js";
 import { type AutoencoderKL, type AutoencoderKLConfig, createAutoencoderKL } from "../models/autoencoder.js";
 import { minimaxGammaBlocks } from "../io/dit-layout.js";
 import { createDiT, DIT_DEFAULTS, type DiT, type DiTConfig } from "../models/dit.js";
@@ -55,12 +55,6 @@ function shapesOf(path: string, unwrap?: string): Map<string, readonly number[]>
   } finally {
     ck.close();
   }
-}
-
-export async function sha256File(path: string): Promise<string> {
-  const h = createHash("sha256");
-  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
-  return h.digest("hex");
 }
 
 export interface DiTLoadOverrides extends ModelOverrides {
@@ -154,7 +148,7 @@ export async function loadModels(paths: { dit: string; vae: string; selector: st
   if (autoencoder.config.latentChannels !== dit.config.inChannels) {
     throw new InputError(`the autoencoder makes ${autoencoder.config.latentChannels}-channel latents but the DiT takes ${dit.config.inChannels} channels`);
   }
-  const info = async (path: string) => ({ path, sha256: await sha256File(path), bytes: statSync(path).size });
+  const info = (path: string) => ({ path, sha256: sha256File(path), bytes: statSync(path).size });
   dit.eval();
   autoencoder.eval();
   selector.eval();
@@ -165,6 +159,6 @@ export async function loadModels(paths: { dit: string; vae: string; selector: st
     selector,
     selectorPreprocess: preprocess,
     selectorAccuracy: accuracy,
-    files: { dit: await info(paths.dit), vae: await info(paths.vae), selector: await info(paths.selector) },
+    files: { dit: info(paths.dit), vae: info(paths.vae), selector: info(paths.selector) },
   };
 }

@@ -48,15 +48,6 @@ export function runLayout(out: string, state?: string): RunLayout {
   return { out, state: !hasRun(defaultStateDir(out)) && hasRun(legacy) ? legacy : defaultStateDir(out) };
 }
 
-/**
- * The state folder of a finished output as its manifest records it (`config.state`), or, for outputs written before
- * the state moved, inside it; when the recorded folder is gone (the output was moved), the sibling `<out>.cao2`.
- */
-export function finishedStateDir(out: string, recorded: string | undefined): string {
-  if (recorded === undefined) return legacyStateDir(out);
-  return existsSync(recorded) ? recorded : defaultStateDir(out);
-}
-
 const recordPath = (l: RunLayout, label: number) => join(l.state, "classes", `${label}.json`);
 export const streamPath = (l: RunLayout, label: number) => join(l.state, "classes", `${label}.stream`);
 
