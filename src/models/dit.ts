@@ -33,6 +33,7 @@ import {
 import { fromDiffusers, isDiffusersNaming } from "./dit-keys.js";
 import { normal, xavierUniform, zero } from "./init.js";
 import { Linear } from "./layers.js";
+import { cfgForward, type DiffusionModel } from "../diffusion/model.js";
 import { DIT_SIZES, gammaKeyBlock, minimaxGammaBlocks } from "../io/dit-layout.js";
 import type { LoadReport } from "../io/state-dict.js";
 import { type Init, type LoadOptions, Model, Store, VarBuilder } from "./module.js";
@@ -390,7 +391,7 @@ export interface CfgOptions {
   guidedChannels?: number | "all";
 }
 
-export class DiT extends Model {
+export class DiT extends Model implements DiffusionModel {
   readonly config: Readonly<DiTConfig>;
   readonly outChannels: number;
   /** Tokens per side of the latent. */
@@ -477,13 +478,7 @@ export class DiT extends Model {
     if (!Number.isInteger(g) || g < 1 || g > this.outChannels) {
       throw new InputError(`DiT.forwardWithCfg: guidedChannels must be 1..${this.outChannels} or "all" (got ${g})`);
     }
-    return tidy(() => {
-      const half = x.narrow(0, 0, n / 2);
-      const out = this.forward(cat([half, half]), t, y);
-      const [cond, uncond] = out.narrow(1, 0, g).chunk(2, 0);
-      const guided = uncond.add(cond.sub(uncond), scale);
-      return cat([cat([guided, guided]), out.narrow(1, g, this.outChannels - g)], 1);
-    });
+    return cfgForward(this, x, t, y, scale, g);
   }
 
   /**
