@@ -16,7 +16,8 @@ import { colorJitter, cutmix, lighting, normalize, randomHorizontalFlip, randomR
 import { cutmixCrossEntropy, softLabelKl } from "./losses.js";
 import type { EvalPreset } from "./presets.js";
 import { everyNEpochs, hardEpochs, hardLr, hardTestEpochs, type Protocol, scaleEpochs, softBatchSize, softLr, softTestEpochs } from "./schedule.js";
-import type { Classifier, StudentArch } from "./students.js";
+import type { Classifier } from "../models/classifiers.js";
+import { BATCH_NORM_ONLY, checkStudentNorm, type StudentArch } from "./students.js";
 
 export const PROTOCOLS = ["hard", "soft"] as const;
 export type { Protocol } from "./schedule.js";
@@ -93,6 +94,9 @@ export function protocolSettings(o: SettingsOptions): ProtocolSettings {
     if (v !== undefined && !(Number.isInteger(v) && v >= 1)) throw new InputError(`${k} must be a positive integer, got ${v}`);
   }
   if (o.lr !== undefined && !(o.lr > 0)) throw new InputError(`learning rate must be positive, got ${o.lr}`);
+  // The hard protocol's instance norm, except for the students that exist only with batch norm.
+  const norm = o.norm ?? (hard && !BATCH_NORM_ONLY.includes(o.arch) ? "instance" : "batch");
+  checkStudentNorm(o.arch, norm);
   const augment = o.augment ?? "protocol";
   const cropFlip = ["RandomResizedCrop(scale 0.5-1)", "RandomHorizontalFlip"];
   const perImage =
@@ -111,7 +115,7 @@ export function protocolSettings(o: SettingsOptions): ProtocolSettings {
   return {
     protocol,
     arch: o.arch,
-    norm: o.norm ?? (hard ? "instance" : "batch"),
+    norm,
     ipc: o.ipc,
     protocolEpochs,
     epochScale,

@@ -7,7 +7,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, write
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { buildClassifier, type ClassifierSpec } from "../../src/evaluate/students.js";
+import { buildClassifier, type ClassifierSpec } from "../../src/models/classifiers.js";
 import { FASHION_MNIST_DIR } from "../../src/io/datasets/index.js";
 import { saveSafetensors } from "../../src/io/safetensors.js";
 import * as torch from "../../src/torch/index.js";

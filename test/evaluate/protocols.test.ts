@@ -8,7 +8,7 @@ import { cutmixCrossEntropy, softLabelKl } from "../../src/evaluate/losses.js";
 import { PRESETS } from "../../src/evaluate/presets.js";
 import { augmentBatch, hardTrainer, makeOptimizer, protocolSettings, softTrainer } from "../../src/evaluate/protocols.js";
 import { hardLr, softLr } from "../../src/evaluate/schedule.js";
-import { buildClassifier, type ClassifierSpec } from "../../src/evaluate/students.js";
+import { buildClassifier, type ClassifierSpec } from "../../src/models/classifiers.js";
 import { trainStudent } from "../../src/evaluate/train-student.js";
 import type { Dataset } from "../../src/io/datasets/index.js";
 import * as torch from "../../src/torch/index.js";
