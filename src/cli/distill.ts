@@ -9,16 +9,14 @@ import { ORDERS, type StageOrder } from "../distill/pipeline.js";
 import { NORMS, type NormKind } from "../distill/refine.js";
 import { type ClassSpec, type Compat, type Condition, DEFAULTS, type Defaults, defaultTMax, PRESETS, type PresetName, presetClasses, recipeDefaults } from "../distill/presets.js";
 import { STRATEGIES, type Strategy } from "../distill/select.js";
-import { getNumThreads, setNumThreads } from "../torch/index.js";
+import { getNumThreads, installInterruptHandler, setNumThreads } from "../torch/index.js";
 import { assetPath } from "../util/assets.js";
-import { installInterruptHandler } from "../util/interrupt.js";
 import { formatDuration, Progress } from "../util/progress.js";
 import { type FlagSpec, type FlagSpecs, parseCommand, UsageError } from "./args.js";
 import { checkOutputFolder } from "./outputs.js";
 import { cfgIntervalFlag, deviceFlag, guidanceInterval, MAX_BATCH, MAX_PER_CLASS, MAX_STEPS, seedFlag, threadsFlag } from "./shared-flags.js";
 import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
-
-export const summary = "Distil a data set with CaO2 (pool -> select -> refine -> write)";
+import { SUMMARIES } from "./commands.js";
 
 const P = "from preset";
 
@@ -41,7 +39,7 @@ const FLAGS = {
   dit: { type: "string", help: "Diffusion model checkpoint (cao2 file, official DiT .pt, Minimax .pt, diffusers safetensors)", defaultText: "shipped model (fashion-mnist)" },
   unwrap: DIT_UNWRAP_FLAG,
   vae: { type: "string", help: "Autoencoder checkpoint (cao2 file or diffusers AutoencoderKL)", defaultText: "shipped model (fashion-mnist)" },
-  selector: { type: "string", help: "Selector classifier checkpoint (cao2 file or torchvision ResNet)", defaultText: "shipped model (fashion-mnist)" },
+  selector: { type: "string", help: "Selector classifier checkpoint: a cao2 file, or a torchvision ResNet / MobileNetV2 / EfficientNet-B0, ResNet-AP or ConvNet state dict (architecture read from its keys)", defaultText: "shipped model (fashion-mnist)" },
   classes: { type: "list", help: "Classes to distil: labels, ranges (0-4), ids (wnids) or names", defaultText: "all" },
   ipc: { type: "int", help: "Images per class", default: 10, min: 1, max: MAX_PER_CLASS },
   "pool-factor": { type: "int", help: "Pool size m: m x IPC candidates per class", defaultText: P, min: 1, max: 100 },
@@ -100,7 +98,7 @@ function describeAuto(c: ConditionChoice): string {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseCommand(argv, "cao2 distill [flags]", `${summary}. With no flags: the embedded Fashion-MNIST default at IPC 10.`, FLAGS);
+  const a = parseCommand(argv, "cao2 distill [flags]", `${SUMMARIES.distill}. With no flags: the embedded Fashion-MNIST default at IPC 10.`, FLAGS);
   if (!a) return 0;
   applyReadLimits(a);
   const preset = a.preset as PresetName;

@@ -8,7 +8,8 @@ import { deviceFlag, MAX_BATCH, MAX_EPOCHS, seedFlag, threadsFlag } from "./shar
 import { loadEvalSet, matchClasses } from "../evaluate/data.js";
 import { EVAL_PRESETS, type EvalPresetName, PRESETS } from "../evaluate/presets.js";
 import { AUGMENT_CHOICES, type AugmentChoice, PROTOCOLS, protocolSettings } from "../evaluate/protocols.js";
-import { formatMeanStd, sha256File } from "../evaluate/record.js";
+import { formatMeanStd } from "../evaluate/record.js";
+import { sha256File } from "../io/files.js";
 import { type RepeatRecord, runEvaluation } from "../evaluate/run.js";
 import { STUDENT_ARCHS, type StudentArch } from "../evaluate/students.js";
 import { loadTeacher } from "../evaluate/teacher.js";
@@ -19,8 +20,7 @@ import { writeJsonAtomic } from "../util/atomic.js";
 import { isRecord, readStateJson } from "../util/state-file.js";
 import { Progress } from "../util/progress.js";
 import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
-
-export const summary = "Train students on a distilled set (hard- or soft-label protocol); test top-1 mean ± std";
+import { SUMMARIES } from "./commands.js";
 
 const FLAGS = {
   data: { type: "string", help: "Training set: an ImageFolder (class folders, optional classes.txt), fashion-mnist (all 60k training images) or fashion-mnist-fit (minus the validation split)" },
@@ -32,8 +32,9 @@ const FLAGS = {
   "teacher-arch": { type: "string", help: "Check that the teacher is this architecture (e.g. resnet18)", defaultText: "any" },
   preset: { type: "string", choices: ["auto", ...EVAL_PRESETS], help: "Data-set preset: image size, mean/std, epoch scaling (auto: fashion-mnist for --test fashion-mnist, else imagenet)", default: "auto" },
   epochs: { type: "int", help: "Training epochs", defaultText: "the protocol's count for the IPC, times the preset's scale", min: 1, max: MAX_EPOCHS },
-  "batch-size": { type: "int", help: "Training batch size", defaultText: "hard 64; soft by IPC (10/50/100, x2 for 100+ classes)", min: 1, max: MAX_BATCH },
-  lr: { type: "number", help: "Base learning rate", defaultText: "hard 0.01, soft 0.001", min: 0, exclusiveMin: true },
+  "batch-size": { type: "int", help: "Training batch size", defaultText: "hard 64 (128 for 100+ ImageNet classes); soft by IPC (10/50/100, x2 for 100+ classes)", min: 1, max: MAX_BATCH },
+  lr: { type: "number", help: "Base learning rate", defaultText: "hard 0.01 (0.1 for 100+ ImageNet classes), soft 0.001", min: 0, exclusiveMin: true },
+  wd: { type: "number", help: "Weight decay", defaultText: "hard 5e-4 (1e-4 for 100+ ImageNet classes), soft 0.01", min: 0 },
   augment: { type: "string", choices: AUGMENT_CHOICES, help: "Per-image augmentations: the protocol's, crop-flip (its crop and flip only: a plain trainer), or none (normalisation only)", default: "protocol" },
   cutmix: { type: "boolean", help: "CutMix every batch (beta 1); --no-cutmix turns it off", default: true },
   "test-every": { type: "int", help: "Test every N epochs (soft: within the last 20%)", defaultText: "the preset's cadence", min: 1, max: MAX_EPOCHS },
@@ -50,7 +51,7 @@ const FLAGS = {
 const USAGE = "cao2 evaluate --data <folder|fashion-mnist> [--test fashion-mnist|<folder>] [--protocol hard|soft] [--arch ...] [--teacher <file>] [flags]";
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseCommand(argv, USAGE, summary, FLAGS);
+  const a = parseCommand(argv, USAGE, SUMMARIES.evaluate, FLAGS);
   if (!a) return 0;
   applyReadLimits(a);
   if (!a.data) throw new UsageError("--data is required: the training set to evaluate (an ImageFolder, or fashion-mnist)");
@@ -82,6 +83,7 @@ export async function run(argv: string[]): Promise<number> {
     epochs: a.epochs,
     batchSize: a.batchSize,
     lr: a.lr,
+    weightDecay: a.wd,
     augment: a.augment as AugmentChoice,
     cutmix: a.cutmix,
     testEvery: a.testEvery,

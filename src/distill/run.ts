@@ -4,16 +4,16 @@
 import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { InputError } from "../errors.js";
-import { checkDevice, fromArray, type Generator, torchVersion } from "../torch/index.js";
+import { checkDevice, checkInterrupt, fromArray, type Generator, torchVersion } from "../torch/index.js";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { corruptState, isRecord, readStateJson } from "../util/state-file.js";
-import { checkInterrupt } from "../util/interrupt.js";
 import type { Progress } from "../util/progress.js";
 import { packageVersion } from "../util/version.js";
 import { chooseCondition, type ConditionChoice } from "./condition.js";
 import { loadModels, type LoadedModels, type ModelOverrides } from "./models.js";
 import { authorsRun, distillClass, type DistillOptions, ORDERS } from "./pipeline.js";
-import { classFolder, type Condition, type Defaults, type PresetName, presetClasses } from "./presets.js";
+import { classFolder } from "../io/datasets/imagefolder.js";
+import { type Condition, type Defaults, type PresetName, presetClasses } from "./presets.js";
 import { type ClassRecord, readClassRecord, readStreamState, runFile, type RunLayout, runLayout, streamPath, writeClassList } from "./write.js";
 
 export interface DistillConfig extends Omit<DistillOptions, "condition"> {
