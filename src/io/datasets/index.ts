@@ -4,3 +4,4 @@ export * from "./idx.js";
 export * from "./imagefolder.js";
 export * from "./split.js";
 export * from "./spec.js";
+export * from "./stream.js";
