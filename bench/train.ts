@@ -3,9 +3,13 @@
 //   resnet18_step  ResNet-18 with the small-image ("cifar") stem that the DD codes use for 32x32 data (conv1 3x3
 //                  stride 1, no max pool), batch norm in training mode
 //   convnet3_step  ConvNet-3 (width 128, instance norm = GroupNorm(128, 128), average pooling)
+//   mobilenet_v2_step     torchvision's MobileNetV2 as built (dropout 0.2 before the classifier), batch norm
+//   efficientnet_b0_step  torchvision's EfficientNet-B0 as built (dropout 0.2, stochastic depth up to 0.2), batch norm
 // A step: gradients to none, forward, cross entropy, backward, SGD (lr 0.01, momentum 0.9, weight decay 5e-4).
 import type { Model } from "../src/models/module.js";
 import { createConvNet } from "../src/models/convnet.js";
+import { createEfficientNetB0 } from "../src/models/efficientnet.js";
+import { createMobileNetV2 } from "../src/models/mobilenet.js";
 import { createResNet } from "../src/models/resnet.js";
 import { F, manualSeed, randint, randn, SGD, type Tensor, tidy } from "../src/torch/index.js";
 import { machine, parseOptions, report, sideBySide } from "./common.js";
@@ -30,7 +34,13 @@ export async function run(args: string[]): Promise<void> {
   const y = randint(0, 10, [BATCH]);
   const resnet = createResNet({ depth: 18, numClasses: 10, stem: "cifar", norm: "batch" });
   const convnet = createConvNet({ numClasses: 10, depth: 3, width: 128, norm: "instance" });
-  const result = await sideBySide("bench_train.py", { resnet18_step: trainStep(resnet, x, y), convnet3_step: trainStep(convnet, x, y) }, o);
+  const steps = {
+    resnet18_step: trainStep(resnet, x, y),
+    convnet3_step: trainStep(convnet, x, y),
+    mobilenet_v2_step: trainStep(createMobileNetV2({ numClasses: 10 }), x, y),
+    efficientnet_b0_step: trainStep(createEfficientNetB0({ numClasses: 10 }), x, y),
+  };
+  const result = await sideBySide("bench_train.py", steps, o);
   report(o.out ?? "train", result.cases, {
     ...env,
     setup: {
@@ -39,6 +49,8 @@ export async function run(args: string[]): Promise<void> {
       classes: 10,
       resnet18: "torchvision ResNet-18, cifar stem (conv1 3x3 stride 1, no max pool), batch norm",
       convnet3: "ConvNet-3, width 128, instance norm (GroupNorm(128, 128)), avg pool",
+      mobilenet_v2: "torchvision MobileNetV2, dropout 0.2",
+      efficientnet_b0: "torchvision EfficientNet-B0, dropout 0.2, stochastic depth 0.2",
       optimizer: "SGD lr 0.01 momentum 0.9 weight decay 5e-4",
     },
     options: o,

@@ -12,6 +12,10 @@ export { diffFitParameters, isDiffFitTrainable, minimaxGammaBlocks } from "./mod
 export { createAutoencoderKL, AutoencoderKL, type AutoencoderKLConfig } from "./models/autoencoder.js";
 export { createResNet, ResNet, type ResNetConfig } from "./models/resnet.js";
 export { createConvNet, ConvNet, type ConvNetConfig } from "./models/convnet.js";
+export { createResNetAP, ResNetAP, type ResNetAPConfig } from "./models/resnet-ap.js";
+export { createMobileNetV2, MobileNetV2, type MobileNetV2Config } from "./models/mobilenet.js";
+export { createEfficientNetB0, EfficientNetB0, type EfficientNetB0Config } from "./models/efficientnet.js";
+export { buildClassifier, classifierSpecOf, type Classifier, type ClassifierSpec } from "./models/classifiers.js";
 export { Model, StateDictError, type LoadOptions, type LoadReport } from "./models/module.js";
 export { saveModel, loadSavedModel, readModelMeta, type SavedModel, type Preprocess } from "./models/saved.js";
 

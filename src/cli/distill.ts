@@ -38,7 +38,7 @@ const FLAGS = {
   dit: { type: "string", help: "Diffusion model checkpoint (cao2 file, official DiT .pt, Minimax .pt, diffusers safetensors)", defaultText: "shipped model (fashion-mnist)" },
   unwrap: DIT_UNWRAP_FLAG,
   vae: { type: "string", help: "Autoencoder checkpoint (cao2 file or diffusers AutoencoderKL)", defaultText: "shipped model (fashion-mnist)" },
-  selector: { type: "string", help: "Selector classifier checkpoint (cao2 file or torchvision ResNet)", defaultText: "shipped model (fashion-mnist)" },
+  selector: { type: "string", help: "Selector classifier checkpoint: a cao2 file, or a torchvision ResNet / MobileNetV2 / EfficientNet-B0, ResNet-AP or ConvNet state dict (architecture read from its keys)", defaultText: "shipped model (fashion-mnist)" },
   classes: { type: "list", help: "Classes to distil: labels, ranges (0-4), ids (wnids) or names", defaultText: "all" },
   ipc: { type: "int", help: "Images per class", default: 10, min: 1, max: MAX_PER_CLASS },
   "pool-factor": { type: "int", help: "Pool size m: m x IPC candidates per class", defaultText: P, min: 1, max: 100 },

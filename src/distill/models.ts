@@ -1,5 +1,6 @@
 // The three models of a distillation run, from cao2 model files (which describe themselves) or from the PyTorch
-// world's checkpoints (official DiT .pt, diffusers/SD VAE safetensors, torchvision ResNet .pth), whose
+// world's checkpoints (official DiT .pt, diffusers/SD VAE safetensors, torchvision ResNet / MobileNetV2 /
+// EfficientNet-B0 .pth, IDC's ResNet-AP, DD ConvNets), whose
 // architecture is read off their keys and shapes. A file of the wrong kind is refused before any work starts.
 import { createHash } from "node:crypto";
 import { createReadStream, existsSync, statSync } from "node:fs";
@@ -9,7 +10,7 @@ import { loadStateDict, openCheckpoint } from "../io/checkpoint.js";
 import { type AutoencoderKL, type AutoencoderKLConfig, createAutoencoderKL } from "../models/autoencoder.js";
 import { minimaxGammaBlocks } from "../models/difffit.js";
 import { createDiT, DIT_DEFAULTS, type DiT, type DiTConfig } from "../models/dit.js";
-import { createResNet, type ResNet, type ResNetConfig } from "../models/resnet.js";
+import { buildClassifier, type Classifier, CLASSIFIER_KINDS, classifierSpecOf } from "../models/classifiers.js";
 import { buildModel, fillFromFile, type Preprocess, readModelMetaOfKind } from "../models/saved.js";
 import { tidy } from "../torch/index.js";
 
@@ -19,7 +20,7 @@ export interface LoadedModels {
   dit: DiT;
   autoencoder: AutoencoderKL;
   scalingFactor: number;
-  selector: ResNet;
+  selector: Classifier;
   selectorPreprocess: Preprocess;
   /** Validation accuracy recorded with a cao2 selector (used by condition "auto"), if known. */
   selectorAccuracy?: number;
@@ -123,28 +124,22 @@ export function loadAutoencoder(path: string, o: ModelOverrides): { autoencoder:
   return { autoencoder: fillFromFile(createAutoencoderKL(config, { device: o.device, init: "zeros" }), path), scalingFactor };
 }
 
-export function loadSelector(path: string, o: ModelOverrides): { selector: ResNet; preprocess: Preprocess; accuracy?: number } {
+/**
+ * The selector: any classifier cao2 builds (models/classifiers.ts). A checkpoint without a cao2 description is read
+ * as the ImageNet classifiers are fed (IMAGENET_PREPROCESS) unless the caller says otherwise.
+ */
+export function loadSelector(path: string, o: ModelOverrides): { selector: Classifier; preprocess: Preprocess; accuracy?: number } {
   requireFile(path, "selector");
-  const meta = readModelMetaOfKind(path, ["resnet"], "a ResNet selector");
+  const meta = readModelMetaOfKind(path, CLASSIFIER_KINDS, "a classifier (the selector)");
   if (meta) {
     const ck = openCheckpoint(path);
     const acc = Number(ck.metadata.val_accuracy);
     ck.close();
-    return { selector: fillFromFile(buildModel(meta, o.device) as ResNet, path), preprocess: o.selectorPreprocess ?? meta.preprocess, accuracy: Number.isFinite(acc) ? acc : undefined };
+    return { selector: fillFromFile(buildModel(meta, o.device) as Classifier, path), preprocess: o.selectorPreprocess ?? meta.preprocess, accuracy: Number.isFinite(acc) ? acc : undefined };
   }
-  const g = requireArchitecture(shapesOf(path), "resnet", path);
-  const c = g.config;
-  const selector = createResNet(
-    {
-      depth: c.depth as ResNetConfig["depth"],
-      numClasses: c.numClasses as number,
-      inChannels: c.inChannels as number,
-      norm: c.norm === "instance" ? "instance" : "batch",
-      stem: c.stemKernel === 7 ? "imagenet" : "cifar",
-    },
-    { device: o.device },
-  );
-  return { selector: fillFromFile(selector, path), preprocess: o.selectorPreprocess ?? IMAGENET_PREPROCESS };
+  const preprocess = o.selectorPreprocess ?? IMAGENET_PREPROCESS;
+  const spec = classifierSpecOf(shapesOf(path), preprocess.size, path);
+  return { selector: fillFromFile(buildClassifier(spec, { device: o.device }), path), preprocess };
 }
 
 export async function loadModels(paths: { dit: string; vae: string; selector: string }, o: ModelOverrides): Promise<LoadedModels> {

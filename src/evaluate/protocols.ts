@@ -1,7 +1,8 @@
 // The two evaluation protocols of docs/evaluation.md: their settings (from schedule.ts and the data-set preset), their
 // training-time augmentation pipelines, and one training step's loss.
 //
-// hard (Minimax / IDC train.py): SGD lr 0.01, momentum 0.9, wd 5e-4, batch 64, MultiStep x0.2 at 2E/3 and 5E/6;
+// hard (Minimax / IDC train.py): SGD lr 0.01, momentum 0.9, wd 5e-4, batch 64, MultiStep x0.2 at 2E/3 and 5E/6
+//   (ImageNet with 100+ classes: lr 0.1, wd 1e-4, batch at least 128, as IDC's argument.py sets them);
 //   per image RandomResizedCrop(scale 0.5-1) -> flip -> ColorJitter(0.4, 0.4, 0.4; IDC's own blends) -> Lighting(0.1)
 //   -> normalise; per batch CutMix (p 1, beta 1) with loss lam * CE(y) + (1 - lam) * CE(y_partner).
 // soft (RDED validation/main.py): AdamW lr 1e-3, wd 0.01 on weights with 2+ dimensions only, factor
@@ -16,7 +17,8 @@ import { colorJitter, cutmix, lighting, normalize, randomHorizontalFlip, randomR
 import { cutmixCrossEntropy, softLabelKl } from "./losses.js";
 import type { EvalPreset } from "./presets.js";
 import { everyNEpochs, hardEpochs, hardLr, hardTestEpochs, type Protocol, scaleEpochs, softBatchSize, softLr, softTestEpochs } from "./schedule.js";
-import type { Classifier, StudentArch } from "./students.js";
+import type { Classifier } from "../models/classifiers.js";
+import { BATCH_NORM_ONLY, checkStudentNorm, type StudentArch } from "./students.js";
 
 export const PROTOCOLS = ["hard", "soft"] as const;
 export type { Protocol } from "./schedule.js";
@@ -32,6 +34,17 @@ export type AugmentChoice = (typeof AUGMENT_CHOICES)[number];
 export type OptimizerSettings =
   | { name: "sgd"; lr: number; momentum: number; weightDecay: number }
   | { name: "adamw"; lr: number; betas: [number, number]; weightDecay: number; weightDecayOn: string };
+
+/** The settings a user gave on the command line in place of the protocol's (recorded as given). */
+export interface SettingOverrides {
+  epochs?: number;
+  batchSize?: number;
+  lr?: number;
+  weightDecay?: number;
+}
+
+/** IDC's argument.py for ImageNet with nclass >= 100 (Minimax evaluates with the same code). */
+export const IMAGENET_LARGE = { minClasses: 100, lr: 0.1, weightDecay: 1e-4, minBatch: 128 } as const;
 
 /** Everything that decides a run, as written into the record. */
 export interface ProtocolSettings {
@@ -54,6 +67,10 @@ export interface ProtocolSettings {
   temperature: number | null;
   /** Epochs (counted from 1) after which the test set is evaluated. */
   testEpochs: number[];
+  /** The protocol's branch for large ImageNet subsets, when it applies (hard protocol, imagenet preset, 100+ classes). */
+  branch: string | null;
+  /** Values given with --epochs, --batch-size, --lr, --wd, which replace the protocol's. */
+  overrides: SettingOverrides;
 }
 
 export interface SettingsOptions {
@@ -70,6 +87,7 @@ export interface SettingsOptions {
   epochs?: number;
   batchSize?: number;
   lr?: number;
+  weightDecay?: number;
   augment?: AugmentChoice;
   cutmix?: boolean;
   /** Test every N epochs (hard) / every N epochs in the last 20% (soft). */
@@ -93,6 +111,13 @@ export function protocolSettings(o: SettingsOptions): ProtocolSettings {
     if (v !== undefined && !(Number.isInteger(v) && v >= 1)) throw new InputError(`${k} must be a positive integer, got ${v}`);
   }
   if (o.lr !== undefined && !(o.lr > 0)) throw new InputError(`learning rate must be positive, got ${o.lr}`);
+  if (o.weightDecay !== undefined && !(o.weightDecay >= 0)) throw new InputError(`weight decay must be 0 or more, got ${o.weightDecay}`);
+  const large = hard && preset.name === "imagenet" && o.numClasses >= IMAGENET_LARGE.minClasses;
+  const overrides: SettingOverrides = {};
+  for (const k of ["epochs", "batchSize", "lr", "weightDecay"] as const) if (o[k] !== undefined) overrides[k] = o[k];
+  // The hard protocol's instance norm, except for the students that exist only with batch norm.
+  const norm = o.norm ?? (hard && !BATCH_NORM_ONLY.includes(o.arch) ? "instance" : "batch");
+  checkStudentNorm(o.arch, norm);
   const augment = o.augment ?? "protocol";
   const cropFlip = ["RandomResizedCrop(scale 0.5-1)", "RandomHorizontalFlip"];
   const perImage =
@@ -111,21 +136,23 @@ export function protocolSettings(o: SettingsOptions): ProtocolSettings {
   return {
     protocol,
     arch: o.arch,
-    norm: o.norm ?? (hard ? "instance" : "batch"),
+    norm,
     ipc: o.ipc,
     protocolEpochs,
     epochScale,
     epochs,
-    batchSize: o.batchSize ?? (hard ? 64 : softBatchSize(o.ipc, o.numClasses, o.setSize)),
+    batchSize: o.batchSize ?? (hard ? (large ? IMAGENET_LARGE.minBatch : 64) : softBatchSize(o.ipc, o.numClasses, o.setSize)),
     optimizer: hard
-      ? { name: "sgd", lr: o.lr ?? 0.01, momentum: 0.9, weightDecay: 5e-4 }
-      : { name: "adamw", lr: o.lr ?? 1e-3, betas: [0.9, 0.999], weightDecay: 0.01, weightDecayOn: "weights with 2+ dimensions" },
+      ? { name: "sgd", lr: o.lr ?? (large ? IMAGENET_LARGE.lr : 0.01), momentum: 0.9, weightDecay: o.weightDecay ?? (large ? IMAGENET_LARGE.weightDecay : 5e-4) }
+      : { name: "adamw", lr: o.lr ?? 1e-3, betas: [0.9, 0.999], weightDecay: o.weightDecay ?? 0.01, weightDecayOn: "weights with 2+ dimensions" },
     lrSchedule: hard ? "MultiStep: x0.2 at floor(2E/3) and floor(5E/6)" : "0.5 * (1 + cos(pi * e / E / 2)) per epoch",
     augment,
     augmentations: [...perImage, `Normalize(mean ${preset.mean}, std ${preset.std})`],
     cutmix: (o.cutmix ?? true) ? { p: 1, beta: 1 } : null,
     temperature: hard ? null : SOFT_TEMPERATURE,
     testEpochs,
+    branch: large ? `ImageNet, ${IMAGENET_LARGE.minClasses}+ classes: lr ${IMAGENET_LARGE.lr}, wd ${IMAGENET_LARGE.weightDecay}, batch >= ${IMAGENET_LARGE.minBatch}` : null,
+    overrides,
   };
 }
 

@@ -8,7 +8,8 @@ import { matchClasses, type ClassPair } from "./data.js";
 import type { EvalPreset } from "./presets.js";
 import { hardTrainer, type ProtocolSettings, softTrainer } from "./protocols.js";
 import { meanStd, type Summary, versions, type Versions } from "./record.js";
-import { buildClassifier, type ClassifierSpec, studentSpec } from "./students.js";
+import { buildClassifier, type ClassifierSpec } from "../models/classifiers.js";
+import { studentSpec } from "./students.js";
 import type { Teacher } from "./teacher.js";
 import { type CurvePoint, testAccuracy, trainStudent } from "./train-student.js";
 

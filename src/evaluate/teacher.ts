@@ -9,7 +9,7 @@ import * as torch from "../torch/index.js";
 import type { Tensor } from "../torch/index.js";
 import { matchClasses } from "./data.js";
 import type { EvalPreset } from "./presets.js";
-import { archName, buildClassifier, type Classifier, type ClassifierSpec, inferClassifierSpec } from "./students.js";
+import { archName, buildClassifier, type Classifier, CLASSIFIER_KINDS, type ClassifierSpec, classifierSpecOf, specOfSaved } from "../models/classifiers.js";
 
 export interface Teacher {
   model: Classifier;
@@ -40,24 +40,17 @@ function readStateDict(path: string): Map<string, Tensor> {
 
 /** The model and its spec, from a cao2 model file's description or from the state dict's keys. */
 function readTeacher(path: string, o: TeacherOptions): { model: Classifier; spec: ClassifierSpec; preprocess?: Preprocess } {
-  const meta = readModelMetaOfKind(path, ["resnet", "convnet"], "a classifier (ResNet or ConvNet)");
+  const meta = readModelMetaOfKind(path, CLASSIFIER_KINDS, "a classifier");
   const sd = readStateDict(path);
   try {
     if (!meta) {
-      const spec = inferClassifierSpec(sd, o.preset.imageSize, path);
+      const spec = classifierSpecOf(new Map([...sd].map(([k, t]) => [k, t.shape])), o.preset.imageSize, path);
       const model = buildClassifier(spec, { device: o.device });
       model.loadStateDict(sd);
       return { model, spec };
     }
     matchClasses(o.classes, meta.classes, { data: "the training set", test: `the teacher ${path}` });
-    let spec: ClassifierSpec;
-    if (meta.kind === "resnet") {
-      const c = meta.config;
-      spec = { kind: "resnet", depth: c.depth, norm: c.norm ?? "batch", stem: c.stem ?? "imagenet", numClasses: c.numClasses, inChannels: c.inChannels ?? 3 };
-    } else {
-      const c = meta.config;
-      spec = { kind: "convnet", depth: c.depth ?? 3, width: c.width ?? 128, norm: c.norm ?? "instance", numClasses: c.numClasses, inChannels: c.inChannels ?? 3, imageSize: meta.preprocess.size };
-    }
+    const spec = specOfSaved(meta);
     const model = buildModel(meta, o.device) as Classifier;
     model.loadStateDict(sd);
     return { model, spec, preprocess: meta.preprocess };

@@ -6,7 +6,7 @@ import * as torch from "../torch/index.js";
 import type { Generator, Tensor } from "../torch/index.js";
 import { normalize } from "./augment.js";
 import type { Trainer } from "./protocols.js";
-import type { Classifier } from "./students.js";
+import type { Classifier } from "../models/classifiers.js";
 
 export interface CurvePoint {
   /** Epoch after which the test ran, counted from 1. */

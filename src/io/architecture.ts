@@ -1,19 +1,20 @@
 // Recognises a checkpoint's architecture from its keys and shapes alone (no tensor data): DiT (official or diffusers
-// naming), AutoencoderKL (diffusers or CompVis/LDM naming), torchvision ResNets and the dataset-distillation ConvNet-D.
+// naming), AutoencoderKL (diffusers or CompVis/LDM naming), torchvision ResNets, MobileNetV2 and EfficientNets, IDC's
+// ResNet-AP and the dataset-distillation ConvNet-D.
 // `inspect` prints the guess; commands that expect one family use requireArchitecture to reject the wrong file early
 // with a message that says what the file is. A file of a recognised family whose weights contradict each other (a
 // Minimax DiT's gammas in the wrong blocks) is recognised with a `problem`, which requireArchitecture refuses.
 import { InputError } from "../errors.js";
 import { gammaKeyBlock, gammaKeys, minimaxGammaBlocks } from "../models/difffit.js";
 
-export type Family = "dit" | "autoencoder-kl" | "resnet" | "convnet";
+export type Family = "dit" | "autoencoder-kl" | "resnet" | "resnetap" | "convnet" | "mobilenet_v2" | "efficientnet";
 export type ConfigValue = number | string | boolean | number[] | null;
 
 export interface ArchitectureGuess {
   family: Family;
   /** "DiT-XL/2", "AutoencoderKL (Stable Diffusion VAE)", "ResNet-50", "ConvNet-3", ... */
   name: string;
-  /** Key naming scheme: "official", "diffusers", "ldm", "torchvision", "dc". */
+  /** Key naming scheme: "official", "diffusers", "ldm", "torchvision", "idc", "dc". */
   naming: string;
   /** What the weights say about the configuration (null where the weights do not tell). */
   config: Record<string, ConfigValue>;
@@ -27,7 +28,10 @@ export const FAMILY_NAMES: Record<Family, string> = {
   dit: "DiT",
   "autoencoder-kl": "AutoencoderKL",
   resnet: "ResNet",
+  resnetap: "ResNet-AP",
   convnet: "ConvNet",
+  mobilenet_v2: "MobileNetV2",
+  efficientnet: "EfficientNet",
 };
 
 /** DiT-S/B/L/XL: depth, hidden size and heads (the DiT paper's Table 1). */
@@ -41,7 +45,7 @@ const DIT_CONFIGS: [string, number, number, number][] = [
 /** The architecture the keys and shapes match, or null when none does. */
 export function guessArchitecture(shapes: ShapeMap): ArchitectureGuess | null {
   const m = shapes instanceof Map ? (shapes as ReadonlyMap<string, readonly number[]>) : new Map(Object.entries(shapes));
-  for (const guess of [ditOfficial, ditDiffusers, autoencoderKL, resnet, convnet]) {
+  for (const guess of [ditOfficial, ditDiffusers, autoencoderKL, resnet, resnetAP, mobilenetV2, efficientNet, convnet]) {
     const g = guess(m);
     if (g) return g;
   }
@@ -176,18 +180,76 @@ function autoencoderKL(m: Shapes): ArchitectureGuess | null {
   return { family: "autoencoder-kl", name: sd ? "AutoencoderKL (Stable Diffusion VAE)" : "AutoencoderKL", naming: ldm ? "ldm" : "diffusers", config };
 }
 
+/** "batch" when a norm layer keeps running statistics, "instance" when it has only affine weights, else "none". */
+const normAt = (m: Shapes, prefix: string) => (m.has(`${prefix}.running_mean`) ? "batch" : m.has(`${prefix}.weight`) ? "instance" : "none");
+
 function resnet(m: Shapes): ArchitectureGuess | null {
   if (m.get("conv1.weight")?.length !== 4 || !m.has("layer1.0.conv1.weight") || !m.has("fc.weight")) return null;
   const blocks = [1, 2, 3, 4].map((l) => countIndexed(m, (i) => `layer${l}.${i}.conv1.weight`));
   const bottleneck = m.has("layer1.0.conv3.weight");
   const depth = 2 + (bottleneck ? 3 : 2) * blocks.reduce((a, b) => a + b, 0);
   const [, inChannels, stemKernel] = m.get("conv1.weight")!;
-  const norm = m.has("bn1.running_mean") ? "batch" : m.has("bn1.weight") ? "instance" : "none";
+  const norm = normAt(m, "bn1");
   return {
     family: "resnet",
     name: `ResNet-${depth}`,
     naming: "torchvision",
     config: { depth, blocks, bottleneck, numClasses: dim(m, "fc.weight", 0), inChannels, stemKernel, width: dim(m, "conv1.weight", 0), norm },
+  };
+}
+
+function resnetAP(m: Shapes): ArchitectureGuess | null {
+  if (m.get("layer0.conv1.weight")?.length !== 4 || !m.has("layer1.0.conv1.weight") || !m.has("fc.weight")) return null;
+  const blocks = [1, 2, 3, 4].map((l) => countIndexed(m, (i) => `layer${l}.${i}.conv1.weight`));
+  const depth = 2 + 2 * blocks.reduce((a, b) => a + b, 0);
+  const [width, inChannels, stemKernel] = m.get("layer0.conv1.weight")!;
+  return {
+    family: "resnetap",
+    name: `ResNet-AP-${depth}`,
+    naming: "idc",
+    config: { depth, blocks, numClasses: dim(m, "fc.weight", 0), inChannels, stemKernel, width, norm: normAt(m, "layer0.bn1") },
+  };
+}
+
+/** Entries of torchvision's `features` Sequential: features.0 (stem) to the last index that holds weights. */
+const featureCount = (m: Shapes) => {
+  let n = 0;
+  for (const k of m.keys()) {
+    const i = /^features\.(\d+)\./.exec(k);
+    if (i) n = Math.max(n, Number(i[1]) + 1);
+  }
+  return n;
+};
+
+function mobilenetV2(m: Shapes): ArchitectureGuess | null {
+  if (m.get("features.0.0.weight")?.length !== 4 || !m.has("features.1.conv.0.0.weight") || m.get("classifier.1.weight")?.length !== 2) return null;
+  const [numClasses, lastChannels] = m.get("classifier.1.weight")!;
+  const [stemChannels, inChannels] = m.get("features.0.0.weight")!;
+  const features = featureCount(m);
+  // width multiplier 1.0: a 32-channel stem, 17 inverted residual blocks, 1280 features
+  const standard = stemChannels === 32 && lastChannels === 1280 && features === 19;
+  return {
+    family: "mobilenet_v2",
+    name: standard ? "MobileNetV2" : `MobileNetV2 (stem ${stemChannels}, ${features - 2} blocks, ${lastChannels} features)`,
+    naming: "torchvision",
+    config: { numClasses, inChannels, stemChannels, blocks: features - 2, lastChannels, widthMultiplier: standard ? 1 : null },
+  };
+}
+
+/** torchvision's EfficientNet-B0 stages: blocks per stage (B1-B7 scale these, and the widths, up). */
+const EFFICIENTNET_B0_BLOCKS = [1, 2, 2, 3, 3, 4, 1];
+
+function efficientNet(m: Shapes): ArchitectureGuess | null {
+  if (m.get("features.0.0.weight")?.length !== 4 || !m.has("features.1.0.block.0.0.weight") || m.get("classifier.1.weight")?.length !== 2) return null;
+  const [numClasses, lastChannels] = m.get("classifier.1.weight")!;
+  const [stemChannels, inChannels] = m.get("features.0.0.weight")!;
+  const blocks = Array.from({ length: featureCount(m) - 2 }, (_, s) => countIndexed(m, (i) => `features.${s + 1}.${i}.block.0.0.weight`));
+  const b0 = stemChannels === 32 && lastChannels === 1280 && blocks.join() === EFFICIENTNET_B0_BLOCKS.join();
+  return {
+    family: "efficientnet",
+    name: b0 ? "EfficientNet-B0" : `EfficientNet (stem ${stemChannels}, blocks [${blocks}], ${lastChannels} features)`,
+    naming: "torchvision",
+    config: { variant: b0 ? "b0" : null, numClasses, inChannels, stemChannels, blocks, lastChannels },
   };
 }
 

@@ -1,5 +1,5 @@
 // The layers the models share, each holding its weights under torch.nn's key names (weight, bias, running_mean, ...).
-import { F, type Tensor } from "../torch/index.js";
+import { F, rand, type Tensor, tidy } from "../torch/index.js";
 import { defaultBias, defaultWeight, normal, one, zero } from "./init.js";
 import type { Init } from "./module.js";
 import type { VarBuilder } from "./module.js";
@@ -116,5 +116,29 @@ export class Embedding {
   }
   forward(idx: Tensor): Tensor {
     return F.embedding(this.weight, idx);
+  }
+}
+
+/**
+ * Zeroes each element (nn.Dropout, `rows` false) or each sample's whole tensor (torchvision's StochasticDepth "row",
+ * `rows` true) with probability p in training mode, scaling the kept ones by 1 / (1 - p); the identity in eval mode.
+ * The draws come from the model's own generator (the one its weights were initialised from), so a seeded student's
+ * run does not depend on the global generator.
+ */
+export class Dropout {
+  constructor(
+    private readonly vb: VarBuilder,
+    readonly p: number,
+    readonly rows = false,
+  ) {
+    if (!(p >= 0 && p < 1)) throw new Error(`dropout probability must be in [0, 1), got ${p}`);
+  }
+  forward(x: Tensor): Tensor {
+    if (!this.vb.training || this.p === 0) return x;
+    return tidy(() => {
+      const shape = this.rows ? [x.size(0), ...x.shape.slice(1).map(() => 1)] : x.shape;
+      const keep = rand(shape, { generator: this.vb.store.generator, device: x.device }).ge(this.p).to(x.dtype);
+      return x.mul(keep).div(1 - this.p);
+    });
   }
 }

@@ -38,12 +38,15 @@ type BlockKind = (typeof DEPTHS)[ResNetDepth]["block"];
 /** Output channels of a block relative to its width `planes`. */
 const EXPANSION: Record<BlockKind, number> = { basic: 1, bottleneck: 4 };
 
-/** A conv (no bias, torchvision's kaiming-normal fan-out init) followed by a norm: one convN/bnN pair of a block. */
-class ConvNorm {
+/**
+ * A conv (no bias, padding (k - 1) / 2, torchvision's kaiming-normal fan-out init) followed by a norm: one convN/bnN
+ * pair of a block, or the conv and norm of torchvision's Conv2dNormActivation (`groups` = channels: depthwise).
+ */
+export class ConvNorm {
   readonly conv: Conv2d;
   readonly norm: Norm2d;
-  constructor(convVb: VarBuilder, normVb: VarBuilder, inCh: number, outCh: number, kernel: number, stride: number, norm: Norm2dKind) {
-    this.conv = new Conv2d(convVb, inCh, outCh, kernel, { stride, padding: (kernel - 1) / 2, bias: false, weightInit: kaimingNormalFanOut });
+  constructor(convVb: VarBuilder, normVb: VarBuilder, inCh: number, outCh: number, kernel: number, stride: number, norm: Norm2dKind, groups = 1) {
+    this.conv = new Conv2d(convVb, inCh, outCh, kernel, { stride, padding: (kernel - 1) / 2, groups, bias: false, weightInit: kaimingNormalFanOut });
     this.norm = norm2d(normVb, norm, outCh);
   }
   forward(x: Tensor): Tensor {

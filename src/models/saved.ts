@@ -16,6 +16,9 @@ import { type ConvNet, type ConvNetConfig, createConvNet } from "./convnet.js";
 import { createDiT, type DiT, type DiTConfig } from "./dit.js";
 import { tidy } from "../torch/index.js";
 import { checkStateDict, type Model } from "./module.js";
+import { createEfficientNetB0, type EfficientNetB0, type EfficientNetB0Config } from "./efficientnet.js";
+import { createMobileNetV2, type MobileNetV2, type MobileNetV2Config } from "./mobilenet.js";
+import { createResNetAP, type ResNetAP, type ResNetAPConfig } from "./resnet-ap.js";
 import { createResNet, type ResNet, type ResNetConfig } from "./resnet.js";
 
 /** How a classifier's input is prepared from images in [0, 1]: resize to size x size, then (x - mean) / std. */
@@ -29,10 +32,13 @@ export interface Preprocess {
 export type SavedModel =
   | { kind: "resnet"; config: ResNetConfig; preprocess: Preprocess; classes: string[] }
   | { kind: "convnet"; config: ConvNetConfig; preprocess: Preprocess; classes: string[] }
+  | { kind: "resnetap"; config: ResNetAPConfig; preprocess: Preprocess; classes: string[] }
+  | { kind: "mobilenet_v2"; config: MobileNetV2Config; preprocess: Preprocess; classes: string[] }
+  | { kind: "efficientnet_b0"; config: EfficientNetB0Config; preprocess: Preprocess; classes: string[] }
   | { kind: "dit"; config: DiTConfig; classes: string[] }
   | { kind: "autoencoder"; config: AutoencoderKLConfig; scalingFactor: number };
 
-export type BuiltModel = ResNet | ConvNet | DiT | AutoencoderKL;
+export type BuiltModel = ResNet | ConvNet | ResNetAP | MobileNetV2 | EfficientNetB0 | DiT | AutoencoderKL;
 
 /** Writes the model's state dict with its description (atomic). */
 export function saveModel(path: string, model: Model, meta: SavedModel, extra: Record<string, string> = {}): void {
@@ -56,7 +62,7 @@ export function readModelMeta(path: string): SavedModel | undefined {
   }
 }
 
-const KINDS = ["resnet", "convnet", "dit", "autoencoder"] as const;
+const KINDS = ["resnet", "convnet", "resnetap", "mobilenet_v2", "efficientnet_b0", "dit", "autoencoder"] as const;
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 const isNumberList = (v: unknown): v is number[] => Array.isArray(v) && v.every((x) => typeof x === "number" && Number.isFinite(x));
 
@@ -83,7 +89,7 @@ function parseModelMeta(raw: string, path: string): SavedModel {
   } else if (typeof m.scalingFactor !== "number" || !Number.isFinite(m.scalingFactor) || m.scalingFactor <= 0) {
     bad("has no positive scalingFactor");
   }
-  if (m.kind === "resnet" || m.kind === "convnet") {
+  if (m.kind !== "dit" && m.kind !== "autoencoder") {
     const p = m.preprocess;
     const okPre =
       isObject(p) && (p.channels === 1 || p.channels === 3) && Number.isSafeInteger(p.size) && (p.size as number) > 0 &&
@@ -153,6 +159,12 @@ export function buildModel(meta: SavedModel, device = "cpu"): BuiltModel {
       return createResNet(meta.config, { device });
     case "convnet":
       return createConvNet(meta.config, { device });
+    case "resnetap":
+      return createResNetAP(meta.config, { device });
+    case "mobilenet_v2":
+      return createMobileNetV2(meta.config, { device });
+    case "efficientnet_b0":
+      return createEfficientNetB0(meta.config, { device });
     case "dit":
       return createDiT(meta.config, {}, { device, init: false });
     case "autoencoder":

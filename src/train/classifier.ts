@@ -7,8 +7,9 @@ import { type Dataset, batch, splitTrainVal } from "../io/datasets/index.js";
 import { resizeImages } from "../io/image.js";
 import { normalize, randomCropWithPadding, randomHorizontalFlip } from "../evaluate/augment.js";
 import type { ResNetStem } from "../models/resnet.js";
-import { type Preprocess, type SavedModel, saveModel } from "../models/saved.js";
-import { buildClassifier, type Classifier, type ClassifierSpec, type StudentArch, studentSpec } from "../evaluate/students.js";
+import { type Preprocess, saveModel } from "../models/saved.js";
+import { buildClassifier, type Classifier, savedClassifier } from "../models/classifiers.js";
+import { type StudentArch, studentSpec } from "../evaluate/students.js";
 import { argmax, F, Generator, noGrad, SGD, type Tensor, tidy } from "../torch/index.js";
 import { deriveSeed } from "../util/seed.js";
 import { epochBatches, runOptions, trainLoop, type TrainingRun } from "./loop.js";
@@ -100,7 +101,7 @@ export function trainClassifier(r: ClassifierRun, recipe: ClassifierRecipe): { v
   const spec = studentSpec(recipe.arch, { numClasses: data.classes.length, inChannels: pre.channels, imageSize: recipe.size, norm: recipe.norm, stem: recipe.stem });
   const device = r.device ?? "cpu";
   const model = buildClassifier(spec, { generator: new Generator(deriveSeed(recipe.seed, "init")), device });
-  const saved = savedDescription(spec, pre, data.classes);
+  const saved = savedClassifier(spec, pre, data.classes);
   if (r.init) warmStart(model, r.init, saved.kind, saved.config, { names: "architecture", of: (c) => [c] });
   const decay = model.parameters().filter((p) => p.ndim > 1);
   const noDecay = model.parameters().filter((p) => p.ndim <= 1);
@@ -136,14 +137,4 @@ export function trainClassifier(r: ClassifierRun, recipe: ClassifierRecipe): { v
   const modelPath = join(r.outDir, "model.safetensors");
   saveModel(modelPath, model, saved, { val_accuracy: valAccuracy.toFixed(4) });
   return { valAccuracy, modelPath };
-}
-
-/** The cao2 model-file description of a classifier built by buildClassifier from `spec`. */
-function savedDescription(spec: ClassifierSpec, preprocess: Preprocess, classes: string[]): Extract<SavedModel, { kind: "resnet" | "convnet" }> {
-  if (spec.kind === "resnet") {
-    const { depth, numClasses, inChannels, norm, stem } = spec;
-    return { kind: "resnet", config: { depth, numClasses, inChannels, norm, stem }, preprocess, classes };
-  }
-  const { depth, width, norm, numClasses, inChannels, imageSize } = spec;
-  return { kind: "convnet", config: { depth, width, norm, numClasses, inChannels, imageSize, firstPadding: 1 }, preprocess, classes };
 }

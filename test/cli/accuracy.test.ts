@@ -87,7 +87,7 @@ test("refuses a data set with other classes, a model of the wrong kind, and a mi
   assert.match(bad.err, /class 2 is 'c' in .* but 'z'/);
   const kind = cao2("--model", aePath, "--data", data);
   assert.equal(kind.code, 2);
-  assert.match(kind.err, /expected a ResNet selector, but it holds a cao2 autoencoder model/);
+  assert.match(kind.err, /expected a classifier \(the selector\), but it holds a cao2 autoencoder model/);
   const none = cao2("--data", data);
   assert.equal(none.code, 2);
   assert.match(none.err, /--model is required/);

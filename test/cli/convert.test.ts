@@ -9,7 +9,7 @@ import { after, test } from "node:test";
 import { loadSelector } from "../../src/distill/models.js";
 import { openCheckpoint } from "../../src/io/checkpoint.js";
 import { loadSafetensors } from "../../src/io/safetensors.js";
-import { createResNet } from "../../src/models/resnet.js";
+import { createResNet, type ResNet } from "../../src/models/resnet.js";
 import { saveModel } from "../../src/models/saved.js";
 import * as torch from "../../src/torch/index.js";
 import { fixture, ROOT } from "../helpers/fixtures.js";
@@ -42,7 +42,7 @@ test("--dtype float16 halves the floats, keeps integer buffers and the cao2 desc
   assert.equal(ck.metadata.val_accuracy, "0.9");
   ck.close();
   const loaded = loadSelector(half, { device: "cpu" });
-  assert.equal(loaded.selector.config.stem, "mid");
+  assert.equal((loaded.selector as ResNet).config.stem, "mid");
   const w = loaded.selector.stateDict().get("conv1.weight")!;
   assert.equal(w.dtype, "float32");
   assert.ok(torch.equal(w, net.stateDict().get("conv1.weight")!.to("float16").to("float32")));

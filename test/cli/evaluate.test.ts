@@ -7,7 +7,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, write
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { buildClassifier, type ClassifierSpec } from "../../src/evaluate/students.js";
+import { buildClassifier, type ClassifierSpec } from "../../src/models/classifiers.js";
 import { FASHION_MNIST_DIR } from "../../src/io/datasets/index.js";
 import { saveSafetensors } from "../../src/io/safetensors.js";
 import * as torch from "../../src/torch/index.js";
@@ -58,7 +58,7 @@ test("evaluate --protocol soft end to end: progress, mean ± std, a complete JSO
   const teacher = join(dir, "teacher.safetensors");
   const r = cao2(
     "evaluate", "--data", rr, "--protocol", "soft", "--teacher", teacher, "--teacher-arch", "convnet1",
-    "--epochs", "2", "--test-every", "1", "--repeats", "2", "--test-per-class", "10", "--seed", "5", "--json", json,
+    "--epochs", "2", "--test-every", "1", "--repeats", "2", "--test-per-class", "10", "--seed", "5", "--wd", "0.02", "--json", json,
   );
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /soft-label convnet3, 2 repeat\(s\): best top-1 \d+\.\d\d ± \d+\.\d\d%/);
@@ -70,6 +70,9 @@ test("evaluate --protocol soft end to end: progress, mean ± std, a complete JSO
   assert.equal(rec.config.protocol, "soft");
   assert.equal(rec.config.temperature, 20);
   assert.equal(rec.config.optimizer.name, "adamw");
+  assert.equal(rec.config.optimizer.weightDecay, 0.02);
+  assert.deepEqual(rec.config.overrides, { epochs: 2, weightDecay: 0.02 });
+  assert.equal(rec.config.branch, null);
   assert.equal(rec.config.batchSize, 20); // IPC 2 -> RDED's IPC-10 size 50, capped at the 20 images
   assert.equal(rec.config.student.norm, "batch");
   assert.equal(rec.config.seed, 5);

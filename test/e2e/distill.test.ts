@@ -9,8 +9,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import { decodePng, encodePng } from "../../src/io/png.js";
+import { createEfficientNetB0 } from "../../src/models/efficientnet.js";
+import { createMobileNetV2 } from "../../src/models/mobilenet.js";
+import { createResNetAP } from "../../src/models/resnet-ap.js";
+import { saveSafetensors } from "../../src/io/safetensors.js";
+import { saveModel } from "../../src/models/saved.js";
+import { Generator } from "../../src/torch/index.js";
 import { ROOT } from "../helpers/fixtures.js";
-import { makeTinyModels, snapshot, tinyDistillArgs } from "../helpers/tiny-distill.js";
+import { makeTinyModels, snapshot, TINY, tinyDistillArgs } from "../helpers/tiny-distill.js";
 import { waitFor } from "../helpers/wait.js";
 
 const CLI = join(ROOT, "dist", "src", "cli", "main.js");
@@ -292,6 +298,28 @@ describe("cao2 distill end to end (slow)", () => {
     const none = runCli(["figure", "--run", join(dir, "a"), "--out", join(dir, "none.png")]);
     assert.equal(none.status, 2);
     assert.match(none.stderr, /distilled without --save-pre-refine/);
+  });
+
+  test("--selector takes the other students: a torchvision MobileNetV2 state dict (read from its keys), cao2 EfficientNet-B0 and ResNet-AP-10 files", () => {
+    const classes = Array.from({ length: 10 }, (_, i) => `c${i}`);
+    const pre = { size: 32, channels: 1, mean: [0.5], std: [0.5] };
+    const mobile = join(dir, "mobilenet_v2.safetensors");
+    saveSafetensors(mobile, createMobileNetV2({ numClasses: 10 }, { generator: new Generator(4) }).stateDict());
+    const effnet = join(dir, "efficientnet_b0.safetensors");
+    saveModel(effnet, createEfficientNetB0({ numClasses: 10, inChannels: 1 }, { generator: new Generator(5) }), { kind: "efficientnet_b0", config: { numClasses: 10, inChannels: 1 }, preprocess: pre, classes });
+    const ap = join(dir, "resnetap10.safetensors");
+    const apConfig = { depth: 10 as const, numClasses: 10, inChannels: 1, stem: "small" as const };
+    saveModel(ap, createResNetAP(apConfig, { generator: new Generator(6) }), { kind: "resnetap", config: apConfig, preprocess: pre, classes });
+    for (const [selector, strategy] of [[mobile, "confident"], [effnet, "representative"], [ap, "el2n"]]) {
+      const out = join(dir, `sel-${strategy}`);
+      const r = runCli(["distill", "--dit", models[0], "--vae", models[1], "--selector", selector, ...TINY, "--classes", "0", "--select", strategy, "--out", out]);
+      assert.equal(r.status, 0, r.stderr);
+      const m = JSON.parse(readFileSync(join(out, "manifest.json"), "utf8"));
+      assert.equal(m.images, 2, selector);
+      assert.equal(m.models.selector.path, selector);
+      // a state dict without a cao2 description is fed as the ImageNet classifiers are
+      assert.equal(m.models.selectorPreprocess.size, selector === mobile ? 224 : 32);
+    }
   });
 
   test("bad input: one-line errors, exit code 2, nothing that looks complete", () => {

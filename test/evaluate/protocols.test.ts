@@ -8,7 +8,7 @@ import { cutmixCrossEntropy, softLabelKl } from "../../src/evaluate/losses.js";
 import { PRESETS } from "../../src/evaluate/presets.js";
 import { augmentBatch, hardTrainer, makeOptimizer, protocolSettings, softTrainer } from "../../src/evaluate/protocols.js";
 import { hardLr, softLr } from "../../src/evaluate/schedule.js";
-import { buildClassifier, type ClassifierSpec } from "../../src/evaluate/students.js";
+import { buildClassifier, type ClassifierSpec } from "../../src/models/classifiers.js";
 import { trainStudent } from "../../src/evaluate/train-student.js";
 import type { Dataset } from "../../src/io/datasets/index.js";
 import * as torch from "../../src/torch/index.js";
@@ -53,6 +53,28 @@ test("protocol defaults: hard SGD 0.01/0.9/5e-4 batch 64 instance norm; soft Ada
   assert.deepEqual(odd.testEpochs, [10, 20, 25]);
   assert.equal(o.cutmix, null);
   assert.throws(() => protocolSettings({ protocol: "hard", arch: "convnet3", preset, ipc: 10, numClasses: 10, setSize: 100, epochs: 0 }), /positive integer/);
+});
+
+test("ImageNet with 100+ classes: IDC's hard-label branch (lr 0.1, wd 1e-4, batch 128); flags override any protocol value and are recorded", () => {
+  const imagenet = PRESETS.imagenet;
+  const base = { protocol: "hard" as const, arch: "resnetap10" as const, preset: imagenet, ipc: 10, setSize: 10_000 };
+  const k1 = protocolSettings({ ...base, numClasses: 1000 });
+  assert.deepEqual(k1.optimizer, { name: "sgd", lr: 0.1, momentum: 0.9, weightDecay: 1e-4 });
+  assert.equal(k1.batchSize, 128);
+  assert.match(k1.branch!, /100\+ classes: lr 0.1, wd 0.0001, batch >= 128/);
+  assert.equal(k1.protocolEpochs, 1300, "100+ classes: 2/3 of 2000, rounded down to a multiple of 100");
+  assert.deepEqual(k1.overrides, {});
+  // 10 classes, the Fashion-MNIST preset, or the soft protocol: the usual numbers
+  for (const s of [protocolSettings({ ...base, numClasses: 10 }), protocolSettings({ ...base, preset, numClasses: 100 })]) {
+    assert.deepEqual([s.optimizer.lr, s.optimizer.weightDecay, s.batchSize, s.branch], [0.01, 5e-4, 64, null]);
+  }
+  assert.equal(protocolSettings({ ...base, protocol: "soft", arch: "resnet18", numClasses: 1000 }).branch, null);
+  const o = protocolSettings({ ...base, numClasses: 1000, lr: 0.05, weightDecay: 0, batchSize: 256, epochs: 7 });
+  assert.deepEqual([o.optimizer.lr, o.optimizer.weightDecay, o.batchSize, o.epochs], [0.05, 0, 256, 7]);
+  assert.deepEqual(o.overrides, { epochs: 7, batchSize: 256, lr: 0.05, weightDecay: 0 });
+  const soft = protocolSettings({ ...base, protocol: "soft", arch: "resnet18", numClasses: 10, weightDecay: 0.05 });
+  assert.equal(soft.optimizer.weightDecay, 0.05);
+  assert.throws(() => protocolSettings({ ...base, numClasses: 10, weightDecay: -1 }), /weight decay must be 0 or more/);
 });
 
 for (const protocol of ["hard", "soft"] as const) {

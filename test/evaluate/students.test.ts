@@ -5,7 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { PRESETS } from "../../src/evaluate/presets.js";
-import { archName, buildClassifier, type ClassifierSpec, inferClassifierSpec, studentSpec } from "../../src/evaluate/students.js";
+import { STUDENT_ARCHS, studentSpec } from "../../src/evaluate/students.js";
+import { archName, buildClassifier, type ClassifierSpec, classifierSpecOf } from "../../src/models/classifiers.js";
 import { loadTeacher } from "../../src/evaluate/teacher.js";
 import { InputError } from "../../src/errors.js";
 import { saveSafetensors } from "../../src/io/safetensors.js";
@@ -34,6 +35,25 @@ test("named students: ConvNet-3 width 128 and torchvision ResNets at the preset'
   }
 });
 
+test("every --arch name builds the student it names, at the preset's channels, and a 224 px input gives logits", () => {
+  const o = { numClasses: 5, inChannels: 3, imageSize: 224, norm: "batch" as const, stem: "imagenet" as const };
+  for (const arch of STUDENT_ARCHS) {
+    const spec = studentSpec(arch, o);
+    assert.equal(archName(spec), arch);
+    torch.tidy(() => {
+      const m = buildClassifier(spec).eval();
+      assert.deepEqual(torch.noGrad(() => m.forward(torch.zeros([1, 3, 224, 224]))).shape, [1, 5], arch);
+      assert.equal(m.numFeatures, m.features(torch.zeros([1, 3, 224, 224])).size(1), arch);
+      torch.disposeAll(m.stateDict());
+    });
+  }
+  // ConvNet-D depth from the name; ResNet-AP takes IDC's stem for the size
+  assert.equal((studentSpec("convnet6", o) as { depth: number }).depth, 6);
+  assert.equal((studentSpec("resnetap10", o) as { stem: string }).stem, "large");
+  assert.equal((studentSpec("resnetap10", { ...o, imageSize: 32 }) as { stem: string }).stem, "small");
+  assert.throws(() => studentSpec("mobilenet_v2", { ...o, norm: "instance" }), (e) => e instanceof InputError && /mobilenet_v2 is built with batch norm only/.test(e.message));
+});
+
 const SPECS: ClassifierSpec[] = [
   { kind: "resnet", depth: 18, norm: "batch", stem: "cifar", numClasses: 10, inChannels: 1 },
   { kind: "resnet", depth: 18, norm: "instance", stem: "imagenet", numClasses: 7, inChannels: 3 },
@@ -41,14 +61,19 @@ const SPECS: ClassifierSpec[] = [
   { kind: "convnet", depth: 3, width: 128, norm: "instance", numClasses: 10, inChannels: 1, imageSize: 32 },
   { kind: "convnet", depth: 2, width: 16, norm: "batch", numClasses: 4, inChannels: 3, imageSize: 32 },
   { kind: "convnet", depth: 2, width: 16, norm: "none", numClasses: 4, inChannels: 3, imageSize: 32 },
+  { kind: "resnetap", depth: 10, norm: "instance", stem: "large", numClasses: 10, inChannels: 3 },
+  { kind: "resnetap", depth: 10, norm: "batch", stem: "small", numClasses: 3, inChannels: 1 },
+  { kind: "mobilenet_v2", norm: "batch", dropout: 0.2, numClasses: 6, inChannels: 3 },
+  { kind: "efficientnet_b0", norm: "batch", dropout: 0.2, stochasticDepth: 0.2, numClasses: 6, inChannels: 3 },
 ];
 
 test("the architecture of a state dict is read off its keys and shapes", () => {
   for (const spec of SPECS) {
     const sd = buildClassifier(spec).stateDict();
-    assert.deepEqual(inferClassifierSpec(sd, 32, "x"), spec, archName(spec));
+    assert.deepEqual(classifierSpecOf(new Map([...sd].map(([k, t]) => [k, t.shape])), 32, "x"), spec, archName(spec));
+    torch.disposeAll(sd);
   }
-  assert.throws(() => inferClassifierSpec(new Map([["w", torch.zeros([1])]]), 32, "odd.safetensors"), /odd.safetensors: not a ResNet .* or ConvNet/);
+  assert.throws(() => classifierSpecOf(new Map([["w", [1]]]), 32, "odd.safetensors"), /odd.safetensors: not a classifier cao2 builds \(ResNet, ResNet-AP, ConvNet, MobileNetV2, EfficientNet-B0\): its keys match none/);
 });
 
 function saveTeacher(name: string, spec: ClassifierSpec): string {
@@ -101,5 +126,5 @@ test("a cao2 classifier file: built from its description (max-pool stem), classe
   const ae = join(dir, "ae.safetensors");
   const auto = createAutoencoderKL({ inChannels: 1, outChannels: 1, blockOutChannels: [8], layersPerBlock: 1, latentChannels: 4, normNumGroups: 4, scalingFactor: 1 });
   saveModel(ae, auto, { kind: "autoencoder", config: auto.config, scalingFactor: 1 });
-  assert.throws(() => loadTeacher(ae, { preset: fm, classes: TEN }), /expected a classifier \(ResNet or ConvNet\), but it holds a cao2 autoencoder model/);
+  assert.throws(() => loadTeacher(ae, { preset: fm, classes: TEN }), /expected a classifier, but it holds a cao2 autoencoder model/);
 });

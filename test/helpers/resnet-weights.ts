@@ -1,7 +1,8 @@
 // The weights of the ResNet parity fixtures: the same counter-based hash as tools/reference/models_resnet.py
 // (fixture_weight), so that a ResNet of any shape gets the same values on both sides without storing them.
+import assert from "node:assert/strict";
 import * as torch from "../../src/torch/index.js";
-import type { ResNet } from "../../src/models/resnet.js";
+import type { Model } from "../../src/models/module.js";
 
 function lowbias32(x: number): number {
   x ^= x >>> 16;
@@ -41,10 +42,21 @@ export function fixtureWeight(key: string, shape: readonly number[]): { t: torch
   return { t: torch.fromArray(out, shape), sum };
 }
 
-/** Fills every weight and buffer of `model` with the fixture values (num_batches_tracked: 0). */
-export function fillFixtureWeights<M extends ResNet>(model: M): M {
+/**
+ * Fills every weight and buffer of `model` with the fixture values (num_batches_tracked: 0). With `sums` (the reference
+ * script's per-key float64 sums), each value's sum is checked first: a difference there is the weights', not the model's.
+ */
+export function fillFixtureWeights<M extends Model>(model: M, sums?: Record<string, number>): M {
   const sd = new Map<string, torch.Tensor>();
-  for (const [k, v] of model.stateDict()) sd.set(k, k.endsWith("num_batches_tracked") ? torch.zeros([], { dtype: "int64" }) : fixtureWeight(k, v.shape).t);
+  for (const [k, v] of model.stateDict()) {
+    if (k.endsWith("num_batches_tracked")) {
+      sd.set(k, torch.zeros([], { dtype: "int64" }));
+      continue;
+    }
+    const { t, sum } = fixtureWeight(k, v.shape);
+    if (sums) assert.ok(Math.abs(sum - sums[k]) <= 1e-9 * (1 + Math.abs(sums[k])), `fixture weight ${k}: sum ${sum} vs ${sums[k]}`);
+    sd.set(k, t);
+  }
   model.loadStateDict(sd);
   torch.disposeAll(sd);
   return model;

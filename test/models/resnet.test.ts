@@ -11,7 +11,7 @@ import { StateDictError } from "../../src/models/module.js";
 import { createResNet, type ResNet, type ResNetConfig } from "../../src/models/resnet.js";
 import * as torch from "../../src/torch/index.js";
 import { fixture } from "../helpers/fixtures.js";
-import { fixtureWeight } from "../helpers/resnet-weights.js";
+import { fillFixtureWeights } from "../helpers/resnet-weights.js";
 import { checkTrainEval, shapesOf } from "./classifier_parity.js";
 
 interface CaseMeta {
@@ -29,20 +29,7 @@ interface CaseMeta {
 function loadCase(name: string): { meta: CaseMeta; fx: Map<string, torch.Tensor>; model: ResNet } {
   const meta = JSON.parse(readFileSync(fixture("models", "resnet", `${name}.json`), "utf8")) as CaseMeta;
   const fx = loadSafetensors(fixture("models", "resnet", `${name}.safetensors`));
-  const model = createResNet(meta, { dtype: meta.dtype });
-  const sd = new Map<string, torch.Tensor>();
-  for (const [k, v] of model.stateDict()) {
-    if (k.endsWith("num_batches_tracked")) {
-      sd.set(k, torch.zeros([], { dtype: "int64" }));
-      continue;
-    }
-    // The weights are generated on both sides: check ours before blaming the model for a difference.
-    const { t, sum } = fixtureWeight(k, v.shape);
-    assert.ok(Math.abs(sum - meta.sums[k]) <= 1e-9 * (1 + Math.abs(meta.sums[k])), `fixture weight ${k}: sum ${sum} vs ${meta.sums[k]}`);
-    sd.set(k, t);
-  }
-  model.loadStateDict(sd);
-  torch.disposeAll(sd);
+  const model = fillFixtureWeights(createResNet(meta, { dtype: meta.dtype }), meta.sums);
   return { meta, fx, model };
 }
 

@@ -3,6 +3,8 @@
   resnet18_step  torchvision resnet18(num_classes=10) with the DD codes' small-image stem: conv1 replaced by a 3x3
                  stride-1 conv (nn.Conv2d's default init, as theirs), max pool replaced by Identity; batch norm
   convnet3_step  models_convnet.ConvNet (width 128, depth 3, instance norm = GroupNorm(128, 128))
+  mobilenet_v2_step     torchvision mobilenet_v2(num_classes=10) as built (dropout 0.2), batch norm
+  efficientnet_b0_step  torchvision efficientnet_b0(num_classes=10) as built (dropout 0.2, stochastic depth 0.2)
 A step: zero_grad (to None), forward, F.cross_entropy, backward, SGD(lr 0.01, momentum 0.9, weight_decay 5e-4).
 """
 import torch
@@ -24,6 +26,8 @@ resnet = torchvision.models.resnet18(num_classes=10)
 resnet.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
 resnet.maxpool = nn.Identity()
 convnet = ConvNet(3, 10, 128, 3, "instance", 32)
+mobilenet = torchvision.models.mobilenet_v2(num_classes=10)
+efficientnet = torchvision.models.efficientnet_b0(num_classes=10)
 
 
 def train_step(model):
@@ -38,4 +42,9 @@ def train_step(model):
     return step
 
 
-serve({"resnet18_step": train_step(resnet), "convnet3_step": train_step(convnet)})
+serve({
+    "resnet18_step": train_step(resnet),
+    "convnet3_step": train_step(convnet),
+    "mobilenet_v2_step": train_step(mobilenet),
+    "efficientnet_b0_step": train_step(efficientnet),
+})

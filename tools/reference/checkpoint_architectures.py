@@ -3,7 +3,7 @@
 
 Run with Debian's torch: /usr/bin/python3 tools/reference/checkpoint_architectures.py
 
-ResNets come from torchvision itself; ConvNet-D is the dataset-distillation evaluation net (DC/DSA layout:
+ResNets, MobileNetV2 and EfficientNets come from torchvision itself; ResNet-AP is models_students.py's copy of IDC's; ConvNet-D is the dataset-distillation evaluation net (DC/DSA layout:
 features = [conv, norm, relu, avgpool] * depth, classifier = Linear); DiT and AutoencoderKL tables are written out
 from their published layouts (the official DiT models.py, diffusers' DiTTransformer2DModel and AutoencoderKL, and
 the CompVis/LDM autoencoder), since neither package is in Debian. Two published totals check those tables:
@@ -15,6 +15,7 @@ import torch.nn as nn
 import torchvision
 
 from common import fixture_path, save_json
+from models_students import ResNetAP
 
 DIT_CONFIGS = {"S": (12, 384, 6), "B": (12, 768, 12), "L": (24, 1024, 16), "XL": (28, 1152, 16)}
 
@@ -226,6 +227,26 @@ def main():
         "family": "convnet", "name": "ConvNet-5", "naming": "dc", "depth": 5, "width": 128, "inChannels": 3,
         "numClasses": 10, "norm": "none", "inputSize": 128})
 
+    for classes in (1000, 10):
+        cases["mobilenet_v2_%d" % classes] = (shapes_of(torchvision.models.mobilenet_v2(num_classes=classes)), {
+            "family": "mobilenet_v2", "name": "MobileNetV2", "naming": "torchvision", "numClasses": classes,
+            "inChannels": 3, "blocks": 17, "lastChannels": 1280, "widthMultiplier": 1})
+        cases["efficientnet_b0_%d" % classes] = (shapes_of(torchvision.models.efficientnet_b0(num_classes=classes)), {
+            "family": "efficientnet", "name": "EfficientNet-B0", "naming": "torchvision", "variant": "b0",
+            "numClasses": classes, "inChannels": 3, "blocks": [1, 2, 2, 3, 3, 4, 1]})
+    cases["mobilenet_v2_half"] = (shapes_of(torchvision.models.mobilenet_v2(width_mult=0.5)), {
+        "family": "mobilenet_v2", "name": "MobileNetV2 (stem 16, 17 blocks, 1280 features)", "naming": "torchvision",
+        "widthMultiplier": None})
+    cases["efficientnet_b1"] = (shapes_of(torchvision.models.efficientnet_b1()), {
+        "family": "efficientnet", "name": "EfficientNet (stem 32, blocks [2,3,3,4,4,5,2], 1280 features)",
+        "naming": "torchvision", "variant": None, "blocks": [2, 3, 3, 4, 4, 5, 2]})
+    cases["resnetap10_instance"] = (shapes_of(ResNetAP([1, 1, 1, 1], 10, "instance", "large")), {
+        "family": "resnetap", "name": "ResNet-AP-10", "naming": "idc", "depth": 10, "blocks": [1, 1, 1, 1],
+        "numClasses": 10, "inChannels": 3, "stemKernel": 7, "norm": "instance"})
+    cases["resnetap18_batch_1ch"] = (shapes_of(ResNetAP([2, 2, 2, 2], 100, "batch", "mid", nch=1)), {
+        "family": "resnetap", "name": "ResNet-AP-18", "naming": "idc", "depth": 18, "numClasses": 100,
+        "inChannels": 1, "stemKernel": 3, "norm": "batch"})
+
     def numel(shapes):
         total = 0
         for s in shapes.values():
@@ -239,6 +260,9 @@ def main():
     assert len(xl) == 292 and numel(xl) == 675129632, (len(xl), numel(xl))
     assert numel(cases["sd_vae_diffusers"][0]) == 83653863, numel(cases["sd_vae_diffusers"][0])
     assert numel(cases["sd_vae_ldm"][0]) == 83653863
+    # torchvision's published parameter counts: 3,504,872 and 5,288,548
+    assert sum(p.numel() for p in torchvision.models.mobilenet_v2().parameters()) == 3504872
+    assert sum(p.numel() for p in torchvision.models.efficientnet_b0().parameters()) == 5288548
     save_json(fixture_path("io", "architectures.json"),
               {k: {"expected": e, "shapes": s} for k, (s, e) in cases.items()})
 
