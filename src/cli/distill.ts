@@ -12,16 +12,14 @@ import { ORDERS, type StageOrder } from "../distill/pipeline.js";
 import { NORMS, type NormKind } from "../distill/refine.js";
 import { type ClassSpec, type Compat, type Condition, defaultTMax, PRESETS, type PresetName, presetClasses, recipeDefaults } from "../distill/presets.js";
 import { STRATEGIES, type Strategy } from "../distill/select.js";
-import { getNumThreads, setNumThreads } from "../torch/index.js";
+import { getNumThreads, installInterruptHandler, setNumThreads } from "../torch/index.js";
 import { assetPath } from "../util/assets.js";
-import { installInterruptHandler } from "../util/interrupt.js";
 import { formatDuration, Progress } from "../util/progress.js";
 import { type FlagSpec, type FlagSpecs, parseCommand, UsageError } from "./args.js";
 import { checkOutputFolder } from "./outputs.js";
 import { deviceFlag, MAX_BATCH, MAX_PER_CLASS, MAX_STEPS, seedFlag, threadsFlag } from "./shared-flags.js";
 import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
-
-export const summary = "Distil a data set with CaO2 (pool -> select -> refine -> write)";
+import { SUMMARIES } from "./commands.js";
 
 const P = "from preset";
 
@@ -123,7 +121,7 @@ function printStatus(s: RunStatus): void {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseCommand(argv, "cao2 distill [flags]", `${summary}. With no flags: the embedded Fashion-MNIST default at IPC 10.`, FLAGS);
+  const a = parseCommand(argv, "cao2 distill [flags]", `${SUMMARIES.distill}. With no flags: the embedded Fashion-MNIST default at IPC 10.`, FLAGS);
   if (!a) return 0;
   if (a.status) {
     const other = [...a.given].filter((f) => !STATUS_FLAGS.has(f));

@@ -8,7 +8,8 @@ import { deviceFlag, MAX_BATCH, MAX_EPOCHS, seedFlag, threadsFlag } from "./shar
 import { loadEvalSet, matchClasses } from "../evaluate/data.js";
 import { EVAL_PRESETS, type EvalPresetName, PRESETS } from "../evaluate/presets.js";
 import { AUGMENT_CHOICES, type AugmentChoice, PROTOCOLS, protocolSettings } from "../evaluate/protocols.js";
-import { formatMeanStd, sha256File } from "../evaluate/record.js";
+import { formatMeanStd } from "../evaluate/record.js";
+import { sha256File } from "../io/files.js";
 import { mergeRepeatRecords } from "../evaluate/merge.js";
 import { type EvaluationRecord, type RepeatRecord, runEvaluation } from "../evaluate/run.js";
 import { STUDENT_ARCHS, type StudentArch } from "../evaluate/students.js";
@@ -20,8 +21,7 @@ import { writeJsonAtomic } from "../util/atomic.js";
 import { isRecord, readStateJson } from "../util/state-file.js";
 import { Progress } from "../util/progress.js";
 import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
-
-export const summary = "Train students on a distilled set (hard- or soft-label protocol); test top-1 mean ± std";
+import { SUMMARIES } from "./commands.js";
 
 const FLAGS = {
   data: { type: "string", help: "Training set: an ImageFolder (class folders, optional classes.txt), fashion-mnist (all 60k training images) or fashion-mnist-fit (minus the validation split)" },
@@ -84,7 +84,7 @@ function merge(a: { given: Set<string>; json?: string; _: string[] }): number {
 
 export async function run(argv: string[]): Promise<number> {
   // --merge takes any number of records as arguments; the other forms none.
-  const a = parseCommand(argv, USAGE, summary, FLAGS, Number.MAX_SAFE_INTEGER);
+  const a = parseCommand(argv, USAGE, SUMMARIES.evaluate, FLAGS, Number.MAX_SAFE_INTEGER);
   if (!a) return 0;
   if (a.merge) return merge(a);
   if (a._.length > 0) throw new UsageError(`unexpected argument '${a._[0]}' (see --help)`);

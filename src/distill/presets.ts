@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { FASHION_MNIST_CLASSES } from "../io/datasets/idx.js";
+import { folderSafe } from "../io/datasets/imagefolder.js";
 import { assetPath } from "../util/assets.js";
 import type { FillRule, Strategy } from "./select.js";
 import type { NormKind } from "./refine.js";
@@ -128,14 +129,3 @@ export function presetClasses(preset: PresetName): ClassSpec[] {
   });
 }
 
-/** A name as a folder name: runs of characters outside [A-Za-z0-9._-] become "-". */
-export const folderSafe = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, "-");
-
-/**
- * Folder of a class in the output ImageFolder: the label zero-padded, then the id, so that sorting folders by name
- * (what ImageFolder readers do) gives the label order.
- */
-export function classFolder(c: ClassSpec, numClasses: number): string {
-  const width = String(numClasses - 1).length;
-  return `${String(c.label).padStart(width, "0")}_${c.id}`;
-}

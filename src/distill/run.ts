@@ -9,17 +9,17 @@ import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { hostname } from "node:os";
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { InputError } from "../errors.js";
-import { checkDevice, fromArray, type Generator, torchVersion } from "../torch/index.js";
+import { checkDevice, checkInterrupt, fromArray, type Generator, torchVersion } from "../torch/index.js";
 import { createFileExclusive, isAtomicTemp, writeJsonAtomic } from "../util/atomic.js";
 import { acquireLock, type HeldLock, type LockState, schedulerTask } from "../util/lock-file.js";
 import { corruptState, isRecord, readStateJson } from "../util/state-file.js";
-import { checkInterrupt } from "../util/interrupt.js";
 import type { Progress } from "../util/progress.js";
 import { packageVersion } from "../util/version.js";
 import { chooseCondition, type ConditionChoice } from "./condition.js";
 import { loadModels, type LoadedModels, type ModelOverrides } from "./models.js";
 import { authorsRun, distillClass, type DistillOptions, ORDERS } from "./pipeline.js";
-import { type ClassSpec, classFolder, type Condition, type PresetName, presetClasses } from "./presets.js";
+import { classFolder } from "../io/datasets/imagefolder.js";
+import { type ClassSpec, type Condition, type PresetName, presetClasses } from "./presets.js";
 import { type Shard, shardClasses, shardName } from "./shards.js";
 import {
   type ClassRecord,

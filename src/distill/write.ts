@@ -22,7 +22,8 @@ import { saveSafetensors } from "../io/safetensors.js";
 import type { Tensor } from "../torch/index.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { isRecord, readStateJson } from "../util/state-file.js";
-import { type ClassSpec, classFolder } from "./presets.js";
+import { classFolder } from "../io/datasets/imagefolder.js";
+import type { ClassSpec } from "./presets.js";
 import type { ClassTimings } from "./pipeline.js";
 
 export interface RunLayout {
@@ -47,15 +48,6 @@ export function runLayout(out: string, state?: string): RunLayout {
   const legacy = legacyStateDir(out);
   const hasRun = (dir: string) => existsSync(join(dir, "run.json"));
   return { out, state: !hasRun(defaultStateDir(out)) && hasRun(legacy) ? legacy : defaultStateDir(out) };
-}
-
-/**
- * The state folder of a finished output as its manifest records it (`config.state`), or, for outputs written before
- * the state moved, inside it; when the recorded folder is gone (the output was moved), the sibling `<out>.cao2`.
- */
-export function finishedStateDir(out: string, recorded: string | undefined): string {
-  if (recorded === undefined) return legacyStateDir(out);
-  return existsSync(recorded) ? recorded : defaultStateDir(out);
 }
 
 const recordPath = (l: RunLayout, label: number) => join(l.state, "classes", `${label}.json`);

@@ -3,7 +3,7 @@
 import { InputError } from "../errors.js";
 import { type Dataset, loadDataSpec, sampleRandomPerClass } from "../io/datasets/index.js";
 import { resizeImages } from "../io/image.js";
-import { classFolder, folderSafe } from "../distill/presets.js";
+import { classFolder, folderSafe } from "../io/datasets/imagefolder.js";
 import type { EvalPreset } from "./presets.js";
 
 /**
@@ -46,7 +46,7 @@ export function matchClasses(data: readonly string[], test: readonly string[], w
     throw new InputError(`${where.data} has ${data.length} classes but ${where.test} has ${test.length}; they must be the same classes in the same order`);
   return data.map((d, label) => {
     const t = test[label];
-    const folder = classFolder({ label, modelIndex: label, id: folderSafe(t), name: t }, test.length);
+    const folder = classFolder({ label, id: folderSafe(t) }, test.length);
     if (d !== t && d !== folder && d !== folderSafe(t))
       throw new InputError(`class ${label} is '${d}' in ${where.data} but '${t}' in ${where.test}; the class lists must match label by label`);
     return { label, data: d, test: t };
