@@ -52,8 +52,8 @@ const FLAGS = {
 } satisfies FlagSpecs;
 
 const USAGE =
-  "cao2 evaluate --data <folder|fashion-mnist> [--test fashion-mnist|<folder>] [--protocol hard|soft] [--arch ...] [--teacher <file>] [flags]\n" +
-  "       cao2 evaluate --merge --json <record> <repeat record>...";
+  "cao2 evaluate --data <folder|fashion-mnist> [--test fashion-mnist|<folder>] [--protocol hard|soft] [--arch ...] [--teacher <file>] [flags]" +
+  " | --merge --json <record> <repeat record>...";
 
 /** The closing lines: the summary, and where the record is and how to see it. */
 function printResult(record: EvaluationRecord, json: string | undefined): void {
