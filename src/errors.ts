@@ -6,3 +6,11 @@ export class InputError extends Error {
     this.name = new.target.name;
   }
 }
+
+/** A long loop stopped at a safe point because the user asked (Ctrl-C, SIGTERM); the CLI exits with 130. */
+export class Interrupted extends Error {
+  constructor(what = "interrupted") {
+    super(what);
+    this.name = "Interrupted";
+  }
+}

@@ -8,7 +8,8 @@ export { guessArchitecture, requireArchitecture, type ArchitectureGuess } from "
 
 // models
 export { createDiT, ditConfig, DiT, type DiTConfig, type DiTLoadOptions } from "./models/dit.js";
-export { diffFitParameters, isDiffFitTrainable, minimaxGammaBlocks } from "./models/difffit.js";
+export { diffFitParameters, isDiffFitTrainable } from "./models/difffit.js";
+export { minimaxGammaBlocks } from "./io/dit-layout.js";
 export { createAutoencoderKL, AutoencoderKL, type AutoencoderKLConfig } from "./models/autoencoder.js";
 export { createResNet, ResNet, type ResNetConfig } from "./models/resnet.js";
 export { createConvNet, ConvNet, type ConvNetConfig } from "./models/convnet.js";
@@ -16,7 +17,8 @@ export { createResNetAP, ResNetAP, type ResNetAPConfig } from "./models/resnet-a
 export { createMobileNetV2, MobileNetV2, type MobileNetV2Config } from "./models/mobilenet.js";
 export { createEfficientNetB0, EfficientNetB0, type EfficientNetB0Config } from "./models/efficientnet.js";
 export { buildClassifier, classifierSpecOf, type Classifier, type ClassifierSpec } from "./models/classifiers.js";
-export { Model, StateDictError, type LoadOptions, type LoadReport } from "./models/module.js";
+export { Model, type LoadOptions } from "./models/module.js";
+export { StateDictError, type LoadReport } from "./io/state-dict.js";
 export { saveModel, loadSavedModel, readModelMeta, type SavedModel, type Preprocess } from "./models/saved.js";
 
 // diffusion

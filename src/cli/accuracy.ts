@@ -13,8 +13,7 @@ import { type FlagSpecs, parseCommand, UsageError } from "./args.js";
 import { checkOutputFile } from "./outputs.js";
 import { deviceFlag, MAX_BATCH, threadsFlag } from "./shared-flags.js";
 import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
-
-export const summary = "Top-1 accuracy of a classifier on a labelled data set (optionally on autoencoder reconstructions)";
+import { SUMMARIES } from "./commands.js";
 
 const FLAGS = {
   model: { type: "string", help: "The classifier (cao2 model file or torchvision ResNet)" },
@@ -36,7 +35,7 @@ const tally = (k: number): Tally => ({ correct: new Array<number>(k).fill(0), to
 const overall = (t: Tally) => t.correct.reduce((a, b) => a + b, 0) / t.total.reduce((a, b) => a + b, 0);
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseCommand(argv, "cao2 accuracy --model <classifier> [--data fashion-mnist:test|<folder>] [--autoencoder <file>]", summary, FLAGS);
+  const a = parseCommand(argv, "cao2 accuracy --model <classifier> [--data fashion-mnist:test|<folder>] [--autoencoder <file>]", SUMMARIES.accuracy, FLAGS);
   if (!a) return 0;
   applyReadLimits(a);
   checkOutputFile("--json", a.json);

@@ -6,8 +6,7 @@ import { MAX_PER_CLASS, seedFlag } from "./shared-flags.js";
 import { writeRandomReal } from "../evaluate/random-real.js";
 import { loadDataSpec } from "../io/datasets/index.js";
 import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
-
-export const summary = "Write a baseline training set: random-real = IPC random real images per class (ImageFolder of PNGs)";
+import { SUMMARIES } from "./commands.js";
 
 const FLAGS = {
   data: { type: "string", help: "Source: fashion-mnist (its 60k training images), fashion-mnist-fit (minus the validation split) or an ImageFolder", default: "fashion-mnist" },
@@ -20,7 +19,7 @@ const FLAGS = {
 const KINDS = ["random-real"];
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseCommand(argv, "cao2 baseline random-real --ipc N --out <folder> [--data fashion-mnist|<folder>] [--seed S]", summary, FLAGS, 1);
+  const a = parseCommand(argv, "cao2 baseline random-real --ipc N --out <folder> [--data fashion-mnist|<folder>] [--seed S]", SUMMARIES.baseline, FLAGS, 1);
   if (!a) return 0;
   applyReadLimits(a);
   const [kind] = a._;

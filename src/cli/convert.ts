@@ -9,8 +9,7 @@ import type { DType } from "../torch/index.js";
 import { type FlagSpecs, parseCommand, UsageError } from "./args.js";
 import { checkOutputFile } from "./outputs.js";
 import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
-
-export const summary = "Rewrite a checkpoint as safetensors, optionally in float16/bfloat16/float32";
+import { SUMMARIES } from "./commands.js";
 
 const DTYPES = ["keep", "float32", "float16", "bfloat16"] as const;
 
@@ -22,7 +21,7 @@ const FLAGS = {
 } satisfies FlagSpecs;
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseCommand(argv, "cao2 convert <checkpoint> <out.safetensors> [--dtype float16]", summary, FLAGS, 2);
+  const a = parseCommand(argv, "cao2 convert <checkpoint> <out.safetensors> [--dtype float16]", SUMMARIES.convert, FLAGS, 2);
   if (!a) return 0;
   applyReadLimits(a);
   if (a._.length !== 2) throw new UsageError("expected two paths: the checkpoint to read and the safetensors file to write");

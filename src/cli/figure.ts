@@ -7,14 +7,13 @@ import { InputError } from "../errors.js";
 import { decodeImage, imageToTensor, tensorToPng } from "../io/image.js";
 import { cat, type Tensor, tidy } from "../torch/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
-import { finishedStateDir } from "../distill/write.js";
+import { readRun } from "../report/read-run.js";
 import { type FlagSpecs, parseCommand, UsageError } from "./args.js";
 import { checkOutputFile } from "./outputs.js";
 import { pickClasses } from "./distill.js";
 import { grid } from "./sample.js";
 import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
-
-export const summary = "Figure 4 of the paper: selected images before and after refinement and their amplified difference";
+import { SUMMARIES } from "./commands.js";
 
 const FLAGS = {
   run: { type: "string", help: "A distilled set written with --save-pre-refine (its folder; the images before refinement are read from the run's state folder, which its manifest names)" },
@@ -26,13 +25,6 @@ const FLAGS = {
   ...READ_LIMIT_FLAGS,
 } satisfies FlagSpecs;
 
-interface ManifestClass {
-  label: number;
-  modelIndex: number;
-  folder: string;
-  id: string;
-  name: string;
-}
 
 function readPng(path: string, what: string): Tensor {
   if (!existsSync(path)) throw new InputError(`${path}: missing (${what})`);
@@ -40,18 +32,19 @@ function readPng(path: string, what: string): Tensor {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseCommand(argv, "cao2 figure --run <distilled folder> --out <png> [--classes 0-3] [--per-class 2] [--amplify 10]", summary, FLAGS);
+  const a = parseCommand(argv, "cao2 figure --run <distilled folder> --out <png> [--classes 0-3] [--per-class 2] [--amplify 10]", SUMMARIES.figure, FLAGS);
   if (!a) return 0;
   applyReadLimits(a);
   if (!a.run) throw new UsageError("--run is required: a folder written by cao2 distill --save-pre-refine");
   if (!a.out) throw new UsageError("--out is required: the PNG to write");
   checkOutputFile("--out", a.out);
-  const manifestPath = join(a.run, "manifest.json");
-  if (!existsSync(manifestPath)) throw new InputError(`${a.run}: no manifest.json (not a finished cao2 distill output)`);
-  const manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as { classes: ManifestClass[]; config: { savePreRefine?: boolean; state?: string } };
-  if (!manifest.config.savePreRefine) throw new InputError(`${a.run}: distilled without --save-pre-refine, so the images before refinement were not kept`);
-  const preRefine = join(finishedStateDir(a.run, manifest.config.state), "pre-refine");
-  const classes = pickClasses(manifest.classes, a.classes ?? manifest.classes.slice(0, 4).map((c) => `${c.label}`));
+  // The report's reader checks the manifest (a corrupt or foreign one is one line naming it) and finds the state folder.
+  const runData = readRun(a.run);
+  if (!runData.complete) throw new InputError(`${a.run}: no manifest.json (not a finished cao2 distill output)`);
+  if (!runData.config.savePreRefine) throw new InputError(`${a.run}: distilled without --save-pre-refine, so the images before refinement were not kept`);
+  if (!runData.stateDir) throw new InputError(`${a.run}: its state folder is missing, so the images before refinement cannot be read`);
+  const preRefine = join(runData.stateDir, "pre-refine");
+  const classes = pickClasses(runData.classes, a.classes ?? runData.classes.slice(0, 4).map((c) => `${c.label}`));
   const k = a.perClass!;
   const triplets: Tensor[] = [];
   for (const c of classes) {

@@ -5,8 +5,7 @@ import { parseCommand, UsageError } from "./args.js";
 import { guessArchitecture } from "../io/architecture.js";
 import { openCheckpoint } from "../io/checkpoint.js";
 import { ITEM_SIZE } from "../torch/index.js";
-
-export const summary = "List a checkpoint's tensors and guess its architecture";
+import { SUMMARIES } from "./commands.js";
 
 const FLAGS = {
   json: { type: "boolean", help: "Print JSON instead of a table", default: false },
@@ -18,7 +17,7 @@ const FLAGS = {
 } as const;
 
 export async function run(argv: string[]): Promise<number> {
-  const args = parseCommand(argv, "cao2 inspect <checkpoint> [--json] [--unwrap KEY]", summary, FLAGS, 1);
+  const args = parseCommand(argv, "cao2 inspect <checkpoint> [--json] [--unwrap KEY]", SUMMARIES.inspect, FLAGS, 1);
   if (!args) return 0;
   if (args._.length !== 1) throw new UsageError("expected exactly one checkpoint path");
   const file = args._[0];

@@ -1,30 +1,29 @@
 #!/usr/bin/env node
-// The `cao2` command: dispatches to one module per command (src/cli/<command>.ts), each exporting
-// `summary` and `run(argv)`. Input errors print one line and exit 2; anything else is a bug (exit 1).
-import { InputError } from "../errors.js";
-import { Interrupted } from "../util/interrupt.js";
+// The `cao2` command: dispatches to one module per command (src/cli/<command>.ts), each exporting `run(argv)`, loaded
+// only when it runs, so `cao2 --help` loads no command code. Input errors print one line and exit 2; anything else
+// is a bug (exit 1).
+import { InputError, Interrupted } from "../errors.js";
+import { type CommandName, SUMMARIES } from "./commands.js";
 
 export interface Command {
-  summary: string;
   run(argv: string[]): Promise<number | void>;
 }
 
-// Summaries live here so that `cao2 --help` does not load libtorch.
-const COMMANDS: Record<string, [summary: string, load: () => Promise<Command>]> = {
-  inspect: ["List a checkpoint's tensors and guess its architecture", () => import("./inspect.js")],
-  convert: ["Rewrite a checkpoint as safetensors, optionally in float16/bfloat16/float32", () => import("./convert.js")],
-  baseline: ["Write a baseline training set (random-real: IPC random real images per class)", () => import("./baseline.js")],
-  evaluate: ["Train students on a distilled set (hard/soft-label protocol); test top-1 mean ± std", () => import("./evaluate.js")],
-  distill: ["Distil a data set with CaO2 (pool -> select -> refine -> write)", () => import("./distill.js")],
-  sample: ["Generate class-conditional samples (PNG grid) and score them with a selector", () => import("./sample.js")],
-  accuracy: ["Top-1 accuracy of a classifier on a labelled data set (optionally on autoencoder reconstructions)", () => import("./accuracy.js")],
-  figure: ["Figure 4 of the paper: selected images before and after refinement and their amplified difference", () => import("./figure.js")],
-  report: ["An HTML report of a distillation run and its evaluation records (opens offline in a browser)", () => import("./report.js")],
-  train: ["Train the small models of the embedded default (classifier, autoencoder, DiT)", () => import("./train.js")],
+const COMMANDS: Record<CommandName, () => Promise<Command>> = {
+  inspect: () => import("./inspect.js"),
+  convert: () => import("./convert.js"),
+  baseline: () => import("./baseline.js"),
+  evaluate: () => import("./evaluate.js"),
+  distill: () => import("./distill.js"),
+  sample: () => import("./sample.js"),
+  accuracy: () => import("./accuracy.js"),
+  figure: () => import("./figure.js"),
+  report: () => import("./report.js"),
+  train: () => import("./train.js"),
 };
 
 function usage(): string {
-  const rows = Object.entries(COMMANDS).map(([c, [s]]) => `  ${c.padEnd(12)}${s}`);
+  const rows = Object.entries(SUMMARIES).map(([c, s]) => `  ${c.padEnd(12)}${s}`);
   return `Usage: cao2 <command> [flags]\n\nCommands:\n${rows.join("\n")}\n\nRun \`cao2 <command> --help\` for a command's flags.\n`;
 }
 
@@ -67,7 +66,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(usage());
     return name ? 0 : 2;
   }
-  const load = COMMANDS[name]?.[1];
+  const load = Object.hasOwn(COMMANDS, name) ? COMMANDS[name as CommandName] : undefined;
   if (!load) {
     process.stderr.write(`cao2: unknown command '${name}'\n\n${usage()}`);
     return 2;

@@ -4,8 +4,7 @@ import { resolve } from "node:path";
 import { IMAGE_MODES, type ImageMode } from "../report/images.js";
 import { type FlagSpecs, parseCommand, UsageError } from "./args.js";
 import { checkOutputFile } from "./outputs.js";
-
-export const summary = "An HTML report of a distillation run and its evaluation records (opens offline in a browser)";
+import { SUMMARIES } from "./commands.js";
 
 const FLAGS = {
   eval: { type: "list", help: "Evaluation record(s) from cao2 evaluate --json; repeat the flag or separate by commas" },
@@ -41,7 +40,7 @@ function takeEvals(argv: readonly string[]): { rest: string[]; evals: string[] }
 
 export async function run(argv: string[]): Promise<number> {
   const { rest, evals } = takeEvals(argv);
-  const a = parseCommand(rest, USAGE, summary, FLAGS, 1);
+  const a = parseCommand(rest, USAGE, SUMMARIES.report, FLAGS, 1);
   if (!a) return 0;
   const folder = a._[0];
   if (folder === undefined && evals.length === 0) throw new UsageError("give a run folder (the --out of cao2 distill), evaluation records (--eval), or both");

@@ -16,8 +16,7 @@ import { type FlagSpecs, parseCommand, UsageError } from "./args.js";
 import { checkOutputFile } from "./outputs.js";
 import { deviceFlag, MAX_BATCH, MAX_PER_CLASS, MAX_STEPS, seedFlag, threadsFlag } from "./shared-flags.js";
 import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
-
-export const summary = "Generate class-conditional samples (PNG grid) and optionally score them with a selector";
+import { SUMMARIES } from "./commands.js";
 
 const FLAGS = {
   preset: { type: "string", help: "Class list to use", choices: PRESETS, default: "fashion-mnist" },
@@ -53,7 +52,7 @@ export function grid(images: Tensor, cols: number): Tensor {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseCommand(argv, "cao2 sample [flags]", summary, FLAGS);
+  const a = parseCommand(argv, "cao2 sample [flags]", SUMMARIES.sample, FLAGS);
   if (!a) return 0;
   applyReadLimits(a);
   checkOutputFile("--out", a.out);

@@ -4,8 +4,7 @@
 import { mkdirSync } from "node:fs";
 import { type ImageFolderOptions, loadDataSpec, sampleRandomPerClass } from "../io/datasets/index.js";
 import { deriveSeed } from "../util/seed.js";
-import { setNumThreads } from "../torch/index.js";
-import { installInterruptHandler } from "../util/interrupt.js";
+import { installInterruptHandler, setNumThreads } from "../torch/index.js";
 import { Progress } from "../util/progress.js";
 import type { AutoencoderKL } from "../models/autoencoder.js";
 import { loadSavedModel } from "../models/saved.js";
@@ -21,8 +20,7 @@ import { checkOutputFolder } from "./outputs.js";
 import { deviceFlag, MAX_BATCH, MAX_EPOCHS, seedFlag, threadsFlag } from "./shared-flags.js";
 import { assetPath } from "../util/assets.js";
 import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
-
-export const summary = "Train the small models of the embedded default (classifier, autoencoder, DiT) or fine-tune a DiT (Minimax)";
+import { SUMMARIES } from "./commands.js";
 
 const COMMON = {
   data: { type: "string", help: "Training data: fashion-mnist or an ImageFolder path", default: "fashion-mnist" },
@@ -208,7 +206,7 @@ export async function run(argv: string[]): Promise<number> {
   const spec = recipe ? RECIPES[recipe] : undefined;
   if (!spec) {
     if (recipe === "--help" || recipe === undefined) {
-      process.stdout.write(`Usage: cao2 train <${Object.keys(RECIPES).join("|")}> [flags]\n\n${summary}\n`);
+      process.stdout.write(`Usage: cao2 train <${Object.keys(RECIPES).join("|")}> [flags]\n\n${SUMMARIES.train}\n`);
       return recipe ? 0 : 2;
     }
     throw new UsageError(`unknown recipe '${recipe}' (one of ${Object.keys(RECIPES).join(", ")})`);

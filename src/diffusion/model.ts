@@ -1,4 +1,5 @@
-// What the diffusion code needs from a denoiser, and classifier-free guidance for models that bring none of their own.
+// What the diffusion code needs from a denoiser (DiT implements it), and classifier-free guidance, the one
+// implementation of it (DiT.forwardWithCfg is this function with the DiT's checks).
 import * as torch from "../torch/index.js";
 import type { Tensor } from "../torch/index.js";
 
@@ -20,7 +21,7 @@ export interface DiffusionModel {
  * channels (the rest of eps, the variance channels) are the model's own outputs for each half. The reference
  * guides 3 channels (DiT's 4-channel latents); pass C to guide every eps channel.
  */
-export function cfgForward(model: DiffusionModel, x: Tensor, t: Tensor, y: Tensor, scale: number, guidedChannels = 3): Tensor {
+export function cfgForward<T = Tensor>(model: { forward(x: Tensor, t: T, y: Tensor): Tensor }, x: Tensor, t: T, y: Tensor, scale: number, guidedChannels = 3): Tensor {
   return torch.tidy(() => {
     const n = x.size(0);
     if (n % 2 !== 0) throw new Error(`classifier-free guidance needs an even batch [cond; null], got ${n} rows`);
@@ -28,7 +29,7 @@ export function cfgForward(model: DiffusionModel, x: Tensor, t: Tensor, y: Tenso
     const out = model.forward(torch.cat([half, half], 0), t, y);
     const g = Math.min(guidedChannels, out.size(1));
     const [cond, uncond] = torch.chunk(torch.narrow(out, 1, 0, g), 2, 0);
-    const guided = torch.add(uncond, torch.mul(torch.sub(cond, uncond), scale));
+    const guided = torch.add(uncond, torch.sub(cond, uncond), scale);
     const parts = [torch.cat([guided, guided], 0)];
     if (g < out.size(1)) parts.push(torch.narrow(out, 1, g, out.size(1) - g));
     return torch.cat(parts, 1);

@@ -2,13 +2,13 @@
 // world's checkpoints (official DiT .pt, diffusers/SD VAE safetensors, torchvision ResNet / MobileNetV2 /
 // EfficientNet-B0 .pth, IDC's ResNet-AP, DD ConvNets), whose
 // architecture is read off their keys and shapes. A file of the wrong kind is refused before any work starts.
-import { createHash } from "node:crypto";
-import { createReadStream, existsSync, statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { InputError } from "../errors.js";
 import { requireArchitecture } from "../io/architecture.js";
 import { loadStateDict, openCheckpoint } from "../io/checkpoint.js";
+import { sha256File } from "../io/files.js";
 import { type AutoencoderKL, type AutoencoderKLConfig, createAutoencoderKL } from "../models/autoencoder.js";
-import { minimaxGammaBlocks } from "../models/difffit.js";
+import { minimaxGammaBlocks } from "../io/dit-layout.js";
 import { createDiT, DIT_DEFAULTS, type DiT, type DiTConfig } from "../models/dit.js";
 import { buildClassifier, type Classifier, CLASSIFIER_KINDS, classifierSpecOf } from "../models/classifiers.js";
 import { buildModel, fillFromFile, type Preprocess, readModelMetaOfKind } from "../models/saved.js";
@@ -56,12 +56,6 @@ function shapesOf(path: string, unwrap?: string): Map<string, readonly number[]>
   } finally {
     ck.close();
   }
-}
-
-export async function sha256File(path: string): Promise<string> {
-  const h = createHash("sha256");
-  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
-  return h.digest("hex");
 }
 
 export interface DiTLoadOverrides extends ModelOverrides {
@@ -149,7 +143,7 @@ export async function loadModels(paths: { dit: string; vae: string; selector: st
   if (autoencoder.config.latentChannels !== dit.config.inChannels) {
     throw new InputError(`the autoencoder makes ${autoencoder.config.latentChannels}-channel latents but the DiT takes ${dit.config.inChannels} channels`);
   }
-  const info = async (path: string) => ({ path, sha256: await sha256File(path), bytes: statSync(path).size });
+  const info = (path: string) => ({ path, sha256: sha256File(path), bytes: statSync(path).size });
   dit.eval();
   autoencoder.eval();
   selector.eval();
@@ -160,6 +154,6 @@ export async function loadModels(paths: { dit: string; vae: string; selector: st
     selector,
     selectorPreprocess: preprocess,
     selectorAccuracy: accuracy,
-    files: { dit: await info(paths.dit), vae: await info(paths.vae), selector: await info(paths.selector) },
+    files: { dit: info(paths.dit), vae: info(paths.vae), selector: info(paths.selector) },
   };
 }

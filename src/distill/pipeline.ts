@@ -17,8 +17,7 @@
 // image's noise is a row of a fixed bank, the row drawn once per image.
 import { GaussianDiffusion } from "../diffusion/gaussian.js";
 import { sample } from "../diffusion/samplers.js";
-import { cat, checkDevice, fromArray, Generator, keep, lt, rand, randn, type Tensor, tidy } from "../torch/index.js";
-import { checkInterrupt } from "../util/interrupt.js";
+import { cat, checkDevice, checkInterrupt, fromArray, Generator, keep, lt, rand, randn, type Tensor, tidy } from "../torch/index.js";
 import type { Progress } from "../util/progress.js";
 import { deriveSeed, randomSource } from "../util/seed.js";
 import type { LoadedModels } from "./models.js";
@@ -26,7 +25,7 @@ import type { ClassSpec, Compat } from "./presets.js";
 import { refineLatents, type NormKind, type RefineSchedule } from "./refine.js";
 import { decodeLatents, scoreImages, selectorFeatures } from "./score.js";
 import { type Candidate, resolveStrategy, scoreCandidates, type Selection, selectCandidates, type FillRule, type Strategy } from "./select.js";
-import { type ClassRecord, type RunLayout, writeClass } from "./write.js";
+import { type ClassRecord, type ClassWorker, type RunLayout, writeClass } from "./write.js";
 
 export const ORDERS = ["select-refine", "refine-select"] as const;
 /** select-refine: Algorithm 1; refine-select: refine the whole pool, then select on the refined latents (Table 11). */
@@ -115,6 +114,10 @@ export interface ClassExtras {
   authors?: AuthorsRun;
   /** Replaces the seeded refinement draws (tests that feed another implementation's draws). */
   draws?: Partial<RefineDraws>;
+  /** Called at every sampling and refinement step (a class lock's heartbeat). */
+  onStep?: () => void;
+  /** Recorded with the class: the process that distilled it. */
+  worker?: ClassWorker;
 }
 
 const seconds = (t0: number) => (performance.now() - t0) / 1000;
@@ -131,15 +134,14 @@ interface Refined {
 /** Runs one class through Algorithm 1 and writes its images and record. */
 export function distillClass(m: LoadedModels, o: DistillOptions, c: ClassSpec, layout: RunLayout, extras: ClassExtras = {}): ClassRecord {
   checkDevice(o.device);
-  const { progress, authors } = extras;
+  const { authors } = extras;
   if ((o.compat === "authors") !== (authors !== undefined)) throw new Error(`distillClass: compat ${o.compat} ${authors ? "with" : "without"} an authors-mode stream`);
   const seed = deriveSeed(o.seed, "class", c.modelIndex);
-  const dit = m.dit;
-  const latentShape = [dit.config.inChannels, dit.config.inputSize, dit.config.inputSize];
   const diffusion = GaussianDiffusion.create({ numTimesteps: 1000, respacing: o.steps });
   const n = o.ipc * o.poolFactor;
   const stage = `class ${o.classes.indexOf(c) + 1}/${o.classes.length}`;
-  const condLabel = o.condition === "true" ? c.modelIndex : dit.config.numClasses;
+  const condLabel = o.condition === "true" ? c.modelIndex : m.dit.config.numClasses;
+  const ctx: ClassContext = { m, o, seed, condLabel, diffusion, extras, stage };
   const times: ClassTimings = { pool_s: 0, select_s: 0, refine_s: 0, write_s: 0 };
   const timed = <T>(key: keyof ClassTimings, work: () => T): T => {
     const t0 = performance.now();
@@ -161,26 +163,11 @@ export function distillClass(m: LoadedModels, o: DistillOptions, c: ClassSpec, l
       }),
     );
   const refine = (latents: Tensor, candidates: readonly number[]) =>
-    timed("refine_s", () => refineCandidates({ m, o, seed, condLabel, diffusion, extras, stage }, latents, candidates));
+    timed("refine_s", () => refineCandidates(ctx, latents, candidates));
   const rows = (t: Tensor, idx: readonly number[]) => keep(t.indexSelect(0, fromArray(BigInt64Array.from(idx, BigInt), [idx.length], { device: o.device })));
 
   // 2. pool
-  const model = { forward: dit.forward.bind(dit), forwardWithCfg: (x: Tensor, t: Tensor, y: Tensor, s: number) => dit.forwardWithCfg(x, t, y, s, { guidedChannels: o.guidedChannels }) };
-  // The released code samples the whole pool as one batch; its draws follow that batch.
-  const poolBatch = authors ? n : o.batchSize;
-  progress?.stage(`${stage} [pool]`, Math.ceil(n / poolBatch) * o.steps);
-  const pool = timed("pool_s", () =>
-    keep(
-      sample(diffusion, model, new Array<number>(n).fill(c.modelIndex), latentShape, {
-        cfgScale: o.cfg,
-        nullClass: dit.config.numClasses,
-        generator: authors?.stream ?? new Generator(deriveSeed(seed, "pool")),
-        batchSize: poolBatch,
-        device: o.device,
-        onStep: () => progress?.tick(),
-      }),
-    ),
-  );
+  const pool = timed("pool_s", () => samplePool(ctx, c.modelIndex, n));
   checkInterrupt();
 
   // 3. score: the selector's view of every candidate as sampled
@@ -238,12 +225,14 @@ export function distillClass(m: LoadedModels, o: DistillOptions, c: ClassSpec, l
     condition: { kind: o.condition, label: condLabel },
     // write_s covers decoding and scoring the final images; the file writes follow.
     timings: { ...times, write_s: seconds(t0) },
+    worker: extras.worker,
   });
   for (const t of [pool, selected, refined.latents, images, ...(pre ? [pre] : [])]) t.dispose();
   return record;
 }
 
-interface RefineContext {
+/** What the steps of one class share. */
+interface ClassContext {
   m: LoadedModels;
   o: DistillOptions;
   /** The class's seed. */
@@ -256,13 +245,37 @@ interface RefineContext {
   stage: string;
 }
 
+/** Line 2: n samples of the class from the DiT with classifier-free guidance (scale o.cfg), as latents. */
+function samplePool(ctx: ClassContext, modelIndex: number, n: number): Tensor {
+  const { m, o, seed, diffusion, stage } = ctx;
+  const { authors } = ctx.extras;
+  const progress = stepsOf(ctx.extras);
+  const dit = m.dit;
+  const latentShape = [dit.config.inChannels, dit.config.inputSize, dit.config.inputSize];
+  const model = { forward: dit.forward.bind(dit), forwardWithCfg: (x: Tensor, t: Tensor, y: Tensor, s: number) => dit.forwardWithCfg(x, t, y, s, { guidedChannels: o.guidedChannels }) };
+  // The released code samples the whole pool as one batch; its draws follow that batch.
+  const poolBatch = authors ? n : o.batchSize;
+  progress.stage(`${stage} [pool]`, Math.ceil(n / poolBatch) * o.steps);
+  return keep(
+    sample(diffusion, model, new Array<number>(n).fill(modelIndex), latentShape, {
+      cfgScale: o.cfg,
+      nullClass: dit.config.numClasses,
+      generator: authors?.stream ?? new Generator(deriveSeed(seed, "pool")),
+      batchSize: poolBatch,
+      device: o.device,
+      onStep: () => progress.tick(),
+    }),
+  );
+}
+
 /**
  * Steps 5-9 for the given pool candidates (their latents in `latents`, in that order): one fixed noise per candidate
  * (line 5), then Adam on Eq. 4 under the condition c^, in batches. Without iterations: a copy of the latents.
  */
-function refineCandidates(ctx: RefineContext, latents: Tensor, candidates: readonly number[]): Refined {
+function refineCandidates(ctx: ClassContext, latents: Tensor, candidates: readonly number[]): Refined {
   const { m, o, seed, condLabel, diffusion } = ctx;
-  const { progress, authors } = ctx.extras;
+  const { authors } = ctx.extras;
+  const progress = stepsOf(ctx.extras);
   const count = candidates.length;
   const nan = new Array<number>(count).fill(NaN);
   if (o.refineIters === 0) return { latents: keep(latents.clone()), lossBefore: nan, lossAfter: nan };
@@ -285,7 +298,7 @@ function refineCandidates(ctx: RefineContext, latents: Tensor, candidates: reado
     o.refineTrainMode && dropProb > 0
       ? keep(tidy(() => lt(rand([count, o.refineIters], { generator: authors?.stream ?? new Generator(deriveSeed(seed, "label-dropout")) }), dropProb).to(o.device)))
       : undefined;
-  progress?.stage(`${ctx.stage} [refine]`, o.refineIters * Math.ceil(count / o.batchSize));
+  progress.stage(`${ctx.stage} [refine]`, o.refineIters * Math.ceil(count / o.batchSize));
   const parts: Tensor[] = [];
   const lossBefore: number[] = [];
   const lossAfter: number[] = [];
@@ -303,7 +316,7 @@ function refineCandidates(ctx: RefineContext, latents: Tensor, candidates: reado
           labelDrops: labelDrops?.narrow(0, lo, b),
         },
         { iters: o.refineIters, lr: o.lr, lambda: o.lambda, norm: o.norm, tMax: o.tMax, maxNorm: o.maxNorm, timestepMode: o.timestepMode },
-        () => progress?.tick(),
+        () => progress.tick(),
       );
       parts.push(r.latents);
       lossBefore.push(...r.lossBefore);
@@ -315,6 +328,17 @@ function refineCandidates(ctx: RefineContext, latents: Tensor, candidates: reado
     noise.dispose();
     labelDrops?.dispose();
   }
+}
+
+/** The steps of a class reported to its progress line and its step callback. */
+function stepsOf(extras: ClassExtras): { stage(label: string, total: number): void; tick(): void } {
+  return {
+    stage: (label, total) => extras.progress?.stage(label, total),
+    tick: () => {
+      extras.progress?.tick();
+      extras.onStep?.();
+    },
+  };
 }
 
 function streamBytes(g: Generator): Uint8Array {

@@ -1,6 +1,6 @@
 // Decoding latents to images and asking the selector what it sees (Algorithm 1, line 3: P = softmax(s(c | X))).
 import { convertChannelsTensor, resizeImages } from "../io/image.js";
-import { normalize } from "../evaluate/augment.js";
+import { normalize } from "../io/image.js";
 import type { Preprocess } from "../models/saved.js";
 import { cat, F, noGrad, type Tensor, tidy } from "../torch/index.js";
 import type { LoadedModels } from "./models.js";

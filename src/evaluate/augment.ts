@@ -365,18 +365,3 @@ export function cutmix(x: Tensor, gen: Generator, o: CutMixOptions = {}): CutMix
     return { images, partner, lam: 1 - (bh * bw) / (h * w), box };
   });
 }
-
-// ---------------------------------------------------------------------------------------------------------------
-// Normalisation
-// ---------------------------------------------------------------------------------------------------------------
-
-/** (x - mean[c]) / std[c] per channel, as torchvision's Normalize. */
-export function normalize(x: Tensor, mean: readonly number[], std: readonly number[]): Tensor {
-  const [, c] = checkBatch(x, "normalize");
-  if (mean.length !== c || std.length !== c) throw new Error(`normalize: ${c} channels but ${mean.length} means and ${std.length} stds`);
-  return torch.tidy(() => {
-    const m = torch.tensor([...mean]).reshape(1, c, 1, 1).to(x.device);
-    const s = torch.tensor([...std]).reshape(1, c, 1, 1).to(x.device);
-    return x.sub(m).div(s);
-  });
-}

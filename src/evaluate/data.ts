@@ -4,7 +4,8 @@ import { InputError } from "../errors.js";
 import { classFolders, type Dataset, fashionMnistPart, type ImageSet, loadFashionMnistPart, memoryImageSet, openImageFolderSet, sampleRandomPerClass } from "../io/datasets/index.js";
 import { resizeImages } from "../io/image.js";
 import type { ImageTransform } from "../io/resample.js";
-import { classFolder, folderSafe, presetClasses } from "../distill/presets.js";
+import { classFolder, folderSafe } from "../io/datasets/imagefolder.js";
+import { type ImageNetSubset, imagenetSubsetClasses } from "../io/datasets/imagenet-classes.js";
 import type { EvalPreset } from "./presets.js";
 
 /** How an ImageFolder's images become the preset's input: training images resized, test images as testResize says. */
@@ -13,17 +14,13 @@ export function presetTransform(preset: EvalPreset, split: "train" | "test"): Im
   return split === "test" && preset.testResize !== null ? { resizeShorter: preset.testResize, centerCrop: s } : { resize: [s, s] };
 }
 
-/** ImageNet subsets whose class list (assets/imagenet/) can give an ImageFolder's label order. */
-export const SUBSETS = ["imagewoof", "imagenette", "imagenet-100", "imagenet-1k"] as const;
-export type Subset = (typeof SUBSETS)[number];
-
 /**
  * The class folders of `root` in the subset's label order (its class file's line order). The folder of a class is its
  * wnid (the authors' layout, and ImageNet's own) or cao2's `<label>_<wnid>`. A class without a folder, one with both,
  * or a folder that is no class of the subset is an input error: a partial or wrong mapping is never used.
  */
-export function subsetClassFolders(root: string, subset: Subset): string[] {
-  const classes = presetClasses(subset);
+export function subsetClassFolders(root: string, subset: ImageNetSubset): string[] {
+  const classes = imagenetSubsetClasses(subset);
   const have = new Set(classFolders(root));
   const names = classes.map((c) => {
     const options = [c.id, classFolder(c, classes.length)];
@@ -40,7 +37,7 @@ export function subsetClassFolders(root: string, subset: Subset): string[] {
 
 export interface EvalSetOptions {
   /** Label order from an ImageNet subset's class list (folders named by wnid or as cao2 writes them). */
-  classList?: Subset;
+  classList?: ImageNetSubset;
   /** A seeded stratified sample of this many images per class. */
   perClass?: { count: number; seed: number };
   /** Leave unreadable images of an ImageFolder out (counted in its source) instead of stopping. */
@@ -109,7 +106,7 @@ export function matchClasses(data: readonly string[], test: readonly string[], w
     throw new InputError(`${where.data} has ${data.length} classes but ${where.test} has ${test.length}; they must be the same classes in the same order`);
   return data.map((d, label) => {
     const t = test[label];
-    const folder = classFolder({ label, modelIndex: label, id: folderSafe(t), name: t }, test.length);
+    const folder = classFolder({ label, id: folderSafe(t) }, test.length);
     if (d !== t && d !== folder && d !== folderSafe(t))
       throw new InputError(`class ${label} is '${d}' in ${where.data} but '${t}' in ${where.test}; the class lists must match label by label`);
     return { label, data: d, test: t };

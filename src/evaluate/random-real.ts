@@ -5,7 +5,7 @@
 // written beside the target under a temporary name and renamed at the end.
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { classFolder, folderSafe } from "../distill/presets.js";
+import { classFolder, folderSafe } from "../io/datasets/imagefolder.js";
 import { InputError } from "../errors.js";
 import { type Dataset, type DatasetSource, sampleRandomPerClass } from "../io/datasets/index.js";
 import { encodePng } from "../io/png.js";
@@ -52,7 +52,7 @@ export function writeRandomReal(o: RandomRealOptions): RandomRealManifest {
   const classes = o.source.classes.map((name, label) => ({
     label,
     name,
-    folder: classFolder({ label, modelIndex: label, id: folderSafe(name), name }, o.source.classes.length),
+    folder: classFolder({ label, id: folderSafe(name) }, o.source.classes.length),
   }));
   const tmp = join(dirname(out), `.${basename(out)}.${process.pid}.tmp`);
   rmSync(tmp, { recursive: true, force: true });

@@ -1,6 +1,5 @@
 // Pieces of an evaluation record that are not training: versions, file digests, and mean ± std over repeats.
-import { createHash } from "node:crypto";
-import { closeSync, openSync, readFileSync, readSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { torchVersion } from "../torch/index.js";
 import { packageRoot } from "../util/assets.js";
@@ -14,19 +13,6 @@ export interface Versions {
 export function versions(): Versions {
   const pkg = JSON.parse(readFileSync(join(packageRoot(), "package.json"), "utf8")) as { version: string };
   return { cao2: pkg.version, libtorch: torchVersion(), node: process.versions.node };
-}
-
-/** SHA-256 of a file's bytes, read in 1 MiB pieces (checkpoints can be large). */
-export function sha256File(path: string): string {
-  const hash = createHash("sha256");
-  const fd = openSync(path, "r");
-  try {
-    const buf = Buffer.alloc(1 << 20);
-    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) hash.update(buf.subarray(0, n));
-  } finally {
-    closeSync(fd);
-  }
-  return hash.digest("hex");
 }
 
 export interface Summary {

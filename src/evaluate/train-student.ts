@@ -7,7 +7,7 @@ import { type ImageSet, labelsTensor } from "../io/datasets/index.js";
 import { toUnitFloat } from "../io/image.js";
 import * as torch from "../torch/index.js";
 import type { Generator, Tensor } from "../torch/index.js";
-import { normalize } from "./augment.js";
+import { normalize } from "../io/image.js";
 import type { Trainer } from "./protocols.js";
 import type { Classifier } from "../models/classifiers.js";
 

@@ -5,7 +5,7 @@
 // with a message that says what the file is. A file of a recognised family whose weights contradict each other (a
 // Minimax DiT's gammas in the wrong blocks) is recognised with a `problem`, which requireArchitecture refuses.
 import { InputError } from "../errors.js";
-import { gammaKeyBlock, gammaKeys, minimaxGammaBlocks } from "../models/difffit.js";
+import { DIT_SIZES, gammaKeyBlock, gammaKeys, minimaxGammaBlocks } from "./dit-layout.js";
 
 export type Family = "dit" | "autoencoder-kl" | "resnet" | "resnetap" | "convnet" | "mobilenet_v2" | "efficientnet";
 export type ConfigValue = number | string | boolean | number[] | null;
@@ -33,14 +33,6 @@ export const FAMILY_NAMES: Record<Family, string> = {
   mobilenet_v2: "MobileNetV2",
   efficientnet: "EfficientNet",
 };
-
-/** DiT-S/B/L/XL: depth, hidden size and heads (the DiT paper's Table 1). */
-const DIT_CONFIGS: [string, number, number, number][] = [
-  ["S", 12, 384, 6],
-  ["B", 12, 768, 12],
-  ["L", 24, 1024, 16],
-  ["XL", 28, 1152, 16],
-];
 
 /** The architecture the keys and shapes match, or null when none does. */
 export function guessArchitecture(shapes: ShapeMap): ArchitectureGuess | null {
@@ -78,8 +70,8 @@ function countIndexed(m: Shapes, pattern: (i: number) => string): number {
 const dim = (m: Shapes, key: string, d: number): number | null => m.get(key)?.[d] ?? null;
 
 function ditName(depth: number, hidden: number, patch: number): { name: string; heads: number | null } {
-  const c = DIT_CONFIGS.find(([, d, h]) => d === depth && h === hidden);
-  return c ? { name: `DiT-${c[0]}/${patch}`, heads: c[3] } : { name: `DiT (depth ${depth}, hidden ${hidden}, patch ${patch})`, heads: null };
+  const c = Object.entries(DIT_SIZES).find(([, s]) => s.depth === depth && s.hiddenSize === hidden);
+  return c ? { name: `DiT-${c[0]}/${patch}`, heads: c[1].numHeads } : { name: `DiT (depth ${depth}, hidden ${hidden}, patch ${patch})`, heads: null };
 }
 
 /** Config shared by both DiT namings: patch embedding, label table and final projection. */

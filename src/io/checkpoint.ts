@@ -24,12 +24,12 @@
 // repeat or share storage can exceed the bytes stored, by that much and no more).
 import { closeSync, readSync, statSync } from "node:fs";
 import { InputError } from "../errors.js";
-import { checkStateDict, type LoadReport } from "../models/module.js";
 import { type DType, isFloating, ITEM_SIZE, type Tensor } from "../torch/index.js";
 import { openRegular } from "./files.js";
 import { formatBytes, overLimit, readLimits } from "./limits.js";
 import { describe, PyObject } from "./pickle.js";
 import { SafetensorsFile } from "./safetensors.js";
+import { checkStateDict, type LoadReport } from "./state-dict.js";
 import { LEGACY_FORMAT_HELP, TensorRef, TorchArchive } from "./torch-checkpoint.js";
 
 export class CheckpointError extends InputError {

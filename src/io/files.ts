@@ -2,6 +2,7 @@
 // writer comes, and a character device such as /dev/zero never ends; both are refused from fstat on the opened
 // descriptor (opened non-blocking, so a FIFO cannot hang the open itself, and checked on the descriptor, so a file
 // swapped after a listing cannot slip through).
+import { createHash } from "node:crypto";
 import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { InputError } from "../errors.js";
 import { formatBytes } from "./limits.js";
@@ -24,15 +25,37 @@ export function readRegularFile(path: string, maxBytes: number, limit: string): 
   const { fd, size } = openRegular(path);
   try {
     if (size > maxBytes) throw new InputError(`${path}: ${formatBytes(size)}, over the ${formatBytes(maxBytes)} limit (${limit})`);
+    // A file that shrank while being read gives what is there; the format reader checks it.
     const buf = Buffer.alloc(size);
-    let done = 0;
-    while (done < size) {
-      const n = readSync(fd, buf, done, size - done, done);
-      if (n === 0) break; // shrank while being read: what is there is checked by the format reader
-      done += n;
-    }
-    return buf.subarray(0, done);
+    return buf.subarray(0, readAt(fd, buf, 0));
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Fills `buf` with the file's bytes from `position` on (readSync may return fewer bytes than asked); returns how many
+ * it read, fewer than buf.length only where the file ends first.
+ */
+export function readAt(fd: number, buf: Uint8Array, position: number): number {
+  let done = 0;
+  while (done < buf.length) {
+    const n = readSync(fd, buf, done, buf.length - done, position + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
+}
+
+/** SHA-256 of a file's bytes, read in 1 MiB pieces (checkpoints can be large). */
+export function sha256File(path: string): string {
+  const hash = createHash("sha256");
+  const fd = openSync(path, "r");
+  try {
+    const buf = Buffer.alloc(1 << 20);
+    for (let pos = 0, n; (n = readAt(fd, buf, pos)) > 0; pos += n) hash.update(buf.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest("hex");
 }

@@ -1,5 +1,6 @@
-// Images between files and tensors: HWC uint8 <-> CHW float in [0, 1] as torchvision's ToTensor / save_image, and
-// batch resizing. Decoding and channel conversion (plain JavaScript) are in decode.ts, re-exported here.
+// Images between files and tensors: HWC uint8 <-> CHW float in [0, 1] as torchvision's ToTensor / save_image, batch
+// resizing, and the per-channel normalisation every classifier input gets. Decoding and channel conversion (plain
+// JavaScript) are in decode.ts, re-exported here.
 import { InputError } from "../errors.js";
 import * as torch from "../torch/index.js";
 import type { Tensor } from "../torch/index.js";
@@ -78,4 +79,16 @@ export function convertChannelsTensor(x: Tensor, channels: number): Tensor {
     return torch.tidy(() => torch.sum(x.mul(torch.tensor([0.299, 0.587, 0.114], { device: x.device }).view(1, 3, 1, 1)), 1, true));
   }
   throw new InputError(`cannot convert ${c}-channel images to ${channels} channels`);
+}
+
+/** (x - mean[c]) / std[c] per channel of a [N, C, H, W] batch, as torchvision's Normalize. */
+export function normalize(x: Tensor, mean: readonly number[], std: readonly number[]): Tensor {
+  if (x.ndim !== 4) throw new Error(`normalize: expected a [N, C, H, W] batch, got [${x.shape}]`);
+  const c = x.size(1);
+  if (mean.length !== c || std.length !== c) throw new Error(`normalize: ${c} channels but ${mean.length} means and ${std.length} stds`);
+  return torch.tidy(() => {
+    const m = torch.tensor([...mean]).reshape(1, c, 1, 1).to(x.device);
+    const s = torch.tensor([...std]).reshape(1, c, 1, 1).to(x.device);
+    return x.sub(m).div(s);
+  });
 }

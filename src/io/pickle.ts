@@ -305,463 +305,460 @@ function isDangerous(module: string, name: string): boolean {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// The virtual machine
+// The virtual machine: a Machine holds the input, the stack with its marks, the memo, the work budget and the
+// globals policy; each opcode group below is one function that returns its opcodes' handlers, and OPCODES, the
+// table of all of them, drives the loop in unpickle().
 // ---------------------------------------------------------------------------------------------------------------
 
 const decoder = new TextDecoder("utf-8");
 
-/** Runs a pickle and returns the value it builds. Throws PickleError (or UnsafePickleError) on anything refused. */
-export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): unknown {
-  const where = opts.source ? `${opts.source}: ` : "";
-  const callables: Record<string, Callable> = { ...GENERIC, ...opts.callables };
-  const fail = (msg: string): never => {
-    throw new PickleError(`${where}${msg}`);
-  };
-  // Errors from our global implementations get the source prefix too.
-  const withSource = <T>(fn: () => T): T => {
+class Machine implements PickleVM {
+  pos = 0;
+  readonly stack: unknown[] = [];
+  readonly marks: number[] = [];
+  readonly memo = new Map<number, unknown>();
+  /** Set by STOP. */
+  result?: { value: unknown };
+  private readonly dv: DataView;
+  private readonly budget: number;
+  private work = 0;
+  // Dangerous globals are refused when used; one that is only named is refused at STOP, so none ever escapes.
+  private named: PyGlobal | null = null;
+  private readonly dangerous = new WeakSet<PyGlobal>();
+  private readonly callables: Record<string, Callable>;
+  /** The source prefix of error messages. */
+  readonly where: string;
+
+  constructor(
+    readonly data: Uint8Array,
+    private readonly opts: UnpickleOptions,
+  ) {
+    this.dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    this.budget = WORK_BASE + WORK_PER_BYTE * data.length;
+    this.callables = { ...GENERIC, ...opts.callables };
+    this.where = opts.source ? `${opts.source}: ` : "";
+  }
+
+  fail(msg: string): never {
+    throw new PickleError(`${this.where}${msg}`);
+  }
+
+  charge(units: number): void {
+    this.work += units;
+    if (this.work > this.budget) {
+      this.fail(`unpickling takes more than ${this.budget} steps for ${this.data.length} bytes of pickle (values reused through the memo again and again); refusing`);
+    }
+  }
+
+  // ----- reading the input -----
+  need(n: number): void {
+    if (n < 0 || this.pos + n > this.data.length) this.fail(`pickle data is truncated (needs ${n} more bytes at offset ${this.pos})`);
+  }
+  u8(): number {
+    this.need(1);
+    return this.data[this.pos++];
+  }
+  u16(): number {
+    this.need(2);
+    return this.dv.getUint16((this.pos += 2) - 2, true);
+  }
+  u32(): number {
+    this.need(4);
+    return this.dv.getUint32((this.pos += 4) - 4, true);
+  }
+  i32(): number {
+    this.need(4);
+    return this.dv.getInt32((this.pos += 4) - 4, true);
+  }
+  u64(): number {
+    this.need(8);
+    const v = this.dv.getBigUint64(this.pos, true);
+    this.pos += 8;
+    if (v > BigInt(this.data.length)) this.fail(`pickle length ${v} exceeds the data`);
+    return Number(v);
+  }
+  f64be(): number {
+    this.need(8);
+    return this.dv.getFloat64((this.pos += 8) - 8, false);
+  }
+  bytes(n: number): Uint8Array {
+    this.need(n);
+    return this.data.subarray((this.pos += n) - n, this.pos);
+  }
+  text(n: number): string {
+    return decoder.decode(this.bytes(n));
+  }
+  line(): string {
+    const end = this.data.indexOf(0x0a, this.pos);
+    if (end < 0) this.fail("pickle data is truncated (missing end of line)");
+    const s = decoder.decode(this.data.subarray(this.pos, end));
+    this.pos = end + 1;
+    return s;
+  }
+
+  // ----- the stack and the memo -----
+  push(v: unknown): void {
+    this.stack.push(v);
+  }
+  pop(): unknown {
+    const { stack, marks } = this;
+    if (stack.length === 0 || (marks.length && stack.length <= marks[marks.length - 1])) this.fail("pickle stack underflow");
+    return stack.pop();
+  }
+  top(): unknown {
+    if (this.stack.length === 0) this.fail("pickle stack underflow");
+    return this.stack[this.stack.length - 1];
+  }
+  /** The items above the last MARK, removed from the stack with the mark. */
+  popMark(): unknown[] {
+    const m = this.marks.pop();
+    if (m === undefined) this.fail("pickle MARK missing");
+    this.charge(this.stack.length - m);
+    return this.stack.splice(m);
+  }
+  memoGet(k: number): unknown {
+    if (!this.memo.has(k)) this.fail(`pickle memo has no entry ${k}`);
+    return this.memo.get(k);
+  }
+
+  // ----- globals, calls and objects (the rules of the file comment) -----
+  globalRef(module: string, name: string): PyGlobal {
+    const g = new PyGlobal(module, name);
+    if (isDangerous(module, name)) {
+      this.dangerous.add(g);
+      this.named ??= g;
+    }
+    return g;
+  }
+  refuse(g: PyGlobal, verb: string, why: string): never {
+    throw new UnsafePickleError(g.qualname, `${this.where}refusing to load: the checkpoint ${verb} ${displayName(g.module, g.name)}, ${why}`);
+  }
+  /** At STOP: a dangerous global that was only named is refused too. */
+  refuseNamed(): void {
+    if (this.named) this.refuse(this.named, "references", RUNS_CODE);
+  }
+  call(fn: unknown, args: unknown[]): unknown {
+    if (!(fn instanceof PyGlobal)) this.fail(`the pickle calls a value (${describe(fn)}) that is not a global`);
+    if (this.dangerous.has(fn)) this.refuse(fn, "calls", RUNS_CODE);
+    const impl = Object.hasOwn(this.callables, fn.qualname) ? this.callables[fn.qualname] : undefined;
+    if (!impl) this.refuse(fn, "calls", "which is not one of the functions a state dict needs (cao2 never runs code from a checkpoint)");
+    this.charge(args.length);
+    return this.withSource(() => impl(args, this));
+  }
+  newObj(cls: unknown, args: unknown[]): unknown {
+    if (!(cls instanceof PyGlobal)) this.fail(`the pickle instantiates a value (${describe(cls)}) that is not a global`);
+    if (this.dangerous.has(cls)) this.refuse(cls, "instantiates", RUNS_CODE);
+    // A class we implement (OrderedDict, set, ...) is built by our code; any other becomes an inert placeholder.
+    this.charge(args.length);
+    const impl = Object.hasOwn(this.callables, cls.qualname) ? this.callables[cls.qualname] : undefined;
+    return impl ? this.withSource(() => impl(args, this)) : new PyObject(cls, args);
+  }
+  persistent(pid: unknown): unknown {
+    const load = this.opts.persistentLoad;
+    if (!load) this.fail("the pickle refers to external data (a persistent id) that this reader does not provide");
+    return this.withSource(() => load(pid));
+  }
+  /** Errors from our global implementations get the source prefix too. */
+  private withSource<T>(fn: () => T): T {
     try {
       return fn();
     } catch (e) {
-      if (!(e instanceof PickleError) || e.message.startsWith(where)) throw e;
-      throw e instanceof UnsafePickleError ? new UnsafePickleError(e.global, where + e.message) : new PickleError(where + e.message);
+      if (!(e instanceof PickleError) || e.message.startsWith(this.where)) throw e;
+      throw e instanceof UnsafePickleError ? new UnsafePickleError(e.global, this.where + e.message) : new PickleError(this.where + e.message);
     }
-  };
-  const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  let pos = 0;
-  const budget = WORK_BASE + WORK_PER_BYTE * data.length;
-  let work = 0;
-  const vm: PickleVM = {
-    charge(units: number) {
-      work += units;
-      if (work > budget) fail(`unpickling takes more than ${budget} steps for ${data.length} bytes of pickle (values reused through the memo again and again); refusing`);
-    },
-  };
-  const need = (n: number) => {
-    if (n < 0 || pos + n > data.length) fail(`pickle data is truncated (needs ${n} more bytes at offset ${pos})`);
-  };
-  const u8 = () => (need(1), data[pos++]);
-  const u16 = () => (need(2), (pos += 2), dv.getUint16(pos - 2, true));
-  const u32 = () => (need(4), (pos += 4), dv.getUint32(pos - 4, true));
-  const i32 = () => (need(4), (pos += 4), dv.getInt32(pos - 4, true));
-  const u64 = () => {
-    need(8);
-    const v = dv.getBigUint64(pos, true);
-    pos += 8;
-    if (v > BigInt(data.length)) fail(`pickle length ${v} exceeds the data`);
-    return Number(v);
-  };
-  const bytes = (n: number) => (need(n), (pos += n), data.subarray(pos - n, pos));
-  const line = () => {
-    const end = data.indexOf(0x0a, pos);
-    if (end < 0) fail("pickle data is truncated (missing end of line)");
-    const s = decoder.decode(data.subarray(pos, end));
-    pos = end + 1;
-    return s;
-  };
+  }
 
-  const stack: unknown[] = [];
-  const marks: number[] = [];
-  const memo = new Map<number, unknown>();
-  const pop = () => {
-    if (stack.length === 0 || (marks.length && stack.length <= marks[marks.length - 1])) fail("pickle stack underflow");
-    return stack.pop();
-  };
-  const top = () => {
-    if (stack.length === 0) fail("pickle stack underflow");
-    return stack[stack.length - 1];
-  };
-  const popMark = () => {
-    const m = marks.pop();
-    if (m === undefined) fail("pickle MARK missing");
-    vm.charge(stack.length - (m as number));
-    return stack.splice(m as number);
-  };
-
-  // Dangerous globals are refused when used; one that is only named is refused at STOP, so none ever escapes.
-  let named: PyGlobal | null = null;
-  const dangerous = new WeakSet<PyGlobal>();
-  const refuse = (g: PyGlobal, verb: string, why: string): never => {
-    throw new UnsafePickleError(g.qualname, `${where}refusing to load: the checkpoint ${verb} ${displayName(g.module, g.name)}, ${why}`);
-  };
-  const globalRef = (module: string, name: string): PyGlobal => {
-    const g = new PyGlobal(module, name);
-    if (isDangerous(module, name)) {
-      dangerous.add(g);
-      named ??= g;
-    }
-    return g;
-  };
-
-  const call = (fn: unknown, args: unknown[]): unknown => {
-    if (!(fn instanceof PyGlobal)) fail(`the pickle calls a value (${describe(fn)}) that is not a global`);
-    const g = fn as PyGlobal;
-    if (dangerous.has(g)) refuse(g, "calls", "which can run code; loading a checkpoint never runs code from the file");
-    const impl = Object.hasOwn(callables, g.qualname) ? callables[g.qualname] : undefined;
-    if (!impl) refuse(g, "calls", "which is not one of the functions a state dict needs (cao2 never runs code from a checkpoint)");
-    vm.charge(args.length);
-    return withSource(() => impl!(args, vm));
-  };
-
-  const newObj = (cls: unknown, args: unknown[]): unknown => {
-    if (!(cls instanceof PyGlobal)) fail(`the pickle instantiates a value (${describe(cls)}) that is not a global`);
-    const g = cls as PyGlobal;
-    if (dangerous.has(g)) refuse(g, "instantiates", "which can run code; loading a checkpoint never runs code from the file");
-    // A class we implement (OrderedDict, set, ...) is built by our code; any other becomes an inert placeholder.
-    vm.charge(args.length);
-    return Object.hasOwn(callables, g.qualname) ? withSource(() => callables[g.qualname](args, vm)) : new PyObject(g, args);
-  };
-
-  const asArgs = (v: unknown): unknown[] => {
-    if (!Array.isArray(v)) fail("pickle call arguments are not a tuple");
-    return v as unknown[];
-  };
-  const setItems = (target: unknown, items: unknown[]) => {
-    vm.charge(items.length);
-    if (items.length % 2) fail("SETITEMS with an odd number of items");
+  // ----- filling containers -----
+  setItems(target: unknown, items: unknown[]): void {
+    this.charge(items.length);
+    if (items.length % 2) this.fail("SETITEMS with an odd number of items");
     let m: Map<unknown, unknown>;
     if (target instanceof Map) m = target;
     else if (target instanceof PyObject) m = target.dictItems ??= new Map();
-    else return fail(`SETITEM on a ${describe(target)}`);
+    else return this.fail(`SETITEM on a ${describe(target)}`);
     for (let i = 0; i < items.length; i += 2) m.set(items[i], items[i + 1]);
-  };
-  const appendItems = (target: unknown, items: unknown[]) => {
-    vm.charge(items.length);
-    const list = Array.isArray(target) && !Object.isFrozen(target) ? target : target instanceof PyObject ? (target.listItems ??= []) : null;
-    if (!list) return fail(`APPEND on a ${describe(target)}`);
-    for (const x of items) list.push(x);
-  };
-  const addItems = (target: unknown, items: unknown[]) => {
-    vm.charge(items.length);
-    if (!(target instanceof Set)) fail(`ADDITEMS on a ${describe(target)}`);
-    for (const x of items) (target as Set<unknown>).add(x);
-  };
-  const tuple = (items: unknown[]) => Object.freeze(items);
-  const persistent = (pid: unknown) => {
-    if (!opts.persistentLoad) fail("the pickle refers to external data (a persistent id) that this reader does not provide");
-    return withSource(() => opts.persistentLoad!(pid));
-  };
-  const parseIntText = (s: string): number | bigint | boolean => {
-    const t = s.trim().replace(/L$/, "");
-    if (t.length > MAX_INT_DIGITS + 1) fail(`integer literal of ${t.length} digits in pickle (at most ${MAX_INT_DIGITS})`);
-    if (!/^[-+]?\d+$/.test(t)) fail(`bad integer literal '${s.slice(0, 40)}' in pickle`);
-    return safeInt(BigInt(t));
-  };
-  // Two's complement little-endian, read through a hex string (linear time; a byte-wise BigInt loop is quadratic).
-  const longLE = (b: Uint8Array): number | bigint => {
-    if (b.length === 0) return 0;
-    let v = BigInt(`0x${Buffer.from(b).reverse().toString("hex")}`);
-    if (b[b.length - 1] & 0x80) v -= 1n << BigInt(8 * b.length);
-    return safeInt(v);
-  };
-
-  for (;;) {
-    const op = u8();
-    vm.charge(1);
-    switch (op) {
-      case 0x80: // PROTO
-        if (u8() > 5) fail("pickle protocol newer than 5");
-        break;
-      case 0x95: // FRAME (length only; the data follows inline)
-        need(8);
-        pos += 8;
-        break;
-      case 0x2e: // STOP
-        if (stack.length === 0) fail("pickle STOP with an empty stack");
-        if (named) refuse(named, "references", "which can run code; loading a checkpoint never runs code from the file");
-        return stack[stack.length - 1];
-      case 0x28: // MARK
-        marks.push(stack.length);
-        break;
-      case 0x30: // POP
-        if (marks.length && marks[marks.length - 1] === stack.length) marks.pop();
-        else pop();
-        break;
-      case 0x31: // POP_MARK
-        popMark();
-        break;
-      case 0x32: // DUP
-        stack.push(top());
-        break;
-      // ----- numbers and constants -----
-      case 0x4e: // NONE
-        stack.push(null);
-        break;
-      case 0x88: // NEWTRUE
-        stack.push(true);
-        break;
-      case 0x89: // NEWFALSE
-        stack.push(false);
-        break;
-      case 0x49: {
-        // INT (protocol 0; "01"/"00" are True/False)
-        const s = line();
-        stack.push(s === "01" ? true : s === "00" ? false : parseIntText(s));
-        break;
-      }
-      case 0x4a: // BININT
-        stack.push(i32());
-        break;
-      case 0x4b: // BININT1
-        stack.push(u8());
-        break;
-      case 0x4d: // BININT2
-        stack.push(u16());
-        break;
-      case 0x4c: // LONG
-        stack.push(parseIntText(line()));
-        break;
-      case 0x8a: // LONG1
-        stack.push(longLE(bytes(u8())));
-        break;
-      case 0x8b: {
-        // LONG4
-        const n = i32();
-        if (n < 0) fail("negative LONG4 length");
-        stack.push(longLE(bytes(n)));
-        break;
-      }
-      case 0x46: {
-        // FLOAT
-        const s = line().trim();
-        const v = Number(s);
-        if (Number.isNaN(v) && !/^[-+]?nan$/i.test(s)) fail(`bad float literal '${s}' in pickle`);
-        stack.push(v);
-        break;
-      }
-      case 0x47: // BINFLOAT (big-endian)
-        need(8);
-        stack.push(dv.getFloat64(pos, false));
-        pos += 8;
-        break;
-      // ----- strings and bytes -----
-      case 0x58: // BINUNICODE
-        stack.push(decoder.decode(bytes(u32())));
-        break;
-      case 0x8c: // SHORT_BINUNICODE
-        stack.push(decoder.decode(bytes(u8())));
-        break;
-      case 0x8d: // BINUNICODE8
-        stack.push(decoder.decode(bytes(u64())));
-        break;
-      case 0x56: // UNICODE (raw-unicode-escape)
-        stack.push(
-          line().replace(/\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})/g, (_, a: string, b: string) => {
-            const c = parseInt(a ?? b, 16);
-            return c <= 0x10ffff ? String.fromCodePoint(c) : fail(`bad escape \\U${b} in a pickled string`);
-          }),
-        );
-        break;
-      case 0x54: {
-        // BINSTRING (Python 2 str): decoded as UTF-8 text, as torch.load does by default
-        const n = i32();
-        if (n < 0) fail("negative BINSTRING length");
-        stack.push(decoder.decode(bytes(n)));
-        break;
-      }
-      case 0x55: // SHORT_BINSTRING
-        stack.push(decoder.decode(bytes(u8())));
-        break;
-      case 0x53: {
-        // STRING: a quoted literal; escapes other than none are not supported
-        const s = line().trim();
-        const q = s[0];
-        if (s.length < 2 || (q !== "'" && q !== '"') || s[s.length - 1] !== q || s.includes("\\")) fail(`unsupported STRING literal in pickle`);
-        stack.push(s.slice(1, -1));
-        break;
-      }
-      case 0x42: // BINBYTES
-        stack.push(new Uint8Array(bytes(u32())));
-        break;
-      case 0x43: // SHORT_BINBYTES
-        stack.push(new Uint8Array(bytes(u8())));
-        break;
-      case 0x8e: // BINBYTES8
-        stack.push(new Uint8Array(bytes(u64())));
-        break;
-      case 0x96: // BYTEARRAY8
-        stack.push(new Uint8Array(bytes(u64())));
-        break;
-      // ----- containers -----
-      case 0x5d: // EMPTY_LIST
-        stack.push([]);
-        break;
-      case 0x6c: // LIST
-        stack.push(popMark());
-        break;
-      case 0x61: {
-        // APPEND
-        const v = pop();
-        appendItems(top(), [v]);
-        break;
-      }
-      case 0x65: {
-        // APPENDS
-        const items = popMark();
-        appendItems(top(), items);
-        break;
-      }
-      case 0x29: // EMPTY_TUPLE
-        stack.push(tuple([]));
-        break;
-      case 0x74: // TUPLE
-        stack.push(tuple(popMark()));
-        break;
-      case 0x85: // TUPLE1
-        stack.push(tuple([pop()]));
-        break;
-      case 0x86: {
-        // TUPLE2
-        const b = pop();
-        const a = pop();
-        stack.push(tuple([a, b]));
-        break;
-      }
-      case 0x87: {
-        // TUPLE3
-        const c = pop();
-        const b = pop();
-        const a = pop();
-        stack.push(tuple([a, b, c]));
-        break;
-      }
-      case 0x7d: // EMPTY_DICT
-        stack.push(new Map());
-        break;
-      case 0x64: {
-        // DICT
-        const m = new Map();
-        setItems(m, popMark());
-        stack.push(m);
-        break;
-      }
-      case 0x73: {
-        // SETITEM
-        const v = pop();
-        const k = pop();
-        setItems(top(), [k, v]);
-        break;
-      }
-      case 0x75: {
-        // SETITEMS
-        const items = popMark();
-        setItems(top(), items);
-        break;
-      }
-      case 0x8f: // EMPTY_SET
-        stack.push(new Set());
-        break;
-      case 0x90: {
-        // ADDITEMS
-        const items = popMark();
-        addItems(top(), items);
-        break;
-      }
-      case 0x91: // FROZENSET
-        stack.push(new Set(popMark()));
-        break;
-      // ----- memo -----
-      case 0x70: // PUT
-        memo.set(Number(parseIntText(line())), top());
-        break;
-      case 0x71: // BINPUT
-        memo.set(u8(), top());
-        break;
-      case 0x72: // LONG_BINPUT
-        memo.set(u32(), top());
-        break;
-      case 0x94: // MEMOIZE
-        memo.set(memo.size, top());
-        break;
-      case 0x67: // GET
-      case 0x68: // BINGET
-      case 0x6a: {
-        // LONG_BINGET
-        const k = op === 0x67 ? Number(parseIntText(line())) : op === 0x68 ? u8() : u32();
-        if (!memo.has(k)) fail(`pickle memo has no entry ${k}`);
-        stack.push(memo.get(k));
-        break;
-      }
-      // ----- globals, calls and objects -----
-      case 0x63: {
-        // GLOBAL
-        const module = line();
-        const name = line();
-        stack.push(globalRef(module, name));
-        break;
-      }
-      case 0x93: {
-        // STACK_GLOBAL
-        const name = pop();
-        const module = pop();
-        if (typeof module !== "string" || typeof name !== "string") fail("STACK_GLOBAL with non-string names");
-        stack.push(globalRef(module as string, name as string));
-        break;
-      }
-      case 0x52: {
-        // REDUCE
-        const args = asArgs(pop());
-        const fn = pop();
-        stack.push(call(fn, args));
-        break;
-      }
-      case 0x81: {
-        // NEWOBJ
-        const args = asArgs(pop());
-        const cls = pop();
-        stack.push(newObj(cls, args));
-        break;
-      }
-      case 0x92: {
-        // NEWOBJ_EX (keyword arguments are kept with the placeholder's arguments)
-        const kwargs = pop();
-        const args = asArgs(pop());
-        const cls = pop();
-        vm.charge(args.length);
-        stack.push(newObj(cls, kwargs instanceof Map && kwargs.size ? [...args, kwargs] : args));
-        break;
-      }
-      case 0x69: {
-        // INST: a call of module.name with the marked arguments
-        const module = line();
-        const name = line();
-        const args = popMark();
-        stack.push(call(globalRef(module, name), args));
-        break;
-      }
-      case 0x6f: {
-        // OBJ: a call of the first marked item with the rest
-        const items = popMark();
-        if (items.length === 0) fail("OBJ without a class");
-        stack.push(call(items[0], items.slice(1)));
-        break;
-      }
-      case 0x62: {
-        // BUILD
-        const state = pop();
-        const obj = top();
-        if (obj instanceof PyObject) obj.state = state;
-        else if (isBuildable(obj)) obj.setState(state);
-        else if (!(obj instanceof Map)) fail(`BUILD on a ${describe(obj)}`);
-        break;
-      }
-      case 0x50: // PERSID
-        stack.push(persistent(line()));
-        break;
-      case 0x51: // BINPERSID
-        stack.push(persistent(pop()));
-        break;
-      case 0x82:
-      case 0x83:
-      case 0x84:
-        throw new UnsafePickleError("copyreg extension", `${where}refusing to load: the pickle uses the copyreg extension registry (EXT opcodes)`);
-      case 0x97:
-      case 0x98:
-        fail("the pickle uses out-of-band buffers, which torch.save never writes");
-        break;
-      default:
-        fail(`unknown pickle opcode 0x${op.toString(16).padStart(2, "0")} at offset ${pos - 1} (corrupted data?)`);
-    }
   }
+  appendItems(target: unknown, items: unknown[]): void {
+    this.charge(items.length);
+    const list = Array.isArray(target) && !Object.isFrozen(target) ? target : target instanceof PyObject ? (target.listItems ??= []) : null;
+    if (!list) return this.fail(`APPEND on a ${describe(target)}`);
+    for (const x of items) list.push(x);
+  }
+  addItems(target: unknown, items: unknown[]): void {
+    this.charge(items.length);
+    if (!(target instanceof Set)) this.fail(`ADDITEMS on a ${describe(target)}`);
+    for (const x of items) target.add(x);
+  }
+
+  // ----- literals -----
+  intText(s: string): number | bigint {
+    const t = s.trim().replace(/L$/, "");
+    if (t.length > MAX_INT_DIGITS + 1) this.fail(`integer literal of ${t.length} digits in pickle (at most ${MAX_INT_DIGITS})`);
+    if (!/^[-+]?\d+$/.test(t)) this.fail(`bad integer literal '${s.slice(0, 40)}' in pickle`);
+    return safeInt(BigInt(t));
+  }
+  /** A length field that must not be negative. */
+  length(n: number, what: string): number {
+    if (n < 0) this.fail(`negative ${what} length`);
+    return n;
+  }
+}
+
+const RUNS_CODE = "which can run code; loading a checkpoint never runs code from the file";
+
+/** Two's complement little-endian, read through a hex string (linear time; a byte-wise BigInt loop is quadratic). */
+function longLE(b: Uint8Array): number | bigint {
+  if (b.length === 0) return 0;
+  let v = BigInt(`0x${Buffer.from(b).reverse().toString("hex")}`);
+  if (b[b.length - 1] & 0x80) v -= 1n << BigInt(8 * b.length);
+  return safeInt(v);
+}
+
+const tuple = (items: unknown[]) => Object.freeze(items);
+
+/** What one opcode does to the machine (its argument bytes, if any, are read by the handler). */
+type Op = (m: Machine) => void;
+type OpGroup = Record<number, Op>;
+
+/** Protocol framing, STOP and the stack's own operations. */
+function controlOps(): OpGroup {
+  return {
+    0x80: (m) => void (m.u8() > 5 && m.fail("pickle protocol newer than 5")), // PROTO
+    0x95: (m) => void m.bytes(8), // FRAME (length only; the data follows inline)
+    0x2e: (m) => {
+      // STOP
+      if (m.stack.length === 0) m.fail("pickle STOP with an empty stack");
+      m.refuseNamed();
+      m.result = { value: m.stack[m.stack.length - 1] };
+    },
+    0x28: (m) => void m.marks.push(m.stack.length), // MARK
+    0x30: (m) => {
+      // POP (of an item, or of a MARK with nothing above it)
+      if (m.marks.length && m.marks[m.marks.length - 1] === m.stack.length) m.marks.pop();
+      else m.pop();
+    },
+    0x31: (m) => void m.popMark(), // POP_MARK
+    0x32: (m) => m.push(m.top()), // DUP
+  };
+}
+
+/** None, booleans, integers and floats. */
+function numberOps(): OpGroup {
+  return {
+    0x4e: (m) => m.push(null), // NONE
+    0x88: (m) => m.push(true), // NEWTRUE
+    0x89: (m) => m.push(false), // NEWFALSE
+    0x49: (m) => {
+      // INT (protocol 0; "01"/"00" are True/False)
+      const s = m.line();
+      m.push(s === "01" ? true : s === "00" ? false : m.intText(s));
+    },
+    0x4a: (m) => m.push(m.i32()), // BININT
+    0x4b: (m) => m.push(m.u8()), // BININT1
+    0x4d: (m) => m.push(m.u16()), // BININT2
+    0x4c: (m) => m.push(m.intText(m.line())), // LONG
+    0x8a: (m) => m.push(longLE(m.bytes(m.u8()))), // LONG1
+    0x8b: (m) => m.push(longLE(m.bytes(m.length(m.i32(), "LONG4")))), // LONG4
+    0x46: (m) => {
+      // FLOAT
+      const s = m.line().trim();
+      const v = Number(s);
+      if (Number.isNaN(v) && !/^[-+]?nan$/i.test(s)) m.fail(`bad float literal '${s}' in pickle`);
+      m.push(v);
+    },
+    0x47: (m) => m.push(m.f64be()), // BINFLOAT (big-endian)
+  };
+}
+
+/** Text and bytes. Python 2 str (BINSTRING, SHORT_BINSTRING) is decoded as UTF-8 text, as torch.load does. */
+function stringOps(): OpGroup {
+  return {
+    0x58: (m) => m.push(m.text(m.u32())), // BINUNICODE
+    0x8c: (m) => m.push(m.text(m.u8())), // SHORT_BINUNICODE
+    0x8d: (m) => m.push(m.text(m.u64())), // BINUNICODE8
+    0x56: (m) => {
+      // UNICODE (raw-unicode-escape)
+      const escaped = /\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})/g;
+      m.push(
+        m.line().replace(escaped, (_, a: string, b: string) => {
+          const c = parseInt(a ?? b, 16);
+          return c <= 0x10ffff ? String.fromCodePoint(c) : m.fail(`bad escape \\U${b} in a pickled string`);
+        }),
+      );
+    },
+    0x54: (m) => m.push(m.text(m.length(m.i32(), "BINSTRING"))), // BINSTRING
+    0x55: (m) => m.push(m.text(m.u8())), // SHORT_BINSTRING
+    0x53: (m) => {
+      // STRING: a quoted literal; escapes other than none are not supported
+      const s = m.line().trim();
+      const q = s[0];
+      if (s.length < 2 || (q !== "'" && q !== '"') || s[s.length - 1] !== q || s.includes("\\")) m.fail(`unsupported STRING literal in pickle`);
+      m.push(s.slice(1, -1));
+    },
+    0x42: (m) => m.push(new Uint8Array(m.bytes(m.u32()))), // BINBYTES
+    0x43: (m) => m.push(new Uint8Array(m.bytes(m.u8()))), // SHORT_BINBYTES
+    0x8e: (m) => m.push(new Uint8Array(m.bytes(m.u64()))), // BINBYTES8
+    0x96: (m) => m.push(new Uint8Array(m.bytes(m.u64()))), // BYTEARRAY8
+  };
+}
+
+/** Lists, tuples, dicts and sets. */
+function containerOps(): OpGroup {
+  return {
+    0x5d: (m) => m.push([]), // EMPTY_LIST
+    0x6c: (m) => m.push(m.popMark()), // LIST
+    0x61: (m) => {
+      // APPEND
+      const v = m.pop();
+      m.appendItems(m.top(), [v]);
+    },
+    0x65: (m) => {
+      // APPENDS
+      const items = m.popMark();
+      m.appendItems(m.top(), items);
+    },
+    0x29: (m) => m.push(tuple([])), // EMPTY_TUPLE
+    0x74: (m) => m.push(tuple(m.popMark())), // TUPLE
+    0x85: (m) => m.push(tuple([m.pop()])), // TUPLE1
+    0x86: (m) => {
+      // TUPLE2
+      const b = m.pop();
+      m.push(tuple([m.pop(), b]));
+    },
+    0x87: (m) => {
+      // TUPLE3
+      const c = m.pop();
+      const b = m.pop();
+      m.push(tuple([m.pop(), b, c]));
+    },
+    0x7d: (m) => m.push(new Map()), // EMPTY_DICT
+    0x64: (m) => {
+      // DICT
+      const d = new Map();
+      m.setItems(d, m.popMark());
+      m.push(d);
+    },
+    0x73: (m) => {
+      // SETITEM
+      const v = m.pop();
+      const k = m.pop();
+      m.setItems(m.top(), [k, v]);
+    },
+    0x75: (m) => {
+      // SETITEMS
+      const items = m.popMark();
+      m.setItems(m.top(), items);
+    },
+    0x8f: (m) => m.push(new Set()), // EMPTY_SET
+    0x90: (m) => {
+      // ADDITEMS
+      const items = m.popMark();
+      m.addItems(m.top(), items);
+    },
+    0x91: (m) => m.push(new Set(m.popMark())), // FROZENSET
+  };
+}
+
+/** The memo: values kept by index for later reuse. */
+function memoOps(): OpGroup {
+  const get = (m: Machine, k: number) => m.push(m.memoGet(k));
+  return {
+    0x70: (m) => void m.memo.set(Number(m.intText(m.line())), m.top()), // PUT
+    0x71: (m) => void m.memo.set(m.u8(), m.top()), // BINPUT
+    0x72: (m) => void m.memo.set(m.u32(), m.top()), // LONG_BINPUT
+    0x94: (m) => void m.memo.set(m.memo.size, m.top()), // MEMOIZE
+    0x67: (m) => get(m, Number(m.intText(m.line()))), // GET
+    0x68: (m) => get(m, m.u8()), // BINGET
+    0x6a: (m) => get(m, m.u32()), // LONG_BINGET
+  };
+}
+
+/** Globals, calls, instances, BUILD and persistent ids: every opcode that would make Python run something. */
+function objectOps(): OpGroup {
+  const args = (m: Machine): unknown[] => {
+    const v = m.pop();
+    return Array.isArray(v) ? v : m.fail("pickle call arguments are not a tuple");
+  };
+  return {
+    0x63: (m) => m.push(m.globalRef(m.line(), m.line())), // GLOBAL
+    0x93: (m) => {
+      // STACK_GLOBAL
+      const name = m.pop();
+      const module = m.pop();
+      if (typeof module !== "string" || typeof name !== "string") return m.fail("STACK_GLOBAL with non-string names");
+      m.push(m.globalRef(module, name));
+    },
+    0x52: (m) => {
+      // REDUCE
+      const a = args(m);
+      m.push(m.call(m.pop(), a));
+    },
+    0x81: (m) => {
+      // NEWOBJ
+      const a = args(m);
+      m.push(m.newObj(m.pop(), a));
+    },
+    0x92: (m) => {
+      // NEWOBJ_EX (keyword arguments are kept with the placeholder's arguments)
+      const kwargs = m.pop();
+      const a = args(m);
+      const cls = m.pop();
+      m.charge(a.length);
+      m.push(m.newObj(cls, kwargs instanceof Map && kwargs.size ? [...a, kwargs] : a));
+    },
+    0x69: (m) => {
+      // INST: a call of module.name with the marked arguments
+      const g = m.globalRef(m.line(), m.line());
+      m.push(m.call(g, m.popMark()));
+    },
+    0x6f: (m) => {
+      // OBJ: a call of the first marked item with the rest
+      const items = m.popMark();
+      if (items.length === 0) m.fail("OBJ without a class");
+      m.push(m.call(items[0], items.slice(1)));
+    },
+    0x62: (m) => {
+      // BUILD
+      const state = m.pop();
+      const obj = m.top();
+      if (obj instanceof PyObject) obj.state = state;
+      else if (isBuildable(obj)) obj.setState(state);
+      else if (!(obj instanceof Map)) m.fail(`BUILD on a ${describe(obj)}`);
+    },
+    0x50: (m) => m.push(m.persistent(m.line())), // PERSID
+    0x51: (m) => m.push(m.persistent(m.pop())), // BINPERSID
+  };
+}
+
+/** Opcodes torch.save never writes and that would reach outside the pickle. */
+function refusedOps(): OpGroup {
+  const extension = (m: Machine) => {
+    throw new UnsafePickleError("copyreg extension", `${m.where}refusing to load: the pickle uses the copyreg extension registry (EXT opcodes)`);
+  };
+  const buffers = (m: Machine) => m.fail("the pickle uses out-of-band buffers, which torch.save never writes");
+  return { 0x82: extension, 0x83: extension, 0x84: extension, 0x97: buffers, 0x98: buffers };
+}
+
+/** Every opcode of protocols 0-5 by its byte. */
+const OPCODES: readonly (Op | undefined)[] = (() => {
+  const table: (Op | undefined)[] = new Array(256);
+  for (const group of [controlOps(), numberOps(), stringOps(), containerOps(), memoOps(), objectOps(), refusedOps()]) {
+    for (const [op, run] of Object.entries(group)) table[Number(op)] = run;
+  }
+  return table;
+})();
+
+/** Runs a pickle and returns the value it builds. Throws PickleError (or UnsafePickleError) on anything refused. */
+export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): unknown {
+  const m: Machine = new Machine(data, opts);
+  while (!m.result) {
+    const op = m.u8();
+    m.charge(1);
+    const run = OPCODES[op];
+    if (!run) m.fail(`unknown pickle opcode 0x${op.toString(16).padStart(2, "0")} at offset ${m.pos - 1} (corrupted data?)`);
+    run(m);
+  }
+  return m.result.value;
 }
 
 /** A short description of a value for messages ("int 3", "argparse.Namespace", "list of 4 items"). */

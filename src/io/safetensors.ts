@@ -1,11 +1,11 @@
 // safetensors: an 8-byte little-endian header length, a JSON header {name: {dtype, shape, data_offsets}} (plus an
 // optional "__metadata__" of strings), then the raw little-endian tensor bytes. Reading validates the header strictly
 // and reads each tensor's bytes on demand, so a multi-gigabyte file is never copied whole into memory.
-import { closeSync, readSync } from "node:fs";
+import { closeSync } from "node:fs";
 import { InputError } from "../errors.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { type DType, ITEM_SIZE, type Tensor } from "../torch/index.js";
-import { openRegular } from "./files.js";
+import { openRegular, readAt } from "./files.js";
 import { checkedNumel } from "./limits.js";
 import { type ByteSource, readInto, readTensor } from "./tensor-read.js";
 
@@ -128,12 +128,8 @@ export class SafetensorsFile {
 }
 
 function readFully(path: string, fd: number, buf: Uint8Array, position: number): void {
-  let done = 0;
-  while (done < buf.length) {
-    const n = readSync(fd, buf, done, buf.length - done, position + done);
-    if (n === 0) throw new SafetensorsError(path, `unexpected end of file at byte ${position + done}`);
-    done += n;
-  }
+  const done = readAt(fd, buf, position);
+  if (done < buf.length) throw new SafetensorsError(path, `unexpected end of file at byte ${position + done}`);
 }
 
 function parseHeader(path: string, fd: number, size: number): { tensors: Map<string, TensorInfo>; metadata: Record<string, string> } {

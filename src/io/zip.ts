@@ -3,10 +3,10 @@
 // archive is never copied whole into memory. Stored entries (what torch.save writes) report where their bytes lie in
 // the file, so that tensors can be mapped from there; deflated ones (an archive re-zipped by another tool) are
 // inflated whole with node:zlib when read.
-import { closeSync, readSync } from "node:fs";
+import { closeSync } from "node:fs";
 import { crc32, inflateRawSync } from "node:zlib";
 import { InputError } from "../errors.js";
-import { openRegular } from "./files.js";
+import { openRegular, readAt } from "./files.js";
 
 export class ZipError extends InputError {
   constructor(file: string, msg: string) {
@@ -145,23 +145,13 @@ export class ZipReader {
 
   private pread(buf: Uint8Array, position: number, what: string): void {
     if (this.fd === null) throw new ZipError(this.path, "archive already closed");
-    let done = 0;
-    while (done < buf.length) {
-      const n = readSync(this.fd, buf, done, buf.length - done, position + done);
-      if (n === 0) throw new ZipError(this.path, `${what} runs past the end of the file (truncated download?)`);
-      done += n;
-    }
+    if (readAt(this.fd, buf, position) < buf.length) throw new ZipError(this.path, `${what} runs past the end of the file (truncated download?)`);
   }
 }
 
-function readAt(path: string, fd: number, position: number, length: number): Buffer {
+function readBytes(path: string, fd: number, position: number, length: number): Buffer {
   const buf = Buffer.alloc(length);
-  let done = 0;
-  while (done < length) {
-    const n = readSync(fd, buf, done, length - done, position + done);
-    if (n === 0) throw new ZipError(path, "unexpected end of file");
-    done += n;
-  }
+  if (readAt(fd, buf, position) < length) throw new ZipError(path, "unexpected end of file");
   return buf;
 }
 
@@ -175,7 +165,7 @@ function readCentralDirectory(path: string, fd: number, size: number): Map<strin
   // The end-of-central-directory record sits at the end, before a comment of up to 64 KB.
   const tailLen = Math.min(size, EOCD_SIZE + MAX_COMMENT);
   if (size < EOCD_SIZE) throw new ZipError(path, `file is ${size} bytes, too short for a zip archive (truncated?)`);
-  const tail = readAt(path, fd, size - tailLen, tailLen);
+  const tail = readBytes(path, fd, size - tailLen, tailLen);
   let eocd = -1;
   for (let i = tailLen - EOCD_SIZE; i >= 0; i--) {
     if (tail.readUInt32LE(i) === SIG_EOCD && i + EOCD_SIZE + tail.readUInt16LE(i + 20) === tailLen) {
@@ -190,11 +180,11 @@ function readCentralDirectory(path: string, fd: number, size: number): Map<strin
   const eocdPos = size - tailLen + eocd;
   // ZIP64: a locator just before the record points at a 64-bit version of it.
   if (eocdPos >= 20) {
-    const loc = readAt(path, fd, eocdPos - 20, 20);
+    const loc = readBytes(path, fd, eocdPos - 20, 20);
     if (loc.readUInt32LE(0) === SIG_ZIP64_LOCATOR) {
       const recPos = u64(loc, 8, path);
       if (recPos + 56 > eocdPos) throw new ZipError(path, "ZIP64 end-of-central-directory record out of bounds");
-      const rec = readAt(path, fd, recPos, 56);
+      const rec = readBytes(path, fd, recPos, 56);
       if (rec.readUInt32LE(0) !== SIG_ZIP64_EOCD) throw new ZipError(path, "bad ZIP64 end-of-central-directory signature");
       count = u64(rec, 32, path);
       cdSize = u64(rec, 40, path);
@@ -204,7 +194,7 @@ function readCentralDirectory(path: string, fd: number, size: number): Map<strin
   if (cdOffset + cdSize > eocdPos) throw new ZipError(path, "central directory out of bounds (the file is truncated or corrupted)");
   // Each central record takes at least 46 bytes, which bounds the count before anything is allocated per entry.
   if (count * 46 > cdSize) throw new ZipError(path, `central directory of ${cdSize} bytes cannot hold ${count} entries`);
-  const cd = readAt(path, fd, cdOffset, cdSize);
+  const cd = readBytes(path, fd, cdOffset, cdSize);
   const entries = new Map<string, ZipEntry>();
   let p = 0;
   for (let i = 0; i < count; i++) {

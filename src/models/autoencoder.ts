@@ -12,7 +12,8 @@ import { InputError } from "../errors.js";
 import { add, bmm, clamp, type DType, exp, F, type Generator, matmul, mul, pad, pow, randn, sub, sum, type Tensor, tidy }
   from "../torch/index.js";
 import { Conv2d, GroupNorm, Linear } from "./layers.js";
-import { type LoadOptions, type LoadReport, Model, Store, VarBuilder } from "./module.js";
+import type { LoadReport } from "../io/state-dict.js";
+import { type LoadOptions, Model, Store, VarBuilder } from "./module.js";
 
 // ---------------------------------------------------------------------------------------------------------------
 // configuration
@@ -393,7 +394,7 @@ export function adaptAutoencoderKLStateDict(sd: Map<string, Tensor>): Map<string
   return out;
 }
 
-/** Leaves every parameter at zero: for a model whose weights come from a checkpoint right away (no time on init). */
+/** Where and how createAutoencoderKL builds the model. */
 export interface CreateAutoencoderKLOptions {
   device?: string;
   dtype?: DType;

@@ -30,11 +30,13 @@ import {
   tensor,
   tidy,
 } from "../torch/index.js";
-import { gammaKeyBlock, minimaxGammaBlocks } from "./difffit.js";
 import { fromDiffusers, isDiffusersNaming } from "./dit-keys.js";
 import { normal, xavierUniform, zero } from "./init.js";
 import { Linear } from "./layers.js";
-import { type Init, type LoadOptions, type LoadReport, Model, Store, VarBuilder } from "./module.js";
+import { cfgForward, type DiffusionModel } from "../diffusion/model.js";
+import { DIT_SIZES, gammaKeyBlock, minimaxGammaBlocks } from "../io/dit-layout.js";
+import type { LoadReport } from "../io/state-dict.js";
+import { type Init, type LoadOptions, Model, Store, VarBuilder } from "./module.js";
 
 // ---------------------------------------------------------------------------------------------------------------
 // configurations
@@ -76,22 +78,14 @@ export const DIT_DEFAULTS: Readonly<DiTConfig> = {
   gammaBlocks: 0,
 };
 
-/** Depth, width and heads of the paper's model sizes (Table 1). */
-const SIZES: Record<string, Pick<DiTConfig, "depth" | "hiddenSize" | "numHeads">> = {
-  S: { depth: 12, hiddenSize: 384, numHeads: 6 },
-  B: { depth: 12, hiddenSize: 768, numHeads: 12 },
-  L: { depth: 24, hiddenSize: 1024, numHeads: 16 },
-  XL: { depth: 28, hiddenSize: 1152, numHeads: 16 },
-};
-
 /** "DiT-S/2" ... "DiT-XL/8". */
-export const DIT_NAMES: readonly string[] = Object.keys(SIZES).flatMap((s) => [2, 4, 8].map((p) => `DiT-${s}/${p}`));
+export const DIT_NAMES: readonly string[] = Object.keys(DIT_SIZES).flatMap((s) => [2, 4, 8].map((p) => `DiT-${s}/${p}`));
 
 /** The configuration of a named model ("DiT-XL/2"; "DiT-XL-2" as in the checkpoint file names is accepted too). */
 export function ditConfig(name: string): DiTConfig {
   const m = /^DiT-(S|B|L|XL)[/-](2|4|8)$/.exec(name);
   if (!m) throw new InputError(`unknown DiT model '${name}' (expected one of ${DIT_NAMES.join(", ")})`);
-  return { ...DIT_DEFAULTS, ...SIZES[m[1]], patchSize: Number(m[2]) };
+  return { ...DIT_DEFAULTS, ...DIT_SIZES[m[1] as keyof typeof DIT_SIZES], patchSize: Number(m[2]) };
 }
 
 export interface DiTOptions {
@@ -397,7 +391,7 @@ export interface CfgOptions {
   guidedChannels?: number | "all";
 }
 
-export class DiT extends Model {
+export class DiT extends Model implements DiffusionModel {
   readonly config: Readonly<DiTConfig>;
   readonly outChannels: number;
   /** Tokens per side of the latent. */
@@ -484,13 +478,7 @@ export class DiT extends Model {
     if (!Number.isInteger(g) || g < 1 || g > this.outChannels) {
       throw new InputError(`DiT.forwardWithCfg: guidedChannels must be 1..${this.outChannels} or "all" (got ${g})`);
     }
-    return tidy(() => {
-      const half = x.narrow(0, 0, n / 2);
-      const out = this.forward(cat([half, half]), t, y);
-      const [cond, uncond] = out.narrow(1, 0, g).chunk(2, 0);
-      const guided = uncond.add(cond.sub(uncond), scale);
-      return cat([cat([guided, guided]), out.narrow(1, g, this.outChannels - g)], 1);
-    });
+    return cfgForward(this, x, t, y, scale, g);
   }
 
   /**

@@ -1,6 +1,6 @@
 // The layers the models share, each holding its weights under torch.nn's key names (weight, bias, running_mean, ...).
 import { F, rand, type Tensor, tidy } from "../torch/index.js";
-import { defaultBias, defaultWeight, normal, one, zero } from "./init.js";
+import { defaultBias, defaultWeight, one, zero } from "./init.js";
 import type { Init } from "./module.js";
 import type { VarBuilder } from "./module.js";
 
@@ -32,23 +32,6 @@ export class Conv2d {
   }
   forward(x: Tensor): Tensor {
     return F.conv2d(x, this.weight, this.bias, { stride: this.o.stride, padding: this.o.padding, groups: this.o.groups });
-  }
-}
-
-export class LayerNorm {
-  readonly weight: Tensor | null;
-  readonly bias: Tensor | null;
-  constructor(
-    vb: VarBuilder,
-    readonly dim: number,
-    readonly o: { eps?: number; affine?: boolean } = {},
-  ) {
-    const affine = o.affine ?? true;
-    this.weight = affine ? vb.param("weight", [dim], one) : null;
-    this.bias = affine ? vb.param("bias", [dim], zero) : null;
-  }
-  forward(x: Tensor): Tensor {
-    return F.layerNorm(x, [this.dim], this.weight, this.bias, this.o.eps ?? 1e-5);
   }
 }
 
@@ -106,16 +89,6 @@ export class BatchNorm2d {
 export class InstanceNormAffine extends GroupNorm {
   constructor(vb: VarBuilder, channels: number, o: { eps?: number } = {}) {
     super(vb, channels, channels, o);
-  }
-}
-
-export class Embedding {
-  readonly weight: Tensor;
-  constructor(vb: VarBuilder, num: number, dim: number, init: Init = normal(0, 1)) {
-    this.weight = vb.param("weight", [num, dim], init);
-  }
-  forward(idx: Tensor): Tensor {
-    return F.embedding(this.weight, idx);
   }
 }
 

@@ -1,7 +1,7 @@
 // Parameters by checkpoint path. Model code asks a VarBuilder for each weight by the name PyTorch's state_dict uses
 // (`vb.pp("blocks").pp(0).param("attn.qkv.weight", ...)`), so the key is visible where the weight is used; the
 // Store behind it gives state dicts, loading with key checks, train/eval mode and parameter lists.
-import { InputError } from "../errors.js";
+import { checkStateDict, type LoadReport } from "../io/state-dict.js";
 import { type DType, type Generator, keep, noGrad, type Tensor, zeros } from "../torch/index.js";
 
 export class Store {
@@ -73,20 +73,6 @@ export interface LoadOptions {
   stripPrefix?: string;
 }
 
-export interface LoadReport {
-  missing: string[];
-  unexpected: string[];
-}
-
-export class StateDictError extends InputError {
-  constructor(
-    msg: string,
-    readonly report: LoadReport & { mismatched: string[] },
-  ) {
-    super(msg);
-  }
-}
-
 /** Base of every model: parameters by path, train/eval, state dicts. */
 export abstract class Model {
   readonly store: Store;
@@ -146,33 +132,3 @@ export abstract class Model {
     return report;
   }
 }
-
-/**
- * Compares a state dict's keys and shapes with a model's (any values with a shape: tensors, or checkpoint entries
- * not read yet). Throws StateDictError naming every wrongly shaped key, and, when strict, every missing and
- * unexpected one; otherwise returns the missing and unexpected keys.
- */
-export function checkStateDict(
-  own: ReadonlyMap<string, { readonly shape: readonly number[] }>,
-  src: ReadonlyMap<string, { readonly shape: readonly number[] }>,
-  strict: boolean,
-  modelName: string,
-): LoadReport {
-  const missing = [...own.keys()].filter((k) => !src.has(k));
-  const unexpected = [...src.keys()].filter((k) => !own.has(k));
-  const mismatched: string[] = [];
-  for (const [k, t] of own) {
-    const s = src.get(k);
-    if (s && !sameShape(s.shape, t.shape)) mismatched.push(`${k}: checkpoint [${s.shape}] vs model [${t.shape}]`);
-  }
-  if (mismatched.length || (strict && (missing.length || unexpected.length))) {
-    const parts: string[] = [];
-    if (mismatched.length) parts.push(`wrong shapes: ${mismatched.join("; ")}`);
-    if (strict && missing.length) parts.push(`missing keys: ${missing.join(", ")}`);
-    if (strict && unexpected.length) parts.push(`unexpected keys: ${unexpected.join(", ")}`);
-    throw new StateDictError(`state dict does not fit ${modelName}: ${parts.join(" | ")}`, { missing, unexpected, mismatched });
-  }
-  return { missing, unexpected };
-}
-
-const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);

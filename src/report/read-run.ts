@@ -6,7 +6,8 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { InputError } from "../errors.js";
 import type { Manifest } from "../distill/run.js";
-import { type ClassSpec, classFolder } from "../distill/presets.js";
+import type { ClassSpec } from "../distill/presets.js";
+import { classFolder } from "../io/datasets/imagefolder.js";
 import type { ClassRecord } from "../distill/write.js";
 
 export interface RunClass {

@@ -1,6 +1,18 @@
-// Calls ATen operators by schema name through the generic native dispatcher.
+// Calls ATen operators by schema name through the generic native dispatcher. Tensor handles in the results are
+// wrapped in the Tensor class, which tensor.ts hands over when it loads: tensor.ts imports the ops (its methods
+// forward to them) and the ops import this file, so importing tensor.ts here would close a cycle.
 import { native } from "./native.js";
-import { Tensor } from "./tensor.js";
+import type { Tensor } from "./tensor.js";
+
+let TensorClass: (new (handle: object) => Tensor) | undefined;
+
+/** @internal Called once, by tensor.ts. */
+export function setTensorClass(c: new (handle: object) => Tensor): void {
+  TensorClass = c;
+}
+
+/** True for a Tensor. */
+export const isTensor = (v: unknown): v is Tensor => TensorClass !== undefined && v instanceof TensorClass;
 
 interface OpInfo {
   id: number;
@@ -23,14 +35,14 @@ function resolve(qualified: string): OpInfo {
 }
 
 function unwrapArg(v: unknown): unknown {
-  if (v instanceof Tensor) return v.handle;
+  if (isTensor(v)) return v.handle;
   if (Array.isArray(v)) return v.map(unwrapArg);
   return v;
 }
 
 // Operators return tensors (handles: the only plain objects among results), numbers, booleans, strings, null, arrays.
 function wrapResult(v: unknown): unknown {
-  if (typeof v === "object" && v !== null && !Array.isArray(v)) return new Tensor(v);
+  if (typeof v === "object" && v !== null && !Array.isArray(v)) return new TensorClass!(v);
   if (Array.isArray(v)) return v.map(wrapResult);
   return v;
 }

@@ -1,7 +1,7 @@
 // Neural-network functions with torch.nn.functional's argument conventions and defaults.
 import { call, callInPlace } from "./dispatch.js";
 import type { Reduction } from "./ops.js";
-import { Tensor } from "./tensor.js";
+import type { Tensor } from "./tensor.js";
 
 type Pair = number | [number, number];
 const pair = (v: Pair): [number, number] => (Array.isArray(v) ? v : [v, v]);

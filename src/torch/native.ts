@@ -1,5 +1,6 @@
-// Loads the libtorch addon. OpenBLAS reads OPENBLAS_CORETYPE once, when the library is loaded, so the choice of
-// kernels has to be made here, before the addon (and with it libtorch and OpenBLAS) is loaded.
+// Loads the libtorch addon, on first use: commands that never compute (`cao2 --help`, `cao2 <command> --help`) run
+// without libtorch. OpenBLAS reads OPENBLAS_CORETYPE once, when the library is loaded, so the choice of kernels has
+// to be made here, before the addon (and with it libtorch and OpenBLAS) is loaded.
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
@@ -69,15 +70,27 @@ function addonPath(): string {
   );
 }
 
-const core = chooseOpenblasCore();
-if (core) process.env.OPENBLAS_CORETYPE = core;
-// libgomp reads this once too, when libtorch loads it. Its default (active) policy keeps idle OpenMP workers spinning
-// after every parallel region; OpenBLAS's own worker threads and other processes then wait for a core, and on a
-// busy machine matrix products run 2 to 15 times slower (docs/benchmarks.md). Passive workers sleep instead.
-process.env.OMP_WAIT_POLICY ??= "PASSIVE";
+function load(): NativeBinding {
+  const core = chooseOpenblasCore();
+  if (core) process.env.OPENBLAS_CORETYPE = core;
+  // libgomp reads this once too, when libtorch loads it. Its default (active) policy keeps idle OpenMP workers
+  // spinning after every parallel region; OpenBLAS's own worker threads and other processes then wait for a core,
+  // and on a busy machine matrix products run 2 to 15 times slower (docs/benchmarks.md). Passive workers sleep.
+  process.env.OMP_WAIT_POLICY ??= "PASSIVE";
+  const addon = createRequire(import.meta.url)(addonPath()) as NativeBinding;
+  // libtorch starts with one intra-op thread here; use every core unless the user said otherwise.
+  const requested = Number(process.env.CAO2_THREADS ?? "");
+  addon.numThreads(Number.isInteger(requested) && requested > 0 ? requested : availableParallelism());
+  return addon;
+}
 
-export const native: NativeBinding = createRequire(import.meta.url)(addonPath()) as NativeBinding;
-
-// libtorch starts with one intra-op thread here; use every core unless the user said otherwise.
-const requested = Number(process.env.CAO2_THREADS ?? "");
-native.numThreads(Number.isInteger(requested) && requested > 0 ? requested : availableParallelism());
+/**
+ * The addon. Until the first use this is a stand-in that loads it and then puts the addon itself in its place
+ * (importers see the new binding), so every later call goes straight to the addon.
+ */
+export let native: NativeBinding = new Proxy({} as NativeBinding, {
+  get(_, key) {
+    native = load();
+    return native[key as keyof NativeBinding];
+  },
+});

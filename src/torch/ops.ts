@@ -1,15 +1,15 @@
 // Tensor operations: shape, indexing, arithmetic, comparison and reductions. Each maps to one ATen operator (named
 // in the call) so numerics equal PyTorch's; numbers become the operator's Scalar overloads.
-import { call, callInPlace } from "./dispatch.js";
+import { call, callInPlace, isTensor } from "./dispatch.js";
 import { type DType, SCALAR_TYPE } from "./dtype.js";
 import { native } from "./native.js";
-import { Tensor } from "./tensor.js";
+import type { Tensor } from "./tensor.js";
 
 export type Reduction = "none" | "mean" | "sum";
 /** One entry per dimension: a number selects, null keeps all, [start, end, step] slices (any part may be null). */
 export type IndexSpec = number | null | [number | null, (number | null)?, (number | null)?];
 
-const isT = (v: unknown): v is Tensor => v instanceof Tensor;
+const isT = isTensor;
 const dims = (d: number | number[]) => (Array.isArray(d) ? d : [d]);
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 // Threads, devices and build information.
-import { InputError } from "../errors.js";
+import { InputError, Interrupted } from "../errors.js";
 import { native } from "./native.js";
 
 /** Sets libtorch's intra-op thread count (default: every core, or CAO2_THREADS). Returns the count in force. */
@@ -28,4 +28,23 @@ export function checkDevice(device: string, what = "device"): string {
   const idx = Number(m[1] ?? 0);
   if (idx >= n) throw new InputError(`${what} ${device}: only ${n} CUDA device(s) are visible (${available()})`);
   return `cuda:${idx}`;
+}
+
+// Graceful interruption. The first Ctrl-C (SIGINT) or SIGTERM asks long loops to stop at the next safe point
+// (after a checkpoint); a second one ends the process at once. Loops run synchronously, so Node's signal events
+// would only be delivered after they finish: the signals are counted by the addon's handler instead, and loops poll
+// `stopRequested()`.
+let interruptHandlerInstalled = false;
+
+export function installInterruptHandler(): void {
+  if (interruptHandlerInstalled) return;
+  interruptHandlerInstalled = true;
+  native.watchSignals();
+}
+
+export const stopRequested = (): boolean => interruptHandlerInstalled && native.signalsReceived() > 0;
+
+/** Throws Interrupted when a stop was requested; call it at safe points. */
+export function checkInterrupt(what?: string): void {
+  if (stopRequested()) throw new Interrupted(what);
 }

@@ -1,5 +1,6 @@
 // The Tensor class: a handle to a libtorch tensor with shape, dtype and device, plus the most used ops as methods.
 // Methods are one-line forwards to the functions in ops.ts so that each op has one implementation.
+import { setTensorClass } from "./dispatch.js";
 import { native } from "./native.js";
 import { type AnyTypedArray, type DType, dtypeFromCode, typedArrayFor } from "./dtype.js";
 import { track } from "./scope.js";
@@ -312,4 +313,4 @@ export class Tensor {
   }
 }
 
-
+setTensorClass(Tensor);

@@ -11,7 +11,7 @@ import { batch, type Dataset, splitTrainVal } from "../io/datasets/index.js";
 import { type AutoencoderKL, type AutoencoderKLConfig, createAutoencoderKL } from "../models/autoencoder.js";
 import { InputError } from "../errors.js";
 import { saveModel } from "../models/saved.js";
-import { sha256File } from "../evaluate/record.js";
+import { sha256File } from "../io/files.js";
 import { Adam, F, Generator, noGrad, type Tensor, tidy } from "../torch/index.js";
 import { deriveSeed } from "../util/seed.js";
 import { resized } from "./classifier.js";

@@ -5,7 +5,8 @@
 import { join } from "node:path";
 import { type Dataset, batch, splitTrainVal } from "../io/datasets/index.js";
 import { resizeImages } from "../io/image.js";
-import { normalize, randomCropWithPadding, randomHorizontalFlip } from "../evaluate/augment.js";
+import { randomCropWithPadding, randomHorizontalFlip } from "../evaluate/augment.js";
+import { normalize } from "../io/image.js";
 import type { ResNetStem } from "../models/resnet.js";
 import { type Preprocess, saveModel } from "../models/saved.js";
 import { buildClassifier, type Classifier, savedClassifier } from "../models/classifiers.js";

@@ -3,11 +3,10 @@
 // checkpoint left off (log lines after it are dropped so the log never holds a step twice).
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { InputError } from "../errors.js";
+import { InputError, Interrupted } from "../errors.js";
 import type { Dataset } from "../io/datasets/index.js";
-import { tidy } from "../torch/index.js";
+import { stopRequested, tidy } from "../torch/index.js";
 import { withPath, writeFileAtomic } from "../util/atomic.js";
-import { Interrupted, stopRequested } from "../util/interrupt.js";
 import { isRecord, parseStateJson, type StateFileInfo } from "../util/state-file.js";
 import type { Progress } from "../util/progress.js";
 import { deriveSeed, randomSource, shuffled } from "../util/seed.js";

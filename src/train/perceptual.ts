@@ -3,7 +3,7 @@
 // unit-normalised feature maps, averaged over positions (LPIPS, Zhang et al. 2018, with uniform channel weights as
 // its untrained variant). Pixel L1 alone keeps shapes but softens texture; this term keeps what a network sees.
 import { InputError } from "../errors.js";
-import { normalize } from "../evaluate/augment.js";
+import { normalize } from "../io/image.js";
 import { loadSavedClassifier } from "../models/saved.js";
 import { noGrad, type Tensor, tidy } from "../torch/index.js";
 

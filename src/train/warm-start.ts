@@ -2,7 +2,7 @@
 // cao2 model of the same kind and architecture; its path and hash join the run's settings, so `--resume` refuses a
 // different starting point.
 import { InputError } from "../errors.js";
-import { sha256File } from "../evaluate/record.js";
+import { sha256File } from "../io/files.js";
 import type { Model } from "../models/module.js";
 import { fillFromFile, readModelMeta, type SavedModel } from "../models/saved.js";
 

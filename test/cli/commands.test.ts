@@ -49,6 +49,22 @@ test("every command: --help gives usage and flags (exit 0); a stray argument is 
   assert.deepEqual(readdirSync(dir), [], "nothing written by a rejected command");
 });
 
+test("without libtorch (CAO2_NATIVE=/nonexistent) cao2 --help and every command's --help work, each opening with its summary as cao2 --help lists it", async () => {
+  const env = { CAO2_NATIVE: "/nonexistent/cao2_torch.node" };
+  const top = await run(["--help"], { cwd: dir, env });
+  assert.equal(top.status, 0, top.stderr);
+  const listed = [...top.stdout.matchAll(/^ {2}([a-z]+) +(.+)$/gm)].map((m) => [m[1], m[2]] as const);
+  assert.equal(listed.length, new Set(Object.keys(STRAY).map((c) => c.split(" ")[0])).size);
+  for (const [command, summary] of listed) {
+    const help = await run([command, "--help"], { cwd: dir, env });
+    assert.equal(help.status, 0, `${command} --help: ${help.stderr}`);
+    assert.match(help.stdout, new RegExp(`^Usage: cao2 ${command}`), command);
+    assert.ok(help.stdout.split("\n")[2].startsWith(summary), `${command}: ${help.stdout.split("\n")[2]} vs ${summary}`);
+  }
+  const computing = await run(["inspect", "model.pt"], { cwd: dir, env });
+  assert.notEqual(computing.status, 0, "a command that needs libtorch does fail without it");
+});
+
 // The commands that write a file at the end of their work, with an output in a folder that does not exist.
 const MISSING_FOLDER: Record<string, string[]> = {
   convert: ["model.pt", "nope/model.safetensors"],

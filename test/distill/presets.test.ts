@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { classFolder, defaultTMax, PRESETS, presetClasses, recipeDefaults } from "../../src/distill/presets.js";
+import { defaultTMax, PRESETS, presetClasses, recipeDefaults } from "../../src/distill/presets.js";
+import { classFolder } from "../../src/io/datasets/imagefolder.js";
 
 test("subset labels follow the subset file's line order; model indices are ImageNet-1k positions", () => {
   const woof = presetClasses("imagewoof");

@@ -8,13 +8,13 @@ import {
   cutmix,
   lighting,
   lightingOffsets,
-  normalize,
   randomCropWithPadding,
   randomHorizontalFlip,
   randomResizedCrop,
   randomResizedCropBox,
   shufflePatches,
 } from "../../src/evaluate/augment.js";
+import { normalize } from "../../src/io/image.js";
 import * as torch from "../../src/torch/index.js";
 import type { Tensor } from "../../src/torch/index.js";
 

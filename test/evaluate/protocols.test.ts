@@ -3,7 +3,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import * as augmentModule from "../../src/evaluate/augment.js";
-import { cutmix, normalize } from "../../src/evaluate/augment.js";
+import { cutmix } from "../../src/evaluate/augment.js";
+import { normalize } from "../../src/io/image.js";
 import { cutmixCrossEntropy, softLabelKl } from "../../src/evaluate/losses.js";
 import { PRESETS } from "../../src/evaluate/presets.js";
 import { augmentBatch, hardTrainer, makeOptimizer, protocolSettings, softTrainer } from "../../src/evaluate/protocols.js";

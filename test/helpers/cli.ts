@@ -1,7 +1,7 @@
 // The `cao2` command as a user meets it: a child process of the built CLI, its exit status and output.
 import { spawn } from "node:child_process";
-import { readdirSync } from "node:fs";
 import { join } from "node:path";
+import { SUMMARIES } from "../../src/cli/commands.js";
 import { ROOT } from "./fixtures.js";
 
 export const MAIN = join(ROOT, "dist", "src", "cli", "main.js");
@@ -28,14 +28,11 @@ export function runProcess(file: string, args: readonly string[], o: { cwd?: str
 export const cao2 = (args: readonly string[], o: { cwd?: string; env?: Record<string, string> } = {}) =>
   runProcess(process.execPath, [MAIN, ...args], { cwd: o.cwd, env: { ...process.env, ...o.env } });
 
-/** The command modules of the CLI (src/cli/<name>.ts exporting `summary` and `run`), by name. */
+/** The command modules of the CLI (src/cli/<name>.ts for every name in src/cli/commands.ts), by name. */
 export async function commandModules(): Promise<Map<string, { run(argv: string[]): Promise<number | void> }>> {
-  const dir = join(ROOT, "dist", "src", "cli");
   const out = new Map<string, { run(argv: string[]): Promise<number | void> }>();
-  // main.js is the program itself (it runs on import); every other module with `summary` and `run` is a command.
-  for (const f of readdirSync(dir).filter((f) => f.endsWith(".js") && f !== "main.js").sort()) {
-    const m = (await import(join(dir, f))) as { summary?: string; run?: (argv: string[]) => Promise<number | void> };
-    if (typeof m.summary === "string" && typeof m.run === "function") out.set(f.slice(0, -3), m as { run(argv: string[]): Promise<number | void> });
+  for (const name of Object.keys(SUMMARIES).sort()) {
+    out.set(name, (await import(join(ROOT, "dist", "src", "cli", `${name}.js`))) as { run(argv: string[]): Promise<number | void> });
   }
   return out;
 }

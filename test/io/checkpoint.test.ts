@@ -10,7 +10,7 @@ import { InputError } from "../../src/errors.js";
 import { CheckpointError, detectFormat, loadInto, loadStateDict, openCheckpoint } from "../../src/io/checkpoint.js";
 import { UnsafePickleError } from "../../src/io/pickle.js";
 import { loadSafetensors, saveSafetensors } from "../../src/io/safetensors.js";
-import { StateDictError } from "../../src/models/module.js";
+import { StateDictError } from "../../src/io/state-dict.js";
 import * as torch from "../../src/torch/index.js";
 import { fixture } from "../helpers/fixtures.js";
 

@@ -13,7 +13,7 @@ import {
   autoencoderKLConfigFromDiffusers,
   createAutoencoderKL,
 } from "../../src/models/autoencoder.js";
-import { StateDictError } from "../../src/models/module.js";
+import { StateDictError } from "../../src/io/state-dict.js";
 import { InputError } from "../../src/errors.js";
 import * as torch from "../../src/torch/index.js";
 import { fixture, relErr } from "../helpers/fixtures.js";

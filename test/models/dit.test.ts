@@ -8,7 +8,7 @@ import { InputError } from "../../src/errors.js";
 import { loadSafetensors, saveSafetensors } from "../../src/io/safetensors.js";
 import { createDiT, DIT_DEFAULTS, type DiT } from "../../src/models/dit.js";
 import { fromDiffusers, isDiffusersNaming } from "../../src/models/dit-keys.js";
-import { StateDictError } from "../../src/models/module.js";
+import { StateDictError } from "../../src/io/state-dict.js";
 import * as torch from "../../src/torch/index.js";
 import { SMALL_DIT, smallDiT, smallDiTWeights } from "../helpers/dit-small.js";
 import { assertClose, fixture } from "../helpers/fixtures.js";

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { InputError } from "../../src/errors.js";
 import { loadSafetensors, saveSafetensors } from "../../src/io/safetensors.js";
-import { StateDictError } from "../../src/models/module.js";
+import { StateDictError } from "../../src/io/state-dict.js";
 import { createResNet, type ResNet, type ResNetConfig } from "../../src/models/resnet.js";
 import * as torch from "../../src/torch/index.js";
 import { fixture } from "../helpers/fixtures.js";

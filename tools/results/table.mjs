@@ -16,14 +16,11 @@
 // Resumable at every level: a cell whose record exists is skipped, a distillation continues with --resume, an
 // evaluation keeps its finished repeats (--resume). Cells run cheapest protocol first. Training sets go to .runs/
 // (ignored; distillation is deterministic, so they can be made again), records to docs/results/ (committed).
-import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { readJson, ROOT, runCao2, show } from "./common.mjs";
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 process.chdir(ROOT);
-const CLI = ["dist/src/cli/main.js"];
 const TEACHER = "assets/fashion-mnist/selector.safetensors";
 
 export const IPCS = [10, 1, 50];
@@ -52,18 +49,7 @@ const setCommand = (row, ipc, seed = 0) =>
   row.set ? row.set(ipc, seed, setDir(row, ipc, seed)) : ["distill", "--ipc", `${ipc}`, ...row.distill, "--seed", `${seed}`, "--out", setDir(row, ipc, seed)];
 const evalCommand = (row, col, ipc, seed = 0) =>
   ["evaluate", "--data", setDir(row, ipc, seed), "--test", "fashion-mnist", ...col.args, "--repeats", "3", "--seed", "0", "--json", recordPath(row, col, ipc, seed)];
-const show = (argv) => `cao2 ${argv.join(" ")}`;
-
-function run(argv) {
-  process.stderr.write(`\n$ ${show(argv)}\n`);
-  // glibc's dynamic mmap threshold lets a long libtorch training loop grow without bound (docs/evaluation.md).
-  const env = { ...process.env, MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? "131072" };
-  const r = spawnSync(process.execPath, [...CLI, ...argv], { stdio: "inherit", env });
-  if (r.status !== 0) {
-    process.stderr.write(`table: '${show(argv)}' failed (exit ${r.status ?? r.signal}); rerun the script to continue\n`);
-    process.exit(r.status === 130 || r.signal === "SIGINT" ? 130 : 1);
-  }
-}
+const run = (argv) => runCao2(argv, "table");
 
 /** Makes a row's training set for an IPC (a distillation resumes; its manifest is kept beside the records). */
 function ensureSet(row, ipc, seed, dry) {
@@ -102,7 +88,6 @@ function ensureCell(row, col, ipc, seed, dry) {
   return true;
 }
 
-const readJson = (p) => (existsSync(p) ? JSON.parse(readFileSync(p, "utf8")) : undefined);
 const fmt = (s) => `${s.mean.toFixed(2)} ± ${s.std.toFixed(2)}`;
 const duration = (s) => (s >= 3600 ? `${(s / 3600).toFixed(1)} h` : s >= 60 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(0)} s`);
 

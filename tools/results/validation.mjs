@@ -14,13 +14,10 @@
 // a plain trainer (`plain`: crop and flip only, no CutMix), --repeats students each (seed 0). Records go to
 // docs/results/validation/<name>.<protocol>-r<repeats>.json. Resumable: finished records are skipped, distillations
 // resume.
-import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { dirname } from "node:path";
-import { fileURLToPath } from "node:url";
+import { readJson, ROOT, runCao2 } from "./common.mjs";
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 process.chdir(ROOT);
 const RECORDS = "docs/results/validation";
 const BACKBONES = { base: "assets/fashion-mnist/dit.safetensors", minimax: "assets/fashion-mnist/dit-minimax.safetensors" };
@@ -44,15 +41,7 @@ function distillArgs(s, out) {
   return argv;
 }
 
-function run(argv) {
-  process.stderr.write(`\n$ cao2 ${argv.join(" ")}\n`);
-  const env = { ...process.env, MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? "131072" };
-  const r = spawnSync(process.execPath, ["dist/src/cli/main.js", ...argv], { stdio: "inherit", env });
-  if (r.status !== 0) {
-    process.stderr.write(`validation: 'cao2 ${argv.join(" ")}' failed (exit ${r.status ?? r.signal}); rerun to continue\n`);
-    process.exit(r.status === 130 || r.signal === "SIGINT" ? 130 : 1);
-  }
-}
+const run = (argv) => runCao2(argv, "validation");
 
 function ensureSet(name, makeArgs) {
   const dir = `.runs/val/${name}`;
@@ -69,7 +58,7 @@ function ensureRecord(name, dir, protocol, repeats) {
   mkdirSync(RECORDS, { recursive: true });
   run(["evaluate", "--data", dir, "--test", "fashion-mnist-val", ...PROTOCOLS[protocol], "--repeats", `${repeats}`, "--seed", "0", "--json", json, "--resume"]);
   if (existsSync(join(dir, "manifest.json")) && !existsSync(`${RECORDS}/${name}.distill.json`)) {
-    const m = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
+    const m = readJson(join(dir, "manifest.json"));
     if (m.format !== "cao2-random-real/1") copyFileSync(join(dir, "manifest.json"), `${RECORDS}/${name}.distill.json`);
   }
 }
@@ -86,7 +75,7 @@ function render() {
   const cells = new Map();
   for (const f of files) {
     const [, name, protocol, reps] = /^(.*)\.(hard|plain)-r(\d+)\.json$/.exec(f);
-    const rec = JSON.parse(readFileSync(join(RECORDS, f), "utf8"));
+    const rec = readJson(join(RECORDS, f));
     const row = cells.get(name) ?? { name, ipc: Number(/(\d+)(?:-|$)/.exec(name.replace(/^minimax-/, "").replace(/^[a-z]+/, ""))?.[1]) };
     const b = rec.summary.best;
     // One repeat has no spread to show.

@@ -21,6 +21,18 @@ export const IMAGE_EXTENSIONS = [".png", ".jpg", ".jpeg"];
 /** A class-list file inside the root that, when present, fixes the class order (one name per line). */
 export const CLASS_LIST_FILE = "classes.txt";
 
+/** A name as a folder name: runs of characters outside [A-Za-z0-9._-] become "-". */
+export const folderSafe = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, "-");
+
+/**
+ * Folder of a class in the output ImageFolder: the label zero-padded, then the id, so that sorting folders by name
+ * (what ImageFolder readers do) gives the label order.
+ */
+export function classFolder(c: { readonly label: number; readonly id: string }, numClasses: number): string {
+  const width = String(numClasses - 1).length;
+  return `${String(c.label).padStart(width, "0")}_${c.id}`;
+}
+
 export interface ImageFolderOptions {
   /** 1 = grey, 3 = RGB (PIL convert semantics). Default: 1 when every image is grey (with or without alpha), else 3. */
   channels?: 1 | 3;

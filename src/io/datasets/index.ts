@@ -5,3 +5,4 @@ export * from "./imagefolder.js";
 export * from "./split.js";
 export * from "./spec.js";
 export * from "./stream.js";
+export * from "./imagenet-classes.js";
