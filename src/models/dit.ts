@@ -11,7 +11,6 @@ import {
   callOp,
   cat,
   cos,
-  type DType,
   eq,
   exp,
   F,
@@ -36,7 +35,7 @@ import { Linear } from "./layers.js";
 import { cfgForward, type DiffusionModel } from "../diffusion/model.js";
 import { DIT_SIZES, gammaKeyBlock, minimaxGammaBlocks } from "../io/dit-layout.js";
 import type { LoadReport } from "../io/state-dict.js";
-import { type Init, type LoadOptions, Model, Store, VarBuilder } from "./module.js";
+import { type Init, type LoadOptions, Model, type ModelOptions, storeFor, VarBuilder } from "./module.js";
 
 // ---------------------------------------------------------------------------------------------------------------
 // configurations
@@ -88,22 +87,9 @@ export function ditConfig(name: string): DiTConfig {
   return { ...DIT_DEFAULTS, ...DIT_SIZES[m[1] as keyof typeof DIT_SIZES], patchSize: Number(m[2]) };
 }
 
-export interface DiTOptions {
-  device?: string;
-  dtype?: DType;
-  /** Source of the initial weights. */
-  generator?: Generator;
-  /**
-   * Initialise as the reference does for training from scratch (default true). false leaves every weight at zero,
-   * which is much faster when a checkpoint is loaded next. The fixed position embedding is always computed.
-   */
-  init?: boolean;
-}
-
-/** createDiT("DiT-XL/2", { inputSize: 32 }) or createDiT({ depth: 2, hiddenSize: 64, ... }). */
-export function createDiT(configOrName: string | Partial<DiTConfig>, overrides: Partial<DiTConfig> = {}, opts: DiTOptions = {}): DiT {
-  const base = typeof configOrName === "string" ? ditConfig(configOrName) : { ...DIT_DEFAULTS, ...configOrName };
-  return new DiT({ ...base, ...overrides }, opts);
+/** createDiT("DiT-XL/2") or createDiT({ ...ditConfig("DiT-XL/2"), inputSize: 16 }) or createDiT({ depth: 2, ... }). */
+export function createDiT(config: string | Partial<DiTConfig>, opts: ModelOptions = {}): DiT {
+  return new DiT(typeof config === "string" ? ditConfig(config) : { ...DIT_DEFAULTS, ...config }, opts);
 }
 
 function validate(c: DiTConfig): void {
@@ -404,9 +390,9 @@ export class DiT extends Model implements DiffusionModel {
   readonly blocks: DiTBlock[];
   readonly finalLayer: FinalLayer;
 
-  constructor(config: DiTConfig, opts: DiTOptions = {}) {
+  constructor(config: DiTConfig, opts: ModelOptions = {}) {
     validate(config);
-    super(new Store(opts.device ?? "cpu", opts.dtype ?? "float32", opts.generator, opts.init ?? true));
+    super(storeFor(opts));
     const c = (this.config = Object.freeze({ ...config }));
     const init = INITS;
     const vb = new VarBuilder(this.store);
