@@ -35,6 +35,8 @@ export interface EvaluationInput {
   progress?: Progress;
   /** Repeats finished by an earlier, interrupted run of the same evaluation (taken as they are). */
   done?: readonly RepeatRecord[];
+  /** Runs this repeat (from 0) of the `repeats` alone; its record holds it alone (src/evaluate/merge.ts combines them). */
+  only?: number;
   /** Called after each repeat with all repeats so far (to save progress). */
   onRepeat?: (repeats: readonly RepeatRecord[]) => void;
 }
@@ -73,6 +75,10 @@ export interface EvaluationRecord {
   };
   /** Repeats taken from an interrupted earlier run (their wall times are theirs; wallSeconds counts this run). */
   resumedRepeats: number;
+  /** A record of one repeat alone (`--repeat K`), to be merged with the others. */
+  part?: { repeat: number };
+  /** A record merged from single repeats' records (`--merge`): each part's file, device and time. */
+  mergedFrom?: { path: string; repeat: number; device: string; createdAt: string; wallSeconds: number }[];
   data: SetRecord;
   test: SetRecord;
   classMapping: ClassPair[];
@@ -102,9 +108,12 @@ export function runEvaluation(o: EvaluationInput): EvaluationRecord {
     norm: s.norm,
     stem: o.preset.resnetStem,
   });
-  const repeats: RepeatRecord[] = (o.done ?? []).slice(0, o.repeats);
+  const resumed = o.only === undefined ? (o.done ?? []).slice(0, o.repeats) : [];
+  const repeats: RepeatRecord[] = resumed.slice();
   if (repeats.length > 0) o.progress?.log(`resumed: ${repeats.length} of ${o.repeats} repeats already done`);
-  for (let r = repeats.length; r < o.repeats; r++) {
+  if (o.only !== undefined && !(Number.isInteger(o.only) && o.only >= 0 && o.only < o.repeats)) throw new Error(`repeat ${o.only} is not one of 0..${o.repeats - 1}`);
+  const todo = o.only !== undefined ? [o.only] : Array.from({ length: o.repeats - repeats.length }, (_, i) => repeats.length + i);
+  for (const r of todo) {
     const seed = deriveSeed(o.seed, r);
     const student = buildClassifier(spec, { device: o.device, generator: new torch.Generator(deriveSeed(seed, "init")) });
     const trainer = s.protocol === "hard" ? hardTrainer(student, s, o.preset) : softTrainer(student, o.teacher!, s, o.preset);
@@ -145,17 +154,21 @@ export function runEvaluation(o: EvaluationInput): EvaluationRecord {
       threads: o.threads,
       testPerClass: o.testPerClass ?? null,
     },
-    resumedRepeats: (o.done ?? []).slice(0, o.repeats).length,
+    resumedRepeats: resumed.length,
+    ...(o.only !== undefined ? { part: { repeat: o.only } } : {}),
     data: describeSet(o.trainName, o.train),
     test: describeSet(o.testName, o.test),
     classMapping,
     teacher: o.teacher ? { path: o.teacher.path, sha256: o.teacher.sha256, spec: o.teacher.spec } : null,
     repeats,
-    summary: {
-      best: meanStd(repeats.map((r) => r.best)),
-      final: meanStd(repeats.map((r) => r.final)),
-      std: "sample standard deviation (n - 1)",
-    },
+    summary: summarise(repeats),
     wallSeconds: (performance.now() - t0) / 1000,
   };
 }
+
+/** Best and final top-1 over the repeats, mean ± sample std. */
+export const summarise = (repeats: readonly RepeatRecord[]): EvaluationRecord["summary"] => ({
+  best: meanStd(repeats.map((r) => r.best)),
+  final: meanStd(repeats.map((r) => r.final)),
+  std: "sample standard deviation (n - 1)",
+});
