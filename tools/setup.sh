@@ -2,7 +2,7 @@
 # The system packages cao2 needs on Debian/Ubuntu (libtorch, OpenBLAS, PyTorch and torchvision for the parity
 # fixtures and the ImageFolder check, Fashion-MNIST, a C++ toolchain for the addon). Runs as root (a minimal image
 # has no sudo) or as a user with sudo; then `npm ci` builds cao2. Packages given as arguments are installed too
-# (.ci/run adds chromium for the report's browser test).
+# (.ci/run adds chromium for the report's browser test, slurm-wlm and munge for the Slurm test).
 set -eu
 PACKAGES="libtorch-dev libopenblas-dev python3 python3-torch python3-torchvision dataset-fashion-mnist g++ make $*"
 if [ "$(id -u)" -eq 0 ]; then

@@ -4,7 +4,10 @@ import { existsSync, mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { InputError } from "../errors.js";
 import type { ConditionChoice } from "../distill/condition.js";
-import { runDistill } from "../distill/run.js";
+import { DEFAULT_STALE_LOCK_S, type DistillEvent, runDistill } from "../distill/run.js";
+import { resolveShard, shardName } from "../distill/shards.js";
+import { type RunStatus, runStatus } from "../distill/status.js";
+import { describeHolder } from "../util/lock-file.js";
 import { ORDERS, type StageOrder } from "../distill/pipeline.js";
 import { NORMS, type NormKind } from "../distill/refine.js";
 import { type ClassSpec, type Compat, type Condition, DEFAULTS, type Defaults, defaultTMax, PRESETS, type PresetName, presetClasses, recipeDefaults } from "../distill/presets.js";
@@ -62,6 +65,10 @@ const FLAGS = {
   out: { type: "string", help: "Output ImageFolder (class folders, classes.txt and manifest.json only)", defaultText: "distilled/<preset>-ipc<N>" },
   state: { type: "string", help: "Folder for the run's state (resume records, --save-pre-refine, --save-latents), outside --out", defaultText: "<out>.cao2 beside --out" },
   resume: { type: "boolean", help: "Continue the run in --out (finished classes are kept; other settings are refused), or start it if there is none", default: false },
+  shard: { type: "string", help: "Distil shard K of N of the classes (K from 0) into a shared --out; implies --resume (docs/scale-out.md)", defaultText: "from SLURM_ARRAY_TASK_ID/COUNT in a Slurm array, else the whole run" },
+  shards: { type: "int", help: "Split into N shards, this process's index from JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or SLURM_ARRAY_TASK_ID", min: 1, max: 100_000 },
+  "stale-lock-after": { type: "int", help: "Seconds without a heartbeat after which another process's class lock is taken over", default: DEFAULT_STALE_LOCK_S, min: 1, max: 7 * 24 * 3600 },
+  status: { type: "boolean", help: "Print which classes of the run in --out are done, running (and by whom) or missing, and exit", default: false },
   device: deviceFlag,
   threads: threadsFlag,
   "batch-size": { type: "int", help: "Most images per model call (memory bound; the pool's random draws follow the batches, so a run is reproduced with the same value)", default: 64, min: 1, max: MAX_BATCH },
@@ -97,9 +104,39 @@ function describeAuto(c: ConditionChoice): string {
   return `condition auto: ${measured} ${c.chosen === "true" ? ">=" : "<"} ${c.threshold}: ${label}${c.note ? ` (note: ${c.note})` : ""}`;
 }
 
+/** Flags that --status reads; it refuses others (they would suggest it does something). */
+const STATUS_FLAGS = new Set(["status", "out", "state", "stale-lock-after", "preset", "ipc"]);
+
+function printStatus(s: RunStatus): void {
+  const count = (st: string) => s.classes.filter((c) => c.state === st).length;
+  const width = Math.max(...s.classes.map((c) => `${c.class.label} ${c.class.name}`.length));
+  const lines = s.classes.map((c) => {
+    const head = `  ${`${c.class.label} ${c.class.name}`.padEnd(width)}  ${c.state.padEnd(7)}`;
+    if (c.state === "done") {
+      const w = c.record.worker;
+      return w ? `${head}  by ${w.shard ? `shard ${w.shard}` : "a whole run"}, host ${w.host} pid ${w.pid}${w.task ? ` (${w.task})` : ""}` : head;
+    }
+    if (c.state === "running") {
+      return `${head}  ${describeHolder(c.lock.holder)}; heartbeat ${Math.round(c.lock.ageS)} s ago${c.stale ? ` (stale: ${c.stale}; the next process for this class takes it over)` : ""}`;
+    }
+    return head;
+  });
+  process.stdout.write(
+    `${s.layout.out} (state ${resolve(s.layout.state)}): ${s.classes.length} classes, ${count("done")} done, ${count("running")} running, ${count("missing")} missing; ` +
+      `manifest ${s.manifest ? "written" : "not written yet"}\n${lines.join("\n")}\n`,
+  );
+}
+
 export async function run(argv: string[]): Promise<number> {
   const a = parseCommand(argv, "cao2 distill [flags]", `${SUMMARIES.distill}. With no flags: the embedded Fashion-MNIST default at IPC 10.`, FLAGS);
   if (!a) return 0;
+  if (a.status) {
+    const other = [...a.given].filter((f) => !STATUS_FLAGS.has(f));
+    if (other.length) throw new UsageError(`--status only reads the run in --out (and --state); it takes no --${other[0]}`);
+    printStatus(runStatus(a.out ?? `distilled/${a.preset}-ipc${a.ipc}`, a.state, a.staleLockAfter));
+    return 0;
+  }
+  const shard = resolveShard({ shard: a.shard, shards: a.shards });
   applyReadLimits(a);
   const preset = a.preset as PresetName;
   const compat = a.compat as Compat;
@@ -133,6 +170,24 @@ export async function run(argv: string[]): Promise<number> {
   const progress = new Progress({ unit: "steps" });
   const started = performance.now();
   let state = "";
+  let missing: number[] = [];
+  const log = (e: DistillEvent) => {
+    if (e.type === "condition" && e.choice.requested === "auto") progress.log(describeAuto(e.choice));
+    if (e.type === "started" && e.resumed) progress.log(`resuming the run in ${e.out}`);
+    else if (e.type === "started" && a.resume) progress.log(`nothing to resume in ${e.out}: starting a new run`);
+    if (e.type === "shard") {
+      const list = e.classes.map((c) => c.label);
+      const which = list.length === 0 ? "no classes (more shards than classes)" : `classes ${list.join(", ")} (${list.length} of ${classes.length})`;
+      progress.log(`shard ${shardName(e.shard)} (${e.shard.source}): ${which}`);
+    }
+    if (e.type === "class-done") progress.log(`class ${e.label} (${e.name}) done: ${e.record.items.length} images, ${e.record.filled} filled in`);
+    if (e.type === "class-skipped") progress.log(`class ${e.label} (${e.name}) already done`);
+    if (e.type === "class-busy") progress.log(`class ${e.label} (${e.name}) is being distilled by ${describeHolder(e.lock.holder)}: waiting for it`);
+    if (e.type === "lock-taken-over") {
+      const what = e.label === "manifest" ? "the manifest" : `class ${e.label}`;
+      progress.log(`took over the stale lock of ${what} (${describeHolder(e.from.holder)}): ${e.reason}`);
+    }
+  };
   const manifest = await runDistill(
     {
       preset,
@@ -168,6 +223,8 @@ export async function run(argv: string[]): Promise<number> {
       saveLatents: a.saveLatents,
       out,
       state: a.state,
+      shard,
+      staleLockAfterS: a.staleLockAfter,
       models: { dit: model("dit", d.shippedDiT), vae: model("vae", "autoencoder.safetensors"), selector: model("selector", "selector.safetensors") },
       modelOverrides: {
         latentSize: a.latentSize,
@@ -180,16 +237,23 @@ export async function run(argv: string[]): Promise<number> {
       presetCondition: d.condition === "auto" ? "true" : d.condition,
       progress,
       onEvent: (e) => {
-        if (e.type === "condition" && e.choice.requested === "auto") progress.log(describeAuto(e.choice));
-        if (e.type === "done") state = e.state;
-        if (e.type === "started" && e.resumed) progress.log(`resuming the run in ${e.out}`);
-        else if (e.type === "started" && a.resume) progress.log(`nothing to resume in ${e.out}: starting a new run`);
-        if (e.type === "class-done") progress.log(`class ${e.label} (${e.name}) done: ${e.record.items.length} images, ${e.record.filled} filled in`);
-        if (e.type === "class-skipped") progress.log(`class ${e.label} (${e.name}) already done`);
+        log(e);
+        if (e.type === "done" || e.type === "shard-done") state = e.state;
+        if (e.type === "shard-done") missing = e.missing;
       },
     },
   );
   progress.end();
+  if (manifest === undefined) {
+    process.stdout.write(
+      `${shard ? `shard ${shardName(shard)}` : "this process's classes"} done in ${formatDuration((performance.now() - started) / 1000)}; ` +
+        (missing.length > 0
+          ? `classes not done yet: ${missing.join(", ")} (of ${classes.length}); the process that finishes the last one writes the manifest\n`
+          : "another process is writing the manifest\n") +
+        `status: cao2 distill --out ${out}${a.state ? ` --state ${a.state}` : ""} --status\n`,
+    );
+    return 0;
+  }
   const testSpec = embedded ? "fashion-mnist" : "<test ImageFolder>";
   process.stdout.write(
     `distilled ${classes.length} classes x ${a.ipc} images into ${resolve(out)} in ${formatDuration((performance.now() - started) / 1000)}\n` +

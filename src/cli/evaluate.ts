@@ -10,11 +10,12 @@ import { EVAL_PRESETS, type EvalPresetName, PRESETS } from "../evaluate/presets.
 import { AUGMENT_CHOICES, type AugmentChoice, PROTOCOLS, protocolSettings } from "../evaluate/protocols.js";
 import { formatMeanStd } from "../evaluate/record.js";
 import { sha256File } from "../io/files.js";
-import { type RepeatRecord, runEvaluation } from "../evaluate/run.js";
+import { mergeRepeatRecords } from "../evaluate/merge.js";
+import { type EvaluationRecord, type RepeatRecord, runEvaluation } from "../evaluate/run.js";
 import { STUDENT_ARCHS, type StudentArch } from "../evaluate/students.js";
 import { loadTeacher } from "../evaluate/teacher.js";
 import { isDistillRun } from "../report/read-run.js";
-import { fashionMnistPart, indicesByClass } from "../io/datasets/index.js";
+import { fashionMnistPart, IMAGENET_SUBSETS, type ImageNetSubset, indicesByClass } from "../io/datasets/index.js";
 import * as torch from "../torch/index.js";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { isRecord, readStateJson } from "../util/state-file.js";
@@ -36,10 +37,14 @@ const FLAGS = {
   lr: { type: "number", help: "Base learning rate", defaultText: "hard 0.01 (0.1 for 100+ ImageNet classes), soft 0.001", min: 0, exclusiveMin: true },
   wd: { type: "number", help: "Weight decay", defaultText: "hard 5e-4 (1e-4 for 100+ ImageNet classes), soft 0.01", min: 0 },
   augment: { type: "string", choices: AUGMENT_CHOICES, help: "Per-image augmentations: the protocol's, crop-flip (its crop and flip only: a plain trainer), or none (normalisation only)", default: "protocol" },
+  subset: { type: "string", choices: IMAGENET_SUBSETS, help: "Label order of both ImageFolders from this ImageNet subset's class list (class folders named by wnid, or <label>_<wnid> as cao2 writes them)", defaultText: "classes.txt, else sorted folder names" },
+  "skip-corrupt": { type: "boolean", help: "Leave unreadable images of an ImageFolder out (counted in the record) instead of stopping before training", default: false },
   cutmix: { type: "boolean", help: "CutMix every batch (beta 1); --no-cutmix turns it off", default: true },
   "test-every": { type: "int", help: "Test every N epochs (soft: within the last 20%)", defaultText: "the preset's cadence", min: 1, max: MAX_EPOCHS },
   "test-per-class": { type: "int", help: "Test on a seeded subset of N images per class", defaultText: "the whole test set", min: 1 },
   repeats: { type: "int", help: "Repeats (fresh student, seed derived from --seed and the repeat)", default: 3, min: 1, max: 1000 },
+  repeat: { type: "int", help: "Run only repeat K (from 0) of the --repeats and write its record to --json, for --merge (one job per repeat)", min: 0, max: 999 },
+  merge: { type: "boolean", help: "Combine records of single repeats (--repeat K), given as arguments, into the evaluation's record (--json)", default: false },
   seed: seedFlag("Run seed"),
   json: { type: "string", help: "Write the JSON record here (atomically); progress is kept in <json>.partial.json after each repeat", defaultText: "none" },
   resume: { type: "boolean", help: "Continue the evaluation saved next to --json (needs --json; its finished repeats are kept), or start it if there is none; other settings are refused", default: false },
@@ -48,11 +53,43 @@ const FLAGS = {
   ...READ_LIMIT_FLAGS,
 } satisfies FlagSpecs;
 
-const USAGE = "cao2 evaluate --data <folder|fashion-mnist> [--test fashion-mnist|<folder>] [--protocol hard|soft] [--arch ...] [--teacher <file>] [flags]";
+const USAGE =
+  "cao2 evaluate --data <folder|fashion-mnist> [--test fashion-mnist|<folder>] [--protocol hard|soft] [--arch ...] [--teacher <file>] [flags]" +
+  " | --merge --json <record> <repeat record>...";
+
+/** The closing lines: the summary, and where the record is and how to see it. */
+function printResult(record: EvaluationRecord, json: string | undefined): void {
+  const s = record.summary;
+  const what = record.part ? `repeat ${record.part.repeat} of ${record.config.repeats}` : `${record.repeats.length} repeat(s)`;
+  process.stdout.write(
+    `${record.config.protocol}-label ${record.config.arch}, ${what}: best top-1 ${formatMeanStd(s.best)}%, final ${formatMeanStd(s.final)}% (sample std)` +
+      `${json ? `; record: ${json}` : ""}\n`,
+  );
+  if (json && !record.part) {
+    const data = record.data.name;
+    const report = isDistillRun(data) ? `cao2 report ${data} --eval ${json}` : `cao2 report --eval ${json} --out ${json.replace(/\.json$/i, "")}-report.html`;
+    process.stdout.write(`report: ${report}\n`);
+  }
+}
+
+function merge(a: { given: Set<string>; json?: string; _: string[] }): number {
+  const other = [...a.given].filter((f) => f !== "merge" && f !== "json");
+  if (other.length) throw new UsageError(`--merge combines saved repeat records, which hold their settings; it takes no --${other[0]}`);
+  if (!a.json) throw new UsageError("--merge needs --json: the combined record to write");
+  if (a._.length === 0) throw new UsageError("--merge needs the records to combine: cao2 evaluate --merge --json all.json r0.json r1.json ...");
+  checkOutputFile("--json", a.json);
+  const record = mergeRepeatRecords(a._);
+  writeJsonAtomic(a.json, record);
+  printResult(record, a.json);
+  return 0;
+}
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseCommand(argv, USAGE, SUMMARIES.evaluate, FLAGS);
+  // --merge takes any number of records as arguments; the other forms none.
+  const a = parseCommand(argv, USAGE, SUMMARIES.evaluate, FLAGS, Number.MAX_SAFE_INTEGER);
   if (!a) return 0;
+  if (a.merge) return merge(a);
+  if (a._.length > 0) throw new UsageError(`unexpected argument '${a._[0]}' (see --help)`);
   applyReadLimits(a);
   if (!a.data) throw new UsageError("--data is required: the training set to evaluate (an ImageFolder, or fashion-mnist)");
   const protocol = a.protocol as (typeof PROTOCOLS)[number];
@@ -65,9 +102,16 @@ export async function run(argv: string[]): Promise<number> {
   const presetName = (a.preset === "auto" ? (fashionMnistPart(testName, "test") ? "fashion-mnist" : "imagenet") : a.preset) as EvalPresetName;
   const preset = PRESETS[presetName];
 
-  const train = loadEvalSet(a.data, "train", preset);
-  const subset = a.testPerClass === undefined ? undefined : { perClass: a.testPerClass, seed: a.seed! };
-  const test = loadEvalSet(testName, "test", preset, subset);
+  const progress = new Progress({ unit: "epochs" });
+  // Every image of both sets is read and checked here, before any training (io/datasets/stream.ts).
+  const open = async (spec: string, split: "train" | "test", perClass?: { count: number; seed: number }) => {
+    const set = await loadEvalSet(spec, split, preset, { perClass, skipCorrupt: a.skipCorrupt, classList: a.subset as ImageNetSubset | undefined });
+    const skipped = set.source.skipped;
+    if (skipped) progress.log(`${spec}: ${skipped.count} unreadable image(s) left out (--skip-corrupt), e.g. ${skipped.files[0].file}: ${skipped.files[0].error}`);
+    return set;
+  };
+  const train = await open(a.data, "train");
+  const test = await open(testName, "test", a.testPerClass === undefined ? undefined : { count: a.testPerClass, seed: a.seed! });
   matchClasses(train.classes, test.classes, { data: a.data, test: testName }); // fail before any other work
   const teacher = a.teacher
     ? { ...loadTeacher(a.teacher, { preset, classes: train.classes, arch: a.teacherArch, device }), sha256: sha256File(a.teacher) }
@@ -89,10 +133,14 @@ export async function run(argv: string[]): Promise<number> {
     testEvery: a.testEvery,
   });
   if (a.resume && !a.json) throw new UsageError("--resume needs --json: progress is saved next to the record");
+  if (a.repeat !== undefined) {
+    if (a.repeat >= a.repeats!) throw new UsageError(`--repeat ${a.repeat} is not one of the ${a.repeats} repeats (0..${a.repeats! - 1}); give the whole evaluation's --repeats`);
+    if (!a.json) throw new UsageError("--repeat needs --json: the repeat's record, which --merge combines with the others");
+    if (a.resume) throw new UsageError("--resume continues an evaluation of several repeats; a single --repeat is run again as it is");
+  }
   const partial = a.json ? `${a.json}.partial.json` : undefined;
   // Everything that decides a repeat's numbers: a saved repeat is reused only when all of it is the same.
   const identity = JSON.stringify({ settings, preset, seed: a.seed, data: train.source.sha256, test: test.source.sha256, testImages: test.labels.length, teacher: teacher?.sha256 ?? null });
-  const progress = new Progress({ unit: "epochs" });
   let done: RepeatRecord[] = [];
   // --resume continues the evaluation saved next to --json if there is one, else starts it (one command line for a
   // scheduler's retries); saved repeats of other settings or data are refused, never mixed in or dropped silently.
@@ -114,7 +162,7 @@ export async function run(argv: string[]): Promise<number> {
     `${protocol}-label ${settings.arch} (${settings.norm} norm) on ${a.data}: ${train.labels.length} images, ${train.classes.length} classes, ` +
       `${settings.epochs} epochs, batch ${settings.batchSize}, ${a.repeats} repeat(s); test ${testName} (${test.labels.length} images)`,
   );
-  const record = runEvaluation({
+  const record = await runEvaluation({
     train,
     test,
     trainName: a.data,
@@ -129,20 +177,14 @@ export async function run(argv: string[]): Promise<number> {
     testPerClass: a.testPerClass,
     progress,
     done,
-    onRepeat: (repeats) => partial && writeJsonAtomic(partial, { identity, repeats }),
+    only: a.repeat,
+    onRepeat: (repeats) => partial && a.repeat === undefined && writeJsonAtomic(partial, { identity, repeats }),
   });
+  await Promise.all([train.close(), test.close()]);
   if (a.json) {
     writeJsonAtomic(a.json, record);
     rmSync(partial!, { force: true });
   }
-  const s = record.summary;
-  process.stdout.write(
-    `${protocol}-label ${settings.arch}, ${a.repeats} repeat(s): best top-1 ${formatMeanStd(s.best)}%, final ${formatMeanStd(s.final)}% (sample std)` +
-      `${a.json ? `; record: ${a.json}` : ""}\n`,
-  );
-  if (a.json) {
-    const report = isDistillRun(a.data) ? `cao2 report ${a.data} --eval ${a.json}` : `cao2 report --eval ${a.json} --out ${a.json.replace(/\.json$/i, "")}-report.html`;
-    process.stdout.write(`report: ${report}\n`);
-  }
+  printResult(record, a.json);
   return 0;
 }

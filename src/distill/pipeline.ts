@@ -25,7 +25,7 @@ import type { ClassSpec, Compat } from "./presets.js";
 import { refineLatents, type NormKind, type RefineSchedule } from "./refine.js";
 import { decodeLatents, scoreImages, selectorFeatures } from "./score.js";
 import { type Candidate, resolveStrategy, scoreCandidates, type Selection, selectCandidates, type FillRule, type Strategy } from "./select.js";
-import { type ClassRecord, type RunLayout, writeClass } from "./write.js";
+import { type ClassRecord, type ClassWorker, type RunLayout, writeClass } from "./write.js";
 
 export const ORDERS = ["select-refine", "refine-select"] as const;
 /** select-refine: Algorithm 1; refine-select: refine the whole pool, then select on the refined latents (Table 11). */
@@ -116,6 +116,10 @@ export interface ClassExtras {
   authors?: AuthorsRun;
   /** Replaces the seeded refinement draws (tests that feed another implementation's draws). */
   draws?: Partial<RefineDraws>;
+  /** Called at every sampling and refinement step (a class lock's heartbeat). */
+  onStep?: () => void;
+  /** Recorded with the class: the process that distilled it. */
+  worker?: ClassWorker;
 }
 
 const seconds = (t0: number) => (performance.now() - t0) / 1000;
@@ -223,6 +227,7 @@ export function distillClass(m: LoadedModels, o: DistillOptions, c: ClassSpec, l
     condition: { kind: o.condition, label: condLabel },
     // write_s covers decoding and scoring the final images; the file writes follow.
     timings: { ...times, write_s: seconds(t0) },
+    worker: extras.worker,
   });
   for (const t of [pool, selected, refined.latents, images, ...(pre ? [pre] : [])]) t.dispose();
   return record;
@@ -245,13 +250,14 @@ interface ClassContext {
 /** Line 2: n samples of the class from the DiT with classifier-free guidance (scale o.cfg), as latents. */
 function samplePool(ctx: ClassContext, modelIndex: number, n: number): Tensor {
   const { m, o, seed, diffusion, stage } = ctx;
-  const { progress, authors } = ctx.extras;
+  const { authors } = ctx.extras;
+  const progress = stepsOf(ctx.extras);
   const dit = m.dit;
   const latentShape = [dit.config.inChannels, dit.config.inputSize, dit.config.inputSize];
   const model = { forward: dit.forward.bind(dit), forwardWithCfg: (x: Tensor, t: Tensor, y: Tensor, s: number) => dit.forwardWithCfg(x, t, y, s, { guidedChannels: o.guidedChannels }) };
   // The released code samples the whole pool as one batch; its draws follow that batch.
   const poolBatch = authors ? n : o.batchSize;
-  progress?.stage(`${stage} [pool]`, Math.ceil(n / poolBatch) * o.steps);
+  progress.stage(`${stage} [pool]`, Math.ceil(n / poolBatch) * o.steps);
   return keep(
     sample(diffusion, model, new Array<number>(n).fill(modelIndex), latentShape, {
       cfgScale: o.cfg,
@@ -260,7 +266,7 @@ function samplePool(ctx: ClassContext, modelIndex: number, n: number): Tensor {
       generator: authors?.stream ?? new Generator(deriveSeed(seed, "pool")),
       batchSize: poolBatch,
       device: o.device,
-      onStep: () => progress?.tick(),
+      onStep: () => progress.tick(),
     }),
   );
 }
@@ -271,7 +277,8 @@ function samplePool(ctx: ClassContext, modelIndex: number, n: number): Tensor {
  */
 function refineCandidates(ctx: ClassContext, latents: Tensor, candidates: readonly number[]): Refined {
   const { m, o, seed, condLabel, diffusion } = ctx;
-  const { progress, authors } = ctx.extras;
+  const { authors } = ctx.extras;
+  const progress = stepsOf(ctx.extras);
   const count = candidates.length;
   const nan = new Array<number>(count).fill(NaN);
   if (o.refineIters === 0) return { latents: keep(latents.clone()), lossBefore: nan, lossAfter: nan };
@@ -294,7 +301,7 @@ function refineCandidates(ctx: ClassContext, latents: Tensor, candidates: readon
     o.refineTrainMode && dropProb > 0
       ? keep(tidy(() => lt(rand([count, o.refineIters], { generator: authors?.stream ?? new Generator(deriveSeed(seed, "label-dropout")) }), dropProb).to(o.device)))
       : undefined;
-  progress?.stage(`${ctx.stage} [refine]`, o.refineIters * Math.ceil(count / o.batchSize));
+  progress.stage(`${ctx.stage} [refine]`, o.refineIters * Math.ceil(count / o.batchSize));
   const parts: Tensor[] = [];
   const lossBefore: number[] = [];
   const lossAfter: number[] = [];
@@ -312,7 +319,7 @@ function refineCandidates(ctx: ClassContext, latents: Tensor, candidates: readon
           labelDrops: labelDrops?.narrow(0, lo, b),
         },
         { iters: o.refineIters, lr: o.lr, lambda: o.lambda, norm: o.norm, tMax: o.tMax, maxNorm: o.maxNorm, timestepMode: o.timestepMode },
-        () => progress?.tick(),
+        () => progress.tick(),
       );
       parts.push(r.latents);
       lossBefore.push(...r.lossBefore);
@@ -324,6 +331,17 @@ function refineCandidates(ctx: ClassContext, latents: Tensor, candidates: readon
     noise.dispose();
     labelDrops?.dispose();
   }
+}
+
+/** The steps of a class reported to its progress line and its step callback. */
+function stepsOf(extras: ClassExtras): { stage(label: string, total: number): void; tick(): void } {
+  return {
+    stage: (label, total) => extras.progress?.stage(label, total),
+    tick: () => {
+      extras.progress?.tick();
+      extras.onStep?.();
+    },
+  };
 }
 
 function streamBytes(g: Generator): Uint8Array {

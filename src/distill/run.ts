@@ -1,11 +1,17 @@
 // A whole distillation run: check every input before anything is written, load the models, then distil the
 // classes one by one (skipping those a previous run finished), and write the manifest last. This is the library
 // entry point; `cao2 distill` is a thin layer of flags over it.
+// Several processes may share one run (class shards, src/distill/shards.ts): each class is taken under its own lock
+// (src/util/lock-file.ts) and finished by exactly one of them, and whichever process finishes the last class writes
+// the class list and the manifest, from the class records on disk, so that they do not depend on how the work was
+// spread.
 import { existsSync, mkdirSync, readdirSync } from "node:fs";
+import { hostname } from "node:os";
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { InputError } from "../errors.js";
 import { checkDevice, checkInterrupt, fromArray, type Generator, torchVersion } from "../torch/index.js";
-import { writeJsonAtomic } from "../util/atomic.js";
+import { createFileExclusive, isAtomicTemp, writeJsonAtomic } from "../util/atomic.js";
+import { acquireLock, type HeldLock, type LockState, schedulerTask } from "../util/lock-file.js";
 import { corruptState, isRecord, readStateJson } from "../util/state-file.js";
 import type { Progress } from "../util/progress.js";
 import { packageVersion } from "../util/version.js";
@@ -13,8 +19,22 @@ import { chooseCondition, type ConditionChoice } from "./condition.js";
 import { loadModels, type LoadedModels, type ModelOverrides } from "./models.js";
 import { authorsRun, distillClass, type DistillOptions, ORDERS } from "./pipeline.js";
 import { classFolder } from "../io/datasets/imagefolder.js";
-import { type Condition, type Defaults, type PresetName, presetClasses } from "./presets.js";
-import { type ClassRecord, readClassRecord, readStreamState, runFile, type RunLayout, runLayout, streamPath, writeClassList } from "./write.js";
+import { type ClassSpec, type Condition, type Defaults, type PresetName, presetClasses } from "./presets.js";
+import { type Shard, shardClasses, shardName } from "./shards.js";
+import {
+  type ClassRecord,
+  type ClassWorker,
+  classLockPath,
+  locksDir,
+  manifestLockPath,
+  readClassRecord,
+  readStreamState,
+  runFile,
+  type RunLayout,
+  runLayout,
+  streamPath,
+  writeClassList,
+} from "./write.js";
 
 export interface DistillConfig extends Omit<DistillOptions, "condition"> {
   preset: PresetName;
@@ -29,7 +49,14 @@ export interface DistillConfig extends Omit<DistillOptions, "condition"> {
   models: { dit: string; vae: string; selector: string };
   modelOverrides?: Omit<ModelOverrides, "device">;
   threads: number;
+  /** This process's part of the classes; the others are left to other processes sharing the output. */
+  shard?: Shard;
+  /** A class lock whose holder has not touched it for this long is taken over (src/util/lock-file.ts). */
+  staleLockAfterS?: number;
 }
+
+/** Default stale age of class locks: a holder touches its lock at every sampling and refinement step. */
+export const DEFAULT_STALE_LOCK_S = 600;
 
 export type DistillEvent =
   | { type: "models-loaded"; models: LoadedModels["files"] }
@@ -38,6 +65,13 @@ export type DistillEvent =
   | { type: "started"; out: string; resumed: boolean }
   | { type: "class-skipped"; label: number; name: string }
   | { type: "class-done"; label: number; name: string; record: ClassRecord }
+  /** This process's shard and its classes. */
+  | { type: "shard"; shard: Shard; classes: ClassSpec[] }
+  /** A class of this process is being distilled by another; this one waits for it (or for its lock to go stale). */
+  | { type: "class-busy"; label: number; name: string; lock: LockState }
+  | { type: "lock-taken-over"; label: number | "manifest"; from: LockState; reason: string }
+  /** This process's classes are done, others not yet: whoever finishes the last writes the manifest. */
+  | { type: "shard-done"; state: string; missing: number[] }
   | { type: "done"; manifest: string; state: string };
 
 export interface Manifest {
@@ -51,12 +85,14 @@ export interface Manifest {
   classes: { label: number; folder: string; id: string; name: string; modelIndex: number }[];
   images: number;
   distillSeconds: number;
+  /** How the work was spread (the classes each shard and host distilled); not part of the result. */
+  execution?: { hosts: string[]; shards: { shard: string | null; classes: number[]; hosts: string[] }[] };
   records: ClassRecord[];
 }
 
 /** Settings that decide the output bytes; a resumed run must have the same. */
 function runKey(cfg: DistillConfig, condition: "true" | "null"): Record<string, unknown> {
-  const { out: _out, state: _state, threads: _threads, device: _device, modelOverrides, models, ...rest } = cfg;
+  const { out: _out, state: _state, threads: _threads, device: _device, shard: _shard, staleLockAfterS: _stale, modelOverrides, models, ...rest } = cfg;
   return { ...rest, condition, modelOverrides: modelOverrides ?? {}, models: Object.fromEntries(Object.entries(models).map(([k, v]) => [k, resolve(v)])) };
 }
 
@@ -87,6 +123,10 @@ function checkConfig(cfg: DistillConfig): void {
   if (cfg.classes.length === 0) throw bad("no classes to distil");
   if (!(cfg.autoConditionThreshold >= 0 && cfg.autoConditionThreshold <= 1)) throw bad(`--auto-threshold must be a top-1 accuracy in 0..1, got ${cfg.autoConditionThreshold}`);
   if (!ORDERS.includes(cfg.order)) throw bad(`--order must be one of ${ORDERS.join(", ")}, got ${cfg.order}`);
+  if (cfg.shard && cfg.compat === "authors") {
+    throw bad("--compat authors draws every class from one random stream in class order, so its classes cannot be split into shards; drop the shard (--shard, --shards or the Slurm array) or use --compat paper");
+  }
+  if (cfg.staleLockAfterS !== undefined && !(cfg.staleLockAfterS > 0)) throw bad(`the stale lock age must be positive, got ${cfg.staleLockAfterS}`);
   if (cfg.state !== undefined && isWithin(resolve(cfg.out), resolve(cfg.state))) {
     throw bad(`--state ${cfg.state} lies inside --out ${cfg.out}; it must be outside (a folder in the output is read as a class)`);
   }
@@ -99,28 +139,35 @@ const RECORDED_BEFORE: Record<string, unknown> = { order: "select-refine" };
 /**
  * Creates (or, resuming, re-opens) the output and state folders; refuses to mix a new run into an existing one. With
  * `resume`, a run that is there is continued (same settings only) and one that is not is started, so a scheduler's
- * retries use one command line; `resumed` says which.
+ * retries use one command line; `resumed` says which. Of several processes starting one run together (shards), one
+ * creates its settings file and the others check theirs against it.
  */
 function prepareOutput(cfg: DistillConfig, resume: boolean, key: Record<string, unknown>): { layout: RunLayout; resumed: boolean } {
   const layout = runLayout(cfg.out, cfg.state);
   const runPath = runFile(layout);
-  if (resume && existsSync(runPath)) {
+  const continueRun = () => {
     const recover = `the run cannot be checked or continued: start it again in a new --out (or delete ${cfg.out} and ${layout.state})`;
     const saved = { ...RECORDED_BEFORE, ...readStateJson<Record<string, unknown>>(runPath, { what: "run settings", recover }, isRecord) };
     const diff = Object.keys({ ...saved, ...key }).filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(key[k]));
     if (diff.length) throw new InputError(`${cfg.out} was started with other settings (${diff.join(", ")} differ); resume with the same flags or use a new --out`);
     return { layout, resumed: true };
-  }
-  const inUse = (dir: string) => existsSync(dir) && readdirSync(dir).length > 0;
+  };
+  if (resume && existsSync(runPath)) return continueRun();
+  // A write in progress (another process starting the same run) leaves only a hidden temporary file.
+  const inUse = (dir: string) => existsSync(dir) && readdirSync(dir).some((f) => !isAtomicTemp(f));
+  const refuse = (msg: string) => {
+    if (resume && existsSync(runPath)) return continueRun(); // started by another process meanwhile
+    throw new InputError(msg);
+  };
   if (inUse(cfg.out)) {
-    throw new InputError(
+    return refuse(
       resume
         ? `${cfg.out} is not empty but holds no cao2 run to resume (no run state in ${layout.state}); choose a new --out, or give the run's --state`
         : `${cfg.out} already exists and is not empty: pass --resume to continue that run, or choose a new --out`,
     );
   }
   if (inUse(layout.state)) {
-    throw new InputError(
+    return refuse(
       resume
         ? `the state folder ${layout.state} is not empty but holds no run (no run.json): delete it, or choose another --state`
         : `the state folder ${layout.state} already holds a run: pass --resume to continue it, delete it to start afresh, or choose another --state`,
@@ -134,7 +181,9 @@ function prepareOutput(cfg: DistillConfig, resume: boolean, key: Record<string, 
       throw new InputError(`cannot create the ${what} folder ${dir} (${code ?? (e as Error).message}); choose a writable ${flag}`);
     }
   }
-  writeJsonAtomic(runPath, key);
+  if (!createFileExclusive(runPath, JSON.stringify(key, null, 2) + "\n")) {
+    return refuse(`${cfg.out}: another process started a run there meanwhile; pass --resume to join it, or choose a new --out`);
+  }
   return { layout, resumed: false };
 }
 
@@ -153,14 +202,19 @@ function resumeStream(layout: RunLayout, label: number, stream: Generator): void
   }
 }
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** How often a process waiting for a class that another holds looks again. */
+const POLL_MS = 2000;
+
 /**
- * Runs (or resumes) a distillation. Finished classes are never recomputed; an interrupted class is redone from its
- * start and gives the same bytes. Returns the manifest's path.
+ * Runs (or resumes) a distillation, or this process's shard of it. Finished classes are never recomputed; an
+ * interrupted class is redone from its start and gives the same bytes. Returns the manifest's path, or undefined
+ * when other processes still have classes to finish (the last of them writes the manifest).
  */
 export async function runDistill(
   cfg: DistillConfig,
   o: { resume?: boolean; presetCondition: "true" | "null"; progress?: Progress; onEvent?: (e: DistillEvent) => void },
-): Promise<string> {
+): Promise<string | undefined> {
   checkConfig(cfg);
   // The output folders must be usable before the (slow) model loading; nothing is written until the models load.
   for (const [dir, flag] of [[cfg.out, "--out"], [cfg.state, "--state"]]) {
@@ -176,34 +230,100 @@ export async function runDistill(
   const choice = chooseCondition({ ...cfg, presetClasses: presetClasses(cfg.preset), presetCondition: o.presetCondition }, m);
   o.onEvent?.({ type: "condition", choice });
   const condition = choice.chosen;
-  const { layout, resumed } = prepareOutput(cfg, o.resume ?? false, runKey(cfg, condition));
+  // A shard always starts or continues the run: its siblings start at the same time, and its retries continue it.
+  const { layout, resumed } = prepareOutput(cfg, (o.resume ?? false) || cfg.shard !== undefined, runKey(cfg, condition));
   o.onEvent?.({ type: "started", out: cfg.out, resumed });
+  mkdirSync(locksDir(layout), { recursive: true });
+  const mine = cfg.shard ? shardClasses(cfg.classes, cfg.shard) : cfg.classes;
+  if (cfg.shard) o.onEvent?.({ type: "shard", shard: cfg.shard, classes: mine });
+  const worker: ClassWorker = { host: hostname(), pid: process.pid, shard: cfg.shard ? shardName(cfg.shard) : null, task: schedulerTask() };
+  const role = cfg.shard ? `shard ${shardName(cfg.shard)}` : "whole run";
+  const staleAfterS = cfg.staleLockAfterS ?? DEFAULT_STALE_LOCK_S;
+  const takeLock = (label: number | "manifest", path: string): HeldLock | LockState => {
+    const got = acquireLock(path, { staleAfterS, role });
+    if ("busy" in got) return got.busy;
+    if (got.tookOver) o.onEvent?.({ type: "lock-taken-over", label, from: got.tookOver.from, reason: got.tookOver.reason });
+    return got.held;
+  };
   const opts: DistillOptions = { ...cfg, condition };
   const latentShape = [m.dit.config.inChannels, m.dit.config.inputSize, m.dit.config.inputSize];
   const authors = cfg.compat === "authors" ? authorsRun(cfg.seed, latentShape) : undefined;
-  const records: ClassRecord[] = [];
   try {
-    for (const c of cfg.classes) {
-      const done = readClassRecord(layout, c.label);
-      if (done) {
-        records.push(done);
-        if (authors) resumeStream(layout, c.label, authors.stream);
-        o.onEvent?.({ type: "class-skipped", label: c.label, name: c.name });
-        continue;
+    let pending = mine.slice();
+    const waitedFor = new Set<string>();
+    while (pending.length > 0) {
+      const left: ClassSpec[] = [];
+      for (const c of pending) {
+        // `--compat authors` classes continue one stream: a class waits for those before it.
+        if (authors && left.length > 0) {
+          left.push(c);
+          continue;
+        }
+        if (readClassRecord(layout, c.label)) {
+          if (authors) resumeStream(layout, c.label, authors.stream);
+          o.onEvent?.({ type: "class-skipped", label: c.label, name: c.name });
+          continue;
+        }
+        const lock = takeLock(c.label, classLockPath(layout, c.label));
+        if (!("release" in lock)) {
+          const key = `${c.label} ${lock.holder?.token}`;
+          if (!waitedFor.has(key)) o.onEvent?.({ type: "class-busy", label: c.label, name: c.name, lock });
+          waitedFor.add(key);
+          left.push(c);
+          continue;
+        }
+        try {
+          // Finished by another process between the check above and the lock: never redone.
+          if (readClassRecord(layout, c.label)) {
+            if (authors) resumeStream(layout, c.label, authors.stream);
+            o.onEvent?.({ type: "class-skipped", label: c.label, name: c.name });
+            continue;
+          }
+          const record = distillClass(m, opts, c, layout, { progress: o.progress, authors, worker, onStep: () => lock.heartbeat() });
+          o.onEvent?.({ type: "class-done", label: c.label, name: c.name, record });
+        } finally {
+          lock.release();
+        }
+        checkInterrupt("stopped after a finished class; continue with --resume");
       }
-      const record = distillClass(m, opts, c, layout, { progress: o.progress, authors });
-      records.push(record);
-      o.onEvent?.({ type: "class-done", label: c.label, name: c.name, record });
-      checkInterrupt("stopped after a finished class; continue with --resume");
+      pending = left;
+      if (pending.length > 0) {
+        await sleep(POLL_MS);
+        checkInterrupt("stopped while waiting for a class another process holds; continue with --resume");
+      }
     }
   } finally {
     authors?.bank.dispose();
   }
+  const records = cfg.classes.map((c) => readClassRecord(layout, c.label));
+  const missing = cfg.classes.filter((_, i) => records[i] === undefined).map((c) => c.label);
+  if (missing.length > 0) {
+    o.onEvent?.({ type: "shard-done", state: resolve(layout.state), missing });
+    return undefined;
+  }
+  const lock = takeLock("manifest", manifestLockPath(layout));
+  if (!("release" in lock)) {
+    // Two processes finished the last classes together; the other one writes the manifest.
+    o.onEvent?.({ type: "shard-done", state: resolve(layout.state), missing: [] });
+    return undefined;
+  }
+  try {
+    const path = writeManifest(cfg, layout, { choice, m, records: records as ClassRecord[] });
+    o.onEvent?.({ type: "done", manifest: path, state: resolve(layout.state) });
+    return path;
+  } finally {
+    lock.release();
+  }
+}
+
+/** The class list and the manifest of a run whose classes are all done, from their records. */
+function writeManifest(cfg: DistillConfig, layout: RunLayout, r: { choice: ConditionChoice; m: LoadedModels; records: ClassRecord[] }): string {
+  const { choice, m, records } = r;
   writeClassList(layout, cfg.classes, cfg.numClasses);
   const manifest: Manifest = {
     tool: { name: "cao2", version: packageVersion(), libtorch: torchVersion() },
     created: new Date().toISOString(),
-    config: { ...runKey(cfg, condition), out: resolve(cfg.out), state: resolve(layout.state), device: cfg.device, threads: cfg.threads },
+    config: { ...runKey(cfg, choice.chosen), out: resolve(cfg.out), state: resolve(layout.state), device: cfg.device, threads: cfg.threads },
     condition: choice,
     models: { ...m.files, selectorPreprocess: m.selectorPreprocess, scalingFactor: m.scalingFactor, selectorAccuracy: m.selectorAccuracy },
     seeds: {
@@ -220,10 +340,22 @@ export async function runDistill(
     classes: cfg.classes.map((c) => ({ label: c.label, folder: classFolder(c, cfg.numClasses), id: c.id, name: c.name, modelIndex: c.modelIndex })),
     images: records.reduce((n, r) => n + r.items.length, 0),
     distillSeconds: records.reduce((s, r) => s + r.timings.pool_s + r.timings.select_s + r.timings.refine_s + r.timings.write_s, 0),
+    execution: executionOf(records),
     records,
   };
   const path = join(cfg.out, "manifest.json");
   writeJsonAtomic(path, manifest);
-  o.onEvent?.({ type: "done", manifest: path, state: resolve(layout.state) });
   return path;
+}
+
+/** Which shard and host distilled which classes (records written before cao2 recorded it count as a whole run's). */
+function executionOf(records: readonly ClassRecord[]): NonNullable<Manifest["execution"]> {
+  const sorted = (xs: Iterable<string>) => [...new Set(xs)].sort();
+  const shards = new Map<string | null, ClassRecord[]>();
+  for (const r of records) shards.set(r.worker?.shard ?? null, [...(shards.get(r.worker?.shard ?? null) ?? []), r]);
+  const hostsOf = (rs: readonly ClassRecord[]) => sorted(rs.flatMap((r) => (r.worker ? [r.worker.host] : [])));
+  return {
+    hosts: hostsOf(records),
+    shards: [...shards].map(([shard, rs]) => ({ shard, classes: rs.map((r) => r.label), hosts: hostsOf(rs) })),
+  };
 }

@@ -8,12 +8,14 @@
 //   <state>/run.json                  the run's settings, checked by --resume
 //   <state>/classes/<label>.json      a finished class (written after its images; a class without it is redone)
 //   <state>/classes/<label>.stream    --compat authors: the run's random stream after the class (for --resume)
+//   <state>/locks/<label>.lock        a class being distilled, and by whom (src/util/lock-file.ts; removed when done)
+//   <state>/locks/manifest.lock       the process writing the manifest
 //   <state>/pre-refine/<class>/...    optional: the selected images before refinement (--save-pre-refine)
 //   <state>/latents/<class>.safetensors  optional: pool, selected and refined latents (--save-latents)
 // Outputs written before the state moved keep it in <out>/.cao2/; they are resumed, read and figured where they are.
 // Every file is written atomically; the manifest exists only once every class is done, so an interrupted run never
 // looks complete.
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { tensorToPng } from "../io/image.js";
 import { saveSafetensors } from "../io/safetensors.js";
@@ -49,6 +51,9 @@ export function runLayout(out: string, state?: string): RunLayout {
 }
 
 const recordPath = (l: RunLayout, label: number) => join(l.state, "classes", `${label}.json`);
+export const locksDir = (l: RunLayout) => join(l.state, "locks");
+export const classLockPath = (l: RunLayout, label: number) => join(locksDir(l), `${label}.lock`);
+export const manifestLockPath = (l: RunLayout) => join(locksDir(l), "manifest.lock");
 export const streamPath = (l: RunLayout, label: number) => join(l.state, "classes", `${label}.stream`);
 
 export interface ImageRecord {
@@ -68,6 +73,16 @@ export interface ImageRecord {
   refinedConfidence: number;
 }
 
+/** The process that distilled a class (how the work was spread; not part of the result). */
+export interface ClassWorker {
+  host: string;
+  pid: number;
+  /** "K/N" for a shard of the run, null for a process that ran the whole run. */
+  shard: string | null;
+  /** The scheduler task (e.g. "slurm:1234_2"), if any. */
+  task?: string;
+}
+
 export interface ClassRecord {
   label: number;
   modelIndex: number;
@@ -84,6 +99,7 @@ export interface ClassRecord {
   /** With --order refine-select: the same for every refined candidate (what selection ranked). */
   refinedPool?: { prediction: number; confidence: number }[];
   timings: ClassTimings;
+  worker?: ClassWorker;
 }
 
 export interface ClassOutput {
@@ -99,9 +115,12 @@ export interface ClassOutput {
   filled: number;
   condition: ClassRecord["condition"];
   timings: ClassTimings;
+  worker?: ClassWorker;
 }
 
 function writePngs(dir: string, images: Tensor, width: number): string[] {
+  // What an interrupted attempt at the class left (images, a temporary file) goes; the record comes after the images.
+  rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const files: string[] = [];
   for (let i = 0; i < images.size(0); i++) {
@@ -137,6 +156,7 @@ export function writeClass(l: RunLayout, c: ClassSpec, numClasses: number, o: Cl
     pool: o.pool,
     refinedPool: o.refinedPool,
     timings: o.timings,
+    worker: o.worker,
   };
   mkdirSync(join(l.state, "classes"), { recursive: true });
   if (o.stream) writeFileAtomic(streamPath(l, c.label), o.stream);

@@ -1,6 +1,6 @@
 // One evaluation: R repeats of a protocol on a training set (each repeat a fresh student from its own seed), test
 // top-1 curves, best and final mean ± std, and the record that says exactly what was run on what.
-import { type Dataset, type DatasetSource, indicesByClass } from "../io/datasets/index.js";
+import { type DatasetSource, type ImageSet, indicesByClass } from "../io/datasets/index.js";
 import * as torch from "../torch/index.js";
 import { deriveSeed } from "../util/seed.js";
 import type { Progress } from "../util/progress.js";
@@ -16,8 +16,8 @@ import { type CurvePoint, testAccuracy, trainStudent } from "./train-student.js"
 export const RECORD_FORMAT = "cao2-evaluation-record/1";
 
 export interface EvaluationInput {
-  train: Dataset;
-  test: Dataset;
+  train: ImageSet;
+  test: ImageSet;
   /** What the user named the sets by (a folder or a built-in name), for the record and messages. */
   trainName: string;
   testName: string;
@@ -35,6 +35,8 @@ export interface EvaluationInput {
   progress?: Progress;
   /** Repeats finished by an earlier, interrupted run of the same evaluation (taken as they are). */
   done?: readonly RepeatRecord[];
+  /** Runs this repeat (from 0) of the `repeats` alone; its record holds it alone (src/evaluate/merge.ts combines them). */
+  only?: number;
   /** Called after each repeat with all repeats so far (to save progress). */
   onRepeat?: (repeats: readonly RepeatRecord[]) => void;
 }
@@ -56,6 +58,8 @@ export interface SetRecord {
   images: number;
   imagesPerClass: number[];
   shape: number[];
+  /** What was done to each image read, before the protocol's augmentations. */
+  transform: string;
 }
 
 export interface EvaluationRecord {
@@ -73,6 +77,10 @@ export interface EvaluationRecord {
   };
   /** Repeats taken from an interrupted earlier run (their wall times are theirs; wallSeconds counts this run). */
   resumedRepeats: number;
+  /** A record of one repeat alone (`--repeat K`), to be merged with the others. */
+  part?: { repeat: number };
+  /** A record merged from single repeats' records (`--merge`): each part's file, device and time. */
+  mergedFrom?: { path: string; repeat: number; device: string; createdAt: string; wallSeconds: number }[];
   data: SetRecord;
   test: SetRecord;
   classMapping: ClassPair[];
@@ -82,15 +90,16 @@ export interface EvaluationRecord {
   wallSeconds: number;
 }
 
-const describeSet = (name: string, ds: Dataset): SetRecord => ({
+const describeSet = (name: string, ds: ImageSet): SetRecord => ({
   name,
   source: ds.source,
   images: ds.labels.length,
   imagesPerClass: indicesByClass(ds).map((idx) => idx.length),
-  shape: ds.images.shape.slice(1),
+  shape: ds.shape,
+  transform: ds.transform,
 });
 
-export function runEvaluation(o: EvaluationInput): EvaluationRecord {
+export async function runEvaluation(o: EvaluationInput): Promise<EvaluationRecord> {
   const t0 = performance.now();
   const s = o.settings;
   const classMapping = matchClasses(o.train.classes, o.test.classes, { data: o.trainName, test: o.testName });
@@ -102,15 +111,18 @@ export function runEvaluation(o: EvaluationInput): EvaluationRecord {
     norm: s.norm,
     stem: o.preset.resnetStem,
   });
-  const repeats: RepeatRecord[] = (o.done ?? []).slice(0, o.repeats);
+  const resumed = o.only === undefined ? (o.done ?? []).slice(0, o.repeats) : [];
+  const repeats: RepeatRecord[] = resumed.slice();
   if (repeats.length > 0) o.progress?.log(`resumed: ${repeats.length} of ${o.repeats} repeats already done`);
-  for (let r = repeats.length; r < o.repeats; r++) {
+  if (o.only !== undefined && !(Number.isInteger(o.only) && o.only >= 0 && o.only < o.repeats)) throw new Error(`repeat ${o.only} is not one of 0..${o.repeats - 1}`);
+  const todo = o.only !== undefined ? [o.only] : Array.from({ length: o.repeats - repeats.length }, (_, i) => repeats.length + i);
+  for (const r of todo) {
     const seed = deriveSeed(o.seed, r);
     const student = buildClassifier(spec, { device: o.device, generator: new torch.Generator(deriveSeed(seed, "init")) });
     const trainer = s.protocol === "hard" ? hardTrainer(student, s, o.preset) : softTrainer(student, o.teacher!, s, o.preset);
     const label = `repeat ${r + 1}/${o.repeats}`;
     o.progress?.stage(label, s.epochs);
-    const result = trainStudent(student, trainer, o.train, {
+    const result = await trainStudent(student, trainer, o.train, {
       epochs: s.epochs,
       batchSize: s.batchSize,
       testEpochs: s.testEpochs,
@@ -145,17 +157,21 @@ export function runEvaluation(o: EvaluationInput): EvaluationRecord {
       threads: o.threads,
       testPerClass: o.testPerClass ?? null,
     },
-    resumedRepeats: (o.done ?? []).slice(0, o.repeats).length,
+    resumedRepeats: resumed.length,
+    ...(o.only !== undefined ? { part: { repeat: o.only } } : {}),
     data: describeSet(o.trainName, o.train),
     test: describeSet(o.testName, o.test),
     classMapping,
     teacher: o.teacher ? { path: o.teacher.path, sha256: o.teacher.sha256, spec: o.teacher.spec } : null,
     repeats,
-    summary: {
-      best: meanStd(repeats.map((r) => r.best)),
-      final: meanStd(repeats.map((r) => r.final)),
-      std: "sample standard deviation (n - 1)",
-    },
+    summary: summarise(repeats),
     wallSeconds: (performance.now() - t0) / 1000,
   };
 }
+
+/** Best and final top-1 over the repeats, mean ± sample std. */
+export const summarise = (repeats: readonly RepeatRecord[]): EvaluationRecord["summary"] => ({
+  best: meanStd(repeats.map((r) => r.best)),
+  final: meanStd(repeats.map((r) => r.final)),
+  std: "sample standard deviation (n - 1)",
+});

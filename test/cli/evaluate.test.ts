@@ -149,6 +149,77 @@ test("evaluate --resume keeps the repeats an interrupted run saved and computes 
   assert.equal(JSON.parse(readFileSync(json, "utf8")).resumedRepeats, 0);
 });
 
+test("evaluate: a truncated JPEG stops the run before training, naming it; --skip-corrupt leaves it out and records it", { skip: missing }, () => {
+  const broken = join(dir, "truncated");
+  cpSync(rr, broken, { recursive: true });
+  const jpg = readFileSync(join(ROOT, "test", "fixtures", "data", "jpeg", "gray.jpg"));
+  writeFileSync(join(broken, "2_Pullover", "cut.jpg"), jpg.subarray(0, jpg.length >> 1));
+  const args = ["evaluate", "--data", broken, "--test", rr, "--preset", "fashion-mnist", "--epochs", "1", "--repeats", "1"];
+  const stopped = cao2(...args);
+  assertInputError(stopped, /2_Pullover\/cut\.jpg: .*--skip-corrupt leaves such images out/);
+  assert.doesNotMatch(stopped.stderr + stopped.stdout, /epoch/, "nothing was trained");
+  const json = join(dir, "skipped.json");
+  const r = cao2(...args, "--skip-corrupt", "--json", json);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /1 unreadable image\(s\) left out \(--skip-corrupt\)/);
+  const rec = JSON.parse(readFileSync(json, "utf8"));
+  assert.equal(rec.data.images, 20);
+  assert.equal(rec.data.source.skipped.count, 1);
+  assert.equal(rec.data.source.skipped.files[0].file, join("2_Pullover", "cut.jpg"));
+});
+
+test("evaluate --repeat K runs one repeat; --merge combines the repeats into the record of one run of them all", { skip: missing }, () => {
+  const teacher = join(dir, "teacher.safetensors");
+  const args = (json: string, extra: string[] = []) => ["evaluate", "--data", rr, "--protocol", "soft", "--teacher", teacher, "--epochs", "2", "--test-every", "1",
+    "--repeats", "2", "--test-per-class", "10", "--seed", "7", "--threads", "1", "--json", json, ...extra];
+  const whole = join(dir, "two.json");
+  assert.equal(cao2(...args(whole)).status, 0);
+  const parts = [0, 1].map((k) => join(dir, `r${k}.json`));
+  for (const [k, part] of parts.entries()) {
+    const r = cao2(...args(part, ["--repeat", String(k)]));
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^soft-label convnet3, repeat ${k} of 2: best top-1 `));
+    const rec = JSON.parse(readFileSync(part, "utf8"));
+    assert.deepEqual([rec.part, rec.repeats.length, rec.repeats[0].repeat, rec.config.repeats], [{ repeat: k }, 1, k, 2]);
+    assert.ok(!existsSync(`${part}.partial.json`));
+  }
+  const merged = join(dir, "merged.json");
+  // given in any order
+  const m = cao2("evaluate", "--merge", "--json", merged, parts[1], parts[0]);
+  assert.equal(m.status, 0, m.stderr);
+  assert.match(m.stdout, /^soft-label convnet3, 2 repeat\(s\): best top-1 \d+\.\d\d ± \d+\.\d\d%.*; record: .*merged\.json\nreport: /);
+  const got = JSON.parse(readFileSync(merged, "utf8"));
+  const want = JSON.parse(readFileSync(whole, "utf8"));
+  // Everything but the times and the record of the parts is the whole run's.
+  const result = (rec: Record<string, unknown>) =>
+    JSON.parse(JSON.stringify(rec, (k, v) => (["createdAt", "wallSeconds", "mergedFrom"].includes(k) ? undefined : v)));
+  assert.deepEqual(result(got), result(want));
+  assert.deepEqual(got.mergedFrom.map((p: { path: string; repeat: number }) => [p.path, p.repeat]), [[parts[0], 0], [parts[1], 1]]);
+  assert.equal(got.part, undefined);
+  // Bad merges: one line each, nothing written.
+  const bad = (files: string[], pattern: RegExp, flags: string[] = []) => {
+    const out = join(dir, `bad-merge-${Math.random().toString(36).slice(2)}.json`);
+    assertInputError(cao2("evaluate", "--merge", "--json", out, ...flags, ...files), pattern);
+    assert.ok(!existsSync(out));
+  };
+  bad([parts[0]], /the evaluation has 2 repeats \(0\.\.1\) and repeat 1 is missing; run cao2 evaluate --repeat K for it/);
+  bad([parts[0], parts[0]], /repeat 0 is in both .*r0\.json and .*r0\.json; give each repeat once/);
+  bad([parts[0], whole], /two\.json: not the record of a single repeat \(written without --repeat K\)/);
+  const otherSeed = join(dir, "r1-seed8.json");
+  assert.equal(cao2(...args(otherSeed, ["--repeat", "1", "--seed", "8"])).status, 0);
+  bad([parts[0], otherSeed], /r1-seed8\.json is of another evaluation than .*r0\.json: config\.seed differs; merge only the repeats of one evaluation/);
+  const corrupt = join(dir, "r-corrupt.json");
+  writeFileSync(corrupt, '{"format": "cao2-eval');
+  bad([parts[0], corrupt], /r-corrupt\.json: corrupt evaluation record \(not JSON: /);
+  bad(parts, /--merge combines saved repeat records, which hold their settings; it takes no --seed/, ["--seed", "3"]);
+  bad([], /--merge needs the records to combine/);
+  assertInputError(cao2("evaluate", "--merge", parts[0], parts[1]), /--merge needs --json/);
+  assertInputError(cao2(...args(join(dir, "r9.json"), ["--repeat", "2"])), /--repeat 2 is not one of the 2 repeats \(0\.\.1\); give the whole evaluation's --repeats/);
+  assertInputError(cao2(...args(join(dir, "r9.json"), ["--repeat", "0", "--resume"])), /a single --repeat is run again as it is/);
+  assertInputError(cao2("evaluate", "--data", rr, "--repeat", "0"), /--repeat needs --json/);
+  assertInputError(cao2("evaluate", "--data", rr, "stray"), /unexpected argument 'stray'/);
+});
+
 test("evaluate: bad input is one line on stderr and exit code 2", { skip: missing }, () => {
   assertInputError(cao2("evaluate", "--epochs", "1"), /--data is required/);
   assertInputError(cao2("evaluate", "--data", rr, "--epoch", "1"), /unknown flag '--epoch'.*did you mean --epochs/);

@@ -9,68 +9,22 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import { decodePng, encodePng } from "../../src/io/png.js";
-import { createAutoencoderKL } from "../../src/models/autoencoder.js";
-import { createDiT } from "../../src/models/dit.js";
 import { createEfficientNetB0 } from "../../src/models/efficientnet.js";
 import { createMobileNetV2 } from "../../src/models/mobilenet.js";
 import { createResNetAP } from "../../src/models/resnet-ap.js";
-import { createResNet } from "../../src/models/resnet.js";
 import { saveSafetensors } from "../../src/io/safetensors.js";
 import { saveModel } from "../../src/models/saved.js";
-import { Generator, noGrad } from "../../src/torch/index.js";
+import { Generator } from "../../src/torch/index.js";
 import { ROOT } from "../helpers/fixtures.js";
+import { makeTinyModels, snapshot, TINY, tinyDistillArgs } from "../helpers/tiny-distill.js";
 import { waitFor } from "../helpers/wait.js";
 
 const CLI = join(ROOT, "dist", "src", "cli", "main.js");
 let dir: string;
 let models: string[];
 
-/** Tiny random models with the embedded default's shapes scaled down: 16x16 grey images, 4x4x4 latents. */
-function makeModels(at: string): string[] {
-  const dit = createDiT({ inputSize: 4, inChannels: 4, numClasses: 10, patchSize: 2, depth: 1, hiddenSize: 32, numHeads: 2, learnSigma: true }, {}, { generator: new Generator(1) });
-  // Non-zero adaLN and output layers, so that samples depend on the class and refinement has gradients.
-  noGrad(() => { for (const p of dit.parameters()) p.add_(0.02); });
-  const ae = createAutoencoderKL({ inChannels: 1, outChannels: 1, blockOutChannels: [8, 8, 8], layersPerBlock: 1, latentChannels: 4, normNumGroups: 4, scalingFactor: 1 }, { generator: new Generator(2) });
-  const sel = createResNet({ depth: 18, numClasses: 10, inChannels: 1, stem: "imagenet" }, { generator: new Generator(3) });
-  const classes = Array.from({ length: 10 }, (_, i) => `c${i}`);
-  const paths = ["dit", "vae", "selector"].map((n) => join(at, `${n}.safetensors`));
-  saveModel(paths[0], dit, { kind: "dit", config: dit.config, classes });
-  saveModel(paths[1], ae, { kind: "autoencoder", config: ae.config, scalingFactor: 1.5 });
-  saveModel(paths[2], sel, { kind: "resnet", config: sel.config, preprocess: { size: 16, channels: 1, mean: [0.5], std: [0.5] }, classes }, { val_accuracy: "0.95" });
-  return paths;
-}
-
-const TINY = ["--classes", "0-2", "--ipc", "2", "--steps", "5", "--refine-iters", "3", "--t-max", "2", "--threads", "1"];
-const args = (out: string, extra: string[] = []) => ["distill", "--dit", models[0], "--vae", models[1], "--selector", models[2], ...TINY, "--out", out, ...extra];
+const args = (out: string, extra: string[] = []) => tinyDistillArgs(models, out, extra);
 const runCli = (argv: string[]) => spawnSync(process.execPath, [CLI, ...argv], { encoding: "utf8", env: { ...process.env, CI: "true" } });
-
-/**
- * Every file of a run with its bytes, the state folder's under "state/"; the manifest and class records without
- * timestamps, timings and the folders' locations.
- */
-function snapshot(out: string, state = `${out}.cao2`): Map<string, string> {
-  const files = new Map<string, string>();
-  const walk = (d: string, rel: string) => {
-    for (const e of readdirSync(d).sort()) {
-      const p = join(d, e);
-      if (p === state) continue; // an output written before the state moved holds it
-      if (statSync(p).isDirectory()) walk(p, `${rel}${e}/`);
-      else files.set(`${rel}${e}`, readFileSync(p).toString("base64"));
-    }
-  };
-  walk(out, "");
-  walk(state, "state/");
-  const strip = (k: string) => {
-    const v = files.get(k);
-    if (!v) return;
-    const j = JSON.parse(Buffer.from(v, "base64").toString("utf8"), (key, val) => (key === "created" || key === "timings" || key === "distillSeconds" ? undefined : val));
-    if (j.config) j.config.out = j.config.state = undefined;
-    files.set(k, JSON.stringify(j));
-  };
-  strip("manifest.json");
-  for (const k of files.keys()) if (k.startsWith("state/classes/") && k.endsWith(".json")) strip(k);
-  return files;
-}
 
 /** What torchvision's ImageFolder (Debian's python3-torchvision) makes of a folder: classes and images per class. */
 function torchvisionView(root: string): { classes: string[]; counts: number[] } {
@@ -94,7 +48,7 @@ describe("cao2 distill end to end (slow)", () => {
 
   before(() => {
     dir = mkdtempSync(join(tmpdir(), "cao2-e2e-"));
-    models = makeModels(dir);
+    models = makeTinyModels(dir);
   });
 
   test("writes an ImageFolder with the right counts, readable PNGs and a complete manifest", () => {
