@@ -38,7 +38,8 @@ function settingName(s) {
 }
 
 function distillArgs(s, out) {
-  const argv = ["distill", "--ipc", `${s.ipc}`, "--pool-factor", `${s.pool}`, "--refine-iters", `${s.refine}`, "--cfg", `${s.cfg}`, "--seed", "0", "--out", out];
+  // --defaults paper: every setting not in the name is the paper's, not the validated default's.
+  const argv = ["distill", "--defaults", "paper", "--ipc", `${s.ipc}`, "--pool-factor", `${s.pool}`, "--refine-iters", `${s.refine}`, "--cfg", `${s.cfg}`, "--seed", "0", "--out", out];
   if (s.pool > 1) argv.push("--select", s.select);
   if (s.backbone !== "base") argv.push("--dit", BACKBONES[s.backbone] ?? s.backbone);
   if (s.interval !== "all") argv.push("--cfg-interval", s.interval.replace("-", ","));
