@@ -9,7 +9,7 @@
 //   dit_forward    the refinement step's model call alone, without a graph (batch 8, t = 1..8)
 import { GaussianDiffusion } from "../src/diffusion/index.js";
 import { perImageObjective } from "../src/distill/refine.js";
-import { createDiT } from "../src/models/dit.js";
+import { createDiT, ditConfig } from "../src/models/dit.js";
 import { Adam, add, cat, exp, fromArray, Generator, keep, manualSeed, mul, noGrad, randint, randn, tidy } from "../src/torch/index.js";
 import { randomSource } from "../src/util/seed.js";
 import { freeze, machine, parseOptions, randomise, report, sideBySide } from "./common.js";
@@ -24,7 +24,7 @@ export async function run(args: string[]): Promise<void> {
   const o = parseOptions(args, { warmup: 1, repeats: 9 });
   const env = machine();
   manualSeed(0);
-  const dit = createDiT("DiT-S/2", { inputSize: 32 }, { init: false }).eval();
+  const dit = createDiT({ ...ditConfig("DiT-S/2"), inputSize: 32 }, { init: "zeros" }).eval();
   randomise(dit.parameters());
   freeze(dit.parameters());
   const diffusion = GaussianDiffusion.create({ respacing: 50 });

@@ -7,7 +7,7 @@
 //                         to the input and the weights (gradients reset each call, as optimizer.zero_grad does)
 // and, as a diagnostic rather than a workload (reported under "diagnostics", not "cases"):
 //   dispatch_1000_adds    1000 calls of add on two 4-element tensors: the fixed cost of one operator call
-import { createDiT } from "../src/models/dit.js";
+import { createDiT, ditConfig } from "../src/models/dit.js";
 import { Store, VarBuilder } from "../src/models/module.js";
 import { ResidualBlock } from "../src/models/resnet.js";
 import { add, F, manualSeed, matmul, noGrad, randn, tidy } from "../src/torch/index.js";
@@ -21,7 +21,7 @@ export async function run(args: string[]): Promise<void> {
   const a = randn([1024, 1024]);
   const b = randn([1024, 1024]);
 
-  const dit = createDiT("DiT-S/2", { depth: 1, inputSize: 32 }, { init: false });
+  const dit = createDiT({ ...ditConfig("DiT-S/2"), depth: 1, inputSize: 32 }, { init: "zeros" });
   const block = dit.blocks[0];
   randomise(dit.parameters());
   freeze(dit.parameters());

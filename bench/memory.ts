@@ -13,7 +13,7 @@ import { memoryUsage } from "node:process";
 import { mkdirSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
-import { createDiT } from "../src/models/dit.js";
+import { createDiT, ditConfig } from "../src/models/dit.js";
 import { Adam, amax, F, getNumThreads, manualSeed, mean, randn, tidy } from "../src/torch/index.js";
 import { writeJsonAtomic } from "../src/util/atomic.js";
 import { freeze, machine, randomise } from "./common.js";
@@ -56,7 +56,7 @@ export async function run(args: string[]): Promise<void> {
   const env = machine();
   manualSeed(0);
   // A one-block DiT-S/2 whose input side is 2 * sqrt(tokens): its block sees `tokens` tokens.
-  const dit = createDiT("DiT-S/2", { depth: 1, inputSize: 2 * Math.sqrt(o.tokens) }, { init: false });
+  const dit = createDiT({ ...ditConfig("DiT-S/2"), depth: 1, inputSize: 2 * Math.sqrt(o.tokens) }, { init: "zeros" });
   const block = dit.blocks[0];
   randomise(dit.parameters());
   freeze(dit.parameters());

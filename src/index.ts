@@ -17,7 +17,7 @@ export { createResNetAP, ResNetAP, type ResNetAPConfig } from "./models/resnet-a
 export { createMobileNetV2, MobileNetV2, type MobileNetV2Config } from "./models/mobilenet.js";
 export { createEfficientNetB0, EfficientNetB0, type EfficientNetB0Config } from "./models/efficientnet.js";
 export { buildClassifier, classifierSpecOf, type Classifier, type ClassifierSpec } from "./models/classifiers.js";
-export { Model, type LoadOptions } from "./models/module.js";
+export { Model, type LoadOptions, type ModelOptions } from "./models/module.js";
 export { StateDictError, type LoadReport } from "./io/state-dict.js";
 export { saveModel, loadSavedModel, readModelMeta, type SavedModel, type Preprocess } from "./models/saved.js";
 

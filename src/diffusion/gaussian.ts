@@ -40,6 +40,41 @@ export interface PMeanVariance extends PosteriorMeanVariance {
 /** Timesteps as plain numbers (reads a tensor back once). */
 export const timestepIndices = (t: Timesteps): number[] => (Array.isArray(t) ? [...t] : (t as Tensor).toNumbers());
 
+/** f(arr[t]) per batch row as float32 [B, 1, ..., 1] on like's device, ready to broadcast against `like`. */
+export function extract(arr: Float64Array, t: Timesteps, like: Tensor, f: (v: number) => number = (v) => v): Tensor {
+  const idx = timestepIndices(t);
+  if (idx.length !== like.size(0)) throw new Error(`${idx.length} timesteps for a batch of ${like.size(0)}`);
+  const vals = Float32Array.from(idx, (i) => {
+    if (!Number.isInteger(i) || i < 0 || i >= arr.length) throw new InputError(`timestep ${i} is outside [0, ${arr.length})`);
+    return f(arr[i]);
+  });
+  return torch.fromArray(vals, [idx.length, ...like.shape.slice(1).map(() => 1)], { device: like.device });
+}
+
+/**
+ * q(x_t | x_0) drawn with the given noise on a schedule's abar table: x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) noise,
+ * one t per batch row. GaussianDiffusion.qSample is this on its own table; latent refinement (distill/refine.ts)
+ * calls it on the table of the process it refines under.
+ */
+export function qSample(alphasCumprod: Float64Array, x0: Tensor, t: Timesteps, noise: Tensor): Tensor {
+  return torch.tidy(() =>
+    torch.add(
+      torch.mul(extract(alphasCumprod, t, x0, Math.sqrt), x0),
+      torch.mul(extract(alphasCumprod, t, x0, (abar) => Math.sqrt(1 - abar)), noise),
+    ),
+  );
+}
+
+/** The original timesteps map[t] (int64, on `device`) that a model receives for steps t of a respaced process. */
+export function originalTimesteps(timestepMap: readonly number[], t: Timesteps, device = "cpu"): Tensor {
+  const idx = timestepIndices(t).map((i) => {
+    const m = timestepMap[i];
+    if (m === undefined) throw new InputError(`timestep ${i} is outside [0, ${timestepMap.length})`);
+    return BigInt(m);
+  });
+  return torch.fromArray(BigInt64Array.from(idx), [idx.length], { device });
+}
+
 export class GaussianDiffusion {
   readonly tables: DiffusionTables;
   /** Original timestep of each step of this process: what the model is called with (identity when not respaced). */
@@ -72,25 +107,9 @@ export class GaussianDiffusion {
     return this.tables.betas.length;
   }
 
-  /** arr[t] per batch row as float32 [B, 1, ..., 1] on like's device, ready to broadcast against `like`. */
-  extract(arr: Float64Array, t: Timesteps, like: Tensor): Tensor {
-    const idx = timestepIndices(t);
-    if (idx.length !== like.size(0)) throw new Error(`${idx.length} timesteps for a batch of ${like.size(0)}`);
-    const vals = Float32Array.from(idx, (i) => {
-      if (!Number.isInteger(i) || i < 0 || i >= arr.length) throw new InputError(`timestep ${i} is outside [0, ${arr.length})`);
-      return arr[i];
-    });
-    return torch.fromArray(vals, [idx.length, ...like.shape.slice(1).map(() => 1)], { device: like.device });
-  }
-
   /** The original timesteps map[t] (int64, on `device`) that the model receives for steps t of this process. */
   modelTimesteps(t: Timesteps, device = "cpu"): Tensor {
-    const idx = timestepIndices(t).map((i) => {
-      const m = this.timestepMap[i];
-      if (m === undefined) throw new InputError(`timestep ${i} is outside [0, ${this.numTimesteps})`);
-      return BigInt(m);
-    });
-    return torch.fromArray(BigInt64Array.from(idx), [idx.length], { device });
+    return originalTimesteps(this.timestepMap, t, device);
   }
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -99,20 +118,15 @@ export class GaussianDiffusion {
 
   /** x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) noise. */
   qSample(x0: Tensor, t: Timesteps, noise: Tensor): Tensor {
-    return torch.tidy(() =>
-      torch.add(
-        torch.mul(this.extract(this.tables.sqrtAlphasCumprod, t, x0), x0),
-        torch.mul(this.extract(this.tables.sqrtOneMinusAlphasCumprod, t, x0), noise),
-      ),
-    );
+    return qSample(this.tables.alphasCumprod, x0, t, noise);
   }
 
   /** q(x_{t-1} | x_t, x_0): mean coef1 x_0 + coef2 x_t, and the (clipped log) posterior variance. */
   qPosteriorMeanVariance(x0: Tensor, xt: Tensor, t: Timesteps): PosteriorMeanVariance {
     return torch.tidy(() => ({
-      mean: torch.add(torch.mul(this.extract(this.tables.posteriorMeanCoef1, t, xt), x0), torch.mul(this.extract(this.tables.posteriorMeanCoef2, t, xt), xt)),
-      variance: torch.expandAs(this.extract(this.tables.posteriorVariance, t, xt), xt),
-      logVariance: torch.expandAs(this.extract(this.tables.posteriorLogVarianceClipped, t, xt), xt),
+      mean: torch.add(torch.mul(extract(this.tables.posteriorMeanCoef1, t, xt), x0), torch.mul(extract(this.tables.posteriorMeanCoef2, t, xt), xt)),
+      variance: torch.expandAs(extract(this.tables.posteriorVariance, t, xt), xt),
+      logVariance: torch.expandAs(extract(this.tables.posteriorLogVarianceClipped, t, xt), xt),
     }));
   }
 
@@ -123,14 +137,14 @@ export class GaussianDiffusion {
   /** x_0 = sqrt(1/abar_t) x_t - sqrt(1/abar_t - 1) eps. */
   predictXstartFromEps(xt: Tensor, t: Timesteps, eps: Tensor): Tensor {
     return torch.tidy(() =>
-      torch.sub(torch.mul(this.extract(this.tables.sqrtRecipAlphasCumprod, t, xt), xt), torch.mul(this.extract(this.tables.sqrtRecipm1AlphasCumprod, t, xt), eps)),
+      torch.sub(torch.mul(extract(this.tables.sqrtRecipAlphasCumprod, t, xt), xt), torch.mul(extract(this.tables.sqrtRecipm1AlphasCumprod, t, xt), eps)),
     );
   }
 
   /** eps = (sqrt(1/abar_t) x_t - x_0) / sqrt(1/abar_t - 1). */
   predictEpsFromXstart(xt: Tensor, t: Timesteps, x0: Tensor): Tensor {
     return torch.tidy(() =>
-      torch.div(torch.sub(torch.mul(this.extract(this.tables.sqrtRecipAlphasCumprod, t, xt), xt), x0), this.extract(this.tables.sqrtRecipm1AlphasCumprod, t, xt)),
+      torch.div(torch.sub(torch.mul(extract(this.tables.sqrtRecipAlphasCumprod, t, xt), xt), x0), extract(this.tables.sqrtRecipm1AlphasCumprod, t, xt)),
     );
   }
 
@@ -151,8 +165,8 @@ export class GaussianDiffusion {
       if (this.variance === "learned-range") {
         const [e, v] = torch.split(modelOutput, C, 1);
         eps = e;
-        const minLog = this.extract(this.tables.posteriorLogVarianceClipped, t, xt);
-        const maxLog = this.extract(this.tables.logBetas, t, xt);
+        const minLog = extract(this.tables.posteriorLogVarianceClipped, t, xt);
+        const maxLog = extract(this.tables.logBetas, t, xt);
         // v in [-1, 1] spans [posterior variance, beta] in log space.
         const frac = torch.div(torch.add(v, 1), 2);
         logVariance = torch.add(torch.mul(frac, maxLog), torch.mul(torch.rsub(1, frac), minLog));
@@ -161,8 +175,8 @@ export class GaussianDiffusion {
         const small = this.variance === "fixed-small";
         const tv = small ? this.tables.posteriorVariance : this.tables.fixedLargeVariance;
         const tlv = small ? this.tables.posteriorLogVarianceClipped : this.tables.fixedLargeLogVariance;
-        variance = torch.expandAs(this.extract(tv, t, xt), xt);
-        logVariance = torch.expandAs(this.extract(tlv, t, xt), xt);
+        variance = torch.expandAs(extract(tv, t, xt), xt);
+        logVariance = torch.expandAs(extract(tlv, t, xt), xt);
       }
       let predXstart = this.predictXstartFromEps(xt, t, eps);
       if (o.clipDenoised) predXstart = torch.clamp(predXstart, -1, 1);

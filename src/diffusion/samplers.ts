@@ -10,7 +10,7 @@
 import { InputError } from "../errors.js";
 import * as torch from "../torch/index.js";
 import type { Generator, Tensor } from "../torch/index.js";
-import type { GaussianDiffusion } from "./gaussian.js";
+import { extract, type GaussianDiffusion } from "./gaussian.js";
 import { cfgForward, type DiffusionModel } from "./model.js";
 
 export interface StepProgress {
@@ -128,8 +128,8 @@ function reverseProcess(diffusion: GaussianDiffusion, denoise: Denoise, xT: Tens
  */
 function ddimMean(diffusion: GaussianDiffusion, x: Tensor, t: number[], predXstart: Tensor, eta: number): { mean: Tensor; sigma: Tensor } {
   const eps = diffusion.predictEpsFromXstart(x, t, predXstart);
-  const ab = diffusion.extract(diffusion.tables.alphasCumprod, t, x);
-  const abPrev = diffusion.extract(diffusion.tables.alphasCumprodPrev, t, x);
+  const ab = extract(diffusion.tables.alphasCumprod, t, x);
+  const abPrev = extract(diffusion.tables.alphasCumprodPrev, t, x);
   const sigma = torch.mul(torch.mul(torch.sqrt(torch.div(torch.rsub(1, abPrev), torch.rsub(1, ab))), eta), torch.sqrt(torch.rsub(1, torch.div(ab, abPrev))));
   const mean = torch.add(torch.mul(predXstart, torch.sqrt(abPrev)), torch.mul(torch.sqrt(torch.sub(torch.rsub(1, abPrev), torch.square(sigma))), eps));
   return { mean, sigma };

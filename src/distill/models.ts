@@ -71,7 +71,7 @@ export function loadDiT(path: string, o: DiTLoadOverrides): DiT {
   const meta = readModelMetaOfKind(path, ["dit"], "a DiT");
   const config = meta ? { ...DIT_DEFAULTS, ...meta.config } : ditConfigOfFile(path, o);
   if (o.minimaxGammas && !config.gammaBlocks) config.gammaBlocks = minimaxGammaBlocks(config.depth);
-  const dit = createDiT(config, {}, { device: o.device, init: false });
+  const dit = createDiT(config, { device: o.device, init: "zeros" });
   tidy(() => void dit.loadStateDict(loadStateDict(path, { unwrap: o.ditUnwrap }), { gammasFromPlain: o.minimaxGammas }));
   return dit;
 }

@@ -11,6 +11,7 @@
 // caller, so that the model stays deterministic here. Each image's loss is computed on its own and the losses are summed, so an
 // image's trajectory is the same whatever batch it is optimised in (the model treats samples independently and
 // Adam is elementwise).
+import { originalTimesteps, qSample } from "../diffusion/gaussian.js";
 import {
   Adam,
   grad,
@@ -33,6 +34,7 @@ export type NormKind = (typeof NORMS)[number];
  */
 export type NoiseModel = (x: Tensor, t: Tensor, y: Tensor, dropIds?: Tensor) => Tensor;
 
+/** The diffusion process refinement runs under (its q_sample and timestep map are diffusion/gaussian.ts's). */
 export interface RefineSchedule {
   /** abar of the respaced schedule (float64), index 0..S-1. */
   alphasCumprod: Float64Array;
@@ -83,20 +85,13 @@ export function perImageObjective(eps: Tensor, noise: Tensor, lambda: number, p:
   return mse.add(norm(diff, P[p], [1, 2, 3]), lambda);
 }
 
-function noisy(x: Tensor, noise: Tensor, sched: RefineSchedule, ts: readonly number[]): Tensor {
-  const n = ts.length;
-  const a = fromArray(Float32Array.from(ts, (t) => Math.sqrt(sched.alphasCumprod[t])), [n, 1, 1, 1]);
-  const b = fromArray(Float32Array.from(ts, (t) => Math.sqrt(1 - sched.alphasCumprod[t])), [n, 1, 1, 1]);
-  return x.mul(a).add(noise.mul(b));
-}
-
-function modelTimesteps(sched: RefineSchedule, ts: readonly number[], mode: RefineOptions["timestepMode"]): Tensor {
-  return fromArray(BigInt64Array.from(ts, (t) => BigInt(mode === "original" ? sched.timestepMap[t] : t)), [ts.length]);
+function modelTimesteps(sched: RefineSchedule, ts: readonly number[], mode: RefineOptions["timestepMode"], device: string): Tensor {
+  return mode === "original" ? originalTimesteps(sched.timestepMap, ts, device) : fromArray(BigInt64Array.from(ts, BigInt), [ts.length], { device });
 }
 
 function objectiveAt(model: NoiseModel, x: Tensor, b: RefineBatch, sched: RefineSchedule, ts: readonly number[], o: RefineOptions, dropIds?: Tensor): Tensor {
   const c = x.size(1);
-  const out = model(noisy(x, b.noise, sched, ts), modelTimesteps(sched, ts, o.timestepMode), b.labels, dropIds);
+  const out = model(qSample(sched.alphasCumprod, x, ts, b.noise), modelTimesteps(sched, ts, o.timestepMode, x.device), b.labels, dropIds);
   return perImageObjective(out.narrow(1, 0, c), b.noise, o.lambda, o.norm);
 }
 

@@ -9,11 +9,11 @@
 // Every activation is freed as soon as the next stage has used it (`chain`, and `tidy` inside each block): the
 // embedded decoder runs thousands of times, and an SD decode at 256x256 makes dozens of 32 MB activations per image.
 import { InputError } from "../errors.js";
-import { add, bmm, clamp, type DType, exp, F, type Generator, matmul, mul, pad, pow, randn, sub, sum, type Tensor, tidy }
+import { add, bmm, clamp, exp, F, type Generator, matmul, mul, pad, pow, randn, sub, sum, type Tensor, tidy }
   from "../torch/index.js";
 import { Conv2d, GroupNorm, Linear } from "./layers.js";
 import type { LoadReport } from "../io/state-dict.js";
-import { type LoadOptions, Model, Store, VarBuilder } from "./module.js";
+import { type LoadOptions, Model, type ModelOptions, Store, storeFor, VarBuilder } from "./module.js";
 
 // ---------------------------------------------------------------------------------------------------------------
 // configuration
@@ -394,25 +394,15 @@ export function adaptAutoencoderKLStateDict(sd: Map<string, Tensor>): Map<string
   return out;
 }
 
-/** Where and how createAutoencoderKL builds the model. */
-export interface CreateAutoencoderKLOptions {
-  device?: string;
-  dtype?: DType;
-  /** Source of the random initial weights (torch.nn defaults); the default generator when absent. */
-  generator?: Generator;
-  /** "random" (default): torch.nn's default initialisation. "zeros": all zero, for loading a checkpoint next. */
-  init?: "random" | "zeros";
-}
-
 /** An AutoencoderKL from a preset name ("sd") or a full config. */
 export function createAutoencoderKL(
   config: AutoencoderKLPreset | AutoencoderKLConfig,
-  opts: CreateAutoencoderKLOptions = {},
+  opts: ModelOptions = {},
 ): AutoencoderKL {
   if (typeof config === "string" && !Object.hasOwn(AUTOENCODER_KL_PRESETS, config)) {
     throw new InputError(`unknown autoencoder preset '${config}' (known: ${Object.keys(AUTOENCODER_KL_PRESETS).join(", ")})`);
   }
   const c = typeof config === "string" ? AUTOENCODER_KL_PRESETS[config] : config;
-  const store = new Store(opts.device, opts.dtype, opts.generator, opts.init !== "zeros");
+  const store = storeFor(opts);
   return new AutoencoderKL(c, store, new VarBuilder(store));
 }

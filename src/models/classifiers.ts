@@ -7,9 +7,9 @@ import type { Tensor } from "../torch/index.js";
 import { createConvNet, type ConvNetNorm } from "./convnet.js";
 import { createEfficientNetB0, EFFICIENTNET_B0_DROPOUT, EFFICIENTNET_B0_STOCHASTIC_DEPTH } from "./efficientnet.js";
 import { createMobileNetV2, MOBILENET_V2_DROPOUT } from "./mobilenet.js";
-import type { Model } from "./module.js";
+import type { Model, ModelOptions } from "./module.js";
 import { createResNetAP, type ResNetAPDepth, type ResNetAPStem } from "./resnet-ap.js";
-import { createResNet, type ModelPlacement, type Norm2dKind, type ResNetDepth, type ResNetStem } from "./resnet.js";
+import { createResNet, type Norm2dKind, type ResNetDepth, type ResNetStem } from "./resnet.js";
 import type { Preprocess, SavedModel } from "./saved.js";
 
 /** A model with class logits and pooled penultimate features (what the selector's representative strategy uses). */
@@ -45,21 +45,21 @@ export const archName = (s: ClassifierSpec) => ("depth" in s ? `${s.kind}${s.dep
  * padding 1: 32x32 inputs end at 4x4 after three pools whatever the channel count (the DC code's padding 3 for
  * 1-channel data exists to grow 28x28 MNIST images to that size; the presets resize them to 32x32 instead).
  */
-export function buildClassifier(spec: ClassifierSpec, placement: ModelPlacement = {}): Classifier {
+export function buildClassifier(spec: ClassifierSpec, opts: ModelOptions = {}): Classifier {
   const { numClasses, inChannels } = spec;
   switch (spec.kind) {
     case "convnet": {
       const { depth, width, norm, imageSize } = spec;
-      return createConvNet({ depth, width, norm, numClasses, inChannels, imageSize, firstPadding: 1 }, placement);
+      return createConvNet({ depth, width, norm, numClasses, inChannels, imageSize, firstPadding: 1 }, opts);
     }
     case "resnet":
-      return createResNet({ depth: spec.depth, norm: spec.norm, stem: spec.stem, numClasses, inChannels }, placement);
+      return createResNet({ depth: spec.depth, norm: spec.norm, stem: spec.stem, numClasses, inChannels }, opts);
     case "resnetap":
-      return createResNetAP({ depth: spec.depth, norm: spec.norm, stem: spec.stem, numClasses, inChannels }, placement);
+      return createResNetAP({ depth: spec.depth, norm: spec.norm, stem: spec.stem, numClasses, inChannels }, opts);
     case "mobilenet_v2":
-      return createMobileNetV2({ numClasses, inChannels, dropout: spec.dropout }, placement);
+      return createMobileNetV2({ numClasses, inChannels, dropout: spec.dropout }, opts);
     case "efficientnet_b0":
-      return createEfficientNetB0({ numClasses, inChannels, dropout: spec.dropout, stochasticDepth: spec.stochasticDepth }, placement);
+      return createEfficientNetB0({ numClasses, inChannels, dropout: spec.dropout, stochasticDepth: spec.stochasticDepth }, opts);
   }
 }
 

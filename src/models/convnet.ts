@@ -5,8 +5,8 @@
 import { InputError } from "../errors.js";
 import { F, type Tensor, tidy } from "../torch/index.js";
 import { Conv2d, Linear } from "./layers.js";
-import { Model, Store, VarBuilder } from "./module.js";
-import { type ModelPlacement, type Norm2d, type Norm2dKind, norm2d } from "./resnet.js";
+import { Model, type ModelOptions, Store, storeFor, VarBuilder } from "./module.js";
+import { type Norm2d, type Norm2dKind, norm2d } from "./resnet.js";
 
 export type ConvNetNorm = Norm2dKind | "none";
 
@@ -108,6 +108,6 @@ export class ConvNet extends Model {
 }
 
 /** A randomly initialised ConvNet with PyTorch's default inits, as the DD codes build it. */
-export function createConvNet(config: ConvNetConfig, placement: ModelPlacement = {}): ConvNet {
-  return new ConvNet(config, new Store(placement.device, placement.dtype, placement.generator));
+export function createConvNet(config: ConvNetConfig, opts: ModelOptions = {}): ConvNet {
+  return new ConvNet(config, storeFor(opts));
 }

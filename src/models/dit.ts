@@ -11,7 +11,6 @@ import {
   callOp,
   cat,
   cos,
-  type DType,
   eq,
   exp,
   F,
@@ -32,11 +31,11 @@ import {
 } from "../torch/index.js";
 import { fromDiffusers, isDiffusersNaming } from "./dit-keys.js";
 import { normal, xavierUniform, zero } from "./init.js";
-import { Linear } from "./layers.js";
+import { Conv2d, Linear } from "./layers.js";
 import { cfgForward, type DiffusionModel } from "../diffusion/model.js";
 import { DIT_SIZES, gammaKeyBlock, minimaxGammaBlocks } from "../io/dit-layout.js";
 import type { LoadReport } from "../io/state-dict.js";
-import { type Init, type LoadOptions, Model, Store, VarBuilder } from "./module.js";
+import { type Init, type LoadOptions, Model, type ModelOptions, storeFor, VarBuilder } from "./module.js";
 
 // ---------------------------------------------------------------------------------------------------------------
 // configurations
@@ -88,22 +87,9 @@ export function ditConfig(name: string): DiTConfig {
   return { ...DIT_DEFAULTS, ...DIT_SIZES[m[1] as keyof typeof DIT_SIZES], patchSize: Number(m[2]) };
 }
 
-export interface DiTOptions {
-  device?: string;
-  dtype?: DType;
-  /** Source of the initial weights. */
-  generator?: Generator;
-  /**
-   * Initialise as the reference does for training from scratch (default true). false leaves every weight at zero,
-   * which is much faster when a checkpoint is loaded next. The fixed position embedding is always computed.
-   */
-  init?: boolean;
-}
-
-/** createDiT("DiT-XL/2", { inputSize: 32 }) or createDiT({ depth: 2, hiddenSize: 64, ... }). */
-export function createDiT(configOrName: string | Partial<DiTConfig>, overrides: Partial<DiTConfig> = {}, opts: DiTOptions = {}): DiT {
-  const base = typeof configOrName === "string" ? ditConfig(configOrName) : { ...DIT_DEFAULTS, ...configOrName };
-  return new DiT({ ...base, ...overrides }, opts);
+/** createDiT("DiT-XL/2") or createDiT({ ...ditConfig("DiT-XL/2"), inputSize: 16 }) or createDiT({ depth: 2, ... }). */
+export function createDiT(config: string | Partial<DiTConfig>, opts: ModelOptions = {}): DiT {
+  return new DiT(typeof config === "string" ? ditConfig(config) : { ...DIT_DEFAULTS, ...config }, opts);
 }
 
 function validate(c: DiTConfig): void {
@@ -169,25 +155,11 @@ function sincos2d(dim: number, grid: number): Tensor {
   });
 }
 
-/** Conv2d with kernel = stride = p: one token of `hidden` channels per p x p patch. */
-class PatchEmbed {
-  readonly weight: Tensor;
-  readonly bias: Tensor;
-  constructor(
-    vb: VarBuilder,
-    inCh: number,
-    hidden: number,
-    readonly patch: number,
-    init: Inits,
-  ) {
-    this.weight = vb.param("weight", [hidden, inCh, patch, patch], init.patch);
-    this.bias = vb.param("bias", [hidden], init.zero);
-  }
-  /** [N, C, H, W] -> [N, T, hidden], tokens row-major. */
-  forward(x: Tensor): Tensor {
-    return F.conv2d(x, this.weight, this.bias, { stride: this.patch }).flatten(2).transpose(1, 2);
-  }
-}
+/**
+ * Patchify: x_embedder.proj is a Conv2d with kernel = stride = p, one token per p x p patch;
+ * [N, C, H, W] -> [N, T, hidden], tokens row-major.
+ */
+const patchify = (proj: Conv2d, x: Tensor): Tensor => proj.forward(x).flatten(2).transpose(1, 2);
 
 // ---------------------------------------------------------------------------------------------------------------
 // 2. conditioning: timestep and class embeddings, summed into c
@@ -396,7 +368,7 @@ export class DiT extends Model implements DiffusionModel {
   readonly outChannels: number;
   /** Tokens per side of the latent. */
   readonly grid: number;
-  readonly xEmbedder: PatchEmbed;
+  readonly xEmbedder: Conv2d;
   /** Fixed, not trained, but part of the official state dict. */
   readonly posEmbed: Tensor;
   readonly tEmbedder: TimestepEmbedder;
@@ -404,16 +376,17 @@ export class DiT extends Model implements DiffusionModel {
   readonly blocks: DiTBlock[];
   readonly finalLayer: FinalLayer;
 
-  constructor(config: DiTConfig, opts: DiTOptions = {}) {
+  constructor(config: DiTConfig, opts: ModelOptions = {}) {
     validate(config);
-    super(new Store(opts.device ?? "cpu", opts.dtype ?? "float32", opts.generator, opts.init ?? true));
+    super(storeFor(opts));
     const c = (this.config = Object.freeze({ ...config }));
     const init = INITS;
     const vb = new VarBuilder(this.store);
     const d = c.hiddenSize;
     this.outChannels = c.learnSigma ? 2 * c.inChannels : c.inChannels;
     this.grid = c.inputSize / c.patchSize;
-    this.xEmbedder = new PatchEmbed(vb.pp("x_embedder").pp("proj"), c.inChannels, d, c.patchSize, init);
+    const patch = { stride: c.patchSize, weightInit: init.patch, biasInit: init.zero };
+    this.xEmbedder = new Conv2d(vb.pp("x_embedder").pp("proj"), c.inChannels, d, c.patchSize, patch);
     this.tEmbedder = new TimestepEmbedder(vb.pp("t_embedder"), d, init);
     this.yEmbedder = new LabelEmbedder(vb.pp("y_embedder"), c.numClasses, d, c.classDropoutProb, init);
     // Computed even without initialisation: diffusers checkpoints do not carry it.
@@ -442,7 +415,7 @@ export class DiT extends Model implements DiffusionModel {
     return tidy(() => {
       const steps = typeof t === "number" ? full([n], t, { device: x.device }) : t;
       if (steps.ndim !== 1 || steps.size(0) !== n) throw new InputError(`DiT: expected ${n} timesteps, got shape [${steps.shape}]`);
-      let h = this.xEmbedder.forward(x).add(this.posEmbed);
+      let h = patchify(this.xEmbedder, x).add(this.posEmbed);
       const cond = this.tEmbedder.forward(steps).add(this.yEmbedder.forward(y, this.training, opts));
       // Every adaLN_modulation starts with SiLU(c): compute it once.
       const siluC = F.silu(cond);

@@ -9,8 +9,7 @@ import { F, sigmoid, type Tensor, tidy } from "../torch/index.js";
 import { kaimingNormalFanOut, uniform, zero } from "./init.js";
 import { Conv2d, Dropout, Linear } from "./layers.js";
 import { ConvBnAct } from "./mobilenet.js";
-import { Model, Store, VarBuilder } from "./module.js";
-import type { ModelPlacement } from "./resnet.js";
+import { Model, type ModelOptions, Store, storeFor, VarBuilder } from "./module.js";
 
 export interface EfficientNetB0Config {
   numClasses: number;
@@ -129,6 +128,6 @@ export class EfficientNetB0 extends Model {
 }
 
 /** A randomly initialised EfficientNet-B0 with torchvision's init (kaiming-normal fan-out convs, norms 1/0). */
-export function createEfficientNetB0(config: EfficientNetB0Config, placement: ModelPlacement = {}): EfficientNetB0 {
-  return new EfficientNetB0(config, new Store(placement.device, placement.dtype, placement.generator));
+export function createEfficientNetB0(config: EfficientNetB0Config, opts: ModelOptions = {}): EfficientNetB0 {
+  return new EfficientNetB0(config, storeFor(opts));
 }

@@ -6,8 +6,8 @@ import { InputError } from "../errors.js";
 import { F, type Tensor, tidy } from "../torch/index.js";
 import { normal, zero } from "./init.js";
 import { Dropout, Linear } from "./layers.js";
-import { Model, Store, VarBuilder } from "./module.js";
-import { ConvNorm, type ModelPlacement } from "./resnet.js";
+import { Model, type ModelOptions, Store, storeFor, VarBuilder } from "./module.js";
+import { ConvNorm } from "./resnet.js";
 
 export interface MobileNetV2Config {
   numClasses: number;
@@ -118,6 +118,6 @@ export class MobileNetV2 extends Model {
 }
 
 /** A randomly initialised MobileNetV2 with torchvision's init (kaiming-normal fan-out convs, norms 1/0). */
-export function createMobileNetV2(config: MobileNetV2Config, placement: ModelPlacement = {}): MobileNetV2 {
-  return new MobileNetV2(config, new Store(placement.device, placement.dtype, placement.generator));
+export function createMobileNetV2(config: MobileNetV2Config, opts: ModelOptions = {}): MobileNetV2 {
+  return new MobileNetV2(config, storeFor(opts));
 }

@@ -26,6 +26,19 @@ export class Store {
   }
 }
 
+/** Where and how a factory (createDiT, createResNet, ...) builds a model: the second argument of every one. */
+export interface ModelOptions {
+  device?: string;
+  dtype?: DType;
+  /** Source of the random initial weights (the default generator when absent). */
+  generator?: Generator;
+  /** "random" (default): the architecture's own initialisation. "zeros": every weight at zero, for loading a checkpoint next. */
+  init?: "random" | "zeros";
+}
+
+/** The parameter store a factory builds its model in. */
+export const storeFor = (o: ModelOptions): Store => new Store(o.device, o.dtype, o.generator, o.init !== "zeros");
+
 /** Fills a new tensor in place (see init.ts). */
 export type Init = (t: Tensor, generator?: Generator) => void;
 

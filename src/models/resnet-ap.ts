@@ -8,8 +8,8 @@ import { InputError } from "../errors.js";
 import { F, type Tensor, tidy } from "../torch/index.js";
 import { kaimingNormalFanOut } from "./init.js";
 import { Conv2d, Linear } from "./layers.js";
-import { Model, Store, VarBuilder } from "./module.js";
-import { type ModelPlacement, type Norm2d, type Norm2dKind, norm2d } from "./resnet.js";
+import { Model, type ModelOptions, Store, storeFor, VarBuilder } from "./module.js";
+import { type Norm2d, type Norm2dKind, norm2d } from "./resnet.js";
 
 /** Basic blocks per stage for each depth (IDC's table; the bottleneck depths are not built here). */
 const DEPTHS = { 10: [1, 1, 1, 1], 18: [2, 2, 2, 2], 34: [3, 4, 6, 3] } as const;
@@ -129,6 +129,6 @@ export class ResNetAP extends Model {
 }
 
 /** A randomly initialised ResNet-AP with IDC's init (convs N(0, 2 / (k k out)), norms 1/0, nn.Linear's default fc). */
-export function createResNetAP(config: ResNetAPConfig, placement: ModelPlacement = {}): ResNetAP {
-  return new ResNetAP(config, new Store(placement.device, placement.dtype, placement.generator));
+export function createResNetAP(config: ResNetAPConfig, opts: ModelOptions = {}): ResNetAP {
+  return new ResNetAP(config, storeFor(opts));
 }

@@ -3,10 +3,10 @@
 // dataset-distillation evaluation codes: "instance" norm (GroupNorm(C, C), keys still bn1/bn2/..., weight and bias only)
 // and the small-image stem that RDED / SRe2L use for 32x32 data (conv1 3x3 stride 1, no max pool).
 import { InputError } from "../errors.js";
-import { type DType, F, type Generator, type Tensor, tidy } from "../torch/index.js";
+import { F, type Tensor, tidy } from "../torch/index.js";
 import { kaimingNormalFanOut } from "./init.js";
 import { BatchNorm2d, Conv2d, InstanceNormAffine, Linear } from "./layers.js";
-import { Model, Store, VarBuilder } from "./module.js";
+import { Model, type ModelOptions, Store, storeFor, VarBuilder } from "./module.js";
 
 // ---- normalisation ---------------------------------------------------------------------------------------------------
 
@@ -197,14 +197,7 @@ export class ResNet extends Model {
   }
 }
 
-export interface ModelPlacement {
-  device?: string;
-  dtype?: DType;
-  /** Source of the initial weights (the default generator when absent). */
-  generator?: Generator;
-}
-
 /** A randomly initialised ResNet (torchvision's init: kaiming-normal fan-out convs, norms 1/0, nn.Linear's default fc). */
-export function createResNet(config: ResNetConfig, placement: ModelPlacement = {}): ResNet {
-  return new ResNet(config, new Store(placement.device, placement.dtype, placement.generator));
+export function createResNet(config: ResNetConfig, opts: ModelOptions = {}): ResNet {
+  return new ResNet(config, storeFor(opts));
 }

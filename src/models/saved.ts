@@ -167,7 +167,7 @@ export function buildModel(meta: SavedModel, device = "cpu"): BuiltModel {
     case "efficientnet_b0":
       return createEfficientNetB0(meta.config, { device });
     case "dit":
-      return createDiT(meta.config, {}, { device, init: false });
+      return createDiT(meta.config, { device, init: "zeros" });
     case "autoencoder":
       return createAutoencoderKL(meta.config, { device, init: "zeros" });
   }

@@ -125,8 +125,8 @@ export function trainDiT(r: DiTRun, recipe: DiTRecipe): { valLoss: number; model
     gammaBlocks: 0,
   };
   const gen = new Generator(deriveSeed(recipe.seed, "train"));
-  const model = createDiT(config, {}, { generator: new Generator(deriveSeed(recipe.seed, "init")), device });
-  const ema = createDiT(config, {}, { init: false, device });
+  const model = createDiT(config, { generator: new Generator(deriveSeed(recipe.seed, "init")), device });
+  const ema = createDiT(config, { init: "zeros", device });
   copyWeights(ema, model);
   ema.eval();
   const optimizer = new AdamW(model.parameters(), { lr: recipe.lr, weightDecay: 0 });

@@ -156,7 +156,7 @@ export function trainMinimax(r: MinimaxRun, recipe: MinimaxRecipe): { valLoss: n
   const valLatents = keep(tidy(() => encodeMoments(ae, scored, 250, device).mean.mul(r.scalingFactor)));
   const valLabels = keep(labelsTensor(scored.labels).to(device));
 
-  const ema = createDiT(c, {}, { device, init: false });
+  const ema = createDiT(c, { device, init: "zeros" });
   copyWeights(ema, model);
   ema.eval();
   const optimizer = new AdamW(freezeOutsideDiffFit(model), { lr: recipe.lr, weightDecay: 0 });

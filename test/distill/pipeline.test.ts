@@ -15,7 +15,7 @@ import { cat, Generator, keep, noGrad, randn, type Tensor } from "../../src/torc
 import type { RunLayout } from "../../src/distill/write.js";
 
 function models(): LoadedModels {
-  const dit = createDiT({ inputSize: 4, inChannels: 4, numClasses: 10, patchSize: 2, depth: 1, hiddenSize: 32, numHeads: 2, learnSigma: true }, {}, { generator: new Generator(1) });
+  const dit = createDiT({ inputSize: 4, inChannels: 4, numClasses: 10, patchSize: 2, depth: 1, hiddenSize: 32, numHeads: 2, learnSigma: true }, { generator: new Generator(1) });
   noGrad(() => dit.parameters().forEach((p) => p.add_(0.02)));
   const autoencoder = createAutoencoderKL({ inChannels: 1, outChannels: 1, blockOutChannels: [8, 8, 8], layersPerBlock: 1, latentChannels: 4, normNumGroups: 4, scalingFactor: 1 }, { generator: new Generator(2) });
   const selector = createResNet({ depth: 18, numClasses: 10, inChannels: 1, stem: "imagenet" }, { generator: new Generator(3) });

@@ -23,7 +23,7 @@ let dir: string;
 
 /** A plain (gamma-free) DiT of `classes` classes on 4x4x4 latents and an autoencoder of 16x16 grey images. */
 function makeModels(classes: number): { dit: string; ae: string } {
-  const dit = createDiT({ inputSize: 4, inChannels: 4, numClasses: classes, patchSize: 2, depth: 2, hiddenSize: 32, numHeads: 2, learnSigma: true }, {}, { generator: new Generator(1) });
+  const dit = createDiT({ inputSize: 4, inChannels: 4, numClasses: classes, patchSize: 2, depth: 2, hiddenSize: 32, numHeads: 2, learnSigma: true }, { generator: new Generator(1) });
   noGrad(() => {
     for (const p of dit.parameters()) p.add_(0.02);
   });

@@ -29,7 +29,7 @@ export const smallDiTWeights = () => loadSafetensors(fixture("models", "dit_smal
 
 /** The reference's small model with its weights, in eval mode. */
 export function smallDiT(sd: Map<string, Tensor> = smallDiTWeights()): DiT {
-  const m = createDiT(SMALL_DIT, {}, { init: false });
+  const m = createDiT(SMALL_DIT, { init: "zeros" });
   m.loadStateDict(sd);
   return m.eval();
 }

@@ -10,7 +10,7 @@ import { Generator, noGrad } from "../../src/torch/index.js";
 
 /** Tiny random models with the embedded default's shapes scaled down: 16x16 grey images, 4x4x4 latents. */
 export function makeTinyModels(at: string): string[] {
-  const dit = createDiT({ inputSize: 4, inChannels: 4, numClasses: 10, patchSize: 2, depth: 1, hiddenSize: 32, numHeads: 2, learnSigma: true }, {}, { generator: new Generator(1) });
+  const dit = createDiT({ inputSize: 4, inChannels: 4, numClasses: 10, patchSize: 2, depth: 1, hiddenSize: 32, numHeads: 2, learnSigma: true }, { generator: new Generator(1) });
   // Non-zero adaLN and output layers, so that samples depend on the class and refinement has gradients.
   noGrad(() => { for (const p of dit.parameters()) p.add_(0.02); });
   const ae = createAutoencoderKL({ inChannels: 1, outChannels: 1, blockOutChannels: [8, 8, 8], layersPerBlock: 1, latentChannels: 4, normNumGroups: 4, scalingFactor: 1 }, { generator: new Generator(2) });

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { InputError } from "../../src/errors.js";
 import { loadSafetensors, saveSafetensors } from "../../src/io/safetensors.js";
-import { createDiT, DIT_DEFAULTS, type DiT } from "../../src/models/dit.js";
+import { createDiT, DIT_DEFAULTS, type DiT, ditConfig } from "../../src/models/dit.js";
 import { fromDiffusers, isDiffusersNaming } from "../../src/models/dit-keys.js";
 import { StateDictError } from "../../src/io/state-dict.js";
 import * as torch from "../../src/torch/index.js";
@@ -84,10 +84,10 @@ test("gradients of an eps-matching loss match PyTorch (input and weights)", () =
   assertClose(sd.get("y_embedder.embedding_table.weight")!.grad!, get("grad_table"), 1e-5, "d loss / d label table");
 });
 
-test('createDiT("DiT-XL/2", {inputSize: 32}) has the official checkpoint\'s 292 keys, shapes and 675,129,632 values', () => {
+test('createDiT({ ...ditConfig("DiT-XL/2"), inputSize: 32 }) has the official checkpoint\'s 292 keys, shapes and 675,129,632 values', () => {
   const expected = JSON.parse(readFileSync(fixture("models", "dit_xl2_keys.json"), "utf8")) as { keys: Record<string, number[]>; numel: number };
   // The meta device holds shapes only: the names and shapes are what is checked, without 2.7 GB of weights.
-  const m = createDiT("DiT-XL/2", { inputSize: 32 }, { init: false, device: "meta" });
+  const m = createDiT({ ...ditConfig("DiT-XL/2"), inputSize: 32 }, { init: "zeros", device: "meta" });
   const sd = m.stateDict();
   assert.deepEqual([...sd.keys()].sort(), Object.keys(expected.keys).sort());
   for (const [k, t] of sd) assert.deepEqual(t.shape, expected.keys[k], k);
@@ -102,13 +102,13 @@ test('createDiT("DiT-XL/2", {inputSize: 32}) has the official checkpoint\'s 292 
 test("a state dict saved as safetensors loads into a fresh model with identical outputs", () => {
   const dir = mkdtempSync(join(tmpdir(), "dit-"));
   try {
-    const a = createDiT(SMALL, {}, { generator: new torch.Generator(1) });
+    const a = createDiT(SMALL, { generator: new torch.Generator(1) });
     // Random values everywhere, so that every key matters for the comparison.
     torch.noGrad(() => {
       for (const t of a.parameters()) torch.normalInto(t, 0, 0.05, new torch.Generator(t.numel));
     });
     saveSafetensors(join(dir, "dit.safetensors"), a.stateDict());
-    const b = createDiT(SMALL, {}, { init: false });
+    const b = createDiT(SMALL, { init: "zeros" });
     b.loadStateDict(loadSafetensors(join(dir, "dit.safetensors")));
     torch.noGrad(() => {
       a.eval();
@@ -122,7 +122,7 @@ test("a state dict saved as safetensors loads into a fresh model with identical 
 });
 
 test("loading a checkpoint of another configuration names every mis-shaped key", () => {
-  const other = createDiT(SMALL, { numClasses: 12, patchSize: 4 }, { init: false });
+  const other = createDiT({ ...SMALL, numClasses: 12, patchSize: 4 }, { init: "zeros" });
   let err: unknown;
   try {
     other.loadStateDict(weights);
@@ -154,7 +154,7 @@ test("diffusers' DiT names are detected and converted, giving the official model
   torch.noGrad(() => assertClose(m.forward(get("x"), get("t"), get("y")), get("out"), 1e-5, "forward, diffusers weights"));
   // The same through a "module." prefix.
   const prefixed = new Map([...diffusers].map(([k, v]) => [`module.${k}`, v]));
-  createDiT(SMALL, {}, { init: false }).loadStateDict(prefixed, { stripPrefix: "module." });
+  createDiT(SMALL, { init: "zeros" }).loadStateDict(prefixed, { stripPrefix: "module." });
 });
 
 test("fromDiffusers warns when a block's embedder copy differs from block 0's", () => {
@@ -169,7 +169,7 @@ test("fromDiffusers warns when a block's embedder copy differs from block 0's", 
 });
 
 test("training-from-scratch init: adaLN-Zero and the final layer start at zero, the rest as the reference", () => {
-  const m = createDiT(SMALL, {}, { generator: new torch.Generator(0) });
+  const m = createDiT(SMALL, { generator: new torch.Generator(0) });
   const sd = m.stateDict();
   const maxAbs = (k: string) => sd.get(k)!.abs().max().item();
   for (const k of ["blocks.0.adaLN_modulation.1.weight", "blocks.1.adaLN_modulation.1.bias", "final_layer.linear.weight", "final_layer.adaLN_modulation.1.weight"]) {
@@ -197,9 +197,9 @@ test("bad inputs and configurations fail with clear errors", () => {
   assert.throws(() => m.forward(torch.zeros([1, 4, 8, 8]), 10, torch.tensor([11], { dtype: "int64" })), /class label 11 out of range 0\.\.10, 10 = null/);
   assert.throws(() => m.forwardWithCfg(torch.zeros([3, 4, 8, 8]), 10, torch.tensor([1, 2, 10], { dtype: "int64" }), 4), /halves/);
   assert.throws(() => createDiT("DiT-M/2"), InputError);
-  assert.throws(() => createDiT(SMALL, { numHeads: 5 }), /hiddenSize 64 is not a multiple of numHeads 5/);
+  assert.throws(() => createDiT({ ...SMALL, numHeads: 5 }), /hiddenSize 64 is not a multiple of numHeads 5/);
   for (const name of ["DiT-S/8", "DiT-S-8"]) {
-    assert.deepEqual(createDiT(name, { inputSize: 16 }, { init: false, device: "meta" }).config, {
+    assert.deepEqual(createDiT({ ...ditConfig(name), inputSize: 16 }, { init: "zeros", device: "meta" }).config, {
       ...DIT_DEFAULTS,
       inputSize: 16,
       depth: 12,

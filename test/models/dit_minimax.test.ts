@@ -32,7 +32,7 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 const entry = (name: "ema" | "model") => loadStateDict(PT, { unwrap: name });
 const shapes = (sd: ReadonlyMap<string, torch.Tensor>) => new Map([...sd].map(([k, t]) => [k, t.shape]));
 const minimax = (sd = entry("ema")) => {
-  const m = createDiT(CONFIG, {}, { init: false });
+  const m = createDiT(CONFIG, { init: "zeros" });
   m.loadStateDict(sd);
   return m.eval();
 };
@@ -45,7 +45,7 @@ test("the reference's layout: gammas in the first half of the blocks, the fixtur
   assert.deepEqual(gammas, ["blocks.0.attn.gamma1", "blocks.0.attn.gamma2", "blocks.0.gamma1", "blocks.0.gamma2", "blocks.1.attn.gamma1", "blocks.1.attn.gamma2", "blocks.1.gamma1", "blocks.1.gamma2"]);
   for (const k of gammas) assert.ok(torch.tidy(() => sd.get(k)!.sub(1).abs().max().item()) > 0.3, `${k} differs from 1`);
   // Our model has exactly the checkpoint's keys and shapes.
-  const own = createDiT(CONFIG, {}, { init: false }).stateDict();
+  const own = createDiT(CONFIG, { init: "zeros" }).stateDict();
   assert.deepEqual([...own.keys()].sort(), [...sd.keys()].sort());
   for (const [k, t] of own) assert.deepEqual(t.shape, sd.get(k)!.shape, k);
   assert.deepEqual(own.get("blocks.1.attn.gamma1")!.shape, [3 * H]);
@@ -82,11 +82,11 @@ test("every gamma is used where the reference uses it: setting any one of them t
 test("gammas start at 1 (also without initialisation), and then the model is the plain DiT", () => {
   const ema = entry("ema");
   const plainSd = new Map([...ema].filter(([k]) => !k.includes("gamma")));
-  const plain = createDiT({ ...CONFIG, gammaBlocks: 0 }, {}, { init: false });
+  const plain = createDiT({ ...CONFIG, gammaBlocks: 0 }, { init: "zeros" });
   plain.loadStateDict(plainSd);
   plain.eval();
-  for (const init of [true, false]) {
-    const m = createDiT(CONFIG, {}, { init });
+  for (const init of ["random", "zeros"] as const) {
+    const m = createDiT(CONFIG, { init });
     for (const [k, t] of m.stateDict()) if (k.includes("gamma")) assert.equal(torch.tidy(() => t.sub(1).abs().max().item()), 0, `${k} (init ${init})`);
   }
   // A plain checkpoint loads into the Minimax model only when asked; its gammas are then 1 (set, not left over).
@@ -102,8 +102,8 @@ test("gammas start at 1 (also without initialisation), and then the model is the
 });
 
 test("gammaBlocks other than 0 or depth/2 is an invalid configuration", () => {
-  assert.throws(() => createDiT(CONFIG, { gammaBlocks: 1 }), (e: unknown) => e instanceof InputError && /gammaBlocks must be 0 \(plain DiT\) or 2 \(Minimax: the first half of 4 blocks\), got 1/.test(e.message));
-  assert.throws(() => createDiT(CONFIG, { gammaBlocks: 4 }), /got 4/);
+  assert.throws(() => createDiT({ ...CONFIG, gammaBlocks: 1 }), (e: unknown) => e instanceof InputError && /gammaBlocks must be 0 \(plain DiT\) or 2 \(Minimax: the first half of 4 blocks\), got 1/.test(e.message));
+  assert.throws(() => createDiT({ ...CONFIG, gammaBlocks: 4 }), /got 4/);
   assert.equal(minimaxGammaBlocks(28), 14);
   assert.equal(minimaxGammaBlocks(5), 2);
 });
@@ -111,7 +111,7 @@ test("gammaBlocks other than 0 or depth/2 is an invalid configuration", () => {
 test("the trainable subset: biases, gammas and the label table; everything else frozen", () => {
   for (const k of ["blocks.3.attn.qkv.bias", "blocks.0.gamma1", "blocks.0.attn.gamma2", "y_embedder.embedding_table.weight", "final_layer.norm_final.weight"]) assert.ok(isDiffFitTrainable(k), k);
   for (const k of ["blocks.0.attn.qkv.weight", "blocks.2.adaLN_modulation.1.weight", "x_embedder.proj.weight", "t_embedder.mlp.0.weight", "pos_embed"]) assert.ok(!isDiffFitTrainable(k), k);
-  const m = createDiT(CONFIG, {}, { init: false });
+  const m = createDiT(CONFIG, { init: "zeros" });
   const subset = diffFitParameters(m);
   const expected = [...m.namedParameters().keys()].filter((k) => k.endsWith(".bias") || /gamma[12]$/.test(k) || k === "y_embedder.embedding_table.weight");
   assert.deepEqual([...subset.keys()].sort(), expected.sort());
@@ -192,7 +192,7 @@ test("a cao2 model file records gammaBlocks and rebuilds the Minimax model from 
   torch.noGrad(() => assertClose(back.eval().forward(get("x"), get("t"), get("y")), get("ema_out"), 1e-5, "cao2 file forward"));
   // A file written before gammaBlocks existed is a plain DiT.
   const old = join(dir, "old.safetensors");
-  const plain = createDiT({ ...CONFIG, gammaBlocks: 0 }, {}, { init: false });
+  const plain = createDiT({ ...CONFIG, gammaBlocks: 0 }, { init: "zeros" });
   const { gammaBlocks: _, ...oldConfig } = CONFIG;
   saveSafetensors(old, plain.stateDict(), { cao2: JSON.stringify({ kind: "dit", config: oldConfig, classes: [] }) });
   assert.equal(loadDiT(old, { device: "cpu" }).config.gammaBlocks, 0);

@@ -39,7 +39,7 @@ const CONFIG: DiTConfig = {
 };
 
 function initial(): DiT {
-  const m = createDiT(CONFIG, {}, { init: false });
+  const m = createDiT(CONFIG, { init: "zeros" });
   m.loadStateDict(withPrefix("init."));
   return m;
 }

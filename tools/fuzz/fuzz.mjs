@@ -188,7 +188,7 @@ async function makeTarget(name, tmp) {
     const cn = { numClasses: 3, depth: 1, width: 4, inChannels: 1, imageSize: 8 };
     const pre = { size: 8, channels: 1, mean: [0.5], std: [0.5] };
     for (const [model, meta] of [
-      [createDiT(dit, {}, { init: false }), { kind: "dit", config: dit, classes: ["a", "b", "c"] }],
+      [createDiT(dit, { init: "zeros" }), { kind: "dit", config: dit, classes: ["a", "b", "c"] }],
       [createConvNet(cn), { kind: "convnet", config: cn, preprocess: pre, classes: ["a", "b", "c"] }],
     ]) {
       saveModel(file, model, meta);
