@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { after, describe, test } from "node:test";
 import { ROOT } from "../helpers/fixtures.js";
 
@@ -19,7 +19,7 @@ describe("the embedded Fashion-MNIST default (slow)", () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   test("the shipped models are there, each with a model card", () => {
-    for (const m of ["selector", "autoencoder", "dit"]) {
+    for (const m of ["selector", "autoencoder", "dit", "dit-minimax"]) {
       assert.ok(existsSync(join(ASSETS, `${m}.safetensors`)), `${m}.safetensors`);
       assert.match(readFileSync(join(ASSETS, `${m}.md`), "utf8"), /cao2 (train|accuracy|sample)/);
     }
@@ -41,6 +41,22 @@ describe("the embedded Fashion-MNIST default (slow)", () => {
     assert.ok(c.accuracy >= 0.9 && Math.abs(c.accuracy - m.models.selectorAccuracy) < 0.02, `measured ${c.accuracy}, recorded ${m.models.selectorAccuracy}`);
     for (const k of ["dit", "vae", "selector"]) assert.ok(m.models[k].path.includes(join("assets", "fashion-mnist")), m.models[k].path);
     assert.deepEqual(readdirSync(join(out, "0_T-shirt-top")).sort(), ["0.png", "1.png"]);
+  });
+
+  test("the validated default per IPC band (docs/results/validation.md); --defaults paper gives the paper's settings", () => {
+    const config = (ipc: number, extra: string[] = []) => {
+      const out = join(dir, `band-${ipc}${extra.join("")}`);
+      const r = run(["distill", "--classes", "0", "--ipc", `${ipc}`, "--steps", "3", "--refine-iters", "1", ...extra, "--out", out]);
+      assert.equal(r.status, 0, r.stderr);
+      const m = JSON.parse(readFileSync(join(out, "manifest.json"), "utf8"));
+      return { ...m.config, dit: basename(m.models.dit.path) };
+    };
+    const pick = (c: Record<string, unknown>) => [c.defaults, c.dit, c.cfg, c.cfgInterval, c.poolFactor, c.select];
+    assert.deepEqual(pick(config(1)), ["validated", "dit.safetensors", 2.7, undefined, 2, "auto"]);
+    assert.deepEqual(pick(config(10)), ["validated", "dit-minimax.safetensors", 2.7, [100, 600], 5, "confident"]);
+    assert.deepEqual(pick(config(10, ["--defaults", "paper"])), ["paper", "dit.safetensors", 2.7, undefined, 2, "auto"]);
+    // A flag still wins over the band's value.
+    assert.deepEqual(pick(config(10, ["--pool-factor", "1", "--cfg-interval", "0,999"])).slice(3, 5), [[0, 999], 1]);
   });
 
   test("without --out, cao2 distill creates ./distilled/<preset>-ipc<N> in a folder that has none", () => {
