@@ -6,6 +6,7 @@ const BENCHES: Record<string, () => Promise<{ run(args: string[]): Promise<void>
   memory: () => import("./memory.js"),
   checkpoint: () => import("./checkpoint-load.js"),
   report: () => import("./report.js"),
+  loader: () => import("./loader.js"),
 };
 
 const [name, ...args] = process.argv.slice(2);

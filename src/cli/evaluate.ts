@@ -15,7 +15,7 @@ import { type EvaluationRecord, type RepeatRecord, runEvaluation } from "../eval
 import { STUDENT_ARCHS, type StudentArch } from "../evaluate/students.js";
 import { loadTeacher } from "../evaluate/teacher.js";
 import { isDistillRun } from "../report/read-run.js";
-import { fashionMnistPart, indicesByClass } from "../io/datasets/index.js";
+import { fashionMnistPart, IMAGENET_SUBSETS, type ImageNetSubset, indicesByClass } from "../io/datasets/index.js";
 import * as torch from "../torch/index.js";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { isRecord, readStateJson } from "../util/state-file.js";
@@ -37,6 +37,8 @@ const FLAGS = {
   lr: { type: "number", help: "Base learning rate", defaultText: "hard 0.01 (0.1 for 100+ ImageNet classes), soft 0.001", min: 0, exclusiveMin: true },
   wd: { type: "number", help: "Weight decay", defaultText: "hard 5e-4 (1e-4 for 100+ ImageNet classes), soft 0.01", min: 0 },
   augment: { type: "string", choices: AUGMENT_CHOICES, help: "Per-image augmentations: the protocol's, crop-flip (its crop and flip only: a plain trainer), or none (normalisation only)", default: "protocol" },
+  subset: { type: "string", choices: IMAGENET_SUBSETS, help: "Label order of both ImageFolders from this ImageNet subset's class list (class folders named by wnid, or <label>_<wnid> as cao2 writes them)", defaultText: "classes.txt, else sorted folder names" },
+  "skip-corrupt": { type: "boolean", help: "Leave unreadable images of an ImageFolder out (counted in the record) instead of stopping before training", default: false },
   cutmix: { type: "boolean", help: "CutMix every batch (beta 1); --no-cutmix turns it off", default: true },
   "test-every": { type: "int", help: "Test every N epochs (soft: within the last 20%)", defaultText: "the preset's cadence", min: 1, max: MAX_EPOCHS },
   "test-per-class": { type: "int", help: "Test on a seeded subset of N images per class", defaultText: "the whole test set", min: 1 },
@@ -100,9 +102,16 @@ export async function run(argv: string[]): Promise<number> {
   const presetName = (a.preset === "auto" ? (fashionMnistPart(testName, "test") ? "fashion-mnist" : "imagenet") : a.preset) as EvalPresetName;
   const preset = PRESETS[presetName];
 
-  const train = loadEvalSet(a.data, "train", preset);
-  const subset = a.testPerClass === undefined ? undefined : { perClass: a.testPerClass, seed: a.seed! };
-  const test = loadEvalSet(testName, "test", preset, subset);
+  const progress = new Progress({ unit: "epochs" });
+  // Every image of both sets is read and checked here, before any training (io/datasets/stream.ts).
+  const open = async (spec: string, split: "train" | "test", perClass?: { count: number; seed: number }) => {
+    const set = await loadEvalSet(spec, split, preset, { perClass, skipCorrupt: a.skipCorrupt, classList: a.subset as ImageNetSubset | undefined });
+    const skipped = set.source.skipped;
+    if (skipped) progress.log(`${spec}: ${skipped.count} unreadable image(s) left out (--skip-corrupt), e.g. ${skipped.files[0].file}: ${skipped.files[0].error}`);
+    return set;
+  };
+  const train = await open(a.data, "train");
+  const test = await open(testName, "test", a.testPerClass === undefined ? undefined : { count: a.testPerClass, seed: a.seed! });
   matchClasses(train.classes, test.classes, { data: a.data, test: testName }); // fail before any other work
   const teacher = a.teacher
     ? { ...loadTeacher(a.teacher, { preset, classes: train.classes, arch: a.teacherArch, device }), sha256: sha256File(a.teacher) }
@@ -132,7 +141,6 @@ export async function run(argv: string[]): Promise<number> {
   const partial = a.json ? `${a.json}.partial.json` : undefined;
   // Everything that decides a repeat's numbers: a saved repeat is reused only when all of it is the same.
   const identity = JSON.stringify({ settings, preset, seed: a.seed, data: train.source.sha256, test: test.source.sha256, testImages: test.labels.length, teacher: teacher?.sha256 ?? null });
-  const progress = new Progress({ unit: "epochs" });
   let done: RepeatRecord[] = [];
   // --resume continues the evaluation saved next to --json if there is one, else starts it (one command line for a
   // scheduler's retries); saved repeats of other settings or data are refused, never mixed in or dropped silently.
@@ -154,7 +162,7 @@ export async function run(argv: string[]): Promise<number> {
     `${protocol}-label ${settings.arch} (${settings.norm} norm) on ${a.data}: ${train.labels.length} images, ${train.classes.length} classes, ` +
       `${settings.epochs} epochs, batch ${settings.batchSize}, ${a.repeats} repeat(s); test ${testName} (${test.labels.length} images)`,
   );
-  const record = runEvaluation({
+  const record = await runEvaluation({
     train,
     test,
     trainName: a.data,
@@ -172,6 +180,7 @@ export async function run(argv: string[]): Promise<number> {
     only: a.repeat,
     onRepeat: (repeats) => partial && a.repeat === undefined && writeJsonAtomic(partial, { identity, repeats }),
   });
+  await Promise.all([train.close(), test.close()]);
   if (a.json) {
     writeJsonAtomic(a.json, record);
     rmSync(partial!, { force: true });

@@ -2,11 +2,9 @@
 // (docs/compat.md). ImageNet subsets take their classes from the lists in assets/imagenet: the distilled label of a
 // class is its LINE ORDER in the subset file, while the diffusion model and the selector address it by its
 // ImageNet-1k index (its line in class_indices.txt). Both are written into the manifest.
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { FASHION_MNIST_CLASSES } from "../io/datasets/idx.js";
 import { folderSafe } from "../io/datasets/imagefolder.js";
-import { assetPath } from "../util/assets.js";
+import { imagenetSubsetClasses } from "../io/datasets/imagenet-classes.js";
 import type { FillRule, Strategy } from "./select.js";
 import type { NormKind } from "./refine.js";
 
@@ -106,26 +104,11 @@ export function recipeDefaults(preset: PresetName, compat: Compat): RecipeDefaul
   return { ...base, fill: "ordered", timestepMode: "index", refineTrainMode: true, ...AUTHORS[preset] };
 }
 
-function readList(file: string): string[] {
-  return readFileSync(assetPath(join("imagenet", file)), "utf8")
-    .split("\n")
-    .map((l) => l.trim())
-    .filter((l) => l.length > 0);
-}
-
 /** The classes of a preset, in label order. */
 export function presetClasses(preset: PresetName): ClassSpec[] {
   if (preset === "fashion-mnist") {
     return FASHION_MNIST_CLASSES.map((name, i) => ({ label: i, modelIndex: i, id: folderSafe(name), name }));
   }
-  const wnids = readList("class_indices.txt");
-  const names = readList("class_names.txt");
-  const index = new Map(wnids.map((w, i) => [w, i]));
-  const subset = { imagewoof: "class_woof.txt", imagenette: "class_nette.txt", "imagenet-100": "class100.txt", "imagenet-1k": "class_indices.txt" }[preset];
-  return readList(subset).map((wnid, label) => {
-    const modelIndex = index.get(wnid);
-    if (modelIndex === undefined) throw new Error(`assets/imagenet/${subset}: ${wnid} is not an ImageNet-1k class`);
-    return { label, modelIndex, id: wnid, name: names[modelIndex].split(",")[0] };
-  });
+  return imagenetSubsetClasses(preset);
 }
 

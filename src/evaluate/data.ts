@@ -1,18 +1,78 @@
 // Training and test sets for an evaluation: the named built-in set or an ImageFolder, brought to the preset's size
 // and channels, and the check that both sets mean the same classes by the same labels.
 import { InputError } from "../errors.js";
-import { type Dataset, loadDataSpec, sampleRandomPerClass } from "../io/datasets/index.js";
+import { classFolders, type Dataset, fashionMnistPart, type ImageSet, loadFashionMnistPart, memoryImageSet, openImageFolderSet, sampleRandomPerClass } from "../io/datasets/index.js";
 import { resizeImages } from "../io/image.js";
+import type { ImageTransform } from "../io/resample.js";
 import { classFolder, folderSafe } from "../io/datasets/imagefolder.js";
+import { type ImageNetSubset, imagenetSubsetClasses } from "../io/datasets/imagenet-classes.js";
 import type { EvalPreset } from "./presets.js";
 
+/** How an ImageFolder's images become the preset's input: training images resized, test images as testResize says. */
+export function presetTransform(preset: EvalPreset, split: "train" | "test"): ImageTransform {
+  const s = preset.imageSize;
+  return split === "test" && preset.testResize !== null ? { resizeShorter: preset.testResize, centerCrop: s } : { resize: [s, s] };
+}
+
 /**
- * Loads a training (`split` "train") or test set: a Fashion-MNIST name (io/datasets/spec.ts) or an ImageFolder path (read with the preset's
- * channel count), optionally a seeded stratified subset of `perClass` images per class, resized to the preset's size.
+ * The class folders of `root` in the subset's label order (its class file's line order). The folder of a class is its
+ * wnid (the authors' layout, and ImageNet's own) or cao2's `<label>_<wnid>`. A class without a folder, one with both,
+ * or a folder that is no class of the subset is an input error: a partial or wrong mapping is never used.
  */
-export function loadEvalSet(spec: string, split: "train" | "test", preset: EvalPreset, subset?: { perClass: number; seed: number }): Dataset {
-  const ds = loadDataSpec(spec, split, { channels: preset.channels });
-  return fitToPreset(subset ? sampleRandomPerClass(ds, subset.perClass, subset.seed).dataset : ds, preset);
+export function subsetClassFolders(root: string, subset: ImageNetSubset): string[] {
+  const classes = imagenetSubsetClasses(subset);
+  const have = new Set(classFolders(root));
+  const names = classes.map((c) => {
+    const options = [c.id, classFolder(c, classes.length)];
+    const found = options.filter((f) => have.has(f));
+    if (found.length === 0) throw new InputError(`${root}: no folder for class ${c.label} of ${subset} (${options.join(" or ")})`);
+    if (found.length > 1) throw new InputError(`${root}: class ${c.label} of ${subset} has two folders, ${found.join(" and ")}`);
+    return found[0];
+  });
+  const used = new Set(names);
+  const extra = [...have].filter((f) => !used.has(f));
+  if (extra.length) throw new InputError(`${root}: ${extra.length} folder(s) are no class of ${subset}: ${extra.slice(0, 3).join(", ")}${extra.length > 3 ? ", ..." : ""}`);
+  return names;
+}
+
+export interface EvalSetOptions {
+  /** Label order from an ImageNet subset's class list (folders named by wnid or as cao2 writes them). */
+  classList?: ImageNetSubset;
+  /** A seeded stratified sample of this many images per class. */
+  perClass?: { count: number; seed: number };
+  /** Leave unreadable images of an ImageFolder out (counted in its source) instead of stopping. */
+  skipCorrupt?: boolean;
+  /** See FolderSetOptions.memoryBudget. */
+  memoryBudget?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/**
+ * Opens a training (`split` "train") or test set: a Fashion-MNIST name (io/datasets/spec.ts), resized to the preset's
+ * size in memory, or an ImageFolder of any size and mixed image sizes, read with the preset's channels and transform
+ * (presetTransform) and streamed when large (io/datasets/stream.ts).
+ */
+export async function loadEvalSet(spec: string, split: "train" | "test", preset: EvalPreset, o: EvalSetOptions = {}): Promise<ImageSet> {
+  const part = fashionMnistPart(spec, split);
+  if (part && o.classList) throw new InputError(`${spec}: a class list (--subset ${o.classList}) applies to ImageFolders of ImageNet classes, not Fashion-MNIST`);
+  if (part) {
+    const ds = loadFashionMnistPart(part);
+    const [h, w] = ds.images.shape.slice(2);
+    const resized = h !== preset.imageSize || w !== preset.imageSize;
+    const transform = resized ? `Resize((${preset.imageSize}, ${preset.imageSize}), bilinear antialiased, torch)` : "none";
+    return memoryImageSet(fitToPreset(o.perClass ? sampleRandomPerClass(ds, o.perClass.count, o.perClass.seed).dataset : ds, preset), transform);
+  }
+  const set = await openImageFolderSet(spec, {
+    classes: o.classList && subsetClassFolders(spec, o.classList),
+    channels: preset.channels,
+    transform: presetTransform(preset, split),
+    perClass: o.perClass,
+    skipCorrupt: o.skipCorrupt,
+    memoryBudget: o.memoryBudget,
+    onProgress: o.onProgress,
+  });
+  if (o.classList) set.source.classOrder = `${o.classList} (assets/imagenet/ class list)`;
+  return set;
 }
 
 /**

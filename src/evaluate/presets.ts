@@ -8,8 +8,13 @@ export type EvalPresetName = (typeof EVAL_PRESETS)[number];
 
 export interface EvalPreset {
   name: EvalPresetName;
-  /** Training and test images are resized (bilinear) to size x size. */
+  /** Training images are resized (bilinear, as PIL) to size x size; so are test images unless testResize is set. */
   imageSize: number;
+  /**
+   * Test images of an ImageFolder: Resize(testResize) on the shorter side, then CenterCrop(imageSize), as the ImageNet
+   * protocols' validation transform (null: resized to imageSize like the training images).
+   */
+  testResize: number | null;
   channels: 1 | 3;
   /** Per-channel normalisation after augmentation, as torchvision's Normalize. */
   mean: number[];
@@ -35,6 +40,7 @@ export const PRESETS: Record<EvalPresetName, EvalPreset> = {
   "fashion-mnist": {
     name: "fashion-mnist",
     imageSize: 32,
+    testResize: null,
     channels: 1,
     mean: [0.286],
     std: [0.353],
@@ -44,10 +50,12 @@ export const PRESETS: Record<EvalPresetName, EvalPreset> = {
     softEpochScale: 0.2,
     softTestEvery: 4,
   },
-  // ImageNet and its subsets at the protocols' own numbers (ImageNet mean/std, 224x224, ImageNet stem).
+  // ImageNet and its subsets at the protocols' own numbers (ImageNet mean/std, 224x224, ImageNet stem; validation
+  // images Resize(256) -> CenterCrop(224)).
   imagenet: {
     name: "imagenet",
     imageSize: 224,
+    testResize: 256,
     channels: 3,
     mean: [0.485, 0.456, 0.406],
     std: [0.229, 0.224, 0.225],

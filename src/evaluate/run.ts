@@ -1,6 +1,6 @@
 // One evaluation: R repeats of a protocol on a training set (each repeat a fresh student from its own seed), test
 // top-1 curves, best and final mean ± std, and the record that says exactly what was run on what.
-import { type Dataset, type DatasetSource, indicesByClass } from "../io/datasets/index.js";
+import { type DatasetSource, type ImageSet, indicesByClass } from "../io/datasets/index.js";
 import * as torch from "../torch/index.js";
 import { deriveSeed } from "../util/seed.js";
 import type { Progress } from "../util/progress.js";
@@ -16,8 +16,8 @@ import { type CurvePoint, testAccuracy, trainStudent } from "./train-student.js"
 export const RECORD_FORMAT = "cao2-evaluation-record/1";
 
 export interface EvaluationInput {
-  train: Dataset;
-  test: Dataset;
+  train: ImageSet;
+  test: ImageSet;
   /** What the user named the sets by (a folder or a built-in name), for the record and messages. */
   trainName: string;
   testName: string;
@@ -58,6 +58,8 @@ export interface SetRecord {
   images: number;
   imagesPerClass: number[];
   shape: number[];
+  /** What was done to each image read, before the protocol's augmentations. */
+  transform: string;
 }
 
 export interface EvaluationRecord {
@@ -88,15 +90,16 @@ export interface EvaluationRecord {
   wallSeconds: number;
 }
 
-const describeSet = (name: string, ds: Dataset): SetRecord => ({
+const describeSet = (name: string, ds: ImageSet): SetRecord => ({
   name,
   source: ds.source,
   images: ds.labels.length,
   imagesPerClass: indicesByClass(ds).map((idx) => idx.length),
-  shape: ds.images.shape.slice(1),
+  shape: ds.shape,
+  transform: ds.transform,
 });
 
-export function runEvaluation(o: EvaluationInput): EvaluationRecord {
+export async function runEvaluation(o: EvaluationInput): Promise<EvaluationRecord> {
   const t0 = performance.now();
   const s = o.settings;
   const classMapping = matchClasses(o.train.classes, o.test.classes, { data: o.trainName, test: o.testName });
@@ -119,7 +122,7 @@ export function runEvaluation(o: EvaluationInput): EvaluationRecord {
     const trainer = s.protocol === "hard" ? hardTrainer(student, s, o.preset) : softTrainer(student, o.teacher!, s, o.preset);
     const label = `repeat ${r + 1}/${o.repeats}`;
     o.progress?.stage(label, s.epochs);
-    const result = trainStudent(student, trainer, o.train, {
+    const result = await trainStudent(student, trainer, o.train, {
       epochs: s.epochs,
       batchSize: s.batchSize,
       testEpochs: s.testEpochs,

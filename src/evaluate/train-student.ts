@@ -1,7 +1,10 @@
 // The training loop both protocols share: per epoch a seeded shuffle, the epoch's learning rate on every parameter
 // group, batches in order (the last one may be smaller, as a DataLoader without drop_last), and test top-1 after the
 // epochs the protocol names. Best is the highest test top-1 seen (the first of equal ones), final the last one.
-import { batch, type Dataset } from "../io/datasets/index.js";
+// Batches come from an ImageSet; the next one is requested before the current one is trained on, so a streamed set
+// decodes on its workers while the student computes.
+import { type ImageSet, labelsTensor } from "../io/datasets/index.js";
+import { toUnitFloat } from "../io/image.js";
 import * as torch from "../torch/index.js";
 import type { Generator, Tensor } from "../torch/index.js";
 import { normalize } from "../io/image.js";
@@ -39,7 +42,7 @@ export interface TrainOptions {
   batchSize: number;
   testEpochs: readonly number[];
   /** Test top-1 in percent of the student as it is now (the loop switches it to eval mode and back). */
-  test: () => number;
+  test: () => Promise<number>;
   device: string;
   /** Shuffles the training set each epoch. */
   dataGen: Generator;
@@ -49,7 +52,22 @@ export interface TrainOptions {
   onEpoch?: (info: EpochInfo) => void;
 }
 
-export function trainStudent(student: Classifier, trainer: Trainer, data: Dataset, o: TrainOptions): TrainResult {
+/** The batches of `order` in turn, each requested while the one before is in use. */
+export async function* prefetched(data: ImageSet, order: readonly number[], batchSize: number): AsyncGenerator<{ images: Tensor; idx: number[] }> {
+  const slice = (start: number) => order.slice(start, start + batchSize);
+  let next = order.length ? data.images(slice(0)) : null;
+  for (let start = 0; start < order.length; start += batchSize) {
+    const images = await next!;
+    next = start + batchSize < order.length ? data.images(slice(start + batchSize)) : null;
+    try {
+      yield { images, idx: slice(start) };
+    } finally {
+      images.dispose();
+    }
+  }
+}
+
+export async function trainStudent(student: Classifier, trainer: Trainer, data: ImageSet, o: TrainOptions): Promise<TrainResult> {
   const t0 = performance.now();
   const n = data.labels.length;
   const tests = new Set(o.testEpochs);
@@ -63,11 +81,11 @@ export function trainStudent(student: Classifier, trainer: Trainer, data: Datase
     const order = torch.tidy(() => torch.randperm(n, { generator: o.dataGen }).toNumbers());
     let lossSum = 0;
     let batches = 0;
-    for (let start = 0; start < n; start += o.batchSize) {
-      const idx = order.slice(start, start + o.batchSize);
+    for await (const { images, idx } of prefetched(data, order, o.batchSize)) {
       lossSum += torch.tidy(() => {
-        const b = batch(data, idx);
-        const loss: Tensor = trainer.loss(b.x.to(o.device), b.y.to(o.device), o.augGen);
+        const x = toUnitFloat(images.to(o.device));
+        const y = labelsTensor(Array.from(idx, (i) => data.labels[i])).to(o.device);
+        const loss: Tensor = trainer.loss(x, y, o.augGen);
         loss.backward();
         return loss.item();
       });
@@ -78,7 +96,7 @@ export function trainStudent(student: Classifier, trainer: Trainer, data: Datase
     const info: EpochInfo = { epoch: e + 1, lr, trainLoss: lossSum / batches };
     if (tests.has(e + 1)) {
       student.eval();
-      info.top1 = o.test();
+      info.top1 = await o.test();
       student.train();
       curve.push({ epoch: e + 1, top1: info.top1, trainLoss: info.trainLoss, lr });
       if (info.top1 > best) {
@@ -93,19 +111,17 @@ export function trainStudent(student: Classifier, trainer: Trainer, data: Datase
 }
 
 /** Top-1 accuracy in percent of `model` (already in eval mode) on a data set, normalised as in training. */
-export function testAccuracy(model: Classifier, ds: Dataset, o: { mean: number[]; std: number[]; device: string; batchSize?: number }): number {
+export async function testAccuracy(model: Classifier, ds: ImageSet, o: { mean: number[]; std: number[]; device: string; batchSize?: number }): Promise<number> {
   const n = ds.labels.length;
-  const bs = o.batchSize ?? 500;
   let correct = 0;
-  torch.noGrad(() => {
-    for (let start = 0; start < n; start += bs) {
-      const idx = Array.from({ length: Math.min(bs, n - start) }, (_, i) => start + i);
-      correct += torch.tidy(() => {
-        const b = batch(ds, idx);
-        const x = normalize(b.x.to(o.device), o.mean, o.std);
-        return model.forward(x).argmax(1).eq(b.y.to(o.device)).sum().item();
-      });
-    }
-  });
+  for await (const { images, idx } of prefetched(ds, Array.from({ length: n }, (_, i) => i), o.batchSize ?? 500)) {
+    correct += torch.noGrad(() =>
+      torch.tidy(() => {
+        const x = normalize(toUnitFloat(images.to(o.device)), o.mean, o.std);
+        const y = labelsTensor(Array.from(idx, (i) => ds.labels[i])).to(o.device);
+        return model.forward(x).argmax(1).eq(y).sum().item();
+      }),
+    );
+  }
   return (100 * correct) / n;
 }

@@ -149,6 +149,25 @@ test("evaluate --resume keeps the repeats an interrupted run saved and computes 
   assert.equal(JSON.parse(readFileSync(json, "utf8")).resumedRepeats, 0);
 });
 
+test("evaluate: a truncated JPEG stops the run before training, naming it; --skip-corrupt leaves it out and records it", { skip: missing }, () => {
+  const broken = join(dir, "truncated");
+  cpSync(rr, broken, { recursive: true });
+  const jpg = readFileSync(join(ROOT, "test", "fixtures", "data", "jpeg", "gray.jpg"));
+  writeFileSync(join(broken, "2_Pullover", "cut.jpg"), jpg.subarray(0, jpg.length >> 1));
+  const args = ["evaluate", "--data", broken, "--test", rr, "--preset", "fashion-mnist", "--epochs", "1", "--repeats", "1"];
+  const stopped = cao2(...args);
+  assertInputError(stopped, /2_Pullover\/cut\.jpg: .*--skip-corrupt leaves such images out/);
+  assert.doesNotMatch(stopped.stderr + stopped.stdout, /epoch/, "nothing was trained");
+  const json = join(dir, "skipped.json");
+  const r = cao2(...args, "--skip-corrupt", "--json", json);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /1 unreadable image\(s\) left out \(--skip-corrupt\)/);
+  const rec = JSON.parse(readFileSync(json, "utf8"));
+  assert.equal(rec.data.images, 20);
+  assert.equal(rec.data.source.skipped.count, 1);
+  assert.equal(rec.data.source.skipped.files[0].file, join("2_Pullover", "cut.jpg"));
+});
+
 test("evaluate --repeat K runs one repeat; --merge combines the repeats into the record of one run of them all", { skip: missing }, () => {
   const teacher = join(dir, "teacher.safetensors");
   const args = (json: string, extra: string[] = []) => ["evaluate", "--data", rr, "--protocol", "soft", "--teacher", teacher, "--epochs", "2", "--test-every", "1",

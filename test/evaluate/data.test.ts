@@ -12,6 +12,7 @@ import { meanStd } from "../../src/evaluate/record.js";
 import { InputError } from "../../src/errors.js";
 import { type Dataset, FASHION_MNIST_CLASSES, loadImageFolder } from "../../src/io/datasets/index.js";
 import { encodePng } from "../../src/io/png.js";
+import { ROOT } from "../helpers/fixtures.js";
 import * as torch from "../../src/torch/index.js";
 
 const dir = mkdtempSync(join(tmpdir(), "cao2-evaldata-"));
@@ -93,7 +94,7 @@ test("mean ± sample standard deviation", () => {
   assert.equal(meanStd([5]).std, 0);
 });
 
-test("a distilled set written before the state moved out (.cao2/ inside, with images) reads as its class folders only", () => {
+test("a distilled set written before the state moved out (.cao2/ inside, with images) reads as its class folders only", async () => {
   const root = join(dir, "old-distill");
   const png = encodePng({ width: 4, height: 4, channels: 1, data: new Uint8Array(16).fill(9) });
   for (const f of ["0_T-shirt-top/0.png", "0_T-shirt-top/1.png", "1_Trouser/0.png", ".cao2/pre-refine/0_T-shirt-top/0.png", ".cao2/pre-refine/1_Trouser/0.png"]) {
@@ -103,8 +104,48 @@ test("a distilled set written before the state moved out (.cao2/ inside, with im
   writeFileSync(join(root, ".cao2", "run.json"), "{}");
   for (const classList of [false, true]) {
     if (classList) writeFileSync(join(root, "classes.txt"), "0_T-shirt-top\n1_Trouser\n");
-    const ds = loadEvalSet(root, "train", PRESETS["fashion-mnist"]);
+    const ds = await loadEvalSet(root, "train", PRESETS["fashion-mnist"]);
     assert.deepEqual(ds.classes, ["0_T-shirt-top", "1_Trouser"], classList ? "from classes.txt" : "from the folders");
     assert.deepEqual([...ds.labels], [0, 0, 1]);
   }
+});
+
+test("--subset: wnid folders (the authors' layout) and cao2's <label>_<wnid> folders take the subset's label order; a wrong mapping is an error", async () => {
+  const wnids = readFileSync(join(ROOT, "assets", "imagenet", "class_woof.txt"), "utf8").trim().split("\n");
+  assert.notDeepEqual([...wnids].sort(), wnids, "the subset's order is not the sorted order");
+  const png = (v: number) => encodePng({ width: 6, height: 5, channels: 3, data: new Uint8Array(90).fill(v) });
+  const write = (root: string, names: string[]) =>
+    names.forEach((n, i) => {
+      mkdirSync(join(root, n), { recursive: true });
+      writeFileSync(join(root, n, "x.png"), png(i * 20));
+    });
+  const authors = join(dir, "woof-authors");
+  const ours = join(dir, "woof-cao2");
+  write(authors, [...wnids].sort());
+  write(ours, wnids.map((w, i) => `${i}_${w}`));
+  const imagenet = PRESETS.imagenet;
+  // without the class list, sorted wnids do not line up with cao2's label order: refused
+  const plainA = await loadEvalSet(authors, "test", imagenet);
+  const plainO = await loadEvalSet(ours, "train", imagenet);
+  assert.throws(() => matchClasses(plainO.classes, plainA.classes, where), /class 0 is '0_n02096294' in train but 'n02086240' in test/);
+  const a = await loadEvalSet(authors, "test", imagenet, { classList: "imagewoof" });
+  const o = await loadEvalSet(ours, "train", imagenet, { classList: "imagewoof" });
+  assert.deepEqual(a.classes, wnids);
+  assert.equal(matchClasses(o.classes, a.classes, where).length, 10);
+  assert.match(a.source.classOrder!, /^imagewoof/);
+  // the image of wnids[0] is the one in that wnid's folder, whatever the folder order on disk
+  const first = await a.images([0]);
+  assert.equal(first.toBytes()[0], [...wnids].sort().indexOf(wnids[0]) * 20);
+  first.dispose();
+  await Promise.all([plainA, plainO, a, o].map((s) => s.close()));
+  // a missing class, an extra folder, a class under both names
+  const bad = join(dir, "woof-bad");
+  write(bad, [...wnids.slice(1), "n99999999"]);
+  await assert.rejects(loadEvalSet(bad, "test", imagenet, { classList: "imagewoof" }), (e: Error) => e instanceof InputError && /no folder for class 0 of imagewoof \(n02096294 or 0_n02096294\)/.test(e.message));
+  write(bad, [wnids[0]]);
+  await assert.rejects(loadEvalSet(bad, "test", imagenet, { classList: "imagewoof" }), /1 folder\(s\) are no class of imagewoof: n99999999/);
+  rmSync(join(bad, "n99999999"), { recursive: true });
+  write(bad, ["0_n02096294"]);
+  await assert.rejects(loadEvalSet(bad, "test", imagenet, { classList: "imagewoof" }), /class 0 of imagewoof has two folders, n02096294 and 0_n02096294/);
+  await assert.rejects(loadEvalSet("fashion-mnist", "test", PRESETS["fashion-mnist"], { classList: "imagewoof" }), /applies to ImageFolders/);
 });

@@ -11,7 +11,7 @@ import { augmentBatch, hardTrainer, makeOptimizer, protocolSettings, softTrainer
 import { hardLr, softLr } from "../../src/evaluate/schedule.js";
 import { buildClassifier, type ClassifierSpec } from "../../src/models/classifiers.js";
 import { trainStudent } from "../../src/evaluate/train-student.js";
-import type { Dataset } from "../../src/io/datasets/index.js";
+import { type Dataset, memoryImageSet } from "../../src/io/datasets/index.js";
 import * as torch from "../../src/torch/index.js";
 
 const preset = PRESETS["fashion-mnist"];
@@ -79,18 +79,18 @@ test("ImageNet with 100+ classes: IDC's hard-label branch (lr 0.1, wd 1e-4, batc
 });
 
 for (const protocol of ["hard", "soft"] as const) {
-  test(`${protocol}: the loop sets every parameter group's lr to schedule.ts's value for each epoch`, () => {
+  test(`${protocol}: the loop sets every parameter group's lr to schedule.ts's value for each epoch`, async () => {
     const epochs = 12;
     const s = settings(protocol, epochs);
     const student = buildClassifier(tiny(s.norm), { generator: new torch.Generator(1) });
     const teacher = buildClassifier(tiny("batch"), { generator: new torch.Generator(2) }).eval();
     const trainer = protocol === "hard" ? hardTrainer(student, s, preset) : softTrainer(student, teacher, s, preset);
     const seen: number[][] = [];
-    trainStudent(student, trainer, tinySet(8), {
+    await trainStudent(student, trainer, memoryImageSet(tinySet(8)), {
       epochs,
       batchSize: s.batchSize,
       testEpochs: [],
-      test: () => 0,
+      test: async () => 0,
       device: "cpu",
       dataGen: new torch.Generator(3),
       augGen: new torch.Generator(4),
@@ -172,17 +172,17 @@ test("augment none: normalisation only; protocol augmentation: same shape, repro
   }
 });
 
-test("the loop tests after the named epochs; best is the first highest, final the last", () => {
+test("the loop tests after the named epochs; best is the first highest, final the last", async () => {
   const s = settings("hard", 6);
   const student = buildClassifier(tiny("instance"), { generator: new torch.Generator(1) });
   const scripted = [40, 55, 55, 50];
   const modes: boolean[] = [];
   let i = 0;
-  const r = trainStudent(student, hardTrainer(student, s, preset), tinySet(8), {
+  const r = await trainStudent(student, hardTrainer(student, s, preset), memoryImageSet(tinySet(8)), {
     epochs: 6,
     batchSize: 4,
     testEpochs: [2, 3, 5, 6],
-    test: () => (modes.push(student.training), scripted[i++]),
+    test: async () => (modes.push(student.training), scripted[i++]),
     device: "cpu",
     dataGen: new torch.Generator(3),
     augGen: new torch.Generator(4),

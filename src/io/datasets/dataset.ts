@@ -19,6 +19,8 @@ export interface DatasetSource {
   files?: { path: string; sha256: string }[];
   /** How the class order (= label numbering) was decided: "sorted folder names", "list", or the class-list file. */
   classOrder?: string;
+  /** Unreadable images left out (--skip-corrupt), with each one's error. */
+  skipped?: { count: number; files: { file: string; error: string }[] };
 }
 
 export interface Dataset {

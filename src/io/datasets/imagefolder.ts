@@ -108,12 +108,18 @@ function listImages(dir: string, seen = new Set<string>(), onPath = new Set<stri
   return out;
 }
 
-/** Decides the classes (label order) and where that order came from. */
-function resolveClasses(root: string, o: ImageFolderOptions): { classes: string[]; order: string } {
-  const folders = readdirSync(root, { withFileTypes: true })
+/** The visible folders (or links to folders) directly in root, sorted: the candidate class folders. */
+export function classFolders(root: string): string[] {
+  if (!existsSync(root) || !statSync(root).isDirectory()) throw new InputError(`${root}: no such folder`);
+  return readdirSync(root, { withFileTypes: true })
     .filter((e) => visible(e.name) && (e.isDirectory() || (e.isSymbolicLink() && statFollow(join(root, e.name)).isDirectory())))
     .map((e) => e.name)
     .sort(byCodePoint);
+}
+
+/** Decides the classes (label order) and where that order came from. */
+function resolveClasses(root: string, o: ImageFolderOptions): { classes: string[]; order: string } {
+  const folders = classFolders(root);
   if (o.classes && o.classFile) throw new InputError("give the class list either as names or as a file, not both");
   const defaultFile = join(root, CLASS_LIST_FILE);
   let classes: string[];
@@ -142,19 +148,44 @@ function resolveClasses(root: string, o: ImageFolderOptions): { classes: string[
  * An image file's bytes: a regular file no larger than an image within the pixel limit can need (8 bytes a pixel,
  * 16-bit RGBA stored uncompressed, and room for metadata).
  */
-const readImageFile = (file: string) => readRegularFile(file, 8 * readLimits().maxImagePixels + 2 ** 20, "--max-image-pixels");
+export const readImageFile = (file: string) => readRegularFile(file, 8 * readLimits().maxImagePixels + 2 ** 20, "--max-image-pixels");
 
 /** One file's part of source.sha256: its path relative to the root, a NUL byte, its bytes. */
-const hashEntry = (hash: Hash, root: string, file: string, bytes: Uint8Array) => hash.update(relative(root, file)).update("\0").update(bytes);
+export const hashEntry = (hash: Hash, root: string, file: string, bytes: Uint8Array) => hash.update(relative(root, file)).update("\0").update(bytes);
+
+/** An ImageFolder's images in load order (class by class, paths sorted within a class) with their labels. */
+export interface FolderListing {
+  classes: string[];
+  /** How the class order was decided (source.classOrder). */
+  order: string;
+  files: string[];
+  labels: number[];
+}
+
+/** Lists an ImageFolder without reading its images; a class folder without images is an error. */
+export function listImageFolder(root: string, o: Pick<ImageFolderOptions, "classes" | "classFile"> = {}): FolderListing {
+  if (!existsSync(root) || !statSync(root).isDirectory()) throw new InputError(`${root}: no such folder`);
+  const { classes, order } = resolveClasses(root, o);
+  const files: string[] = [];
+  const labels: number[] = [];
+  classes.forEach((cls, label) => {
+    const found = listImages(join(root, cls));
+    if (found.length === 0) throw new InputError(`${join(root, cls)}: class folder has no images (${IMAGE_EXTENSIONS.join(", ")})`);
+    for (const f of found) {
+      files.push(f);
+      labels.push(label);
+    }
+  });
+  return { classes, order, files, labels };
+}
 
 /**
  * The digest loadImageFolder records as source.sha256 (same files, same order), without decoding the images: what
  * tells whether an evaluation record trained on this folder.
  */
 export function imageFolderDigest(root: string, o: Pick<ImageFolderOptions, "classes" | "classFile"> = {}): string {
-  if (!existsSync(root) || !statSync(root).isDirectory()) throw new InputError(`${root}: no such folder`);
   const hash = createHash("sha256");
-  for (const cls of resolveClasses(root, o).classes) for (const file of listImages(join(root, cls))) hashEntry(hash, root, file, readImageFile(file));
+  for (const file of listImageFolder(root, o).files) hashEntry(hash, root, file, readImageFile(file));
   return hash.digest("hex");
 }
 
@@ -163,8 +194,7 @@ export function imageFolderDigest(root: string, o: Pick<ImageFolderOptions, "cla
  * file in load order, its path relative to the root, a NUL byte and its bytes.
  */
 export function loadImageFolder(root: string, o: ImageFolderOptions = {}): Dataset {
-  if (!existsSync(root) || !statSync(root).isDirectory()) throw new InputError(`${root}: no such folder`);
-  const { classes, order } = resolveClasses(root, o);
+  const { classes, order, files, labels: fileLabels } = listImageFolder(root, o);
   const size = o.size === undefined ? undefined : typeof o.size === "number" ? ([o.size, o.size] as const) : o.size;
   if (size && !size.every((s) => Number.isInteger(s) && s > 0)) throw new InputError(`image size must be positive integers, got ${size}`);
   if (size && size[0] * size[1] > readLimits().maxImagePixels) throw new InputError(`image size ${size.join("x")} is over the ${readLimits().maxImagePixels}-pixel limit (--max-image-pixels)`);
@@ -177,29 +207,25 @@ export function loadImageFolder(root: string, o: ImageFolderOptions = {}): Datas
   let shape: { h: number; w: number; file: string } | undefined;
   // Bytes held so far (checked as they grow), then the images tensor itself (grey images among colour ones triple).
   let heldBytes = 0;
-  classes.forEach((cls, label) => {
-    const files = listImages(join(root, cls));
-    if (files.length === 0) throw new InputError(`${join(root, cls)}: class folder has no images (${IMAGE_EXTENSIONS.join(", ")})`);
-    for (const file of files) {
-      const bytes = readImageFile(file);
-      hashEntry(hash, root, file, bytes);
-      const raw = decodeImage(bytes, file);
-      const channels = o.channels ?? (raw.channels <= 2 ? 1 : 3);
-      const img = convertChannels(raw, channels);
-      let chw: Uint8Array;
-      if (size) {
-        chw = torch.tidy(() => resizeImages(imageToUint8Tensor(img).unsqueeze(0), size, { antialias: o.antialias }).toBytes());
-      } else {
-        shape ??= { h: img.height, w: img.width, file };
-        if (img.height !== shape.h || img.width !== shape.w)
-          throw new InputError(`${file}: ${img.width}x${img.height} differs from ${shape.file} (${shape.w}x${shape.h}); give an image size to resize to`);
-        chw = torch.tidy(() => imageToUint8Tensor(img).toBytes());
-      }
-      heldBytes += chw.length;
-      if (heldBytes > maxTensorBytes) throw new InputError(`${root}: ${overLimit(`the images up to ${file}`, heldBytes, maxTensorBytes)}`);
-      items.push({ chw, channels });
-      labels.push(label);
+  files.forEach((file, i) => {
+    const bytes = readImageFile(file);
+    hashEntry(hash, root, file, bytes);
+    const raw = decodeImage(bytes, file);
+    const channels = o.channels ?? (raw.channels <= 2 ? 1 : 3);
+    const img = convertChannels(raw, channels);
+    let chw: Uint8Array;
+    if (size) {
+      chw = torch.tidy(() => resizeImages(imageToUint8Tensor(img).unsqueeze(0), size, { antialias: o.antialias }).toBytes());
+    } else {
+      shape ??= { h: img.height, w: img.width, file };
+      if (img.height !== shape.h || img.width !== shape.w)
+        throw new InputError(`${file}: ${img.width}x${img.height} differs from ${shape.file} (${shape.w}x${shape.h}); give an image size to resize to`);
+      chw = torch.tidy(() => imageToUint8Tensor(img).toBytes());
     }
+    heldBytes += chw.length;
+    if (heldBytes > maxTensorBytes) throw new InputError(`${root}: ${overLimit(`the images up to ${file}`, heldBytes, maxTensorBytes)}`);
+    items.push({ chw, channels });
+    labels.push(fileLabels[i]);
   });
 
   const c = items.some((it) => it.channels === 3) ? 3 : 1;

@@ -6,7 +6,7 @@ import * as torch from "../../torch/index.js";
 import { type Dataset, indicesByClass, subset } from "./dataset.js";
 
 /** Each class's image indices in a seeded random order. */
-function shuffledByClass(ds: Dataset, seed: number): number[][] {
+function shuffledByClass(ds: Pick<Dataset, "labels" | "classes">, seed: number): number[][] {
   const gen = new torch.Generator(seed);
   return indicesByClass(ds).map((idx) => {
     const perm = torch.tidy(() => torch.randperm(idx.length, { generator: gen }).toNumbers());
@@ -52,11 +52,17 @@ export function splitTrainVal(ds: Dataset, o: SplitOptions): { train: Dataset; v
  * and by original index within a class.
  */
 export function sampleRandomPerClass(ds: Dataset, ipc: number, seed: number): { dataset: Dataset; indices: number[] } {
+  const indices = randomPerClassIndices(ds, ipc, seed);
+  return { dataset: subset(ds, indices), indices };
+}
+
+/** The indices sampleRandomPerClass selects, from the labels alone (a set not read yet can be sampled). */
+export function randomPerClassIndices(ds: Pick<Dataset, "labels" | "classes">, ipc: number, seed: number): number[] {
   if (!(Number.isInteger(ipc) && ipc >= 1)) throw new InputError(`images per class must be a positive integer, got ${ipc}`);
   const indices: number[] = [];
   shuffledByClass(ds, seed).forEach((idx, c) => {
     if (idx.length < ipc) throw new InputError(`class '${ds.classes[c]}' has ${idx.length} images, fewer than the ${ipc} per class asked for`);
     indices.push(...idx.slice(0, ipc).sort(ascending));
   });
-  return { dataset: subset(ds, indices), indices };
+  return indices;
 }
