@@ -3,8 +3,10 @@
 // never sees half a lock), the file names its holder (host, pid, start time, scheduler task), and the holder touches
 // it while it works (a heartbeat: the file's modification time). A lock is stale, and is taken over, when
 //   1. its holder ran on this host and its process is gone (a kill, a crash, an out-of-memory kill), or
-//   2. its holder was an earlier run of this very scheduler task (Slurm runs one instance of an array task at a time,
-//      so a requeued task's old lock is its own, wherever the old one ran), or
+//   2. its holder was an earlier run of this very scheduler task, i.e. the lock names this task and was taken before
+//      this process started (Slurm runs one instance of an array task at a time, and a Kubernetes Indexed Job with
+//      podReplacementPolicy Failed one pod per index, so a requeued task's or retried pod's old lock is its own,
+//      wherever the old one ran), or
 //   3. its heartbeat is older than the stale age (a holder on another host that died with its machine).
 // A holder that stalls for longer than the stale age loses its lock; the work is then done twice, which is harmless
 // here (both write the same bytes atomically) but wasteful, so the stale age must exceed the longest pause between
@@ -20,7 +22,7 @@ export interface LockHolder {
   pid: number;
   /** When the holder took the lock (ISO time). */
   since: string;
-  /** The scheduler task that ran the holder (e.g. "slurm:1234_2"), when there was one. */
+  /** The scheduler task that ran the holder (e.g. "slurm:1234_2", "k8s:distill-3"), when there was one. */
   task?: string;
   /** What the holder was doing (e.g. "shard 1/3"). */
   role?: string;
@@ -28,11 +30,15 @@ export interface LockHolder {
   token: string;
 }
 
-/** The scheduler task this process runs as, if any: the identity that a requeued or retried task keeps. */
-export function schedulerTask(env: NodeJS.ProcessEnv = process.env): string | undefined {
+/**
+ * The scheduler task this process runs as, if any: the identity that a requeued or retried task keeps. A Slurm job
+ * (array task); a pod of a Kubernetes Indexed Job, whose host name is `<job name>-<index>` for every pod of that index.
+ */
+export function schedulerTask(env: NodeJS.ProcessEnv = process.env, host = hostname()): string | undefined {
   const job = env.SLURM_ARRAY_JOB_ID ?? env.SLURM_JOB_ID;
-  if (job === undefined) return undefined;
-  return env.SLURM_ARRAY_TASK_ID === undefined ? `slurm:${job}` : `slurm:${job}_${env.SLURM_ARRAY_TASK_ID}`;
+  if (job !== undefined) return env.SLURM_ARRAY_TASK_ID === undefined ? `slurm:${job}` : `slurm:${job}_${env.SLURM_ARRAY_TASK_ID}`;
+  if (env.JOB_COMPLETION_INDEX !== undefined && host.endsWith(`-${env.JOB_COMPLETION_INDEX}`)) return `k8s:${host}`;
+  return undefined;
 }
 
 /** A lock as found on disk: its holder (undefined when unreadable: being written or replaced) and heartbeat age. */
@@ -70,11 +76,14 @@ function processAlive(pid: number): boolean {
   }
 }
 
+/** This process: its host, scheduler task and start time (ms since the epoch). */
+const ME = { host: hostname(), task: schedulerTask(), startedAt: performance.timeOrigin };
+
 /** Why a lock is stale under the rule above, or undefined while its holder may still be working. */
-export function staleReason(l: LockState, staleAfterS: number, me = { host: hostname(), task: schedulerTask() }): string | undefined {
+export function staleReason(l: LockState, staleAfterS: number, me = ME): string | undefined {
   const h = l.holder;
   if (h && h.host === me.host && h.pid !== process.pid && !processAlive(h.pid)) return `its process ${h.pid} on this host is gone`;
-  if (h && h.task !== undefined && h.task === me.task && h.pid !== process.pid) return `it was taken by an earlier run of this task (${h.task})`;
+  if (h && h.task !== undefined && h.task === me.task && Date.parse(h.since) < me.startedAt) return `it was taken by an earlier run of this task (${h.task})`;
   if (l.ageS > staleAfterS) return `no heartbeat for ${Math.round(l.ageS)} s (the stale age is ${staleAfterS} s)`;
   return undefined;
 }

@@ -95,15 +95,19 @@ describe("cao2 distill --shard: several processes, one output (slow)", () => {
     assert.match(after.stdout, /3 classes, 3 done, 0 running, 0 missing; manifest written\n/);
   });
 
-  test("a Slurm array task (SLURM_ARRAY_TASK_ID/COUNT) and an Indexed Job pod (JOB_COMPLETION_INDEX with --shards) pick their shard", () => {
+  test("an Indexed Job pod (JOB_COMPLETION_INDEX with --shards) and a requeued Slurm array task (SLURM_ARRAY_TASK_ID/COUNT) pick their shard", () => {
     const out = join(dir, "env");
-    const slurm = runCli(args(out), { SLURM_ARRAY_TASK_ID: "1", SLURM_ARRAY_TASK_MIN: "0", SLURM_ARRAY_TASK_COUNT: "2", SLURM_ARRAY_JOB_ID: "77" });
-    assert.equal(slurm.status, 0, slurm.stderr);
-    assert.match(slurm.stderr, /shard 1\/2 \(SLURM_ARRAY_TASK_ID=1, SLURM_ARRAY_TASK_MIN=0, SLURM_ARRAY_TASK_COUNT=2\): classes 1, 2 \(2 of 3\)/);
-    assert.equal(JSON.parse(readFileSync(recordOf(out, 2), "utf8")).worker.task, "slurm:77_1");
     const k8s = runCli(args(out, ["--shards", "2"]), { JOB_COMPLETION_INDEX: "0" });
     assert.equal(k8s.status, 0, k8s.stderr);
     assert.match(k8s.stderr, /shard 0\/2 \(--shards 2 with JOB_COMPLETION_INDEX=0\): classes 0 \(1 of 3\)/);
+    // Array task 1 of job 77 ran before on another node, which died with it (fresh heartbeat, pid not ours to check):
+    // its requeued run takes the class over at once, as its own.
+    writeFileSync(lockOf(out, 1), JSON.stringify({ host: "node7", pid: 99, since: "2026-01-01T00:00:00.000Z", task: "slurm:77_1", token: "0123456789abcdef" }));
+    const slurm = runCli(args(out), { SLURM_ARRAY_TASK_ID: "1", SLURM_ARRAY_TASK_MIN: "0", SLURM_ARRAY_TASK_COUNT: "2", SLURM_ARRAY_JOB_ID: "77" });
+    assert.equal(slurm.status, 0, slurm.stderr);
+    assert.match(slurm.stderr, /shard 1\/2 \(SLURM_ARRAY_TASK_ID=1, SLURM_ARRAY_TASK_MIN=0, SLURM_ARRAY_TASK_COUNT=2\): classes 1, 2 \(2 of 3\)/);
+    assert.match(slurm.stderr, /took over the stale lock of class 1 \(host node7 pid 99 \(slurm:77_1\), since 2026-01-01T00:00:00\.000Z\): it was taken by an earlier run of this task \(slurm:77_1\)/);
+    assert.equal(JSON.parse(readFileSync(recordOf(out, 2), "utf8")).worker.task, "slurm:77_1");
     assert.deepEqual(snapshot(out), reference);
   });
 

@@ -55,15 +55,17 @@ test("the holder is recorded; a live holder's lock is busy; release removes only
 
 test("stale rule: a gone process on this host, an earlier run of the same scheduler task, an old heartbeat", () => {
   const gone = spawn(process.execPath, ["-e", ""]);
-  const lock = (host: string, pid: number, task?: string) => ({ holder: { host, pid, since: "", token: "t", task }, ageS: 5 });
+  const started = Date.parse("2026-06-01T12:00:00Z");
+  const lock = (host: string, pid: number, task?: string, since = "2026-06-01T11:00:00Z") => ({ holder: { host, pid, since, token: "t", task }, ageS: 5 });
   return new Promise<void>((resolve) =>
     gone.on("close", () => {
-      const me = { host: hostname(), task: "slurm:9_1" };
+      const me = { host: hostname(), task: "slurm:9_1", startedAt: started };
       assert.equal(staleReason(lock(hostname(), gone.pid!), 600, me), `its process ${gone.pid} on this host is gone`);
       assert.equal(staleReason(lock(hostname(), process.ppid), 600, me), undefined, "a live process on this host");
       assert.equal(staleReason(lock("other", gone.pid!), 600, me), undefined, "another host's pids are not ours to check");
       assert.equal(staleReason(lock("other", 7, "slurm:9_1"), 600, me), "it was taken by an earlier run of this task (slurm:9_1)");
       assert.equal(staleReason(lock("other", 7, "slurm:9_2"), 600, me), undefined);
+      assert.equal(staleReason(lock("other", 7, "slurm:9_1", "2026-06-01T12:00:01Z"), 600, me), undefined, "taken after this process started: not an earlier run");
       assert.equal(staleReason({ ...lock("other", 7), ageS: 601 }, 600, me), "no heartbeat for 601 s (the stale age is 600 s)");
       assert.equal(staleReason({ ageS: 1 }, 600, me), undefined, "an unreadable lock (being written) waits for the stale age");
       resolve();
@@ -87,8 +89,11 @@ test("a heartbeat touches the lock; an unreadable lock is busy until it is stale
   assert.ok("held" in c && c.tookOver !== undefined);
 });
 
-test("schedulerTask: a Slurm array task, a plain Slurm job, no scheduler", () => {
+test("schedulerTask: a Slurm array task, a plain Slurm job, a pod of a Kubernetes Indexed Job, no scheduler", () => {
   assert.equal(schedulerTask({ SLURM_ARRAY_JOB_ID: "12", SLURM_ARRAY_TASK_ID: "3", SLURM_JOB_ID: "15" }), "slurm:12_3");
   assert.equal(schedulerTask({ SLURM_JOB_ID: "15" }), "slurm:15");
-  assert.equal(schedulerTask({}), undefined);
+  // Every pod of index 3 of the Job "distill" is named distill-3.
+  assert.equal(schedulerTask({ JOB_COMPLETION_INDEX: "3" }, "distill-3"), "k8s:distill-3");
+  assert.equal(schedulerTask({ JOB_COMPLETION_INDEX: "3" }, "laptop"), undefined, "not an Indexed Job's pod name");
+  assert.equal(schedulerTask({}, "distill-3"), undefined);
 });
