@@ -5,7 +5,7 @@ import { dirname, resolve } from "node:path";
 import { InputError } from "../errors.js";
 import type { ConditionChoice } from "../distill/condition.js";
 import { DEFAULT_STALE_LOCK_S, type DistillEvent, runDistill } from "../distill/run.js";
-import { resolveShard, shardName } from "../distill/shards.js";
+import { resolveShard, type Shard, shardName } from "../distill/shards.js";
 import { type RunStatus, runStatus } from "../distill/status.js";
 import { describeHolder } from "../util/lock-file.js";
 import { ORDERS, type StageOrder } from "../distill/pipeline.js";
@@ -127,6 +127,36 @@ function printStatus(s: RunStatus): void {
   );
 }
 
+/** A flag's checkpoint, or the shipped Fashion-MNIST model for the embedded default. */
+function modelFile(given: string | undefined, flag: "dit" | "vae" | "selector", preset: PresetName, file: string): string {
+  if (given) return given;
+  if (preset !== "fashion-mnist") throw new UsageError(`the ${preset} preset needs --${flag} (a checkpoint you bring; see the README)`);
+  const shipped = assetPath(`fashion-mnist/${file}`);
+  if (!existsSync(shipped)) {
+    throw new InputError(`the shipped Fashion-MNIST model ${shipped} is missing; train it with \`cao2 train\` (see docs/models.md) or pass --${flag}`);
+  }
+  return shipped;
+}
+
+/** The progress log's line for a run event, if it has one. */
+function logEvent(progress: Progress, e: DistillEvent, o: { resume: boolean; classCount: number }): void {
+  if (e.type === "condition" && e.choice.requested === "auto") progress.log(describeAuto(e.choice));
+  if (e.type === "started" && e.resumed) progress.log(`resuming the run in ${e.out}`);
+  else if (e.type === "started" && o.resume) progress.log(`nothing to resume in ${e.out}: starting a new run`);
+  if (e.type === "shard") {
+    const list = e.classes.map((c) => c.label);
+    const which = list.length === 0 ? "no classes (more shards than classes)" : `classes ${list.join(", ")} (${list.length} of ${o.classCount})`;
+    progress.log(`shard ${shardName(e.shard)} (${e.shard.source}): ${which}`);
+  }
+  if (e.type === "class-done") progress.log(`class ${e.label} (${e.name}) done: ${e.record.items.length} images, ${e.record.filled} filled in`);
+  if (e.type === "class-skipped") progress.log(`class ${e.label} (${e.name}) already done`);
+  if (e.type === "class-busy") progress.log(`class ${e.label} (${e.name}) is being distilled by ${describeHolder(e.lock.holder)}: waiting for it`);
+  if (e.type === "lock-taken-over") {
+    const what = e.label === "manifest" ? "the manifest" : `class ${e.label}`;
+    progress.log(`took over the stale lock of ${what} (${describeHolder(e.from.holder)}): ${e.reason}`);
+  }
+}
+
 export async function run(argv: string[]): Promise<number> {
   const a = parseCommand(argv, "cao2 distill [flags]", `${SUMMARIES.distill}. With no flags: the embedded Fashion-MNIST default at IPC 10.`, FLAGS);
   if (!a) return 0;
@@ -144,16 +174,7 @@ export async function run(argv: string[]): Promise<number> {
   if (compat === "authors" && a.given.has("defaults")) throw new UsageError("--defaults applies to --compat paper (--compat authors has the released code's settings)");
   const d = recipeDefaults(preset, compat, { ipc: a.ipc, defaults });
   const embedded = preset === "fashion-mnist";
-  const model = (flag: "dit" | "vae" | "selector", file: string) => {
-    const v = a[flag];
-    if (v) return v;
-    if (!embedded) throw new UsageError(`the ${preset} preset needs --${flag} (a checkpoint you bring; see the README)`);
-    const shipped = assetPath(`fashion-mnist/${file}`);
-    if (!existsSync(shipped)) {
-      throw new InputError(`the shipped Fashion-MNIST model ${shipped} is missing; train it with \`cao2 train\` (see docs/models.md) or pass --${flag}`);
-    }
-    return shipped;
-  };
+  const model = (flag: "dit" | "vae" | "selector", file: string) => modelFile(a[flag], flag, preset, file);
   if (a.threads !== undefined) setNumThreads(a.threads);
   const steps = a.steps ?? d.steps;
   const condition = (a.condition as Condition | undefined) ?? d.condition;
@@ -171,23 +192,8 @@ export async function run(argv: string[]): Promise<number> {
   const started = performance.now();
   let state = "";
   let missing: number[] = [];
-  const log = (e: DistillEvent) => {
-    if (e.type === "condition" && e.choice.requested === "auto") progress.log(describeAuto(e.choice));
-    if (e.type === "started" && e.resumed) progress.log(`resuming the run in ${e.out}`);
-    else if (e.type === "started" && a.resume) progress.log(`nothing to resume in ${e.out}: starting a new run`);
-    if (e.type === "shard") {
-      const list = e.classes.map((c) => c.label);
-      const which = list.length === 0 ? "no classes (more shards than classes)" : `classes ${list.join(", ")} (${list.length} of ${classes.length})`;
-      progress.log(`shard ${shardName(e.shard)} (${e.shard.source}): ${which}`);
-    }
-    if (e.type === "class-done") progress.log(`class ${e.label} (${e.name}) done: ${e.record.items.length} images, ${e.record.filled} filled in`);
-    if (e.type === "class-skipped") progress.log(`class ${e.label} (${e.name}) already done`);
-    if (e.type === "class-busy") progress.log(`class ${e.label} (${e.name}) is being distilled by ${describeHolder(e.lock.holder)}: waiting for it`);
-    if (e.type === "lock-taken-over") {
-      const what = e.label === "manifest" ? "the manifest" : `class ${e.label}`;
-      progress.log(`took over the stale lock of ${what} (${describeHolder(e.from.holder)}): ${e.reason}`);
-    }
-  };
+  const log = (e: DistillEvent) => logEvent(progress, e, { resume: a.resume, classCount: classes.length });
+
   const manifest = await runDistill(
     {
       preset,
@@ -244,23 +250,31 @@ export async function run(argv: string[]): Promise<number> {
     },
   );
   progress.end();
-  if (manifest === undefined) {
-    process.stdout.write(
-      `${shard ? `shard ${shardName(shard)}` : "this process's classes"} done in ${formatDuration((performance.now() - started) / 1000)}; ` +
-        (missing.length > 0
-          ? `classes not done yet: ${missing.join(", ")} (of ${classes.length}); the process that finishes the last one writes the manifest\n`
-          : "another process is writing the manifest\n") +
-        `status: cao2 distill --out ${out}${a.state ? ` --state ${a.state}` : ""} --status\n`,
-    );
-    return 0;
-  }
-  const testSpec = embedded ? "fashion-mnist" : "<test ImageFolder>";
-  process.stdout.write(
-    `distilled ${classes.length} classes x ${a.ipc} images into ${resolve(out)} in ${formatDuration((performance.now() - started) / 1000)}\n` +
-      `manifest: ${resolve(manifest)}\n` +
-      `run state (resume records${a.savePreRefine ? ", pre-refinement images" : ""}${a.saveLatents ? ", latents" : ""}): ${state}\n` +
-      `evaluate: cao2 evaluate --data ${out} --test ${testSpec} --protocol hard --arch convnet3 --json ${out}-hard-convnet3.json\n` +
-      `report:   cao2 report ${out}${a.savePreRefine ? "" : "   (distil with --save-pre-refine to see each image before refinement)"}\n`,
-  );
+  const took = formatDuration((performance.now() - started) / 1000);
+  const summary = { ...a, out, classes: classes.length, took, state, embedded };
+  process.stdout.write(manifest === undefined ? shardDone(shard, missing, { ...summary, stateFlag: a.state }) : runDone({ ...summary, manifest }));
   return 0;
+}
+
+/** What a process that did not write the manifest prints: its classes are done, others are not (or being written). */
+function shardDone(shard: Shard | undefined, missing: number[], r: { out: string; classes: number; took: string; stateFlag?: string }): string {
+  return (
+    `${shard ? `shard ${shardName(shard)}` : "this process's classes"} done in ${r.took}; ` +
+    (missing.length > 0
+      ? `classes not done yet: ${missing.join(", ")} (of ${r.classes}); the process that finishes the last one writes the manifest\n`
+      : "another process is writing the manifest\n") +
+    `status: cao2 distill --out ${r.out}${r.stateFlag ? ` --state ${r.stateFlag}` : ""} --status\n`
+  );
+}
+
+/** What a finished run prints: where everything is, and the commands that evaluate and report it. */
+function runDone(r: { out: string; classes: number; ipc: number; took: string; manifest: string; state: string; savePreRefine: boolean; saveLatents: boolean; embedded: boolean }): string {
+  const testSpec = r.embedded ? "fashion-mnist" : "<test ImageFolder>";
+  return (
+    `distilled ${r.classes} classes x ${r.ipc} images into ${resolve(r.out)} in ${r.took}\n` +
+    `manifest: ${resolve(r.manifest)}\n` +
+    `run state (resume records${r.savePreRefine ? ", pre-refinement images" : ""}${r.saveLatents ? ", latents" : ""}): ${r.state}\n` +
+    `evaluate: cao2 evaluate --data ${r.out} --test ${testSpec} --protocol hard --arch convnet3 --json ${r.out}-hard-convnet3.json\n` +
+    `report:   cao2 report ${r.out}${r.savePreRefine ? "" : "   (distil with --save-pre-refine to see each image before refinement)"}\n`
+  );
 }

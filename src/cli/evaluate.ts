@@ -84,6 +84,25 @@ function merge(a: { given: Set<string>; json?: string; _: string[] }): number {
   return 0;
 }
 
+/**
+ * The repeats an interrupted evaluation saved in `partial` (none when there is no such file: the evaluation starts).
+ * Saved repeats of other settings or data are refused, never mixed in or dropped silently.
+ */
+function savedRepeats(partial: string, identity: string, progress: Progress): RepeatRecord[] {
+  if (!existsSync(partial)) {
+    progress.log(`nothing to resume (no ${partial}): starting the evaluation`);
+    return [];
+  }
+  const saved = readStateJson<{ identity: string; repeats: RepeatRecord[] }>(
+    partial,
+    { what: "progress file of an interrupted evaluation", recover: "delete it to start the evaluation afresh" },
+    (v) => isRecord(v) && typeof v.identity === "string" && Array.isArray(v.repeats) && v.repeats.every(isRecord),
+  );
+  if (saved.identity !== identity)
+    throw new InputError(`${partial}: saved by an evaluation with other settings or data; resume with the same flags and data, or delete it to start afresh`);
+  return saved.repeats;
+}
+
 export async function run(argv: string[]): Promise<number> {
   // --merge takes any number of records as arguments; the other forms none.
   const a = parseCommand(argv, USAGE, SUMMARIES.evaluate, FLAGS, Number.MAX_SAFE_INTEGER);
@@ -141,21 +160,9 @@ export async function run(argv: string[]): Promise<number> {
   const partial = a.json ? `${a.json}.partial.json` : undefined;
   // Everything that decides a repeat's numbers: a saved repeat is reused only when all of it is the same.
   const identity = JSON.stringify({ settings, preset, seed: a.seed, data: train.source.sha256, test: test.source.sha256, testImages: test.labels.length, teacher: teacher?.sha256 ?? null });
-  let done: RepeatRecord[] = [];
   // --resume continues the evaluation saved next to --json if there is one, else starts it (one command line for a
-  // scheduler's retries); saved repeats of other settings or data are refused, never mixed in or dropped silently.
-  if (a.resume && partial) {
-    if (existsSync(partial)) {
-      const saved = readStateJson<{ identity: string; repeats: RepeatRecord[] }>(
-        partial,
-        { what: "progress file of an interrupted evaluation", recover: "delete it to start the evaluation afresh" },
-        (v) => isRecord(v) && typeof v.identity === "string" && Array.isArray(v.repeats) && v.repeats.every(isRecord),
-      );
-      if (saved.identity !== identity)
-        throw new InputError(`${partial}: saved by an evaluation with other settings or data; resume with the same flags and data, or delete it to start afresh`);
-      done = saved.repeats;
-    } else progress.log(`nothing to resume (no ${partial}): starting the evaluation`);
-  }
+  // scheduler's retries).
+  const done = a.resume && partial ? savedRepeats(partial, identity, progress) : [];
   if (process.env.MALLOC_MMAP_THRESHOLD_ === undefined)
     progress.log("note: long runs need MALLOC_MMAP_THRESHOLD_=131072 in the environment, else glibc lets memory grow each step (docs/evaluation.md)");
   progress.log(

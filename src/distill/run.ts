@@ -206,6 +206,22 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** How often a process waiting for a class that another holds looks again. */
 const POLL_MS = 2000;
 
+/** The output folders must be usable before the (slow) model loading; nothing is written until the models load. */
+function checkFolders(cfg: DistillConfig): void {
+  for (const [dir, flag] of [[cfg.out, "--out"], [cfg.state, "--state"]]) {
+    const parent = dir === undefined ? undefined : dirname(resolve(dir));
+    if (dir !== undefined && !existsSync(dir) && !existsSync(parent!)) throw new InputError(`the folder that would hold ${flag} does not exist: ${parent}`);
+  }
+}
+
+/** Every class must be one the DiT and the selector know. */
+function checkClassIndices(classes: readonly ClassSpec[], m: LoadedModels): void {
+  for (const c of classes) {
+    if (c.modelIndex >= m.dit.config.numClasses) throw new InputError(`class ${c.id} has index ${c.modelIndex}, but the DiT knows ${m.dit.config.numClasses} classes`);
+    if (c.modelIndex >= m.selector.config.numClasses) throw new InputError(`class ${c.id} has index ${c.modelIndex}, but the selector knows ${m.selector.config.numClasses} classes`);
+  }
+}
+
 /**
  * Runs (or resumes) a distillation, or this process's shard of it. Finished classes are never recomputed; an
  * interrupted class is redone from its start and gives the same bytes. Returns the manifest's path, or undefined
@@ -216,17 +232,10 @@ export async function runDistill(
   o: { resume?: boolean; presetCondition: "true" | "null"; progress?: Progress; onEvent?: (e: DistillEvent) => void },
 ): Promise<string | undefined> {
   checkConfig(cfg);
-  // The output folders must be usable before the (slow) model loading; nothing is written until the models load.
-  for (const [dir, flag] of [[cfg.out, "--out"], [cfg.state, "--state"]]) {
-    const parent = dir === undefined ? undefined : dirname(resolve(dir));
-    if (dir !== undefined && !existsSync(dir) && !existsSync(parent!)) throw new InputError(`the folder that would hold ${flag} does not exist: ${parent}`);
-  }
+  checkFolders(cfg);
   const m = await loadModels(cfg.models, { ...cfg.modelOverrides, device: cfg.device });
   o.onEvent?.({ type: "models-loaded", models: m.files });
-  for (const c of cfg.classes) {
-    if (c.modelIndex >= m.dit.config.numClasses) throw new InputError(`class ${c.id} has index ${c.modelIndex}, but the DiT knows ${m.dit.config.numClasses} classes`);
-    if (c.modelIndex >= m.selector.config.numClasses) throw new InputError(`class ${c.id} has index ${c.modelIndex}, but the selector knows ${m.selector.config.numClasses} classes`);
-  }
+  checkClassIndices(cfg.classes, m);
   const choice = chooseCondition({ ...cfg, presetClasses: presetClasses(cfg.preset), presetCondition: o.presetCondition }, m);
   o.onEvent?.({ type: "condition", choice });
   const condition = choice.chosen;

@@ -37,15 +37,24 @@ export function selectorInput(images: Tensor, pre: Preprocess, normalise = true)
   });
 }
 
-/** L2-normalised penultimate features of the selector for latents (the representative strategy's space). */
+/** L2-normalised penultimate features of the selector for images in [0, 1] (the representative strategy's space). */
+export function imageFeatures(m: Pick<LoadedModels, "selector" | "selectorPreprocess">, images: Tensor): Tensor {
+  return noGrad(() =>
+    tidy(() => {
+      const f = m.selector.features(selectorInput(images, m.selectorPreprocess));
+      return f.div(f.norm(2, 1, true).clamp(1e-12));
+    }),
+  );
+}
+
+/** imageFeatures of the decoded latents, row-major [n x dim]. */
 export function selectorFeatures(m: Pick<LoadedModels, "autoencoder" | "scalingFactor" | "selector" | "selectorPreprocess">, latents: Tensor, batchSize: number): { data: Float32Array; dim: number } {
   const data = noGrad(() =>
     tidy(() => {
       const parts: Tensor[] = [];
       for (let lo = 0; lo < latents.size(0); lo += batchSize) {
         const z = latents.narrow(0, lo, Math.min(batchSize, latents.size(0) - lo));
-        const f = m.selector.features(selectorInput(decodeLatents(m, z), m.selectorPreprocess));
-        parts.push(f.div(f.norm(2, 1, true).clamp(1e-12)));
+        parts.push(imageFeatures(m, decodeLatents(m, z)));
       }
       return cat(parts, 0).toFloat32Array();
     }),

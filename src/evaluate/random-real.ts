@@ -1,8 +1,9 @@
-// The random-real baseline: IPC real training images drawn at random from each class, written as an ImageFolder of
-// PNGs that `cao2 evaluate` (or torchvision's ImageFolder) reads with the same labels: class folders named
-// "<zero-padded label>_<folder-safe name>" so that sorting gives label order, a classes.txt listing them in label
-// order, and a manifest.json with the source, seed and chosen indices. The folder appears whole or not at all: it is
-// written beside the target under a temporary name and renamed at the end.
+// The real-image baselines: IPC real training images per class (drawn at random, or chosen by the selector: see
+// distill/select-real.ts), written as an ImageFolder of PNGs that `cao2 evaluate` (or torchvision's ImageFolder)
+// reads with the same labels: class folders named "<zero-padded label>_<folder-safe name>" so that sorting gives
+// label order, a classes.txt listing them in label order, and a manifest.json with the source, seed and chosen
+// indices. The folder appears whole or not at all: it is written beside the target under a temporary name and
+// renamed at the end.
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { classFolder, folderSafe } from "../io/datasets/imagefolder.js";
@@ -14,6 +15,7 @@ import * as torch from "../torch/index.js";
 import { withPath, writeJsonAtomic } from "../util/atomic.js";
 
 export const MANIFEST_FORMAT = "cao2-random-real/1";
+export const SELECTED_REAL_FORMAT = "cao2-selected-real/1";
 
 export interface RandomRealOptions {
   source: Dataset;
@@ -31,6 +33,8 @@ export interface RandomRealManifest {
   ipc: number;
   seed: number;
   selection: string;
+  /** What else decided the selection (the selected-real baseline: selector, strategy, pools). */
+  details?: Record<string, unknown>;
   classes: { label: number; name: string; folder: string }[];
   /** Source indices in file order (class by class, ascending within a class). */
   indices: number[];
@@ -44,11 +48,19 @@ function checkTarget(out: string): void {
   if (readdirSync(out).length > 0) throw new InputError(`${out}: folder is not empty; choose a new output folder`);
 }
 
+const RANDOM_SELECTION = "per class, in label order: torch randperm of the class's image indices from one Generator(seed); the first IPC, sorted";
+
 /** Writes the baseline; returns its manifest. */
 export function writeRandomReal(o: RandomRealOptions): RandomRealManifest {
+  const { indices } = sampleRandomPerClass(o.source, o.ipc, o.seed);
+  return writeRealImages({ ...o, indices, format: MANIFEST_FORMAT, selection: RANDOM_SELECTION });
+}
+
+/** Writes the source images at `indices` (class by class) as a baseline folder; returns its manifest. */
+export function writeRealImages(o: RandomRealOptions & { indices: number[]; format: string; selection: string; details?: Record<string, unknown> }): RandomRealManifest {
   const out = resolve(o.out);
   checkTarget(out);
-  const { indices } = sampleRandomPerClass(o.source, o.ipc, o.seed);
+  const indices = o.indices;
   const classes = o.source.classes.map((name, label) => ({
     label,
     name,
@@ -71,12 +83,13 @@ export function writeRandomReal(o: RandomRealOptions): RandomRealManifest {
     });
     writeFileSync(join(tmp, CLASS_LIST_FILE), classes.map((c) => c.folder).join("\n") + "\n");
     const manifest: RandomRealManifest = {
-      format: MANIFEST_FORMAT,
+      format: o.format,
       createdAt: new Date().toISOString(),
       source: { name: o.sourceName, ...o.source.source },
       ipc: o.ipc,
       seed: o.seed,
-      selection: "per class, in label order: torch randperm of the class's image indices from one Generator(seed); the first IPC, sorted",
+      selection: o.selection,
+      ...(o.details ? { details: o.details } : {}),
       classes,
       indices,
       images,

@@ -93,6 +93,7 @@ const DEVICE_ARGS: Record<string, string[]> = {
   sample: ["--out", "grid.png"],
   accuracy: ["--model", "selector.safetensors"],
   evaluate: ["--data", "fashion-mnist"],
+  baseline: ["selected-real", "--ipc", "1", "--out", "sel"],
   "train classifier": ["--out", "run"],
   "train autoencoder": ["--out", "run"],
   "train dit": ["--out", "run"],

@@ -53,6 +53,35 @@ test("baseline random-real writes an ImageFolder with classes.txt and a manifest
   assertInputError(cao2("baseline", "random-real", "--out", join(dir, "n")), /--ipc is required/);
 });
 
+test("baseline selected-real: the selector's most confident IPC of a random pool per class, with the pools and scores in the manifest", { skip: missing }, () => {
+  const out = join(dir, "sel");
+  const r = cao2("baseline", "selected-real", "--ipc", "2", "--pool-factor", "5", "--select", "confident", "--seed", "3", "--out", out);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /wrote 20 images \(2 per class chosen by confident from 10, \d+ filled in, 10 classes, seed 3\)/);
+  const m = JSON.parse(readFileSync(join(out, "manifest.json"), "utf8"));
+  assert.equal(m.format, "cao2-selected-real/1");
+  assert.equal(m.details.strategy, "confident");
+  assert.match(m.details.selector.sha256, /^[0-9a-f]{64}$/);
+  const randomReal = JSON.parse(readFileSync(join(rr, "manifest.json"), "utf8"));
+  for (const c of m.details.perClass) {
+    assert.equal(c.pool.length, 10);
+    assert.equal(c.selected.length, 2);
+    // the pools are random-real's draw at pool-factor x IPC: the same seed's first IPC are in them
+    // (random-real at IPC 2 and seed 3 drew its images from the same per-class permutation)
+    const fromRandomReal = randomReal.indices.filter((i: number) => randomReal.images.find((im: { sourceIndex: number; label: number }) => im.sourceIndex === i).label === c.label);
+    for (const i of fromRandomReal) assert.ok(c.pool.includes(i), `class ${c.label}: ${i} in the pool`);
+    // confident: the two highest confidences of the pool (when the selector gets them right, as it does here)
+    const ranked = c.pool.map((i: number, k: number) => [i, c.confidence[k]]).sort((x: number[], y: number[]) => y[1] - x[1]);
+    if (c.filled === 0) assert.deepEqual(c.selected, ranked.slice(0, 2).map((x: number[]) => x[0]), `class ${c.label}`);
+  }
+  assert.deepEqual(m.indices, m.details.perClass.flatMap((c: { selected: number[] }) => c.selected));
+  assertInputError(cao2("baseline", "random-real", "--ipc", "2", "--select", "confident", "--out", join(dir, "x")), /--select is for selected-real/);
+  // a state dict is read as an ImageNet-preprocessed selector (224 px): a 5-class ConvNet-1 for that size
+  const five = join(dir, "selector5.safetensors");
+  saveSafetensors(five, buildClassifier({ kind: "convnet", depth: 1, width: 8, norm: "batch", numClasses: 5, inChannels: 1, imageSize: 224 }).stateDict());
+  assertInputError(cao2("baseline", "selected-real", "--ipc", "2", "--selector", five, "--out", join(dir, "x")), /selector5\.safetensors has 5 classes but fashion-mnist has 10/);
+});
+
 test("evaluate --protocol soft end to end: progress, mean ± std, a complete JSON record", { skip: missing }, () => {
   const json = join(dir, "soft.json");
   const teacher = join(dir, "teacher.safetensors");
