@@ -3,9 +3,10 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { after, test } from "node:test";
-import { crc32 } from "node:zlib";
 import { ZipError, ZipReader } from "../../src/io/zip.js";
+import { ROOT } from "../helpers/fixtures.js";
 
 const dir = mkdtempSync(join(tmpdir(), "cao2-zip-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -17,46 +18,15 @@ interface Entry {
   flags?: number;
   crc?: number;
 }
+type Overrides = Pick<Entry, "method" | "flags" | "crc">;
+// The stored-entry zip writer of the hostile-file generator, with per-entry header overrides and an archive comment.
+const { zipStored } = (await import(pathToFileURL(join(ROOT, "tools", "hostile", "make.mjs")).href)) as {
+  zipStored(files: [string, Buffer, Overrides][], comment?: string): Buffer;
+};
 
-/** A minimal stored-entry zip writer: local headers, central directory, end record with an optional comment. */
 function writeZip(file: string, entries: Entry[], comment = ""): string {
-  const parts: Buffer[] = [];
-  const central: Buffer[] = [];
-  let offset = 0;
-  for (const e of entries) {
-    const name = Buffer.from(e.name);
-    const crc = e.crc ?? crc32(e.data);
-    const local = Buffer.alloc(30);
-    local.writeUInt32LE(0x04034b50, 0);
-    local.writeUInt16LE(e.flags ?? 0, 6);
-    local.writeUInt16LE(e.method ?? 0, 8);
-    local.writeUInt32LE(crc, 14);
-    local.writeUInt32LE(e.data.length, 18);
-    local.writeUInt32LE(e.data.length, 22);
-    local.writeUInt16LE(name.length, 26);
-    const c = Buffer.alloc(46);
-    c.writeUInt32LE(0x02014b50, 0);
-    c.writeUInt16LE(e.flags ?? 0, 8);
-    c.writeUInt16LE(e.method ?? 0, 10);
-    c.writeUInt32LE(crc, 16);
-    c.writeUInt32LE(e.data.length, 20);
-    c.writeUInt32LE(e.data.length, 24);
-    c.writeUInt16LE(name.length, 28);
-    c.writeUInt32LE(offset, 42);
-    parts.push(local, name, e.data);
-    central.push(c, name);
-    offset += 30 + name.length + e.data.length;
-  }
-  const cd = Buffer.concat(central);
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(entries.length, 8);
-  end.writeUInt16LE(entries.length, 10);
-  end.writeUInt32LE(cd.length, 12);
-  end.writeUInt32LE(offset, 16);
-  end.writeUInt16LE(Buffer.byteLength(comment), 20);
   const p = join(dir, file);
-  writeFileSync(p, Buffer.concat([...parts, cd, end, Buffer.from(comment)]));
+  writeFileSync(p, zipStored(entries.map((e) => [e.name, e.data, e]), comment));
   return p;
 }
 

@@ -195,30 +195,34 @@ export function tensorOps(key, numel, shape, stride, offset = 0) {
 /** A pickle of a dict {key: value-ops, ...}. */
 export const dictOps = (entries) => Buffer.concat([op.emptyDict, op.mark, ...entries.flatMap(([k, v]) => [op.str(k), v]), op.setitems]);
 
-/** A zip archive of stored entries (what torch.save writes), CRCs right. */
-export function zipStored(files) {
+/**
+ * A zip archive of stored entries (what torch.save writes), CRCs right: `files` are [name, data] pairs, optionally
+ * with a third element overriding the entry's { method, flags, crc } (the zip reader's tests); `comment` follows the
+ * end record.
+ */
+export function zipStored(files, comment = "") {
   const locals = [];
   const centrals = [];
   let offset = 0;
-  for (const [name, data] of files) {
+  for (const [name, data, over = {}] of files) {
     const n = Buffer.from(name, "utf8");
-    const crc = crc32(data) >>> 0;
-    const local = Buffer.alloc(30);
+    // The central record holds the local header's fields from "version needed" on, 2 bytes further along.
+    const fields = (b, at) => {
+      b.writeUInt16LE(20, at + 4);
+      b.writeUInt16LE(over.flags ?? 0, at + 6);
+      b.writeUInt16LE(over.method ?? 0, at + 8);
+      b.writeUInt32LE(over.crc ?? crc32(data) >>> 0, at + 14);
+      b.writeUInt32LE(data.length, at + 18);
+      b.writeUInt32LE(data.length, at + 22);
+      b.writeUInt16LE(n.length, at + 26);
+      return b;
+    };
+    const local = fields(Buffer.alloc(30), 0);
     local.writeUInt32LE(0x04034b50, 0);
-    local.writeUInt16LE(20, 4);
-    local.writeUInt32LE(crc, 14);
-    local.writeUInt32LE(data.length, 18);
-    local.writeUInt32LE(data.length, 22);
-    local.writeUInt16LE(n.length, 26);
     locals.push(local, n, data);
-    const central = Buffer.alloc(46);
+    const central = fields(Buffer.alloc(46), 2);
     central.writeUInt32LE(0x02014b50, 0);
     central.writeUInt16LE(20, 4);
-    central.writeUInt16LE(20, 6);
-    central.writeUInt32LE(crc, 16);
-    central.writeUInt32LE(data.length, 20);
-    central.writeUInt32LE(data.length, 24);
-    central.writeUInt16LE(n.length, 28);
     central.writeUInt32LE(offset, 42);
     centrals.push(central, n);
     offset += 30 + n.length + data.length;
@@ -230,7 +234,8 @@ export function zipStored(files) {
   eocd.writeUInt16LE(files.length, 10);
   eocd.writeUInt32LE(cd.length, 12);
   eocd.writeUInt32LE(offset, 16);
-  return Buffer.concat([...locals, cd, eocd]);
+  eocd.writeUInt16LE(Buffer.byteLength(comment), 20);
+  return Buffer.concat([...locals, cd, eocd, Buffer.from(comment)]);
 }
 
 /** A torch.save-style archive: data.pkl and float32 storages by key. */
