@@ -5,7 +5,7 @@
 import { InputError } from "../errors.js";
 import { F, type Tensor, tidy } from "../torch/index.js";
 import { Conv2d, Linear } from "./layers.js";
-import { Model, type ModelOptions, Store, storeFor, VarBuilder } from "./module.js";
+import { checkPositiveIntegers, Model, type ModelOptions, Store, storeFor, VarBuilder } from "./module.js";
 import { type Norm2d, type Norm2dKind, norm2d } from "./resnet.js";
 
 export type ConvNetNorm = Norm2dKind | "none";
@@ -61,9 +61,7 @@ export class ConvNet extends Model {
       norm: config.norm ?? "instance",
       firstPadding: config.firstPadding ?? (inChannels === 1 ? 3 : 1),
     });
-    for (const k of ["numClasses", "depth", "width", "inChannels"] as const) {
-      if (!Number.isInteger(c[k]) || c[k] < 1) throw new InputError(`ConvNet ${k} must be a positive integer; got ${c[k]}`);
-    }
+    checkPositiveIntegers("ConvNet", c, ["numClasses", "depth", "width", "inChannels"]);
     if (!Number.isInteger(c.firstPadding) || c.firstPadding < 0) throw new InputError(`ConvNet firstPadding must be a non-negative integer; got ${c.firstPadding}`);
     if (!["instance", "batch", "none"].includes(c.norm)) throw new InputError(`ConvNet norm must be "instance", "batch" or "none"; got ${c.norm}`);
 

@@ -9,7 +9,7 @@ import { F, sigmoid, type Tensor, tidy } from "../torch/index.js";
 import { kaimingNormalFanOut, uniform, zero } from "./init.js";
 import { Conv2d, Dropout, Linear } from "./layers.js";
 import { ConvBnAct } from "./mobilenet.js";
-import { Model, type ModelOptions, Store, storeFor, VarBuilder } from "./module.js";
+import { checkPositiveIntegers, Model, type ModelOptions, Store, storeFor, VarBuilder } from "./module.js";
 
 export interface EfficientNetB0Config {
   numClasses: number;
@@ -89,9 +89,7 @@ export class EfficientNetB0 extends Model {
       dropout: config.dropout ?? EFFICIENTNET_B0_DROPOUT,
       stochasticDepth: config.stochasticDepth ?? EFFICIENTNET_B0_STOCHASTIC_DEPTH,
     });
-    for (const k of ["numClasses", "inChannels"] as const) {
-      if (!Number.isInteger(c[k]) || c[k] < 1) throw new InputError(`EfficientNetB0 ${k} must be a positive integer; got ${c[k]}`);
-    }
+    checkPositiveIntegers("EfficientNetB0", c, ["numClasses", "inChannels"]);
     for (const k of ["dropout", "stochasticDepth"] as const) {
       if (!(c[k] >= 0 && c[k] < 1)) throw new InputError(`EfficientNetB0 ${k} must be in [0, 1); got ${c[k]}`);
     }

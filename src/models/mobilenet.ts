@@ -6,7 +6,7 @@ import { InputError } from "../errors.js";
 import { F, type Tensor, tidy } from "../torch/index.js";
 import { normal, zero } from "./init.js";
 import { Dropout, Linear } from "./layers.js";
-import { Model, type ModelOptions, Store, storeFor, VarBuilder } from "./module.js";
+import { checkPositiveIntegers, Model, type ModelOptions, Store, storeFor, VarBuilder } from "./module.js";
 import { ConvNorm } from "./resnet.js";
 
 export interface MobileNetV2Config {
@@ -85,9 +85,7 @@ export class MobileNetV2 extends Model {
   constructor(config: MobileNetV2Config, store = new Store()) {
     super(store);
     const c = (this.config = { numClasses: config.numClasses, inChannels: config.inChannels ?? 3, dropout: config.dropout ?? MOBILENET_V2_DROPOUT });
-    for (const k of ["numClasses", "inChannels"] as const) {
-      if (!Number.isInteger(c[k]) || c[k] < 1) throw new InputError(`MobileNetV2 ${k} must be a positive integer; got ${c[k]}`);
-    }
+    checkPositiveIntegers("MobileNetV2", c, ["numClasses", "inChannels"]);
     if (!(c.dropout >= 0 && c.dropout < 1)) throw new InputError(`MobileNetV2 dropout must be in [0, 1); got ${c.dropout}`);
     const vb = new VarBuilder(this.store);
     const features = vb.pp("features");

@@ -1,6 +1,7 @@
 // Parameters by checkpoint path. Model code asks a VarBuilder for each weight by the name PyTorch's state_dict uses
 // (`vb.pp("blocks").pp(0).param("attn.qkv.weight", ...)`), so the key is visible where the weight is used; the
 // Store behind it gives state dicts, loading with key checks, train/eval mode and parameter lists.
+import { InputError } from "../errors.js";
 import { checkStateDict, type LoadReport } from "../io/state-dict.js";
 import { type DType, type Generator, keep, noGrad, type Tensor, zeros } from "../torch/index.js";
 
@@ -76,6 +77,14 @@ export class VarBuilder {
     const t = zeros(shape, { dtype: dtype ?? this.store.dtype, device: this.store.device });
     if (init && this.store.initialise) noGrad(() => init(t, this.store.generator));
     return t;
+  }
+}
+
+/** Refuses a configuration whose `keys` are not positive integers: one line naming the model, the key and the value. */
+export function checkPositiveIntegers<C extends object>(model: string, config: C, keys: readonly (keyof C & string)[]): void {
+  for (const k of keys) {
+    const v = config[k];
+    if (!Number.isInteger(v) || (v as number) < 1) throw new InputError(`${model} ${k} must be a positive integer; got ${v}`);
   }
 }
 

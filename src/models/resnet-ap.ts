@@ -8,7 +8,7 @@ import { InputError } from "../errors.js";
 import { F, type Tensor, tidy } from "../torch/index.js";
 import { kaimingNormalFanOut } from "./init.js";
 import { Conv2d, Linear } from "./layers.js";
-import { Model, type ModelOptions, Store, storeFor, VarBuilder } from "./module.js";
+import { checkPositiveIntegers, Model, type ModelOptions, Store, storeFor, VarBuilder } from "./module.js";
 import { type Norm2d, type Norm2dKind, norm2d } from "./resnet.js";
 
 /** Basic blocks per stage for each depth (IDC's table; the bottleneck depths are not built here). */
@@ -86,9 +86,7 @@ export class ResNetAP extends Model {
     });
     const layers = DEPTHS[c.depth];
     if (!layers) throw new InputError(`ResNetAP depth must be one of ${Object.keys(DEPTHS).join(", ")}; got ${c.depth}`);
-    for (const k of ["numClasses", "inChannels"] as const) {
-      if (!Number.isInteger(c[k]) || c[k] < 1) throw new InputError(`ResNetAP ${k} must be a positive integer; got ${c[k]}`);
-    }
+    checkPositiveIntegers("ResNetAP", c, ["numClasses", "inChannels"]);
     if (c.norm !== "batch" && c.norm !== "instance") throw new InputError(`ResNetAP norm must be "batch" or "instance"; got ${c.norm}`);
     if (!["large", "mid", "small"].includes(c.stem)) throw new InputError(`ResNetAP stem must be "large", "mid" or "small"; got ${c.stem}`);
     const vb = new VarBuilder(this.store);

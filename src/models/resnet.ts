@@ -6,7 +6,7 @@ import { InputError } from "../errors.js";
 import { F, type Tensor, tidy } from "../torch/index.js";
 import { kaimingNormalFanOut } from "./init.js";
 import { BatchNorm2d, Conv2d, InstanceNormAffine, Linear } from "./layers.js";
-import { Model, type ModelOptions, Store, storeFor, VarBuilder } from "./module.js";
+import { checkPositiveIntegers, Model, type ModelOptions, Store, storeFor, VarBuilder } from "./module.js";
 
 // ---- normalisation ---------------------------------------------------------------------------------------------------
 
@@ -134,12 +134,7 @@ export class ResNet extends Model {
     });
     const spec = DEPTHS[c.depth];
     if (!spec) throw new InputError(`ResNet depth must be one of ${Object.keys(DEPTHS).join(", ")}; got ${c.depth}`);
-    for (const [what, v] of [
-      ["numClasses", c.numClasses],
-      ["inChannels", c.inChannels],
-    ] as const) {
-      if (!Number.isInteger(v) || v < 1) throw new InputError(`ResNet ${what} must be a positive integer; got ${v}`);
-    }
+    checkPositiveIntegers("ResNet", c, ["numClasses", "inChannels"]);
     if (c.norm !== "batch" && c.norm !== "instance") throw new InputError(`ResNet norm must be "batch" or "instance"; got ${c.norm}`);
     if (!["imagenet", "cifar", "mid"].includes(c.stem)) throw new InputError(`ResNet stem must be "imagenet", "cifar" or "mid"; got ${c.stem}`);
 
