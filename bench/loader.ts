@@ -12,7 +12,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import jpeg from "jpeg-js";
-import { loadEvalSet } from "../src/evaluate/data.js";
+import { loadEvalSet } from "../src/io/datasets/sets.js";
 import { PRESETS } from "../src/evaluate/presets.js";
 import { prefetched } from "../src/evaluate/train-student.js";
 import { toUnitFloat } from "../src/io/image.js";

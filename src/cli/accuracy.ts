@@ -1,7 +1,7 @@
 // `cao2 accuracy`: top-1 of a saved classifier on a labelled data set, the way the pipeline feeds it (selectorInput);
 // with --autoencoder also on the autoencoder's reconstructions of the same images. These are the quality measurements
 // of the shipped selector and autoencoder (their model cards name this command).
-import { matchClasses } from "../evaluate/data.js";
+import { matchClasses } from "../io/datasets/sets.js";
 import { loadAutoencoder, loadSelector } from "../distill/models.js";
 import { selectorInput } from "../distill/score.js";
 import { batch, loadDataSpec } from "../io/datasets/index.js";

@@ -11,7 +11,7 @@ import { describeHolder } from "../util/lock-file.js";
 import { ORDERS, type StageOrder } from "../distill/pipeline.js";
 import { NORMS, type NormKind } from "../distill/refine.js";
 import { type ClassSpec, type Compat, type Condition, DEFAULTS, type Defaults, defaultTMax, PRESETS, type PresetName, presetClasses, recipeDefaults } from "../distill/presets.js";
-import { STRATEGIES, type Strategy } from "../distill/select.js";
+import { AUTO_IPC_THRESHOLD, resolveStrategy, STRATEGIES, type Strategy } from "../distill/select.js";
 import { getNumThreads, installInterruptHandler, setNumThreads } from "../torch/index.js";
 import { assetPath } from "../util/assets.js";
 import { formatDuration, Progress } from "../util/progress.js";
@@ -22,6 +22,7 @@ import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
 import { SUMMARIES } from "./commands.js";
 
 const P = "from preset";
+
 
 /** --unwrap of the commands that load a DiT (distill, sample): which entry of a wrapped training checkpoint. */
 export const DIT_UNWRAP_FLAG = {
@@ -46,7 +47,13 @@ const FLAGS = {
   classes: { type: "list", help: "Classes to distil: labels, ranges (0-4), ids (wnids) or names", defaultText: "all" },
   ipc: { type: "int", help: "Images per class", default: 10, min: 1, max: MAX_PER_CLASS },
   "pool-factor": { type: "int", help: "Pool size m: m x IPC candidates per class", defaultText: P, min: 1, max: 100 },
-  select: { type: "string", help: "Selection strategy", choices: STRATEGIES, defaultText: P },
+  select: { type: "string", help: "Selection strategy (docs/distill.md)", choices: STRATEGIES, defaultText: P },
+  reference: {
+    type: "string",
+    help: "For --select mmd: real training images the kept samples are matched to (fashion-mnist, fashion-mnist-fit or an ImageFolder of the preset's classes); none is copied into the set",
+    defaultText: "fashion-mnist-fit for the validated Fashion-MNIST default",
+  },
+  "reference-per-class": { type: "int", help: "For --select mmd: reference images drawn per class (seeded)", default: 1000, min: 1, max: MAX_PER_CLASS },
   fill: { type: "string", help: "Fill-up when too few are correct: random (paper) or in the strategy's order (released code)", choices: ["random", "ordered"], defaultText: P },
   "refine-iters": { type: "int", help: "Adam iterations per image (0 = selection only)", defaultText: P, min: 0, max: 100_000 },
   lr: { type: "number", help: "Adam learning rate of refinement", defaultText: P, min: 0, exclusiveMin: true },
@@ -193,6 +200,12 @@ export async function run(argv: string[]): Promise<number> {
   let state = "";
   let missing: number[] = [];
   const log = (e: DistillEvent) => logEvent(progress, e, { resume: a.resume, classCount: classes.length });
+  const select = (a.select as Strategy | undefined) ?? d.select;
+  const mmd = resolveStrategy(select, a.ipc, AUTO_IPC_THRESHOLD) === "mmd";
+  const referenceFlag = (["reference", "reference-per-class"] as const).find((f) => a.given.has(f));
+  if (!mmd && referenceFlag) throw new UsageError(`--${referenceFlag} is for --select mmd (this run selects by ${resolveStrategy(select, a.ipc, AUTO_IPC_THRESHOLD)})`);
+  const referenceData = a.reference ?? d.referenceData;
+  if (mmd && !referenceData) throw new UsageError("--select mmd matches the kept samples to real training images of each class: give them with --reference <fashion-mnist|fashion-mnist-fit|ImageFolder>");
 
   const manifest = await runDistill(
     {
@@ -203,9 +216,10 @@ export async function run(argv: string[]): Promise<number> {
       numClasses: all.length,
       ipc: a.ipc,
       poolFactor: a.poolFactor ?? d.poolFactor,
-      select: (a.select as Strategy | undefined) ?? d.select,
+      select,
+      reference: mmd ? { data: referenceData!, perClass: a.referencePerClass } : undefined,
       fill: (a.fill as "random" | "ordered" | undefined) ?? d.fill,
-      autoIpcThreshold: 50,
+      autoIpcThreshold: AUTO_IPC_THRESHOLD,
       refineIters: a.refineIters ?? d.refineIters,
       lr: a.lr ?? d.lr,
       lambda: a.lambda ?? d.lambda,

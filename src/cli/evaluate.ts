@@ -5,7 +5,7 @@ import { InputError } from "../errors.js";
 import { type FlagSpecs, parseCommand, UsageError } from "./args.js";
 import { checkOutputFile } from "./outputs.js";
 import { deviceFlag, MAX_BATCH, MAX_EPOCHS, seedFlag, threadsFlag } from "./shared-flags.js";
-import { loadEvalSet, matchClasses } from "../evaluate/data.js";
+import { loadEvalSet, matchClasses } from "../io/datasets/sets.js";
 import { EVAL_PRESETS, type EvalPresetName, PRESETS } from "../evaluate/presets.js";
 import { AUGMENT_CHOICES, type AugmentChoice, PROTOCOLS, protocolSettings } from "../evaluate/protocols.js";
 import { formatMeanStd } from "../evaluate/record.js";

@@ -23,7 +23,8 @@ import { deriveSeed, randomSource } from "../util/seed.js";
 import type { LoadedModels } from "./models.js";
 import type { ClassSpec, Compat } from "./presets.js";
 import { refineLatents, type NormKind, type RefineSchedule } from "./refine.js";
-import { decodeLatents, scoreImages, selectorFeatures } from "./score.js";
+import type { ReferenceSpec } from "./reference.js";
+import { decodeLatents, imageFeatures, latentFeatures, pixelFeatures, scoreImages } from "./score.js";
 import { type Candidate, resolveStrategy, scoreCandidates, type Selection, selectCandidates, type FillRule, type Strategy } from "./select.js";
 import { type ClassRecord, type ClassWorker, type RunLayout, writeClass } from "./write.js";
 
@@ -38,6 +39,8 @@ export interface DistillOptions {
   ipc: number;
   poolFactor: number;
   select: Strategy;
+  /** For the mmd strategy: the real images the kept set is matched to (reference.ts). */
+  reference?: ReferenceSpec;
   fill: FillRule;
   autoIpcThreshold: number;
   refineIters: number;
@@ -120,6 +123,8 @@ export interface ClassExtras {
   onStep?: () => void;
   /** Recorded with the class: the process that distilled it. */
   worker?: ClassWorker;
+  /** For the mmd strategy: the class's reference images in pixelFeatures space (reference.ts). */
+  reference?: Float32Array;
 }
 
 const seconds = (t0: number) => (performance.now() - t0) / 1000;
@@ -161,7 +166,8 @@ export function distillClass(m: LoadedModels, o: DistillOptions, c: ClassSpec, l
         autoIpcThreshold: o.autoIpcThreshold,
         rankBy: authors ? "max" : "class",
         random: randomSource(deriveSeed(seed, "select")),
-        features: resolveStrategy(o.select, o.ipc, o.autoIpcThreshold) === "representative" ? selectorFeatures(m, latents, o.batchSize) : undefined,
+        features: FEATURES[resolveStrategy(o.select, o.ipc, o.autoIpcThreshold)]?.(m, latents, o.batchSize),
+        reference: extras.reference,
       }),
     );
   const refine = (latents: Tensor, candidates: readonly number[]) =>
@@ -232,6 +238,12 @@ export function distillClass(m: LoadedModels, o: DistillOptions, c: ClassSpec, l
   for (const t of [pool, selected, refined.latents, images, ...(pre ? [pre] : [])]) t.dispose();
   return record;
 }
+
+/** The candidates' features that a strategy compares (selector features or pixels); the others need none. */
+const FEATURES: Partial<Record<Strategy, (m: LoadedModels, latents: Tensor, batchSize: number) => { data: Float32Array; dim: number }>> = {
+  representative: (m, latents, batchSize) => latentFeatures(m, latents, batchSize, (x) => imageFeatures(m, x)),
+  mmd: (m, latents, batchSize) => latentFeatures(m, latents, batchSize, (x) => pixelFeatures(m, x)),
+};
 
 /** What the steps of one class share. */
 interface ClassContext {

@@ -50,6 +50,8 @@ export interface RecipeDefaults {
   autoConditionThreshold: number;
   /** The diffusion model file of an embedded preset (assets/<preset>/), used when no --dit is given. */
   shippedDiT: string;
+  /** For the mmd strategy: the real images it matches, when no --reference is given. */
+  referenceData?: string;
 }
 
 /** Paper defaults shared by every recipe (Section 4.1: Adam lr 6e-4, lambda 10, 100 iterations, 50 steps). */

@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { hostname } from "node:os";
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { InputError } from "../errors.js";
+import type { DatasetSource } from "../io/datasets/index.js";
 import { checkDevice, checkInterrupt, fromArray, type Generator, torchVersion } from "../torch/index.js";
 import { createFileExclusive, isAtomicTemp, writeJsonAtomic } from "../util/atomic.js";
 import { acquireLock, type HeldLock, type LockState, schedulerTask } from "../util/lock-file.js";
@@ -18,6 +19,9 @@ import { packageVersion } from "../util/version.js";
 import { chooseCondition, type ConditionChoice } from "./condition.js";
 import { loadModels, type LoadedModels, type ModelOverrides } from "./models.js";
 import { authorsRun, distillClass, type DistillOptions, ORDERS } from "./pipeline.js";
+import { openReference, type Reference } from "./reference.js";
+import { resolveStrategy } from "./select.js";
+import { deriveSeed } from "../util/seed.js";
 import { classFolder } from "../io/datasets/imagefolder.js";
 import { type ClassSpec, type Condition, type Defaults, type PresetName, presetClasses } from "./presets.js";
 import { type Shard, shardClasses, shardName } from "./shards.js";
@@ -55,6 +59,14 @@ export interface DistillConfig extends Omit<DistillOptions, "condition"> {
   staleLockAfterS?: number;
 }
 
+/** How runDistill runs: resume or not, the preset's condition for "auto", progress and event callbacks. */
+export interface RunOptions {
+  resume?: boolean;
+  presetCondition: "true" | "null";
+  progress?: Progress;
+  onEvent?: (e: DistillEvent) => void;
+}
+
 /** Default stale age of class locks: a holder touches its lock at every sampling and refinement step. */
 export const DEFAULT_STALE_LOCK_S = 600;
 
@@ -80,6 +92,8 @@ export interface Manifest {
   /** Settings; `config.state` is the run's state folder. */
   config: Record<string, unknown>;
   condition: ConditionChoice;
+  /** The mmd strategy's real images: the data set read (digest included) and the sample's size and seed. */
+  reference?: { data: string; perClass: number; seed: number; source: DatasetSource };
   models: LoadedModels["files"] & { selectorPreprocess: LoadedModels["selectorPreprocess"]; scalingFactor: number; selectorAccuracy?: number };
   seeds: { seed: number; derivation: string };
   classes: { label: number; folder: string; id: string; name: string; modelIndex: number }[];
@@ -126,6 +140,10 @@ function checkConfig(cfg: DistillConfig): void {
   if (cfg.shard && cfg.compat === "authors") {
     throw bad("--compat authors draws every class from one random stream in class order, so its classes cannot be split into shards; drop the shard (--shard, --shards or the Slurm array) or use --compat paper");
   }
+  if (resolveStrategy(cfg.select, cfg.ipc, cfg.autoIpcThreshold) === "mmd" && !cfg.reference) {
+    throw bad("--select mmd matches the kept samples to real training images of each class: give them with --reference <data set> (fashion-mnist, fashion-mnist-fit or an ImageFolder)");
+  }
+  if (cfg.reference && !(Number.isInteger(cfg.reference.perClass) && cfg.reference.perClass >= 1)) throw bad(`--reference-per-class must be a positive integer, got ${cfg.reference.perClass}`);
   if (cfg.staleLockAfterS !== undefined && !(cfg.staleLockAfterS > 0)) throw bad(`the stale lock age must be positive, got ${cfg.staleLockAfterS}`);
   if (cfg.state !== undefined && isWithin(resolve(cfg.out), resolve(cfg.state))) {
     throw bad(`--state ${cfg.state} lies inside --out ${cfg.out}; it must be outside (a folder in the output is read as a class)`);
@@ -227,10 +245,7 @@ function checkClassIndices(classes: readonly ClassSpec[], m: LoadedModels): void
  * interrupted class is redone from its start and gives the same bytes. Returns the manifest's path, or undefined
  * when other processes still have classes to finish (the last of them writes the manifest).
  */
-export async function runDistill(
-  cfg: DistillConfig,
-  o: { resume?: boolean; presetCondition: "true" | "null"; progress?: Progress; onEvent?: (e: DistillEvent) => void },
-): Promise<string | undefined> {
+export async function runDistill(cfg: DistillConfig, o: RunOptions): Promise<string | undefined> {
   checkConfig(cfg);
   checkFolders(cfg);
   const m = await loadModels(cfg.models, { ...cfg.modelOverrides, device: cfg.device });
@@ -238,6 +253,22 @@ export async function runDistill(
   checkClassIndices(cfg.classes, m);
   const choice = chooseCondition({ ...cfg, presetClasses: presetClasses(cfg.preset), presetCondition: o.presetCondition }, m);
   o.onEvent?.({ type: "condition", choice });
+  // The mmd strategy's real images, sampled per class from a seed of the run (the same sample in every shard); a bad
+  // reference is refused before anything is written.
+  const reference = cfg.reference && (await openReference(cfg.reference, cfg.preset, m, referenceSeed(cfg.seed)));
+  try {
+    return await distillOpened(cfg, o, { m, choice, reference });
+  } finally {
+    await reference?.close();
+  }
+}
+
+/** runDistill once the models and the reference are open. */
+async function distillOpened(
+  cfg: DistillConfig,
+  o: RunOptions,
+  { m, choice, reference }: { m: LoadedModels; choice: ConditionChoice; reference?: Reference },
+): Promise<string | undefined> {
   const condition = choice.chosen;
   // A shard always starts or continues the run: its siblings start at the same time, and its retries continue it.
   const { layout, resumed } = prepareOutput(cfg, (o.resume ?? false) || cfg.shard !== undefined, runKey(cfg, condition));
@@ -288,7 +319,8 @@ export async function runDistill(
             o.onEvent?.({ type: "class-skipped", label: c.label, name: c.name });
             continue;
           }
-          const record = distillClass(m, opts, c, layout, { progress: o.progress, authors, worker, onStep: () => lock.heartbeat() });
+          const classReference = await reference?.features(c);
+          const record = distillClass(m, opts, c, layout, { progress: o.progress, authors, worker, onStep: () => lock.heartbeat(), reference: classReference });
           o.onEvent?.({ type: "class-done", label: c.label, name: c.name, record });
         } finally {
           lock.release();
@@ -317,7 +349,7 @@ export async function runDistill(
     return undefined;
   }
   try {
-    const path = writeManifest(cfg, layout, { choice, m, records: records as ClassRecord[] });
+    const path = writeManifest(cfg, layout, { choice, m, records: records as ClassRecord[], reference });
     o.onEvent?.({ type: "done", manifest: path, state: resolve(layout.state) });
     return path;
   } finally {
@@ -325,8 +357,11 @@ export async function runDistill(
   }
 }
 
+/** The seed of the reference sample (the stratified draw of io/datasets/split.ts) of a run seed. */
+const referenceSeed = (seed: number) => deriveSeed(seed, "reference");
+
 /** The class list and the manifest of a run whose classes are all done, from their records. */
-function writeManifest(cfg: DistillConfig, layout: RunLayout, r: { choice: ConditionChoice; m: LoadedModels; records: ClassRecord[] }): string {
+function writeManifest(cfg: DistillConfig, layout: RunLayout, r: { choice: ConditionChoice; m: LoadedModels; records: ClassRecord[]; reference?: Reference }): string {
   const { choice, m, records } = r;
   writeClassList(layout, cfg.classes, cfg.numClasses);
   const manifest: Manifest = {
@@ -334,6 +369,7 @@ function writeManifest(cfg: DistillConfig, layout: RunLayout, r: { choice: Condi
     created: new Date().toISOString(),
     config: { ...runKey(cfg, choice.chosen), out: resolve(cfg.out), state: resolve(layout.state), device: cfg.device, threads: cfg.threads },
     condition: choice,
+    ...(r.reference && { reference: { ...cfg.reference!, seed: referenceSeed(cfg.seed), source: r.reference.source } }),
     models: { ...m.files, selectorPreprocess: m.selectorPreprocess, scalingFactor: m.scalingFactor, selectorAccuracy: m.selectorAccuracy },
     seeds: {
       seed: cfg.seed,

@@ -19,20 +19,23 @@ function decodeBatches(m: Pick<LoadedModels, "autoencoder" | "scalingFactor">, l
   );
 }
 
+/** The decoder's output (about [-1, 1]) as images in [0, 1]. */
+const toUnit = (x: Tensor) => x.add(1).div(2).clamp(0, 1);
+
 /** Latents (scaled, as the diffusion model sees them) to images in [0, 1], in batches. */
 export function decodeLatents(m: Pick<LoadedModels, "autoencoder" | "scalingFactor">, latents: Tensor, batchSize = 64): Tensor {
-  return decodeBatches(m, latents, batchSize, (x) => x.add(1).div(2).clamp(0, 1));
+  return decodeBatches(m, latents, batchSize, toUnit);
 }
 
 /**
- * The selector's input: images resized to its size, channels converted, then normalised with its mean and std. The
- * released code feeds the raw decoder output resized to the selector's input without normalisation (`normalise`
- * false; the caller passes the decoder output as it is).
+ * The selector's input: images resized to its size (or `size`), channels converted, then normalised with its mean
+ * and std. The released code feeds the raw decoder output resized to the selector's input without normalisation
+ * (`normalise` false; the caller passes the decoder output as it is).
  */
-export function selectorInput(images: Tensor, pre: Preprocess, normalise = true): Tensor {
+export function selectorInput(images: Tensor, pre: Preprocess, normalise = true, size = pre.size): Tensor {
   return tidy(() => {
     let x = convertChannelsTensor(images, pre.channels);
-    if (x.size(2) !== pre.size || x.size(3) !== pre.size) x = resizeImages(x, [pre.size, pre.size], { antialias: true });
+    if (x.size(2) !== size || x.size(3) !== size) x = resizeImages(x, [size, size], { antialias: true });
     return normalise ? normalize(x, pre.mean, pre.std) : x;
   });
 }
@@ -47,18 +50,25 @@ export function imageFeatures(m: Pick<LoadedModels, "selector" | "selectorPrepro
   );
 }
 
-/** imageFeatures of the decoded latents, row-major [n x dim]. */
-export function selectorFeatures(m: Pick<LoadedModels, "autoencoder" | "scalingFactor" | "selector" | "selectorPreprocess">, latents: Tensor, batchSize: number): { data: Float32Array; dim: number } {
-  const data = noGrad(() =>
-    tidy(() => {
-      const parts: Tensor[] = [];
-      for (let lo = 0; lo < latents.size(0); lo += batchSize) {
-        const z = latents.narrow(0, lo, Math.min(batchSize, latents.size(0) - lo));
-        parts.push(imageFeatures(m, decodeLatents(m, z)));
-      }
-      return cat(parts, 0).toFloat32Array();
-    }),
-  );
+/** Largest side of the pixel space the mmd strategy compares in (memory and time stay bounded at ImageNet sizes). */
+const PIXEL_SPACE_MAX_SIZE = 64;
+
+/** The side of the mmd strategy's pixel space: the selector's input size, at most PIXEL_SPACE_MAX_SIZE. */
+export const pixelSpaceSize = (pre: Preprocess) => Math.min(pre.size, PIXEL_SPACE_MAX_SIZE);
+
+/** Images in [0, 1] as the mmd strategy compares them: the selector's input at pixelSpaceSize, flattened to [n, dim]. */
+export function pixelFeatures(m: Pick<LoadedModels, "selectorPreprocess">, images: Tensor): Tensor {
+  return tidy(() => selectorInput(images, m.selectorPreprocess, true, pixelSpaceSize(m.selectorPreprocess)).flatten(1));
+}
+
+/** Features (imageFeatures or pixelFeatures) of the decoded latents, in batches, row-major [n x dim]. */
+export function latentFeatures(
+  m: Pick<LoadedModels, "autoencoder" | "scalingFactor">,
+  latents: Tensor,
+  batchSize: number,
+  features: (images: Tensor) => Tensor,
+): { data: Float32Array; dim: number } {
+  const data = noGrad(() => decodeBatches(m, latents, batchSize, (x) => features(toUnit(x))).toFloat32Array());
   return { data, dim: data.length / latents.size(0) };
 }
 

@@ -10,6 +10,12 @@
 //                    (cosine); the candidate nearest each cluster's centre is kept, largest cluster first. Not in the
 //                    paper: it keeps the pool's spread (diversity) where the confidence orders keep its most typical
 //                    part, in the spirit of prototype selection (D4M) and Minimax's representativeness + diversity.
+//   mmd              correct predictions chosen one at a time so that the kept set's distribution matches the class's
+//                    real training images (a reference sample): each step adds the candidate that most lowers the
+//                    maximum mean discrepancy under a Gaussian kernel on pixels (kernelHerding below). Not in the
+//                    paper: it corrects the generator's narrow spread toward the data's, where the confidence orders
+//                    keep the most typical samples; chosen for the Fashion-MNIST default on its validation split
+//                    (docs/results/validation.md).
 //   auto             confident below `autoIpcThreshold` images per class, least-confident from it on (Section 3.4)
 //
 // When fewer than IPC candidates are correct the rest is filled from the incorrect ones: at random (the paper: "we
@@ -20,7 +26,7 @@
 
 import { shuffled } from "../util/seed.js";
 
-export const STRATEGIES = ["confident", "least-confident", "correct", "random", "el2n", "representative", "auto"] as const;
+export const STRATEGIES = ["confident", "least-confident", "correct", "random", "el2n", "representative", "mmd", "auto"] as const;
 export type Strategy = (typeof STRATEGIES)[number];
 export type FillRule = "random" | "ordered";
 
@@ -47,8 +53,10 @@ export interface SelectOptions {
   autoIpcThreshold?: number;
   /** Deterministic source of randomness in [0, 1) for the random orders and the k-means initialisation. */
   random: () => number;
-  /** For `representative`: L2-normalised selector features, row-major [candidates x dim]. */
+  /** For `representative` (L2-normalised selector features) and `mmd` (pixels): row-major [candidates x dim]. */
   features?: { data: Float32Array; dim: number };
+  /** For `mmd`: the class's real images in the space of `features`, row-major [images x dim]. */
+  reference?: Float32Array;
 }
 
 export interface Selection {
@@ -79,7 +87,10 @@ export function scoreCandidates(probs: Float32Array | Float64Array, numClasses: 
   return out;
 }
 
-export function resolveStrategy(strategy: Strategy, ipc: number, autoIpcThreshold = 50): Exclude<Strategy, "auto"> {
+/** `auto` switches from confident to least-confident at this IPC by default (the paper's high-IPC setting). */
+export const AUTO_IPC_THRESHOLD = 50;
+
+export function resolveStrategy(strategy: Strategy, ipc: number, autoIpcThreshold = AUTO_IPC_THRESHOLD): Exclude<Strategy, "auto"> {
   if (strategy !== "auto") return strategy;
   return ipc >= autoIpcThreshold ? "least-confident" : "confident";
 }
@@ -106,10 +117,13 @@ export function selectCandidates(cands: readonly Candidate[], target: number, o:
     case "random":
       order = shuffled(cands, o.random);
       break;
-    case "representative": {
-      if (!o.features) throw new Error("the representative strategy needs the candidates' features");
+    case "representative":
+    case "mmd": {
+      if (!o.features) throw new Error(`the ${strategy} strategy needs the candidates' features`);
+      if (strategy === "mmd" && !o.reference) throw new Error("the mmd strategy needs the real reference images' features");
       const correct = cands.filter((c) => c.prediction === target);
-      const picked = correct.length <= o.ipc ? correct : clusterCentres(correct, o.features, o.ipc, o.random);
+      const picked =
+        strategy === "mmd" ? kernelHerding(correct, o.features, o.reference!, o.ipc) : correct.length <= o.ipc ? correct : clusterCentres(correct, o.features, o.ipc, o.random);
       const pickedSet = new Set(picked);
       // Below IPC correct candidates, the rest follow in confidence order (the fill rule decides their order).
       order = [...picked, ...[...cands].sort(byConfidence(1)).filter((c) => !pickedSet.has(c))];
@@ -196,4 +210,60 @@ export function clusterCentres(cands: readonly Candidate[], features: { data: Fl
     .filter((c) => c.size > 0)
     .sort((a, b) => b.size - a.size || cands[a.nearest].index - cands[b.nearest].index)
     .map((c) => cands[c.nearest]);
+}
+
+/**
+ * Greedy MMD minimisation, kernel herding (Chen, Welling and Smola 2010): picks min(k, candidates) candidates one at a
+ * time, each the one that brings the kept set closest to the reference images in maximum mean discrepancy,
+ *   MMD^2(S, R) = mean_{s,s' in S} K(s, s') - 2 mean_{s in S, r in R} K(s, r) + const,
+ * with the Gaussian kernel K(x, y) = exp(-||x - y||^2 / h) and h the median squared candidate-to-reference distance
+ * (the median heuristic). Adding c to the k - 1 kept gives (Kss + 2 sum_{s in S} K(c, s) + 1) / k^2 - 2 (a_S + a(c)) / k,
+ * a(c) = mean_r K(c, r): the second term pulls toward where the real images are, the first pushes away from what is
+ * already kept. Ties go to the lower pool index. Returns the picks in order.
+ */
+export function kernelHerding(cands: readonly Candidate[], features: { data: Float32Array; dim: number }, reference: Float32Array, k: number): Candidate[] {
+  const { data, dim } = features;
+  const n = cands.length;
+  const m = reference.length / dim;
+  if (!Number.isInteger(m) || m < 1) throw new Error(`the reference holds ${reference.length} values, not whole rows of ${dim}`);
+  if (n === 0) return [];
+  const sqDist = (a: Float32Array, i: number, b: Float32Array, j: number) => {
+    let s = 0;
+    for (let d = 0, x = i * dim, y = j * dim; d < dim; d++) {
+      const v = a[x + d] - b[y + d];
+      s += v * v;
+    }
+    return s;
+  };
+  const toRef = new Float64Array(n * m);
+  cands.forEach((c, i) => {
+    for (let j = 0; j < m; j++) toRef[i * m + j] = sqDist(data, c.index, reference, j);
+  });
+  const h = Float64Array.from(toRef).sort()[Math.floor((n * m) / 2)] || 1;
+  const attraction = cands.map((_, i) => {
+    let s = 0;
+    for (let j = 0; j < m; j++) s += Math.exp(-toRef[i * m + j] / h);
+    return s / m;
+  });
+  const repulsion = new Float64Array(n);
+  const taken = new Uint8Array(n);
+  const picks: Candidate[] = [];
+  let kss = 0;
+  let aS = 0;
+  while (picks.length < Math.min(k, n)) {
+    const size = picks.length + 1;
+    let best = -1;
+    let bestValue = Infinity;
+    for (let i = 0; i < n; i++) {
+      if (taken[i]) continue;
+      const value = (kss + 2 * repulsion[i] + 1) / (size * size) - (2 * (aS + attraction[i])) / size;
+      if (value < bestValue || (value === bestValue && cands[i].index < cands[best].index)) [best, bestValue] = [i, value];
+    }
+    taken[best] = 1;
+    picks.push(cands[best]);
+    kss += 2 * repulsion[best] + 1;
+    aS += attraction[best];
+    for (let i = 0; i < n; i++) if (!taken[i]) repulsion[i] += Math.exp(-sqDist(data, cands[i].index, data, cands[best].index) / h);
+  }
+  return picks;
 }

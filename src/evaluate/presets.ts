@@ -1,21 +1,14 @@
 // Per-data-set evaluation settings: input size and channels, normalisation, the ResNet stem, and how the protocols'
 // epoch counts and test cadence scale for the data set (docs/evaluation.md: "image size and epoch counts scale with the
 // data set"). docs/evaluation.md records how the Fashion-MNIST numbers were chosen.
+import type { SetFormat } from "../io/datasets/sets.js";
 import type { ResNetStem } from "../models/resnet.js";
 
 export const EVAL_PRESETS = ["fashion-mnist", "imagenet"] as const;
 export type EvalPresetName = (typeof EVAL_PRESETS)[number];
 
-export interface EvalPreset {
+export interface EvalPreset extends SetFormat {
   name: EvalPresetName;
-  /** Training images are resized (bilinear, as PIL) to size x size; so are test images unless testResize is set. */
-  imageSize: number;
-  /**
-   * Test images of an ImageFolder: Resize(testResize) on the shorter side, then CenterCrop(imageSize), as the ImageNet
-   * protocols' validation transform (null: resized to imageSize like the training images).
-   */
-  testResize: number | null;
-  channels: 1 | 3;
   /** Per-channel normalisation after augmentation, as torchvision's Normalize. */
   mean: number[];
   std: number[];

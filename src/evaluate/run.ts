@@ -4,7 +4,7 @@ import { type DatasetSource, type ImageSet, indicesByClass } from "../io/dataset
 import * as torch from "../torch/index.js";
 import { deriveSeed } from "../util/seed.js";
 import type { Progress } from "../util/progress.js";
-import { matchClasses, type ClassPair } from "./data.js";
+import { matchClasses, type ClassPair } from "../io/datasets/sets.js";
 import type { EvalPreset } from "./presets.js";
 import { hardTrainer, type ProtocolSettings, softTrainer } from "./protocols.js";
 import { meanStd, type Summary, versions, type Versions } from "./record.js";

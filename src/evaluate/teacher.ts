@@ -7,7 +7,7 @@ import { resizeImages } from "../io/image.js";
 import { buildModel, type Preprocess, readModelMetaOfKind } from "../models/saved.js";
 import * as torch from "../torch/index.js";
 import type { Tensor } from "../torch/index.js";
-import { matchClasses } from "./data.js";
+import { matchClasses } from "../io/datasets/sets.js";
 import type { EvalPreset } from "./presets.js";
 import { archName, buildClassifier, type Classifier, CLASSIFIER_KINDS, type ClassifierSpec, classifierSpecOf, specOfSaved } from "../models/classifiers.js";
 

@@ -108,3 +108,51 @@ test("representative: with no more correct candidates than IPC all of them are k
   assert.ok([1, 4, 6].includes(s.selected[5]));
   assert.throws(() => selectCandidates(cands, 1, opts({ strategy: "representative" })), /features/);
 });
+
+// Features for the mmd strategy: 1-D positions. The real images sit at 0 and 10 (two modes); the correct candidates
+// are at 1 (pool index 0), 2 (2), 3 (3), 9 (5) and 5 (7); the wrong ones (1, 4, 6) sit on a mode and must not count.
+const POSITIONS = [1, 10, 2, 3, 0, 9, 10, 5];
+const MMD_FEATS = { data: Float32Array.from(POSITIONS), dim: 1 };
+const REFERENCE = Float32Array.from([0, 0, 0, 10, 10, 10]);
+
+test("mmd: keeps a sample near each mode of the real images, not two of one mode or the one in the middle", () => {
+  const s = selectCandidates(cands, 1, opts({ strategy: "mmd", ipc: 2, features: MMD_FEATS, reference: REFERENCE }));
+  // 1 and 9 are equally close to the data (the lower pool index first); 2 or 3 would repeat the first mode.
+  assert.deepEqual(s.selected, [0, 5]);
+  assert.equal(s.filled, 0);
+  // confident keeps the middle one (7, at 5) and two of the same mode
+  assert.deepEqual(selectCandidates(cands, 1, opts({ ipc: 2 })).selected, [7, 2]);
+});
+
+/** MMD^2 between the positions of `set` and the reference, from its definition (bandwidth h). */
+function mmd2(set: number[], ref: number[], h: number): number {
+  const k = (x: number, y: number) => Math.exp(-((x - y) ** 2) / h);
+  const mean = (xs: number[], ys: number[]) => xs.reduce((s, x) => s + ys.reduce((t, y) => t + k(x, y), 0), 0) / (xs.length * ys.length);
+  return mean(set, set) - 2 * mean(set, ref) + mean(ref, ref);
+}
+
+test("mmd: every pick minimises the MMD of the kept set to the reference, computed from scratch", () => {
+  const r = randomSource(5);
+  const positions = Array.from({ length: 8 }, () => r() * 20 - 5);
+  const ref = Array.from({ length: 7 }, () => r() * 12);
+  const correct = cands.filter((c) => c.prediction === 1).map((c) => c.index);
+  // The median heuristic over the correct candidates' squared distances to the reference.
+  const d2 = correct.flatMap((i) => ref.map((y) => (Math.fround(positions[i]) - Math.fround(y)) ** 2)).sort((a, b) => a - b);
+  const h = d2[Math.floor(d2.length / 2)];
+  const kept: number[] = [];
+  while (kept.length < 4) {
+    const rest = correct.filter((i) => !kept.includes(i));
+    const score = (i: number) => mmd2([...kept, i].map((j) => Math.fround(positions[j])), ref.map(Math.fround), h);
+    kept.push(rest.reduce((a, b) => (score(b) < score(a) - 1e-12 ? b : a)));
+  }
+  const s = selectCandidates(cands, 1, opts({ strategy: "mmd", ipc: 4, features: { data: Float32Array.from(positions), dim: 1 }, reference: Float32Array.from(ref) }));
+  assert.deepEqual(s.selected, kept);
+});
+
+test("mmd: with no more correct candidates than IPC all of them are kept, then the fill rule; it needs both feature sets", () => {
+  const s = selectCandidates(cands, 1, opts({ strategy: "mmd", ipc: 6, features: MMD_FEATS, reference: REFERENCE }));
+  assert.deepEqual(s.selected.slice(0, 5).sort(), [0, 2, 3, 5, 7]);
+  assert.equal(s.filled, 1);
+  assert.throws(() => selectCandidates(cands, 1, opts({ strategy: "mmd", features: MMD_FEATS })), /reference/);
+  assert.throws(() => selectCandidates(cands, 1, opts({ strategy: "mmd", reference: REFERENCE })), /features/);
+});

@@ -59,6 +59,29 @@ describe("the embedded Fashion-MNIST default (slow)", () => {
     assert.deepEqual(pick(config(10, ["--pool-factor", "1", "--cfg-interval", "0,999"])).slice(3, 5), [[0, 999], 1]);
   });
 
+  test("--select mmd matches the kept samples to a real reference sample; bad references exit 2 with one line", () => {
+    const out = join(dir, "mmd");
+    const base = ["distill", "--defaults", "paper", "--classes", "0-1", "--ipc", "2", "--pool-factor", "3", "--steps", "3", "--refine-iters", "0"];
+    const r = run([...base, "--select", "mmd", "--reference", "fashion-mnist-fit", "--reference-per-class", "50", "--out", out]);
+    assert.equal(r.status, 0, r.stderr);
+    const m = JSON.parse(readFileSync(join(out, "manifest.json"), "utf8"));
+    assert.deepEqual([m.reference.data, m.reference.perClass, m.reference.source.path.endsWith("#fit")], ["fashion-mnist-fit", 50, true]);
+    // Every kept image is a pool candidate (generated); the reference only steered which.
+    for (const rec of m.records) for (const item of rec.items) assert.ok(item.poolIndex >= 0 && item.poolIndex < 6);
+    const refused = (extra: string[], pattern: RegExp) => {
+      const e = run([...base, ...extra, "--out", join(dir, "mmd-refused")]);
+      assert.equal(e.status, 2, e.stderr);
+      assert.match(e.stderr, pattern);
+      assert.equal(e.stderr.trim().split("\n").length, 1, e.stderr);
+      assert.ok(!existsSync(join(dir, "mmd-refused")));
+    };
+    refused(["--select", "mmd"], /--select mmd .* --reference/);
+    refused(["--select", "confident", "--reference", "fashion-mnist-fit"], /--reference is for --select mmd/);
+    // The distilled set above holds 2 of the preset's 10 classes.
+    refused(["--select", "mmd", "--reference", out], /--reference .*has 2 classes but the fashion-mnist preset has 10/);
+    refused(["--select", "mmd", "--reference", "fashion-mnist-fit", "--reference-per-class", "6000"], /fewer than the 6000 per class.*--reference-per-class/);
+  });
+
   test("without --out, cao2 distill creates ./distilled/<preset>-ipc<N> in a folder that has none", () => {
     const cwd = mkdtempSync(join(dir, "fresh-"));
     const r = run(["distill", "--classes", "0", "--ipc", "1", "--steps", "2", "--t-max", "1", "--refine-iters", "1"], cwd);

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, test } from "node:test";
-import { fitToPreset, loadEvalSet, matchClasses } from "../../src/evaluate/data.js";
+import { fitToPreset, loadEvalSet, matchClasses } from "../../src/io/datasets/sets.js";
 import { PRESETS } from "../../src/evaluate/presets.js";
 import { writeRandomReal } from "../../src/evaluate/random-real.js";
 import { meanStd } from "../../src/evaluate/record.js";

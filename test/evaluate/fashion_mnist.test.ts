@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { test } from "node:test";
-import { fitToPreset } from "../../src/evaluate/data.js";
+import { fitToPreset } from "../../src/io/datasets/sets.js";
 import { PRESETS } from "../../src/evaluate/presets.js";
 import { protocolSettings } from "../../src/evaluate/protocols.js";
 import { runEvaluation } from "../../src/evaluate/run.js";

@@ -8,10 +8,11 @@
 //   node tools/results/validation.mjs --ipc 10 --cfg 2.7 --pool 5 --select representative,confident --refine 100
 //   node tools/results/validation.mjs --ipc 10 --backbone minimax --cfg 2.0 --pool 1 --protocols hard,plain
 //   node tools/results/validation.mjs --ipc 10 --cfg 4.0 --interval all,0-600 --guide 3,all   # guidance interval, channels
+//   node tools/results/validation.mjs --ipc 10 --backbone minimax --pool 10 --select mmd --seeds 0,1 --repeats 3
 //   node tools/results/validation.mjs --render                                             # only rewrite the page
 //
-// Every point of the grid (backbone x cfg x pool x select x refine x interval x guide) is a setting; each is
-// distilled with seed 0 into .runs/val/<name> and evaluated with hard-label ConvNet-3 (`hard`: the protocol's
+// Every point of the grid (backbone x cfg x pool x select x refine x interval x guide x seeds) is a setting; each is
+// distilled with its seed (default 0; other seeds are named -s<seed>) into .runs/val/<name> and evaluated with hard-label ConvNet-3 (`hard`: the protocol's
 // augmentation and CutMix) and/or a plain trainer (`plain`: crop and flip only, no CutMix), --repeats students each (seed 0). Records go to
 // docs/results/validation/<name>.<protocol>-r<repeats>.json. Resumable: finished records are skipped, distillations
 // resume.
@@ -26,7 +27,9 @@ const PROTOCOLS = {
   hard: ["--protocol", "hard", "--arch", "convnet3"],
   plain: ["--protocol", "hard", "--arch", "convnet3", "--augment", "crop-flip", "--no-cutmix"],
 };
-const ABBR = { confident: "conf", "least-confident": "lc", correct: "corr", random: "rand", el2n: "el2n", representative: "rep", auto: "auto" };
+const ABBR = { confident: "conf", "least-confident": "lc", correct: "corr", random: "rand", el2n: "el2n", representative: "rep", mmd: "mmd", auto: "auto" };
+/** The real images the mmd strategy matches: the training split less the validation split. */
+const REFERENCE = "fashion-mnist-fit";
 
 /** The folder name of a setting; pool 1 without refinement is "plain samples" (no selection happens). */
 function settingName(s) {
@@ -34,13 +37,17 @@ function settingName(s) {
   const core = s.pool === 1 ? `dit${s.ipc}-cfg${s.cfg}` : `${ABBR[s.select]}${s.ipc}-p${s.pool}-cfg${s.cfg}`;
   const gi = s.interval === "all" ? "" : `-gi${s.interval}`;
   const gc = s.guide === "3" ? "" : `-g${s.guide}`;
-  return `${bb}${core}${gi}${gc}${s.refine > 0 ? `-ref${s.refine}` : ""}`;
+  return `${bb}${core}${gi}${gc}${s.refine > 0 ? `-ref${s.refine}` : ""}${seedSuffix(s.seed)}`;
 }
+
+/** Sets drawn with another seed than 0 are named with -s<seed>. */
+const seedSuffix = (seed) => (seed === 0 ? "" : `-s${seed}`);
 
 function distillArgs(s, out) {
   // --defaults paper: every setting not in the name is the paper's, not the validated default's.
-  const argv = ["distill", "--defaults", "paper", "--ipc", `${s.ipc}`, "--pool-factor", `${s.pool}`, "--refine-iters", `${s.refine}`, "--cfg", `${s.cfg}`, "--seed", "0", "--out", out];
+  const argv = ["distill", "--defaults", "paper", "--ipc", `${s.ipc}`, "--pool-factor", `${s.pool}`, "--refine-iters", `${s.refine}`, "--cfg", `${s.cfg}`, "--seed", `${s.seed}`, "--out", out];
   if (s.pool > 1) argv.push("--select", s.select);
+  if (s.pool > 1 && s.select === "mmd") argv.push("--reference", REFERENCE);
   if (s.backbone !== "base") argv.push("--dit", BACKBONES[s.backbone] ?? s.backbone);
   if (s.interval !== "all") argv.push("--cfg-interval", s.interval.replace("-", ","));
   if (s.guide !== "3") argv.push("--guide-channels", s.guide);
@@ -106,14 +113,14 @@ function render() {
 }
 
 function main(argv) {
-  const o = { ipc: [10], cfg: ["2.7"], pool: [1], select: ["confident"], refine: [0], backbone: ["base"], interval: ["all"], guide: ["3"], protocols: ["hard"], repeats: 1, render: false, baseline: true };
+  const o = { ipc: [10], cfg: ["2.7"], pool: [1], select: ["confident"], refine: [0], backbone: ["base"], interval: ["all"], guide: ["3"], seeds: [0], protocols: ["hard"], repeats: 1, render: false, baseline: true };
   for (let k = 0; k < argv.length; k++) {
     const a = argv[k];
     const list = () => (argv[++k] ?? "").split(",").filter(Boolean);
     if (a === "--render") o.render = true;
     else if (a === "--no-baseline") o.baseline = false;
     else if (a === "--repeats") o.repeats = Number(argv[++k]);
-    else if (["--ipc", "--pool", "--refine"].includes(a)) o[a.slice(2)] = list().map(Number);
+    else if (["--ipc", "--pool", "--refine", "--seeds"].includes(a)) o[a.slice(2)] = list().map(Number);
     else if (["--cfg", "--select", "--backbone", "--protocols", "--interval", "--guide"].includes(a)) o[a.slice(2)] = list();
     else {
       process.stderr.write(`validation: unknown argument '${a}' (see the comment at the top of tools/results/validation.mjs)\n`);
@@ -127,9 +134,10 @@ function main(argv) {
   }
   if (!o.render) {
     for (const ipc of o.ipc) {
-      if (o.baseline) {
-        const dir = ensureSet(`rr${ipc}`, (d) => ["baseline", "random-real", "--data", "fashion-mnist-fit", "--ipc", `${ipc}`, "--seed", "0", "--out", d]);
-        for (const p of o.protocols) ensureRecord(`rr${ipc}`, dir, p, o.repeats);
+      for (const seed of o.baseline ? o.seeds : []) {
+        const name = `rr${ipc}${seedSuffix(seed)}`;
+        const dir = ensureSet(name, (d) => ["baseline", "random-real", "--data", "fashion-mnist-fit", "--ipc", `${ipc}`, "--seed", `${seed}`, "--out", d]);
+        for (const p of o.protocols) ensureRecord(name, dir, p, o.repeats);
       }
       for (const backbone of o.backbone)
         for (const cfg of o.cfg)
@@ -137,13 +145,14 @@ function main(argv) {
             for (const select of pool === 1 ? ["-"] : o.select)
               for (const refine of o.refine)
                 for (const interval of o.interval)
-                  for (const guide of o.guide) {
-                    const s = { ipc, backbone, cfg, pool, select, refine, interval, guide };
-                    const name = settingName(s);
-                    const dir = ensureSet(name, (d) => distillArgs(s, d));
-                    for (const p of o.protocols) ensureRecord(name, dir, p, o.repeats);
-                    render();
-                  }
+                  for (const guide of o.guide)
+                    for (const seed of o.seeds) {
+                      const s = { ipc, backbone, cfg, pool, select, refine, interval, guide, seed };
+                      const name = settingName(s);
+                      const dir = ensureSet(name, (d) => distillArgs(s, d));
+                      for (const p of o.protocols) ensureRecord(name, dir, p, o.repeats);
+                      render();
+                    }
     }
   }
   render();

@@ -4,5 +4,6 @@ export * from "./idx.js";
 export * from "./imagefolder.js";
 export * from "./split.js";
 export * from "./spec.js";
+export * from "./sets.js";
 export * from "./stream.js";
 export * from "./imagenet-classes.js";

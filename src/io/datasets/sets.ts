@@ -1,15 +1,28 @@
-// Training and test sets for an evaluation: the named built-in set or an ImageFolder, brought to the preset's size
-// and channels, and the check that both sets mean the same classes by the same labels.
-import { InputError } from "../errors.js";
-import { classFolders, type Dataset, fashionMnistPart, type ImageSet, loadFashionMnistPart, memoryImageSet, openImageFolderSet, sampleRandomPerClass } from "../io/datasets/index.js";
-import { resizeImages } from "../io/image.js";
-import type { ImageTransform } from "../io/resample.js";
-import { classFolder, folderSafe } from "../io/datasets/imagefolder.js";
-import { type ImageNetSubset, imagenetSubsetClasses } from "../io/datasets/imagenet-classes.js";
-import type { EvalPreset } from "./presets.js";
+// Training and test sets (of an evaluation, or a distillation's reference images): the named built-in set or an
+// ImageFolder, brought to a preset's size and channels, and the check that two sets mean the same classes by the same
+// labels.
+import { InputError } from "../../errors.js";
+import { resizeImages } from "../image.js";
+import type { ImageTransform } from "../resample.js";
+import type { Dataset } from "./dataset.js";
+import { classFolder, classFolders, folderSafe } from "./imagefolder.js";
+import { type ImageNetSubset, imagenetSubsetClasses } from "./imagenet-classes.js";
+import { fashionMnistPart, loadFashionMnistPart } from "./spec.js";
+import { sampleRandomPerClass } from "./split.js";
+import { type ImageSet, memoryImageSet, openImageFolderSet } from "./stream.js";
+
+/** What a set is brought to: the evaluation presets (src/evaluate/presets.ts) and distillation's reference images. */
+export interface SetFormat {
+  name: string;
+  /** Training images are resized (bilinear, as PIL) to size x size; so are test images unless testResize is set. */
+  imageSize: number;
+  /** Test images of an ImageFolder: Resize(testResize) on the shorter side, then CenterCrop(imageSize); null: resized. */
+  testResize: number | null;
+  channels: 1 | 3;
+}
 
 /** How an ImageFolder's images become the preset's input: training images resized, test images as testResize says. */
-export function presetTransform(preset: EvalPreset, split: "train" | "test"): ImageTransform {
+export function presetTransform(preset: SetFormat, split: "train" | "test"): ImageTransform {
   const s = preset.imageSize;
   return split === "test" && preset.testResize !== null ? { resizeShorter: preset.testResize, centerCrop: s } : { resize: [s, s] };
 }
@@ -52,7 +65,7 @@ export interface EvalSetOptions {
  * size in memory, or an ImageFolder of any size and mixed image sizes, read with the preset's channels and transform
  * (presetTransform) and streamed when large (io/datasets/stream.ts).
  */
-export async function loadEvalSet(spec: string, split: "train" | "test", preset: EvalPreset, o: EvalSetOptions = {}): Promise<ImageSet> {
+export async function loadEvalSet(spec: string, split: "train" | "test", preset: SetFormat, o: EvalSetOptions = {}): Promise<ImageSet> {
   const part = fashionMnistPart(spec, split);
   if (part && o.classList) throw new InputError(`${spec}: a class list (--subset ${o.classList}) applies to ImageFolders of ImageNet classes, not Fashion-MNIST`);
   if (part) {
@@ -80,7 +93,7 @@ export async function loadEvalSet(spec: string, split: "train" | "test", preset:
  * 32x32). Channels must already match: the ImageFolder reader converts, the idx reader gives grey images. When a
  * resize happens, the input's image tensor is freed (the result replaces the input).
  */
-export function fitToPreset(ds: Dataset, preset: EvalPreset): Dataset {
+export function fitToPreset(ds: Dataset, preset: SetFormat): Dataset {
   const [, c, h, w] = ds.images.shape;
   if (c !== preset.channels) throw new InputError(`${ds.source.path}: ${c}-channel images, but the ${preset.name} preset takes ${preset.channels}`);
   if (h === preset.imageSize && w === preset.imageSize) return ds;
