@@ -51,12 +51,13 @@ describe("the embedded Fashion-MNIST default (slow)", () => {
       const m = JSON.parse(readFileSync(join(out, "manifest.json"), "utf8"));
       return { ...m.config, dit: basename(m.models.dit.path) };
     };
-    const pick = (c: Record<string, unknown>) => [c.defaults, c.dit, c.cfg, c.cfgInterval, c.poolFactor, c.select];
-    assert.deepEqual(pick(config(1)), ["validated", "dit.safetensors", 2.7, undefined, 2, "auto"]);
-    assert.deepEqual(pick(config(10)), ["validated", "dit-minimax.safetensors", 2.7, [100, 600], 5, "confident"]);
-    assert.deepEqual(pick(config(10, ["--defaults", "paper"])), ["paper", "dit.safetensors", 2.7, undefined, 2, "auto"]);
-    // A flag still wins over the band's value.
-    assert.deepEqual(pick(config(10, ["--pool-factor", "1", "--cfg-interval", "0,999"])).slice(3, 5), [[0, 999], 1]);
+    const pick = (c: Record<string, unknown>) => [c.defaults, c.dit, c.cfg, c.cfgInterval, c.poolFactor, c.select, (c.reference as { data: string } | undefined)?.data];
+    assert.deepEqual(pick(config(1)), ["validated", "dit.safetensors", 2.7, undefined, 10, "mmd", "fashion-mnist-fit"]);
+    assert.deepEqual(pick(config(10)), ["validated", "dit-minimax.safetensors", 2.7, [100, 600], 10, "mmd", "fashion-mnist-fit"]);
+    assert.deepEqual(pick(config(10, ["--defaults", "paper"])), ["paper", "dit.safetensors", 2.7, undefined, 2, "auto", undefined]);
+    // A flag still wins over the band's value; another strategy drops the band's reference.
+    assert.deepEqual(pick(config(10, ["--pool-factor", "2", "--cfg-interval", "0,999"])).slice(3, 5), [[0, 999], 2]);
+    assert.deepEqual(pick(config(10, ["--select", "confident"])).slice(5), ["confident", undefined]);
   });
 
   test("--select mmd matches the kept samples to a real reference sample; bad references exit 2 with one line", () => {
