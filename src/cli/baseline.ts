@@ -42,6 +42,9 @@ export async function run(argv: string[]): Promise<number> {
   checkOutputFolder("--out", a.out);
   const selectorFlags = (["selector", "select", "pool-factor"] as const).filter((f) => a.given.has(f));
   if (kind === "random-real" && selectorFlags.length) throw new UsageError(`--${selectorFlags[0]} is for selected-real; random-real draws at random`);
+  // mmd matches a pool to other real images of the class: on a pool of real images it would be herding, not this
+  // baseline (the paper's selection rules without the diffusion model).
+  if (a.select === "mmd") throw new UsageError("selected-real applies the paper's selection rules to real images; --select mmd is for distill (it needs a --reference)");
   const source = loadDataSpec(a.data!, "train");
   if (kind === "random-real") {
     const m = writeRandomReal({ source, sourceName: a.data!, ipc: a.ipc, seed: a.seed!, out: a.out });

@@ -136,7 +136,8 @@ const VALIDATED_FASHION_MNIST: readonly ValidatedBand[] = [
     maxIpc: 22,
     settings: { shippedDiT: "dit-minimax.safetensors", cfg: 2.7, cfgInterval: [100, 600], poolFactor: 10, select: "mmd", referenceData: "fashion-mnist-fit" },
   },
-  // IPC 50: as IPC 10 from a 4x pool. PENDING
+  // IPC 50: as IPC 10 from a 4x pool. minimax-mmd50-p4-cfg2.7-gi100-600-ref100: 79.92 +- 0.80 (3 students) against
+  // 81.05 +- 0.35 for random real images and 79.30 (one student) for the most confident 50 of a 2x pool.
   {
     maxIpc: Infinity,
     settings: { shippedDiT: "dit-minimax.safetensors", cfg: 2.7, cfgInterval: [100, 600], poolFactor: 4, select: "mmd", referenceData: "fashion-mnist-fit" },

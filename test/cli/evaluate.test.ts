@@ -76,6 +76,7 @@ test("baseline selected-real: the selector's most confident IPC of a random pool
   }
   assert.deepEqual(m.indices, m.details.perClass.flatMap((c: { selected: number[] }) => c.selected));
   assertInputError(cao2("baseline", "random-real", "--ipc", "2", "--select", "confident", "--out", join(dir, "x")), /--select is for selected-real/);
+  assertInputError(cao2("baseline", "selected-real", "--ipc", "2", "--select", "mmd", "--out", join(dir, "x")), /--select mmd is for distill/);
   // a state dict is read as an ImageNet-preprocessed selector (224 px): a 5-class ConvNet-1 for that size
   const five = join(dir, "selector5.safetensors");
   saveSafetensors(five, buildClassifier({ kind: "convnet", depth: 1, width: 8, norm: "batch", numClasses: 5, inChannels: 1, imageSize: 224 }).stateDict());
