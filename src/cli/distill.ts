@@ -10,7 +10,8 @@ import { type RunStatus, runStatus } from "../distill/status.js";
 import { describeHolder } from "../util/lock-file.js";
 import { ORDERS, type StageOrder } from "../distill/pipeline.js";
 import { NORMS, type NormKind } from "../distill/refine.js";
-import { type ClassSpec, type Compat, type Condition, DEFAULTS, type Defaults, defaultTMax, PRESETS, type PresetName, presetClasses, recipeDefaults } from "../distill/presets.js";
+import { type ClassSpec, type Compat, type Condition, DEFAULTS, type Defaults, defaultTMax, PRESETS, type PresetName, presetClasses, type RecipeDefaults, recipeDefaults } from "../distill/presets.js";
+import type { ReferenceSpec } from "../distill/reference.js";
 import { AUTO_IPC_THRESHOLD, resolveStrategy, STRATEGIES, type Strategy } from "../distill/select.js";
 import { getNumThreads, installInterruptHandler, setNumThreads } from "../torch/index.js";
 import { assetPath } from "../util/assets.js";
@@ -114,6 +115,14 @@ function describeAuto(c: ConditionChoice): string {
 /** Flags that --status reads; it refuses others (they would suggest it does something). */
 const STATUS_FLAGS = new Set(["status", "out", "state", "stale-lock-after", "preset", "ipc"]);
 
+/** `--status`: where the run in --out stands (it refuses flags that would suggest it does more). */
+function showStatus(a: { given: Set<string>; out?: string; preset: string; ipc: number; state?: string; staleLockAfter: number }): number {
+  const other = [...a.given].filter((f) => !STATUS_FLAGS.has(f));
+  if (other.length) throw new UsageError(`--status only reads the run in --out (and --state); it takes no --${other[0]}`);
+  printStatus(runStatus(a.out ?? `distilled/${a.preset}-ipc${a.ipc}`, a.state, a.staleLockAfter));
+  return 0;
+}
+
 function printStatus(s: RunStatus): void {
   const count = (st: string) => s.classes.filter((c) => c.state === st).length;
   const width = Math.max(...s.classes.map((c) => `${c.class.label} ${c.class.name}`.length));
@@ -145,6 +154,23 @@ function modelFile(given: string | undefined, flag: "dit" | "vae" | "selector", 
   return shipped;
 }
 
+/** The mmd strategy's real images (from --reference or the preset's band); none for the other strategies. */
+function referenceOf(
+  select: Strategy,
+  a: { ipc: number; reference?: string; referencePerClass: number; given: Set<string> },
+  d: RecipeDefaults,
+): ReferenceSpec | undefined {
+  const strategy = resolveStrategy(select, a.ipc, AUTO_IPC_THRESHOLD);
+  const flag = (["reference", "reference-per-class"] as const).find((f) => a.given.has(f));
+  if (strategy !== "mmd") {
+    if (flag) throw new UsageError(`--${flag} is for --select mmd (this run selects by ${strategy})`);
+    return undefined;
+  }
+  const data = a.reference ?? d.referenceData;
+  if (!data) throw new UsageError("--select mmd matches the kept samples to real training images of each class: give them with --reference <fashion-mnist|fashion-mnist-fit|ImageFolder>");
+  return { data, perClass: a.referencePerClass };
+}
+
 /** The progress log's line for a run event, if it has one. */
 function logEvent(progress: Progress, e: DistillEvent, o: { resume: boolean; classCount: number }): void {
   if (e.type === "condition" && e.choice.requested === "auto") progress.log(describeAuto(e.choice));
@@ -167,12 +193,7 @@ function logEvent(progress: Progress, e: DistillEvent, o: { resume: boolean; cla
 export async function run(argv: string[]): Promise<number> {
   const a = parseCommand(argv, "cao2 distill [flags]", `${SUMMARIES.distill}. With no flags: the embedded Fashion-MNIST default at IPC 10.`, FLAGS);
   if (!a) return 0;
-  if (a.status) {
-    const other = [...a.given].filter((f) => !STATUS_FLAGS.has(f));
-    if (other.length) throw new UsageError(`--status only reads the run in --out (and --state); it takes no --${other[0]}`);
-    printStatus(runStatus(a.out ?? `distilled/${a.preset}-ipc${a.ipc}`, a.state, a.staleLockAfter));
-    return 0;
-  }
+  if (a.status) return showStatus(a);
   const shard = resolveShard({ shard: a.shard, shards: a.shards });
   applyReadLimits(a);
   const preset = a.preset as PresetName;
@@ -201,11 +222,6 @@ export async function run(argv: string[]): Promise<number> {
   let missing: number[] = [];
   const log = (e: DistillEvent) => logEvent(progress, e, { resume: a.resume, classCount: classes.length });
   const select = (a.select as Strategy | undefined) ?? d.select;
-  const mmd = resolveStrategy(select, a.ipc, AUTO_IPC_THRESHOLD) === "mmd";
-  const referenceFlag = (["reference", "reference-per-class"] as const).find((f) => a.given.has(f));
-  if (!mmd && referenceFlag) throw new UsageError(`--${referenceFlag} is for --select mmd (this run selects by ${resolveStrategy(select, a.ipc, AUTO_IPC_THRESHOLD)})`);
-  const referenceData = a.reference ?? d.referenceData;
-  if (mmd && !referenceData) throw new UsageError("--select mmd matches the kept samples to real training images of each class: give them with --reference <fashion-mnist|fashion-mnist-fit|ImageFolder>");
 
   const manifest = await runDistill(
     {
@@ -217,7 +233,7 @@ export async function run(argv: string[]): Promise<number> {
       ipc: a.ipc,
       poolFactor: a.poolFactor ?? d.poolFactor,
       select,
-      reference: mmd ? { data: referenceData!, perClass: a.referencePerClass } : undefined,
+      reference: referenceOf(select, a, d),
       fill: (a.fill as "random" | "ordered" | undefined) ?? d.fill,
       autoIpcThreshold: AUTO_IPC_THRESHOLD,
       refineIters: a.refineIters ?? d.refineIters,
