@@ -24,7 +24,6 @@ import { SUMMARIES } from "./commands.js";
 
 const P = "from preset";
 
-
 /** --unwrap of the commands that load a DiT (distill, sample): which entry of a wrapped training checkpoint. */
 export const DIT_UNWRAP_FLAG = {
   type: "string",
@@ -166,9 +165,9 @@ function referenceOf(
     if (flag) throw new UsageError(`--${flag} is for --select mmd (this run selects by ${strategy})`);
     return undefined;
   }
+  // Without one, runDistill refuses the run (the library's check, before anything is written).
   const data = a.reference ?? d.referenceData;
-  if (!data) throw new UsageError("--select mmd matches the kept samples to real training images of each class: give them with --reference <fashion-mnist|fashion-mnist-fit|ImageFolder>");
-  return { data, perClass: a.referencePerClass };
+  return data === undefined ? undefined : { data, perClass: a.referencePerClass };
 }
 
 /** The progress log's line for a run event, if it has one. */
@@ -222,7 +221,6 @@ export async function run(argv: string[]): Promise<number> {
   let missing: number[] = [];
   const log = (e: DistillEvent) => logEvent(progress, e, { resume: a.resume, classCount: classes.length });
   const select = (a.select as Strategy | undefined) ?? d.select;
-
   const manifest = await runDistill(
     {
       preset,

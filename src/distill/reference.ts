@@ -1,9 +1,10 @@
 // The real images that the mmd strategy matches (select.ts, kernelHerding): a seeded sample of `perClass` training
 // images per class from a data set (a Fashion-MNIST name or an ImageFolder), read at the size of the pixel space the
-// candidates are compared in (score.ts, pixelFeatures). They steer which samples are kept; none of them enters the distilled set.
+// candidates are compared in (score.ts, pixelFeatures). They steer which samples are kept; none of them enters the
+// distilled set.
 import { InputError } from "../errors.js";
 import { toUnitFloat } from "../io/image.js";
-import { type DatasetSource, fashionMnistPart, type ImageSet, listImageFolder, loadEvalSet, matchClasses } from "../io/datasets/index.js";
+import { type DatasetSource, fashionMnistPart, imageFolderClasses, type ImageSet, loadEvalSet, matchClasses } from "../io/datasets/index.js";
 import { IMAGENET_SUBSETS, type ImageNetSubset } from "../io/datasets/imagenet-classes.js";
 import { tidy } from "../torch/index.js";
 import type { LoadedModels } from "./models.js";
@@ -36,7 +37,7 @@ export async function openReference(spec: ReferenceSpec, preset: PresetName, m: 
   const where = { data: `--reference ${spec.data}`, test: `the ${preset} preset` };
   // Classes first (an ImageNet subset's are checked by loadEvalSet before it samples), so that a wrong folder is
   // named as such rather than as too small.
-  if (!subset && !fashionMnistPart(spec.data, "train")) matchClasses(listImageFolder(spec.data).classes, presetClasses(preset).map((c) => c.name), where);
+  if (!subset && !fashionMnistPart(spec.data, "train")) matchClasses(imageFolderClasses(spec.data), presetClasses(preset).map((c) => c.name), where);
   let set: ImageSet;
   try {
     set = await loadEvalSet(spec.data, "train", format, { classList: subset, perClass: { count: spec.perClass, seed } });

@@ -143,7 +143,7 @@ function checkConfig(cfg: DistillConfig): void {
   if (resolveStrategy(cfg.select, cfg.ipc, cfg.autoIpcThreshold) === "mmd" && !cfg.reference) {
     throw bad("--select mmd matches the kept samples to real training images of each class: give them with --reference <data set> (fashion-mnist, fashion-mnist-fit or an ImageFolder)");
   }
-  if (cfg.reference && !(Number.isInteger(cfg.reference.perClass) && cfg.reference.perClass >= 1)) throw bad(`--reference-per-class must be a positive integer, got ${cfg.reference.perClass}`);
+  if (cfg.reference) posInt(cfg.reference.perClass, "--reference-per-class");
   if (cfg.staleLockAfterS !== undefined && !(cfg.staleLockAfterS > 0)) throw bad(`the stale lock age must be positive, got ${cfg.staleLockAfterS}`);
   if (cfg.state !== undefined && isWithin(resolve(cfg.out), resolve(cfg.state))) {
     throw bad(`--state ${cfg.state} lies inside --out ${cfg.out}; it must be outside (a folder in the output is read as a class)`);

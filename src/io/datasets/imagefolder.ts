@@ -144,6 +144,11 @@ function resolveClasses(root: string, o: ImageFolderOptions): { classes: string[
   return { classes, order };
 }
 
+/** An ImageFolder's classes in label order (its class-list file, else its sorted folder names), without listing images. */
+export function imageFolderClasses(root: string): string[] {
+  return resolveClasses(root, {}).classes;
+}
+
 /**
  * An image file's bytes: a regular file no larger than an image within the pixel limit can need (8 bytes a pixel,
  * 16-bit RGBA stored uncompressed, and room for metadata).
