@@ -16,6 +16,11 @@ import { makeTinyModels, snapshot, TINY } from "../helpers/tiny-distill.js";
 const CLUSTER = join(ROOT, "tools", "slurm", "local-cluster.sh");
 const TEMPLATE = join(ROOT, "deploy", "slurm", "distill.sbatch");
 const required = process.env.CAO2_REQUIRE_SLURM === "1";
+/** Command-line arguments without one flag and its value. */
+const without = (args: readonly string[], flag: string) => args.filter((a, i) => a !== flag && args[i - 1] !== flag);
+// A TINY class takes well under a second, so a poll could miss its lock altogether; 2000 refinement iterations hold
+// each class for a few seconds, long enough to see the lock and cancel the task while it is there.
+const SETTINGS = [...without(TINY, "--refine-iters"), "--refine-iters", "2000"];
 
 const onPath = (bin: string) => spawnSync("/bin/sh", ["-c", `command -v ${bin} || test -x /usr/sbin/${bin}`]).status === 0;
 
@@ -68,7 +73,7 @@ describe("deploy/slurm/distill.sbatch on a real Slurm cluster (slow)", { skip: r
     for (const k of Object.keys(slurmEnv)) if (k.startsWith("SLURM_") && k !== "SLURM_CONF") delete slurmEnv[k];
     models = makeTinyModels(dir);
     const one = join(dir, "one");
-    const r = spawnSync(process.execPath, [MAIN, "distill", "--dit", models[0], "--vae", models[1], "--selector", models[2], ...TINY, "--out", one], {
+    const r = spawnSync(process.execPath, [MAIN, "distill", "--dit", models[0], "--vae", models[1], "--selector", models[2], ...SETTINGS, "--out", one], {
       encoding: "utf8",
       env: { ...slurmEnv, CI: "true" },
     });
@@ -99,7 +104,7 @@ describe("deploy/slurm/distill.sbatch on a real Slurm cluster (slow)", { skip: r
       `--export=ALL,CAO2=${process.execPath} ${MAIN},CAO2_DEVICE=cpu,CI=true`,
       TEMPLATE,
       "--dit", models[0], "--vae", models[1], "--selector", models[2],
-      ...TINY.filter((_, i) => TINY[i] !== "--threads" && TINY[i - 1] !== "--threads"),
+      ...without(SETTINGS, "--threads"),
       "--out", out,
     ]);
     assert.match(job, /^\d+$/);

@@ -23,7 +23,7 @@ export function makeTinyModels(at: string): string[] {
   return paths;
 }
 
-/** 3 classes at IPC 2, 5 sampling steps, 3 refinement iterations: a few seconds per class. */
+/** 3 classes at IPC 2, 5 sampling steps, 3 refinement iterations: well under a second per class. */
 export const TINY = ["--classes", "0-2", "--ipc", "2", "--steps", "5", "--refine-iters", "3", "--t-max", "2", "--threads", "1"];
 
 export const tinyDistillArgs = (models: readonly string[], out: string, extra: readonly string[] = []) => [
