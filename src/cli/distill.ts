@@ -4,7 +4,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { InputError } from "../errors.js";
 import type { ConditionChoice } from "../distill/condition.js";
-import { DEFAULT_STALE_LOCK_S, type DistillEvent, runDistill } from "../distill/run.js";
+import { DEFAULT_STALE_LOCK_S, type DistillConfig, type DistillEvent, runDistill } from "../distill/run.js";
 import { resolveShard, type Shard, shardName } from "../distill/shards.js";
 import { type RunStatus, runStatus } from "../distill/status.js";
 import { describeHolder } from "../util/lock-file.js";
@@ -16,7 +16,7 @@ import { AUTO_IPC_THRESHOLD, resolveStrategy, STRATEGIES, type Strategy } from "
 import { getNumThreads, installInterruptHandler, setNumThreads } from "../torch/index.js";
 import { assetPath } from "../util/assets.js";
 import { formatDuration, Progress } from "../util/progress.js";
-import { type FlagSpec, type FlagSpecs, parseCommand, UsageError } from "./args.js";
+import { type FlagSpec, type FlagSpecs, type Parsed, parseCommand, UsageError } from "./args.js";
 import { checkOutputFolder } from "./outputs.js";
 import { cfgIntervalFlag, deviceFlag, guidanceInterval, MAX_BATCH, MAX_PER_CLASS, MAX_STEPS, seedFlag, threadsFlag } from "./shared-flags.js";
 import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
@@ -189,6 +189,63 @@ function logEvent(progress: Progress, e: DistillEvent, o: { resume: boolean; cla
   }
 }
 
+type DistillArgs = Parsed<typeof FLAGS>;
+
+/** The run's configuration: each flag, else the recipe's default. */
+function distillConfig(
+  a: DistillArgs,
+  d: RecipeDefaults,
+  r: { preset: PresetName; compat: Compat; defaults: Defaults; classes: ClassSpec[]; numClasses: number; steps: number; condition: Condition; out: string; shard?: Shard },
+): DistillConfig {
+  const { preset, compat, defaults, classes, numClasses, steps, condition, out, shard } = r;
+  const model = (flag: "dit" | "vae" | "selector", file: string) => modelFile(a[flag], flag, preset, file);
+  const select = (a.select as Strategy | undefined) ?? d.select;
+  return {
+    preset,
+    compat,
+    defaults: compat === "paper" ? defaults : undefined,
+    classes,
+    numClasses,
+    ipc: a.ipc,
+    poolFactor: a.poolFactor ?? d.poolFactor,
+    select,
+    reference: referenceOf(select, a, d),
+    fill: (a.fill as "random" | "ordered" | undefined) ?? d.fill,
+    autoIpcThreshold: AUTO_IPC_THRESHOLD,
+    refineIters: a.refineIters ?? d.refineIters,
+    lr: a.lr ?? d.lr,
+    lambda: a.lambda ?? d.lambda,
+    norm: (a.norm as NormKind | undefined) ?? d.norm,
+    tMax: a.tMax ?? defaultTMax(steps, d.tMaxDivisor),
+    maxNorm: a.maxNorm,
+    condition,
+    autoConditionThreshold: a.autoThreshold ?? d.autoConditionThreshold,
+    order: a.order as StageOrder,
+    timestepMode: d.timestepMode,
+    refineTrainMode: d.refineTrainMode,
+    cfg: a.cfg ?? d.cfg,
+    cfgInterval: guidanceInterval(a.cfgInterval) ?? d.cfgInterval,
+    guidedChannels: a.guideChannels === "all" ? "all" : 3,
+    steps,
+    seed: a.seed,
+    batchSize: a.batchSize,
+    device: a.device,
+    threads: getNumThreads(),
+    savePreRefine: a.savePreRefine,
+    saveLatents: a.saveLatents,
+    out,
+    state: a.state,
+    shard,
+    staleLockAfterS: a.staleLockAfter,
+    models: { dit: model("dit", d.shippedDiT), vae: model("vae", "autoencoder.safetensors"), selector: model("selector", "selector.safetensors") },
+    modelOverrides: {
+      latentSize: a.latentSize,
+      scalingFactor: a.given.has("scaling-factor") ? a.scalingFactor : undefined,
+      ditUnwrap: a.given.has("unwrap") ? a.unwrap : undefined,
+    },
+  };
+}
+
 export async function run(argv: string[]): Promise<number> {
   const a = parseCommand(argv, "cao2 distill [flags]", `${SUMMARIES.distill}. With no flags: the embedded Fashion-MNIST default at IPC 10.`, FLAGS);
   if (!a) return 0;
@@ -201,7 +258,6 @@ export async function run(argv: string[]): Promise<number> {
   if (compat === "authors" && a.given.has("defaults")) throw new UsageError("--defaults applies to --compat paper (--compat authors has the released code's settings)");
   const d = recipeDefaults(preset, compat, { ipc: a.ipc, defaults });
   const embedded = preset === "fashion-mnist";
-  const model = (flag: "dit" | "vae" | "selector", file: string) => modelFile(a[flag], flag, preset, file);
   if (a.threads !== undefined) setNumThreads(a.threads);
   const steps = a.steps ?? d.steps;
   const condition = (a.condition as Condition | undefined) ?? d.condition;
@@ -213,70 +269,23 @@ export async function run(argv: string[]): Promise<number> {
   // have its parent already (a typo should not create folders).
   checkOutputFolder("--out", out, { createParents: a.out === undefined });
   if (a.state !== undefined) checkOutputFolder("--state", a.state);
+  const config = distillConfig(a, d, { preset, compat, defaults, classes, numClasses: all.length, steps, condition, out, shard });
   if (a.out === undefined) mkdirSync(dirname(out), { recursive: true });
   installInterruptHandler();
   const progress = new Progress({ unit: "steps" });
   const started = performance.now();
   let state = "";
   let missing: number[] = [];
-  const log = (e: DistillEvent) => logEvent(progress, e, { resume: a.resume, classCount: classes.length });
-  const select = (a.select as Strategy | undefined) ?? d.select;
-  const manifest = await runDistill(
-    {
-      preset,
-      compat,
-      defaults: compat === "paper" ? defaults : undefined,
-      classes,
-      numClasses: all.length,
-      ipc: a.ipc,
-      poolFactor: a.poolFactor ?? d.poolFactor,
-      select,
-      reference: referenceOf(select, a, d),
-      fill: (a.fill as "random" | "ordered" | undefined) ?? d.fill,
-      autoIpcThreshold: AUTO_IPC_THRESHOLD,
-      refineIters: a.refineIters ?? d.refineIters,
-      lr: a.lr ?? d.lr,
-      lambda: a.lambda ?? d.lambda,
-      norm: (a.norm as NormKind | undefined) ?? d.norm,
-      tMax: a.tMax ?? defaultTMax(steps, d.tMaxDivisor),
-      maxNorm: a.maxNorm,
-      condition,
-      autoConditionThreshold: a.autoThreshold ?? d.autoConditionThreshold,
-      order: a.order as StageOrder,
-      timestepMode: d.timestepMode,
-      refineTrainMode: d.refineTrainMode,
-      cfg: a.cfg ?? d.cfg,
-      cfgInterval: guidanceInterval(a.cfgInterval) ?? d.cfgInterval,
-      guidedChannels: a.guideChannels === "all" ? "all" : 3,
-      steps,
-      seed: a.seed,
-      batchSize: a.batchSize,
-      device: a.device,
-      threads: getNumThreads(),
-      savePreRefine: a.savePreRefine,
-      saveLatents: a.saveLatents,
-      out,
-      state: a.state,
-      shard,
-      staleLockAfterS: a.staleLockAfter,
-      models: { dit: model("dit", d.shippedDiT), vae: model("vae", "autoencoder.safetensors"), selector: model("selector", "selector.safetensors") },
-      modelOverrides: {
-        latentSize: a.latentSize,
-        scalingFactor: a.given.has("scaling-factor") ? a.scalingFactor : undefined,
-        ditUnwrap: a.given.has("unwrap") ? a.unwrap : undefined,
-      },
+  const manifest = await runDistill(config, {
+    resume: a.resume,
+    presetCondition: d.condition === "auto" ? "true" : d.condition,
+    progress,
+    onEvent: (e) => {
+      logEvent(progress, e, { resume: a.resume, classCount: classes.length });
+      if (e.type === "done" || e.type === "shard-done") state = e.state;
+      if (e.type === "shard-done") missing = e.missing;
     },
-    {
-      resume: a.resume,
-      presetCondition: d.condition === "auto" ? "true" : d.condition,
-      progress,
-      onEvent: (e) => {
-        log(e);
-        if (e.type === "done" || e.type === "shard-done") state = e.state;
-        if (e.type === "shard-done") missing = e.missing;
-      },
-    },
-  );
+  });
   progress.end();
   const took = formatDuration((performance.now() - started) / 1000);
   const summary = { ...a, out, classes: classes.length, took, state, embedded };

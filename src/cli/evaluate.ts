@@ -2,11 +2,12 @@
 // reports test top-1 as mean ± std over repeats, with a JSON record of everything that decided the numbers.
 import { existsSync, rmSync } from "node:fs";
 import { InputError } from "../errors.js";
-import { type FlagSpecs, parseCommand, UsageError } from "./args.js";
+import { type FlagSpecs, type Parsed, parseCommand, UsageError } from "./args.js";
 import { checkOutputFile } from "./outputs.js";
 import { deviceFlag, MAX_BATCH, MAX_EPOCHS, seedFlag, threadsFlag } from "./shared-flags.js";
 import { loadEvalSet, matchClasses } from "../io/datasets/sets.js";
-import { EVAL_PRESETS, type EvalPresetName, PRESETS } from "../evaluate/presets.js";
+import type { ImageSet } from "../io/datasets/stream.js";
+import { type EvalPreset, EVAL_PRESETS, type EvalPresetName, PRESETS } from "../evaluate/presets.js";
 import { AUGMENT_CHOICES, type AugmentChoice, PROTOCOLS, protocolSettings } from "../evaluate/protocols.js";
 import { formatMeanStd } from "../evaluate/record.js";
 import { sha256File } from "../io/files.js";
@@ -103,18 +104,45 @@ function savedRepeats(partial: string, identity: string, progress: Progress): Re
   return saved.repeats;
 }
 
+type EvaluateArgs = Parsed<typeof FLAGS>;
+
+/** Flag combinations refused before any data is read. */
+function checkFlags(a: EvaluateArgs): void {
+  if (a._.length > 0) throw new UsageError(`unexpected argument '${a._[0]}' (see --help)`);
+  if (!a.data) throw new UsageError("--data is required: the training set to evaluate (an ImageFolder, or fashion-mnist)");
+  if (a.protocol === "soft" && !a.teacher) throw new UsageError("the soft protocol needs --teacher <state dict>");
+  if (a.protocol === "hard" && a.teacher) throw new UsageError("--teacher is only used by the soft protocol");
+  checkOutputFile("--json", a.json);
+  if (a.resume && !a.json) throw new UsageError("--resume needs --json: progress is saved next to the record");
+  if (a.repeat !== undefined) {
+    if (a.repeat >= a.repeats!) throw new UsageError(`--repeat ${a.repeat} is not one of the ${a.repeats} repeats (0..${a.repeats! - 1}); give the whole evaluation's --repeats`);
+    if (!a.json) throw new UsageError("--repeat needs --json: the repeat's record, which --merge combines with the others");
+    if (a.resume) throw new UsageError("--resume continues an evaluation of several repeats; a single --repeat is run again as it is");
+  }
+}
+
+/** The training and test sets, every image read and checked before any training (io/datasets/stream.ts). */
+async function openSets(a: EvaluateArgs, preset: EvalPreset, progress: Progress): Promise<{ train: ImageSet; test: ImageSet }> {
+  const open = async (spec: string, split: "train" | "test", perClass?: { count: number; seed: number }) => {
+    const set = await loadEvalSet(spec, split, preset, { perClass, skipCorrupt: a.skipCorrupt, classList: a.subset as ImageNetSubset | undefined });
+    const skipped = set.source.skipped;
+    if (skipped) progress.log(`${spec}: ${skipped.count} unreadable image(s) left out (--skip-corrupt), e.g. ${skipped.files[0].file}: ${skipped.files[0].error}`);
+    return set;
+  };
+  const train = await open(a.data!, "train");
+  const test = await open(a.test!, "test", a.testPerClass === undefined ? undefined : { count: a.testPerClass, seed: a.seed! });
+  matchClasses(train.classes, test.classes, { data: a.data!, test: a.test! }); // fail before any other work
+  return { train, test };
+}
+
 export async function run(argv: string[]): Promise<number> {
   // --merge takes any number of records as arguments; the other forms none.
   const a = parseCommand(argv, USAGE, SUMMARIES.evaluate, FLAGS, Number.MAX_SAFE_INTEGER);
   if (!a) return 0;
   if (a.merge) return merge(a);
-  if (a._.length > 0) throw new UsageError(`unexpected argument '${a._[0]}' (see --help)`);
+  checkFlags(a);
   applyReadLimits(a);
-  if (!a.data) throw new UsageError("--data is required: the training set to evaluate (an ImageFolder, or fashion-mnist)");
   const protocol = a.protocol as (typeof PROTOCOLS)[number];
-  if (protocol === "soft" && !a.teacher) throw new UsageError("the soft protocol needs --teacher <state dict>");
-  if (protocol === "hard" && a.teacher) throw new UsageError("--teacher is only used by the soft protocol");
-  checkOutputFile("--json", a.json);
   const device = a.device;
   if (a.threads !== undefined) torch.setNumThreads(a.threads);
   const testName = a.test!;
@@ -122,16 +150,7 @@ export async function run(argv: string[]): Promise<number> {
   const preset = PRESETS[presetName];
 
   const progress = new Progress({ unit: "epochs" });
-  // Every image of both sets is read and checked here, before any training (io/datasets/stream.ts).
-  const open = async (spec: string, split: "train" | "test", perClass?: { count: number; seed: number }) => {
-    const set = await loadEvalSet(spec, split, preset, { perClass, skipCorrupt: a.skipCorrupt, classList: a.subset as ImageNetSubset | undefined });
-    const skipped = set.source.skipped;
-    if (skipped) progress.log(`${spec}: ${skipped.count} unreadable image(s) left out (--skip-corrupt), e.g. ${skipped.files[0].file}: ${skipped.files[0].error}`);
-    return set;
-  };
-  const train = await open(a.data, "train");
-  const test = await open(testName, "test", a.testPerClass === undefined ? undefined : { count: a.testPerClass, seed: a.seed! });
-  matchClasses(train.classes, test.classes, { data: a.data, test: testName }); // fail before any other work
+  const { train, test } = await openSets(a, preset, progress);
   const teacher = a.teacher
     ? { ...loadTeacher(a.teacher, { preset, classes: train.classes, arch: a.teacherArch, device }), sha256: sha256File(a.teacher) }
     : undefined;
@@ -151,12 +170,6 @@ export async function run(argv: string[]): Promise<number> {
     cutmix: a.cutmix,
     testEvery: a.testEvery,
   });
-  if (a.resume && !a.json) throw new UsageError("--resume needs --json: progress is saved next to the record");
-  if (a.repeat !== undefined) {
-    if (a.repeat >= a.repeats!) throw new UsageError(`--repeat ${a.repeat} is not one of the ${a.repeats} repeats (0..${a.repeats! - 1}); give the whole evaluation's --repeats`);
-    if (!a.json) throw new UsageError("--repeat needs --json: the repeat's record, which --merge combines with the others");
-    if (a.resume) throw new UsageError("--resume continues an evaluation of several repeats; a single --repeat is run again as it is");
-  }
   const partial = a.json ? `${a.json}.partial.json` : undefined;
   // Everything that decides a repeat's numbers: a saved repeat is reused only when all of it is the same.
   const identity = JSON.stringify({ settings, preset, seed: a.seed, data: train.source.sha256, test: test.source.sha256, testImages: test.labels.length, teacher: teacher?.sha256 ?? null });
@@ -172,7 +185,7 @@ export async function run(argv: string[]): Promise<number> {
   const record = await runEvaluation({
     train,
     test,
-    trainName: a.data,
+    trainName: a.data!,
     testName,
     preset,
     settings,

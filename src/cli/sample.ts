@@ -52,6 +52,16 @@ export function grid(images: Tensor, cols: number): Tensor {
   });
 }
 
+/** How many samples the selector's probabilities (one row of `numClasses` per sample) give to class `label` first. */
+function agreeing(probs: Float32Array, numClasses: number, label: number): number {
+  let hits = 0;
+  for (let at = 0; at < probs.length; at += numClasses) {
+    const row = probs.subarray(at, at + numClasses);
+    if (row.indexOf(Math.max(...row)) === label) hits++;
+  }
+  return hits;
+}
+
 export async function run(argv: string[]): Promise<number> {
   const a = parseCommand(argv, "cao2 sample [flags]", SUMMARIES.sample, FLAGS);
   if (!a) return 0;
@@ -96,12 +106,7 @@ export async function run(argv: string[]): Promise<number> {
     );
     if (selector) {
       const probs = scoreImages({ ...models, selector: selector.selector, selectorPreprocess: selector.preprocess }, lat, { batchSize: a.batchSize, compat: "paper" });
-      const k = selector.selector.config.numClasses;
-      let hits = 0;
-      for (let i = 0; i < a.perClass; i++) {
-        const row = probs.subarray(i * k, (i + 1) * k);
-        if (row.indexOf(Math.max(...row)) === c.modelIndex) hits++;
-      }
+      const hits = agreeing(probs, selector.selector.config.numClasses, c.modelIndex);
       scores.push({ label: c.label, name: c.name, agreement: hits / a.perClass });
       progress.log(`class ${c.label} (${c.name}): selector agrees on ${hits}/${a.perClass}`);
     }

@@ -172,7 +172,7 @@ export function distillClass(m: LoadedModels, o: DistillOptions, c: ClassSpec, l
     );
   const refine = (latents: Tensor, candidates: readonly number[]) =>
     timed("refine_s", () => refineCandidates(ctx, latents, candidates));
-  const rows = (t: Tensor, idx: readonly number[]) => keep(t.indexSelect(0, fromArray(BigInt64Array.from(idx, BigInt), [idx.length], { device: o.device })));
+  const rows = (t: Tensor, idx: readonly number[]) => takeRows(t, idx, o.device);
 
   // 2. pool
   const pool = timed("pool_s", () => samplePool(ctx, c.modelIndex, n));
@@ -204,9 +204,29 @@ export function distillClass(m: LoadedModels, o: DistillOptions, c: ClassSpec, l
     all.latents.dispose();
   }
 
-  // write
+  return writeResult(ctx, c, layout, { pool, cands, selection, refined, refinedPool }, times);
+}
+
+/** Rows `idx` of `t`, as a new tensor. */
+const takeRows = (t: Tensor, idx: readonly number[], device: string) =>
+  keep(t.indexSelect(0, fromArray(BigInt64Array.from(idx, BigInt), [idx.length], { device })));
+
+/** What Algorithm 1 made of a class: the pool, the selector's view of it, the selection and its refined latents. */
+interface ClassResult {
+  pool: Tensor;
+  cands: Candidate[];
+  selection: Selection;
+  refined: Refined;
+  /** With order refine-select: the selector's view of every refined candidate, which selection ranked. */
+  refinedPool?: Candidate[];
+}
+
+/** Decodes a class's result and writes its images and record (the pool and latents are disposed). */
+function writeResult(ctx: ClassContext, c: ClassSpec, layout: RunLayout, r: ClassResult, times: ClassTimings): ClassRecord {
+  const { m, o, extras } = ctx;
+  const { pool, cands, selection, refined, refinedPool } = r;
   const t0 = performance.now();
-  const selected = rows(pool, selection.selected);
+  const selected = takeRows(pool, selection.selected, o.device);
   const images = decodeLatents(m, refined.latents);
   const after = refinedPool ? selection.selected.map((i) => refinedPool[i]) : scoreCandidates(scoreImages(m, refined.latents, o), m.selector.config.numClasses, c.modelIndex);
   const pre = o.savePreRefine ? decodeLatents(m, selected) : undefined;
@@ -214,7 +234,7 @@ export function distillClass(m: LoadedModels, o: DistillOptions, c: ClassSpec, l
     images,
     preRefine: pre,
     latents: o.saveLatents ? { pool, selected, refined: refined.latents } : undefined,
-    stream: authors ? streamBytes(authors.stream) : undefined,
+    stream: extras.authors ? streamBytes(extras.authors.stream) : undefined,
     items: selection.selected.map((poolIndex, i) => ({
       poolIndex,
       prediction: cands[poolIndex].prediction,
@@ -230,7 +250,7 @@ export function distillClass(m: LoadedModels, o: DistillOptions, c: ClassSpec, l
     refinedPool: refinedPool?.map((x) => ({ prediction: x.prediction, confidence: x.confidence })),
     strategy: selection.strategy,
     filled: selection.filled,
-    condition: { kind: o.condition, label: condLabel },
+    condition: { kind: o.condition, label: ctx.condLabel },
     // write_s covers decoding and scoring the final images; the file writes follow.
     timings: { ...times, write_s: seconds(t0) },
     worker: extras.worker,

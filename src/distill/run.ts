@@ -18,7 +18,7 @@ import type { Progress } from "../util/progress.js";
 import { packageVersion } from "../util/version.js";
 import { chooseCondition, type ConditionChoice } from "./condition.js";
 import { loadModels, type LoadedModels, type ModelOverrides } from "./models.js";
-import { authorsRun, distillClass, type DistillOptions, ORDERS } from "./pipeline.js";
+import { type AuthorsRun, authorsRun, distillClass, type DistillOptions, ORDERS } from "./pipeline.js";
 import { openReference, type Reference } from "./reference.js";
 import { resolveStrategy } from "./select.js";
 import { deriveSeed } from "../util/seed.js";
@@ -279,60 +279,16 @@ async function distillOpened(
   const worker: ClassWorker = { host: hostname(), pid: process.pid, shard: cfg.shard ? shardName(cfg.shard) : null, task: schedulerTask() };
   const role = cfg.shard ? `shard ${shardName(cfg.shard)}` : "whole run";
   const staleAfterS = cfg.staleLockAfterS ?? DEFAULT_STALE_LOCK_S;
-  const takeLock = (label: number | "manifest", path: string): HeldLock | LockState => {
+  const takeLock: TakeLock = (label, path) => {
     const got = acquireLock(path, { staleAfterS, role });
     if ("busy" in got) return got.busy;
     if (got.tookOver) o.onEvent?.({ type: "lock-taken-over", label, from: got.tookOver.from, reason: got.tookOver.reason });
     return got.held;
   };
-  const opts: DistillOptions = { ...cfg, condition };
   const latentShape = [m.dit.config.inChannels, m.dit.config.inputSize, m.dit.config.inputSize];
   const authors = cfg.compat === "authors" ? authorsRun(cfg.seed, latentShape) : undefined;
   try {
-    let pending = mine.slice();
-    const waitedFor = new Set<string>();
-    while (pending.length > 0) {
-      const left: ClassSpec[] = [];
-      for (const c of pending) {
-        // `--compat authors` classes continue one stream: a class waits for those before it.
-        if (authors && left.length > 0) {
-          left.push(c);
-          continue;
-        }
-        if (readClassRecord(layout, c.label)) {
-          if (authors) resumeStream(layout, c.label, authors.stream);
-          o.onEvent?.({ type: "class-skipped", label: c.label, name: c.name });
-          continue;
-        }
-        const lock = takeLock(c.label, classLockPath(layout, c.label));
-        if (!("release" in lock)) {
-          const key = `${c.label} ${lock.holder?.token}`;
-          if (!waitedFor.has(key)) o.onEvent?.({ type: "class-busy", label: c.label, name: c.name, lock });
-          waitedFor.add(key);
-          left.push(c);
-          continue;
-        }
-        try {
-          // Finished by another process between the check above and the lock: never redone.
-          if (readClassRecord(layout, c.label)) {
-            if (authors) resumeStream(layout, c.label, authors.stream);
-            o.onEvent?.({ type: "class-skipped", label: c.label, name: c.name });
-            continue;
-          }
-          const classReference = await reference?.features(c);
-          const record = distillClass(m, opts, c, layout, { progress: o.progress, authors, worker, onStep: () => lock.heartbeat(), reference: classReference });
-          o.onEvent?.({ type: "class-done", label: c.label, name: c.name, record });
-        } finally {
-          lock.release();
-        }
-        checkInterrupt("stopped after a finished class; continue with --resume");
-      }
-      pending = left;
-      if (pending.length > 0) {
-        await sleep(POLL_MS);
-        checkInterrupt("stopped while waiting for a class another process holds; continue with --resume");
-      }
-    }
+    await distillClasses(mine, { m, opts: { ...cfg, condition }, layout, o, authors, reference, takeLock, worker });
   } finally {
     authors?.bank.dispose();
   }
@@ -354,6 +310,72 @@ async function distillOpened(
     return path;
   } finally {
     lock.release();
+  }
+}
+
+/** Takes a class's or the manifest's lock: held, or the state of the lock another process holds. */
+type TakeLock = (label: number | "manifest", path: string) => HeldLock | LockState;
+
+/** What the class loop of one process shares. */
+interface ClassLoop {
+  m: LoadedModels;
+  opts: DistillOptions;
+  layout: RunLayout;
+  o: RunOptions;
+  authors?: AuthorsRun;
+  reference?: Reference;
+  takeLock: TakeLock;
+  worker: ClassWorker;
+}
+
+/**
+ * Distils this process's classes that no record holds yet, each under its lock; a class another process holds is
+ * waited for, and skipped once that process has written it.
+ */
+async function distillClasses(mine: readonly ClassSpec[], x: ClassLoop): Promise<void> {
+  const { m, opts, layout, o, authors, reference, takeLock, worker } = x;
+  /** Whether the class is done already (its record is there); `--compat authors` continues the stream after it. */
+  const done = (c: ClassSpec) => {
+    if (!readClassRecord(layout, c.label)) return false;
+    if (authors) resumeStream(layout, c.label, authors.stream);
+    o.onEvent?.({ type: "class-skipped", label: c.label, name: c.name });
+    return true;
+  };
+  let pending = mine.slice();
+  const waitedFor = new Set<string>();
+  while (pending.length > 0) {
+    const left: ClassSpec[] = [];
+    for (const c of pending) {
+      // `--compat authors` classes continue one stream: a class waits for those before it.
+      if (authors && left.length > 0) {
+        left.push(c);
+        continue;
+      }
+      if (done(c)) continue;
+      const lock = takeLock(c.label, classLockPath(layout, c.label));
+      if (!("release" in lock)) {
+        const key = `${c.label} ${lock.holder?.token}`;
+        if (!waitedFor.has(key)) o.onEvent?.({ type: "class-busy", label: c.label, name: c.name, lock });
+        waitedFor.add(key);
+        left.push(c);
+        continue;
+      }
+      try {
+        // Finished by another process between the check above and the lock: never redone.
+        if (done(c)) continue;
+        const classReference = await reference?.features(c);
+        const record = distillClass(m, opts, c, layout, { progress: o.progress, authors, worker, onStep: () => lock.heartbeat(), reference: classReference });
+        o.onEvent?.({ type: "class-done", label: c.label, name: c.name, record });
+      } finally {
+        lock.release();
+      }
+      checkInterrupt("stopped after a finished class; continue with --resume");
+    }
+    pending = left;
+    if (pending.length > 0) {
+      await sleep(POLL_MS);
+      checkInterrupt("stopped while waiting for a class another process holds; continue with --resume");
+    }
   }
 }
 

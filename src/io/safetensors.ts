@@ -132,7 +132,8 @@ function readFully(path: string, fd: number, buf: Uint8Array, position: number):
   if (done < buf.length) throw new SafetensorsError(path, `unexpected end of file at byte ${position + done}`);
 }
 
-function parseHeader(path: string, fd: number, size: number): { tensors: Map<string, TensorInfo>; metadata: Record<string, string> } {
+/** The header's JSON object (the 8-byte length, then that many bytes of JSON). */
+function readHeaderJson(path: string, fd: number, size: number): { header: Record<string, unknown>; dataStart: number } {
   if (size < 8) throw new SafetensorsError(path, `file is ${size} bytes, too short for a safetensors header`);
   const lenBuf = Buffer.alloc(8);
   readFully(path, fd, lenBuf, 0);
@@ -150,12 +151,43 @@ function parseHeader(path: string, fd: number, size: number): { tensors: Map<str
   } catch (e) {
     throw new SafetensorsError(path, `header is not valid JSON (${(e as Error).message})`);
   }
-  const dataStart = 8 + headerLen;
-  const dataLen = size - dataStart;
+  if (typeof header !== "object" || header === null || Array.isArray(header)) throw new SafetensorsError(path, "header is not a JSON object");
+  return { header: header as Record<string, unknown>, dataStart: 8 + headerLen };
+}
+
+/** One tensor's header entry, checked: a known dtype, a shape, and offsets inside the data section that fit both. */
+function tensorEntry(path: string, name: string, raw: unknown, dataStart: number, dataLen: number): TensorInfo {
+  const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+  if (typeof e !== "object" || e === null) throw new SafetensorsError(path, `tensor '${name}': entry is not an object`);
+  if (typeof e.dtype !== "string" || !Object.hasOwn(FROM_ST, e.dtype)) {
+    throw new SafetensorsError(path, `tensor '${name}': unknown dtype ${brief(e.dtype)} (known: ${Object.keys(FROM_ST).join(", ")})`);
+  }
+  if (!Array.isArray(e.shape) || e.shape.length > MAX_DIMS || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    throw new SafetensorsError(path, `tensor '${name}': shape ${brief(e.shape)} is not a list of at most ${MAX_DIMS} non-negative integers below 2^53`);
+  }
+  const count = checkedNumel(e.shape);
+  if ("problem" in count) throw new SafetensorsError(path, `tensor '${name}': shape ${brief(e.shape)}: ${count.problem}`);
+  const off = e.data_offsets;
+  if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0) || off[0] > off[1]) {
+    throw new SafetensorsError(path, `tensor '${name}': data_offsets ${brief(off)} must be [begin, end] with begin <= end`);
+  }
+  if (off[1] > dataLen) {
+    throw new SafetensorsError(path, `tensor '${name}': data_offsets [${off}] out of bounds (data section is ${dataLen} bytes)`);
+  }
+  const dtype = FROM_ST[e.dtype];
+  const shape = e.shape as number[];
+  const expected = BigInt(count.numel) * BigInt(ITEM_SIZE[dtype]);
+  if (BigInt(off[1] - off[0]) !== expected) {
+    throw new SafetensorsError(path, `tensor '${name}': ${off[1] - off[0]} bytes stored but ${e.dtype} [${shape}] needs ${expected}`);
+  }
+  return { name, dtype, shape, numel: count.numel, begin: dataStart + off[0], end: dataStart + off[1] };
+}
+
+function parseHeader(path: string, fd: number, size: number): { tensors: Map<string, TensorInfo>; metadata: Record<string, string> } {
+  const { header, dataStart } = readHeaderJson(path, fd, size);
   const tensors = new Map<string, TensorInfo>();
   let metadata: Record<string, string> = {};
-  if (typeof header !== "object" || header === null || Array.isArray(header)) throw new SafetensorsError(path, "header is not a JSON object");
-  for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
+  for (const [name, raw] of Object.entries(header)) {
     if (name === "__metadata__") {
       if (typeof raw !== "object" || raw === null || Array.isArray(raw) || !Object.values(raw).every((v) => typeof v === "string")) {
         throw new SafetensorsError(path, "__metadata__ must map names to strings");
@@ -163,33 +195,7 @@ function parseHeader(path: string, fd: number, size: number): { tensors: Map<str
       metadata = raw as Record<string, string>;
       continue;
     }
-    const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (typeof e !== "object" || e === null) throw new SafetensorsError(path, `tensor '${name}': entry is not an object`);
-    if (typeof e.dtype !== "string" || !Object.hasOwn(FROM_ST, e.dtype)) {
-      throw new SafetensorsError(path, `tensor '${name}': unknown dtype ${brief(e.dtype)} (known: ${Object.keys(FROM_ST).join(", ")})`);
-    }
-    if (!Array.isArray(e.shape) || e.shape.length > MAX_DIMS || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      throw new SafetensorsError(path, `tensor '${name}': shape ${brief(e.shape)} is not a list of at most ${MAX_DIMS} non-negative integers below 2^53`);
-    }
-    const count = checkedNumel(e.shape);
-    if ("problem" in count) throw new SafetensorsError(path, `tensor '${name}': shape ${brief(e.shape)}: ${count.problem}`);
-    const off = e.data_offsets;
-    if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0) || off[0] > off[1]) {
-      throw new SafetensorsError(path, `tensor '${name}': data_offsets ${brief(off)} must be [begin, end] with begin <= end`);
-    }
-    if (off[1] > dataLen) {
-      throw new SafetensorsError(path, `tensor '${name}': data_offsets [${off}] out of bounds (data section is ${dataLen} bytes)`);
-    }
-    const dtype = FROM_ST[e.dtype];
-    const shape = e.shape as number[];
-    const expected = BigInt(count.numel) * BigInt(ITEM_SIZE[dtype]);
-    if (BigInt(off[1] - off[0]) !== expected) {
-      throw new SafetensorsError(
-        path,
-        `tensor '${name}': ${off[1] - off[0]} bytes stored but ${e.dtype} [${shape}] needs ${expected}`,
-      );
-    }
-    tensors.set(name, { name, dtype, shape, numel: count.numel, begin: dataStart + off[0], end: dataStart + off[1] });
+    tensors.set(name, tensorEntry(path, name, raw, dataStart, size - dataStart));
   }
   const sorted = [...tensors.values()].filter((t) => t.end > t.begin).sort((a, b) => a.begin - b.begin);
   for (let i = 1; i < sorted.length; i++) {
