@@ -55,14 +55,14 @@ export function checkOutputFile(flag: string, path: string | undefined): void {
  * A folder the command writes into. It may exist (then it must be a folder); if not, its parent must exist, or with
  * `createParents` the nearest existing ancestor, which must be a writable folder.
  */
-export function checkOutputFolder(flag: string, path: string, o: { createParents?: boolean } = {}): void {
+export function checkOutputFolder(flag: string, path: string, options: { createParents?: boolean } = {}): void {
   const what = `${flag} ${path}`;
   let folder = resolve(path);
   if (existsSync(folder)) {
     if (!statSync(folder).isDirectory()) throw new UsageError(`${what}: exists and is not a folder`);
   } else {
     const parent = dirname(folder);
-    if (!o.createParents && !existsSync(parent)) throw new UsageError(`${what}: folder ${parent} does not exist`);
+    if (!options.createParents && !existsSync(parent)) throw new UsageError(`${what}: folder ${parent} does not exist`);
     folder = parent;
     while (!existsSync(folder)) folder = dirname(folder);
     if (!statSync(folder).isDirectory()) throw new UsageError(`${what}: ${folder} is not a folder`);

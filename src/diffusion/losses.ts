@@ -88,7 +88,7 @@ export function trainingLosses(
   t: Timesteps,
   noise: Tensor,
   y: Tensor,
-  o: TrainingLossOptions = {},
+  options: TrainingLossOptions = {},
 ): TrainingLosses {
   if (noise.ndim !== x0.ndim || noise.shape.some((d, i) => d !== x0.size(i))) throw new InputError(`noise [${noise.shape}] does not match x_0 [${x0.shape}]`);
   return torch.tidy(() => {
@@ -104,7 +104,7 @@ export function trainingLosses(
       eps = e;
       // The VB term sees the eps channels detached: it trains the variance only.
       vb = vbTermsBpd(diffusion, torch.cat([torch.detach(e), v], 1), x0, xt, tIdx);
-      if (o.rescaleVb) vb = torch.mul(vb, diffusion.numTimesteps / 1000);
+      if (options.rescaleVb) vb = torch.mul(vb, diffusion.numTimesteps / 1000);
     }
     const mse = meanFlat(torch.square(torch.sub(noise, eps)));
     return vb ? { loss: torch.add(mse, vb), mse, vb, xt, eps } : { loss: mse, mse, xt, eps };

@@ -63,25 +63,25 @@ type Denoise = (x: Tensor, t: Tensor, step: number) => Tensor;
  * (usually respaced, e.g. GaussianDiffusion.create({ respacing: 50 })). Runs without gradients; each step frees
  * what it made, so memory stays flat over the loop.
  */
-export function sample(diffusion: GaussianDiffusion, model: DiffusionModel, labels: readonly number[], latentShape: readonly number[], o: SampleOptions = {}): Tensor {
+export function sample(diffusion: GaussianDiffusion, model: DiffusionModel, labels: readonly number[], latentShape: readonly number[], options: SampleOptions = {}): Tensor {
   const n = labels.length;
-  const cfg = (o.cfgScale ?? 1) > 1;
+  const cfg = (options.cfgScale ?? 1) > 1;
   if (n === 0) throw new InputError("sample: no labels given");
-  if (cfg && o.nullClass === undefined) throw new InputError("sample: classifier-free guidance needs the null class label (nullClass)");
-  if (o.noise && (o.noise.size(0) !== n || o.noise.ndim !== latentShape.length + 1 || latentShape.some((d, i) => o.noise!.size(i + 1) !== d))) {
-    throw new InputError(`sample: noise [${o.noise.shape}] does not match [${n}, ${latentShape}]`);
+  if (cfg && options.nullClass === undefined) throw new InputError("sample: classifier-free guidance needs the null class label (nullClass)");
+  if (options.noise && (options.noise.size(0) !== n || options.noise.ndim !== latentShape.length + 1 || latentShape.some((d, i) => options.noise!.size(i + 1) !== d))) {
+    throw new InputError(`sample: noise [${options.noise.shape}] does not match [${n}, ${latentShape}]`);
   }
-  if (o.sampler !== undefined && o.sampler !== "ddpm" && o.sampler !== "ddim") throw new InputError(`unknown sampler '${o.sampler}' (ddpm, ddim)`);
-  const interval = o.guidanceInterval;
+  if (options.sampler !== undefined && options.sampler !== "ddpm" && options.sampler !== "ddim") throw new InputError(`unknown sampler '${options.sampler}' (ddpm, ddim)`);
+  const interval = options.guidanceInterval;
   if (interval && !(interval[0] >= 0 && interval[0] <= interval[1])) throw new InputError(`sample: guidance interval [${interval}] must be [lo, hi] with 0 <= lo <= hi`);
-  const scale = o.cfgScale ?? 1;
+  const scale = options.cfgScale ?? 1;
   const scaleAt = (step: number) => {
     const t = diffusion.timestepMap[step];
     return !interval || (t >= interval[0] && t <= interval[1]) ? scale : 1;
   };
-  const batchSize = o.batchSize ?? n;
+  const batchSize = options.batchSize ?? n;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new InputError(`sample: batch size must be a positive integer, got ${batchSize}`);
-  const device = o.device ?? o.noise?.device ?? "cpu";
+  const device = options.device ?? options.noise?.device ?? "cpu";
   const batches = Math.ceil(n / batchSize);
   return torch.noGrad(() => {
     const outs: Tensor[] = [];
@@ -91,15 +91,15 @@ export function sample(diffusion: GaussianDiffusion, model: DiffusionModel, labe
         const rows = labels.slice(lo, lo + batchSize);
         outs.push(
           torch.tidy(() => {
-            const z = o.noise ? torch.narrow(o.noise, 0, lo, rows.length).to(device) : torch.randn([rows.length, ...latentShape], { generator: o.generator, device });
-            const yRows = cfg ? [...rows, ...rows.map(() => o.nullClass!)] : rows;
+            const z = options.noise ? torch.narrow(options.noise, 0, lo, rows.length).to(device) : torch.randn([rows.length, ...latentShape], { generator: options.generator, device });
+            const yRows = cfg ? [...rows, ...rows.map(() => options.nullClass!)] : rows;
             const y = torch.fromArray(BigInt64Array.from(yRows, (v) => BigInt(v)), [yRows.length], { device });
             const denoise: Denoise = cfg
               ? (x, t, step) =>
-                  model.forwardWithCfg ? model.forwardWithCfg(x, t, y, scaleAt(step)) : cfgForward(model, x, t, y, scaleAt(step), o.guidedChannels)
+                  model.forwardWithCfg ? model.forwardWithCfg(x, t, y, scaleAt(step)) : cfgForward(model, x, t, y, scaleAt(step), options.guidedChannels)
               : (x, t) => model.forward(x, t, y);
-            const x = reverseProcess(diffusion, denoise, cfg ? torch.cat([z, z], 0) : z, o, (step) =>
-              o.onStep?.({ batch: b, batches, step, steps: diffusion.numTimesteps, size: rows.length }),
+            const x = reverseProcess(diffusion, denoise, cfg ? torch.cat([z, z], 0) : z, options, (step) =>
+              options.onStep?.({ batch: b, batches, step, steps: diffusion.numTimesteps, size: rows.length }),
             );
             // The null half of a guided batch only fed the unconditional branch.
             return cfg ? torch.narrow(x, 0, 0, rows.length).contiguous() : x;

@@ -66,13 +66,13 @@ export interface DiTLoadOverrides extends ModelOverrides {
   minimaxGammas?: boolean;
 }
 
-export function loadDiT(path: string, o: DiTLoadOverrides): DiT {
+export function loadDiT(path: string, options: DiTLoadOverrides): DiT {
   requireFile(path, "DiT");
   const meta = readModelMetaOfKind(path, ["dit"], "a DiT");
-  const config = meta ? { ...DIT_DEFAULTS, ...meta.config } : ditConfigOfFile(path, o);
-  if (o.minimaxGammas && !config.gammaBlocks) config.gammaBlocks = minimaxGammaBlocks(config.depth);
-  const dit = createDiT(config, { device: o.device, init: "zeros" });
-  tidy(() => void dit.loadStateDict(loadStateDict(path, { unwrap: o.ditUnwrap }), { gammasFromPlain: o.minimaxGammas }));
+  const config = meta ? { ...DIT_DEFAULTS, ...meta.config } : ditConfigOfFile(path, options);
+  if (options.minimaxGammas && !config.gammaBlocks) config.gammaBlocks = minimaxGammaBlocks(config.depth);
+  const dit = createDiT(config, { device: options.device, init: "zeros" });
+  tidy(() => void dit.loadStateDict(loadStateDict(path, { unwrap: options.ditUnwrap }), { gammasFromPlain: options.minimaxGammas }));
   return dit;
 }
 
@@ -98,14 +98,14 @@ function ditConfigOfFile(path: string, o: ModelOverrides): DiTConfig {
   };
 }
 
-export function loadAutoencoder(path: string, o: ModelOverrides): { autoencoder: AutoencoderKL; scalingFactor: number } {
+export function loadAutoencoder(path: string, options: ModelOverrides): { autoencoder: AutoencoderKL; scalingFactor: number } {
   requireFile(path, "autoencoder");
   const meta = readModelMetaOfKind(path, ["autoencoder"], "an autoencoder");
-  if (meta) return { autoencoder: fillFromFile(buildModel(meta, o.device) as AutoencoderKL, path), scalingFactor: o.scalingFactor ?? meta.scalingFactor };
+  if (meta) return { autoencoder: fillFromFile(buildModel(meta, options.device) as AutoencoderKL, path), scalingFactor: options.scalingFactor ?? meta.scalingFactor };
   const g = requireArchitecture(shapesOf(path), "autoencoder-kl", path);
   if (g.naming === "ldm") throw new InputError(`${path}: CompVis/LDM key names are not supported; use the diffusers layout (e.g. stabilityai/sd-vae-ft-mse)`);
   const c = g.config;
-  const scalingFactor = o.scalingFactor ?? 0.18215;
+  const scalingFactor = options.scalingFactor ?? 0.18215;
   const config: AutoencoderKLConfig = {
     inChannels: c.inChannels as number,
     outChannels: c.outChannels as number,
@@ -115,31 +115,31 @@ export function loadAutoencoder(path: string, o: ModelOverrides): { autoencoder:
     normNumGroups: 32,
     scalingFactor,
   };
-  return { autoencoder: fillFromFile(createAutoencoderKL(config, { device: o.device, init: "zeros" }), path), scalingFactor };
+  return { autoencoder: fillFromFile(createAutoencoderKL(config, { device: options.device, init: "zeros" }), path), scalingFactor };
 }
 
 /**
  * The selector: any classifier cao2 builds (models/classifiers.ts). A checkpoint without a cao2 description is read
  * as the ImageNet classifiers are fed (IMAGENET_PREPROCESS) unless the caller says otherwise.
  */
-export function loadSelector(path: string, o: ModelOverrides): { selector: Classifier; preprocess: Preprocess; accuracy?: number } {
+export function loadSelector(path: string, options: ModelOverrides): { selector: Classifier; preprocess: Preprocess; accuracy?: number } {
   requireFile(path, "selector");
   const meta = readModelMetaOfKind(path, CLASSIFIER_KINDS, "a classifier (the selector)");
   if (meta) {
     const ck = openCheckpoint(path);
     const acc = Number(ck.metadata.val_accuracy);
     ck.close();
-    return { selector: fillFromFile(buildModel(meta, o.device) as Classifier, path), preprocess: o.selectorPreprocess ?? meta.preprocess, accuracy: Number.isFinite(acc) ? acc : undefined };
+    return { selector: fillFromFile(buildModel(meta, options.device) as Classifier, path), preprocess: options.selectorPreprocess ?? meta.preprocess, accuracy: Number.isFinite(acc) ? acc : undefined };
   }
-  const preprocess = o.selectorPreprocess ?? IMAGENET_PREPROCESS;
+  const preprocess = options.selectorPreprocess ?? IMAGENET_PREPROCESS;
   const spec = classifierSpecOf(shapesOf(path), preprocess.size, path);
-  return { selector: fillFromFile(buildClassifier(spec, { device: o.device }), path), preprocess };
+  return { selector: fillFromFile(buildClassifier(spec, { device: options.device }), path), preprocess };
 }
 
-export async function loadModels(paths: { dit: string; vae: string; selector: string }, o: ModelOverrides): Promise<LoadedModels> {
-  const dit = loadDiT(paths.dit, o);
-  const { autoencoder, scalingFactor } = loadAutoencoder(paths.vae, o);
-  const { selector, preprocess, accuracy } = loadSelector(paths.selector, o);
+export async function loadModels(paths: { dit: string; vae: string; selector: string }, options: ModelOverrides): Promise<LoadedModels> {
+  const dit = loadDiT(paths.dit, options);
+  const { autoencoder, scalingFactor } = loadAutoencoder(paths.vae, options);
+  const { selector, preprocess, accuracy } = loadSelector(paths.selector, options);
   if (autoencoder.config.latentChannels !== dit.config.inChannels) {
     throw new InputError(`the autoencoder makes ${autoencoder.config.latentChannels}-channel latents but the DiT takes ${dit.config.inChannels} channels`);
   }

@@ -139,16 +139,16 @@ interface Refined {
 }
 
 /** Runs one class through Algorithm 1 and writes its images and record. */
-export function distillClass(m: LoadedModels, o: DistillOptions, c: ClassSpec, layout: RunLayout, extras: ClassExtras = {}): ClassRecord {
-  checkDevice(o.device);
+export function distillClass(models: LoadedModels, options: DistillOptions, c: ClassSpec, layout: RunLayout, extras: ClassExtras = {}): ClassRecord {
+  checkDevice(options.device);
   const { authors } = extras;
-  if ((o.compat === "authors") !== (authors !== undefined)) throw new Error(`distillClass: compat ${o.compat} ${authors ? "with" : "without"} an authors-mode stream`);
-  const seed = deriveSeed(o.seed, "class", c.modelIndex);
-  const diffusion = GaussianDiffusion.create({ numTimesteps: 1000, respacing: o.steps });
-  const n = o.ipc * o.poolFactor;
-  const stage = `class ${o.classes.indexOf(c) + 1}/${o.classes.length}`;
-  const condLabel = o.condition === "true" ? c.modelIndex : m.dit.config.numClasses;
-  const ctx: ClassContext = { m, o, seed, condLabel, diffusion, extras, stage };
+  if ((options.compat === "authors") !== (authors !== undefined)) throw new Error(`distillClass: compat ${options.compat} ${authors ? "with" : "without"} an authors-mode stream`);
+  const seed = deriveSeed(options.seed, "class", c.modelIndex);
+  const diffusion = GaussianDiffusion.create({ numTimesteps: 1000, respacing: options.steps });
+  const n = options.ipc * options.poolFactor;
+  const stage = `class ${options.classes.indexOf(c) + 1}/${options.classes.length}`;
+  const condLabel = options.condition === "true" ? c.modelIndex : models.dit.config.numClasses;
+  const ctx: ClassContext = { m: models, o: options, seed, condLabel, diffusion, extras, stage };
   const times: ClassTimings = { pool_s: 0, select_s: 0, refine_s: 0, write_s: 0 };
   const timed = <T>(key: keyof ClassTimings, work: () => T): T => {
     const t0 = performance.now();
@@ -156,23 +156,23 @@ export function distillClass(m: LoadedModels, o: DistillOptions, c: ClassSpec, l
     times[key] += seconds(t0);
     return out;
   };
-  const score = (latents: Tensor) => timed("select_s", () => scoreCandidates(scoreImages(m, latents, o), m.selector.config.numClasses, c.modelIndex));
+  const score = (latents: Tensor) => timed("select_s", () => scoreCandidates(scoreImages(models, latents, options), models.selector.config.numClasses, c.modelIndex));
   const select = (view: Candidate[], latents: Tensor) =>
     timed("select_s", () =>
       selectCandidates(view, c.modelIndex, {
-        strategy: o.select,
-        ipc: o.ipc,
-        fill: o.fill,
-        autoIpcThreshold: o.autoIpcThreshold,
+        strategy: options.select,
+        ipc: options.ipc,
+        fill: options.fill,
+        autoIpcThreshold: options.autoIpcThreshold,
         rankBy: authors ? "max" : "class",
         random: randomSource(deriveSeed(seed, "select")),
-        features: FEATURES[resolveStrategy(o.select, o.ipc, o.autoIpcThreshold)]?.(m, latents, o.batchSize),
+        features: FEATURES[resolveStrategy(options.select, options.ipc, options.autoIpcThreshold)]?.(models, latents, options.batchSize),
         reference: extras.reference,
       }),
     );
   const refine = (latents: Tensor, candidates: readonly number[]) =>
     timed("refine_s", () => refineCandidates(ctx, latents, candidates));
-  const rows = (t: Tensor, idx: readonly number[]) => takeRows(t, idx, o.device);
+  const rows = (t: Tensor, idx: readonly number[]) => takeRows(t, idx, options.device);
 
   // 2. pool
   const pool = timed("pool_s", () => samplePool(ctx, c.modelIndex, n));
@@ -184,7 +184,7 @@ export function distillClass(m: LoadedModels, o: DistillOptions, c: ClassSpec, l
   let refined: Refined;
   /** With order refine-select: the selector's view of every refined candidate, which selection ranked. */
   let refinedPool: Candidate[] | undefined;
-  if (o.order === "select-refine") {
+  if (options.order === "select-refine") {
     // 4. select
     selection = select(cands, pool);
     checkInterrupt();

@@ -152,11 +152,11 @@ export const VALIDATED: Partial<Record<PresetName, readonly ValidatedBand[]>> = 
  * The settings of a run that the flags do not give. `--compat authors` is the released code's behaviour and takes no
  * validated settings; `defaults: "paper"` asks for the paper's defaults where a preset has validated ones.
  */
-export function recipeDefaults(preset: PresetName, compat: Compat, o: { ipc?: number; defaults?: Defaults } = {}): RecipeDefaults {
+export function recipeDefaults(preset: PresetName, compat: Compat, options: { ipc?: number; defaults?: Defaults } = {}): RecipeDefaults {
   const base = { ...PAPER_DEFAULTS, ...PAPER[preset] };
   if (compat === "authors") return { ...base, fill: "ordered", timestepMode: "index", refineTrainMode: true, ...AUTHORS[preset] };
-  if ((o.defaults ?? "validated") === "paper") return base;
-  const band = VALIDATED[preset]?.find((b) => (o.ipc ?? PAPER_DEFAULTS.ipc) <= b.maxIpc);
+  if ((options.defaults ?? "validated") === "paper") return base;
+  const band = VALIDATED[preset]?.find((b) => (options.ipc ?? PAPER_DEFAULTS.ipc) <= b.maxIpc);
   return { ...base, ...band?.settings };
 }
 

@@ -29,10 +29,10 @@ export interface Reference {
  * (Fashion-MNIST names, cao2's class folders, or the wnid folders of an ImageNet subset); the sample is drawn with
  * `seed` from the file list before any image is read.
  */
-export async function openReference(spec: ReferenceSpec, preset: PresetName, m: Pick<LoadedModels, "selectorPreprocess">, seed: number): Promise<Reference> {
+export async function openReference(spec: ReferenceSpec, preset: PresetName, models: Pick<LoadedModels, "selectorPreprocess">, seed: number): Promise<Reference> {
   const subset = (IMAGENET_SUBSETS as readonly string[]).includes(preset) ? (preset as ImageNetSubset) : undefined;
   // Read straight at the pixel space's size and channels (training images: resized, not cropped).
-  const pre = m.selectorPreprocess;
+  const pre = models.selectorPreprocess;
   const format = { name: "mmd pixel-space", imageSize: pixelSpaceSize(pre), channels: pre.channels === 1 ? (1 as const) : (3 as const), testResize: null };
   const where = { data: `--reference ${spec.data}`, test: `the ${preset} preset` };
   // Classes first (an ImageNet subset's are checked by loadEvalSet before it samples), so that a wrong folder is
@@ -51,7 +51,7 @@ export async function openReference(spec: ReferenceSpec, preset: PresetName, m: 
       const indices = [...set.labels.keys()].filter((i) => set.labels[i] === c.label);
       const images = await set.images(indices);
       try {
-        return tidy(() => pixelFeatures(m, toUnitFloat(images)).toFloat32Array());
+        return tidy(() => pixelFeatures(models, toUnitFloat(images)).toFloat32Array());
       } finally {
         images.dispose();
       }

@@ -96,46 +96,46 @@ function objectiveAt(model: NoiseModel, x: Tensor, b: RefineBatch, sched: Refine
 }
 
 /** The objective of each image averaged over every t in 1..T^ (deterministic, for before/after reports). */
-export function sweepLoss(model: NoiseModel, x: Tensor, b: RefineBatch, sched: RefineSchedule, o: RefineOptions): number[] {
+export function sweepLoss(model: NoiseModel, x: Tensor, b: RefineBatch, sched: RefineSchedule, options: RefineOptions): number[] {
   const n = x.size(0);
   const total = new Float64Array(n);
   noGrad(() => {
-    for (let t = 1; t <= o.tMax; t++) {
-      const l = tidy(() => objectiveAt(model, x, b, sched, new Array<number>(n).fill(t), o).toFloat64Array());
-      for (let i = 0; i < n; i++) total[i] += l[i] / o.tMax;
+    for (let t = 1; t <= options.tMax; t++) {
+      const l = tidy(() => objectiveAt(model, x, b, sched, new Array<number>(n).fill(t), options).toFloat64Array());
+      for (let i = 0; i < n; i++) total[i] += l[i] / options.tMax;
     }
   });
   return Array.from(total);
 }
 
-export function refineLatents(model: NoiseModel, sched: RefineSchedule, b: RefineBatch, o: RefineOptions, onIter?: (i: number) => void): RefineResult {
+export function refineLatents(model: NoiseModel, sched: RefineSchedule, b: RefineBatch, options: RefineOptions, onIter?: (i: number) => void): RefineResult {
   const n = b.latents.size(0);
   if (b.timesteps.length !== n) throw new Error(`refine: ${b.timesteps.length} t sources for ${n} latents`);
-  if (b.labelDrops && (b.labelDrops.size(0) !== n || b.labelDrops.size(1) < o.iters)) {
-    throw new Error(`refine: label drops [${b.labelDrops.shape}] do not cover ${n} latents x ${o.iters} iterations`);
+  if (b.labelDrops && (b.labelDrops.size(0) !== n || b.labelDrops.size(1) < options.iters)) {
+    throw new Error(`refine: label drops [${b.labelDrops.shape}] do not cover ${n} latents x ${options.iters} iterations`);
   }
-  if (!(o.tMax >= 1 && o.tMax < sched.alphasCumprod.length)) {
-    throw new Error(`refine: T^ = ${o.tMax} must lie in 1..${sched.alphasCumprod.length - 1} (steps of the respaced schedule)`);
+  if (!(options.tMax >= 1 && options.tMax < sched.alphasCumprod.length)) {
+    throw new Error(`refine: T^ = ${options.tMax} must lie in 1..${sched.alphasCumprod.length - 1} (steps of the respaced schedule)`);
   }
-  const lossBefore = sweepLoss(model, b.latents, b, sched, o);
+  const lossBefore = sweepLoss(model, b.latents, b, sched, options);
   const x = keep(b.latents.detach().clone().requiresGrad_(true));
-  const opt = new Adam([x], { lr: o.lr });
-  for (let it = 0; it < o.iters; it++) {
+  const opt = new Adam([x], { lr: options.lr });
+  for (let it = 0; it < options.iters; it++) {
     const ts = b.timesteps.map((next) => {
       const t = next();
-      if (!(Number.isInteger(t) && t >= 1 && t <= o.tMax)) throw new Error(`refine: drawn t = ${t} is not in 1..${o.tMax}`);
+      if (!(Number.isInteger(t) && t >= 1 && t <= options.tMax)) throw new Error(`refine: drawn t = ${t} is not in 1..${options.tMax}`);
       return t;
     });
     // Gradients to the latents only: the model's weights stay frozen (no work or memory spent on their gradients).
     tidy(() => {
       const drops = b.labelDrops?.select(1, it);
-      const [g] = grad(objectiveAt(model, x, b, sched, ts, o, drops).sum(), x);
+      const [g] = grad(objectiveAt(model, x, b, sched, ts, options, drops).sum(), x);
       x.grad = g;
     });
     opt.step();
     opt.zeroGrad();
-    if (o.maxNorm !== undefined) {
-      const eta = o.maxNorm;
+    if (options.maxNorm !== undefined) {
+      const eta = options.maxNorm;
       noGrad(() => tidy(() => x.copy_(b.latents.add(sub(x, b.latents).clamp(-eta, eta)))));
     }
     onIter?.(it + 1);
@@ -143,6 +143,6 @@ export function refineLatents(model: NoiseModel, sched: RefineSchedule, b: Refin
   const latents = keep(x.detach().clone());
   x.dispose();
   opt.dispose();
-  const lossAfter = sweepLoss(model, latents, b, sched, o);
+  const lossAfter = sweepLoss(model, latents, b, sched, options);
   return { latents, lossBefore, lossAfter };
 }

@@ -245,19 +245,19 @@ function checkClassIndices(classes: readonly ClassSpec[], m: LoadedModels): void
  * interrupted class is redone from its start and gives the same bytes. Returns the manifest's path, or undefined
  * when other processes still have classes to finish (the last of them writes the manifest).
  */
-export async function runDistill(cfg: DistillConfig, o: RunOptions): Promise<string | undefined> {
+export async function runDistill(cfg: DistillConfig, options: RunOptions): Promise<string | undefined> {
   checkConfig(cfg);
   checkFolders(cfg);
   const m = await loadModels(cfg.models, { ...cfg.modelOverrides, device: cfg.device });
-  o.onEvent?.({ type: "models-loaded", models: m.files });
+  options.onEvent?.({ type: "models-loaded", models: m.files });
   checkClassIndices(cfg.classes, m);
-  const choice = chooseCondition({ ...cfg, presetClasses: presetClasses(cfg.preset), presetCondition: o.presetCondition }, m);
-  o.onEvent?.({ type: "condition", choice });
+  const choice = chooseCondition({ ...cfg, presetClasses: presetClasses(cfg.preset), presetCondition: options.presetCondition }, m);
+  options.onEvent?.({ type: "condition", choice });
   // The mmd strategy's real images, sampled per class from a seed of the run (the same sample in every shard); a bad
   // reference is refused before anything is written.
   const reference = cfg.reference && (await openReference(cfg.reference, cfg.preset, m, referenceSeed(cfg.seed)));
   try {
-    return await distillOpened(cfg, o, { m, choice, reference });
+    return await distillOpened(cfg, options, { m, choice, reference });
   } finally {
     await reference?.close();
   }

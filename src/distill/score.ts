@@ -23,8 +23,8 @@ function decodeBatches(m: Pick<LoadedModels, "autoencoder" | "scalingFactor">, l
 const toUnit = (x: Tensor) => x.add(1).div(2).clamp(0, 1);
 
 /** Latents (scaled, as the diffusion model sees them) to images in [0, 1], in batches. */
-export function decodeLatents(m: Pick<LoadedModels, "autoencoder" | "scalingFactor">, latents: Tensor, batchSize = 64): Tensor {
-  return decodeBatches(m, latents, batchSize, toUnit);
+export function decodeLatents(models: Pick<LoadedModels, "autoencoder" | "scalingFactor">, latents: Tensor, batchSize = 64): Tensor {
+  return decodeBatches(models, latents, batchSize, toUnit);
 }
 
 /**
@@ -41,10 +41,10 @@ export function selectorInput(images: Tensor, pre: Preprocess, normalise = true,
 }
 
 /** L2-normalised penultimate features of the selector for images in [0, 1] (the representative strategy's space). */
-export function imageFeatures(m: Pick<LoadedModels, "selector" | "selectorPreprocess">, images: Tensor): Tensor {
+export function imageFeatures(models: Pick<LoadedModels, "selector" | "selectorPreprocess">, images: Tensor): Tensor {
   return noGrad(() =>
     tidy(() => {
-      const f = m.selector.features(selectorInput(images, m.selectorPreprocess));
+      const f = models.selector.features(selectorInput(images, models.selectorPreprocess));
       return f.div(f.norm(2, 1, true).clamp(1e-12));
     }),
   );
@@ -57,18 +57,18 @@ const PIXEL_SPACE_MAX_SIZE = 64;
 export const pixelSpaceSize = (pre: Preprocess) => Math.min(pre.size, PIXEL_SPACE_MAX_SIZE);
 
 /** Images in [0, 1] as the mmd strategy compares them: the selector's input at pixelSpaceSize, flattened to [n, dim]. */
-export function pixelFeatures(m: Pick<LoadedModels, "selectorPreprocess">, images: Tensor): Tensor {
-  return tidy(() => selectorInput(images, m.selectorPreprocess, true, pixelSpaceSize(m.selectorPreprocess)).flatten(1));
+export function pixelFeatures(models: Pick<LoadedModels, "selectorPreprocess">, images: Tensor): Tensor {
+  return tidy(() => selectorInput(images, models.selectorPreprocess, true, pixelSpaceSize(models.selectorPreprocess)).flatten(1));
 }
 
 /** Features (imageFeatures or pixelFeatures) of the decoded latents, in batches, row-major [n x dim]. */
 export function latentFeatures(
-  m: Pick<LoadedModels, "autoencoder" | "scalingFactor">,
+  models: Pick<LoadedModels, "autoencoder" | "scalingFactor">,
   latents: Tensor,
   batchSize: number,
   features: (images: Tensor) => Tensor,
 ): { data: Float32Array; dim: number } {
-  const data = noGrad(() => decodeBatches(m, latents, batchSize, (x) => features(toUnit(x))).toFloat32Array());
+  const data = noGrad(() => decodeBatches(models, latents, batchSize, (x) => features(toUnit(x))).toFloat32Array());
   return { data, dim: data.length / latents.size(0) };
 }
 
@@ -77,19 +77,19 @@ export function latentFeatures(
  * in [0, 1], normalised as the selector was trained. `--compat authors`: the raw decoder output (about [-1, 1],
  * unclamped) resized, as the released code's `model_teacher(Resize(224)(vae.decode(z / 0.18215).sample))`.
  */
-export function classifyImages(m: Pick<LoadedModels, "selector" | "selectorPreprocess">, images: Tensor, o: { compat: "paper" | "authors" }): Tensor {
-  return tidy(() => F.softmax(m.selector.forward(selectorInput(images, m.selectorPreprocess, o.compat !== "authors")), 1));
+export function classifyImages(models: Pick<LoadedModels, "selector" | "selectorPreprocess">, images: Tensor, options: { compat: "paper" | "authors" }): Tensor {
+  return tidy(() => F.softmax(models.selector.forward(selectorInput(images, models.selectorPreprocess, options.compat !== "authors")), 1));
 }
 
 /** Softmax class probabilities of the selector for latents (decoded as `classifyImages` takes them), row-major [n x classes]. */
-export function scoreImages(m: Pick<LoadedModels, "autoencoder" | "scalingFactor" | "selector" | "selectorPreprocess">, latents: Tensor, o: { batchSize: number; compat: "paper" | "authors" }): Float32Array {
+export function scoreImages(models: Pick<LoadedModels, "autoencoder" | "scalingFactor" | "selector" | "selectorPreprocess">, latents: Tensor, options: { batchSize: number; compat: "paper" | "authors" }): Float32Array {
   return noGrad(() =>
     tidy(() => {
       const parts: Tensor[] = [];
-      for (let lo = 0; lo < latents.size(0); lo += o.batchSize) {
-        const z = latents.narrow(0, lo, Math.min(o.batchSize, latents.size(0) - lo));
-        const images = o.compat === "authors" ? decodeBatches(m, z, o.batchSize, (x) => x) : decodeLatents(m, z);
-        parts.push(classifyImages(m, images, o));
+      for (let lo = 0; lo < latents.size(0); lo += options.batchSize) {
+        const z = latents.narrow(0, lo, Math.min(options.batchSize, latents.size(0) - lo));
+        const images = options.compat === "authors" ? decodeBatches(models, z, options.batchSize, (x) => x) : decodeLatents(models, z);
+        parts.push(classifyImages(models, images, options));
       }
       return cat(parts, 0).toFloat32Array();
     }),

@@ -48,21 +48,21 @@ function inBatches(source: Dataset, indices: readonly number[], batchSize: numbe
   );
 }
 
-export function selectRealImages(source: Dataset, m: Pick<LoadedModels, "selector" | "selectorPreprocess">, o: SelectRealOptions): RealSelection[] {
-  const drawn = randomPerClassIndices(source, o.ipc * o.poolFactor, o.seed);
-  const numClasses = m.selector.config.numClasses;
+export function selectRealImages(source: Dataset, models: Pick<LoadedModels, "selector" | "selectorPreprocess">, options: SelectRealOptions): RealSelection[] {
+  const drawn = randomPerClassIndices(source, options.ipc * options.poolFactor, options.seed);
+  const numClasses = models.selector.config.numClasses;
   return source.classes.map((_, label) => {
     const pool = drawn.filter((i) => source.labels[i] === label);
-    const target = o.targets[label];
-    const probs = tidy(() => inBatches(source, pool, o.batchSize, (x) => classifyImages(m, x, { compat: "paper" })).toFloat32Array());
+    const target = options.targets[label];
+    const probs = tidy(() => inBatches(source, pool, options.batchSize, (x) => classifyImages(models, x, { compat: "paper" })).toFloat32Array());
     const cands = scoreCandidates(probs, numClasses, target);
-    const representative = resolveStrategy(o.strategy, o.ipc) === "representative";
-    const features = representative ? tidy(() => inBatches(source, pool, o.batchSize, (x) => imageFeatures(m, x)).toFloat32Array()) : undefined;
+    const representative = resolveStrategy(options.strategy, options.ipc) === "representative";
+    const features = representative ? tidy(() => inBatches(source, pool, options.batchSize, (x) => imageFeatures(models, x)).toFloat32Array()) : undefined;
     const s = selectCandidates(cands, target, {
-      strategy: o.strategy,
-      ipc: o.ipc,
-      fill: o.fill,
-      random: randomSource(deriveSeed(o.seed, label, "select")),
+      strategy: options.strategy,
+      ipc: options.ipc,
+      fill: options.fill,
+      random: randomSource(deriveSeed(options.seed, label, "select")),
       features: features && { data: features, dim: features.length / pool.length },
     });
     return { label, pool, selected: s.selected.map((i) => pool[i]), strategy: s.strategy, filled: s.filled, confidence: cands.map((c) => c.confidence) };

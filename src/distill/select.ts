@@ -95,12 +95,12 @@ export function resolveStrategy(strategy: Strategy, ipc: number, autoIpcThreshol
   return ipc >= autoIpcThreshold ? "least-confident" : "confident";
 }
 
-export function selectCandidates(cands: readonly Candidate[], target: number, o: SelectOptions): Selection {
-  if (o.ipc < 1) throw new Error(`IPC must be at least 1, got ${o.ipc}`);
-  if (cands.length < o.ipc) throw new Error(`the pool holds ${cands.length} candidates, fewer than IPC ${o.ipc}`);
-  const strategy = resolveStrategy(o.strategy, o.ipc, o.autoIpcThreshold);
+export function selectCandidates(cands: readonly Candidate[], target: number, options: SelectOptions): Selection {
+  if (options.ipc < 1) throw new Error(`IPC must be at least 1, got ${options.ipc}`);
+  if (cands.length < options.ipc) throw new Error(`the pool holds ${cands.length} candidates, fewer than IPC ${options.ipc}`);
+  const strategy = resolveStrategy(options.strategy, options.ipc, options.autoIpcThreshold);
   // Ties break by pool index so that the order never depends on the sort implementation.
-  const key = o.rankBy === "max" ? (c: Candidate) => c.maxConfidence : (c: Candidate) => c.confidence;
+  const key = options.rankBy === "max" ? (c: Candidate) => c.maxConfidence : (c: Candidate) => c.confidence;
   const byConfidence = (dir: 1 | -1) => (a: Candidate, b: Candidate) => dir * (key(b) - key(a)) || a.index - b.index;
   let order: Candidate[];
   switch (strategy) {
@@ -115,15 +115,15 @@ export function selectCandidates(cands: readonly Candidate[], target: number, o:
       break;
     case "correct":
     case "random":
-      order = shuffled(cands, o.random);
+      order = shuffled(cands, options.random);
       break;
     case "representative":
     case "mmd": {
-      if (!o.features) throw new Error(`the ${strategy} strategy needs the candidates' features`);
-      if (strategy === "mmd" && !o.reference) throw new Error("the mmd strategy needs the real reference images' features");
+      if (!options.features) throw new Error(`the ${strategy} strategy needs the candidates' features`);
+      if (strategy === "mmd" && !options.reference) throw new Error("the mmd strategy needs the real reference images' features");
       const correct = cands.filter((c) => c.prediction === target);
       const picked =
-        strategy === "mmd" ? kernelHerding(correct, o.features, o.reference!, o.ipc) : correct.length <= o.ipc ? correct : clusterCentres(correct, o.features, o.ipc, o.random);
+        strategy === "mmd" ? kernelHerding(correct, options.features, options.reference!, options.ipc) : correct.length <= options.ipc ? correct : clusterCentres(correct, options.features, options.ipc, options.random);
       const pickedSet = new Set(picked);
       // Below IPC correct candidates, the rest follow in confidence order (the fill rule decides their order).
       order = [...picked, ...[...cands].sort(byConfidence(1)).filter((c) => !pickedSet.has(c))];
@@ -131,13 +131,13 @@ export function selectCandidates(cands: readonly Candidate[], target: number, o:
     }
   }
   // random and el2n rank every candidate; the others keep correct predictions first.
-  if (strategy === "random" || strategy === "el2n") return { selected: order.slice(0, o.ipc).map((c) => c.index), strategy, filled: 0 };
+  if (strategy === "random" || strategy === "el2n") return { selected: order.slice(0, options.ipc).map((c) => c.index), strategy, filled: 0 };
   const correct = order.filter((c) => c.prediction === target);
-  const chosen = correct.slice(0, o.ipc);
-  const missing = o.ipc - chosen.length;
+  const chosen = correct.slice(0, options.ipc);
+  const missing = options.ipc - chosen.length;
   if (missing > 0) {
     const rest = order.filter((c) => c.prediction !== target);
-    chosen.push(...(o.fill === "ordered" ? rest : shuffled(rest, o.random)).slice(0, missing));
+    chosen.push(...(options.fill === "ordered" ? rest : shuffled(rest, options.random)).slice(0, missing));
   }
   return { selected: chosen.map((c) => c.index), strategy, filled: Math.max(0, missing) };
 }

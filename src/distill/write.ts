@@ -37,7 +37,7 @@ export interface RunLayout {
 export const legacyStateDir = (out: string) => join(out, ".cao2");
 /** The default state folder of an output: its sibling `<out>.cao2`. */
 export const defaultStateDir = (out: string) => `${resolve(out)}.cao2`;
-export const runFile = (l: RunLayout) => join(l.state, "run.json");
+export const runFile = (layout: RunLayout) => join(layout.state, "run.json");
 
 /**
  * The layout of a run in `out`: the state folder given, else that of a run already there (beside the output, or
@@ -51,10 +51,10 @@ export function runLayout(out: string, state?: string): RunLayout {
 }
 
 const recordPath = (l: RunLayout, label: number) => join(l.state, "classes", `${label}.json`);
-export const locksDir = (l: RunLayout) => join(l.state, "locks");
-export const classLockPath = (l: RunLayout, label: number) => join(locksDir(l), `${label}.lock`);
-export const manifestLockPath = (l: RunLayout) => join(locksDir(l), "manifest.lock");
-export const streamPath = (l: RunLayout, label: number) => join(l.state, "classes", `${label}.stream`);
+export const locksDir = (layout: RunLayout) => join(layout.state, "locks");
+export const classLockPath = (layout: RunLayout, label: number) => join(locksDir(layout), `${label}.lock`);
+export const manifestLockPath = (layout: RunLayout) => join(locksDir(layout), "manifest.lock");
+export const streamPath = (layout: RunLayout, label: number) => join(layout.state, "classes", `${label}.stream`);
 
 export interface ImageRecord {
   file: string;
@@ -134,14 +134,14 @@ function writePngs(dir: string, images: Tensor, width: number): string[] {
 }
 
 /** Writes a class's images (and extras), then its record, which marks the class as done. */
-export function writeClass(l: RunLayout, c: ClassSpec, numClasses: number, o: ClassOutput): ClassRecord {
+export function writeClass(layout: RunLayout, c: ClassSpec, numClasses: number, output: ClassOutput): ClassRecord {
   const folder = classFolder(c, numClasses);
-  const width = String(o.images.size(0) - 1).length;
-  const files = writePngs(join(l.out, folder), o.images, width);
-  if (o.preRefine) writePngs(join(l.state, "pre-refine", folder), o.preRefine, width);
-  if (o.latents) {
-    mkdirSync(join(l.state, "latents"), { recursive: true });
-    saveSafetensors(join(l.state, "latents", `${folder}.safetensors`), o.latents);
+  const width = String(output.images.size(0) - 1).length;
+  const files = writePngs(join(layout.out, folder), output.images, width);
+  if (output.preRefine) writePngs(join(layout.state, "pre-refine", folder), output.preRefine, width);
+  if (output.latents) {
+    mkdirSync(join(layout.state, "latents"), { recursive: true });
+    saveSafetensors(join(layout.state, "latents", `${folder}.safetensors`), output.latents);
   }
   const record: ClassRecord = {
     label: c.label,
@@ -149,35 +149,35 @@ export function writeClass(l: RunLayout, c: ClassSpec, numClasses: number, o: Cl
     id: c.id,
     name: c.name,
     folder,
-    strategy: o.strategy,
-    filled: o.filled,
-    condition: o.condition,
-    items: o.items.map((it, i) => ({ file: `${folder}/${files[i]}`, ...it })),
-    pool: o.pool,
-    refinedPool: o.refinedPool,
-    timings: o.timings,
-    worker: o.worker,
+    strategy: output.strategy,
+    filled: output.filled,
+    condition: output.condition,
+    items: output.items.map((it, i) => ({ file: `${folder}/${files[i]}`, ...it })),
+    pool: output.pool,
+    refinedPool: output.refinedPool,
+    timings: output.timings,
+    worker: output.worker,
   };
-  mkdirSync(join(l.state, "classes"), { recursive: true });
-  if (o.stream) writeFileAtomic(streamPath(l, c.label), o.stream);
-  writeJsonAtomic(recordPath(l, c.label), record);
+  mkdirSync(join(layout.state, "classes"), { recursive: true });
+  if (output.stream) writeFileAtomic(streamPath(layout, c.label), output.stream);
+  writeJsonAtomic(recordPath(layout, c.label), record);
   return record;
 }
 
 /** The record of a finished class, if there is one. */
-export function readClassRecord(l: RunLayout, label: number): ClassRecord | undefined {
-  const p = recordPath(l, label);
+export function readClassRecord(layout: RunLayout, label: number): ClassRecord | undefined {
+  const p = recordPath(layout, label);
   if (!existsSync(p)) return undefined;
   const what = { what: `record of finished class ${label}`, recover: `delete it to redo class ${label} (the other finished classes are kept)` };
   return readStateJson<ClassRecord>(p, what, (v) => isRecord(v) && v.label === label && Array.isArray(v.items) && v.items.every(isRecord) && Array.isArray(v.pool));
 }
 
 /** The random stream's state saved after a finished class, if there is one. */
-export function readStreamState(l: RunLayout, label: number): Uint8Array | undefined {
-  const p = streamPath(l, label);
+export function readStreamState(layout: RunLayout, label: number): Uint8Array | undefined {
+  const p = streamPath(layout, label);
   return existsSync(p) ? new Uint8Array(readFileSync(p)) : undefined;
 }
 
-export function writeClassList(l: RunLayout, classes: readonly ClassSpec[], numClasses: number): void {
-  writeFileAtomic(join(l.out, "classes.txt"), classes.map((c) => classFolder(c, numClasses) + "\n").join(""));
+export function writeClassList(layout: RunLayout, classes: readonly ClassSpec[], numClasses: number): void {
+  writeFileAtomic(join(layout.out, "classes.txt"), classes.map((c) => classFolder(c, numClasses) + "\n").join(""));
 }

@@ -113,15 +113,15 @@ export function randomResizedCropBox(
 }
 
 /** Random resized crop of every image (its own box), output [N, C, size, size] (or [N, C, h, w]). */
-export function randomResizedCrop(x: Tensor, gen: Generator, o: RandomResizedCropOptions): Tensor {
+export function randomResizedCrop(x: Tensor, gen: Generator, options: RandomResizedCropOptions): Tensor {
   const [n, , h, w] = checkBatch(x, "randomResizedCrop");
-  const size = typeof o.size === "number" ? ([o.size, o.size] as const) : o.size;
+  const size = typeof options.size === "number" ? ([options.size, options.size] as const) : options.size;
   return torch.tidy(() => {
     const out: Tensor[] = [];
     for (let i = 0; i < n; i++) {
-      const b = randomResizedCropBox(h, w, gen, o.scale, o.ratio);
+      const b = randomResizedCropBox(h, w, gen, options.scale, options.ratio);
       const crop = x.narrow(0, i, 1).narrow(2, b.top, b.height).narrow(3, b.left, b.width);
-      out.push(resizeImages(crop, size, { antialias: o.antialias ?? true }));
+      out.push(resizeImages(crop, size, { antialias: options.antialias ?? true }));
     }
     return torch.cat(out, 0);
   });
@@ -180,8 +180,8 @@ export interface ColorJitterParams {
 
 const LUMA = { torchvision: [0.2989, 0.587, 0.114], idc: [0.299, 0.587, 0.114] };
 
-export function colorJitterParams(n: number, gen: Generator, o: ColorJitterOptions): ColorJitterParams {
-  const strength = [o.brightness ?? 0, o.contrast ?? 0, o.saturation ?? 0];
+export function colorJitterParams(n: number, gen: Generator, options: ColorJitterOptions): ColorJitterParams {
+  const strength = [options.brightness ?? 0, options.contrast ?? 0, options.saturation ?? 0];
   if (strength.some((s) => !(s >= 0))) throw new Error(`colorJitter: strengths must be >= 0, got ${strength}`);
   const order = randomPermutations(gen, n, 3);
   const u = torch.tidy(() => torch.rand([n, 3], { generator: gen }).toNumbers());
@@ -221,8 +221,8 @@ export function applyColorJitter(x: Tensor, p: ColorJitterParams, style: ColorJi
   });
 }
 
-export function colorJitter(x: Tensor, gen: Generator, o: ColorJitterOptions): Tensor {
-  return applyColorJitter(x, colorJitterParams(x.size(0), gen, o), o.style);
+export function colorJitter(x: Tensor, gen: Generator, options: ColorJitterOptions): Tensor {
+  return applyColorJitter(x, colorJitterParams(x.size(0), gen, options), options.style);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -248,22 +248,22 @@ export interface LightingOptions {
 }
 
 /** The per-image channel offsets [N, C] (C = 1 or 3); alpha is drawn as normal_(0, alphastd) on an [N, 3] tensor. */
-export function lightingOffsets(n: number, channels: number, gen: Generator, o: LightingOptions = {}): Tensor {
+export function lightingOffsets(n: number, channels: number, gen: Generator, options: LightingOptions = {}): Tensor {
   if (channels !== 1 && channels !== 3) throw new Error(`lighting: needs 1 or 3 channels, got ${channels}`);
-  const eigval = o.eigval ?? IMAGENET_PCA.eigval;
-  const eigvec = o.eigvec ?? IMAGENET_PCA.eigvec;
+  const eigval = options.eigval ?? IMAGENET_PCA.eigval;
+  const eigvec = options.eigvec ?? IMAGENET_PCA.eigvec;
   return torch.tidy(() => {
     const alpha = torch.empty([n, 3]);
-    torch.normalInto(alpha, 0, o.alphastd ?? 0.1, gen);
+    torch.normalInto(alpha, 0, options.alphastd ?? 0.1, gen);
     const offsets = alpha.mul(torch.tensor([...eigval])).matmul(torch.tensor(eigvec.map((r) => [...r])).transpose(0, 1));
     return channels === 1 ? offsets.mean(1, true) : offsets;
   });
 }
 
-export function lighting(x: Tensor, gen: Generator, o: LightingOptions = {}): Tensor {
+export function lighting(x: Tensor, gen: Generator, options: LightingOptions = {}): Tensor {
   const [n, c] = checkBatch(x, "lighting");
-  if ((o.alphastd ?? 0.1) === 0) return x.clone();
-  return torch.tidy(() => x.add(lightingOffsets(n, c, gen, o).to(x.device).reshape(n, c, 1, 1)));
+  if ((options.alphastd ?? 0.1) === 0) return x.clone();
+  return torch.tidy(() => x.add(lightingOffsets(n, c, gen, options).to(x.device).reshape(n, c, 1, 1)));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -344,10 +344,10 @@ export interface CutMixResult {
   box: Box | null;
 }
 
-export function cutmix(x: Tensor, gen: Generator, o: CutMixOptions = {}): CutMixResult {
+export function cutmix(x: Tensor, gen: Generator, options: CutMixOptions = {}): CutMixResult {
   const [n, , h, w] = checkBatch(x, "cutmix");
-  const p = o.p ?? 1;
-  const beta = o.beta ?? 1;
+  const p = options.p ?? 1;
+  const beta = options.beta ?? 1;
   if (!(beta > 0)) throw new Error(`cutmix: beta must be > 0, got ${beta}`);
   return torch.tidy((): CutMixResult => {
     const coin = torch.rand([1], { generator: gen }).item();

@@ -98,28 +98,28 @@ export interface SettingsOptions {
 export const SOFT_TEMPERATURE = 20;
 const SOFT_EPOCHS = 300;
 
-export function protocolSettings(o: SettingsOptions): ProtocolSettings {
-  const { protocol, preset } = o;
+export function protocolSettings(options: SettingsOptions): ProtocolSettings {
+  const { protocol, preset } = options;
   const hard = protocol === "hard";
-  const protocolEpochs = hard ? hardEpochs(o.ipc, o.numClasses) : SOFT_EPOCHS;
-  const epochScale = o.epochs !== undefined ? o.epochs / protocolEpochs : hard ? preset.hardEpochScale : preset.softEpochScale;
-  const epochs = o.epochs ?? scaleEpochs(protocolEpochs, epochScale);
+  const protocolEpochs = hard ? hardEpochs(options.ipc, options.numClasses) : SOFT_EPOCHS;
+  const epochScale = options.epochs !== undefined ? options.epochs / protocolEpochs : hard ? preset.hardEpochScale : preset.softEpochScale;
+  const epochs = options.epochs ?? scaleEpochs(protocolEpochs, epochScale);
   for (const [k, v] of [
     ["epochs", epochs],
-    ["batch size", o.batchSize],
-    ["test interval", o.testEvery],
+    ["batch size", options.batchSize],
+    ["test interval", options.testEvery],
   ] as const) {
     if (v !== undefined && !(Number.isInteger(v) && v >= 1)) throw new InputError(`${k} must be a positive integer, got ${v}`);
   }
-  if (o.lr !== undefined && !(o.lr > 0)) throw new InputError(`learning rate must be positive, got ${o.lr}`);
-  if (o.weightDecay !== undefined && !(o.weightDecay >= 0)) throw new InputError(`weight decay must be 0 or more, got ${o.weightDecay}`);
-  const large = hard && preset.name === "imagenet" && o.numClasses >= IMAGENET_LARGE.minClasses;
+  if (options.lr !== undefined && !(options.lr > 0)) throw new InputError(`learning rate must be positive, got ${options.lr}`);
+  if (options.weightDecay !== undefined && !(options.weightDecay >= 0)) throw new InputError(`weight decay must be 0 or more, got ${options.weightDecay}`);
+  const large = hard && preset.name === "imagenet" && options.numClasses >= IMAGENET_LARGE.minClasses;
   const overrides: SettingOverrides = {};
-  for (const k of ["epochs", "batchSize", "lr", "weightDecay"] as const) if (o[k] !== undefined) overrides[k] = o[k];
+  for (const k of ["epochs", "batchSize", "lr", "weightDecay"] as const) if (options[k] !== undefined) overrides[k] = options[k];
   // The hard protocol's instance norm, except for the students that exist only with batch norm.
-  const norm = o.norm ?? (hard && !BATCH_NORM_ONLY.includes(o.arch) ? "instance" : "batch");
-  checkStudentNorm(o.arch, norm);
-  const augment = o.augment ?? "protocol";
+  const norm = options.norm ?? (hard && !BATCH_NORM_ONLY.includes(options.arch) ? "instance" : "batch");
+  checkStudentNorm(options.arch, norm);
+  const augment = options.augment ?? "protocol";
   const cropFlip = ["RandomResizedCrop(scale 0.5-1)", "RandomHorizontalFlip"];
   const perImage =
     augment === "none"
@@ -130,26 +130,26 @@ export function protocolSettings(o: SettingsOptions): ProtocolSettings {
           ? [...cropFlip, "ColorJitter(0.4, 0.4, 0.4; IDC)", "Lighting(0.1; ImageNet PCA)"]
           : ["ShufflePatches(2)", ...cropFlip];
   const testEpochs = hard
-    ? o.testEvery !== undefined
-      ? everyNEpochs(epochs, o.testEvery)
+    ? options.testEvery !== undefined
+      ? everyNEpochs(epochs, options.testEvery)
       : hardTestEpochs(epochs, preset.hardTestCount)
-    : softTestEpochs(epochs, o.testEvery ?? preset.softTestEvery);
+    : softTestEpochs(epochs, options.testEvery ?? preset.softTestEvery);
   return {
     protocol,
-    arch: o.arch,
+    arch: options.arch,
     norm,
-    ipc: o.ipc,
+    ipc: options.ipc,
     protocolEpochs,
     epochScale,
     epochs,
-    batchSize: o.batchSize ?? (hard ? (large ? IMAGENET_LARGE.minBatch : 64) : softBatchSize(o.ipc, o.numClasses, o.setSize)),
+    batchSize: options.batchSize ?? (hard ? (large ? IMAGENET_LARGE.minBatch : 64) : softBatchSize(options.ipc, options.numClasses, options.setSize)),
     optimizer: hard
-      ? { name: "sgd", lr: o.lr ?? (large ? IMAGENET_LARGE.lr : 0.01), momentum: 0.9, weightDecay: o.weightDecay ?? (large ? IMAGENET_LARGE.weightDecay : 5e-4) }
-      : { name: "adamw", lr: o.lr ?? 1e-3, betas: [0.9, 0.999], weightDecay: o.weightDecay ?? 0.01, weightDecayOn: "weights with 2+ dimensions" },
+      ? { name: "sgd", lr: options.lr ?? (large ? IMAGENET_LARGE.lr : 0.01), momentum: 0.9, weightDecay: options.weightDecay ?? (large ? IMAGENET_LARGE.weightDecay : 5e-4) }
+      : { name: "adamw", lr: options.lr ?? 1e-3, betas: [0.9, 0.999], weightDecay: options.weightDecay ?? 0.01, weightDecayOn: "weights with 2+ dimensions" },
     lrSchedule: hard ? "MultiStep: x0.2 at floor(2E/3) and floor(5E/6)" : "0.5 * (1 + cos(pi * e / E / 2)) per epoch",
     augment,
     augmentations: [...perImage, `Normalize(mean ${preset.mean}, std ${preset.std})`],
-    cutmix: (o.cutmix ?? true) ? { p: 1, beta: 1 } : null,
+    cutmix: (options.cutmix ?? true) ? { p: 1, beta: 1 } : null,
     temperature: hard ? null : SOFT_TEMPERATURE,
     testEpochs,
     branch: large ? `ImageNet, ${IMAGENET_LARGE.minClasses}+ classes: lr ${IMAGENET_LARGE.lr}, wd ${IMAGENET_LARGE.weightDecay}, batch >= ${IMAGENET_LARGE.minBatch}` : null,
@@ -192,18 +192,18 @@ export interface Trainer {
   loss(x: Tensor, y: Tensor, gen: Generator): Tensor;
 }
 
-export function makeOptimizer(student: Classifier, o: OptimizerSettings): Optimizer<{ lr: number }> {
-  if (o.name === "sgd") return new torch.SGD(student.parameters(), { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay });
+export function makeOptimizer(student: Classifier, options: OptimizerSettings): Optimizer<{ lr: number }> {
+  if (options.name === "sgd") return new torch.SGD(student.parameters(), { lr: options.lr, momentum: options.momentum, weightDecay: options.weightDecay });
   // RDED's get_parameters: weight decay on parameters named "...weight" with 2+ dimensions, none on the rest
   const decay: Tensor[] = [];
   const rest: Tensor[] = [];
   for (const [name, p] of student.namedParameters()) (name.includes("weight") && p.ndim > 1 ? decay : rest).push(p);
   return new torch.AdamW(
     [
-      { params: decay, weightDecay: o.weightDecay },
+      { params: decay, weightDecay: options.weightDecay },
       { params: rest, weightDecay: 0 },
     ],
-    { lr: o.lr, betas: o.betas },
+    { lr: options.lr, betas: options.betas },
   );
 }
 

@@ -51,45 +51,45 @@ function checkTarget(out: string): void {
 const RANDOM_SELECTION = "per class, in label order: torch randperm of the class's image indices from one Generator(seed); the first IPC, sorted";
 
 /** Writes the baseline; returns its manifest. */
-export function writeRandomReal(o: RandomRealOptions): RandomRealManifest {
-  const { indices } = sampleRandomPerClass(o.source, o.ipc, o.seed);
-  return writeRealImages({ ...o, indices, format: MANIFEST_FORMAT, selection: RANDOM_SELECTION });
+export function writeRandomReal(options: RandomRealOptions): RandomRealManifest {
+  const { indices } = sampleRandomPerClass(options.source, options.ipc, options.seed);
+  return writeRealImages({ ...options, indices, format: MANIFEST_FORMAT, selection: RANDOM_SELECTION });
 }
 
 /** Writes the source images at `indices` (class by class) as a baseline folder; returns its manifest. */
-export function writeRealImages(o: RandomRealOptions & { indices: number[]; format: string; selection: string; details?: Record<string, unknown> }): RandomRealManifest {
-  const out = resolve(o.out);
+export function writeRealImages(options: RandomRealOptions & { indices: number[]; format: string; selection: string; details?: Record<string, unknown> }): RandomRealManifest {
+  const out = resolve(options.out);
   checkTarget(out);
-  const indices = o.indices;
-  const classes = o.source.classes.map((name, label) => ({
+  const indices = options.indices;
+  const classes = options.source.classes.map((name, label) => ({
     label,
     name,
-    folder: classFolder({ label, id: folderSafe(name) }, o.source.classes.length),
+    folder: classFolder({ label, id: folderSafe(name) }, options.source.classes.length),
   }));
   const tmp = join(dirname(out), `.${basename(out)}.${process.pid}.tmp`);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   try {
     for (const c of classes) mkdirSync(join(tmp, c.folder));
-    const width = String(o.ipc - 1).length;
+    const width = String(options.ipc - 1).length;
     const counts = classes.map(() => 0);
     const images = indices.map((sourceIndex) => {
-      const label = o.source.labels[sourceIndex];
+      const label = options.source.labels[sourceIndex];
       const file = join(classes[label].folder, `${String(counts[label]++).padStart(width, "0")}.png`);
-      const [c, h, w] = o.source.images.shape.slice(1);
-      const data = torch.tidy(() => o.source.images.select(0, sourceIndex).permute(1, 2, 0).contiguous().toBytes());
+      const [c, h, w] = options.source.images.shape.slice(1);
+      const data = torch.tidy(() => options.source.images.select(0, sourceIndex).permute(1, 2, 0).contiguous().toBytes());
       writeFileSync(join(tmp, file), encodePng({ width: w, height: h, channels: c as 1 | 3, data }));
       return { file, label, sourceIndex };
     });
     writeFileSync(join(tmp, CLASS_LIST_FILE), classes.map((c) => c.folder).join("\n") + "\n");
     const manifest: RandomRealManifest = {
-      format: o.format,
+      format: options.format,
       createdAt: new Date().toISOString(),
-      source: { name: o.sourceName, ...o.source.source },
-      ipc: o.ipc,
-      seed: o.seed,
-      selection: o.selection,
-      ...(o.details ? { details: o.details } : {}),
+      source: { name: options.sourceName, ...options.source.source },
+      ipc: options.ipc,
+      seed: options.seed,
+      selection: options.selection,
+      ...(options.details ? { details: options.details } : {}),
       classes,
       indices,
       images,

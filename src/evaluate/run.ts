@@ -99,49 +99,49 @@ const describeSet = (name: string, ds: ImageSet): SetRecord => ({
   transform: ds.transform,
 });
 
-export async function runEvaluation(o: EvaluationInput): Promise<EvaluationRecord> {
+export async function runEvaluation(input: EvaluationInput): Promise<EvaluationRecord> {
   const t0 = performance.now();
-  const s = o.settings;
-  const classMapping = matchClasses(o.train.classes, o.test.classes, { data: o.trainName, test: o.testName });
-  if (s.protocol === "soft" && !o.teacher) throw new Error("the soft-label protocol needs a teacher");
+  const s = input.settings;
+  const classMapping = matchClasses(input.train.classes, input.test.classes, { data: input.trainName, test: input.testName });
+  if (s.protocol === "soft" && !input.teacher) throw new Error("the soft-label protocol needs a teacher");
   const spec = studentSpec(s.arch, {
-    numClasses: o.train.classes.length,
-    inChannels: o.preset.channels,
-    imageSize: o.preset.imageSize,
+    numClasses: input.train.classes.length,
+    inChannels: input.preset.channels,
+    imageSize: input.preset.imageSize,
     norm: s.norm,
-    stem: o.preset.resnetStem,
+    stem: input.preset.resnetStem,
   });
-  const resumed = o.only === undefined ? (o.done ?? []).slice(0, o.repeats) : [];
+  const resumed = input.only === undefined ? (input.done ?? []).slice(0, input.repeats) : [];
   const repeats: RepeatRecord[] = resumed.slice();
-  if (repeats.length > 0) o.progress?.log(`resumed: ${repeats.length} of ${o.repeats} repeats already done`);
-  if (o.only !== undefined && !(Number.isInteger(o.only) && o.only >= 0 && o.only < o.repeats)) throw new Error(`repeat ${o.only} is not one of 0..${o.repeats - 1}`);
-  const todo = o.only !== undefined ? [o.only] : Array.from({ length: o.repeats - repeats.length }, (_, i) => repeats.length + i);
+  if (repeats.length > 0) input.progress?.log(`resumed: ${repeats.length} of ${input.repeats} repeats already done`);
+  if (input.only !== undefined && !(Number.isInteger(input.only) && input.only >= 0 && input.only < input.repeats)) throw new Error(`repeat ${input.only} is not one of 0..${input.repeats - 1}`);
+  const todo = input.only !== undefined ? [input.only] : Array.from({ length: input.repeats - repeats.length }, (_, i) => repeats.length + i);
   for (const r of todo) {
-    const seed = deriveSeed(o.seed, r);
-    const student = buildClassifier(spec, { device: o.device, generator: new torch.Generator(deriveSeed(seed, "init")) });
-    const trainer = s.protocol === "hard" ? hardTrainer(student, s, o.preset) : softTrainer(student, o.teacher!, s, o.preset);
-    const label = `repeat ${r + 1}/${o.repeats}`;
-    o.progress?.stage(label, s.epochs);
-    const result = await trainStudent(student, trainer, o.train, {
+    const seed = deriveSeed(input.seed, r);
+    const student = buildClassifier(spec, { device: input.device, generator: new torch.Generator(deriveSeed(seed, "init")) });
+    const trainer = s.protocol === "hard" ? hardTrainer(student, s, input.preset) : softTrainer(student, input.teacher!, s, input.preset);
+    const label = `repeat ${r + 1}/${input.repeats}`;
+    input.progress?.stage(label, s.epochs);
+    const result = await trainStudent(student, trainer, input.train, {
       epochs: s.epochs,
       batchSize: s.batchSize,
       testEpochs: s.testEpochs,
-      test: () => testAccuracy(student, o.test, { mean: o.preset.mean, std: o.preset.std, device: o.device, batchSize: o.testBatchSize }),
-      device: o.device,
+      test: () => testAccuracy(student, input.test, { mean: input.preset.mean, std: input.preset.std, device: input.device, batchSize: input.testBatchSize }),
+      device: input.device,
       dataGen: new torch.Generator(deriveSeed(seed, "data")),
       augGen: new torch.Generator(deriveSeed(seed, "augment")),
       onEpoch: (e) => {
-        if (e.top1 !== undefined) o.progress?.log(`${label} epoch ${e.epoch}/${s.epochs}: train loss ${e.trainLoss.toFixed(4)}, test top-1 ${e.top1.toFixed(2)}%`);
-        o.progress?.tick();
+        if (e.top1 !== undefined) input.progress?.log(`${label} epoch ${e.epoch}/${s.epochs}: train loss ${e.trainLoss.toFixed(4)}, test top-1 ${e.top1.toFixed(2)}%`);
+        input.progress?.tick();
       },
     });
-    o.progress?.end();
+    input.progress?.end();
     trainer.optimizer.dispose();
     for (const t of student.stateDict().values()) t.dispose();
     const { curve, best, bestEpoch, final, seconds } = result;
     repeats.push({ repeat: r, seed, curve, best, bestEpoch, final, wallSeconds: seconds });
-    o.progress?.log(`${label}: best ${best.toFixed(2)}% (epoch ${bestEpoch}), final ${final.toFixed(2)}%, ${seconds.toFixed(0)} s`);
-    o.onRepeat?.(repeats);
+    input.progress?.log(`${label}: best ${best.toFixed(2)}% (epoch ${bestEpoch}), final ${final.toFixed(2)}%, ${seconds.toFixed(0)} s`);
+    input.onRepeat?.(repeats);
   }
   return {
     format: RECORD_FORMAT,
@@ -149,20 +149,20 @@ export async function runEvaluation(o: EvaluationInput): Promise<EvaluationRecor
     versions: versions(),
     config: {
       ...s,
-      preset: o.preset,
+      preset: input.preset,
       student: spec,
-      repeats: o.repeats,
-      seed: o.seed,
-      device: o.device,
-      threads: o.threads,
-      testPerClass: o.testPerClass ?? null,
+      repeats: input.repeats,
+      seed: input.seed,
+      device: input.device,
+      threads: input.threads,
+      testPerClass: input.testPerClass ?? null,
     },
     resumedRepeats: resumed.length,
-    ...(o.only !== undefined ? { part: { repeat: o.only } } : {}),
-    data: describeSet(o.trainName, o.train),
-    test: describeSet(o.testName, o.test),
+    ...(input.only !== undefined ? { part: { repeat: input.only } } : {}),
+    data: describeSet(input.trainName, input.train),
+    test: describeSet(input.testName, input.test),
     classMapping,
-    teacher: o.teacher ? { path: o.teacher.path, sha256: o.teacher.sha256, spec: o.teacher.spec } : null,
+    teacher: input.teacher ? { path: input.teacher.path, sha256: input.teacher.sha256, spec: input.teacher.spec } : null,
     repeats,
     summary: summarise(repeats),
     wallSeconds: (performance.now() - t0) / 1000,

@@ -42,13 +42,13 @@ export interface StudentOptions {
  * The spec of a named student: ConvNet-D is width 128 (the DD standard); ResNets are torchvision's; ResNet-AP takes
  * IDC's stem for the image size; the mobile nets keep torchvision's dropout (and B0's stochastic depth).
  */
-export function studentSpec(arch: StudentArch, o: StudentOptions): ClassifierSpec {
-  const common = { numClasses: o.numClasses, inChannels: o.inChannels };
-  checkStudentNorm(arch, o.norm);
+export function studentSpec(arch: StudentArch, options: StudentOptions): ClassifierSpec {
+  const common = { numClasses: options.numClasses, inChannels: options.inChannels };
+  checkStudentNorm(arch, options.norm);
   if (arch === "mobilenet_v2") return { kind: "mobilenet_v2", norm: "batch", dropout: MOBILENET_V2_DROPOUT, ...common };
   if (arch === "efficientnet_b0") return { kind: "efficientnet_b0", norm: "batch", dropout: EFFICIENTNET_B0_DROPOUT, stochasticDepth: EFFICIENTNET_B0_STOCHASTIC_DEPTH, ...common };
-  if (arch === "resnetap10") return { kind: "resnetap", depth: 10, norm: o.norm, stem: resnetAPStem(o.imageSize), ...common };
-  if (arch.startsWith("convnet")) return { kind: "convnet", depth: Number(arch.slice("convnet".length)), width: 128, norm: o.norm, imageSize: o.imageSize, ...common };
+  if (arch === "resnetap10") return { kind: "resnetap", depth: 10, norm: options.norm, stem: resnetAPStem(options.imageSize), ...common };
+  if (arch.startsWith("convnet")) return { kind: "convnet", depth: Number(arch.slice("convnet".length)), width: 128, norm: options.norm, imageSize: options.imageSize, ...common };
   const depth = Number(arch.slice("resnet".length)) as ResNetDepth;
-  return { kind: "resnet", depth, norm: o.norm, stem: o.stem, ...common };
+  return { kind: "resnet", depth, norm: options.norm, stem: options.stem, ...common };
 }

@@ -76,14 +76,14 @@ function inputAdapter(preset: EvalPreset, pre: Preprocess | undefined): ((x: Ten
     });
 }
 
-export function loadTeacher(path: string, o: TeacherOptions): Teacher {
-  const { model, spec, preprocess } = readTeacher(path, o);
-  if (o.arch !== undefined && o.arch !== archName(spec)) throw new InputError(`${path}: the checkpoint is a ${archName(spec)}, not a ${o.arch}`);
-  if (spec.numClasses !== o.classes.length)
-    throw new InputError(`${path}: the teacher has ${spec.numClasses} outputs but the data set has ${o.classes.length} classes`);
-  if (spec.inChannels !== o.preset.channels)
-    throw new InputError(`${path}: the teacher takes ${spec.inChannels}-channel input but the ${o.preset.name} preset gives ${o.preset.channels} channels`);
+export function loadTeacher(path: string, options: TeacherOptions): Teacher {
+  const { model, spec, preprocess } = readTeacher(path, options);
+  if (options.arch !== undefined && options.arch !== archName(spec)) throw new InputError(`${path}: the checkpoint is a ${archName(spec)}, not a ${options.arch}`);
+  if (spec.numClasses !== options.classes.length)
+    throw new InputError(`${path}: the teacher has ${spec.numClasses} outputs but the data set has ${options.classes.length} classes`);
+  if (spec.inChannels !== options.preset.channels)
+    throw new InputError(`${path}: the teacher takes ${spec.inChannels}-channel input but the ${options.preset.name} preset gives ${options.preset.channels} channels`);
   model.freeze();
-  const adapt = inputAdapter(o.preset, preprocess);
+  const adapt = inputAdapter(options.preset, preprocess);
   return { model, spec, path, preprocess, forward: adapt ? (x) => torch.tidy(() => model.forward(adapt(x))) : (x) => model.forward(x) };
 }

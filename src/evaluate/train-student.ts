@@ -67,25 +67,25 @@ export async function* prefetched(data: ImageSet, order: readonly number[], batc
   }
 }
 
-export async function trainStudent(student: Classifier, trainer: Trainer, data: ImageSet, o: TrainOptions): Promise<TrainResult> {
+export async function trainStudent(student: Classifier, trainer: Trainer, data: ImageSet, options: TrainOptions): Promise<TrainResult> {
   const t0 = performance.now();
   const n = data.labels.length;
-  const tests = new Set(o.testEpochs);
+  const tests = new Set(options.testEpochs);
   const curve: CurvePoint[] = [];
   let best = -Infinity;
   let bestEpoch = 0;
-  for (let e = 0; e < o.epochs; e++) {
+  for (let e = 0; e < options.epochs; e++) {
     const lr = trainer.lr(e);
     for (const g of trainer.optimizer.paramGroups) g.lr = lr;
     student.train();
-    const order = torch.tidy(() => torch.randperm(n, { generator: o.dataGen }).toNumbers());
+    const order = torch.tidy(() => torch.randperm(n, { generator: options.dataGen }).toNumbers());
     let lossSum = 0;
     let batches = 0;
-    for await (const { images, idx } of prefetched(data, order, o.batchSize)) {
+    for await (const { images, idx } of prefetched(data, order, options.batchSize)) {
       lossSum += torch.tidy(() => {
-        const x = toUnitFloat(images.to(o.device));
-        const y = labelsTensor(Array.from(idx, (i) => data.labels[i])).to(o.device);
-        const loss: Tensor = trainer.loss(x, y, o.augGen);
+        const x = toUnitFloat(images.to(options.device));
+        const y = labelsTensor(Array.from(idx, (i) => data.labels[i])).to(options.device);
+        const loss: Tensor = trainer.loss(x, y, options.augGen);
         loss.backward();
         return loss.item();
       });
@@ -96,7 +96,7 @@ export async function trainStudent(student: Classifier, trainer: Trainer, data: 
     const info: EpochInfo = { epoch: e + 1, lr, trainLoss: lossSum / batches };
     if (tests.has(e + 1)) {
       student.eval();
-      info.top1 = await o.test();
+      info.top1 = await options.test();
       student.train();
       curve.push({ epoch: e + 1, top1: info.top1, trainLoss: info.trainLoss, lr });
       if (info.top1 > best) {
@@ -104,21 +104,21 @@ export async function trainStudent(student: Classifier, trainer: Trainer, data: 
         bestEpoch = e + 1;
       }
     }
-    o.onEpoch?.(info);
+    options.onEpoch?.(info);
   }
   const final = curve.length ? curve[curve.length - 1].top1 : NaN;
   return { curve, best: curve.length ? best : NaN, bestEpoch, final, seconds: (performance.now() - t0) / 1000 };
 }
 
 /** Top-1 accuracy in percent of `model` (already in eval mode) on a data set, normalised as in training. */
-export async function testAccuracy(model: Classifier, ds: ImageSet, o: { mean: number[]; std: number[]; device: string; batchSize?: number }): Promise<number> {
+export async function testAccuracy(model: Classifier, ds: ImageSet, options: { mean: number[]; std: number[]; device: string; batchSize?: number }): Promise<number> {
   const n = ds.labels.length;
   let correct = 0;
-  for await (const { images, idx } of prefetched(ds, Array.from({ length: n }, (_, i) => i), o.batchSize ?? 500)) {
+  for await (const { images, idx } of prefetched(ds, Array.from({ length: n }, (_, i) => i), options.batchSize ?? 500)) {
     correct += torch.noGrad(() =>
       torch.tidy(() => {
-        const x = normalize(toUnitFloat(images.to(o.device)), o.mean, o.std);
-        const y = labelsTensor(Array.from(idx, (i) => ds.labels[i])).to(o.device);
+        const x = normalize(toUnitFloat(images.to(options.device)), options.mean, options.std);
+        const y = labelsTensor(Array.from(idx, (i) => ds.labels[i])).to(options.device);
         return model.forward(x).argmax(1).eq(y).sum().item();
       }),
     );

@@ -14,10 +14,10 @@ const isJpeg = (b: Uint8Array) => b.length >= 3 && b[0] === 0xff && b[1] === 0xd
  * messages. A greyscale JPEG gives 1 channel; colour JPEGs (YCbCr, CMYK) give RGB. Images over the pixel limit are
  * refused from their header (DecodeOptions.maxPixels, default --max-image-pixels).
  */
-export function decodeImage(bytes: Uint8Array, source = "image", o: DecodeOptions = {}): RawImage {
+export function decodeImage(bytes: Uint8Array, source = "image", options: DecodeOptions = {}): RawImage {
   try {
-    if (isPng(bytes)) return decodePng(bytes, o);
-    if (isJpeg(bytes)) return decodeJpeg(bytes, o);
+    if (isPng(bytes)) return decodePng(bytes, options);
+    if (isJpeg(bytes)) return decodeJpeg(bytes, options);
   } catch (e) {
     // Our PNG reader throws InputError for every bad input (anything else is a bug and must surface as one); jpeg-js
     // throws plain errors, and those are about the file.

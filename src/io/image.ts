@@ -60,10 +60,10 @@ export interface ResizeOptions {
  * Bilinear resize of [N, C, H, W] to [h, w] (align_corners = false). Float input stays float; uint8 input is resized
  * in float and rounded back, as torchvision's tensor Resize does.
  */
-export function resizeImages(x: Tensor, size: readonly [number, number], o: ResizeOptions = {}): Tensor {
+export function resizeImages(x: Tensor, size: readonly [number, number], options: ResizeOptions = {}): Tensor {
   return torch.tidy(() => {
     const f = x.dtype === "uint8" ? x.to("float32") : x;
-    const y = (o.antialias ?? true)
+    const y = (options.antialias ?? true)
       ? torch.callOp("_upsample_bilinear2d_aa.vec", f, size, false, null)
       : torch.F.interpolate(f, { size: [size[0], size[1]], mode: "bilinear", alignCorners: false });
     return x.dtype === "uint8" ? torch.round(y).clamp(0, 255).to("uint8") : y;

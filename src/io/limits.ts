@@ -25,12 +25,12 @@ export function readLimits(): Readonly<ReadLimits> {
 }
 
 /** Changes the process-wide limits (the CLI's --max-tensor-bytes / --max-image-pixels); returns the previous ones. */
-export function setReadLimits(l: Partial<ReadLimits>): ReadLimits {
-  for (const [k, v] of Object.entries(l)) {
+export function setReadLimits(layout: Partial<ReadLimits>): ReadLimits {
+  for (const [k, v] of Object.entries(layout)) {
     if (v !== undefined && !(Number.isSafeInteger(v) && v > 0)) throw new InputError(`read limit ${k} must be a positive integer, got ${v}`);
   }
   const prev = current;
-  current = { ...current, ...Object.fromEntries(Object.entries(l).filter(([, v]) => v !== undefined)) };
+  current = { ...current, ...Object.fromEntries(Object.entries(layout).filter(([, v]) => v !== undefined)) };
   return prev;
 }
 

@@ -195,15 +195,15 @@ export interface DecodeOptions {
 }
 
 /** The refusal of an image larger than the pixel limit (shared with the JPEG reader). */
-export function checkPixels(width: number, height: number, o: DecodeOptions = {}): void {
-  const limit = o.maxPixels ?? readLimits().maxImagePixels;
+export function checkPixels(width: number, height: number, options: DecodeOptions = {}): void {
+  const limit = options.maxPixels ?? readLimits().maxImagePixels;
   if (width * height > limit) {
     throw new InputError(`image of ${width}x${height} = ${(width * height).toLocaleString("en-US")} pixels is over the ${limit.toLocaleString("en-US")}-pixel limit (--max-image-pixels)`);
   }
 }
 
 /** Decodes a PNG into 8-bit HWC samples (see the file comment for the conversions). Throws InputError when invalid. */
-export function decodePng(bytes: Uint8Array, o: DecodeOptions = {}): RawImage {
+export function decodePng(bytes: Uint8Array, options: DecodeOptions = {}): RawImage {
   if (!isPng(bytes)) throw bad("not a PNG file (bad signature)");
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let header: Header | undefined;
@@ -225,7 +225,7 @@ export function decodePng(bytes: Uint8Array, o: DecodeOptions = {}): RawImage {
       case "IHDR":
         if (header) throw bad("more than one IHDR chunk");
         header = readHeader(body);
-        checkPixels(header.width, header.height, o);
+        checkPixels(header.width, header.height, options);
         break;
       case "PLTE":
         if (len % 3 !== 0 || len === 0 || len > 768) throw bad(`PLTE chunk of ${len} bytes (need 3..768, a multiple of 3)`);

@@ -38,7 +38,7 @@ export interface ModelOptions {
 }
 
 /** The parameter store a factory builds its model in. */
-export const storeFor = (o: ModelOptions): Store => new Store(o.device, o.dtype, o.generator, o.init !== "zeros");
+export const storeFor = (options: ModelOptions): Store => new Store(options.device, options.dtype, options.generator, options.init !== "zeros");
 
 /** Fills a new tensor in place (see init.ts). */
 export type Init = (t: Tensor, generator?: Generator) => void;

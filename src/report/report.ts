@@ -83,22 +83,22 @@ function collectImages(run: RunData, set: ImageSet, amplify: number): Map<number
 }
 
 /** Reads everything first (so bad input fails before anything is written), then writes the images and the page. */
-export function writeReport(o: ReportOptions): ReportResult {
-  const amplify = o.amplify ?? 10;
+export function writeReport(options: ReportOptions): ReportResult {
+  const amplify = options.amplify ?? 10;
   if (!(amplify > 0)) throw new InputError(`the difference's amplification must be positive, got ${amplify}`);
-  if (!o.run && !o.evals?.length) throw new InputError("nothing to report: give a run folder, evaluation records, or both");
-  const run = o.run === undefined ? undefined : readRun(o.run, o.state);
-  const evals = (o.evals ?? []).map((e) => readEvalRecord(e.path, e.label));
+  if (!options.run && !options.evals?.length) throw new InputError("nothing to report: give a run folder, evaluation records, or both");
+  const run = options.run === undefined ? undefined : readRun(options.run, options.state);
+  const evals = (options.evals ?? []).map((e) => readEvalRecord(e.path, e.label));
   if (run && evals.length) {
     const digest = imageFolderDigest(run.folder);
     for (const e of evals) checkSameTrainingSet(e, run.folder, digest);
   }
   const set = new ImageSet();
   const images = run ? collectImages(run, set, amplify) : new Map<number, ItemImages[]>();
-  const mode = set.resolveMode(o.images ?? "auto");
+  const mode = set.resolveMode(options.images ?? "auto");
   const html = renderPage(
     {
-      title: o.title ?? (run ? `cao2 report: ${resolve(run.folder)}` : `cao2 report: ${evals.length} evaluation records`),
+      title: options.title ?? (run ? `cao2 report: ${resolve(run.folder)}` : `cao2 report: ${evals.length} evaluation records`),
       generated: new Date().toISOString(),
       version: packageVersion(),
       run,
@@ -106,12 +106,12 @@ export function writeReport(o: ReportOptions): ReportResult {
       evals,
       amplify,
     },
-    (name) => set.src(name, mode, o.out),
+    (name) => set.src(name, mode, options.out),
   );
-  set.write(mode, o.out);
-  writeFileAtomic(o.out, html);
+  set.write(mode, options.out);
+  writeFileAtomic(options.out, html);
   return {
-    out: o.out,
+    out: options.out,
     imagesMode: mode,
     images: set.count,
     htmlBytes: Buffer.byteLength(html),

@@ -24,18 +24,18 @@ export const isGradEnabled = (): boolean => native.gradEnabled();
 export function grad(
   outputs: Tensor | Tensor[],
   inputs: Tensor | Tensor[],
-  o: { gradOutputs?: (Tensor | null)[]; retainGraph?: boolean; createGraph?: boolean; allowUnused?: boolean } = {},
+  options: { gradOutputs?: (Tensor | null)[]; retainGraph?: boolean; createGraph?: boolean; allowUnused?: boolean } = {},
 ): (Tensor | null)[] {
   const outs = Array.isArray(outputs) ? outputs : [outputs];
   const ins = Array.isArray(inputs) ? inputs : [inputs];
-  const gouts = o.gradOutputs ?? outs.map(() => null);
+  const gouts = options.gradOutputs ?? outs.map(() => null);
   const res = native.grad(
     outs.map((t) => t.handle),
     ins.map((t) => t.handle),
     gouts.map((t) => (t ? t.handle : null)),
-    o.retainGraph ?? o.createGraph ?? false,
-    o.createGraph ?? false,
-    o.allowUnused ?? false,
+    options.retainGraph ?? options.createGraph ?? false,
+    options.createGraph ?? false,
+    options.allowUnused ?? false,
   );
   return res.map((h) => (h ? new Tensor(h) : null));
 }

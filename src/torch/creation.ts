@@ -82,43 +82,43 @@ export const scalarTensor = (v: number, opts: TensorOptions = {}) => tensor(v, o
 // Deterministic factories allocate on the target device directly (no CPU copy of a large model first).
 const dev = (o: TensorOptions) => (o.device && o.device !== "cpu" ? o.device : null);
 const grad = (t: Tensor, o: TensorOptions) => (o.requiresGrad ? t.requiresGrad_(true) : t);
-export const zeros = (shape: readonly number[], o: TensorOptions = {}) => grad(call("zeros", shape, code(o.dtype), null, dev(o)), o);
-export const ones = (shape: readonly number[], o: TensorOptions = {}) => grad(call("ones", shape, code(o.dtype), null, dev(o)), o);
-export const empty = (shape: readonly number[], o: TensorOptions = {}) =>
-  grad(call("empty.memory_format", shape, code(o.dtype), null, dev(o)), o);
-export const full = (shape: readonly number[], value: number, o: TensorOptions = {}) =>
-  grad(call("full", shape, value, code(o.dtype), null, dev(o)), o);
+export const zeros = (shape: readonly number[], options: TensorOptions = {}) => grad(call("zeros", shape, code(options.dtype), null, dev(options)), options);
+export const ones = (shape: readonly number[], options: TensorOptions = {}) => grad(call("ones", shape, code(options.dtype), null, dev(options)), options);
+export const empty = (shape: readonly number[], options: TensorOptions = {}) =>
+  grad(call("empty.memory_format", shape, code(options.dtype), null, dev(options)), options);
+export const full = (shape: readonly number[], value: number, options: TensorOptions = {}) =>
+  grad(call("full", shape, value, code(options.dtype), null, dev(options)), options);
 /** Values start, start+step, ... below end; `arange(n)` counts 0..n-1. int64 when all arguments are integers. */
-export function arange(start: number, end?: number, step = 1, o: TensorOptions = {}): Tensor {
+export function arange(start: number, end?: number, step = 1, options: TensorOptions = {}): Tensor {
   const [s, e] = end === undefined ? [0, start] : [start, end];
   const ints = [s, e, step].every(Number.isInteger);
-  return finish(call("arange.start_step", s, e, step, code(o.dtype, ints ? "int64" : "float32")), o);
+  return finish(call("arange.start_step", s, e, step, code(options.dtype, ints ? "int64" : "float32")), options);
 }
-export const linspace = (start: number, end: number, steps: number, o: TensorOptions = {}) =>
-  finish(call("linspace", start, end, steps, code(o.dtype)), o);
-export const eye = (n: number, m?: number, o: TensorOptions = {}) => finish(call("eye.m", n, m ?? n, code(o.dtype)), o);
+export const linspace = (start: number, end: number, steps: number, options: TensorOptions = {}) =>
+  finish(call("linspace", start, end, steps, code(options.dtype)), options);
+export const eye = (n: number, models?: number, options: TensorOptions = {}) => finish(call("eye.m", n, models ?? n, code(options.dtype)), options);
 
 const like = (name: string) => (t: Tensor, o: TensorOptions = {}) =>
   finish(call(name, t, o.dtype ? SCALAR_TYPE[o.dtype] : null), o);
 export const zerosLike = like("zeros_like");
 export const onesLike = like("ones_like");
 export const emptyLike = like("empty_like");
-export const fullLike = (t: Tensor, value: number, o: TensorOptions = {}) =>
-  finish(call("full_like", t, value, o.dtype ? SCALAR_TYPE[o.dtype] : null), o);
+export const fullLike = (t: Tensor, value: number, options: TensorOptions = {}) =>
+  finish(call("full_like", t, value, options.dtype ? SCALAR_TYPE[options.dtype] : null), options);
 
 // Random draws always happen on the CPU generator (see random.ts), then move to the requested device.
-export const randn = (shape: readonly number[], o: RandomOptions = {}) =>
-  finish(call("randn.generator", shape, o.generator?.handle ?? null, code(o.dtype)), o);
-export const rand = (shape: readonly number[], o: RandomOptions = {}) =>
-  finish(call("rand.generator", shape, o.generator?.handle ?? null, code(o.dtype)), o);
+export const randn = (shape: readonly number[], options: RandomOptions = {}) =>
+  finish(call("randn.generator", shape, options.generator?.handle ?? null, code(options.dtype)), options);
+export const rand = (shape: readonly number[], options: RandomOptions = {}) =>
+  finish(call("rand.generator", shape, options.generator?.handle ?? null, code(options.dtype)), options);
 /** Integers uniformly in [low, high). */
-export const randint = (low: number, high: number, shape: readonly number[], o: RandomOptions = {}) =>
-  finish(call("randint.low_generator", low, high, shape, o.generator?.handle ?? null, code(o.dtype, "int64")), o);
-export const randperm = (n: number, o: RandomOptions = {}) =>
-  finish(call("randperm.generator", n, o.generator?.handle ?? null, code(o.dtype, "int64")), o);
-export const randnLike = (t: Tensor, o: RandomOptions = {}) =>
-  randn(t.shape, { dtype: t.dtype, device: t.device, ...o });
-export const randLike = (t: Tensor, o: RandomOptions = {}) => rand(t.shape, { dtype: t.dtype, device: t.device, ...o });
+export const randint = (low: number, high: number, shape: readonly number[], options: RandomOptions = {}) =>
+  finish(call("randint.low_generator", low, high, shape, options.generator?.handle ?? null, code(options.dtype, "int64")), options);
+export const randperm = (n: number, options: RandomOptions = {}) =>
+  finish(call("randperm.generator", n, options.generator?.handle ?? null, code(options.dtype, "int64")), options);
+export const randnLike = (t: Tensor, options: RandomOptions = {}) =>
+  randn(t.shape, { dtype: t.dtype, device: t.device, ...options });
+export const randLike = (t: Tensor, options: RandomOptions = {}) => rand(t.shape, { dtype: t.dtype, device: t.device, ...options });
 /** Fills t in place with N(mean, std) draws. */
 export function normalInto(t: Tensor, mean = 0, std = 1, generator?: Generator): void {
   callInPlace("normal_", t, mean, std, generator?.handle ?? null);

@@ -15,19 +15,19 @@ export interface ConvOptions {
   dilation?: Pair;
   groups?: number;
 }
-export const conv2d = (x: Tensor, weight: Tensor, bias?: Tensor | null, o: ConvOptions = {}) =>
-  call("conv2d", x, weight, bias ?? null, pair(o.stride ?? 1), pair(o.padding ?? 0), pair(o.dilation ?? 1), o.groups ?? 1);
-export const convTranspose2d = (x: Tensor, weight: Tensor, bias?: Tensor | null, o: ConvOptions & { outputPadding?: Pair } = {}) =>
+export const conv2d = (x: Tensor, weight: Tensor, bias?: Tensor | null, options: ConvOptions = {}) =>
+  call("conv2d", x, weight, bias ?? null, pair(options.stride ?? 1), pair(options.padding ?? 0), pair(options.dilation ?? 1), options.groups ?? 1);
+export const convTranspose2d = (x: Tensor, weight: Tensor, bias?: Tensor | null, options: ConvOptions & { outputPadding?: Pair } = {}) =>
   call(
     "conv_transpose2d.input",
     x,
     weight,
     bias ?? null,
-    pair(o.stride ?? 1),
-    pair(o.padding ?? 0),
-    pair(o.outputPadding ?? 0),
-    o.groups ?? 1,
-    pair(o.dilation ?? 1),
+    pair(options.stride ?? 1),
+    pair(options.padding ?? 0),
+    pair(options.outputPadding ?? 0),
+    options.groups ?? 1,
+    pair(options.dilation ?? 1),
   );
 
 export interface PoolOptions {
@@ -35,35 +35,35 @@ export interface PoolOptions {
   padding?: Pair;
   ceilMode?: boolean;
 }
-export const maxPool2d = (x: Tensor, kernel: Pair, o: PoolOptions & { dilation?: Pair } = {}) =>
-  call("max_pool2d", x, pair(kernel), pair(o.stride ?? kernel), pair(o.padding ?? 0), pair(o.dilation ?? 1), o.ceilMode ?? false);
-export const avgPool2d = (x: Tensor, kernel: Pair, o: PoolOptions & { countIncludePad?: boolean; divisorOverride?: number } = {}) =>
+export const maxPool2d = (x: Tensor, kernel: Pair, options: PoolOptions & { dilation?: Pair } = {}) =>
+  call("max_pool2d", x, pair(kernel), pair(options.stride ?? kernel), pair(options.padding ?? 0), pair(options.dilation ?? 1), options.ceilMode ?? false);
+export const avgPool2d = (x: Tensor, kernel: Pair, options: PoolOptions & { countIncludePad?: boolean; divisorOverride?: number } = {}) =>
   call(
     "avg_pool2d",
     x,
     pair(kernel),
-    pair(o.stride ?? kernel),
-    pair(o.padding ?? 0),
-    o.ceilMode ?? false,
-    o.countIncludePad ?? true,
-    o.divisorOverride ?? null,
+    pair(options.stride ?? kernel),
+    pair(options.padding ?? 0),
+    options.ceilMode ?? false,
+    options.countIncludePad ?? true,
+    options.divisorOverride ?? null,
   );
 export const adaptiveAvgPool2d = (x: Tensor, size: Pair) => call("adaptive_avg_pool2d", x, pair(size));
 
 /** F.interpolate for 4-d input: give `size` or `scaleFactor` (scale factors are passed through, as PyTorch does). */
 export function interpolate(
   x: Tensor,
-  o: { size?: Pair; scaleFactor?: number | [number, number]; mode?: "nearest" | "bilinear"; alignCorners?: boolean },
+  options: { size?: Pair; scaleFactor?: number | [number, number]; mode?: "nearest" | "bilinear"; alignCorners?: boolean },
 ): Tensor {
-  if ((o.size === undefined) === (o.scaleFactor === undefined)) throw new Error("interpolate: give exactly one of size and scaleFactor");
-  const size = o.size === undefined ? null : pair(o.size);
-  const scales = o.scaleFactor === undefined ? null : pair(o.scaleFactor);
-  const mode = o.mode ?? "nearest";
+  if ((options.size === undefined) === (options.scaleFactor === undefined)) throw new Error("interpolate: give exactly one of size and scaleFactor");
+  const size = options.size === undefined ? null : pair(options.size);
+  const scales = options.scaleFactor === undefined ? null : pair(options.scaleFactor);
+  const mode = options.mode ?? "nearest";
   if (mode === "nearest") {
-    if (o.alignCorners !== undefined) throw new Error("interpolate: alignCorners only applies to bilinear mode");
+    if (options.alignCorners !== undefined) throw new Error("interpolate: alignCorners only applies to bilinear mode");
     return call("upsample_nearest2d.vec", x, size, scales);
   }
-  return call("upsample_bilinear2d.vec", x, size, o.alignCorners ?? false, scales);
+  return call("upsample_bilinear2d.vec", x, size, options.alignCorners ?? false, scales);
 }
 
 export const layerNorm = (x: Tensor, normalizedShape: readonly number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5) =>
@@ -123,14 +123,14 @@ export const embedding = (weight: Tensor, indices: Tensor) => call("embedding", 
 export const crossEntropy = (
   logits: Tensor,
   target: Tensor,
-  o: { weight?: Tensor; reduction?: Reduction; ignoreIndex?: number; labelSmoothing?: number } = {},
-) => call("cross_entropy_loss", logits, target, o.weight ?? null, REDUCTION[o.reduction ?? "mean"], o.ignoreIndex ?? -100, o.labelSmoothing ?? 0);
+  options: { weight?: Tensor; reduction?: Reduction; ignoreIndex?: number; labelSmoothing?: number } = {},
+) => call("cross_entropy_loss", logits, target, options.weight ?? null, REDUCTION[options.reduction ?? "mean"], options.ignoreIndex ?? -100, options.labelSmoothing ?? 0);
 
 /** KL divergence with `input` as log-probabilities; "batchmean" divides the sum by the batch size (F.kl_div). */
-export function klDiv(input: Tensor, target: Tensor, o: { reduction?: Reduction | "batchmean"; logTarget?: boolean } = {}): Tensor {
-  const r = o.reduction ?? "mean";
-  if (r !== "batchmean") return call("kl_div", input, target, REDUCTION[r], o.logTarget ?? false);
-  const total = call("kl_div", input, target, REDUCTION.sum, o.logTarget ?? false);
+export function klDiv(input: Tensor, target: Tensor, options: { reduction?: Reduction | "batchmean"; logTarget?: boolean } = {}): Tensor {
+  const r = options.reduction ?? "mean";
+  if (r !== "batchmean") return call("kl_div", input, target, REDUCTION[r], options.logTarget ?? false);
+  const total = call("kl_div", input, target, REDUCTION.sum, options.logTarget ?? false);
   const out = call("div.Scalar", total, input.size(0));
   total.dispose();
   return out;

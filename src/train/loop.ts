@@ -50,20 +50,20 @@ export interface LoopOptions {
 }
 
 /** Runs `step(i)` for i from the resumed step to the stop; each call returns metrics such as {loss}. */
-export function trainLoop(parts: TrainingParts, step: (i: number) => Record<string, number>, o: LoopOptions): { step: number } {
-  const checkpointPath = join(o.dir, "state.safetensors");
-  const logPath = join(o.dir, "log.jsonl");
+export function trainLoop(parts: TrainingParts, step: (i: number) => Record<string, number>, options: LoopOptions): { step: number } {
+  const checkpointPath = join(options.dir, "state.safetensors");
+  const logPath = join(options.dir, "log.jsonl");
   let start = 0;
   if (existsSync(checkpointPath)) {
-    if (!o.resume) throw new InputError(`${checkpointPath} already exists: pass --resume to continue it, or choose a new output folder`);
-    const info = loadTrainingState(checkpointPath, parts, o.config);
+    if (!options.resume) throw new InputError(`${checkpointPath} already exists: pass --resume to continue it, or choose a new output folder`);
+    const info = loadTrainingState(checkpointPath, parts, options.config);
     start = info.step;
     truncateLog(logPath, start);
-    o.onResume?.(start, info.extra ?? {});
-    o.progress?.log(`resumed at step ${start}`);
+    options.onResume?.(start, info.extra ?? {});
+    options.progress?.log(`resumed at step ${start}`);
   } else {
     // --resume continues a run if there is one, else starts it: a scheduler's retries use one command line.
-    if (o.resume) o.progress?.log(`nothing to resume (no ${checkpointPath}): starting a new run`);
+    if (options.resume) options.progress?.log(`nothing to resume (no ${checkpointPath}): starting a new run`);
     if (existsSync(logPath)) writeFileAtomic(logPath, "");
   }
   const appendLog = (line: Record<string, unknown>) => {
@@ -73,20 +73,20 @@ export function trainLoop(parts: TrainingParts, step: (i: number) => Record<stri
       throw withPath(e, logPath);
     }
   };
-  const save = (i: number) => saveTrainingState(checkpointPath, parts, { step: i, config: o.config, extra: o.extra?.() });
+  const save = (i: number) => saveTrainingState(checkpointPath, parts, { step: i, config: options.config, extra: options.extra?.() });
   const sums: Record<string, number> = {};
   let count = 0;
   let t0 = performance.now();
-  const end = Math.min(o.stopAt ?? o.steps, o.steps);
-  o.progress?.stage("training", end, start);
+  const end = Math.min(options.stopAt ?? options.steps, options.steps);
+  options.progress?.stage("training", end, start);
   for (let i = start; i < end; i++) {
     const metrics = tidy(() => step(i));
-    if (parts.ema && o.emaDecay !== undefined) updateEma(parts.ema, parts.model, o.emaDecay);
+    if (parts.ema && options.emaDecay !== undefined) updateEma(parts.ema, parts.model, options.emaDecay);
     for (const [k, v] of Object.entries(metrics)) sums[k] = (sums[k] ?? 0) + v;
     count++;
     const done = i + 1;
-    o.progress?.tick();
-    if (done % o.logEvery === 0 || done === end) {
+    options.progress?.tick();
+    if (done % options.logEvery === 0 || done === end) {
       const avg = Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / count]));
       const secs = (performance.now() - t0) / 1000;
       appendLog({ step: done, ...avg, steps_per_s: count / secs, time: new Date().toISOString() });
@@ -94,19 +94,19 @@ export function trainLoop(parts: TrainingParts, step: (i: number) => Record<stri
       count = 0;
       t0 = performance.now();
     }
-    if (o.validate && o.validateEvery && (done % o.validateEvery === 0 || done === end)) {
-      const v = o.validate(done);
+    if (options.validate && options.validateEvery && (done % options.validateEvery === 0 || done === end)) {
+      const v = options.validate(done);
       appendLog({ step: done, ...v, time: new Date().toISOString() });
-      o.progress?.log(`step ${done}: ${Object.entries(v).map(([k, x]) => `${k} ${x.toFixed(4)}`).join(", ")}`);
+      options.progress?.log(`step ${done}: ${Object.entries(v).map(([k, x]) => `${k} ${x.toFixed(4)}`).join(", ")}`);
     }
-    if (done % o.checkpointEvery === 0 || done === end) save(done);
+    if (done % options.checkpointEvery === 0 || done === end) save(done);
     if (stopRequested()) {
       save(done);
-      o.progress?.log(`stopped at step ${done}; checkpoint saved, continue with --resume`);
+      options.progress?.log(`stopped at step ${done}; checkpoint saved, continue with --resume`);
       throw new Interrupted(`training interrupted at step ${done}; resume with --resume`);
     }
   }
-  o.progress?.end();
+  options.progress?.end();
   return { step: Math.max(start, end) };
 }
 

@@ -80,11 +80,11 @@ function processAlive(pid: number): boolean {
 const ME = { host: hostname(), task: schedulerTask(), startedAt: performance.timeOrigin };
 
 /** Why a lock is stale under the rule above, or undefined while its holder may still be working. */
-export function staleReason(l: LockState, staleAfterS: number, me = ME): string | undefined {
-  const h = l.holder;
+export function staleReason(layout: LockState, staleAfterS: number, me = ME): string | undefined {
+  const h = layout.holder;
   if (h && h.host === me.host && h.pid !== process.pid && !processAlive(h.pid)) return `its process ${h.pid} on this host is gone`;
   if (h && h.task !== undefined && h.task === me.task && Date.parse(h.since) < me.startedAt) return `it was taken by an earlier run of this task (${h.task})`;
-  if (l.ageS > staleAfterS) return `no heartbeat for ${Math.round(l.ageS)} s (the stale age is ${staleAfterS} s)`;
+  if (layout.ageS > staleAfterS) return `no heartbeat for ${Math.round(layout.ageS)} s (the stale age is ${staleAfterS} s)`;
   return undefined;
 }
 
@@ -123,13 +123,13 @@ export type Acquired = { held: HeldLock; tookOver?: { from: LockState; reason: s
  * Takes the lock at `path` (its folder must exist): free, or stale under the rule above (then `tookOver` says whose
  * and why, for the log); else `busy` with its holder.
  */
-export function acquireLock(path: string, o: { staleAfterS: number; role?: string }): Acquired {
+export function acquireLock(path: string, options: { staleAfterS: number; role?: string }): Acquired {
   const holder: LockHolder = {
     host: hostname(),
     pid: process.pid,
     since: new Date().toISOString(),
     task: schedulerTask(),
-    role: o.role,
+    role: options.role,
     token: randomBytes(8).toString("hex"),
   };
   const text = JSON.stringify(holder, null, 2) + "\n";
@@ -137,7 +137,7 @@ export function acquireLock(path: string, o: { staleAfterS: number; role?: strin
     if (createFileExclusive(path, text)) return { held: new HeldLock(path, holder) };
     const found = readLock(path);
     if (!found) continue; // released meanwhile
-    const reason = staleReason(found, o.staleAfterS);
+    const reason = staleReason(found, options.staleAfterS);
     if (!reason) return { busy: found };
     // Move the stale lock aside (one of several processes doing this at once wins the rename), check that the file
     // moved is the one judged stale, and create ours; a fresh lock moved by mistake is put back.

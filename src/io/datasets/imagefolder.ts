@@ -168,9 +168,9 @@ export interface FolderListing {
 }
 
 /** Lists an ImageFolder without reading its images; a class folder without images is an error. */
-export function listImageFolder(root: string, o: Pick<ImageFolderOptions, "classes" | "classFile"> = {}): FolderListing {
+export function listImageFolder(root: string, options: Pick<ImageFolderOptions, "classes" | "classFile"> = {}): FolderListing {
   if (!existsSync(root) || !statSync(root).isDirectory()) throw new InputError(`${root}: no such folder`);
-  const { classes, order } = resolveClasses(root, o);
+  const { classes, order } = resolveClasses(root, options);
   const files: string[] = [];
   const labels: number[] = [];
   classes.forEach((cls, label) => {
@@ -188,9 +188,9 @@ export function listImageFolder(root: string, o: Pick<ImageFolderOptions, "class
  * The digest loadImageFolder records as source.sha256 (same files, same order), without decoding the images: what
  * tells whether an evaluation record trained on this folder.
  */
-export function imageFolderDigest(root: string, o: Pick<ImageFolderOptions, "classes" | "classFile"> = {}): string {
+export function imageFolderDigest(root: string, options: Pick<ImageFolderOptions, "classes" | "classFile"> = {}): string {
   const hash = createHash("sha256");
-  for (const file of listImageFolder(root, o).files) hashEntry(hash, root, file, readImageFile(file));
+  for (const file of listImageFolder(root, options).files) hashEntry(hash, root, file, readImageFile(file));
   return hash.digest("hex");
 }
 
@@ -198,9 +198,9 @@ export function imageFolderDigest(root: string, o: Pick<ImageFolderOptions, "cla
  * Loads every image into one [N, C, H, W] uint8 tensor, labels = class positions. source.sha256 hashes, for each
  * file in load order, its path relative to the root, a NUL byte and its bytes.
  */
-export function loadImageFolder(root: string, o: ImageFolderOptions = {}): Dataset {
-  const { classes, order, files, labels: fileLabels } = listImageFolder(root, o);
-  const size = o.size === undefined ? undefined : typeof o.size === "number" ? ([o.size, o.size] as const) : o.size;
+export function loadImageFolder(root: string, options: ImageFolderOptions = {}): Dataset {
+  const { classes, order, files, labels: fileLabels } = listImageFolder(root, options);
+  const size = options.size === undefined ? undefined : typeof options.size === "number" ? ([options.size, options.size] as const) : options.size;
   if (size && !size.every((s) => Number.isInteger(s) && s > 0)) throw new InputError(`image size must be positive integers, got ${size}`);
   if (size && size[0] * size[1] > readLimits().maxImagePixels) throw new InputError(`image size ${size.join("x")} is over the ${readLimits().maxImagePixels}-pixel limit (--max-image-pixels)`);
 
@@ -216,11 +216,11 @@ export function loadImageFolder(root: string, o: ImageFolderOptions = {}): Datas
     const bytes = readImageFile(file);
     hashEntry(hash, root, file, bytes);
     const raw = decodeImage(bytes, file);
-    const channels = o.channels ?? (raw.channels <= 2 ? 1 : 3);
+    const channels = options.channels ?? (raw.channels <= 2 ? 1 : 3);
     const img = convertChannels(raw, channels);
     let chw: Uint8Array;
     if (size) {
-      chw = torch.tidy(() => resizeImages(imageToUint8Tensor(img).unsqueeze(0), size, { antialias: o.antialias }).toBytes());
+      chw = torch.tidy(() => resizeImages(imageToUint8Tensor(img).unsqueeze(0), size, { antialias: options.antialias }).toBytes());
     } else {
       shape ??= { h: img.height, w: img.width, file };
       if (img.height !== shape.h || img.width !== shape.w)

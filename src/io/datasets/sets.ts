@@ -65,26 +65,26 @@ export interface EvalSetOptions {
  * size in memory, or an ImageFolder of any size and mixed image sizes, read with the preset's channels and transform
  * (presetTransform) and streamed when large (io/datasets/stream.ts).
  */
-export async function loadEvalSet(spec: string, split: "train" | "test", preset: SetFormat, o: EvalSetOptions = {}): Promise<ImageSet> {
+export async function loadEvalSet(spec: string, split: "train" | "test", preset: SetFormat, options: EvalSetOptions = {}): Promise<ImageSet> {
   const part = fashionMnistPart(spec, split);
-  if (part && o.classList) throw new InputError(`${spec}: a class list (--subset ${o.classList}) applies to ImageFolders of ImageNet classes, not Fashion-MNIST`);
+  if (part && options.classList) throw new InputError(`${spec}: a class list (--subset ${options.classList}) applies to ImageFolders of ImageNet classes, not Fashion-MNIST`);
   if (part) {
     const ds = loadFashionMnistPart(part);
     const [h, w] = ds.images.shape.slice(2);
     const resized = h !== preset.imageSize || w !== preset.imageSize;
     const transform = resized ? `Resize((${preset.imageSize}, ${preset.imageSize}), bilinear antialiased, torch)` : "none";
-    return memoryImageSet(fitToPreset(o.perClass ? sampleRandomPerClass(ds, o.perClass.count, o.perClass.seed).dataset : ds, preset), transform);
+    return memoryImageSet(fitToPreset(options.perClass ? sampleRandomPerClass(ds, options.perClass.count, options.perClass.seed).dataset : ds, preset), transform);
   }
   const set = await openImageFolderSet(spec, {
-    classes: o.classList && subsetClassFolders(spec, o.classList),
+    classes: options.classList && subsetClassFolders(spec, options.classList),
     channels: preset.channels,
     transform: presetTransform(preset, split),
-    perClass: o.perClass,
-    skipCorrupt: o.skipCorrupt,
-    memoryBudget: o.memoryBudget,
-    onProgress: o.onProgress,
+    perClass: options.perClass,
+    skipCorrupt: options.skipCorrupt,
+    memoryBudget: options.memoryBudget,
+    onProgress: options.onProgress,
   });
-  if (o.classList) set.source.classOrder = `${o.classList} (assets/imagenet/ class list)`;
+  if (options.classList) set.source.classOrder = `${options.classList} (assets/imagenet/ class list)`;
   return set;
 }
 

@@ -40,7 +40,7 @@ export function loadFashionMnistPart(part: FashionMnistPart): Dataset {
   return { ...keep, source: { ...keep.source, path: `${keep.source.path}#${part}` } };
 }
 
-export function loadDataSpec(spec: string, defaultSplit: "train" | "test", o: ImageFolderOptions = {}): Dataset {
+export function loadDataSpec(spec: string, defaultSplit: "train" | "test", options: ImageFolderOptions = {}): Dataset {
   const part = fashionMnistPart(spec, defaultSplit);
-  return part ? loadFashionMnistPart(part) : loadImageFolder(spec, o);
+  return part ? loadFashionMnistPart(part) : loadImageFolder(spec, options);
 }

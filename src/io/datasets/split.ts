@@ -28,15 +28,15 @@ export interface SplitOptions {
  * Splits every class separately (stratified). Each part keeps the original order of its images; the index lists
  * refer to `ds`. Every class keeps at least one training image.
  */
-export function splitTrainVal(ds: Dataset, o: SplitOptions): { train: Dataset; val: Dataset; trainIndices: number[]; valIndices: number[] } {
-  if ((o.valFraction === undefined) === (o.valPerClass === undefined)) throw new InputError("split: give exactly one of valFraction and valPerClass");
-  if (o.valFraction !== undefined && !(o.valFraction > 0 && o.valFraction < 1)) throw new InputError(`split: valFraction must be in (0, 1), got ${o.valFraction}`);
-  if (o.valPerClass !== undefined && !(Number.isInteger(o.valPerClass) && o.valPerClass >= 1))
-    throw new InputError(`split: valPerClass must be a positive integer, got ${o.valPerClass}`);
+export function splitTrainVal(ds: Dataset, options: SplitOptions): { train: Dataset; val: Dataset; trainIndices: number[]; valIndices: number[] } {
+  if ((options.valFraction === undefined) === (options.valPerClass === undefined)) throw new InputError("split: give exactly one of valFraction and valPerClass");
+  if (options.valFraction !== undefined && !(options.valFraction > 0 && options.valFraction < 1)) throw new InputError(`split: valFraction must be in (0, 1), got ${options.valFraction}`);
+  if (options.valPerClass !== undefined && !(Number.isInteger(options.valPerClass) && options.valPerClass >= 1))
+    throw new InputError(`split: valPerClass must be a positive integer, got ${options.valPerClass}`);
   const trainIndices: number[] = [];
   const valIndices: number[] = [];
-  shuffledByClass(ds, o.seed).forEach((idx, c) => {
-    const k = o.valPerClass ?? Math.round(idx.length * o.valFraction!);
+  shuffledByClass(ds, options.seed).forEach((idx, c) => {
+    const k = options.valPerClass ?? Math.round(idx.length * options.valFraction!);
     if (k >= idx.length)
       throw new InputError(`split: class '${ds.classes[c]}' has ${idx.length} images; ${k} for validation would leave none for training`);
     valIndices.push(...idx.slice(0, k));

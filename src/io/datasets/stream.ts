@@ -152,19 +152,19 @@ export const DEFAULT_MEMORY_BUDGET = 512 * 2 ** 20;
 const IN_FLIGHT_PER_WORKER = 4;
 
 /** Opens an ImageFolder as an ImageSet: lists it, checks (and hashes) every image once, then serves batches. */
-export async function openImageFolderSet(root: string, o: FolderSetOptions): Promise<ImageSet> {
-  const listing = listImageFolder(root, o);
+export async function openImageFolderSet(root: string, options: FolderSetOptions): Promise<ImageSet> {
+  const listing = listImageFolder(root, options);
   let files = listing.files;
   let labels = listing.labels;
-  if (o.perClass) {
-    const keep = randomPerClassIndices({ labels: Int32Array.from(labels), classes: listing.classes }, o.perClass.count, o.perClass.seed);
+  if (options.perClass) {
+    const keep = randomPerClassIndices({ labels: Int32Array.from(labels), classes: listing.classes }, options.perClass.count, options.perClass.seed);
     files = keep.map((i) => listing.files[i]);
     labels = keep.map((i) => listing.labels[i]);
   }
-  const [h, w] = transformSize(o.transform);
-  const imageBytes = o.channels * h * w;
-  const inMemory = files.length * imageBytes <= (o.memoryBudget ?? DEFAULT_MEMORY_BUDGET);
-  const pool = new DecodePool(o.workers);
+  const [h, w] = transformSize(options.transform);
+  const imageBytes = options.channels * h * w;
+  const inMemory = files.length * imageBytes <= (options.memoryBudget ?? DEFAULT_MEMORY_BUDGET);
+  const pool = new DecodePool(options.workers);
   const window = new Set<Promise<void>>();
   try {
     const hash = createHash("sha256");
@@ -175,20 +175,20 @@ export async function openImageFolderSet(root: string, o: FolderSetOptions): Pro
       const bytes = readImageFile(files[i]);
       hashEntry(hash, root, files[i], bytes);
       const job = pool
-        .decode(bytes, files[i], o.channels, held ? o.transform : null)
+        .decode(bytes, files[i], options.channels, held ? options.transform : null)
         .then((chw) => {
           held?.set(chw, i * imageBytes);
           ok[i] = 1;
         })
         .catch((e: Error) => {
           if (!(e instanceof InputError)) throw e;
-          if (!o.skipCorrupt) throw new InputError(`${e.message} (an unreadable image stops the run; --skip-corrupt leaves such images out and counts them)`);
+          if (!options.skipCorrupt) throw new InputError(`${e.message} (an unreadable image stops the run; --skip-corrupt leaves such images out and counts them)`);
           skipped.push({ file: relative(root, files[i]), error: e.message });
         })
         .finally(() => window.delete(job));
       window.add(job);
       if (window.size >= pool.size * IN_FLIGHT_PER_WORKER) await Promise.race(window);
-      o.onProgress?.(i + 1, files.length);
+      options.onProgress?.(i + 1, files.length);
     }
     await Promise.all(window);
     const kept = [...ok.keys()].filter((i) => ok[i]);
@@ -205,12 +205,12 @@ export async function openImageFolderSet(root: string, o: FolderSetOptions): Pro
       labels: Int32Array.from(kept, (i) => labels[i]),
       classes: listing.classes,
       source,
-      shape: [o.channels, h, w] as [number, number, number],
-      transform: describeTransform(o.transform),
+      shape: [options.channels, h, w] as [number, number, number],
+      transform: describeTransform(options.transform),
     };
     if (held) {
       await pool.close();
-      const all = torch.fromArray(held, [files.length, o.channels, h, w]);
+      const all = torch.fromArray(held, [files.length, options.channels, h, w]);
       const images = kept.length === files.length ? all : torch.tidy(() => torch.indexSelect(all, 0, labelsTensor(kept)));
       if (images !== all) all.dispose();
       return memoryImageSet({ ...set, images }, set.transform);
@@ -219,10 +219,10 @@ export async function openImageFolderSet(root: string, o: FolderSetOptions): Pro
     return {
       ...set,
       images: async (indices) => {
-        const parts = await Promise.all(indices.map((i) => pool.decode(readImageFile(keptFiles[i]), keptFiles[i], o.channels, o.transform)));
+        const parts = await Promise.all(indices.map((i) => pool.decode(readImageFile(keptFiles[i]), keptFiles[i], options.channels, options.transform)));
         const out = new Uint8Array(indices.length * imageBytes);
         parts.forEach((p, k) => out.set(p, k * imageBytes));
-        return torch.fromArray(out, [indices.length, o.channels, h, w]);
+        return torch.fromArray(out, [indices.length, options.channels, h, w]);
       },
       close: () => pool.close(),
     };
