@@ -57,7 +57,8 @@ interface ChildResult {
   rss_before_bytes: number;
 }
 
-const statusBytes = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync("/proc/self/status", "utf8"))![1]) * 1024;
+const statusBytes = (field: string) =>
+  Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync("/proc/self/status", "utf8"))![1]) * 1024;
 
 /** Child process: preallocate model-shaped tensors, then time loading the file into them. */
 function child(file: string, gb: number): void {
@@ -71,10 +72,14 @@ function child(file: string, gb: number): void {
 }
 
 function runChild(file: string, gb: number): ChildResult {
-  const r = spawnSync(process.execPath, [join("dist", "bench", "main.js"), "checkpoint", "--child", file, "--gb", String(gb)], {
-    encoding: "utf8",
-    env: { ...process.env, CAO2_THREADS: String(getNumThreads()) },
-  });
+  const r = spawnSync(
+    process.execPath,
+    [join("dist", "bench", "main.js"), "checkpoint", "--child", file, "--gb", String(gb)],
+    {
+      encoding: "utf8",
+      env: { ...process.env, CAO2_THREADS: String(getNumThreads()) },
+    },
+  );
   if (r.status !== 0) throw new Error(`benchmark child failed (exit ${r.status}):\n${r.stderr}`);
   const lines = r.stdout.trim().split("\n");
   return JSON.parse(lines[lines.length - 1]) as ChildResult;
@@ -101,7 +106,9 @@ export async function run(args: string[]): Promise<void> {
   }
   if (!existsSync(pt)) runPython("bench_checkpoint_load.py", ["convert", st, pt]);
   const size = statSync(st).size;
-  console.log(`checkpoint: ${(size / 1e9).toFixed(3)} GB safetensors, ${(statSync(pt).size / 1e9).toFixed(3)} GB .pt; ${repeats} runs each, one process per run`);
+  console.log(
+    `checkpoint: ${(size / 1e9).toFixed(3)} GB safetensors, ${(statSync(pt).size / 1e9).toFixed(3)} GB .pt; ${repeats} runs each, one process per run`,
+  );
 
   const runs: Record<string, ChildResult[]> = { st: [], pt: [], torch: [] };
   for (let i = 0; i < repeats; i++) {
@@ -133,6 +140,8 @@ export async function run(args: string[]): Promise<void> {
     `peak RSS: ours ${gbs(peak("st"))} (${mem.ours_safetensors_peak_over_file.toFixed(2)}x file; .pt ${mem.ours_pt_peak_over_file.toFixed(2)}x), ` +
       `pytorch ${gbs(peak("torch"))} (${mem.pytorch_peak_over_file.toFixed(2)}x file); target ours < 1.3x`,
   );
-  console.log(`time: pytorch/ours ${cases[0].ratio.toFixed(2)} (safetensors), ${cases[1].ratio.toFixed(2)} (.pt); target >= ${(1 / 1.5).toFixed(2)}`);
+  console.log(
+    `time: pytorch/ours ${cases[0].ratio.toFixed(2)} (safetensors), ${cases[1].ratio.toFixed(2)} (.pt); target >= ${(1 / 1.5).toFixed(2)}`,
+  );
   if (!args.includes("--keep")) rmSync(DIR, { recursive: true, force: true });
 }

@@ -87,11 +87,15 @@ export function parseOptions(args: string[], defaults: Omit<BenchOptions, "cases
  * prints one JSON object on its last stdout line. For baselines measured in their own process (peak memory).
  */
 export function runPython<T>(script: string, args: string[] = []): T {
-  const r = spawnSync("/usr/bin/python3", [join("tools", "reference", script), "--threads", String(getNumThreads()), ...args], {
-    env: process.env,
-    encoding: "utf8",
-    maxBuffer: 64 << 20,
-  });
+  const r = spawnSync(
+    "/usr/bin/python3",
+    [join("tools", "reference", script), "--threads", String(getNumThreads()), ...args],
+    {
+      env: process.env,
+      encoding: "utf8",
+      maxBuffer: 64 << 20,
+    },
+  );
   if (r.status !== 0) throw new Error(`${script} failed (exit ${r.status}):\n${r.stderr}`);
   const lines = r.stdout.trim().split("\n");
   return JSON.parse(lines[lines.length - 1]) as T;
@@ -168,9 +172,15 @@ export interface SideBySide {
  * Times each case of ours against the same case of the baseline `script`, interleaved: for each case `warmup`
  * untimed calls on each side, then `repeats` pairs of timed calls, ours first in even pairs and PyTorch first in odd.
  */
-export async function sideBySide(script: string, ours: Record<string, () => void>, o: BenchOptions, pyArgs: string[] = []): Promise<SideBySide> {
+export async function sideBySide(
+  script: string,
+  ours: Record<string, () => void>,
+  o: BenchOptions,
+  pyArgs: string[] = [],
+): Promise<SideBySide> {
   const names = Object.keys(ours).filter((n) => o.cases.length === 0 || o.cases.includes(n));
-  if (names.length === 0) throw new Error(`no case matches --cases ${o.cases.join(",")} (cases: ${Object.keys(ours).join(", ")})`);
+  if (names.length === 0)
+    throw new Error(`no case matches --cases ${o.cases.join(",")} (cases: ${Object.keys(ours).join(", ")})`);
   const py = await PythonBaseline.start(script, pyArgs);
   try {
     const missing = names.filter((n) => !py.caseNames.includes(n));
@@ -206,7 +216,9 @@ export async function sideBySide(script: string, ours: Record<string, () => void
         return [n, { ours_s: a, pytorch_s: b, ratio: b / a }];
       }),
     );
-    const paired = Object.fromEntries(names.map((n) => [n, median(samples[n].pytorch_s.map((t, i) => t / samples[n].ours_s[i]))]));
+    const paired = Object.fromEntries(
+      names.map((n) => [n, median(samples[n].pytorch_s.map((t, i) => t / samples[n].ours_s[i]))]),
+    );
     return { cases, samples, cpu, paired_ratio: paired, python_env: py.env };
   } finally {
     py.close();
@@ -242,7 +254,9 @@ export function report(
   extra: Record<string, unknown> & { cpu?: SideBySide["cpu"]; paired_ratio?: SideBySide["paired_ratio"] } = {},
 ): void {
   const w = Math.max(...cases.map((c) => c.name.length), 4) + 2;
-  console.log(`${"case".padEnd(w)}${"ours (ms)".padStart(12)}${"pytorch (ms)".padStart(14)}${"ratio".padStart(8)}${"paired".padStart(8)}${"cpu ratio".padStart(11)}`);
+  console.log(
+    `${"case".padEnd(w)}${"ours (ms)".padStart(12)}${"pytorch (ms)".padStart(14)}${"ratio".padStart(8)}${"paired".padStart(8)}${"cpu ratio".padStart(11)}`,
+  );
   for (const c of cases) {
     const cpu = extra.cpu?.[c.name]?.ratio.toFixed(3) ?? "";
     const paired = extra.paired_ratio?.[c.name]?.toFixed(3) ?? "";

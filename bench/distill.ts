@@ -10,7 +10,21 @@
 import { GaussianDiffusion } from "../src/diffusion/index.js";
 import { perImageObjective } from "../src/distill/refine.js";
 import { createDiT, ditConfig } from "../src/models/dit.js";
-import { Adam, add, cat, exp, fromArray, Generator, keep, manualSeed, mul, noGrad, randint, randn, tidy } from "../src/torch/index.js";
+import {
+  Adam,
+  add,
+  cat,
+  exp,
+  fromArray,
+  Generator,
+  keep,
+  manualSeed,
+  mul,
+  noGrad,
+  randint,
+  randn,
+  tidy,
+} from "../src/torch/index.js";
 import { randomSource } from "../src/util/seed.js";
 import { freeze, machine, parseOptions, randomise, report, sideBySide } from "./common.js";
 
@@ -55,11 +69,19 @@ export async function run(args: string[]): Promise<void> {
   const refineStep = () => {
     const ts = draws.map((r) => 1 + Math.floor(r() * T_MAX));
     tidy(() => {
-      const a = fromArray(Float32Array.from(ts, (t) => Math.sqrt(abar[t])), [BATCH, 1, 1, 1]);
-      const b = fromArray(Float32Array.from(ts, (t) => Math.sqrt(1 - abar[t])), [BATCH, 1, 1, 1]);
+      const a = fromArray(
+        Float32Array.from(ts, (t) => Math.sqrt(abar[t])),
+        [BATCH, 1, 1, 1],
+      );
+      const b = fromArray(
+        Float32Array.from(ts, (t) => Math.sqrt(1 - abar[t])),
+        [BATCH, 1, 1, 1],
+      );
       const xt = latents.mul(a).add(noise.mul(b));
       const out = dit.forward(xt, diffusion.modelTimesteps(ts), labels);
-      perImageObjective(out.narrow(1, 0, 4), noise, LAMBDA, "inf").sum().backward();
+      perImageObjective(out.narrow(1, 0, 4), noise, LAMBDA, "inf")
+        .sum()
+        .backward();
     });
     opt.step();
     opt.zeroGrad();
@@ -67,12 +89,28 @@ export async function run(args: string[]): Promise<void> {
 
   // The refinement step's forward alone (no graph), to tell forward from backward costs apart.
   const ts = Array.from({ length: BATCH }, (_, i) => 1 + (i % T_MAX));
-  const ditForward = () => noGrad(() => tidy(() => dit.forward(latents.detach(), diffusion.modelTimesteps(ts), labels)).dispose());
+  const ditForward = () =>
+    noGrad(() => tidy(() => dit.forward(latents.detach(), diffusion.modelTimesteps(ts), labels)).dispose());
 
-  const result = await sideBySide("bench_distill.py", { ddpm_cfg_step: ddpmStep, refine_step: refineStep, dit_forward: ditForward }, o);
+  const result = await sideBySide(
+    "bench_distill.py",
+    { ddpm_cfg_step: ddpmStep, refine_step: refineStep, dit_forward: ditForward },
+    o,
+  );
   report(o.out ?? "distill", result.cases, {
     ...env,
-    setup: { model: "DiT-S/2 (random weights, depth 12, hidden 384, 6 heads)", latent: [4, 32, 32], batch: BATCH, cfgScale: CFG_SCALE, respacing: 50, step: STEP, tMax: T_MAX, lambda: LAMBDA, norm: "inf", lr: 6e-4 },
+    setup: {
+      model: "DiT-S/2 (random weights, depth 12, hidden 384, 6 heads)",
+      latent: [4, 32, 32],
+      batch: BATCH,
+      cfgScale: CFG_SCALE,
+      respacing: 50,
+      step: STEP,
+      tMax: T_MAX,
+      lambda: LAMBDA,
+      norm: "inf",
+      lr: 6e-4,
+    },
     options: o,
     python_env: result.python_env,
     samples: result.samples,

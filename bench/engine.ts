@@ -61,13 +61,17 @@ export async function run(args: string[]): Promise<void> {
     o,
   );
   const diagnostic = (c: { name: string }) => c.name.startsWith("dispatch_");
-  report(o.out ?? "engine", result.cases.filter((c) => !diagnostic(c)), {
-    ...env,
-    diagnostics: result.cases.filter(diagnostic),
-    options: o,
-    python_env: result.python_env,
-    paired_ratio: result.paired_ratio,
-    cpu: result.cpu,
-    samples: result.samples,
-  });
+  report(
+    o.out ?? "engine",
+    result.cases.filter((c) => !diagnostic(c)),
+    {
+      ...env,
+      diagnostics: result.cases.filter(diagnostic),
+      options: o,
+      python_env: result.python_env,
+      paired_ratio: result.paired_ratio,
+      cpu: result.cpu,
+      samples: result.samples,
+    },
+  );
 }

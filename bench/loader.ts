@@ -40,7 +40,8 @@ function parse(args: string[]): Options {
     }
     const k = args[i].replace(/^--/, "") as keyof Options;
     const v = Number(args[++i]);
-    if (!["images", "batch", "steps"].includes(k) || !Number.isInteger(v) || v < 1) throw new Error(`loader: bad option ${args[i - 1]} ${args[i]} (--images, --batch, --steps, --keep)`);
+    if (!["images", "batch", "steps"].includes(k) || !Number.isInteger(v) || v < 1)
+      throw new Error(`loader: bad option ${args[i - 1]} ${args[i]} (--images, --batch, --steps, --keep)`);
     (o[k] as number) = v;
   }
   return o;
@@ -124,17 +125,32 @@ export async function run(args: string[]): Promise<void> {
     console.log(`generating ${o.images} 500x375 JPEGs in ${root} ...`);
     generate(root, o.images);
   }
-  const r = spawnSync(process.execPath, [join("dist", "bench", "main.js"), "loader", "--child", root, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+  const r = spawnSync(process.execPath, [join("dist", "bench", "main.js"), "loader", "--child", root, ...args], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   if (r.status !== 0) throw new Error(`loader child failed with status ${r.status}`);
   const m = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as Record<string, number | string>;
   if (!o.keep) rmSync(DIR, { recursive: true, force: true });
   const rss = (m.loader_peak_rss_bytes as number) / GB;
   const ratio = (m.loader_images_per_s as number) / (m.student_images_per_s as number);
   console.log(`images ${m.images} (${m.transform}), threads ${getNumThreads()}`);
-  console.log(`open (read, hash, check every image): ${(m.open_s as number).toFixed(1)} s, ${(m.open_images_per_s as number).toFixed(1)} images/s`);
-  console.log(`loader: ${(m.loader_images_per_s as number).toFixed(1)} images/s; ResNet-18 student at batch ${o.batch}: ${(m.student_images_per_s as number).toFixed(1)} images/s; ratio ${ratio.toFixed(2)} (target >= 1)`);
-  console.log(`peak RSS of opening and streaming the set: ${rss.toFixed(2)} GB (target < 2 GB); with the student's training steps: ${((m.peak_rss_bytes as number) / GB).toFixed(2)} GB`);
+  console.log(
+    `open (read, hash, check every image): ${(m.open_s as number).toFixed(1)} s, ${(m.open_images_per_s as number).toFixed(1)} images/s`,
+  );
+  console.log(
+    `loader: ${(m.loader_images_per_s as number).toFixed(1)} images/s; ResNet-18 student at batch ${o.batch}: ${(m.student_images_per_s as number).toFixed(1)} images/s; ratio ${ratio.toFixed(2)} (target >= 1)`,
+  );
+  console.log(
+    `peak RSS of opening and streaming the set: ${rss.toFixed(2)} GB (target < 2 GB); with the student's training steps: ${((m.peak_rss_bytes as number) / GB).toFixed(2)} GB`,
+  );
   mkdirSync(join("bench", "results"), { recursive: true });
-  writeJsonAtomic(join("bench", "results", "loader.json"), { ...env, options: o, ...m, loader_vs_student: ratio, targets: { peak_rss_gb: 2, loader_vs_student: 1 } });
+  writeJsonAtomic(join("bench", "results", "loader.json"), {
+    ...env,
+    options: o,
+    ...m,
+    loader_vs_student: ratio,
+    targets: { peak_rss_gb: 2, loader_vs_student: 1 },
+  });
   console.log("wrote bench/results/loader.json");
 }

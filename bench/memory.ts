@@ -42,12 +42,15 @@ function parse(args: string[]): MemoryOptions {
     const k = OPTIONS[args[i].replace(/^--/, "") as keyof typeof OPTIONS];
     const v = Number(args[i + 1]);
     if (!k || !Number.isInteger(v) || v < (k === "yieldEvery" ? 0 : 1)) {
-      throw new Error(`memory: bad option ${args[i]} ${args[i + 1]} (--iters, --tokens, --batch, --yield-every, --out)`);
+      throw new Error(
+        `memory: bad option ${args[i]} ${args[i + 1]} (--iters, --tokens, --batch, --yield-every, --out)`,
+      );
     }
     o[k] = v;
   }
   if (o.iters < 500) throw new Error("memory: --iters must be at least 500 (the reference sample)");
-  if (!Number.isInteger(Math.sqrt(o.tokens))) throw new Error("memory: --tokens must be a square (a grid of 2x2 patches)");
+  if (!Number.isInteger(Math.sqrt(o.tokens)))
+    throw new Error("memory: --tokens must be a square (a grid of 2x2 patches)");
   return o;
 }
 
@@ -65,8 +68,21 @@ export async function run(args: string[]): Promise<void> {
   const x = randn([o.batch, o.tokens, 384]).requiresGrad_(true);
   const opt = new Adam([x], { lr: 1e-3 });
 
-  const marks = new Set([1, 100, 250, o.iters, ...Array.from({ length: Math.floor(o.iters / 500) }, (_, i) => (i + 1) * 500)]);
-  const samples: { iter: number; rss_mb: number; heap_used_mb: number; external_mb: number; elapsed_s: number; loss: number }[] = [];
+  const marks = new Set([
+    1,
+    100,
+    250,
+    o.iters,
+    ...Array.from({ length: Math.floor(o.iters / 500) }, (_, i) => (i + 1) * 500),
+  ]);
+  const samples: {
+    iter: number;
+    rss_mb: number;
+    heap_used_mb: number;
+    external_mb: number;
+    elapsed_s: number;
+    loss: number;
+  }[] = [];
   const t0 = process.hrtime.bigint();
   for (let it = 1; it <= o.iters; it++) {
     const loss = tidy(() => {
@@ -80,19 +96,38 @@ export async function run(args: string[]): Promise<void> {
     if (o.yieldEvery > 0 && it % o.yieldEvery === 0) await new Promise<void>((resolve) => setImmediate(resolve));
     if (marks.has(it)) {
       const m = memoryUsage();
-      const s = { iter: it, rss_mb: m.rss / MB, heap_used_mb: m.heapUsed / MB, external_mb: m.external / MB, elapsed_s: Number(process.hrtime.bigint() - t0) / 1e9, loss };
+      const s = {
+        iter: it,
+        rss_mb: m.rss / MB,
+        heap_used_mb: m.heapUsed / MB,
+        external_mb: m.external / MB,
+        elapsed_s: Number(process.hrtime.bigint() - t0) / 1e9,
+        loss,
+      };
       samples.push(s);
-      console.log(`iter ${String(it).padStart(6)}  rss ${s.rss_mb.toFixed(1).padStart(8)} MB  heap ${s.heap_used_mb.toFixed(1)} MB  external ${s.external_mb.toFixed(1)} MB  ${s.elapsed_s.toFixed(0)} s  loss ${loss.toFixed(4)}`);
+      console.log(
+        `iter ${String(it).padStart(6)}  rss ${s.rss_mb.toFixed(1).padStart(8)} MB  heap ${s.heap_used_mb.toFixed(1)} MB  external ${s.external_mb.toFixed(1)} MB  ${s.elapsed_s.toFixed(0)} s  loss ${loss.toFixed(4)}`,
+      );
     }
   }
   const at500 = samples.find((s) => s.iter === 500)!.rss_mb;
   const last = samples[samples.length - 1].rss_mb;
   const growth = last - at500;
   const pass = growth <= LIMIT_MB;
-  console.log(`RSS growth from iteration 500 to ${o.iters}: ${growth.toFixed(1)} MB (limit ${LIMIT_MB} MB): ${pass ? "ok" : "TOO MUCH"}`);
+  console.log(
+    `RSS growth from iteration 500 to ${o.iters}: ${growth.toFixed(1)} MB (limit ${LIMIT_MB} MB): ${pass ? "ok" : "TOO MUCH"}`,
+  );
   mkdirSync(join("bench", "results"), { recursive: true });
   const out = {
-    setup: { model: "one DiT-S block (hidden 384, 6 heads, mlp 4x), weights N(0, 0.02), frozen", tokens: o.tokens, batch: o.batch, iters: o.iters, yieldEvery: o.yieldEvery, loss: "mean((out - target)^2) + 10 * max|out - target|", optimizer: "Adam lr 1e-3 on the input" },
+    setup: {
+      model: "one DiT-S block (hidden 384, 6 heads, mlp 4x), weights N(0, 0.02), frozen",
+      tokens: o.tokens,
+      batch: o.batch,
+      iters: o.iters,
+      yieldEvery: o.yieldEvery,
+      loss: "mean((out - target)^2) + 10 * max|out - target|",
+      optimizer: "Adam lr 1e-3 on the input",
+    },
     samples,
     rss_growth_mb: growth,
     limit_mb: LIMIT_MB,

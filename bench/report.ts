@@ -30,7 +30,8 @@ export async function run(args: string[]): Promise<void> {
   const opt = { classes: 1000, ipc: 10, size: 32, images: "beside", opens: 3 };
   for (let i = 0; i < args.length; i += 2) {
     const k = args[i].replace(/^--/, "") as keyof typeof opt;
-    if (!(k in opt) || args[i + 1] === undefined) throw new Error(`bench report: unknown or valueless argument ${args[i]}`);
+    if (!(k in opt) || args[i + 1] === undefined)
+      throw new Error(`bench report: unknown or valueless argument ${args[i]}`);
     (opt as Record<string, string | number>)[k] = k === "images" ? args[i + 1] : Number(args[i + 1]);
   }
   const missing = browserMissing();
@@ -39,14 +40,22 @@ export async function run(args: string[]): Promise<void> {
   try {
     const runDir = join(dir, "run");
     let t0 = performance.now();
-    const m = makeFakeRun(runDir, { classes: opt.classes, ipc: opt.ipc, size: opt.size, preRefine: true, layout: "sibling" });
+    const m = makeFakeRun(runDir, {
+      classes: opt.classes,
+      ipc: opt.ipc,
+      size: opt.size,
+      preRefine: true,
+      layout: "sibling",
+    });
     const generate_s = (performance.now() - t0) / 1000;
     const html = join(dir, "report.html");
     t0 = performance.now();
     const r = writeReport({ run: runDir, out: html, images: opt.images as "beside" | "inline" });
     const build_s = (performance.now() - t0) / 1000;
     const beside = r.imagesMode === "beside" ? folderBytes(join(dir, "report_files")) : { files: 0, bytes: 0 };
-    console.log(`${opt.classes} classes x ${opt.ipc}: ${m.images} images; report built in ${build_s.toFixed(1)} s: HTML ${(r.htmlBytes / 2 ** 20).toFixed(1)} MB, ${beside.files} image files beside it (${(beside.bytes / 2 ** 20).toFixed(1)} MB)`);
+    console.log(
+      `${opt.classes} classes x ${opt.ipc}: ${m.images} images; report built in ${build_s.toFixed(1)} s: HTML ${(r.htmlBytes / 2 ** 20).toFixed(1)} MB, ${beside.files} image files beside it (${(beside.bytes / 2 ** 20).toFixed(1)} MB)`,
+    );
 
     const browser = await launchChromium();
     try {
@@ -57,7 +66,8 @@ export async function run(args: string[]): Promise<void> {
         const page = await browser.context.newPage();
         const cdp = await browser.context.newCDPSession(page);
         await cdp.send("Performance.enable");
-        const processTime = async () => (await cdp.send("Performance.getMetrics")).metrics.find((x) => x.name === "ProcessTime")?.value ?? NaN;
+        const processTime = async () =>
+          (await cdp.send("Performance.getMetrics")).metrics.find((x) => x.name === "ProcessTime")?.value ?? NaN;
         const c0 = await processTime();
         const s = performance.now();
         await page.goto(`file://${html}`, { waitUntil: "load", timeout: 120_000 });
@@ -70,7 +80,12 @@ export async function run(args: string[]): Promise<void> {
       t0 = performance.now();
       const full = await openReport(browser, html);
       const full_s = (performance.now() - t0) / 1000;
-      const ok = full.consoleErrors.length === 0 && full.failedRequests.length === 0 && full.decoded === full.images && full.distilled === m.images && full.drawnCharts === full.charts;
+      const ok =
+        full.consoleErrors.length === 0 &&
+        full.failedRequests.length === 0 &&
+        full.decoded === full.images &&
+        full.distilled === m.images &&
+        full.drawnCharts === full.charts;
       console.log(
         `full pass (${full_s.toFixed(1)} s): ${full.decoded}/${full.images} images decoded, ${full.distilled} distilled, ${full.drawnCharts}/${full.charts} charts drawn, ` +
           `${full.consoleErrors.length} console errors, ${full.failedRequests.length} failed requests`,
@@ -88,7 +103,12 @@ export async function run(args: string[]): Promise<void> {
         open_s: opens,
         open_median_s: open_s,
         open_renderer_cpu_s: cpu,
-        full_pass: { seconds: full_s, ...full, consoleErrors: full.consoleErrors.slice(0, 5), failedRequests: full.failedRequests.slice(0, 5) },
+        full_pass: {
+          seconds: full_s,
+          ...full,
+          consoleErrors: full.consoleErrors.slice(0, 5),
+          failedRequests: full.failedRequests.slice(0, 5),
+        },
         bars: BARS,
         meets: { open: open_s < BARS.open_s, html: r.htmlBytes < BARS.html_bytes, clean: ok },
         chromium: browser.context.browser()?.version() ?? "unknown",
@@ -96,7 +116,9 @@ export async function run(args: string[]): Promise<void> {
         cpus: cpus().length,
         loadavg: loadavg(),
       };
-      console.log(`median open ${open_s.toFixed(2)} s (bar < ${BARS.open_s} s), HTML ${(r.htmlBytes / 2 ** 20).toFixed(1)} MB (bar < 50 MB), page clean: ${ok}`);
+      console.log(
+        `median open ${open_s.toFixed(2)} s (bar < ${BARS.open_s} s), HTML ${(r.htmlBytes / 2 ** 20).toFixed(1)} MB (bar < 50 MB), page clean: ${ok}`,
+      );
       mkdirSync(join("bench", "results"), { recursive: true });
       const name = opt.classes === 1000 && opt.images === "beside" ? "report" : `report-${opt.classes}-${opt.images}`;
       writeJsonAtomic(join("bench", "results", `${name}.json`), result);

@@ -19,7 +19,8 @@ const [cmd, args] = gyp ? [process.execPath, [gyp]] : ["node-gyp", []];
 const jobs = process.env.JOBS ?? "max";
 // Build against the running Node's own headers when they are installed (no download); npm may already say where.
 const prefix = dirname(dirname(process.execPath));
-const nodedir = process.env.npm_config_nodedir || (existsSync(join(prefix, "include", "node", "node.h")) ? prefix : undefined);
+const nodedir =
+  process.env.npm_config_nodedir || (existsSync(join(prefix, "include", "node", "node.h")) ? prefix : undefined);
 const extra = nodedir ? [`--nodedir=${nodedir}`] : [];
 const r = spawnSync(cmd, [...args, "rebuild", `--jobs=${jobs}`, ...extra], { cwd: here, stdio: "inherit" });
 process.exit(r.status ?? 1);

@@ -25,7 +25,9 @@ export function locateLibtorch(env = process.env) {
     };
   }
   const debianLib = "/usr/lib/x86_64-linux-gnu";
-  const multiarch = [debianLib, "/usr/lib/aarch64-linux-gnu", "/usr/lib"].find((d) => existsSync(join(d, "libtorch_cpu.so")));
+  const multiarch = [debianLib, "/usr/lib/aarch64-linux-gnu", "/usr/lib"].find((d) =>
+    existsSync(join(d, "libtorch_cpu.so")),
+  );
   if (existsSync("/usr/include/ATen/ATen.h") && multiarch) {
     return {
       include: ["/usr/include", "/usr/include/torch/csrc/api/include"],

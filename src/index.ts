@@ -2,7 +2,14 @@
 export { InputError } from "./errors.js";
 
 // checkpoints
-export { loadStateDict, openCheckpoint, loadInto, detectFormat, type Checkpoint, type LoadOptions as CheckpointLoadOptions } from "./io/checkpoint.js";
+export {
+  loadStateDict,
+  openCheckpoint,
+  loadInto,
+  detectFormat,
+  type Checkpoint,
+  type LoadOptions as CheckpointLoadOptions,
+} from "./io/checkpoint.js";
 export { saveSafetensors, loadSafetensors, SafetensorsFile } from "./io/safetensors.js";
 export { guessArchitecture, requireArchitecture, type ArchitectureGuess } from "./io/architecture.js";
 
@@ -34,5 +41,12 @@ export { refineLatents, perImageObjective, type RefineOptions } from "./distill/
 export { presetClasses, recipeDefaults, PRESETS, type PresetName } from "./distill/presets.js";
 
 // data
-export { loadFashionMnist, loadImageFolder, loadDataSpec, splitTrainVal, sampleRandomPerClass, type Dataset } from "./io/datasets/index.js";
+export {
+  loadFashionMnist,
+  loadImageFolder,
+  loadDataSpec,
+  splitTrainVal,
+  sampleRandomPerClass,
+  type Dataset,
+} from "./io/datasets/index.js";
 export { encodePng, decodePng } from "./io/png.js";

@@ -62,8 +62,10 @@ export function layerViolations(edges: readonly Edge[], layers: readonly (readon
     const [a, b] = [folderOf(e.from), folderOf(e.to)];
     if (a === b) continue;
     const [ra, rb] = [rank.get(a), rank.get(b)];
-    if (ra === undefined || rb === undefined) bad.push(`src/${e.from} -> src/${e.to}: '${ra === undefined ? a : b}' is in no layer`);
-    else if (rb >= ra) bad.push(`src/${e.from} imports src/${e.to}: ${a} may import only from ${layers.slice(0, ra).flat().join(", ")}`);
+    if (ra === undefined || rb === undefined)
+      bad.push(`src/${e.from} -> src/${e.to}: '${ra === undefined ? a : b}' is in no layer`);
+    else if (rb >= ra)
+      bad.push(`src/${e.from} imports src/${e.to}: ${a} may import only from ${layers.slice(0, ra).flat().join(", ")}`);
   }
   return bad;
 }
@@ -98,7 +100,9 @@ export function cycles(edges: readonly Edge[]): string[][] {
 function sourceEdges(): Edge[] {
   const src = join(ROOT, "src");
   const files = readdirSync(src, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".ts"));
-  return files.flatMap((f) => importsOf(f, readFileSync(join(src, f), "utf8"))).map((e) => ({ ...e, to: relative(src, resolve(src, e.to)) }));
+  return files
+    .flatMap((f) => importsOf(f, readFileSync(join(src, f), "utf8")))
+    .map((e) => ({ ...e, to: relative(src, resolve(src, e.to)) }));
 }
 
 test("the checks themselves: an upward, a sideways and an unknown import are reported; a cycle is found, a chain is not", () => {
@@ -106,14 +110,26 @@ test("the checks themselves: an upward, a sideways and an unknown import are rep
   assert.deepEqual(layerViolations([e("io/a.ts", "torch/b.ts"), e("errors.ts", "torch/b.ts")]), [
     "src/errors.ts imports src/torch/b.ts: errors may import only from ",
   ]);
-  assert.equal(layerViolations([e("distill/a.ts", "evaluate/b.ts")]).length, 1, "peers of one layer do not import each other");
+  assert.equal(
+    layerViolations([e("distill/a.ts", "evaluate/b.ts")]).length,
+    1,
+    "peers of one layer do not import each other",
+  );
   assert.match(layerViolations([e("cli/a.ts", "extra/b.ts")])[0], /'extra' is in no layer/);
   assert.deepEqual(cycles([e("a", "b"), e("b", "c"), e("c", "a"), e("c", "d")]), [["a", "b", "c"]]);
   assert.deepEqual(cycles([e("a", "b"), e("b", "c"), e("a", "c")]), []);
-  const parsed = importsOf("torch/x.ts", 'import type { T } from "./t.js";\nimport { type U, v } from "./u.js";\nexport { w } from "../io/w.js";\nconst m = () => import("./m.js");');
+  const parsed = importsOf(
+    "torch/x.ts",
+    'import type { T } from "./t.js";\nimport { type U, v } from "./u.js";\nexport { w } from "../io/w.js";\nconst m = () => import("./m.js");',
+  );
   assert.deepEqual(
     parsed.map((p) => [p.to, p.typeOnly]),
-    [["torch/t.ts", true], ["torch/u.ts", false], ["io/w.ts", false], ["torch/m.ts", false]],
+    [
+      ["torch/t.ts", true],
+      ["torch/u.ts", false],
+      ["io/w.ts", false],
+      ["torch/m.ts", false],
+    ],
   );
 });
 
@@ -124,7 +140,9 @@ test("src/: every import between folders goes down the layers", () => {
 });
 
 test("src/torch: no cycle of value imports between its files", () => {
-  const inTorch = sourceEdges().filter((e) => !e.typeOnly && folderOf(e.from) === "torch" && folderOf(e.to) === "torch");
+  const inTorch = sourceEdges().filter(
+    (e) => !e.typeOnly && folderOf(e.from) === "torch" && folderOf(e.to) === "torch",
+  );
   assert.ok(inTorch.length > 20, `found ${inTorch.length} imports`);
   assert.deepEqual(cycles(inTorch), []);
 });

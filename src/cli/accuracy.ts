@@ -17,8 +17,15 @@ import { SUMMARIES } from "./commands.js";
 
 const FLAGS = {
   model: { type: "string", help: "The classifier (cao2 model file or torchvision ResNet)" },
-  data: { type: "string", help: "Labelled images: fashion-mnist[:train|:test] or an ImageFolder", default: "fashion-mnist:test" },
-  autoencoder: { type: "string", help: "Also measure on this autoencoder's reconstructions (encode to the posterior mean, decode)" },
+  data: {
+    type: "string",
+    help: "Labelled images: fashion-mnist[:train|:test] or an ImageFolder",
+    default: "fashion-mnist:test",
+  },
+  autoencoder: {
+    type: "string",
+    help: "Also measure on this autoencoder's reconstructions (encode to the posterior mean, decode)",
+  },
   "batch-size": { type: "int", help: "Images per model call", default: 250, min: 1, max: MAX_BATCH },
   json: { type: "string", help: "Write the result as JSON here (atomically)" },
   device: deviceFlag,
@@ -35,7 +42,12 @@ const tally = (k: number): Tally => ({ correct: new Array<number>(k).fill(0), to
 const overall = (t: Tally) => t.correct.reduce((a, b) => a + b, 0) / t.total.reduce((a, b) => a + b, 0);
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseCommand(argv, "cao2 accuracy --model <classifier> [--data fashion-mnist:test|<folder>] [--autoencoder <file>]", SUMMARIES.accuracy, FLAGS);
+  const a = parseCommand(
+    argv,
+    "cao2 accuracy --model <classifier> [--data fashion-mnist:test|<folder>] [--autoencoder <file>]",
+    SUMMARIES.accuracy,
+    FLAGS,
+  );
   if (!a) return 0;
   applyReadLimits(a);
   checkOutputFile("--json", a.json);
@@ -46,7 +58,8 @@ export async function run(argv: string[]): Promise<number> {
   selector.eval();
   const ds = loadDataSpec(a.data!, "test");
   const meta = readModelMeta(a.model);
-  if (meta && "classes" in meta && meta.classes) matchClasses(meta.classes, ds.classes, { data: a.model, test: a.data! });
+  if (meta && "classes" in meta && meta.classes)
+    matchClasses(meta.classes, ds.classes, { data: a.model, test: a.data! });
   else if (selector.config.numClasses !== ds.classes.length)
     throw new UsageError(`${a.model} has ${selector.config.numClasses} classes but ${a.data} has ${ds.classes.length}`);
   const ae = a.autoencoder ? loadAutoencoder(a.autoencoder, o).autoencoder : undefined;
@@ -72,7 +85,11 @@ export async function run(argv: string[]): Promise<number> {
         if (ae) {
           // The autoencoder works at the classifier's resolution (the embedded models share it: 32x32).
           const xs = x.size(2) === preprocess.size ? x : resizeImages(x, [preprocess.size, preprocess.size]);
-          const r = ae.decode(ae.encode(xs.mul(2).sub(1)).mean).add(1).div(2).clamp(0, 1);
+          const r = ae
+            .decode(ae.encode(xs.mul(2).sub(1)).mean)
+            .add(1)
+            .div(2)
+            .clamp(0, 1);
           count(recon, r, labels);
         }
       });
@@ -91,7 +108,9 @@ export async function run(argv: string[]): Promise<number> {
   };
   if (ae) {
     const racc = overall(recon);
-    process.stdout.write(`on reconstructions by ${a.autoencoder}: ${pct(racc)} (${((racc - acc) * 100).toFixed(2)} points)\n`);
+    process.stdout.write(
+      `on reconstructions by ${a.autoencoder}: ${pct(racc)} (${((racc - acc) * 100).toFixed(2)} points)\n`,
+    );
     Object.assign(result, {
       autoencoder: a.autoencoder,
       reconstructedAccuracy: racc,

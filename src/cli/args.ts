@@ -58,7 +58,8 @@ export function parseArgs<S extends FlagSpecs>(argv: readonly string[], specs: S
       break;
     }
     if (!a.startsWith("--")) {
-      if (a.startsWith("-") && a.length > 1 && !/^-\d/.test(a)) throw new UsageError(`unknown flag '${a}' (flags start with --; see --help)`);
+      if (a.startsWith("-") && a.length > 1 && !/^-\d/.test(a))
+        throw new UsageError(`unknown flag '${a}' (flags start with --; see --help)`);
       (out._ as string[]).push(a);
       continue;
     }
@@ -86,7 +87,10 @@ export function parseArgs<S extends FlagSpecs>(argv: readonly string[], specs: S
     if (value === undefined) {
       if (i + 1 >= argv.length) throw new UsageError(`--${name} needs a value (${spec.help})`);
       // A forgotten value must not swallow the next flag; a value that starts with "--" is written --name=value.
-      if (argv[i + 1].startsWith("--")) throw new UsageError(`--${name} needs a value (${spec.help}), got the flag '${argv[i + 1]}' (write --${name}=${argv[i + 1]} if that is the value)`);
+      if (argv[i + 1].startsWith("--"))
+        throw new UsageError(
+          `--${name} needs a value (${spec.help}), got the flag '${argv[i + 1]}' (write --${name}=${argv[i + 1]} if that is the value)`,
+        );
       value = argv[++i];
     }
     out[camel(name)] = convert(name, spec, value);
@@ -105,12 +109,18 @@ export function parseArgs<S extends FlagSpecs>(argv: readonly string[], specs: S
       case "list":
       case "ints": {
         // An empty list is refused: `--classes ''` is a mistake (a forgotten value), never a way to say "all".
-        const items = v.split(",").map((x) => x.trim()).filter((x) => x.length > 0);
+        const items = v
+          .split(",")
+          .map((x) => x.trim())
+          .filter((x) => x.length > 0);
         if (items.length === 0) throw new UsageError(`--${name} needs at least one value (${s.help}), got '${v}'`);
-        return s.type === "list" ? items : items.map((x) => inRange(name, s, integer(name, x, "comma-separated integers")));
+        return s.type === "list"
+          ? items
+          : items.map((x) => inRange(name, s, integer(name, x, "comma-separated integers")));
       }
       default:
-        if (s.choices && !s.choices.includes(v)) throw new UsageError(`--${name} must be one of ${s.choices.join(", ")}; got '${v}'`);
+        if (s.choices && !s.choices.includes(v))
+          throw new UsageError(`--${name} must be one of ${s.choices.join(", ")}; got '${v}'`);
         return s.check ? s.check(v, `--${name}`) : v;
     }
   }
@@ -118,7 +128,8 @@ export function parseArgs<S extends FlagSpecs>(argv: readonly string[], specs: S
 
 function integer(name: string, v: string, what: string): number {
   const n = Number(v);
-  if (!/^-?\d+$/.test(v.trim()) || !Number.isSafeInteger(n)) throw new UsageError(`--${name} expects ${what}, got '${v}'`);
+  if (!/^-?\d+$/.test(v.trim()) || !Number.isSafeInteger(n))
+    throw new UsageError(`--${name} expects ${what}, got '${v}'`);
   return n;
 }
 
@@ -126,14 +137,20 @@ function integer(name: string, v: string, what: string): number {
 export function rangeText(s: FlagSpec): string | undefined {
   const { min, max } = s;
   if (min !== undefined && max !== undefined && !s.exclusiveMin) return `${min}..${max}`;
-  const parts = [min !== undefined ? `${s.exclusiveMin ? ">" : ">="} ${min}` : "", max !== undefined ? `<= ${max}` : ""].filter(Boolean);
+  const parts = [
+    min !== undefined ? `${s.exclusiveMin ? ">" : ">="} ${min}` : "",
+    max !== undefined ? `<= ${max}` : "",
+  ].filter(Boolean);
   return parts.length ? parts.join(" and ") : undefined;
 }
 
 function inRange(name: string, s: FlagSpec, n: number): number {
   const low = s.min !== undefined && (s.exclusiveMin ? n <= s.min : n < s.min);
   const high = s.max !== undefined && n > s.max;
-  if (low || high) throw new UsageError(`--${name} must be ${s.min !== undefined && s.max !== undefined && !s.exclusiveMin ? "in " : ""}${rangeText(s)}, got ${n}`);
+  if (low || high)
+    throw new UsageError(
+      `--${name} must be ${s.min !== undefined && s.max !== undefined && !s.exclusiveMin ? "in " : ""}${rangeText(s)}, got ${n}`,
+    );
   return n;
 }
 
@@ -146,14 +163,21 @@ function editDistance(a: string, b: string): number {
   const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
   for (let j = 1; j <= b.length; j++) d[0][j] = j;
   for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let j = 1; j <= b.length; j++)
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
   }
   return d[a.length][b.length];
 }
 
 /** A command's flags, or undefined once its help is printed for --help. Up to `positionals` arguments besides the
  * flags are accepted (in `_`); one more is an error, so a mistyped value never passes silently. */
-export function parseCommand<S extends FlagSpecs>(argv: readonly string[], usage: string, description: string, specs: S, positionals = 0): Parsed<S> | undefined {
+export function parseCommand<S extends FlagSpecs>(
+  argv: readonly string[],
+  usage: string,
+  description: string,
+  specs: S,
+  positionals = 0,
+): Parsed<S> | undefined {
   const end = argv.indexOf("--");
   if ((end < 0 ? argv : argv.slice(0, end)).includes("--help")) {
     process.stdout.write(formatHelp(usage, description, specs));
@@ -168,7 +192,9 @@ export function parseCommand<S extends FlagSpecs>(argv: readonly string[], usage
 export function formatHelp(usage: string, description: string, specs: FlagSpecs): string {
   const rows = Object.entries(specs).map(([name, s]) => {
     const arg = s.type === "boolean" ? "" : ` <${s.choices ? s.choices.join("|") : s.type}>`;
-    const def = s.defaultText ?? (s.default === undefined ? "" : Array.isArray(s.default) ? s.default.join(",") : String(s.default));
+    const def =
+      s.defaultText ??
+      (s.default === undefined ? "" : Array.isArray(s.default) ? s.default.join(",") : String(s.default));
     const range = rangeText(s);
     return [`  --${name}${arg}`, `${s.help}${range ? ` [${range}]` : ""}${def ? ` [default: ${def}]` : ""}`];
   });

@@ -14,19 +14,36 @@ import { SUMMARIES } from "./commands.js";
 const DTYPES = ["keep", "float32", "float16", "bfloat16"] as const;
 
 const FLAGS = {
-  dtype: { type: "string", help: "Dtype of the floating-point tensors (integer buffers keep theirs)", choices: DTYPES, default: "keep" },
-  unwrap: { type: "string", help: "Where the state dict is in a torch.save archive: auto (the top level, else 'ema', else the one wrapper entry), none, or an entry name", default: "auto" },
+  dtype: {
+    type: "string",
+    help: "Dtype of the floating-point tensors (integer buffers keep theirs)",
+    choices: DTYPES,
+    default: "keep",
+  },
+  unwrap: {
+    type: "string",
+    help: "Where the state dict is in a torch.save archive: auto (the top level, else 'ema', else the one wrapper entry), none, or an entry name",
+    default: "auto",
+  },
   force: { type: "boolean", help: "Overwrite <out> if it exists", default: false },
   ...READ_LIMIT_FLAGS,
 } satisfies FlagSpecs;
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseCommand(argv, "cao2 convert <checkpoint> <out.safetensors> [--dtype float16]", SUMMARIES.convert, FLAGS, 2);
+  const a = parseCommand(
+    argv,
+    "cao2 convert <checkpoint> <out.safetensors> [--dtype float16]",
+    SUMMARIES.convert,
+    FLAGS,
+    2,
+  );
   if (!a) return 0;
   applyReadLimits(a);
-  if (a._.length !== 2) throw new UsageError("expected two paths: the checkpoint to read and the safetensors file to write");
+  if (a._.length !== 2)
+    throw new UsageError("expected two paths: the checkpoint to read and the safetensors file to write");
   const [input, output] = a._;
-  if (resolve(input) === resolve(output)) throw new UsageError("<out> must differ from the input (the file is written next to it, then renamed)");
+  if (resolve(input) === resolve(output))
+    throw new UsageError("<out> must differ from the input (the file is written next to it, then renamed)");
   checkOutputFile("<out>", output);
   if (existsSync(output) && !a.force) throw new UsageError(`${output} already exists (pass --force to overwrite it)`);
   const ck = openCheckpoint(input, { unwrap: a.unwrap });

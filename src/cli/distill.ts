@@ -10,7 +10,19 @@ import { type RunStatus, runStatus } from "../distill/status.js";
 import { describeHolder } from "../util/lock-file.js";
 import { ORDERS, type StageOrder } from "../distill/pipeline.js";
 import { NORMS, type NormKind } from "../distill/refine.js";
-import { type ClassSpec, type Compat, type Condition, DEFAULTS, type Defaults, defaultTMax, PRESETS, type PresetName, presetClasses, type RecipeDefaults, recipeDefaults } from "../distill/presets.js";
+import {
+  type ClassSpec,
+  type Compat,
+  type Condition,
+  DEFAULTS,
+  type Defaults,
+  defaultTMax,
+  PRESETS,
+  type PresetName,
+  presetClasses,
+  type RecipeDefaults,
+  recipeDefaults,
+} from "../distill/presets.js";
 import type { ReferenceSpec } from "../distill/reference.js";
 import { AUTO_IPC_THRESHOLD, resolveStrategy, STRATEGIES, type Strategy } from "../distill/select.js";
 import { getNumThreads, installInterruptHandler, setNumThreads } from "../torch/index.js";
@@ -18,7 +30,16 @@ import { assetPath } from "../util/assets.js";
 import { formatDuration, Progress } from "../util/progress.js";
 import { type FlagSpec, type FlagSpecs, type Parsed, parseCommand, UsageError } from "./args.js";
 import { checkOutputFolder } from "./outputs.js";
-import { cfgIntervalFlag, deviceFlag, guidanceInterval, MAX_BATCH, MAX_PER_CLASS, MAX_STEPS, seedFlag, threadsFlag } from "./shared-flags.js";
+import {
+  cfgIntervalFlag,
+  deviceFlag,
+  guidanceInterval,
+  MAX_BATCH,
+  MAX_PER_CLASS,
+  MAX_STEPS,
+  seedFlag,
+  threadsFlag,
+} from "./shared-flags.js";
 import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
 import { SUMMARIES } from "./commands.js";
 
@@ -33,17 +54,34 @@ export const DIT_UNWRAP_FLAG = {
 
 const FLAGS = {
   preset: { type: "string", help: "Data set recipe", choices: PRESETS, default: "fashion-mnist" },
-  compat: { type: "string", help: "paper defaults, or the released code's behaviour", choices: ["paper", "authors"], default: "paper" },
+  compat: {
+    type: "string",
+    help: "paper defaults, or the released code's behaviour",
+    choices: ["paper", "authors"],
+    default: "paper",
+  },
   defaults: {
     type: "string",
     help: "Settings not given as flags: validated on the preset's validation split (Fashion-MNIST, docs/results/validation.md; other presets have the paper's), or the paper's",
     choices: DEFAULTS,
     default: "validated",
   },
-  dit: { type: "string", help: "Diffusion model checkpoint (cao2 file, official DiT .pt, Minimax .pt, diffusers safetensors)", defaultText: "shipped model (fashion-mnist)" },
+  dit: {
+    type: "string",
+    help: "Diffusion model checkpoint (cao2 file, official DiT .pt, Minimax .pt, diffusers safetensors)",
+    defaultText: "shipped model (fashion-mnist)",
+  },
   unwrap: DIT_UNWRAP_FLAG,
-  vae: { type: "string", help: "Autoencoder checkpoint (cao2 file or diffusers AutoencoderKL)", defaultText: "shipped model (fashion-mnist)" },
-  selector: { type: "string", help: "Selector classifier checkpoint: a cao2 file, or a torchvision ResNet / MobileNetV2 / EfficientNet-B0, ResNet-AP or ConvNet state dict (architecture read from its keys)", defaultText: "shipped model (fashion-mnist)" },
+  vae: {
+    type: "string",
+    help: "Autoencoder checkpoint (cao2 file or diffusers AutoencoderKL)",
+    defaultText: "shipped model (fashion-mnist)",
+  },
+  selector: {
+    type: "string",
+    help: "Selector classifier checkpoint: a cao2 file, or a torchvision ResNet / MobileNetV2 / EfficientNet-B0, ResNet-AP or ConvNet state dict (architecture read from its keys)",
+    defaultText: "shipped model (fashion-mnist)",
+  },
   classes: { type: "list", help: "Classes to distil: labels, ranges (0-4), ids (wnids) or names", defaultText: "all" },
   ipc: { type: "int", help: "Images per class", default: 10, min: 1, max: MAX_PER_CLASS },
   "pool-factor": { type: "int", help: "Pool size m: m x IPC candidates per class", defaultText: P, min: 1, max: 100 },
@@ -53,36 +91,136 @@ const FLAGS = {
     help: "For --select mmd: real training images the kept samples are matched to (fashion-mnist, fashion-mnist-fit or an ImageFolder of the preset's classes); none is copied into the set",
     defaultText: "fashion-mnist-fit for the validated Fashion-MNIST default",
   },
-  "reference-per-class": { type: "int", help: "For --select mmd: reference images drawn per class (seeded)", default: 1000, min: 1, max: MAX_PER_CLASS },
-  fill: { type: "string", help: "Fill-up when too few are correct: random (paper) or in the strategy's order (released code)", choices: ["random", "ordered"], defaultText: P },
-  "refine-iters": { type: "int", help: "Adam iterations per image (0 = selection only)", defaultText: P, min: 0, max: 100_000 },
+  "reference-per-class": {
+    type: "int",
+    help: "For --select mmd: reference images drawn per class (seeded)",
+    default: 1000,
+    min: 1,
+    max: MAX_PER_CLASS,
+  },
+  fill: {
+    type: "string",
+    help: "Fill-up when too few are correct: random (paper) or in the strategy's order (released code)",
+    choices: ["random", "ordered"],
+    defaultText: P,
+  },
+  "refine-iters": {
+    type: "int",
+    help: "Adam iterations per image (0 = selection only)",
+    defaultText: P,
+    min: 0,
+    max: 100_000,
+  },
   lr: { type: "number", help: "Adam learning rate of refinement", defaultText: P, min: 0, exclusiveMin: true },
   lambda: { type: "number", help: "Weight of the p-norm term", defaultText: P, min: 0 },
   norm: { type: "string", help: "The p-norm of the regulariser", choices: NORMS, defaultText: P },
-  "t-max": { type: "int", help: "T^: refinement draws t from 1..T^ (indices of the respaced schedule; below --steps)", defaultText: "floor(steps/4) - 1, at least 1 (steps/8 for imagenet-100 with --compat authors)", min: 1, max: MAX_STEPS - 1 },
+  "t-max": {
+    type: "int",
+    help: "T^: refinement draws t from 1..T^ (indices of the respaced schedule; below --steps)",
+    defaultText: "floor(steps/4) - 1, at least 1 (steps/8 for imagenet-100 with --compat authors)",
+    min: 1,
+    max: MAX_STEPS - 1,
+  },
   "max-norm": { type: "number", help: "Optional bound eta on ||x' - x||_inf", min: 0, exclusiveMin: true },
-  condition: { type: "string", help: "Condition c^ of refinement: true label, null label, or auto (by the selector's accuracy on held-out real images)", choices: ["true", "null", "auto"], defaultText: P },
-  "auto-threshold": { type: "number", help: "For --condition auto: the true label when the selector's top-1 reaches this, else the null label", defaultText: "0.9", min: 0, max: 1 },
-  order: { type: "string", help: "Stage order: select then refine (Algorithm 1), or refine the whole pool then select (the appendix's ablation)", choices: ORDERS, default: "select-refine" },
+  condition: {
+    type: "string",
+    help: "Condition c^ of refinement: true label, null label, or auto (by the selector's accuracy on held-out real images)",
+    choices: ["true", "null", "auto"],
+    defaultText: P,
+  },
+  "auto-threshold": {
+    type: "number",
+    help: "For --condition auto: the true label when the selector's top-1 reaches this, else the null label",
+    defaultText: "0.9",
+    min: 0,
+    max: 1,
+  },
+  order: {
+    type: "string",
+    help: "Stage order: select then refine (Algorithm 1), or refine the whole pool then select (the appendix's ablation)",
+    choices: ORDERS,
+    default: "select-refine",
+  },
   cfg: { type: "number", help: "Classifier-free guidance scale of the pool (1 = no guidance)", defaultText: P, min: 1 },
-  "guide-channels": { type: "string", help: "Channels guided by CFG: 3 (the DiT reference) or all", choices: ["3", "all"], default: "3" },
+  "guide-channels": {
+    type: "string",
+    help: "Channels guided by CFG: 3 (the DiT reference) or all",
+    choices: ["3", "all"],
+    default: "3",
+  },
   "cfg-interval": { ...cfgIntervalFlag, defaultText: P },
   steps: { type: "int", help: "Sampling steps (respaced DDPM)", defaultText: P, min: 2, max: MAX_STEPS },
   seed: seedFlag("Run seed (every draw derives from it, per class and candidate)"),
-  out: { type: "string", help: "Output ImageFolder (class folders, classes.txt and manifest.json only)", defaultText: "distilled/<preset>-ipc<N>" },
-  state: { type: "string", help: "Folder for the run's state (resume records, --save-pre-refine, --save-latents), outside --out", defaultText: "<out>.cao2 beside --out" },
-  resume: { type: "boolean", help: "Continue the run in --out (finished classes are kept; other settings are refused), or start it if there is none", default: false },
-  shard: { type: "string", help: "Distil shard K of N of the classes (K from 0) into a shared --out; implies --resume (docs/scale-out.md)", defaultText: "from SLURM_ARRAY_TASK_ID/COUNT in a Slurm array, else the whole run" },
-  shards: { type: "int", help: "Split into N shards, this process's index from JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or SLURM_ARRAY_TASK_ID", min: 1, max: 100_000 },
-  "stale-lock-after": { type: "int", help: "Seconds without a heartbeat after which another process's class lock is taken over", default: DEFAULT_STALE_LOCK_S, min: 1, max: 7 * 24 * 3600 },
-  status: { type: "boolean", help: "Print which classes of the run in --out are done, running (and by whom) or missing, and exit", default: false },
+  out: {
+    type: "string",
+    help: "Output ImageFolder (class folders, classes.txt and manifest.json only)",
+    defaultText: "distilled/<preset>-ipc<N>",
+  },
+  state: {
+    type: "string",
+    help: "Folder for the run's state (resume records, --save-pre-refine, --save-latents), outside --out",
+    defaultText: "<out>.cao2 beside --out",
+  },
+  resume: {
+    type: "boolean",
+    help: "Continue the run in --out (finished classes are kept; other settings are refused), or start it if there is none",
+    default: false,
+  },
+  shard: {
+    type: "string",
+    help: "Distil shard K of N of the classes (K from 0) into a shared --out; implies --resume (docs/scale-out.md)",
+    defaultText: "from SLURM_ARRAY_TASK_ID/COUNT in a Slurm array, else the whole run",
+  },
+  shards: {
+    type: "int",
+    help: "Split into N shards, this process's index from JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or SLURM_ARRAY_TASK_ID",
+    min: 1,
+    max: 100_000,
+  },
+  "stale-lock-after": {
+    type: "int",
+    help: "Seconds without a heartbeat after which another process's class lock is taken over",
+    default: DEFAULT_STALE_LOCK_S,
+    min: 1,
+    max: 7 * 24 * 3600,
+  },
+  status: {
+    type: "boolean",
+    help: "Print which classes of the run in --out are done, running (and by whom) or missing, and exit",
+    default: false,
+  },
   device: deviceFlag,
   threads: threadsFlag,
-  "batch-size": { type: "int", help: "Most images per model call (memory bound; the pool's random draws follow the batches, so a run is reproduced with the same value)", default: 64, min: 1, max: MAX_BATCH },
-  "save-pre-refine": { type: "boolean", help: "Also write the selected images before refinement (<state>/pre-refine)", default: false },
-  "save-latents": { type: "boolean", help: "Also write pool, selected and refined latents (<state>/latents)", default: false },
-  "latent-size": { type: "int", help: "Latent size for DiT checkpoints that do not record it (32 for 256x256)", min: 1, max: 1024 },
-  "scaling-factor": { type: "number", help: "Latent scaling factor for autoencoders without cao2 metadata", default: 0.18215, min: 0, exclusiveMin: true },
+  "batch-size": {
+    type: "int",
+    help: "Most images per model call (memory bound; the pool's random draws follow the batches, so a run is reproduced with the same value)",
+    default: 64,
+    min: 1,
+    max: MAX_BATCH,
+  },
+  "save-pre-refine": {
+    type: "boolean",
+    help: "Also write the selected images before refinement (<state>/pre-refine)",
+    default: false,
+  },
+  "save-latents": {
+    type: "boolean",
+    help: "Also write pool, selected and refined latents (<state>/latents)",
+    default: false,
+  },
+  "latent-size": {
+    type: "int",
+    help: "Latent size for DiT checkpoints that do not record it (32 for 256x256)",
+    min: 1,
+    max: 1024,
+  },
+  "scaling-factor": {
+    type: "number",
+    help: "Latent scaling factor for autoencoders without cao2 metadata",
+    default: 0.18215,
+    min: 0,
+    exclusiveMin: true,
+  },
   ...READ_LIMIT_FLAGS,
 } satisfies FlagSpecs;
 
@@ -97,7 +235,10 @@ export function pickClasses<C extends ClassSpec>(all: C[], wanted: string[] | un
       : /^\d+$/.test(w)
         ? all.filter((c) => c.label === Number(w))
         : all.filter((c) => c.id === w || c.name.toLowerCase() === w.toLowerCase());
-    if (picks.length === 0) throw new InputError(`--classes: no class '${w}' in this preset (labels 0..${all.length - 1}, ids such as ${all[0].id})`);
+    if (picks.length === 0)
+      throw new InputError(
+        `--classes: no class '${w}' in this preset (labels 0..${all.length - 1}, ids such as ${all[0].id})`,
+      );
     for (const p of picks) if (!out.includes(p)) out.push(p);
   }
   return out.sort((a, b) => a.label - b.label);
@@ -115,9 +256,17 @@ function describeAuto(c: ConditionChoice): string {
 const STATUS_FLAGS = new Set(["status", "out", "state", "stale-lock-after", "preset", "ipc"]);
 
 /** `--status`: where the run in --out stands (it refuses flags that would suggest it does more). */
-function showStatus(a: { given: Set<string>; out?: string; preset: string; ipc: number; state?: string; staleLockAfter: number }): number {
+function showStatus(a: {
+  given: Set<string>;
+  out?: string;
+  preset: string;
+  ipc: number;
+  state?: string;
+  staleLockAfter: number;
+}): number {
   const other = [...a.given].filter((f) => !STATUS_FLAGS.has(f));
-  if (other.length) throw new UsageError(`--status only reads the run in --out (and --state); it takes no --${other[0]}`);
+  if (other.length)
+    throw new UsageError(`--status only reads the run in --out (and --state); it takes no --${other[0]}`);
   printStatus(runStatus(a.out ?? `distilled/${a.preset}-ipc${a.ipc}`, a.state, a.staleLockAfter));
   return 0;
 }
@@ -129,7 +278,9 @@ function printStatus(s: RunStatus): void {
     const head = `  ${`${c.class.label} ${c.class.name}`.padEnd(width)}  ${c.state.padEnd(7)}`;
     if (c.state === "done") {
       const w = c.record.worker;
-      return w ? `${head}  by ${w.shard ? `shard ${w.shard}` : "a whole run"}, host ${w.host} pid ${w.pid}${w.task ? ` (${w.task})` : ""}` : head;
+      return w
+        ? `${head}  by ${w.shard ? `shard ${w.shard}` : "a whole run"}, host ${w.host} pid ${w.pid}${w.task ? ` (${w.task})` : ""}`
+        : head;
     }
     if (c.state === "running") {
       return `${head}  ${describeHolder(c.lock.holder)}; heartbeat ${Math.round(c.lock.ageS)} s ago${c.stale ? ` (stale: ${c.stale}; the next process for this class takes it over)` : ""}`;
@@ -143,12 +294,20 @@ function printStatus(s: RunStatus): void {
 }
 
 /** A flag's checkpoint, or the shipped Fashion-MNIST model for the embedded default. */
-function modelFile(given: string | undefined, flag: "dit" | "vae" | "selector", preset: PresetName, file: string): string {
+function modelFile(
+  given: string | undefined,
+  flag: "dit" | "vae" | "selector",
+  preset: PresetName,
+  file: string,
+): string {
   if (given) return given;
-  if (preset !== "fashion-mnist") throw new UsageError(`the ${preset} preset needs --${flag} (a checkpoint you bring; see the README)`);
+  if (preset !== "fashion-mnist")
+    throw new UsageError(`the ${preset} preset needs --${flag} (a checkpoint you bring; see the README)`);
   const shipped = assetPath(`fashion-mnist/${file}`);
   if (!existsSync(shipped)) {
-    throw new InputError(`the shipped Fashion-MNIST model ${shipped} is missing; train it with \`cao2 train\` (see docs/models.md) or pass --${flag}`);
+    throw new InputError(
+      `the shipped Fashion-MNIST model ${shipped} is missing; train it with \`cao2 train\` (see docs/models.md) or pass --${flag}`,
+    );
   }
   return shipped;
 }
@@ -177,12 +336,17 @@ function logEvent(progress: Progress, e: DistillEvent, o: { resume: boolean; cla
   else if (e.type === "started" && o.resume) progress.log(`nothing to resume in ${e.out}: starting a new run`);
   if (e.type === "shard") {
     const list = e.classes.map((c) => c.label);
-    const which = list.length === 0 ? "no classes (more shards than classes)" : `classes ${list.join(", ")} (${list.length} of ${o.classCount})`;
+    const which =
+      list.length === 0
+        ? "no classes (more shards than classes)"
+        : `classes ${list.join(", ")} (${list.length} of ${o.classCount})`;
     progress.log(`shard ${shardName(e.shard)} (${e.shard.source}): ${which}`);
   }
-  if (e.type === "class-done") progress.log(`class ${e.label} (${e.name}) done: ${e.record.items.length} images, ${e.record.filled} filled in`);
+  if (e.type === "class-done")
+    progress.log(`class ${e.label} (${e.name}) done: ${e.record.items.length} images, ${e.record.filled} filled in`);
   if (e.type === "class-skipped") progress.log(`class ${e.label} (${e.name}) already done`);
-  if (e.type === "class-busy") progress.log(`class ${e.label} (${e.name}) is being distilled by ${describeHolder(e.lock.holder)}: waiting for it`);
+  if (e.type === "class-busy")
+    progress.log(`class ${e.label} (${e.name}) is being distilled by ${describeHolder(e.lock.holder)}: waiting for it`);
   if (e.type === "lock-taken-over") {
     const what = e.label === "manifest" ? "the manifest" : `class ${e.label}`;
     progress.log(`took over the stale lock of ${what} (${describeHolder(e.from.holder)}): ${e.reason}`);
@@ -195,7 +359,17 @@ type DistillArgs = Parsed<typeof FLAGS>;
 function distillConfig(
   a: DistillArgs,
   d: RecipeDefaults,
-  r: { preset: PresetName; compat: Compat; defaults: Defaults; classes: ClassSpec[]; numClasses: number; steps: number; condition: Condition; out: string; shard?: Shard },
+  r: {
+    preset: PresetName;
+    compat: Compat;
+    defaults: Defaults;
+    classes: ClassSpec[];
+    numClasses: number;
+    steps: number;
+    condition: Condition;
+    out: string;
+    shard?: Shard;
+  },
 ): DistillConfig {
   const { preset, compat, defaults, classes, numClasses, steps, condition, out, shard } = r;
   const model = (flag: "dit" | "vae" | "selector", file: string) => modelFile(a[flag], flag, preset, file);
@@ -237,7 +411,11 @@ function distillConfig(
     state: a.state,
     shard,
     staleLockAfterS: a.staleLockAfter,
-    models: { dit: model("dit", d.shippedDiT), vae: model("vae", "autoencoder.safetensors"), selector: model("selector", "selector.safetensors") },
+    models: {
+      dit: model("dit", d.shippedDiT),
+      vae: model("vae", "autoencoder.safetensors"),
+      selector: model("selector", "selector.safetensors"),
+    },
     modelOverrides: {
       latentSize: a.latentSize,
       scalingFactor: a.given.has("scaling-factor") ? a.scalingFactor : undefined,
@@ -247,7 +425,12 @@ function distillConfig(
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseCommand(argv, "cao2 distill [flags]", `${SUMMARIES.distill}. With no flags: the embedded Fashion-MNIST default at IPC 10.`, FLAGS);
+  const a = parseCommand(
+    argv,
+    "cao2 distill [flags]",
+    `${SUMMARIES.distill}. With no flags: the embedded Fashion-MNIST default at IPC 10.`,
+    FLAGS,
+  );
   if (!a) return 0;
   if (a.status) return showStatus(a);
   const shard = resolveShard({ shard: a.shard, shards: a.shards });
@@ -255,13 +438,15 @@ export async function run(argv: string[]): Promise<number> {
   const preset = a.preset as PresetName;
   const compat = a.compat as Compat;
   const defaults = a.defaults as Defaults;
-  if (compat === "authors" && a.given.has("defaults")) throw new UsageError("--defaults applies to --compat paper (--compat authors has the released code's settings)");
+  if (compat === "authors" && a.given.has("defaults"))
+    throw new UsageError("--defaults applies to --compat paper (--compat authors has the released code's settings)");
   const d = recipeDefaults(preset, compat, { ipc: a.ipc, defaults });
   const embedded = preset === "fashion-mnist";
   if (a.threads !== undefined) setNumThreads(a.threads);
   const steps = a.steps ?? d.steps;
   const condition = (a.condition as Condition | undefined) ?? d.condition;
-  if (a.given.has("auto-threshold") && condition !== "auto") throw new UsageError(`--auto-threshold applies to --condition auto only (the condition is ${condition})`);
+  if (a.given.has("auto-threshold") && condition !== "auto")
+    throw new UsageError(`--auto-threshold applies to --condition auto only (the condition is ${condition})`);
   const all = presetClasses(preset);
   const classes = pickClasses(all, a.classes);
   const out = a.out ?? `distilled/${preset}-ipc${a.ipc}`;
@@ -269,7 +454,17 @@ export async function run(argv: string[]): Promise<number> {
   // have its parent already (a typo should not create folders).
   checkOutputFolder("--out", out, { createParents: a.out === undefined });
   if (a.state !== undefined) checkOutputFolder("--state", a.state);
-  const config = distillConfig(a, d, { preset, compat, defaults, classes, numClasses: all.length, steps, condition, out, shard });
+  const config = distillConfig(a, d, {
+    preset,
+    compat,
+    defaults,
+    classes,
+    numClasses: all.length,
+    steps,
+    condition,
+    out,
+    shard,
+  });
   if (a.out === undefined) mkdirSync(dirname(out), { recursive: true });
   installInterruptHandler();
   const progress = new Progress({ unit: "steps" });
@@ -289,12 +484,20 @@ export async function run(argv: string[]): Promise<number> {
   progress.end();
   const took = formatDuration((performance.now() - started) / 1000);
   const summary = { ...a, out, classes: classes.length, took, state, embedded };
-  process.stdout.write(manifest === undefined ? shardDone(shard, missing, { ...summary, stateFlag: a.state }) : runDone({ ...summary, manifest }));
+  process.stdout.write(
+    manifest === undefined
+      ? shardDone(shard, missing, { ...summary, stateFlag: a.state })
+      : runDone({ ...summary, manifest }),
+  );
   return 0;
 }
 
 /** What a process that did not write the manifest prints: its classes are done, others are not (or being written). */
-function shardDone(shard: Shard | undefined, missing: number[], r: { out: string; classes: number; took: string; stateFlag?: string }): string {
+function shardDone(
+  shard: Shard | undefined,
+  missing: number[],
+  r: { out: string; classes: number; took: string; stateFlag?: string },
+): string {
   return (
     `${shard ? `shard ${shardName(shard)}` : "this process's classes"} done in ${r.took}; ` +
     (missing.length > 0
@@ -305,7 +508,17 @@ function shardDone(shard: Shard | undefined, missing: number[], r: { out: string
 }
 
 /** What a finished run prints: where everything is, and the commands that evaluate and report it. */
-function runDone(r: { out: string; classes: number; ipc: number; took: string; manifest: string; state: string; savePreRefine: boolean; saveLatents: boolean; embedded: boolean }): string {
+function runDone(r: {
+  out: string;
+  classes: number;
+  ipc: number;
+  took: string;
+  manifest: string;
+  state: string;
+  savePreRefine: boolean;
+  saveLatents: boolean;
+  embedded: boolean;
+}): string {
   const testSpec = r.embedded ? "fashion-mnist" : "<test ImageFolder>";
   return (
     `distilled ${r.classes} classes x ${r.ipc} images into ${resolve(r.out)} in ${r.took}\n` +

@@ -16,7 +16,10 @@ import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
 import { SUMMARIES } from "./commands.js";
 
 const FLAGS = {
-  run: { type: "string", help: "A distilled set written with --save-pre-refine (its folder; the images before refinement are read from the run's state folder, which its manifest names)" },
+  run: {
+    type: "string",
+    help: "A distilled set written with --save-pre-refine (its folder; the images before refinement are read from the run's state folder, which its manifest names)",
+  },
   classes: { type: "list", help: "Classes to show: labels, ranges (0-3), ids or names", defaultText: "the first 4" },
   "per-class": { type: "int", help: "Images per class", default: 2, min: 1, max: 100 },
   amplify: { type: "number", help: "Factor on the absolute difference", default: 10, min: 0, exclusiveMin: true },
@@ -25,14 +28,18 @@ const FLAGS = {
   ...READ_LIMIT_FLAGS,
 } satisfies FlagSpecs;
 
-
 function readPng(path: string, what: string): Tensor {
   if (!existsSync(path)) throw new InputError(`${path}: missing (${what})`);
   return imageToTensor(decodeImage(readFileSync(path), path));
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseCommand(argv, "cao2 figure --run <distilled folder> --out <png> [--classes 0-3] [--per-class 2] [--amplify 10]", SUMMARIES.figure, FLAGS);
+  const a = parseCommand(
+    argv,
+    "cao2 figure --run <distilled folder> --out <png> [--classes 0-3] [--per-class 2] [--amplify 10]",
+    SUMMARIES.figure,
+    FLAGS,
+  );
   if (!a) return 0;
   applyReadLimits(a);
   if (!a.run) throw new UsageError("--run is required: a folder written by cao2 distill --save-pre-refine");
@@ -41,30 +48,46 @@ export async function run(argv: string[]): Promise<number> {
   // The report's reader checks the manifest (a corrupt or foreign one is one line naming it) and finds the state folder.
   const runData = readRun(a.run);
   if (!runData.complete) throw new InputError(`${a.run}: no manifest.json (not a finished cao2 distill output)`);
-  if (!runData.config.savePreRefine) throw new InputError(`${a.run}: distilled without --save-pre-refine, so the images before refinement were not kept`);
-  if (!runData.stateDir) throw new InputError(`${a.run}: its state folder is missing, so the images before refinement cannot be read`);
+  if (!runData.config.savePreRefine)
+    throw new InputError(
+      `${a.run}: distilled without --save-pre-refine, so the images before refinement were not kept`,
+    );
+  if (!runData.stateDir)
+    throw new InputError(`${a.run}: its state folder is missing, so the images before refinement cannot be read`);
   const preRefine = join(runData.stateDir, "pre-refine");
   const classes = pickClasses(runData.classes, a.classes ?? runData.classes.slice(0, 4).map((c) => `${c.label}`));
   const k = a.perClass!;
   const triplets: Tensor[] = [];
   for (const c of classes) {
     const dir = join(a.run, c.folder);
-    const files = readdirSync(dir).filter((f) => f.endsWith(".png")).sort().slice(0, k);
+    const files = readdirSync(dir)
+      .filter((f) => f.endsWith(".png"))
+      .sort()
+      .slice(0, k);
     if (files.length < k) throw new InputError(`${dir}: has ${files.length} images, fewer than --per-class ${k}`);
     for (const f of files) {
       const after = readPng(join(dir, f), `class ${c.label} after refinement`);
       const before = readPng(join(preRefine, c.folder, f), `class ${c.label} before refinement`);
-      triplets.push(tidy(() => cat([before, after, after.sub(before).abs().mul(a.amplify!).clamp(0, 1)].map((t) => t.unsqueeze(0)))));
+      triplets.push(
+        tidy(() =>
+          cat([before, after, after.sub(before).abs().mul(a.amplify!).clamp(0, 1)].map((t) => t.unsqueeze(0))),
+        ),
+      );
     }
   }
   const s = a.scale!;
   const image = tidy(() => {
     const all = cat(triplets); // [3 * images, C, H, W]: before, after, difference of each image in turn
     const [n, ch, h, w] = all.shape;
-    const big = all.view(n, ch, h, 1, w, 1).expand(n, ch, h, s, w, s).reshape(n, ch, h * s, w * s);
+    const big = all
+      .view(n, ch, h, 1, w, 1)
+      .expand(n, ch, h, s, w, s)
+      .reshape(n, ch, h * s, w * s);
     return grid(big, 3 * k); // one row per class
   });
   writeFileAtomic(a.out, tensorToPng(image));
-  process.stdout.write(`wrote ${a.out}: ${classes.length} classes x ${k} images, each as before | after | |after - before| x ${a.amplify}\n`);
+  process.stdout.write(
+    `wrote ${a.out}: ${classes.length} classes x ${k} images, each as before | after | |after - before| x ${a.amplify}\n`,
+  );
   return 0;
 }

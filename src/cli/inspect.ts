@@ -24,13 +24,31 @@ export async function run(argv: string[]): Promise<number> {
   // Only metadata is read, so tensors over the memory limit are listed too (their element counts are still bounded).
   const ck = openCheckpoint(file, { unwrap: args.unwrap, maxTensorBytes: Infinity });
   try {
-    const rows = [...ck.tensors.values()].map((t) => ({ key: t.key, dtype: t.dtype, shape: [...t.shape], numel: t.numel }));
+    const rows = [...ck.tensors.values()].map((t) => ({
+      key: t.key,
+      dtype: t.dtype,
+      shape: [...t.shape],
+      numel: t.numel,
+    }));
     // Sums in BigInt: each count is below 2^53, their sum need not be.
     const totalValues = Number(rows.reduce((a, r) => a + BigInt(r.numel), 0n));
-    const bytes = Number([...ck.tensors.values()].reduce((a, t) => a + BigInt(t.numel) * BigInt(ITEM_SIZE[t.dtype]), 0n));
+    const bytes = Number(
+      [...ck.tensors.values()].reduce((a, t) => a + BigInt(t.numel) * BigInt(ITEM_SIZE[t.dtype]), 0n),
+    );
     const architecture = guessArchitecture(new Map(rows.map((r) => [r.key, r.shape])));
     if (args.json) {
-      const out = { file, format: ck.format, unwrapped: ck.unwrapped, strippedPrefix: ck.strippedPrefix, tensors: rows, totalValues, bytes, skipped: ck.skipped, metadata: ck.metadata, architecture };
+      const out = {
+        file,
+        format: ck.format,
+        unwrapped: ck.unwrapped,
+        strippedPrefix: ck.strippedPrefix,
+        tensors: rows,
+        totalValues,
+        bytes,
+        skipped: ck.skipped,
+        metadata: ck.metadata,
+        architecture,
+      };
       process.stdout.write(JSON.stringify(out, null, 2) + "\n");
       return 0;
     }
@@ -40,11 +58,15 @@ export async function run(argv: string[]): Promise<number> {
     const lines = [`${file}: ${how.join(", ")}`];
     const w = rows.reduce((m, r) => Math.max(m, r.key.length), 3);
     for (const r of rows) lines.push(`${r.key.padEnd(w)}  ${r.dtype.padEnd(8)}  [${r.shape.join(", ")}]  ${r.numel}`);
-    lines.push(`${rows.length} tensors, ${totalValues.toLocaleString("en-US")} values, ${(bytes / 2 ** 20).toFixed(1)} MiB`);
+    lines.push(
+      `${rows.length} tensors, ${totalValues.toLocaleString("en-US")} values, ${(bytes / 2 ** 20).toFixed(1)} MiB`,
+    );
     for (const s of ck.skipped) lines.push(`not loaded: ${s.key} (${s.kind})`);
     for (const [k, v] of Object.entries(ck.metadata)) lines.push(`metadata: ${k} = ${v}`);
     if (architecture) {
-      const cfg = Object.entries(architecture.config).map(([k, v]) => `${k} ${Array.isArray(v) ? `[${v.join(", ")}]` : v === null ? "unknown" : String(v)}`);
+      const cfg = Object.entries(architecture.config).map(
+        ([k, v]) => `${k} ${Array.isArray(v) ? `[${v.join(", ")}]` : v === null ? "unknown" : String(v)}`,
+      );
       lines.push(`architecture: ${architecture.name} (${architecture.naming} naming): ${cfg.join(", ")}`);
       if (architecture.problem) lines.push(`architecture problem: ${architecture.problem}`);
     } else lines.push("architecture: not recognised");

@@ -10,7 +10,12 @@ export const READ_LIMIT_FLAGS = {
     default: DEFAULT_READ_LIMITS.maxTensorBytes,
     min: 1,
   },
-  "max-image-pixels": { type: "int", help: "Largest PNG or JPEG decoded, in pixels (width x height)", default: DEFAULT_READ_LIMITS.maxImagePixels, min: 1 },
+  "max-image-pixels": {
+    type: "int",
+    help: "Largest PNG or JPEG decoded, in pixels (width x height)",
+    default: DEFAULT_READ_LIMITS.maxImagePixels,
+    min: 1,
+  },
 } satisfies FlagSpecs;
 
 /** Puts the flags' limits in force for this command (the parser has checked that they are positive). */

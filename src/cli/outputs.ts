@@ -24,12 +24,16 @@ const VIRTUAL_FS: Record<number, string> = {
 /** The folder that will hold the output can take new files: it is on real storage, mounted writable, and ours to write. */
 function checkWritableFolder(what: string, folder: string): void {
   const fs = VIRTUAL_FS[statfsSync(folder).type];
-  if (fs) throw new UsageError(`${what}: ${folder} is on the kernel's ${fs} file system, which holds no files; choose a folder on a disk`);
+  if (fs)
+    throw new UsageError(
+      `${what}: ${folder} is on the kernel's ${fs} file system, which holds no files; choose a folder on a disk`,
+    );
   try {
     accessSync(folder, constants.W_OK);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === "EROFS") throw new UsageError(`${what}: ${folder} is on a read-only file system; choose a writable location`);
+    if (code === "EROFS")
+      throw new UsageError(`${what}: ${folder} is on a read-only file system; choose a writable location`);
     if (code === "EACCES" || code === "EPERM") throw new UsageError(`${what}: no permission to write in ${folder}`);
     throw e;
   }
@@ -43,7 +47,8 @@ export function checkOutputFile(flag: string, path: string | undefined): void {
   if (existsSync(full)) {
     const st = statSync(full);
     if (st.isDirectory()) throw new UsageError(`${what}: is a folder; give the path of a file to write`);
-    if (!st.isFile()) throw new UsageError(`${what}: not a regular file (a device, pipe or socket); give the path of a file to write`);
+    if (!st.isFile())
+      throw new UsageError(`${what}: not a regular file (a device, pipe or socket); give the path of a file to write`);
   }
   const folder = dirname(full);
   if (!existsSync(folder)) throw new UsageError(`${what}: folder ${folder} does not exist`);

@@ -14,7 +14,16 @@ import { deriveSeed } from "../util/seed.js";
 import { Progress } from "../util/progress.js";
 import { type FlagSpecs, parseCommand, UsageError } from "./args.js";
 import { checkOutputFile } from "./outputs.js";
-import { cfgIntervalFlag, deviceFlag, guidanceInterval, MAX_BATCH, MAX_PER_CLASS, MAX_STEPS, seedFlag, threadsFlag } from "./shared-flags.js";
+import {
+  cfgIntervalFlag,
+  deviceFlag,
+  guidanceInterval,
+  MAX_BATCH,
+  MAX_PER_CLASS,
+  MAX_STEPS,
+  seedFlag,
+  threadsFlag,
+} from "./shared-flags.js";
 import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
 import { SUMMARIES } from "./commands.js";
 
@@ -37,7 +46,12 @@ const FLAGS = {
   device: deviceFlag,
   threads: threadsFlag,
   "latent-size": { type: "int", help: "Latent size for DiT checkpoints that do not record it", min: 1, max: 1024 },
-  "scaling-factor": { type: "number", help: "Latent scaling factor for autoencoders without cao2 metadata", min: 0, exclusiveMin: true },
+  "scaling-factor": {
+    type: "number",
+    help: "Latent scaling factor for autoencoders without cao2 metadata",
+    min: 0,
+    exclusiveMin: true,
+  },
   ...READ_LIMIT_FLAGS,
 } satisfies FlagSpecs;
 
@@ -47,8 +61,12 @@ export function grid(images: Tensor, cols: number): Tensor {
     const [n, c, h, w] = images.shape;
     const rows = Math.ceil(n / cols);
     const padded = pad(images, [1, 1, 1, 1], "constant", 1);
-    const full = n === rows * cols ? padded : cat([padded, ones([rows * cols - n, c, h + 2, w + 2], { device: images.device })]);
-    return full.view(rows, cols, c, h + 2, w + 2).permute(2, 0, 3, 1, 4).reshape(c, rows * (h + 2), cols * (w + 2));
+    const full =
+      n === rows * cols ? padded : cat([padded, ones([rows * cols - n, c, h + 2, w + 2], { device: images.device })]);
+    return full
+      .view(rows, cols, c, h + 2, w + 2)
+      .permute(2, 0, 3, 1, 4)
+      .reshape(c, rows * (h + 2), cols * (w + 2));
   });
 }
 
@@ -94,18 +112,32 @@ export async function run(argv: string[]): Promise<number> {
   for (const c of classes) {
     progress.stage(`class ${c.label} (${c.name})`, Math.ceil(a.perClass / a.batchSize) * a.steps);
     const lat = keep(
-      sample(diffusion, { forward: dit.forward.bind(dit), forwardWithCfg: (x, t, y, s) => dit.forwardWithCfg(x, t, y, s, { guidedChannels: a.guideChannels === "all" ? "all" : 3 }) }, new Array<number>(a.perClass).fill(c.modelIndex), shape, {
-        cfgScale: a.cfg,
-        guidanceInterval: interval,
-        nullClass: dit.config.numClasses,
-        generator: new Generator(deriveSeed(a.seed, "sample", c.modelIndex)),
-        batchSize: a.batchSize,
-        device: a.device,
-        onStep: () => progress.tick(),
-      }),
+      sample(
+        diffusion,
+        {
+          forward: dit.forward.bind(dit),
+          forwardWithCfg: (x, t, y, s) =>
+            dit.forwardWithCfg(x, t, y, s, { guidedChannels: a.guideChannels === "all" ? "all" : 3 }),
+        },
+        new Array<number>(a.perClass).fill(c.modelIndex),
+        shape,
+        {
+          cfgScale: a.cfg,
+          guidanceInterval: interval,
+          nullClass: dit.config.numClasses,
+          generator: new Generator(deriveSeed(a.seed, "sample", c.modelIndex)),
+          batchSize: a.batchSize,
+          device: a.device,
+          onStep: () => progress.tick(),
+        },
+      ),
     );
     if (selector) {
-      const probs = scoreImages({ ...models, selector: selector.selector, selectorPreprocess: selector.preprocess }, lat, { batchSize: a.batchSize, compat: "paper" });
+      const probs = scoreImages(
+        { ...models, selector: selector.selector, selectorPreprocess: selector.preprocess },
+        lat,
+        { batchSize: a.batchSize, compat: "paper" },
+      );
       const hits = agreeing(probs, selector.selector.config.numClasses, c.modelIndex);
       scores.push({ label: c.label, name: c.name, agreement: hits / a.perClass });
       progress.log(`class ${c.label} (${c.name}): selector agrees on ${hits}/${a.perClass}`);
@@ -122,8 +154,23 @@ export async function run(argv: string[]): Promise<number> {
   if (selector) {
     const mean = scores.reduce((s, x) => s + x.agreement, 0) / scores.length;
     process.stdout.write(`selector agreement: ${(mean * 100).toFixed(2)}% of ${scores.length * a.perClass} samples\n`);
-    const files = { dit: model(a.dit, "dit", "dit.safetensors"), vae: model(a.vae, "vae", "autoencoder.safetensors"), selector: a.selector };
-    if (a.json) writeJsonAtomic(a.json, { ...files, cfg: a.cfg, cfgInterval: interval, guideChannels: a.guideChannels, steps: a.steps, seed: a.seed, perClass: a.perClass, mean, classes: scores });
+    const files = {
+      dit: model(a.dit, "dit", "dit.safetensors"),
+      vae: model(a.vae, "vae", "autoencoder.safetensors"),
+      selector: a.selector,
+    };
+    if (a.json)
+      writeJsonAtomic(a.json, {
+        ...files,
+        cfg: a.cfg,
+        cfgInterval: interval,
+        guideChannels: a.guideChannels,
+        steps: a.steps,
+        seed: a.seed,
+        perClass: a.perClass,
+        mean,
+        classes: scores,
+      });
   }
   return 0;
 }

@@ -11,7 +11,13 @@ export const deviceFlag = {
   check: (value: string, flag: string) => checkDevice(value, flag),
 } as const satisfies FlagSpec;
 
-export const threadsFlag = { type: "int", help: "CPU threads for libtorch", defaultText: "all cores, or CAO2_THREADS", min: 1, max: 1024 } as const satisfies FlagSpec;
+export const threadsFlag = {
+  type: "int",
+  help: "CPU threads for libtorch",
+  defaultText: "all cores, or CAO2_THREADS",
+  min: 1,
+  max: 1024,
+} as const satisfies FlagSpec;
 
 /** Seeds: non-negative integers (the parser already refuses any that a JS number does not hold exactly). */
 export const seedFlag = (help: string) => ({ type: "int", help, default: 0, min: 0 }) as const satisfies FlagSpec;
@@ -38,6 +44,7 @@ export const cfgIntervalFlag = {
 
 export function guidanceInterval(v: readonly number[] | undefined): [number, number] | undefined {
   if (v === undefined) return undefined;
-  if (v.length !== 2 || v[0] > v[1]) throw new UsageError(`--cfg-interval expects lo,hi with lo <= hi (timesteps 0..999), got '${v.join(",")}'`);
+  if (v.length !== 2 || v[0] > v[1])
+    throw new UsageError(`--cfg-interval expects lo,hi with lo <= hi (timesteps 0..999), got '${v.join(",")}'`);
   return [v[0], v[1]];
 }

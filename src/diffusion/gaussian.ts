@@ -45,7 +45,8 @@ export function extract(arr: Float64Array, t: Timesteps, like: Tensor, f: (v: nu
   const idx = timestepIndices(t);
   if (idx.length !== like.size(0)) throw new Error(`${idx.length} timesteps for a batch of ${like.size(0)}`);
   const vals = Float32Array.from(idx, (i) => {
-    if (!Number.isInteger(i) || i < 0 || i >= arr.length) throw new InputError(`timestep ${i} is outside [0, ${arr.length})`);
+    if (!Number.isInteger(i) || i < 0 || i >= arr.length)
+      throw new InputError(`timestep ${i} is outside [0, ${arr.length})`);
     return f(arr[i]);
   });
   return torch.fromArray(vals, [idx.length, ...like.shape.slice(1).map(() => 1)], { device: like.device });
@@ -60,7 +61,10 @@ export function qSample(alphasCumprod: Float64Array, x0: Tensor, t: Timesteps, n
   return torch.tidy(() =>
     torch.add(
       torch.mul(extract(alphasCumprod, t, x0, Math.sqrt), x0),
-      torch.mul(extract(alphasCumprod, t, x0, (abar) => Math.sqrt(1 - abar)), noise),
+      torch.mul(
+        extract(alphasCumprod, t, x0, (abar) => Math.sqrt(1 - abar)),
+        noise,
+      ),
     ),
   );
 }
@@ -91,7 +95,8 @@ export class GaussianDiffusion {
     this.tables = diffusionTables(betas);
     this.timestepMap = timestepMap ?? Array.from(betas, (_, i) => i);
     this.originalNumTimesteps = originalNumTimesteps ?? betas.length;
-    if (this.timestepMap.length !== betas.length) throw new Error(`timestep map has ${this.timestepMap.length} entries for ${betas.length} steps`);
+    if (this.timestepMap.length !== betas.length)
+      throw new Error(`timestep map has ${this.timestepMap.length} entries for ${betas.length} steps`);
   }
 
   /** The linear schedule of `numTimesteps` steps, respaced if asked (DiT's create_diffusion). */
@@ -124,7 +129,10 @@ export class GaussianDiffusion {
   /** q(x_{t-1} | x_t, x_0): mean coef1 x_0 + coef2 x_t, and the (clipped log) posterior variance. */
   qPosteriorMeanVariance(x0: Tensor, xt: Tensor, t: Timesteps): PosteriorMeanVariance {
     return torch.tidy(() => ({
-      mean: torch.add(torch.mul(extract(this.tables.posteriorMeanCoef1, t, xt), x0), torch.mul(extract(this.tables.posteriorMeanCoef2, t, xt), xt)),
+      mean: torch.add(
+        torch.mul(extract(this.tables.posteriorMeanCoef1, t, xt), x0),
+        torch.mul(extract(this.tables.posteriorMeanCoef2, t, xt), xt),
+      ),
       variance: torch.expandAs(extract(this.tables.posteriorVariance, t, xt), xt),
       logVariance: torch.expandAs(extract(this.tables.posteriorLogVarianceClipped, t, xt), xt),
     }));
@@ -137,14 +145,20 @@ export class GaussianDiffusion {
   /** x_0 = sqrt(1/abar_t) x_t - sqrt(1/abar_t - 1) eps. */
   predictXstartFromEps(xt: Tensor, t: Timesteps, eps: Tensor): Tensor {
     return torch.tidy(() =>
-      torch.sub(torch.mul(extract(this.tables.sqrtRecipAlphasCumprod, t, xt), xt), torch.mul(extract(this.tables.sqrtRecipm1AlphasCumprod, t, xt), eps)),
+      torch.sub(
+        torch.mul(extract(this.tables.sqrtRecipAlphasCumprod, t, xt), xt),
+        torch.mul(extract(this.tables.sqrtRecipm1AlphasCumprod, t, xt), eps),
+      ),
     );
   }
 
   /** eps = (sqrt(1/abar_t) x_t - x_0) / sqrt(1/abar_t - 1). */
   predictEpsFromXstart(xt: Tensor, t: Timesteps, x0: Tensor): Tensor {
     return torch.tidy(() =>
-      torch.div(torch.sub(torch.mul(extract(this.tables.sqrtRecipAlphasCumprod, t, xt), xt), x0), extract(this.tables.sqrtRecipm1AlphasCumprod, t, xt)),
+      torch.div(
+        torch.sub(torch.mul(extract(this.tables.sqrtRecipAlphasCumprod, t, xt), xt), x0),
+        extract(this.tables.sqrtRecipm1AlphasCumprod, t, xt),
+      ),
     );
   }
 
@@ -156,7 +170,9 @@ export class GaussianDiffusion {
     const C = xt.size(1);
     const want = this.variance === "learned-range" ? 2 * C : C;
     if (modelOutput.ndim !== xt.ndim || modelOutput.size(0) !== xt.size(0) || modelOutput.size(1) !== want) {
-      throw new InputError(`model output [${modelOutput.shape}] does not fit x_t [${xt.shape}] with ${this.variance} variance (needs ${want} channels)`);
+      throw new InputError(
+        `model output [${modelOutput.shape}] does not fit x_t [${xt.shape}] with ${this.variance} variance (needs ${want} channels)`,
+      );
     }
     return torch.tidy(() => {
       let eps = modelOutput;

@@ -10,7 +10,11 @@ import type { DiffusionModel } from "./model.js";
 const LN2 = Math.log(2);
 
 /** Mean over every dimension but the batch. */
-export const meanFlat = (x: Tensor): Tensor => torch.mean(x, Array.from({ length: x.ndim - 1 }, (_, i) => i + 1));
+export const meanFlat = (x: Tensor): Tensor =>
+  torch.mean(
+    x,
+    Array.from({ length: x.ndim - 1 }, (_, i) => i + 1),
+  );
 
 /** KL(N(mean1, exp logvar1) || N(mean2, exp logvar2)) elementwise, in nats. */
 export function normalKl(mean1: Tensor, logvar1: Tensor, mean2: Tensor, logvar2: Tensor): Tensor {
@@ -42,7 +46,11 @@ export function discretizedGaussianLogLikelihood(x: Tensor, means: Tensor, logSc
     const logCdfPlus = torch.log(torch.clamp(cdfPlus, 1e-12));
     const logOneMinusCdfMin = torch.log(torch.clamp(torch.rsub(1, cdfMin), 1e-12));
     const logCdfDelta = torch.log(torch.clamp(torch.sub(cdfPlus, cdfMin), 1e-12));
-    return torch.where(torch.lt(x, -0.999), logCdfPlus, torch.where(torch.gt(x, 0.999), logOneMinusCdfMin, logCdfDelta));
+    return torch.where(
+      torch.lt(x, -0.999),
+      logCdfPlus,
+      torch.where(torch.gt(x, 0.999), logOneMinusCdfMin, logCdfDelta),
+    );
   });
 }
 
@@ -50,14 +58,27 @@ export function discretizedGaussianLogLikelihood(x: Tensor, means: Tensor, logSc
  * One term of the variational bound per batch row, in bits per dimension: KL(q(x_{t-1}|x_t,x_0) || p(x_{t-1}|x_t))
  * for t > 0 and the discretised decoder NLL of x_0 at t = 0. `modelOutput` is the full [eps, v] output.
  */
-export function vbTermsBpd(diffusion: GaussianDiffusion, modelOutput: Tensor, x0: Tensor, xt: Tensor, t: Timesteps): Tensor {
+export function vbTermsBpd(
+  diffusion: GaussianDiffusion,
+  modelOutput: Tensor,
+  x0: Tensor,
+  xt: Tensor,
+  t: Timesteps,
+): Tensor {
   return torch.tidy(() => {
     const tIdx = timestepIndices(t);
     const q = diffusion.qPosteriorMeanVariance(x0, xt, tIdx);
     const p = diffusion.pMeanVariance(modelOutput, xt, tIdx, { clipDenoised: false });
     const kl = torch.div(meanFlat(normalKl(q.mean, q.logVariance, p.mean, p.logVariance)), LN2);
-    const nll = torch.div(meanFlat(torch.neg(discretizedGaussianLogLikelihood(x0, p.mean, torch.mul(p.logVariance, 0.5)))), LN2);
-    const first = torch.fromArray(Uint8Array.from(tIdx, (i) => (i === 0 ? 1 : 0)), [tIdx.length], { dtype: "bool", device: x0.device });
+    const nll = torch.div(
+      meanFlat(torch.neg(discretizedGaussianLogLikelihood(x0, p.mean, torch.mul(p.logVariance, 0.5)))),
+      LN2,
+    );
+    const first = torch.fromArray(
+      Uint8Array.from(tIdx, (i) => (i === 0 ? 1 : 0)),
+      [tIdx.length],
+      { dtype: "bool", device: x0.device },
+    );
     return torch.where(first, nll, kl);
   });
 }
@@ -90,7 +111,8 @@ export function trainingLosses(
   y: Tensor,
   options: TrainingLossOptions = {},
 ): TrainingLosses {
-  if (noise.ndim !== x0.ndim || noise.shape.some((d, i) => d !== x0.size(i))) throw new InputError(`noise [${noise.shape}] does not match x_0 [${x0.shape}]`);
+  if (noise.ndim !== x0.ndim || noise.shape.some((d, i) => d !== x0.size(i)))
+    throw new InputError(`noise [${noise.shape}] does not match x_0 [${x0.shape}]`);
   return torch.tidy(() => {
     const tIdx = timestepIndices(t);
     const xt = diffusion.qSample(x0, tIdx, noise);
@@ -99,7 +121,8 @@ export function trainingLosses(
     let eps = out;
     let vb: Tensor | undefined;
     if (diffusion.variance === "learned-range") {
-      if (out.size(1) !== 2 * C) throw new InputError(`a learned-variance model must output ${2 * C} channels, got ${out.size(1)}`);
+      if (out.size(1) !== 2 * C)
+        throw new InputError(`a learned-variance model must output ${2 * C} channels, got ${out.size(1)}`);
       const [e, v] = torch.split(out, C, 1);
       eps = e;
       // The VB term sees the eps channels detached: it trains the variance only.

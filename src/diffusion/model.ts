@@ -21,7 +21,14 @@ export interface DiffusionModel {
  * channels (the rest of eps, the variance channels) are the model's own outputs for each half. The reference
  * guides 3 channels (DiT's 4-channel latents); pass C to guide every eps channel.
  */
-export function cfgForward<T = Tensor>(model: { forward(x: Tensor, t: T, y: Tensor): Tensor }, x: Tensor, t: T, y: Tensor, scale: number, guidedChannels = 3): Tensor {
+export function cfgForward<T = Tensor>(
+  model: { forward(x: Tensor, t: T, y: Tensor): Tensor },
+  x: Tensor,
+  t: T,
+  y: Tensor,
+  scale: number,
+  guidedChannels = 3,
+): Tensor {
   return torch.tidy(() => {
     const n = x.size(0);
     if (n % 2 !== 0) throw new Error(`classifier-free guidance needs an even batch [cond; null], got ${n} rows`);

@@ -63,24 +63,39 @@ type Denoise = (x: Tensor, t: Tensor, step: number) => Tensor;
  * (usually respaced, e.g. GaussianDiffusion.create({ respacing: 50 })). Runs without gradients; each step frees
  * what it made, so memory stays flat over the loop.
  */
-export function sample(diffusion: GaussianDiffusion, model: DiffusionModel, labels: readonly number[], latentShape: readonly number[], options: SampleOptions = {}): Tensor {
+export function sample(
+  diffusion: GaussianDiffusion,
+  model: DiffusionModel,
+  labels: readonly number[],
+  latentShape: readonly number[],
+  options: SampleOptions = {},
+): Tensor {
   const n = labels.length;
   const cfg = (options.cfgScale ?? 1) > 1;
   if (n === 0) throw new InputError("sample: no labels given");
-  if (cfg && options.nullClass === undefined) throw new InputError("sample: classifier-free guidance needs the null class label (nullClass)");
-  if (options.noise && (options.noise.size(0) !== n || options.noise.ndim !== latentShape.length + 1 || latentShape.some((d, i) => options.noise!.size(i + 1) !== d))) {
+  if (cfg && options.nullClass === undefined)
+    throw new InputError("sample: classifier-free guidance needs the null class label (nullClass)");
+  if (
+    options.noise &&
+    (options.noise.size(0) !== n ||
+      options.noise.ndim !== latentShape.length + 1 ||
+      latentShape.some((d, i) => options.noise!.size(i + 1) !== d))
+  ) {
     throw new InputError(`sample: noise [${options.noise.shape}] does not match [${n}, ${latentShape}]`);
   }
-  if (options.sampler !== undefined && options.sampler !== "ddpm" && options.sampler !== "ddim") throw new InputError(`unknown sampler '${options.sampler}' (ddpm, ddim)`);
+  if (options.sampler !== undefined && options.sampler !== "ddpm" && options.sampler !== "ddim")
+    throw new InputError(`unknown sampler '${options.sampler}' (ddpm, ddim)`);
   const interval = options.guidanceInterval;
-  if (interval && !(interval[0] >= 0 && interval[0] <= interval[1])) throw new InputError(`sample: guidance interval [${interval}] must be [lo, hi] with 0 <= lo <= hi`);
+  if (interval && !(interval[0] >= 0 && interval[0] <= interval[1]))
+    throw new InputError(`sample: guidance interval [${interval}] must be [lo, hi] with 0 <= lo <= hi`);
   const scale = options.cfgScale ?? 1;
   const scaleAt = (step: number) => {
     const t = diffusion.timestepMap[step];
     return !interval || (t >= interval[0] && t <= interval[1]) ? scale : 1;
   };
   const batchSize = options.batchSize ?? n;
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new InputError(`sample: batch size must be a positive integer, got ${batchSize}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new InputError(`sample: batch size must be a positive integer, got ${batchSize}`);
   const device = options.device ?? options.noise?.device ?? "cpu";
   const batches = Math.ceil(n / batchSize);
   return torch.noGrad(() => {
@@ -91,12 +106,20 @@ export function sample(diffusion: GaussianDiffusion, model: DiffusionModel, labe
         const rows = labels.slice(lo, lo + batchSize);
         outs.push(
           torch.tidy(() => {
-            const z = options.noise ? torch.narrow(options.noise, 0, lo, rows.length).to(device) : torch.randn([rows.length, ...latentShape], { generator: options.generator, device });
+            const z = options.noise
+              ? torch.narrow(options.noise, 0, lo, rows.length).to(device)
+              : torch.randn([rows.length, ...latentShape], { generator: options.generator, device });
             const yRows = cfg ? [...rows, ...rows.map(() => options.nullClass!)] : rows;
-            const y = torch.fromArray(BigInt64Array.from(yRows, (v) => BigInt(v)), [yRows.length], { device });
+            const y = torch.fromArray(
+              BigInt64Array.from(yRows, (v) => BigInt(v)),
+              [yRows.length],
+              { device },
+            );
             const denoise: Denoise = cfg
               ? (x, t, step) =>
-                  model.forwardWithCfg ? model.forwardWithCfg(x, t, y, scaleAt(step)) : cfgForward(model, x, t, y, scaleAt(step), options.guidedChannels)
+                  model.forwardWithCfg
+                    ? model.forwardWithCfg(x, t, y, scaleAt(step))
+                    : cfgForward(model, x, t, y, scaleAt(step), options.guidedChannels)
               : (x, t) => model.forward(x, t, y);
             const x = reverseProcess(diffusion, denoise, cfg ? torch.cat([z, z], 0) : z, options, (step) =>
               options.onStep?.({ batch: b, batches, step, steps: diffusion.numTimesteps, size: rows.length }),
@@ -114,7 +137,13 @@ export function sample(diffusion: GaussianDiffusion, model: DiffusionModel, labe
 }
 
 /** Runs steps T-1 .. 0 from x_T; returns x_0. The initial x is left to its owner. */
-function reverseProcess(diffusion: GaussianDiffusion, denoise: Denoise, xT: Tensor, o: SampleOptions, onStep: (step: number) => void): Tensor {
+function reverseProcess(
+  diffusion: GaussianDiffusion,
+  denoise: Denoise,
+  xT: Tensor,
+  o: SampleOptions,
+  onStep: (step: number) => void,
+): Tensor {
   const eta = o.eta ?? 0;
   const ddim = o.sampler === "ddim";
   const B = xT.size(0);
@@ -141,11 +170,23 @@ function reverseProcess(diffusion: GaussianDiffusion, denoise: Denoise, xT: Tens
  * DDIM (Song et al. eq. 12): eps re-derived from the predicted x_0, sigma = eta sqrt((1-abar')/(1-abar))
  * sqrt(1 - abar/abar'), mean = x_0 sqrt(abar') + sqrt(1 - abar' - sigma^2) eps, with abar' the previous step's.
  */
-function ddimMean(diffusion: GaussianDiffusion, x: Tensor, t: number[], predXstart: Tensor, eta: number): { mean: Tensor; sigma: Tensor } {
+function ddimMean(
+  diffusion: GaussianDiffusion,
+  x: Tensor,
+  t: number[],
+  predXstart: Tensor,
+  eta: number,
+): { mean: Tensor; sigma: Tensor } {
   const eps = diffusion.predictEpsFromXstart(x, t, predXstart);
   const ab = extract(diffusion.tables.alphasCumprod, t, x);
   const abPrev = extract(diffusion.tables.alphasCumprodPrev, t, x);
-  const sigma = torch.mul(torch.mul(torch.sqrt(torch.div(torch.rsub(1, abPrev), torch.rsub(1, ab))), eta), torch.sqrt(torch.rsub(1, torch.div(ab, abPrev))));
-  const mean = torch.add(torch.mul(predXstart, torch.sqrt(abPrev)), torch.mul(torch.sqrt(torch.sub(torch.rsub(1, abPrev), torch.square(sigma))), eps));
+  const sigma = torch.mul(
+    torch.mul(torch.sqrt(torch.div(torch.rsub(1, abPrev), torch.rsub(1, ab))), eta),
+    torch.sqrt(torch.rsub(1, torch.div(ab, abPrev))),
+  );
+  const mean = torch.add(
+    torch.mul(predXstart, torch.sqrt(abPrev)),
+    torch.mul(torch.sqrt(torch.sub(torch.rsub(1, abPrev), torch.square(sigma))), eps),
+  );
   return { mean, sigma };
 }

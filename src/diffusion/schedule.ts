@@ -17,7 +17,8 @@ function linspace(start: number, stop: number, num: number): Float64Array {
  * scaled by 1000/T otherwise, so that the total noise stays about the same.
  */
 export function linearBetas(numTimesteps = 1000): Float64Array {
-  if (!Number.isInteger(numTimesteps) || numTimesteps < 2) throw new InputError(`diffusion steps must be an integer >= 2, got ${numTimesteps}`);
+  if (!Number.isInteger(numTimesteps) || numTimesteps < 2)
+    throw new InputError(`diffusion steps must be an integer >= 2, got ${numTimesteps}`);
   const scale = 1000 / numTimesteps;
   return linspace(scale * 0.0001, scale * 0.02, numTimesteps);
 }
@@ -53,9 +54,11 @@ export function spaceTimesteps(numTimesteps: number, spacing: number | readonly 
   const kept = new Set<number>();
   let start = 0;
   counts.forEach((count, i) => {
-    if (!Number.isInteger(count) || count < 1) throw new InputError(`timestep respacing: section counts must be positive integers, got ${count}`);
+    if (!Number.isInteger(count) || count < 1)
+      throw new InputError(`timestep respacing: section counts must be positive integers, got ${count}`);
     const size = sizePer + (i < extra ? 1 : 0);
-    if (size < count) throw new InputError(`timestep respacing: cannot divide a section of ${size} steps into ${count}`);
+    if (size < count)
+      throw new InputError(`timestep respacing: cannot divide a section of ${size} steps into ${count}`);
     const stride = count <= 1 ? 1 : (size - 1) / (count - 1);
     let cur = 0;
     for (let k = 0; k < count; k++) {
@@ -69,7 +72,8 @@ export function spaceTimesteps(numTimesteps: number, spacing: number | readonly 
 
 function parseCount(text: string, spacing: string): number {
   const n = Number(text.trim());
-  if (text.trim() === "" || !Number.isInteger(n) || n < 1) throw new InputError(`timestep respacing '${spacing}': '${text}' is not a positive integer`);
+  if (text.trim() === "" || !Number.isInteger(n) || n < 1)
+    throw new InputError(`timestep respacing '${spacing}': '${text}' is not a positive integer`);
   return n;
 }
 
@@ -78,7 +82,9 @@ function ddimTimesteps(numTimesteps: number, count: number): number[] {
   for (let k = 1; k < numTimesteps; k++) {
     if (Math.ceil(numTimesteps / k) === count) return Array.from({ length: count }, (_, i) => i * k);
   }
-  throw new InputError(`timestep respacing 'ddim${count}': no integer stride gives exactly ${count} of ${numTimesteps} steps`);
+  throw new InputError(
+    `timestep respacing 'ddim${count}': no integer stride gives exactly ${count} of ${numTimesteps} steps`,
+  );
 }
 
 /**
@@ -92,7 +98,9 @@ export function respacedBetas(betas: Float64Array, timesteps: readonly number[])
   let last = 1;
   timesteps.forEach((t, i) => {
     if (!Number.isInteger(t) || t < 0 || t >= betas.length || (i > 0 && t <= timesteps[i - 1])) {
-      throw new InputError(`respaced timesteps must be increasing integers in [0, ${betas.length}), got ${t} at position ${i}`);
+      throw new InputError(
+        `respaced timesteps must be increasing integers in [0, ${betas.length}), got ${t} at position ${i}`,
+      );
     }
     out[i] = 1 - abar[t] / last;
     last = abar[t];

@@ -33,15 +33,24 @@ type Selector = Pick<LoadedModels, "selector" | "selectorPreprocess">;
  * images in [0, 1]; with `--compat authors` in the decoder's range [-1, 1], unnormalised). `classes[label].modelIndex`
  * is the selector's index of data-set label `label`.
  */
-export function heldOutAccuracy(models: Selector, ds: Dataset, classes: readonly ClassSpec[], options: { batchSize: number; compat: "paper" | "authors"; device: string }): number {
-  if (ds.classes.length !== classes.length) throw new Error(`${ds.source.path}: ${ds.classes.length} classes, but the preset has ${classes.length}`);
+export function heldOutAccuracy(
+  models: Selector,
+  ds: Dataset,
+  classes: readonly ClassSpec[],
+  options: { batchSize: number; compat: "paper" | "authors"; device: string },
+): number {
+  if (ds.classes.length !== classes.length)
+    throw new Error(`${ds.source.path}: ${ds.classes.length} classes, but the preset has ${classes.length}`);
   let correct = 0;
   noGrad(() => {
     for (let lo = 0; lo < ds.labels.length; lo += options.batchSize) {
       const idx = Array.from({ length: Math.min(options.batchSize, ds.labels.length - lo) }, (_, i) => lo + i);
       const pred = tidy(() => {
         const x = batch(ds, idx).x.to(options.device);
-        return argmax(classifyImages(models, options.compat === "authors" ? x.mul(2).sub(1) : x, options), 1).toNumbers();
+        return argmax(
+          classifyImages(models, options.compat === "authors" ? x.mul(2).sub(1) : x, options),
+          1,
+        ).toNumbers();
       });
       pred.forEach((p, i) => {
         if (p === classes[ds.labels[idx[i]]].modelIndex) correct++;
@@ -65,7 +74,10 @@ export interface ConditionRequest {
 }
 
 /** Decides c^ (see the top of this file). */
-export function chooseCondition(r: ConditionRequest, models: Selector & Pick<LoadedModels, "selectorAccuracy">): ConditionChoice {
+export function chooseCondition(
+  r: ConditionRequest,
+  models: Selector & Pick<LoadedModels, "selectorAccuracy">,
+): ConditionChoice {
   if (r.condition !== "auto") return { requested: r.condition, chosen: r.condition };
   const threshold = r.autoConditionThreshold;
   const decide = (accuracy: number) => (accuracy >= threshold ? "true" : "null");
@@ -74,14 +86,28 @@ export function chooseCondition(r: ConditionRequest, models: Selector & Pick<Loa
     const ds = loadDataSpec(heldOut, "train");
     try {
       const accuracy = heldOutAccuracy(models, ds, r.presetClasses, r);
-      return { requested: "auto", chosen: decide(accuracy), accuracy, source: heldOut, images: ds.labels.length, threshold };
+      return {
+        requested: "auto",
+        chosen: decide(accuracy),
+        accuracy,
+        source: heldOut,
+        images: ds.labels.length,
+        threshold,
+      };
     } finally {
       ds.images.dispose();
     }
   }
   if (models.selectorAccuracy !== undefined) {
     const note = `the ${r.preset} preset has no held-out images to measure the selector on; using the validation accuracy recorded in the selector file`;
-    return { requested: "auto", chosen: decide(models.selectorAccuracy), accuracy: models.selectorAccuracy, source: "selector file (val_accuracy)", threshold, note };
+    return {
+      requested: "auto",
+      chosen: decide(models.selectorAccuracy),
+      accuracy: models.selectorAccuracy,
+      source: "selector file (val_accuracy)",
+      threshold,
+      note,
+    };
   }
   const note = `the ${r.preset} preset has no held-out images and the selector file records no accuracy; using the preset's condition (${r.presetCondition})`;
   return { requested: "auto", chosen: r.presetCondition, threshold, note };

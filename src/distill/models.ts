@@ -14,7 +14,12 @@ import { buildClassifier, type Classifier, CLASSIFIER_KINDS, classifierSpecOf } 
 import { buildModel, fillFromFile, type Preprocess, readModelMetaOfKind } from "../models/saved.js";
 import { tidy } from "../torch/index.js";
 
-export const IMAGENET_PREPROCESS: Preprocess = { size: 224, channels: 3, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+export const IMAGENET_PREPROCESS: Preprocess = {
+  size: 224,
+  channels: 3,
+  mean: [0.485, 0.456, 0.406],
+  std: [0.229, 0.224, 0.225],
+};
 
 export interface LoadedModels {
   dit: DiT;
@@ -72,7 +77,12 @@ export function loadDiT(path: string, options: DiTLoadOverrides): DiT {
   const config = meta ? { ...DIT_DEFAULTS, ...meta.config } : ditConfigOfFile(path, options);
   if (options.minimaxGammas && !config.gammaBlocks) config.gammaBlocks = minimaxGammaBlocks(config.depth);
   const dit = createDiT(config, { device: options.device, init: "zeros" });
-  tidy(() => void dit.loadStateDict(loadStateDict(path, { unwrap: options.ditUnwrap }), { gammasFromPlain: options.minimaxGammas }));
+  tidy(
+    () =>
+      void dit.loadStateDict(loadStateDict(path, { unwrap: options.ditUnwrap }), {
+        gammasFromPlain: options.minimaxGammas,
+      }),
+  );
   return dit;
 }
 
@@ -81,9 +91,15 @@ function ditConfigOfFile(path: string, o: ModelOverrides): DiTConfig {
   const g = requireArchitecture(shapesOf(path, o.ditUnwrap), "dit", path);
   const c = g.config;
   const latentSize = (c.latentSize as number | null) ?? o.latentSize;
-  if (!latentSize) throw new InputError(`${path}: the checkpoint does not record its latent size; pass --latent-size (32 for 256x256 DiT)`);
+  if (!latentSize)
+    throw new InputError(
+      `${path}: the checkpoint does not record its latent size; pass --latent-size (32 for 256x256 DiT)`,
+    );
   const numHeads = (c.heads as number | null) ?? o.numHeads;
-  if (!numHeads) throw new InputError(`${path}: a DiT of unknown head count (depth ${c.depth}, hidden ${c.hidden}); only the S/B/L/XL configurations are recognised`);
+  if (!numHeads)
+    throw new InputError(
+      `${path}: a DiT of unknown head count (depth ${c.depth}, hidden ${c.hidden}); only the S/B/L/XL configurations are recognised`,
+    );
   return {
     ...DIT_DEFAULTS,
     inputSize: latentSize,
@@ -98,12 +114,22 @@ function ditConfigOfFile(path: string, o: ModelOverrides): DiTConfig {
   };
 }
 
-export function loadAutoencoder(path: string, options: ModelOverrides): { autoencoder: AutoencoderKL; scalingFactor: number } {
+export function loadAutoencoder(
+  path: string,
+  options: ModelOverrides,
+): { autoencoder: AutoencoderKL; scalingFactor: number } {
   requireFile(path, "autoencoder");
   const meta = readModelMetaOfKind(path, ["autoencoder"], "an autoencoder");
-  if (meta) return { autoencoder: fillFromFile(buildModel(meta, options.device) as AutoencoderKL, path), scalingFactor: options.scalingFactor ?? meta.scalingFactor };
+  if (meta)
+    return {
+      autoencoder: fillFromFile(buildModel(meta, options.device) as AutoencoderKL, path),
+      scalingFactor: options.scalingFactor ?? meta.scalingFactor,
+    };
   const g = requireArchitecture(shapesOf(path), "autoencoder-kl", path);
-  if (g.naming === "ldm") throw new InputError(`${path}: CompVis/LDM key names are not supported; use the diffusers layout (e.g. stabilityai/sd-vae-ft-mse)`);
+  if (g.naming === "ldm")
+    throw new InputError(
+      `${path}: CompVis/LDM key names are not supported; use the diffusers layout (e.g. stabilityai/sd-vae-ft-mse)`,
+    );
   const c = g.config;
   const scalingFactor = options.scalingFactor ?? 0.18215;
   const config: AutoencoderKLConfig = {
@@ -115,33 +141,48 @@ export function loadAutoencoder(path: string, options: ModelOverrides): { autoen
     normNumGroups: 32,
     scalingFactor,
   };
-  return { autoencoder: fillFromFile(createAutoencoderKL(config, { device: options.device, init: "zeros" }), path), scalingFactor };
+  return {
+    autoencoder: fillFromFile(createAutoencoderKL(config, { device: options.device, init: "zeros" }), path),
+    scalingFactor,
+  };
 }
 
 /**
  * The selector: any classifier cao2 builds (models/classifiers.ts). A checkpoint without a cao2 description is read
  * as the ImageNet classifiers are fed (IMAGENET_PREPROCESS) unless the caller says otherwise.
  */
-export function loadSelector(path: string, options: ModelOverrides): { selector: Classifier; preprocess: Preprocess; accuracy?: number } {
+export function loadSelector(
+  path: string,
+  options: ModelOverrides,
+): { selector: Classifier; preprocess: Preprocess; accuracy?: number } {
   requireFile(path, "selector");
   const meta = readModelMetaOfKind(path, CLASSIFIER_KINDS, "a classifier (the selector)");
   if (meta) {
     const ck = openCheckpoint(path);
     const acc = Number(ck.metadata.val_accuracy);
     ck.close();
-    return { selector: fillFromFile(buildModel(meta, options.device) as Classifier, path), preprocess: options.selectorPreprocess ?? meta.preprocess, accuracy: Number.isFinite(acc) ? acc : undefined };
+    return {
+      selector: fillFromFile(buildModel(meta, options.device) as Classifier, path),
+      preprocess: options.selectorPreprocess ?? meta.preprocess,
+      accuracy: Number.isFinite(acc) ? acc : undefined,
+    };
   }
   const preprocess = options.selectorPreprocess ?? IMAGENET_PREPROCESS;
   const spec = classifierSpecOf(shapesOf(path), preprocess.size, path);
   return { selector: fillFromFile(buildClassifier(spec, { device: options.device }), path), preprocess };
 }
 
-export async function loadModels(paths: { dit: string; vae: string; selector: string }, options: ModelOverrides): Promise<LoadedModels> {
+export async function loadModels(
+  paths: { dit: string; vae: string; selector: string },
+  options: ModelOverrides,
+): Promise<LoadedModels> {
   const dit = loadDiT(paths.dit, options);
   const { autoencoder, scalingFactor } = loadAutoencoder(paths.vae, options);
   const { selector, preprocess, accuracy } = loadSelector(paths.selector, options);
   if (autoencoder.config.latentChannels !== dit.config.inChannels) {
-    throw new InputError(`the autoencoder makes ${autoencoder.config.latentChannels}-channel latents but the DiT takes ${dit.config.inChannels} channels`);
+    throw new InputError(
+      `the autoencoder makes ${autoencoder.config.latentChannels}-channel latents but the DiT takes ${dit.config.inChannels} channels`,
+    );
   }
   const info = (path: string) => ({ path, sha256: sha256File(path), bytes: statSync(path).size });
   dit.eval();

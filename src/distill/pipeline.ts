@@ -17,7 +17,19 @@
 // image's noise is a row of a fixed bank, the row drawn once per image.
 import { GaussianDiffusion } from "../diffusion/gaussian.js";
 import { sample } from "../diffusion/samplers.js";
-import { cat, checkDevice, checkInterrupt, fromArray, Generator, keep, lt, rand, randn, type Tensor, tidy } from "../torch/index.js";
+import {
+  cat,
+  checkDevice,
+  checkInterrupt,
+  fromArray,
+  Generator,
+  keep,
+  lt,
+  rand,
+  randn,
+  type Tensor,
+  tidy,
+} from "../torch/index.js";
 import type { Progress } from "../util/progress.js";
 import { deriveSeed, randomSource } from "../util/seed.js";
 import type { LoadedModels } from "./models.js";
@@ -25,7 +37,15 @@ import type { ClassSpec, Compat } from "./presets.js";
 import { refineLatents, type NormKind, type RefineSchedule } from "./refine.js";
 import type { ReferenceSpec } from "./reference.js";
 import { decodeLatents, imageFeatures, latentFeatures, pixelFeatures, scoreImages } from "./score.js";
-import { type Candidate, resolveStrategy, scoreCandidates, type Selection, selectCandidates, type FillRule, type Strategy } from "./select.js";
+import {
+  type Candidate,
+  resolveStrategy,
+  scoreCandidates,
+  type Selection,
+  selectCandidates,
+  type FillRule,
+  type Strategy,
+} from "./select.js";
 import { type ClassRecord, type ClassWorker, type RunLayout, writeClass } from "./write.js";
 
 export const ORDERS = ["select-refine", "refine-select"] as const;
@@ -88,7 +108,10 @@ export interface AuthorsRun {
  * a GPU, where the bank's CPU generator is not the stream's), and the stream starts as torch.manual_seed(seed).
  */
 export function authorsRun(seed: number, latentShape: readonly number[]): AuthorsRun {
-  return { bank: keep(randn([BANK_ROWS, ...latentShape], { generator: new Generator(42) })), stream: new Generator(seed) };
+  return {
+    bank: keep(randn([BANK_ROWS, ...latentShape], { generator: new Generator(42) })),
+    stream: new Generator(seed),
+  };
 }
 
 /**
@@ -105,7 +128,8 @@ export interface RefineDraws {
 /** The draws of a class, seeded per pool candidate (so they do not depend on batching or order). */
 export function seededRefineDraws(classSeed: number, tMax: number): RefineDraws {
   return {
-    noiseRow: (_image, poolIndex) => Math.floor(randomSource(deriveSeed(classSeed, "noise-row", poolIndex))() * BANK_ROWS),
+    noiseRow: (_image, poolIndex) =>
+      Math.floor(randomSource(deriveSeed(classSeed, "noise-row", poolIndex))() * BANK_ROWS),
     timesteps: (_image, poolIndex) => {
       const r = randomSource(deriveSeed(classSeed, "refine-t", poolIndex));
       return () => 1 + Math.floor(r() * tMax);
@@ -139,10 +163,17 @@ interface Refined {
 }
 
 /** Runs one class through Algorithm 1 and writes its images and record. */
-export function distillClass(models: LoadedModels, options: DistillOptions, c: ClassSpec, layout: RunLayout, extras: ClassExtras = {}): ClassRecord {
+export function distillClass(
+  models: LoadedModels,
+  options: DistillOptions,
+  c: ClassSpec,
+  layout: RunLayout,
+  extras: ClassExtras = {},
+): ClassRecord {
   checkDevice(options.device);
   const { authors } = extras;
-  if ((options.compat === "authors") !== (authors !== undefined)) throw new Error(`distillClass: compat ${options.compat} ${authors ? "with" : "without"} an authors-mode stream`);
+  if ((options.compat === "authors") !== (authors !== undefined))
+    throw new Error(`distillClass: compat ${options.compat} ${authors ? "with" : "without"} an authors-mode stream`);
   const seed = deriveSeed(options.seed, "class", c.modelIndex);
   const diffusion = GaussianDiffusion.create({ numTimesteps: 1000, respacing: options.steps });
   const n = options.ipc * options.poolFactor;
@@ -156,7 +187,10 @@ export function distillClass(models: LoadedModels, options: DistillOptions, c: C
     times[key] += seconds(t0);
     return out;
   };
-  const score = (latents: Tensor) => timed("select_s", () => scoreCandidates(scoreImages(models, latents, options), models.selector.config.numClasses, c.modelIndex));
+  const score = (latents: Tensor) =>
+    timed("select_s", () =>
+      scoreCandidates(scoreImages(models, latents, options), models.selector.config.numClasses, c.modelIndex),
+    );
   const select = (view: Candidate[], latents: Tensor) =>
     timed("select_s", () =>
       selectCandidates(view, c.modelIndex, {
@@ -166,7 +200,11 @@ export function distillClass(models: LoadedModels, options: DistillOptions, c: C
         autoIpcThreshold: options.autoIpcThreshold,
         rankBy: authors ? "max" : "class",
         random: randomSource(deriveSeed(seed, "select")),
-        features: FEATURES[resolveStrategy(options.select, options.ipc, options.autoIpcThreshold)]?.(models, latents, options.batchSize),
+        features: FEATURES[resolveStrategy(options.select, options.ipc, options.autoIpcThreshold)]?.(
+          models,
+          latents,
+          options.batchSize,
+        ),
         reference: extras.reference,
       }),
     );
@@ -194,13 +232,21 @@ export function distillClass(models: LoadedModels, options: DistillOptions, c: C
     chosen.dispose();
   } else {
     // Table 11's reverse order: 5-9. refine the whole pool, then 3-4. score and select the refined candidates
-    const all = refine(pool, Array.from({ length: n }, (_, i) => i));
+    const all = refine(
+      pool,
+      Array.from({ length: n }, (_, i) => i),
+    );
     checkInterrupt();
     refinedPool = score(all.latents);
     selection = select(refinedPool, all.latents);
     const kept = selection.selected;
     const pick = <T>(xs: readonly T[]) => kept.map((i) => xs[i]);
-    refined = { latents: rows(all.latents, kept), lossBefore: pick(all.lossBefore), lossAfter: pick(all.lossAfter), noiseRows: all.noiseRows && pick(all.noiseRows) };
+    refined = {
+      latents: rows(all.latents, kept),
+      lossBefore: pick(all.lossBefore),
+      lossAfter: pick(all.lossAfter),
+      noiseRows: all.noiseRows && pick(all.noiseRows),
+    };
     all.latents.dispose();
   }
 
@@ -222,13 +268,21 @@ interface ClassResult {
 }
 
 /** Decodes a class's result and writes its images and record (the pool and latents are disposed). */
-function writeResult(ctx: ClassContext, c: ClassSpec, layout: RunLayout, r: ClassResult, times: ClassTimings): ClassRecord {
+function writeResult(
+  ctx: ClassContext,
+  c: ClassSpec,
+  layout: RunLayout,
+  r: ClassResult,
+  times: ClassTimings,
+): ClassRecord {
   const { m, o, extras } = ctx;
   const { pool, cands, selection, refined, refinedPool } = r;
   const t0 = performance.now();
   const selected = takeRows(pool, selection.selected, o.device);
   const images = decodeLatents(m, refined.latents);
-  const after = refinedPool ? selection.selected.map((i) => refinedPool[i]) : scoreCandidates(scoreImages(m, refined.latents, o), m.selector.config.numClasses, c.modelIndex);
+  const after = refinedPool
+    ? selection.selected.map((i) => refinedPool[i])
+    : scoreCandidates(scoreImages(m, refined.latents, o), m.selector.config.numClasses, c.modelIndex);
   const pre = o.savePreRefine ? decodeLatents(m, selected) : undefined;
   const record = writeClass(layout, c, o.numClasses, {
     images,
@@ -260,7 +314,9 @@ function writeResult(ctx: ClassContext, c: ClassSpec, layout: RunLayout, r: Clas
 }
 
 /** The candidates' features that a strategy compares (selector features or pixels); the others need none. */
-const FEATURES: Partial<Record<Strategy, (m: LoadedModels, latents: Tensor, batchSize: number) => { data: Float32Array; dim: number }>> = {
+const FEATURES: Partial<
+  Record<Strategy, (m: LoadedModels, latents: Tensor, batchSize: number) => { data: Float32Array; dim: number }>
+> = {
   representative: (m, latents, batchSize) => latentFeatures(m, latents, batchSize, (x) => imageFeatures(m, x)),
   mmd: (m, latents, batchSize) => latentFeatures(m, latents, batchSize, (x) => pixelFeatures(m, x)),
 };
@@ -286,7 +342,11 @@ function samplePool(ctx: ClassContext, modelIndex: number, n: number): Tensor {
   const progress = stepsOf(ctx.extras);
   const dit = m.dit;
   const latentShape = [dit.config.inChannels, dit.config.inputSize, dit.config.inputSize];
-  const model = { forward: dit.forward.bind(dit), forwardWithCfg: (x: Tensor, t: Tensor, y: Tensor, s: number) => dit.forwardWithCfg(x, t, y, s, { guidedChannels: o.guidedChannels }) };
+  const model = {
+    forward: dit.forward.bind(dit),
+    forwardWithCfg: (x: Tensor, t: Tensor, y: Tensor, s: number) =>
+      dit.forwardWithCfg(x, t, y, s, { guidedChannels: o.guidedChannels }),
+  };
   // The released code samples the whole pool as one batch; its draws follow that batch.
   const poolBatch = authors ? n : o.batchSize;
   progress.stage(`${stage} [pool]`, Math.ceil(n / poolBatch) * o.steps);
@@ -323,7 +383,11 @@ function refineCandidates(ctx: ClassContext, latents: Tensor, candidates: readon
     tidy(() =>
       authors
         ? bankRows(authors.bank, noiseRows!).to(o.device)
-        : randnRows(candidates.map((i) => deriveSeed(seed, "refine-noise", i)), latentShape, o.device),
+        : randnRows(
+            candidates.map((i) => deriveSeed(seed, "refine-noise", i)),
+            latentShape,
+            o.device,
+          ),
     ),
   );
   // Training mode's label dropout, decided up front in the order the released code's loop makes the draws (image
@@ -331,7 +395,16 @@ function refineCandidates(ctx: ClassContext, latents: Tensor, candidates: readon
   const dropProb = dit.config.classDropoutProb;
   const labelDrops =
     o.refineTrainMode && dropProb > 0
-      ? keep(tidy(() => lt(rand([count, o.refineIters], { generator: authors?.stream ?? new Generator(deriveSeed(seed, "label-dropout")) }), dropProb).to(o.device)))
+      ? keep(
+          tidy(() =>
+            lt(
+              rand([count, o.refineIters], {
+                generator: authors?.stream ?? new Generator(deriveSeed(seed, "label-dropout")),
+              }),
+              dropProb,
+            ).to(o.device),
+          ),
+        )
       : undefined;
   progress.stage(`${ctx.stage} [refine]`, o.refineIters * Math.ceil(count / o.batchSize));
   const parts: Tensor[] = [];
@@ -346,11 +419,23 @@ function refineCandidates(ctx: ClassContext, latents: Tensor, candidates: readon
         {
           latents: latents.narrow(0, lo, b),
           noise: noise.narrow(0, lo, b),
-          labels: fromArray(BigInt64Array.from({ length: b }, () => BigInt(condLabel)), [b], { device: o.device }),
+          labels: fromArray(
+            BigInt64Array.from({ length: b }, () => BigInt(condLabel)),
+            [b],
+            { device: o.device },
+          ),
           timesteps: candidates.slice(lo, lo + b).map((p, i) => draws.timesteps(lo + i, p)),
           labelDrops: labelDrops?.narrow(0, lo, b),
         },
-        { iters: o.refineIters, lr: o.lr, lambda: o.lambda, norm: o.norm, tMax: o.tMax, maxNorm: o.maxNorm, timestepMode: o.timestepMode },
+        {
+          iters: o.refineIters,
+          lr: o.lr,
+          lambda: o.lambda,
+          norm: o.norm,
+          tMax: o.tMax,
+          maxNorm: o.maxNorm,
+          timestepMode: o.timestepMode,
+        },
         () => progress.tick(),
       );
       parts.push(r.latents);
@@ -384,11 +469,16 @@ function streamBytes(g: Generator): Uint8Array {
 }
 
 function bankRows(bank: Tensor, rows: readonly number[]): Tensor {
-  for (const r of rows) if (!(Number.isInteger(r) && r >= 0 && r < bank.size(0))) throw new Error(`noise bank row ${r} is not in 0..${bank.size(0) - 1}`);
+  for (const r of rows)
+    if (!(Number.isInteger(r) && r >= 0 && r < bank.size(0)))
+      throw new Error(`noise bank row ${r} is not in 0..${bank.size(0) - 1}`);
   return bank.indexSelect(0, fromArray(BigInt64Array.from(rows, BigInt), [rows.length]));
 }
 
 /** One standard-normal draw of `shape` per seed, stacked: each row depends only on its own seed. */
 function randnRows(seeds: readonly number[], shape: readonly number[], device: string): Tensor {
-  return cat(seeds.map((s) => randn([1, ...shape], { generator: new Generator(s), device })), 0);
+  return cat(
+    seeds.map((s) => randn([1, ...shape], { generator: new Generator(s), device })),
+    0,
+  );
 }

@@ -134,13 +134,27 @@ const VALIDATED_FASHION_MNIST: readonly ValidatedBand[] = [
   // (the most confident 10 of a 5x pool).
   {
     maxIpc: 22,
-    settings: { shippedDiT: "dit-minimax.safetensors", cfg: 2.7, cfgInterval: [100, 600], poolFactor: 10, select: "mmd", referenceData: "fashion-mnist-fit" },
+    settings: {
+      shippedDiT: "dit-minimax.safetensors",
+      cfg: 2.7,
+      cfgInterval: [100, 600],
+      poolFactor: 10,
+      select: "mmd",
+      referenceData: "fashion-mnist-fit",
+    },
   },
   // IPC 50: as IPC 10 from a 4x pool. minimax-mmd50-p4-cfg2.7-gi100-600-ref100: 79.92 +- 0.80 (3 students) against
   // 81.05 +- 0.35 for random real images and 79.30 (one student) for the most confident 50 of a 2x pool.
   {
     maxIpc: Infinity,
-    settings: { shippedDiT: "dit-minimax.safetensors", cfg: 2.7, cfgInterval: [100, 600], poolFactor: 4, select: "mmd", referenceData: "fashion-mnist-fit" },
+    settings: {
+      shippedDiT: "dit-minimax.safetensors",
+      cfg: 2.7,
+      cfgInterval: [100, 600],
+      poolFactor: 4,
+      select: "mmd",
+      referenceData: "fashion-mnist-fit",
+    },
   },
 ];
 
@@ -152,9 +166,14 @@ export const VALIDATED: Partial<Record<PresetName, readonly ValidatedBand[]>> = 
  * The settings of a run that the flags do not give. `--compat authors` is the released code's behaviour and takes no
  * validated settings; `defaults: "paper"` asks for the paper's defaults where a preset has validated ones.
  */
-export function recipeDefaults(preset: PresetName, compat: Compat, options: { ipc?: number; defaults?: Defaults } = {}): RecipeDefaults {
+export function recipeDefaults(
+  preset: PresetName,
+  compat: Compat,
+  options: { ipc?: number; defaults?: Defaults } = {},
+): RecipeDefaults {
   const base = { ...PAPER_DEFAULTS, ...PAPER[preset] };
-  if (compat === "authors") return { ...base, fill: "ordered", timestepMode: "index", refineTrainMode: true, ...AUTHORS[preset] };
+  if (compat === "authors")
+    return { ...base, fill: "ordered", timestepMode: "index", refineTrainMode: true, ...AUTHORS[preset] };
   if ((options.defaults ?? "validated") === "paper") return base;
   const band = VALIDATED[preset]?.find((b) => (options.ipc ?? PAPER_DEFAULTS.ipc) <= b.maxIpc);
   return { ...base, ...band?.settings };
@@ -167,4 +186,3 @@ export function presetClasses(preset: PresetName): ClassSpec[] {
   }
   return imagenetSubsetClasses(preset);
 }
-

@@ -4,7 +4,14 @@
 // distilled set.
 import { InputError } from "../errors.js";
 import { toUnitFloat } from "../io/image.js";
-import { type DatasetSource, fashionMnistPart, imageFolderClasses, type ImageSet, loadEvalSet, matchClasses } from "../io/datasets/index.js";
+import {
+  type DatasetSource,
+  fashionMnistPart,
+  imageFolderClasses,
+  type ImageSet,
+  loadEvalSet,
+  matchClasses,
+} from "../io/datasets/index.js";
 import { IMAGENET_SUBSETS, type ImageNetSubset } from "../io/datasets/imagenet-classes.js";
 import { tidy } from "../torch/index.js";
 import type { LoadedModels } from "./models.js";
@@ -29,20 +36,41 @@ export interface Reference {
  * (Fashion-MNIST names, cao2's class folders, or the wnid folders of an ImageNet subset); the sample is drawn with
  * `seed` from the file list before any image is read.
  */
-export async function openReference(spec: ReferenceSpec, preset: PresetName, models: Pick<LoadedModels, "selectorPreprocess">, seed: number): Promise<Reference> {
+export async function openReference(
+  spec: ReferenceSpec,
+  preset: PresetName,
+  models: Pick<LoadedModels, "selectorPreprocess">,
+  seed: number,
+): Promise<Reference> {
   const subset = (IMAGENET_SUBSETS as readonly string[]).includes(preset) ? (preset as ImageNetSubset) : undefined;
   // Read straight at the pixel space's size and channels (training images: resized, not cropped).
   const pre = models.selectorPreprocess;
-  const format = { name: "mmd pixel-space", imageSize: pixelSpaceSize(pre), channels: pre.channels === 1 ? (1 as const) : (3 as const), testResize: null };
+  const format = {
+    name: "mmd pixel-space",
+    imageSize: pixelSpaceSize(pre),
+    channels: pre.channels === 1 ? (1 as const) : (3 as const),
+    testResize: null,
+  };
   const where = { data: `--reference ${spec.data}`, test: `the ${preset} preset` };
   // Classes first (an ImageNet subset's are checked by loadEvalSet before it samples), so that a wrong folder is
   // named as such rather than as too small.
-  if (!subset && !fashionMnistPart(spec.data, "train")) matchClasses(imageFolderClasses(spec.data), presetClasses(preset).map((c) => c.name), where);
+  if (!subset && !fashionMnistPart(spec.data, "train"))
+    matchClasses(
+      imageFolderClasses(spec.data),
+      presetClasses(preset).map((c) => c.name),
+      where,
+    );
   let set: ImageSet;
   try {
-    set = await loadEvalSet(spec.data, "train", format, { classList: subset, perClass: { count: spec.perClass, seed } });
+    set = await loadEvalSet(spec.data, "train", format, {
+      classList: subset,
+      perClass: { count: spec.perClass, seed },
+    });
   } catch (e) {
-    if (e instanceof InputError) throw new InputError(`--reference ${spec.data}: ${e.message}${/fewer than/.test(e.message) ? " (lower --reference-per-class)" : ""}`);
+    if (e instanceof InputError)
+      throw new InputError(
+        `--reference ${spec.data}: ${e.message}${/fewer than/.test(e.message) ? " (lower --reference-per-class)" : ""}`,
+      );
     throw e;
   }
   return {

@@ -12,18 +12,7 @@
 // image's trajectory is the same whatever batch it is optimised in (the model treats samples independently and
 // Adam is elementwise).
 import { originalTimesteps, qSample } from "../diffusion/gaussian.js";
-import {
-  Adam,
-  grad,
-  type Tensor,
-  fromArray,
-  keep,
-  mean,
-  noGrad,
-  norm,
-  sub,
-  tidy,
-} from "../torch/index.js";
+import { Adam, grad, type Tensor, fromArray, keep, mean, noGrad, norm, sub, tidy } from "../torch/index.js";
 
 export const NORMS = ["none", "1", "2", "inf"] as const;
 export type NormKind = (typeof NORMS)[number];
@@ -85,18 +74,44 @@ export function perImageObjective(eps: Tensor, noise: Tensor, lambda: number, p:
   return mse.add(norm(diff, P[p], [1, 2, 3]), lambda);
 }
 
-function modelTimesteps(sched: RefineSchedule, ts: readonly number[], mode: RefineOptions["timestepMode"], device: string): Tensor {
-  return mode === "original" ? originalTimesteps(sched.timestepMap, ts, device) : fromArray(BigInt64Array.from(ts, BigInt), [ts.length], { device });
+function modelTimesteps(
+  sched: RefineSchedule,
+  ts: readonly number[],
+  mode: RefineOptions["timestepMode"],
+  device: string,
+): Tensor {
+  return mode === "original"
+    ? originalTimesteps(sched.timestepMap, ts, device)
+    : fromArray(BigInt64Array.from(ts, BigInt), [ts.length], { device });
 }
 
-function objectiveAt(model: NoiseModel, x: Tensor, b: RefineBatch, sched: RefineSchedule, ts: readonly number[], o: RefineOptions, dropIds?: Tensor): Tensor {
+function objectiveAt(
+  model: NoiseModel,
+  x: Tensor,
+  b: RefineBatch,
+  sched: RefineSchedule,
+  ts: readonly number[],
+  o: RefineOptions,
+  dropIds?: Tensor,
+): Tensor {
   const c = x.size(1);
-  const out = model(qSample(sched.alphasCumprod, x, ts, b.noise), modelTimesteps(sched, ts, o.timestepMode, x.device), b.labels, dropIds);
+  const out = model(
+    qSample(sched.alphasCumprod, x, ts, b.noise),
+    modelTimesteps(sched, ts, o.timestepMode, x.device),
+    b.labels,
+    dropIds,
+  );
   return perImageObjective(out.narrow(1, 0, c), b.noise, o.lambda, o.norm);
 }
 
 /** The objective of each image averaged over every t in 1..T^ (deterministic, for before/after reports). */
-export function sweepLoss(model: NoiseModel, x: Tensor, b: RefineBatch, sched: RefineSchedule, options: RefineOptions): number[] {
+export function sweepLoss(
+  model: NoiseModel,
+  x: Tensor,
+  b: RefineBatch,
+  sched: RefineSchedule,
+  options: RefineOptions,
+): number[] {
   const n = x.size(0);
   const total = new Float64Array(n);
   noGrad(() => {
@@ -108,14 +123,24 @@ export function sweepLoss(model: NoiseModel, x: Tensor, b: RefineBatch, sched: R
   return Array.from(total);
 }
 
-export function refineLatents(model: NoiseModel, sched: RefineSchedule, b: RefineBatch, options: RefineOptions, onIter?: (i: number) => void): RefineResult {
+export function refineLatents(
+  model: NoiseModel,
+  sched: RefineSchedule,
+  b: RefineBatch,
+  options: RefineOptions,
+  onIter?: (i: number) => void,
+): RefineResult {
   const n = b.latents.size(0);
   if (b.timesteps.length !== n) throw new Error(`refine: ${b.timesteps.length} t sources for ${n} latents`);
   if (b.labelDrops && (b.labelDrops.size(0) !== n || b.labelDrops.size(1) < options.iters)) {
-    throw new Error(`refine: label drops [${b.labelDrops.shape}] do not cover ${n} latents x ${options.iters} iterations`);
+    throw new Error(
+      `refine: label drops [${b.labelDrops.shape}] do not cover ${n} latents x ${options.iters} iterations`,
+    );
   }
   if (!(options.tMax >= 1 && options.tMax < sched.alphasCumprod.length)) {
-    throw new Error(`refine: T^ = ${options.tMax} must lie in 1..${sched.alphasCumprod.length - 1} (steps of the respaced schedule)`);
+    throw new Error(
+      `refine: T^ = ${options.tMax} must lie in 1..${sched.alphasCumprod.length - 1} (steps of the respaced schedule)`,
+    );
   }
   const lossBefore = sweepLoss(model, b.latents, b, sched, options);
   const x = keep(b.latents.detach().clone().requiresGrad_(true));
@@ -123,7 +148,8 @@ export function refineLatents(model: NoiseModel, sched: RefineSchedule, b: Refin
   for (let it = 0; it < options.iters; it++) {
     const ts = b.timesteps.map((next) => {
       const t = next();
-      if (!(Number.isInteger(t) && t >= 1 && t <= options.tMax)) throw new Error(`refine: drawn t = ${t} is not in 1..${options.tMax}`);
+      if (!(Number.isInteger(t) && t >= 1 && t <= options.tMax))
+        throw new Error(`refine: drawn t = ${t} is not in 1..${options.tMax}`);
       return t;
     });
     // Gradients to the latents only: the model's weights stay frozen (no work or memory spent on their gradients).

@@ -94,7 +94,11 @@ export interface Manifest {
   condition: ConditionChoice;
   /** The mmd strategy's real images: the data set read (digest included) and the sample's size and seed. */
   reference?: { data: string; perClass: number; seed: number; source: DatasetSource };
-  models: LoadedModels["files"] & { selectorPreprocess: LoadedModels["selectorPreprocess"]; scalingFactor: number; selectorAccuracy?: number };
+  models: LoadedModels["files"] & {
+    selectorPreprocess: LoadedModels["selectorPreprocess"];
+    scalingFactor: number;
+    selectorAccuracy?: number;
+  };
   seeds: { seed: number; derivation: string };
   classes: { label: number; folder: string; id: string; name: string; modelIndex: number }[];
   images: number;
@@ -106,8 +110,23 @@ export interface Manifest {
 
 /** Settings that decide the output bytes; a resumed run must have the same. */
 function runKey(cfg: DistillConfig, condition: "true" | "null"): Record<string, unknown> {
-  const { out: _out, state: _state, threads: _threads, device: _device, shard: _shard, staleLockAfterS: _stale, modelOverrides, models, ...rest } = cfg;
-  return { ...rest, condition, modelOverrides: modelOverrides ?? {}, models: Object.fromEntries(Object.entries(models).map(([k, v]) => [k, resolve(v)])) };
+  const {
+    out: _out,
+    state: _state,
+    threads: _threads,
+    device: _device,
+    shard: _shard,
+    staleLockAfterS: _stale,
+    modelOverrides,
+    models,
+    ...rest
+  } = cfg;
+  return {
+    ...rest,
+    condition,
+    modelOverrides: modelOverrides ?? {},
+    models: Object.fromEntries(Object.entries(models).map(([k, v]) => [k, resolve(v)])),
+  };
 }
 
 /** Whether `path` is `folder` or lies below it. */
@@ -125,28 +144,39 @@ function checkConfig(cfg: DistillConfig): void {
   posInt(cfg.poolFactor, "--pool-factor");
   posInt(cfg.steps, "--steps");
   posInt(cfg.batchSize, "--batch-size");
-  if (!Number.isInteger(cfg.refineIters) || cfg.refineIters < 0) throw bad(`--refine-iters must be a non-negative integer, got ${cfg.refineIters}`);
+  if (!Number.isInteger(cfg.refineIters) || cfg.refineIters < 0)
+    throw bad(`--refine-iters must be a non-negative integer, got ${cfg.refineIters}`);
   if (cfg.steps < 2) throw bad(`--steps must be at least 2, got ${cfg.steps}`);
   if (cfg.refineIters > 0 && !(Number.isInteger(cfg.tMax) && cfg.tMax >= 1 && cfg.tMax < cfg.steps)) {
-    throw bad(`--t-max must be an integer in 1..${cfg.steps - 1} (an index of the ${cfg.steps}-step schedule), got ${cfg.tMax}`);
+    throw bad(
+      `--t-max must be an integer in 1..${cfg.steps - 1} (an index of the ${cfg.steps}-step schedule), got ${cfg.tMax}`,
+    );
   }
   if (!(cfg.lr > 0)) throw bad(`--lr must be positive, got ${cfg.lr}`);
   if (!(cfg.lambda >= 0)) throw bad(`--lambda must be non-negative, got ${cfg.lambda}`);
   if (!(cfg.cfg >= 1)) throw bad(`--cfg must be at least 1 (1 = no guidance), got ${cfg.cfg}`);
   if (cfg.maxNorm !== undefined && !(cfg.maxNorm > 0)) throw bad(`--max-norm must be positive, got ${cfg.maxNorm}`);
   if (cfg.classes.length === 0) throw bad("no classes to distil");
-  if (!(cfg.autoConditionThreshold >= 0 && cfg.autoConditionThreshold <= 1)) throw bad(`--auto-threshold must be a top-1 accuracy in 0..1, got ${cfg.autoConditionThreshold}`);
+  if (!(cfg.autoConditionThreshold >= 0 && cfg.autoConditionThreshold <= 1))
+    throw bad(`--auto-threshold must be a top-1 accuracy in 0..1, got ${cfg.autoConditionThreshold}`);
   if (!ORDERS.includes(cfg.order)) throw bad(`--order must be one of ${ORDERS.join(", ")}, got ${cfg.order}`);
   if (cfg.shard && cfg.compat === "authors") {
-    throw bad("--compat authors draws every class from one random stream in class order, so its classes cannot be split into shards; drop the shard (--shard, --shards or the Slurm array) or use --compat paper");
+    throw bad(
+      "--compat authors draws every class from one random stream in class order, so its classes cannot be split into shards; drop the shard (--shard, --shards or the Slurm array) or use --compat paper",
+    );
   }
   if (resolveStrategy(cfg.select, cfg.ipc, cfg.autoIpcThreshold) === "mmd" && !cfg.reference) {
-    throw bad("--select mmd matches the kept samples to real training images of each class: give them with --reference <data set> (fashion-mnist, fashion-mnist-fit or an ImageFolder)");
+    throw bad(
+      "--select mmd matches the kept samples to real training images of each class: give them with --reference <data set> (fashion-mnist, fashion-mnist-fit or an ImageFolder)",
+    );
   }
   if (cfg.reference) posInt(cfg.reference.perClass, "--reference-per-class");
-  if (cfg.staleLockAfterS !== undefined && !(cfg.staleLockAfterS > 0)) throw bad(`the stale lock age must be positive, got ${cfg.staleLockAfterS}`);
+  if (cfg.staleLockAfterS !== undefined && !(cfg.staleLockAfterS > 0))
+    throw bad(`the stale lock age must be positive, got ${cfg.staleLockAfterS}`);
   if (cfg.state !== undefined && isWithin(resolve(cfg.out), resolve(cfg.state))) {
-    throw bad(`--state ${cfg.state} lies inside --out ${cfg.out}; it must be outside (a folder in the output is read as a class)`);
+    throw bad(
+      `--state ${cfg.state} lies inside --out ${cfg.out}; it must be outside (a folder in the output is read as a class)`,
+    );
   }
   checkDevice(cfg.device);
 }
@@ -160,14 +190,24 @@ const RECORDED_BEFORE: Record<string, unknown> = { order: "select-refine" };
  * retries use one command line; `resumed` says which. Of several processes starting one run together (shards), one
  * creates its settings file and the others check theirs against it.
  */
-function prepareOutput(cfg: DistillConfig, resume: boolean, key: Record<string, unknown>): { layout: RunLayout; resumed: boolean } {
+function prepareOutput(
+  cfg: DistillConfig,
+  resume: boolean,
+  key: Record<string, unknown>,
+): { layout: RunLayout; resumed: boolean } {
   const layout = runLayout(cfg.out, cfg.state);
   const runPath = runFile(layout);
   const continueRun = () => {
     const recover = `the run cannot be checked or continued: start it again in a new --out (or delete ${cfg.out} and ${layout.state})`;
-    const saved = { ...RECORDED_BEFORE, ...readStateJson<Record<string, unknown>>(runPath, { what: "run settings", recover }, isRecord) };
+    const saved = {
+      ...RECORDED_BEFORE,
+      ...readStateJson<Record<string, unknown>>(runPath, { what: "run settings", recover }, isRecord),
+    };
     const diff = Object.keys({ ...saved, ...key }).filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(key[k]));
-    if (diff.length) throw new InputError(`${cfg.out} was started with other settings (${diff.join(", ")} differ); resume with the same flags or use a new --out`);
+    if (diff.length)
+      throw new InputError(
+        `${cfg.out} was started with other settings (${diff.join(", ")} differ); resume with the same flags or use a new --out`,
+      );
     return { layout, resumed: true };
   };
   if (resume && existsSync(runPath)) return continueRun();
@@ -191,16 +231,23 @@ function prepareOutput(cfg: DistillConfig, resume: boolean, key: Record<string, 
         : `the state folder ${layout.state} already holds a run: pass --resume to continue it, delete it to start afresh, or choose another --state`,
     );
   }
-  for (const [dir, what, flag] of [[cfg.out, "output", "--out"], [layout.state, "state", "--state"]]) {
+  for (const [dir, what, flag] of [
+    [cfg.out, "output", "--out"],
+    [layout.state, "state", "--state"],
+  ]) {
     try {
       mkdirSync(dir, { recursive: true });
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      throw new InputError(`cannot create the ${what} folder ${dir} (${code ?? (e as Error).message}); choose a writable ${flag}`);
+      throw new InputError(
+        `cannot create the ${what} folder ${dir} (${code ?? (e as Error).message}); choose a writable ${flag}`,
+      );
     }
   }
   if (!createFileExclusive(runPath, JSON.stringify(key, null, 2) + "\n")) {
-    return refuse(`${cfg.out}: another process started a run there meanwhile; pass --resume to join it, or choose a new --out`);
+    return refuse(
+      `${cfg.out}: another process started a run there meanwhile; pass --resume to join it, or choose a new --out`,
+    );
   }
   return { layout, resumed: false };
 }
@@ -208,12 +255,18 @@ function prepareOutput(cfg: DistillConfig, resume: boolean, key: Record<string, 
 /** `--compat authors` classes share one stream: a resumed run continues it from where the last finished class left it. */
 function resumeStream(layout: RunLayout, label: number, stream: Generator): void {
   const bytes = readStreamState(layout, label);
-  if (!bytes) throw new InputError(`${layout.out}: class ${label} is finished but its random stream was not saved; --compat authors cannot resume this run, start it again`);
+  if (!bytes)
+    throw new InputError(
+      `${layout.out}: class ${label} is finished but its random stream was not saved; --compat authors cannot resume this run, start it again`,
+    );
   const state = fromArray(bytes, [bytes.length], { dtype: "uint8" });
   try {
     stream.setState(state);
   } catch (e) {
-    const file = { what: `random stream saved after class ${label}`, recover: "--compat authors cannot resume this run: start it again in a new --out" };
+    const file = {
+      what: `random stream saved after class ${label}`,
+      recover: "--compat authors cannot resume this run: start it again in a new --out",
+    };
     throw corruptState(streamPath(layout, label), file, (e as Error).message.split("\n")[0]);
   } finally {
     state.dispose();
@@ -226,17 +279,27 @@ const POLL_MS = 2000;
 
 /** The output folders must be usable before the (slow) model loading; nothing is written until the models load. */
 function checkFolders(cfg: DistillConfig): void {
-  for (const [dir, flag] of [[cfg.out, "--out"], [cfg.state, "--state"]]) {
+  for (const [dir, flag] of [
+    [cfg.out, "--out"],
+    [cfg.state, "--state"],
+  ]) {
     const parent = dir === undefined ? undefined : dirname(resolve(dir));
-    if (dir !== undefined && !existsSync(dir) && !existsSync(parent!)) throw new InputError(`the folder that would hold ${flag} does not exist: ${parent}`);
+    if (dir !== undefined && !existsSync(dir) && !existsSync(parent!))
+      throw new InputError(`the folder that would hold ${flag} does not exist: ${parent}`);
   }
 }
 
 /** Every class must be one the DiT and the selector know. */
 function checkClassIndices(classes: readonly ClassSpec[], m: LoadedModels): void {
   for (const c of classes) {
-    if (c.modelIndex >= m.dit.config.numClasses) throw new InputError(`class ${c.id} has index ${c.modelIndex}, but the DiT knows ${m.dit.config.numClasses} classes`);
-    if (c.modelIndex >= m.selector.config.numClasses) throw new InputError(`class ${c.id} has index ${c.modelIndex}, but the selector knows ${m.selector.config.numClasses} classes`);
+    if (c.modelIndex >= m.dit.config.numClasses)
+      throw new InputError(
+        `class ${c.id} has index ${c.modelIndex}, but the DiT knows ${m.dit.config.numClasses} classes`,
+      );
+    if (c.modelIndex >= m.selector.config.numClasses)
+      throw new InputError(
+        `class ${c.id} has index ${c.modelIndex}, but the selector knows ${m.selector.config.numClasses} classes`,
+      );
   }
 }
 
@@ -251,7 +314,10 @@ export async function runDistill(cfg: DistillConfig, options: RunOptions): Promi
   const m = await loadModels(cfg.models, { ...cfg.modelOverrides, device: cfg.device });
   options.onEvent?.({ type: "models-loaded", models: m.files });
   checkClassIndices(cfg.classes, m);
-  const choice = chooseCondition({ ...cfg, presetClasses: presetClasses(cfg.preset), presetCondition: options.presetCondition }, m);
+  const choice = chooseCondition(
+    { ...cfg, presetClasses: presetClasses(cfg.preset), presetCondition: options.presetCondition },
+    m,
+  );
   options.onEvent?.({ type: "condition", choice });
   // The mmd strategy's real images, sampled per class from a seed of the run (the same sample in every shard); a bad
   // reference is refused before anything is written.
@@ -271,18 +337,28 @@ async function distillOpened(
 ): Promise<string | undefined> {
   const condition = choice.chosen;
   // A shard always starts or continues the run: its siblings start at the same time, and its retries continue it.
-  const { layout, resumed } = prepareOutput(cfg, (o.resume ?? false) || cfg.shard !== undefined, runKey(cfg, condition));
+  const { layout, resumed } = prepareOutput(
+    cfg,
+    (o.resume ?? false) || cfg.shard !== undefined,
+    runKey(cfg, condition),
+  );
   o.onEvent?.({ type: "started", out: cfg.out, resumed });
   mkdirSync(locksDir(layout), { recursive: true });
   const mine = cfg.shard ? shardClasses(cfg.classes, cfg.shard) : cfg.classes;
   if (cfg.shard) o.onEvent?.({ type: "shard", shard: cfg.shard, classes: mine });
-  const worker: ClassWorker = { host: hostname(), pid: process.pid, shard: cfg.shard ? shardName(cfg.shard) : null, task: schedulerTask() };
+  const worker: ClassWorker = {
+    host: hostname(),
+    pid: process.pid,
+    shard: cfg.shard ? shardName(cfg.shard) : null,
+    task: schedulerTask(),
+  };
   const role = cfg.shard ? `shard ${shardName(cfg.shard)}` : "whole run";
   const staleAfterS = cfg.staleLockAfterS ?? DEFAULT_STALE_LOCK_S;
   const takeLock: TakeLock = (label, path) => {
     const got = acquireLock(path, { staleAfterS, role });
     if ("busy" in got) return got.busy;
-    if (got.tookOver) o.onEvent?.({ type: "lock-taken-over", label, from: got.tookOver.from, reason: got.tookOver.reason });
+    if (got.tookOver)
+      o.onEvent?.({ type: "lock-taken-over", label, from: got.tookOver.from, reason: got.tookOver.reason });
     return got.held;
   };
   const latentShape = [m.dit.config.inChannels, m.dit.config.inputSize, m.dit.config.inputSize];
@@ -364,7 +440,13 @@ async function distillClasses(mine: readonly ClassSpec[], x: ClassLoop): Promise
         // Finished by another process between the check above and the lock: never redone.
         if (done(c)) continue;
         const classReference = await reference?.features(c);
-        const record = distillClass(m, opts, c, layout, { progress: o.progress, authors, worker, onStep: () => lock.heartbeat(), reference: classReference });
+        const record = distillClass(m, opts, c, layout, {
+          progress: o.progress,
+          authors,
+          worker,
+          onStep: () => lock.heartbeat(),
+          reference: classReference,
+        });
         o.onEvent?.({ type: "class-done", label: c.label, name: c.name, record });
       } finally {
         lock.release();
@@ -383,16 +465,31 @@ async function distillClasses(mine: readonly ClassSpec[], x: ClassLoop): Promise
 const referenceSeed = (seed: number) => deriveSeed(seed, "reference");
 
 /** The class list and the manifest of a run whose classes are all done, from their records. */
-function writeManifest(cfg: DistillConfig, layout: RunLayout, r: { choice: ConditionChoice; m: LoadedModels; records: ClassRecord[]; reference?: Reference }): string {
+function writeManifest(
+  cfg: DistillConfig,
+  layout: RunLayout,
+  r: { choice: ConditionChoice; m: LoadedModels; records: ClassRecord[]; reference?: Reference },
+): string {
   const { choice, m, records } = r;
   writeClassList(layout, cfg.classes, cfg.numClasses);
   const manifest: Manifest = {
     tool: { name: "cao2", version: packageVersion(), libtorch: torchVersion() },
     created: new Date().toISOString(),
-    config: { ...runKey(cfg, choice.chosen), out: resolve(cfg.out), state: resolve(layout.state), device: cfg.device, threads: cfg.threads },
+    config: {
+      ...runKey(cfg, choice.chosen),
+      out: resolve(cfg.out),
+      state: resolve(layout.state),
+      device: cfg.device,
+      threads: cfg.threads,
+    },
     condition: choice,
     ...(r.reference && { reference: { ...cfg.reference!, seed: referenceSeed(cfg.seed), source: r.reference.source } }),
-    models: { ...m.files, selectorPreprocess: m.selectorPreprocess, scalingFactor: m.scalingFactor, selectorAccuracy: m.selectorAccuracy },
+    models: {
+      ...m.files,
+      selectorPreprocess: m.selectorPreprocess,
+      scalingFactor: m.scalingFactor,
+      selectorAccuracy: m.selectorAccuracy,
+    },
     seeds: {
       seed: cfg.seed,
       derivation:
@@ -404,9 +501,18 @@ function writeManifest(cfg: DistillConfig, layout: RunLayout, r: { choice: Condi
           : "class seed = deriveSeed(seed, 'class', modelIndex); pool = Generator(deriveSeed(class, 'pool')); refinement noise of pool " +
             "candidate i = Generator(deriveSeed(class, 'refine-noise', i)); its t draws = deriveSeed(class, 'refine-t', i)",
     },
-    classes: cfg.classes.map((c) => ({ label: c.label, folder: classFolder(c, cfg.numClasses), id: c.id, name: c.name, modelIndex: c.modelIndex })),
+    classes: cfg.classes.map((c) => ({
+      label: c.label,
+      folder: classFolder(c, cfg.numClasses),
+      id: c.id,
+      name: c.name,
+      modelIndex: c.modelIndex,
+    })),
     images: records.reduce((n, r) => n + r.items.length, 0),
-    distillSeconds: records.reduce((s, r) => s + r.timings.pool_s + r.timings.select_s + r.timings.refine_s + r.timings.write_s, 0),
+    distillSeconds: records.reduce(
+      (s, r) => s + r.timings.pool_s + r.timings.select_s + r.timings.refine_s + r.timings.write_s,
+      0,
+    ),
     execution: executionOf(records),
     records,
   };

@@ -6,7 +6,12 @@ import { cat, F, noGrad, type Tensor, tidy } from "../torch/index.js";
 import type { LoadedModels } from "./models.js";
 
 /** The autoencoder's output for latents (scaled, as the diffusion model sees them), in batches: `finish` maps each. */
-function decodeBatches(m: Pick<LoadedModels, "autoencoder" | "scalingFactor">, latents: Tensor, batchSize: number, finish: (x: Tensor) => Tensor): Tensor {
+function decodeBatches(
+  m: Pick<LoadedModels, "autoencoder" | "scalingFactor">,
+  latents: Tensor,
+  batchSize: number,
+  finish: (x: Tensor) => Tensor,
+): Tensor {
   return noGrad(() =>
     tidy(() => {
       const parts: Tensor[] = [];
@@ -23,7 +28,11 @@ function decodeBatches(m: Pick<LoadedModels, "autoencoder" | "scalingFactor">, l
 const toUnit = (x: Tensor) => x.add(1).div(2).clamp(0, 1);
 
 /** Latents (scaled, as the diffusion model sees them) to images in [0, 1], in batches. */
-export function decodeLatents(models: Pick<LoadedModels, "autoencoder" | "scalingFactor">, latents: Tensor, batchSize = 64): Tensor {
+export function decodeLatents(
+  models: Pick<LoadedModels, "autoencoder" | "scalingFactor">,
+  latents: Tensor,
+  batchSize = 64,
+): Tensor {
   return decodeBatches(models, latents, batchSize, toUnit);
 }
 
@@ -58,7 +67,9 @@ export const pixelSpaceSize = (pre: Preprocess) => Math.min(pre.size, PIXEL_SPAC
 
 /** Images in [0, 1] as the mmd strategy compares them: the selector's input at pixelSpaceSize, flattened to [n, dim]. */
 export function pixelFeatures(models: Pick<LoadedModels, "selectorPreprocess">, images: Tensor): Tensor {
-  return tidy(() => selectorInput(images, models.selectorPreprocess, true, pixelSpaceSize(models.selectorPreprocess)).flatten(1));
+  return tidy(() =>
+    selectorInput(images, models.selectorPreprocess, true, pixelSpaceSize(models.selectorPreprocess)).flatten(1),
+  );
 }
 
 /** Features (imageFeatures or pixelFeatures) of the decoded latents, in batches, row-major [n x dim]. */
@@ -77,18 +88,34 @@ export function latentFeatures(
  * in [0, 1], normalised as the selector was trained. `--compat authors`: the raw decoder output (about [-1, 1],
  * unclamped) resized, as the released code's `model_teacher(Resize(224)(vae.decode(z / 0.18215).sample))`.
  */
-export function classifyImages(models: Pick<LoadedModels, "selector" | "selectorPreprocess">, images: Tensor, options: { compat: "paper" | "authors" }): Tensor {
-  return tidy(() => F.softmax(models.selector.forward(selectorInput(images, models.selectorPreprocess, options.compat !== "authors")), 1));
+export function classifyImages(
+  models: Pick<LoadedModels, "selector" | "selectorPreprocess">,
+  images: Tensor,
+  options: { compat: "paper" | "authors" },
+): Tensor {
+  return tidy(() =>
+    F.softmax(
+      models.selector.forward(selectorInput(images, models.selectorPreprocess, options.compat !== "authors")),
+      1,
+    ),
+  );
 }
 
 /** Softmax class probabilities of the selector for latents (decoded as `classifyImages` takes them), row-major [n x classes]. */
-export function scoreImages(models: Pick<LoadedModels, "autoencoder" | "scalingFactor" | "selector" | "selectorPreprocess">, latents: Tensor, options: { batchSize: number; compat: "paper" | "authors" }): Float32Array {
+export function scoreImages(
+  models: Pick<LoadedModels, "autoencoder" | "scalingFactor" | "selector" | "selectorPreprocess">,
+  latents: Tensor,
+  options: { batchSize: number; compat: "paper" | "authors" },
+): Float32Array {
   return noGrad(() =>
     tidy(() => {
       const parts: Tensor[] = [];
       for (let lo = 0; lo < latents.size(0); lo += options.batchSize) {
         const z = latents.narrow(0, lo, Math.min(options.batchSize, latents.size(0) - lo));
-        const images = options.compat === "authors" ? decodeBatches(models, z, options.batchSize, (x) => x) : decodeLatents(models, z);
+        const images =
+          options.compat === "authors"
+            ? decodeBatches(models, z, options.batchSize, (x) => x)
+            : decodeLatents(models, z);
         parts.push(classifyImages(models, images, options));
       }
       return cat(parts, 0).toFloat32Array();

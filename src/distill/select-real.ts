@@ -48,16 +48,26 @@ function inBatches(source: Dataset, indices: readonly number[], batchSize: numbe
   );
 }
 
-export function selectRealImages(source: Dataset, models: Pick<LoadedModels, "selector" | "selectorPreprocess">, options: SelectRealOptions): RealSelection[] {
+export function selectRealImages(
+  source: Dataset,
+  models: Pick<LoadedModels, "selector" | "selectorPreprocess">,
+  options: SelectRealOptions,
+): RealSelection[] {
   const drawn = randomPerClassIndices(source, options.ipc * options.poolFactor, options.seed);
   const numClasses = models.selector.config.numClasses;
   return source.classes.map((_, label) => {
     const pool = drawn.filter((i) => source.labels[i] === label);
     const target = options.targets[label];
-    const probs = tidy(() => inBatches(source, pool, options.batchSize, (x) => classifyImages(models, x, { compat: "paper" })).toFloat32Array());
+    const probs = tidy(() =>
+      inBatches(source, pool, options.batchSize, (x) =>
+        classifyImages(models, x, { compat: "paper" }),
+      ).toFloat32Array(),
+    );
     const cands = scoreCandidates(probs, numClasses, target);
     const representative = resolveStrategy(options.strategy, options.ipc) === "representative";
-    const features = representative ? tidy(() => inBatches(source, pool, options.batchSize, (x) => imageFeatures(models, x)).toFloat32Array()) : undefined;
+    const features = representative
+      ? tidy(() => inBatches(source, pool, options.batchSize, (x) => imageFeatures(models, x)).toFloat32Array())
+      : undefined;
     const s = selectCandidates(cands, target, {
       strategy: options.strategy,
       ipc: options.ipc,
@@ -65,6 +75,13 @@ export function selectRealImages(source: Dataset, models: Pick<LoadedModels, "se
       random: randomSource(deriveSeed(options.seed, label, "select")),
       features: features && { data: features, dim: features.length / pool.length },
     });
-    return { label, pool, selected: s.selected.map((i) => pool[i]), strategy: s.strategy, filled: s.filled, confidence: cands.map((c) => c.confidence) };
+    return {
+      label,
+      pool,
+      selected: s.selected.map((i) => pool[i]),
+      strategy: s.strategy,
+      filled: s.filled,
+      confidence: cands.map((c) => c.confidence),
+    };
   });
 }

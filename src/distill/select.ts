@@ -26,7 +26,16 @@
 
 import { shuffled } from "../util/seed.js";
 
-export const STRATEGIES = ["confident", "least-confident", "correct", "random", "el2n", "representative", "mmd", "auto"] as const;
+export const STRATEGIES = [
+  "confident",
+  "least-confident",
+  "correct",
+  "random",
+  "el2n",
+  "representative",
+  "mmd",
+  "auto",
+] as const;
 export type Strategy = (typeof STRATEGIES)[number];
 export type FillRule = "random" | "ordered";
 
@@ -71,7 +80,8 @@ export interface Selection {
 /** Per-candidate records from the selector's class probabilities (rows of `probs`, one per candidate). */
 export function scoreCandidates(probs: Float32Array | Float64Array, numClasses: number, target: number): Candidate[] {
   const n = probs.length / numClasses;
-  if (!Number.isInteger(n)) throw new Error(`probabilities of length ${probs.length} do not divide into ${numClasses} classes`);
+  if (!Number.isInteger(n))
+    throw new Error(`probabilities of length ${probs.length} do not divide into ${numClasses} classes`);
   const out: Candidate[] = [];
   for (let i = 0; i < n; i++) {
     const row = probs.subarray(i * numClasses, (i + 1) * numClasses);
@@ -90,14 +100,19 @@ export function scoreCandidates(probs: Float32Array | Float64Array, numClasses: 
 /** `auto` switches from confident to least-confident at this IPC by default (the paper's high-IPC setting). */
 export const AUTO_IPC_THRESHOLD = 50;
 
-export function resolveStrategy(strategy: Strategy, ipc: number, autoIpcThreshold = AUTO_IPC_THRESHOLD): Exclude<Strategy, "auto"> {
+export function resolveStrategy(
+  strategy: Strategy,
+  ipc: number,
+  autoIpcThreshold = AUTO_IPC_THRESHOLD,
+): Exclude<Strategy, "auto"> {
   if (strategy !== "auto") return strategy;
   return ipc >= autoIpcThreshold ? "least-confident" : "confident";
 }
 
 export function selectCandidates(cands: readonly Candidate[], target: number, options: SelectOptions): Selection {
   if (options.ipc < 1) throw new Error(`IPC must be at least 1, got ${options.ipc}`);
-  if (cands.length < options.ipc) throw new Error(`the pool holds ${cands.length} candidates, fewer than IPC ${options.ipc}`);
+  if (cands.length < options.ipc)
+    throw new Error(`the pool holds ${cands.length} candidates, fewer than IPC ${options.ipc}`);
   const strategy = resolveStrategy(options.strategy, options.ipc, options.autoIpcThreshold);
   // Ties break by pool index so that the order never depends on the sort implementation.
   const key = options.rankBy === "max" ? (c: Candidate) => c.maxConfidence : (c: Candidate) => c.confidence;
@@ -120,10 +135,15 @@ export function selectCandidates(cands: readonly Candidate[], target: number, op
     case "representative":
     case "mmd": {
       if (!options.features) throw new Error(`the ${strategy} strategy needs the candidates' features`);
-      if (strategy === "mmd" && !options.reference) throw new Error("the mmd strategy needs the real reference images' features");
+      if (strategy === "mmd" && !options.reference)
+        throw new Error("the mmd strategy needs the real reference images' features");
       const correct = cands.filter((c) => c.prediction === target);
       const picked =
-        strategy === "mmd" ? kernelHerding(correct, options.features, options.reference!, options.ipc) : correct.length <= options.ipc ? correct : clusterCentres(correct, options.features, options.ipc, options.random);
+        strategy === "mmd"
+          ? kernelHerding(correct, options.features, options.reference!, options.ipc)
+          : correct.length <= options.ipc
+            ? correct
+            : clusterCentres(correct, options.features, options.ipc, options.random);
       const pickedSet = new Set(picked);
       // Below IPC correct candidates, the rest follow in confidence order (the fill rule decides their order).
       order = [...picked, ...[...cands].sort(byConfidence(1)).filter((c) => !pickedSet.has(c))];
@@ -131,7 +151,8 @@ export function selectCandidates(cands: readonly Candidate[], target: number, op
     }
   }
   // random and el2n rank every candidate; the others keep correct predictions first.
-  if (strategy === "random" || strategy === "el2n") return { selected: order.slice(0, options.ipc).map((c) => c.index), strategy, filled: 0 };
+  if (strategy === "random" || strategy === "el2n")
+    return { selected: order.slice(0, options.ipc).map((c) => c.index), strategy, filled: 0 };
   const correct = order.filter((c) => c.prediction === target);
   const chosen = correct.slice(0, options.ipc);
   const missing = options.ipc - chosen.length;
@@ -147,7 +168,12 @@ export function selectCandidates(cands: readonly Candidate[], target: number, op
  * iterations until the assignment is stable or 50 rounds) over the candidates' features; returns, for each cluster,
  * the member most similar to its centre (ties: lower pool index), the largest cluster first (ties: lower pool index).
  */
-export function clusterCentres(cands: readonly Candidate[], features: { data: Float32Array; dim: number }, k: number, random: () => number): Candidate[] {
+export function clusterCentres(
+  cands: readonly Candidate[],
+  features: { data: Float32Array; dim: number },
+  k: number,
+  random: () => number,
+): Candidate[] {
   const n = cands.length;
   const { data, dim } = features;
   const row = (i: number) => data.subarray(cands[i].index * dim, (cands[i].index + 1) * dim);
@@ -221,11 +247,17 @@ export function clusterCentres(cands: readonly Candidate[], features: { data: Fl
  * a(c) = mean_r K(c, r): the second term pulls toward where the real images are, the first pushes away from what is
  * already kept. Ties go to the lower pool index. Returns the picks in order.
  */
-export function kernelHerding(cands: readonly Candidate[], features: { data: Float32Array; dim: number }, reference: Float32Array, k: number): Candidate[] {
+export function kernelHerding(
+  cands: readonly Candidate[],
+  features: { data: Float32Array; dim: number },
+  reference: Float32Array,
+  k: number,
+): Candidate[] {
   const { data, dim } = features;
   const n = cands.length;
   const m = reference.length / dim;
-  if (!Number.isInteger(m) || m < 1) throw new Error(`the reference holds ${reference.length} values, not whole rows of ${dim}`);
+  if (!Number.isInteger(m) || m < 1)
+    throw new Error(`the reference holds ${reference.length} values, not whole rows of ${dim}`);
   if (n === 0) return [];
   const sqDist = (a: Float32Array, i: number, b: Float32Array, j: number) => {
     let s = 0;
@@ -257,13 +289,15 @@ export function kernelHerding(cands: readonly Candidate[], features: { data: Flo
     for (let i = 0; i < n; i++) {
       if (taken[i]) continue;
       const value = (kss + 2 * repulsion[i] + 1) / (size * size) - (2 * (aS + attraction[i])) / size;
-      if (value < bestValue || (value === bestValue && cands[i].index < cands[best].index)) [best, bestValue] = [i, value];
+      if (value < bestValue || (value === bestValue && cands[i].index < cands[best].index))
+        [best, bestValue] = [i, value];
     }
     taken[best] = 1;
     picks.push(cands[best]);
     kss += 2 * repulsion[best] + 1;
     aS += attraction[best];
-    for (let i = 0; i < n; i++) if (!taken[i]) repulsion[i] += Math.exp(-sqDist(data, cands[i].index, data, cands[best].index) / h);
+    for (let i = 0; i < n; i++)
+      if (!taken[i]) repulsion[i] += Math.exp(-sqDist(data, cands[i].index, data, cands[best].index) / h);
   }
   return picks;
 }

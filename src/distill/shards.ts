@@ -21,7 +21,8 @@ export function parseShard(text: string, source = `--shard ${text}`): Shard {
   if (!m) throw new InputError(`${source}: ${SHARD_FORMAT}`);
   const [index, count] = [Number(m[1]), Number(m[2])];
   if (count < 1) throw new InputError(`${source}: the shard count N must be at least 1, got ${count}`);
-  if (index >= count) throw new InputError(`${source}: the shard index K must be in 0..${count - 1} (K/N counts K from 0), got ${index}`);
+  if (index >= count)
+    throw new InputError(`${source}: the shard index K must be in 0..${count - 1} (K/N counts K from 0), got ${index}`);
   return { index, count, source };
 }
 
@@ -37,23 +38,35 @@ const integer = (env: NodeJS.ProcessEnv, name: string): number | undefined => {
  * or Slurm's SLURM_ARRAY_TASK_ID; else a Slurm job array's task (SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN of
  * SLURM_ARRAY_TASK_COUNT); else none (the whole run).
  */
-export function resolveShard(flags: { shard?: string; shards?: number }, env: NodeJS.ProcessEnv = process.env): Shard | undefined {
-  if (flags.shard !== undefined && flags.shards !== undefined) throw new InputError("give either --shard K/N or --shards N (with the index from the scheduler), not both");
+export function resolveShard(
+  flags: { shard?: string; shards?: number },
+  env: NodeJS.ProcessEnv = process.env,
+): Shard | undefined {
+  if (flags.shard !== undefined && flags.shards !== undefined)
+    throw new InputError("give either --shard K/N or --shards N (with the index from the scheduler), not both");
   if (flags.shard !== undefined) return parseShard(flags.shard);
   const slurmId = integer(env, "SLURM_ARRAY_TASK_ID");
   const slurmIndex = slurmId === undefined ? undefined : slurmId - (integer(env, "SLURM_ARRAY_TASK_MIN") ?? 0);
   if (flags.shards !== undefined) {
     const k8s = integer(env, "JOB_COMPLETION_INDEX");
-    const [index, name] = k8s !== undefined ? [k8s, `JOB_COMPLETION_INDEX=${k8s}`] : [slurmIndex, `SLURM_ARRAY_TASK_ID=${slurmId}`];
-    if (index === undefined) throw new InputError(`--shards ${flags.shards} takes the shard index from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) or SLURM_ARRAY_TASK_ID, and neither is set; use --shard K/N`);
+    const [index, name] =
+      k8s !== undefined ? [k8s, `JOB_COMPLETION_INDEX=${k8s}`] : [slurmIndex, `SLURM_ARRAY_TASK_ID=${slurmId}`];
+    if (index === undefined)
+      throw new InputError(
+        `--shards ${flags.shards} takes the shard index from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) or SLURM_ARRAY_TASK_ID, and neither is set; use --shard K/N`,
+      );
     return parseShard(`${index}/${flags.shards}`, `--shards ${flags.shards} with ${name}`);
   }
   if (slurmIndex === undefined) return undefined;
   const count = integer(env, "SLURM_ARRAY_TASK_COUNT");
   const source = `SLURM_ARRAY_TASK_ID=${slurmId}, SLURM_ARRAY_TASK_MIN=${env.SLURM_ARRAY_TASK_MIN ?? "unset"}, SLURM_ARRAY_TASK_COUNT=${count ?? "unset"}`;
-  if (count === undefined) throw new InputError(`a Slurm array task without SLURM_ARRAY_TASK_COUNT (${source}): pass --shard K/N`);
+  if (count === undefined)
+    throw new InputError(`a Slurm array task without SLURM_ARRAY_TASK_COUNT (${source}): pass --shard K/N`);
   // A sparse array (--array=0,4,9) has ids beyond its count: the shard index would not be the task's place in it.
-  if (slurmIndex < 0 || slurmIndex >= count) throw new InputError(`${source}: the array must be contiguous (e.g. --array=0-${count - 1}) for its tasks to be shards; or pass --shard K/N`);
+  if (slurmIndex < 0 || slurmIndex >= count)
+    throw new InputError(
+      `${source}: the array must be contiguous (e.g. --array=0-${count - 1}) for its tasks to be shards; or pass --shard K/N`,
+    );
   return { index: slurmIndex, count, source };
 }
 

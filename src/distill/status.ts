@@ -22,12 +22,19 @@ export interface RunStatus {
 }
 
 const isClassSpec = (v: unknown): v is ClassSpec =>
-  isRecord(v) && typeof v.label === "number" && typeof v.modelIndex === "number" && typeof v.id === "string" && typeof v.name === "string";
+  isRecord(v) &&
+  typeof v.label === "number" &&
+  typeof v.modelIndex === "number" &&
+  typeof v.id === "string" &&
+  typeof v.name === "string";
 
 export function runStatus(out: string, state: string | undefined, staleAfterS: number): RunStatus {
   const layout = runLayout(out, state);
   const path = runFile(layout);
-  if (!existsSync(path)) throw new InputError(`no cao2 run in ${out}: its state folder ${layout.state} holds no run.json (give the run's --state if it was started with one)`);
+  if (!existsSync(path))
+    throw new InputError(
+      `no cao2 run in ${out}: its state folder ${layout.state} holds no run.json (give the run's --state if it was started with one)`,
+    );
   const key = readStateJson<{ classes: ClassSpec[] }>(
     path,
     { what: "run settings", recover: "the run cannot be checked or continued: start it again in a new --out" },
@@ -37,7 +44,9 @@ export function runStatus(out: string, state: string | undefined, staleAfterS: n
     const record = readClassRecord(layout, c.label);
     if (record) return { class: c, state: "done", record };
     const lock = readLock(classLockPath(layout, c.label));
-    return lock ? { class: c, state: "running", lock, stale: staleReason(lock, staleAfterS) } : { class: c, state: "missing" };
+    return lock
+      ? { class: c, state: "running", lock, stale: staleReason(lock, staleAfterS) }
+      : { class: c, state: "missing" };
   });
   return { layout, classes, manifest: existsSync(join(out, "manifest.json")) };
 }

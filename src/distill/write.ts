@@ -168,8 +168,16 @@ export function writeClass(layout: RunLayout, c: ClassSpec, numClasses: number, 
 export function readClassRecord(layout: RunLayout, label: number): ClassRecord | undefined {
   const p = recordPath(layout, label);
   if (!existsSync(p)) return undefined;
-  const what = { what: `record of finished class ${label}`, recover: `delete it to redo class ${label} (the other finished classes are kept)` };
-  return readStateJson<ClassRecord>(p, what, (v) => isRecord(v) && v.label === label && Array.isArray(v.items) && v.items.every(isRecord) && Array.isArray(v.pool));
+  const what = {
+    what: `record of finished class ${label}`,
+    recover: `delete it to redo class ${label} (the other finished classes are kept)`,
+  };
+  return readStateJson<ClassRecord>(
+    p,
+    what,
+    (v) =>
+      isRecord(v) && v.label === label && Array.isArray(v.items) && v.items.every(isRecord) && Array.isArray(v.pool),
+  );
 }
 
 /** The random stream's state saved after a finished class, if there is one. */

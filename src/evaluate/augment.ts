@@ -41,9 +41,18 @@ function randomPermutations(gen: Generator, n: number, k: number): number[][] {
 function pickPixels(x: Tensor, rows: number[][], cols: number[][]): Tensor {
   return torch.tidy(() => {
     const n = rows.length;
-    const ix = (a: number[][], shape: number[]) => torch.fromArray(BigInt64Array.from(a.flat(), BigInt), shape, { device: x.device });
-    const batchIdx = ix(Array.from({ length: n }, (_, i) => [i]), [n, 1, 1]);
-    const picked = torch.callOp("index.Tensor", x, [batchIdx, null, ix(rows, [n, rows[0].length, 1]), ix(cols, [n, 1, cols[0].length])]);
+    const ix = (a: number[][], shape: number[]) =>
+      torch.fromArray(BigInt64Array.from(a.flat(), BigInt), shape, { device: x.device });
+    const batchIdx = ix(
+      Array.from({ length: n }, (_, i) => [i]),
+      [n, 1, 1],
+    );
+    const picked = torch.callOp("index.Tensor", x, [
+      batchIdx,
+      null,
+      ix(rows, [n, rows[0].length, 1]),
+      ix(cols, [n, 1, cols[0].length]),
+    ]);
     // advanced indices separated by a slice move to the front: [N, H', W', C]
     return picked.permute(0, 3, 1, 2).contiguous();
   });
@@ -200,7 +209,11 @@ function grey(x: Tensor, weights: number[]): Tensor {
   return r.mul(weights[0]).add(g.mul(weights[1])).add(b.mul(weights[2]));
 }
 
-export function applyColorJitter(x: Tensor, p: ColorJitterParams, style: ColorJitterOptions["style"] = "torchvision"): Tensor {
+export function applyColorJitter(
+  x: Tensor,
+  p: ColorJitterParams,
+  style: ColorJitterOptions["style"] = "torchvision",
+): Tensor {
   const [n, c] = checkBatch(x, "colorJitter");
   const weights = LUMA[style];
   return torch.tidy(() => {
@@ -255,7 +268,9 @@ export function lightingOffsets(n: number, channels: number, gen: Generator, opt
   return torch.tidy(() => {
     const alpha = torch.empty([n, 3]);
     torch.normalInto(alpha, 0, options.alphastd ?? 0.1, gen);
-    const offsets = alpha.mul(torch.tensor([...eigval])).matmul(torch.tensor(eigvec.map((r) => [...r])).transpose(0, 1));
+    const offsets = alpha
+      .mul(torch.tensor([...eigval]))
+      .matmul(torch.tensor(eigvec.map((r) => [...r])).transpose(0, 1));
     return channels === 1 ? offsets.mean(1, true) : offsets;
   });
 }

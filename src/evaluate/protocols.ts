@@ -17,7 +17,17 @@ import { normalize } from "../io/image.js";
 import { colorJitter, cutmix, lighting, randomHorizontalFlip, randomResizedCrop, shufflePatches } from "./augment.js";
 import { cutmixCrossEntropy, softLabelKl } from "./losses.js";
 import type { EvalPreset } from "./presets.js";
-import { everyNEpochs, hardEpochs, hardLr, hardTestEpochs, type Protocol, scaleEpochs, softBatchSize, softLr, softTestEpochs } from "./schedule.js";
+import {
+  everyNEpochs,
+  hardEpochs,
+  hardLr,
+  hardTestEpochs,
+  type Protocol,
+  scaleEpochs,
+  softBatchSize,
+  softLr,
+  softTestEpochs,
+} from "./schedule.js";
 import type { Classifier } from "../models/classifiers.js";
 import { BATCH_NORM_ONLY, checkStudentNorm, type StudentArch } from "./students.js";
 
@@ -102,20 +112,29 @@ export function protocolSettings(options: SettingsOptions): ProtocolSettings {
   const { protocol, preset } = options;
   const hard = protocol === "hard";
   const protocolEpochs = hard ? hardEpochs(options.ipc, options.numClasses) : SOFT_EPOCHS;
-  const epochScale = options.epochs !== undefined ? options.epochs / protocolEpochs : hard ? preset.hardEpochScale : preset.softEpochScale;
+  const epochScale =
+    options.epochs !== undefined
+      ? options.epochs / protocolEpochs
+      : hard
+        ? preset.hardEpochScale
+        : preset.softEpochScale;
   const epochs = options.epochs ?? scaleEpochs(protocolEpochs, epochScale);
   for (const [k, v] of [
     ["epochs", epochs],
     ["batch size", options.batchSize],
     ["test interval", options.testEvery],
   ] as const) {
-    if (v !== undefined && !(Number.isInteger(v) && v >= 1)) throw new InputError(`${k} must be a positive integer, got ${v}`);
+    if (v !== undefined && !(Number.isInteger(v) && v >= 1))
+      throw new InputError(`${k} must be a positive integer, got ${v}`);
   }
-  if (options.lr !== undefined && !(options.lr > 0)) throw new InputError(`learning rate must be positive, got ${options.lr}`);
-  if (options.weightDecay !== undefined && !(options.weightDecay >= 0)) throw new InputError(`weight decay must be 0 or more, got ${options.weightDecay}`);
+  if (options.lr !== undefined && !(options.lr > 0))
+    throw new InputError(`learning rate must be positive, got ${options.lr}`);
+  if (options.weightDecay !== undefined && !(options.weightDecay >= 0))
+    throw new InputError(`weight decay must be 0 or more, got ${options.weightDecay}`);
   const large = hard && preset.name === "imagenet" && options.numClasses >= IMAGENET_LARGE.minClasses;
   const overrides: SettingOverrides = {};
-  for (const k of ["epochs", "batchSize", "lr", "weightDecay"] as const) if (options[k] !== undefined) overrides[k] = options[k];
+  for (const k of ["epochs", "batchSize", "lr", "weightDecay"] as const)
+    if (options[k] !== undefined) overrides[k] = options[k];
   // The hard protocol's instance norm, except for the students that exist only with batch norm.
   const norm = options.norm ?? (hard && !BATCH_NORM_ONLY.includes(options.arch) ? "instance" : "batch");
   checkStudentNorm(options.arch, norm);
@@ -142,17 +161,32 @@ export function protocolSettings(options: SettingsOptions): ProtocolSettings {
     protocolEpochs,
     epochScale,
     epochs,
-    batchSize: options.batchSize ?? (hard ? (large ? IMAGENET_LARGE.minBatch : 64) : softBatchSize(options.ipc, options.numClasses, options.setSize)),
+    batchSize:
+      options.batchSize ??
+      (hard ? (large ? IMAGENET_LARGE.minBatch : 64) : softBatchSize(options.ipc, options.numClasses, options.setSize)),
     optimizer: hard
-      ? { name: "sgd", lr: options.lr ?? (large ? IMAGENET_LARGE.lr : 0.01), momentum: 0.9, weightDecay: options.weightDecay ?? (large ? IMAGENET_LARGE.weightDecay : 5e-4) }
-      : { name: "adamw", lr: options.lr ?? 1e-3, betas: [0.9, 0.999], weightDecay: options.weightDecay ?? 0.01, weightDecayOn: "weights with 2+ dimensions" },
+      ? {
+          name: "sgd",
+          lr: options.lr ?? (large ? IMAGENET_LARGE.lr : 0.01),
+          momentum: 0.9,
+          weightDecay: options.weightDecay ?? (large ? IMAGENET_LARGE.weightDecay : 5e-4),
+        }
+      : {
+          name: "adamw",
+          lr: options.lr ?? 1e-3,
+          betas: [0.9, 0.999],
+          weightDecay: options.weightDecay ?? 0.01,
+          weightDecayOn: "weights with 2+ dimensions",
+        },
     lrSchedule: hard ? "MultiStep: x0.2 at floor(2E/3) and floor(5E/6)" : "0.5 * (1 + cos(pi * e / E / 2)) per epoch",
     augment,
     augmentations: [...perImage, `Normalize(mean ${preset.mean}, std ${preset.std})`],
     cutmix: (options.cutmix ?? true) ? { p: 1, beta: 1 } : null,
     temperature: hard ? null : SOFT_TEMPERATURE,
     testEpochs,
-    branch: large ? `ImageNet, ${IMAGENET_LARGE.minClasses}+ classes: lr ${IMAGENET_LARGE.lr}, wd ${IMAGENET_LARGE.weightDecay}, batch >= ${IMAGENET_LARGE.minBatch}` : null,
+    branch: large
+      ? `ImageNet, ${IMAGENET_LARGE.minClasses}+ classes: lr ${IMAGENET_LARGE.lr}, wd ${IMAGENET_LARGE.weightDecay}, batch >= ${IMAGENET_LARGE.minBatch}`
+      : null,
     overrides,
   };
 }
@@ -193,7 +227,12 @@ export interface Trainer {
 }
 
 export function makeOptimizer(student: Classifier, options: OptimizerSettings): Optimizer<{ lr: number }> {
-  if (options.name === "sgd") return new torch.SGD(student.parameters(), { lr: options.lr, momentum: options.momentum, weightDecay: options.weightDecay });
+  if (options.name === "sgd")
+    return new torch.SGD(student.parameters(), {
+      lr: options.lr,
+      momentum: options.momentum,
+      weightDecay: options.weightDecay,
+    });
   // RDED's get_parameters: weight decay on parameters named "...weight" with 2+ dimensions, none on the rest
   const decay: Tensor[] = [];
   const rest: Tensor[] = [];
@@ -222,7 +261,12 @@ export function hardTrainer(student: Classifier, s: ProtocolSettings, preset: Ev
 }
 
 /** The teacher must be in eval mode; its logits are computed without gradients on the student's (mixed) input. */
-export function softTrainer(student: Classifier, teacher: Pick<Classifier, "forward">, s: ProtocolSettings, preset: EvalPreset): Trainer {
+export function softTrainer(
+  student: Classifier,
+  teacher: Pick<Classifier, "forward">,
+  s: ProtocolSettings,
+  preset: EvalPreset,
+): Trainer {
   const T = s.temperature ?? SOFT_TEMPERATURE;
   return {
     optimizer: makeOptimizer(student, s.optimizer),

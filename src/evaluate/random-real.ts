@@ -48,7 +48,8 @@ function checkTarget(out: string): void {
   if (readdirSync(out).length > 0) throw new InputError(`${out}: folder is not empty; choose a new output folder`);
 }
 
-const RANDOM_SELECTION = "per class, in label order: torch randperm of the class's image indices from one Generator(seed); the first IPC, sorted";
+const RANDOM_SELECTION =
+  "per class, in label order: torch randperm of the class's image indices from one Generator(seed); the first IPC, sorted";
 
 /** Writes the baseline; returns its manifest. */
 export function writeRandomReal(options: RandomRealOptions): RandomRealManifest {
@@ -57,7 +58,14 @@ export function writeRandomReal(options: RandomRealOptions): RandomRealManifest 
 }
 
 /** Writes the source images at `indices` (class by class) as a baseline folder; returns its manifest. */
-export function writeRealImages(options: RandomRealOptions & { indices: number[]; format: string; selection: string; details?: Record<string, unknown> }): RandomRealManifest {
+export function writeRealImages(
+  options: RandomRealOptions & {
+    indices: number[];
+    format: string;
+    selection: string;
+    details?: Record<string, unknown>;
+  },
+): RandomRealManifest {
   const out = resolve(options.out);
   checkTarget(out);
   const indices = options.indices;
@@ -77,7 +85,9 @@ export function writeRealImages(options: RandomRealOptions & { indices: number[]
       const label = options.source.labels[sourceIndex];
       const file = join(classes[label].folder, `${String(counts[label]++).padStart(width, "0")}.png`);
       const [c, h, w] = options.source.images.shape.slice(1);
-      const data = torch.tidy(() => options.source.images.select(0, sourceIndex).permute(1, 2, 0).contiguous().toBytes());
+      const data = torch.tidy(() =>
+        options.source.images.select(0, sourceIndex).permute(1, 2, 0).contiguous().toBytes(),
+      );
       writeFileSync(join(tmp, file), encodePng({ width: w, height: h, channels: c as 1 | 3, data }));
       return { file, label, sourceIndex };
     });

@@ -102,7 +102,10 @@ const describeSet = (name: string, ds: ImageSet): SetRecord => ({
 export async function runEvaluation(input: EvaluationInput): Promise<EvaluationRecord> {
   const t0 = performance.now();
   const s = input.settings;
-  const classMapping = matchClasses(input.train.classes, input.test.classes, { data: input.trainName, test: input.testName });
+  const classMapping = matchClasses(input.train.classes, input.test.classes, {
+    data: input.trainName,
+    test: input.testName,
+  });
   if (s.protocol === "soft" && !input.teacher) throw new Error("the soft-label protocol needs a teacher");
   const spec = studentSpec(s.arch, {
     numClasses: input.train.classes.length,
@@ -114,24 +117,43 @@ export async function runEvaluation(input: EvaluationInput): Promise<EvaluationR
   const resumed = input.only === undefined ? (input.done ?? []).slice(0, input.repeats) : [];
   const repeats: RepeatRecord[] = resumed.slice();
   if (repeats.length > 0) input.progress?.log(`resumed: ${repeats.length} of ${input.repeats} repeats already done`);
-  if (input.only !== undefined && !(Number.isInteger(input.only) && input.only >= 0 && input.only < input.repeats)) throw new Error(`repeat ${input.only} is not one of 0..${input.repeats - 1}`);
-  const todo = input.only !== undefined ? [input.only] : Array.from({ length: input.repeats - repeats.length }, (_, i) => repeats.length + i);
+  if (input.only !== undefined && !(Number.isInteger(input.only) && input.only >= 0 && input.only < input.repeats))
+    throw new Error(`repeat ${input.only} is not one of 0..${input.repeats - 1}`);
+  const todo =
+    input.only !== undefined
+      ? [input.only]
+      : Array.from({ length: input.repeats - repeats.length }, (_, i) => repeats.length + i);
   for (const r of todo) {
     const seed = deriveSeed(input.seed, r);
-    const student = buildClassifier(spec, { device: input.device, generator: new torch.Generator(deriveSeed(seed, "init")) });
-    const trainer = s.protocol === "hard" ? hardTrainer(student, s, input.preset) : softTrainer(student, input.teacher!, s, input.preset);
+    const student = buildClassifier(spec, {
+      device: input.device,
+      generator: new torch.Generator(deriveSeed(seed, "init")),
+    });
+    const trainer =
+      s.protocol === "hard"
+        ? hardTrainer(student, s, input.preset)
+        : softTrainer(student, input.teacher!, s, input.preset);
     const label = `repeat ${r + 1}/${input.repeats}`;
     input.progress?.stage(label, s.epochs);
     const result = await trainStudent(student, trainer, input.train, {
       epochs: s.epochs,
       batchSize: s.batchSize,
       testEpochs: s.testEpochs,
-      test: () => testAccuracy(student, input.test, { mean: input.preset.mean, std: input.preset.std, device: input.device, batchSize: input.testBatchSize }),
+      test: () =>
+        testAccuracy(student, input.test, {
+          mean: input.preset.mean,
+          std: input.preset.std,
+          device: input.device,
+          batchSize: input.testBatchSize,
+        }),
       device: input.device,
       dataGen: new torch.Generator(deriveSeed(seed, "data")),
       augGen: new torch.Generator(deriveSeed(seed, "augment")),
       onEpoch: (e) => {
-        if (e.top1 !== undefined) input.progress?.log(`${label} epoch ${e.epoch}/${s.epochs}: train loss ${e.trainLoss.toFixed(4)}, test top-1 ${e.top1.toFixed(2)}%`);
+        if (e.top1 !== undefined)
+          input.progress?.log(
+            `${label} epoch ${e.epoch}/${s.epochs}: train loss ${e.trainLoss.toFixed(4)}, test top-1 ${e.top1.toFixed(2)}%`,
+          );
         input.progress?.tick();
       },
     });
@@ -140,7 +162,9 @@ export async function runEvaluation(input: EvaluationInput): Promise<EvaluationR
     for (const t of student.stateDict().values()) t.dispose();
     const { curve, best, bestEpoch, final, seconds } = result;
     repeats.push({ repeat: r, seed, curve, best, bestEpoch, final, wallSeconds: seconds });
-    input.progress?.log(`${label}: best ${best.toFixed(2)}% (epoch ${bestEpoch}), final ${final.toFixed(2)}%, ${seconds.toFixed(0)} s`);
+    input.progress?.log(
+      `${label}: best ${best.toFixed(2)}% (epoch ${bestEpoch}), final ${final.toFixed(2)}%, ${seconds.toFixed(0)} s`,
+    );
     input.onRepeat?.(repeats);
   }
   return {
@@ -162,7 +186,9 @@ export async function runEvaluation(input: EvaluationInput): Promise<EvaluationR
     data: describeSet(input.trainName, input.train),
     test: describeSet(input.testName, input.test),
     classMapping,
-    teacher: input.teacher ? { path: input.teacher.path, sha256: input.teacher.sha256, spec: input.teacher.spec } : null,
+    teacher: input.teacher
+      ? { path: input.teacher.path, sha256: input.teacher.sha256, spec: input.teacher.spec }
+      : null,
     repeats,
     summary: summarise(repeats),
     wallSeconds: (performance.now() - t0) / 1000,

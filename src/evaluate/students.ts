@@ -26,7 +26,8 @@ export type StudentArch = (typeof STUDENT_ARCHS)[number];
 export const BATCH_NORM_ONLY: readonly StudentArch[] = ["mobilenet_v2", "efficientnet_b0"];
 
 export function checkStudentNorm(arch: StudentArch, norm: Norm2dKind): void {
-  if (BATCH_NORM_ONLY.includes(arch) && norm !== "batch") throw new InputError(`${arch} is built with batch norm only (torchvision's layout); got --norm ${norm}`);
+  if (BATCH_NORM_ONLY.includes(arch) && norm !== "batch")
+    throw new InputError(`${arch} is built with batch norm only (torchvision's layout); got --norm ${norm}`);
 }
 
 export interface StudentOptions {
@@ -46,9 +47,25 @@ export function studentSpec(arch: StudentArch, options: StudentOptions): Classif
   const common = { numClasses: options.numClasses, inChannels: options.inChannels };
   checkStudentNorm(arch, options.norm);
   if (arch === "mobilenet_v2") return { kind: "mobilenet_v2", norm: "batch", dropout: MOBILENET_V2_DROPOUT, ...common };
-  if (arch === "efficientnet_b0") return { kind: "efficientnet_b0", norm: "batch", dropout: EFFICIENTNET_B0_DROPOUT, stochasticDepth: EFFICIENTNET_B0_STOCHASTIC_DEPTH, ...common };
-  if (arch === "resnetap10") return { kind: "resnetap", depth: 10, norm: options.norm, stem: resnetAPStem(options.imageSize), ...common };
-  if (arch.startsWith("convnet")) return { kind: "convnet", depth: Number(arch.slice("convnet".length)), width: 128, norm: options.norm, imageSize: options.imageSize, ...common };
+  if (arch === "efficientnet_b0")
+    return {
+      kind: "efficientnet_b0",
+      norm: "batch",
+      dropout: EFFICIENTNET_B0_DROPOUT,
+      stochasticDepth: EFFICIENTNET_B0_STOCHASTIC_DEPTH,
+      ...common,
+    };
+  if (arch === "resnetap10")
+    return { kind: "resnetap", depth: 10, norm: options.norm, stem: resnetAPStem(options.imageSize), ...common };
+  if (arch.startsWith("convnet"))
+    return {
+      kind: "convnet",
+      depth: Number(arch.slice("convnet".length)),
+      width: 128,
+      norm: options.norm,
+      imageSize: options.imageSize,
+      ...common,
+    };
   const depth = Number(arch.slice("resnet".length)) as ResNetDepth;
   return { kind: "resnet", depth, norm: options.norm, stem: options.stem, ...common };
 }

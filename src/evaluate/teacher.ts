@@ -9,7 +9,15 @@ import * as torch from "../torch/index.js";
 import type { Tensor } from "../torch/index.js";
 import { matchClasses } from "../io/datasets/sets.js";
 import type { EvalPreset } from "./presets.js";
-import { archName, buildClassifier, type Classifier, CLASSIFIER_KINDS, type ClassifierSpec, classifierSpecOf, specOfSaved } from "../models/classifiers.js";
+import {
+  archName,
+  buildClassifier,
+  type Classifier,
+  CLASSIFIER_KINDS,
+  type ClassifierSpec,
+  classifierSpecOf,
+  specOfSaved,
+} from "../models/classifiers.js";
 
 export interface Teacher {
   model: Classifier;
@@ -34,12 +42,16 @@ export interface TeacherOptions {
 function readStateDict(path: string): Map<string, Tensor> {
   const sd = loadStateDict(path);
   const keys = [...sd.keys()];
-  if (keys.length > 0 && keys.every((k) => k.startsWith("module."))) return new Map(keys.map((k) => [k.slice(7), sd.get(k)!]));
+  if (keys.length > 0 && keys.every((k) => k.startsWith("module.")))
+    return new Map(keys.map((k) => [k.slice(7), sd.get(k)!]));
   return sd;
 }
 
 /** The model and its spec, from a cao2 model file's description or from the state dict's keys. */
-function readTeacher(path: string, o: TeacherOptions): { model: Classifier; spec: ClassifierSpec; preprocess?: Preprocess } {
+function readTeacher(
+  path: string,
+  o: TeacherOptions,
+): { model: Classifier; spec: ClassifierSpec; preprocess?: Preprocess } {
   const meta = readModelMetaOfKind(path, CLASSIFIER_KINDS, "a classifier");
   const sd = readStateDict(path);
   try {
@@ -78,12 +90,23 @@ function inputAdapter(preset: EvalPreset, pre: Preprocess | undefined): ((x: Ten
 
 export function loadTeacher(path: string, options: TeacherOptions): Teacher {
   const { model, spec, preprocess } = readTeacher(path, options);
-  if (options.arch !== undefined && options.arch !== archName(spec)) throw new InputError(`${path}: the checkpoint is a ${archName(spec)}, not a ${options.arch}`);
+  if (options.arch !== undefined && options.arch !== archName(spec))
+    throw new InputError(`${path}: the checkpoint is a ${archName(spec)}, not a ${options.arch}`);
   if (spec.numClasses !== options.classes.length)
-    throw new InputError(`${path}: the teacher has ${spec.numClasses} outputs but the data set has ${options.classes.length} classes`);
+    throw new InputError(
+      `${path}: the teacher has ${spec.numClasses} outputs but the data set has ${options.classes.length} classes`,
+    );
   if (spec.inChannels !== options.preset.channels)
-    throw new InputError(`${path}: the teacher takes ${spec.inChannels}-channel input but the ${options.preset.name} preset gives ${options.preset.channels} channels`);
+    throw new InputError(
+      `${path}: the teacher takes ${spec.inChannels}-channel input but the ${options.preset.name} preset gives ${options.preset.channels} channels`,
+    );
   model.freeze();
   const adapt = inputAdapter(options.preset, preprocess);
-  return { model, spec, path, preprocess, forward: adapt ? (x) => torch.tidy(() => model.forward(adapt(x))) : (x) => model.forward(x) };
+  return {
+    model,
+    spec,
+    path,
+    preprocess,
+    forward: adapt ? (x) => torch.tidy(() => model.forward(adapt(x))) : (x) => model.forward(x),
+  };
 }

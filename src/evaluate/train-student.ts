@@ -53,7 +53,11 @@ export interface TrainOptions {
 }
 
 /** The batches of `order` in turn, each requested while the one before is in use. */
-export async function* prefetched(data: ImageSet, order: readonly number[], batchSize: number): AsyncGenerator<{ images: Tensor; idx: number[] }> {
+export async function* prefetched(
+  data: ImageSet,
+  order: readonly number[],
+  batchSize: number,
+): AsyncGenerator<{ images: Tensor; idx: number[] }> {
   const slice = (start: number) => order.slice(start, start + batchSize);
   let next = order.length ? data.images(slice(0)) : null;
   for (let start = 0; start < order.length; start += batchSize) {
@@ -67,7 +71,12 @@ export async function* prefetched(data: ImageSet, order: readonly number[], batc
   }
 }
 
-export async function trainStudent(student: Classifier, trainer: Trainer, data: ImageSet, options: TrainOptions): Promise<TrainResult> {
+export async function trainStudent(
+  student: Classifier,
+  trainer: Trainer,
+  data: ImageSet,
+  options: TrainOptions,
+): Promise<TrainResult> {
   const t0 = performance.now();
   const n = data.labels.length;
   const tests = new Set(options.testEpochs);
@@ -111,10 +120,18 @@ export async function trainStudent(student: Classifier, trainer: Trainer, data: 
 }
 
 /** Top-1 accuracy in percent of `model` (already in eval mode) on a data set, normalised as in training. */
-export async function testAccuracy(model: Classifier, ds: ImageSet, options: { mean: number[]; std: number[]; device: string; batchSize?: number }): Promise<number> {
+export async function testAccuracy(
+  model: Classifier,
+  ds: ImageSet,
+  options: { mean: number[]; std: number[]; device: string; batchSize?: number },
+): Promise<number> {
   const n = ds.labels.length;
   let correct = 0;
-  for await (const { images, idx } of prefetched(ds, Array.from({ length: n }, (_, i) => i), options.batchSize ?? 500)) {
+  for await (const { images, idx } of prefetched(
+    ds,
+    Array.from({ length: n }, (_, i) => i),
+    options.batchSize ?? 500,
+  )) {
     correct += torch.noGrad(() =>
       torch.tidy(() => {
         const x = normalize(toUnitFloat(images.to(options.device)), options.mean, options.std);

@@ -36,8 +36,18 @@ export const FAMILY_NAMES: Record<Family, string> = {
 
 /** The architecture the keys and shapes match, or null when none does. */
 export function guessArchitecture(shapes: ShapeMap): ArchitectureGuess | null {
-  const m = shapes instanceof Map ? (shapes as ReadonlyMap<string, readonly number[]>) : new Map(Object.entries(shapes));
-  for (const guess of [ditOfficial, ditDiffusers, autoencoderKL, resnet, resnetAP, mobilenetV2, efficientNet, convnet]) {
+  const m =
+    shapes instanceof Map ? (shapes as ReadonlyMap<string, readonly number[]>) : new Map(Object.entries(shapes));
+  for (const guess of [
+    ditOfficial,
+    ditDiffusers,
+    autoencoderKL,
+    resnet,
+    resnetAP,
+    mobilenetV2,
+    efficientNet,
+    convnet,
+  ]) {
     const g = guess(m);
     if (g) return g;
   }
@@ -52,7 +62,9 @@ export function requireArchitecture(shapes: ShapeMap, family: Family, source: st
   if (g?.family === family && g.problem) throw new ArchitectureError(`${source}: ${g.problem}`);
   if (g?.family === family) return g;
   const keys = [...(shapes instanceof Map ? shapes.keys() : Object.keys(shapes))];
-  const what = g ? `it holds ${g.name} weights` : `its keys match no known architecture (keys: ${keys.slice(0, 4).join(", ")}${keys.length > 4 ? ", ..." : ""})`;
+  const what = g
+    ? `it holds ${g.name} weights`
+    : `its keys match no known architecture (keys: ${keys.slice(0, 4).join(", ")}${keys.length > 4 ? ", ..." : ""})`;
   throw new ArchitectureError(`${source}: expected a ${FAMILY_NAMES[family]} checkpoint, but ${what}`);
 }
 
@@ -71,11 +83,19 @@ const dim = (m: Shapes, key: string, d: number): number | null => m.get(key)?.[d
 
 function ditName(depth: number, hidden: number, patch: number): { name: string; heads: number | null } {
   const c = Object.entries(DIT_SIZES).find(([, s]) => s.depth === depth && s.hiddenSize === hidden);
-  return c ? { name: `DiT-${c[0]}/${patch}`, heads: c[1].numHeads } : { name: `DiT (depth ${depth}, hidden ${hidden}, patch ${patch})`, heads: null };
+  return c
+    ? { name: `DiT-${c[0]}/${patch}`, heads: c[1].numHeads }
+    : { name: `DiT (depth ${depth}, hidden ${hidden}, patch ${patch})`, heads: null };
 }
 
 /** Config shared by both DiT namings: patch embedding, label table and final projection. */
-function ditConfig(m: Shapes, depth: number, patchKey: string, labelKey: string, outKey: string): ArchitectureGuess["config"] & { name: string } {
+function ditConfig(
+  m: Shapes,
+  depth: number,
+  patchKey: string,
+  labelKey: string,
+  outKey: string,
+): ArchitectureGuess["config"] & { name: string } {
   const [hidden, inChannels, patch] = m.get(patchKey)!;
   const outChannels = (dim(m, outKey, 0) ?? 0) / (patch * patch);
   const rows = dim(m, labelKey, 0);
@@ -94,9 +114,20 @@ function ditConfig(m: Shapes, depth: number, patchKey: string, labelKey: string,
 }
 
 function ditOfficial(m: Shapes): ArchitectureGuess | null {
-  if (m.get("x_embedder.proj.weight")?.length !== 4 || !m.has("blocks.0.attn.qkv.weight") || !m.has("final_layer.linear.weight")) return null;
+  if (
+    m.get("x_embedder.proj.weight")?.length !== 4 ||
+    !m.has("blocks.0.attn.qkv.weight") ||
+    !m.has("final_layer.linear.weight")
+  )
+    return null;
   const depth = countIndexed(m, (i) => `blocks.${i}.attn.qkv.weight`);
-  const { name, ...config } = ditConfig(m, depth, "x_embedder.proj.weight", "y_embedder.embedding_table.weight", "final_layer.linear.weight");
+  const { name, ...config } = ditConfig(
+    m,
+    depth,
+    "x_embedder.proj.weight",
+    "y_embedder.embedding_table.weight",
+    "final_layer.linear.weight",
+  );
   const tokens = dim(m, "pos_embed", 1);
   const grid = tokens === null ? null : Math.round(Math.sqrt(tokens));
   const { gammaBlocks, problem } = ditGammas(m, depth, config.hidden as number);
@@ -120,32 +151,51 @@ function ditGammas(m: Shapes, depth: number, hidden: number): { gammaBlocks: num
   const expected = Array.from({ length: n }, (_, i) => gammaKeys(i, hidden)).flat();
   const beyond = present.filter((k) => gammaKeyBlock(k)! >= n);
   const missing = expected.filter(([k]) => !m.has(k)).map(([k]) => k);
-  const wrong = expected.filter(([k, s]) => m.has(k) && m.get(k)!.join() !== s.join()).map(([k, s]) => `${k} is [${m.get(k)}], expected [${s}]`);
+  const wrong = expected
+    .filter(([k, s]) => m.has(k) && m.get(k)!.join() !== s.join())
+    .map(([k, s]) => `${k} is [${m.get(k)}], expected [${s}]`);
   const parts: string[] = [];
   if (wrong.length) parts.push(listed(wrong));
   if (beyond.length) parts.push(`gammas beyond the first half: ${listed(beyond)}`);
   if (missing.length) parts.push(`missing ${listed(missing)}`);
   if (!parts.length) return { gammaBlocks: n };
   const where = n ? `blocks 0-${n - 1}` : "no block";
-  return { gammaBlocks: n, problem: `Minimax gammas do not match the DiT (depth ${depth}, hidden ${hidden}: expected in ${where}): ${parts.join("; ")}` };
+  return {
+    gammaBlocks: n,
+    problem: `Minimax gammas do not match the DiT (depth ${depth}, hidden ${hidden}: expected in ${where}): ${parts.join("; ")}`,
+  };
 }
 
 /** The first few items, and how many there are when more. */
-const listed = (items: string[], show = 3) => items.slice(0, show).join(", ") + (items.length > show ? `, ... (${items.length} in all)` : "");
+const listed = (items: string[], show = 3) =>
+  items.slice(0, show).join(", ") + (items.length > show ? `, ... (${items.length} in all)` : "");
 
 function ditDiffusers(m: Shapes): ArchitectureGuess | null {
-  if (m.get("pos_embed.proj.weight")?.length !== 4 || !m.has("transformer_blocks.0.attn1.to_q.weight") || !m.has("proj_out_2.weight")) return null;
+  if (
+    m.get("pos_embed.proj.weight")?.length !== 4 ||
+    !m.has("transformer_blocks.0.attn1.to_q.weight") ||
+    !m.has("proj_out_2.weight")
+  )
+    return null;
   const depth = countIndexed(m, (i) => `transformer_blocks.${i}.attn1.to_q.weight`);
-  const { name, ...config } = ditConfig(m, depth, "pos_embed.proj.weight", "transformer_blocks.0.norm1.emb.class_embedder.embedding_table.weight", "proj_out_2.weight");
+  const { name, ...config } = ditConfig(
+    m,
+    depth,
+    "pos_embed.proj.weight",
+    "transformer_blocks.0.norm1.emb.class_embedder.embedding_table.weight",
+    "proj_out_2.weight",
+  );
   // diffusers does not save the position embedding, so the sample size is not in the weights.
   return { family: "dit", name, naming: "diffusers", config: { ...config, latentSize: null, gammaBlocks: 0 } };
 }
 
 function autoencoderKL(m: Shapes): ArchitectureGuess | null {
-  if (!m.has("encoder.conv_in.weight") || !m.has("decoder.conv_in.weight") || !m.has("decoder.conv_out.weight")) return null;
+  if (!m.has("encoder.conv_in.weight") || !m.has("decoder.conv_in.weight") || !m.has("decoder.conv_out.weight"))
+    return null;
   const ldm = m.has("encoder.down.0.block.0.conv1.weight");
   if (!ldm && !m.has("encoder.down_blocks.0.resnets.0.conv1.weight")) return null;
-  const resnetKey = (i: number, j: number) => (ldm ? `encoder.down.${i}.block.${j}.conv1.weight` : `encoder.down_blocks.${i}.resnets.${j}.conv1.weight`);
+  const resnetKey = (i: number, j: number) =>
+    ldm ? `encoder.down.${i}.block.${j}.conv1.weight` : `encoder.down_blocks.${i}.resnets.${j}.conv1.weight`;
   const levels = countIndexed(m, (i) => resnetKey(i, 0));
   const blockOutChannels = Array.from({ length: levels }, (_, i) => m.get(resnetKey(i, 0))![0]);
   const layersPerBlock = countIndexed(m, (j) => resnetKey(0, j));
@@ -168,12 +218,22 @@ function autoencoderKL(m: Shapes): ArchitectureGuess | null {
     downsample: 2 ** (levels - 1),
     midAttention,
   };
-  const sd = blockOutChannels.join() === "128,256,512,512" && layersPerBlock === 2 && config.latentChannels === 4 && config.inChannels === 3;
-  return { family: "autoencoder-kl", name: sd ? "AutoencoderKL (Stable Diffusion VAE)" : "AutoencoderKL", naming: ldm ? "ldm" : "diffusers", config };
+  const sd =
+    blockOutChannels.join() === "128,256,512,512" &&
+    layersPerBlock === 2 &&
+    config.latentChannels === 4 &&
+    config.inChannels === 3;
+  return {
+    family: "autoencoder-kl",
+    name: sd ? "AutoencoderKL (Stable Diffusion VAE)" : "AutoencoderKL",
+    naming: ldm ? "ldm" : "diffusers",
+    config,
+  };
 }
 
 /** "batch" when a norm layer keeps running statistics, "instance" when it has only affine weights, else "none". */
-const normAt = (m: Shapes, prefix: string) => (m.has(`${prefix}.running_mean`) ? "batch" : m.has(`${prefix}.weight`) ? "instance" : "none");
+const normAt = (m: Shapes, prefix: string) =>
+  m.has(`${prefix}.running_mean`) ? "batch" : m.has(`${prefix}.weight`) ? "instance" : "none";
 
 function resnet(m: Shapes): ArchitectureGuess | null {
   if (m.get("conv1.weight")?.length !== 4 || !m.has("layer1.0.conv1.weight") || !m.has("fc.weight")) return null;
@@ -186,7 +246,16 @@ function resnet(m: Shapes): ArchitectureGuess | null {
     family: "resnet",
     name: `ResNet-${depth}`,
     naming: "torchvision",
-    config: { depth, blocks, bottleneck, numClasses: dim(m, "fc.weight", 0), inChannels, stemKernel, width: dim(m, "conv1.weight", 0), norm },
+    config: {
+      depth,
+      blocks,
+      bottleneck,
+      numClasses: dim(m, "fc.weight", 0),
+      inChannels,
+      stemKernel,
+      width: dim(m, "conv1.weight", 0),
+      norm,
+    },
   };
 }
 
@@ -199,7 +268,15 @@ function resnetAP(m: Shapes): ArchitectureGuess | null {
     family: "resnetap",
     name: `ResNet-AP-${depth}`,
     naming: "idc",
-    config: { depth, blocks, numClasses: dim(m, "fc.weight", 0), inChannels, stemKernel, width, norm: normAt(m, "layer0.bn1") },
+    config: {
+      depth,
+      blocks,
+      numClasses: dim(m, "fc.weight", 0),
+      inChannels,
+      stemKernel,
+      width,
+      norm: normAt(m, "layer0.bn1"),
+    },
   };
 }
 
@@ -214,7 +291,12 @@ const featureCount = (m: Shapes) => {
 };
 
 function mobilenetV2(m: Shapes): ArchitectureGuess | null {
-  if (m.get("features.0.0.weight")?.length !== 4 || !m.has("features.1.conv.0.0.weight") || m.get("classifier.1.weight")?.length !== 2) return null;
+  if (
+    m.get("features.0.0.weight")?.length !== 4 ||
+    !m.has("features.1.conv.0.0.weight") ||
+    m.get("classifier.1.weight")?.length !== 2
+  )
+    return null;
   const [numClasses, lastChannels] = m.get("classifier.1.weight")!;
   const [stemChannels, inChannels] = m.get("features.0.0.weight")!;
   const features = featureCount(m);
@@ -222,9 +304,18 @@ function mobilenetV2(m: Shapes): ArchitectureGuess | null {
   const standard = stemChannels === 32 && lastChannels === 1280 && features === 19;
   return {
     family: "mobilenet_v2",
-    name: standard ? "MobileNetV2" : `MobileNetV2 (stem ${stemChannels}, ${features - 2} blocks, ${lastChannels} features)`,
+    name: standard
+      ? "MobileNetV2"
+      : `MobileNetV2 (stem ${stemChannels}, ${features - 2} blocks, ${lastChannels} features)`,
     naming: "torchvision",
-    config: { numClasses, inChannels, stemChannels, blocks: features - 2, lastChannels, widthMultiplier: standard ? 1 : null },
+    config: {
+      numClasses,
+      inChannels,
+      stemChannels,
+      blocks: features - 2,
+      lastChannels,
+      widthMultiplier: standard ? 1 : null,
+    },
   };
 }
 
@@ -232,10 +323,17 @@ function mobilenetV2(m: Shapes): ArchitectureGuess | null {
 const EFFICIENTNET_B0_BLOCKS = [1, 2, 2, 3, 3, 4, 1];
 
 function efficientNet(m: Shapes): ArchitectureGuess | null {
-  if (m.get("features.0.0.weight")?.length !== 4 || !m.has("features.1.0.block.0.0.weight") || m.get("classifier.1.weight")?.length !== 2) return null;
+  if (
+    m.get("features.0.0.weight")?.length !== 4 ||
+    !m.has("features.1.0.block.0.0.weight") ||
+    m.get("classifier.1.weight")?.length !== 2
+  )
+    return null;
   const [numClasses, lastChannels] = m.get("classifier.1.weight")!;
   const [stemChannels, inChannels] = m.get("features.0.0.weight")!;
-  const blocks = Array.from({ length: featureCount(m) - 2 }, (_, s) => countIndexed(m, (i) => `features.${s + 1}.${i}.block.0.0.weight`));
+  const blocks = Array.from({ length: featureCount(m) - 2 }, (_, s) =>
+    countIndexed(m, (i) => `features.${s + 1}.${i}.block.0.0.weight`),
+  );
   const b0 = stemChannels === 32 && lastChannels === 1280 && blocks.join() === EFFICIENTNET_B0_BLOCKS.join();
   return {
     family: "efficientnet",
@@ -255,7 +353,11 @@ function convnet(m: Shapes): ArchitectureGuess | null {
   const [width, inChannels] = convs[0][1];
   // The layer after the first conv is its norm, if any: BatchNorm keeps running statistics, instance norm
   // (GroupNorm with one group per channel) only an affine weight.
-  const norm = m.has("features.1.running_mean") ? "batch" : m.get("features.1.weight")?.length === 1 ? "instance" : "none";
+  const norm = m.has("features.1.running_mean")
+    ? "batch"
+    : m.get("features.1.weight")?.length === 1
+      ? "instance"
+      : "none";
   const [numClasses, features] = m.get("classifier.weight")!;
   // Each layer halves the resolution (2x2 average pooling), so the flattened feature size gives the input size.
   const side = Math.sqrt(features / width);
@@ -263,6 +365,13 @@ function convnet(m: Shapes): ArchitectureGuess | null {
     family: "convnet",
     name: `ConvNet-${depth}`,
     naming: "dc",
-    config: { depth, width, inChannels, numClasses, norm, inputSize: Number.isInteger(side) ? side * 2 ** depth : null },
+    config: {
+      depth,
+      width,
+      inChannels,
+      numClasses,
+      norm,
+      inputSize: Number.isInteger(side) ? side * 2 ** depth : null,
+    },
   };
 }

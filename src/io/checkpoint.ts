@@ -103,9 +103,13 @@ export function detectFormat(path: string): CheckpointFormat {
   }
   if (size === 0) throw new CheckpointError(path, "the file is empty");
   if (head.length >= 4 && head.readUInt32LE(0) === 0x04034b50) return "torch";
-  if (head[0] === 0x80 && head.length >= 2 && head[1] >= 2 && head[1] <= 5) throw new CheckpointError(path, LEGACY_FORMAT_HELP);
+  if (head[0] === 0x80 && head.length >= 2 && head[1] >= 2 && head[1] <= 5)
+    throw new CheckpointError(path, LEGACY_FORMAT_HELP);
   if (head.length === 9 && head[8] === 0x7b) return "safetensors";
-  throw new CheckpointError(path, "not a checkpoint format cao2 reads (expected safetensors or a torch.save zip archive: .pt/.pth/.bin/.ckpt)");
+  throw new CheckpointError(
+    path,
+    "not a checkpoint format cao2 reads (expected safetensors or a torch.save zip archive: .pt/.pth/.bin/.ckpt)",
+  );
 }
 
 /** Opens a checkpoint as an index of its state-dict tensors; nothing is read until a tensor is loaded. Close it. */
@@ -126,7 +130,8 @@ function checkSizes(ck: Checkpoint, limit: number): void {
   let total = 0n;
   for (const e of ck.tensors.values()) {
     const bytes = BigInt(e.numel) * BigInt(ITEM_SIZE[e.dtype]);
-    if (bytes > BigInt(limit)) throw new CheckpointError(ck.path, overLimit(`tensor '${e.key}' (${e.dtype} [${e.shape}])`, bytes, limit));
+    if (bytes > BigInt(limit))
+      throw new CheckpointError(ck.path, overLimit(`tensor '${e.key}' (${e.dtype} [${e.shape}])`, bytes, limit));
     total += bytes;
   }
   const fileSize = BigInt(statSync(ck.path).size);
@@ -152,7 +157,8 @@ export function loadStateDict(path: string, opts: LoadOptions = {}): Map<string,
   try {
     for (const [k, e] of ck.tensors) {
       let t = e.load();
-      if (opts.dtype && opts.dtype !== t.dtype && isFloating(t.dtype) && isFloating(opts.dtype)) t = replace(t, t.to(opts.dtype));
+      if (opts.dtype && opts.dtype !== t.dtype && isFloating(t.dtype) && isFloating(opts.dtype))
+        t = replace(t, t.to(opts.dtype));
       if (opts.device && opts.device !== t.device) t = replace(t, t.to(opts.device));
       out.set(k, t);
     }
@@ -178,7 +184,11 @@ export interface LoadIntoOptions extends OpenOptions {
  * Reads a checkpoint straight into existing tensors (a model's stateDict(): live parameters and buffers), one
  * tensor at a time, converting dtype and device as copy_ does. Keys and shapes are checked before anything is read.
  */
-export function loadInto(target: ReadonlyMap<string, Tensor>, path: string, opts: LoadIntoOptions = {}): LoadReport & { skipped: SkippedEntry[] } {
+export function loadInto(
+  target: ReadonlyMap<string, Tensor>,
+  path: string,
+  opts: LoadIntoOptions = {},
+): LoadReport & { skipped: SkippedEntry[] } {
   const ck = openCheckpoint(path, opts);
   try {
     const report = checkStateDict(target, ck.tensors, opts.strict ?? true, opts.modelName ?? "the model");
@@ -204,8 +214,12 @@ function openSafetensors(path: string, opts: OpenOptions): Checkpoint {
       const inside = names.filter((n) => n.startsWith(p));
       if (!inside.length) {
         const have = [...new Set(names.map((n) => `'${n.split(".")[0]}'`))];
-        const listed = have.length > 8 ? `${have.slice(0, 8).join(", ")}, ... (${have.length} in all)` : have.join(", ") || "none";
-        throw new CheckpointError(path, `no entry '${unwrap}' to take the state dict from (no key starts with '${p}'; top-level names: ${listed})`);
+        const listed =
+          have.length > 8 ? `${have.slice(0, 8).join(", ")}, ... (${have.length} in all)` : have.join(", ") || "none";
+        throw new CheckpointError(
+          path,
+          `no entry '${unwrap}' to take the state dict from (no key starts with '${p}'; top-level names: ${listed})`,
+        );
       }
       for (const n of names) if (!n.startsWith(p)) skipped.push({ key: n, kind: "tensor outside the chosen entry" });
       names = inside;
@@ -225,7 +239,16 @@ function openSafetensors(path: string, opts: OpenOptions): Checkpoint {
         loadInto: (dst) => f.getInto(name, dst),
       });
     }
-    return { path, format: "safetensors", tensors: entries, skipped, unwrapped, strippedPrefix: strip || null, metadata: f.metadata, close: () => f.close() };
+    return {
+      path,
+      format: "safetensors",
+      tensors: entries,
+      skipped,
+      unwrapped,
+      strippedPrefix: strip || null,
+      metadata: f.metadata,
+      close: () => f.close(),
+    };
   } catch (e) {
     f.close();
     throw e;
@@ -243,7 +266,8 @@ function openTorch(path: string, opts: OpenOptions): Checkpoint {
     const counts = new Map<unknown, Count>();
     if (name !== null) {
       // Report what sits beside the chosen entry (epoch, optimizer, args, ...).
-      for (const [k, v] of children(root)) if (String(k) !== name.split(".")[0]) skipped.push({ key: String(k), kind: summarize(v, counts) });
+      for (const [k, v] of children(root))
+        if (String(k) !== name.split(".")[0]) skipped.push({ key: String(k), kind: summarize(v, counts) });
     }
     const walk = count(base, counts, new Set());
     const distinct = distinctEntries(base);
@@ -266,7 +290,16 @@ function openTorch(path: string, opts: OpenOptions): Checkpoint {
         loadInto: (dst) => a.loadInto(ref, k, dst),
       });
     }
-    return { path, format: "torch", tensors: entries, skipped, unwrapped: name, strippedPrefix: strip || null, metadata: {}, close: () => a.close() };
+    return {
+      path,
+      format: "torch",
+      tensors: entries,
+      skipped,
+      unwrapped: name,
+      strippedPrefix: strip || null,
+      metadata: {},
+      close: () => a.close(),
+    };
   } catch (e) {
     a.close();
     throw e;
@@ -279,7 +312,12 @@ function isContainer(v: unknown): v is Map<unknown, unknown> | PyObject {
 }
 
 function isModule(v: unknown): v is PyObject {
-  return v instanceof PyObject && v.state instanceof Map && v.state.get("_parameters") instanceof Map && v.state.get("_modules") instanceof Map;
+  return (
+    v instanceof PyObject &&
+    v.state instanceof Map &&
+    v.state.get("_parameters") instanceof Map &&
+    v.state.get("_modules") instanceof Map
+  );
 }
 
 /** A container's entries: a dict's items, or a module's parameters, persistent buffers and submodules. */
@@ -287,8 +325,14 @@ function children(v: Map<unknown, unknown> | PyObject): [unknown, unknown][] {
   if (v instanceof Map) return [...v];
   const st = v.state as Map<string, unknown>;
   const nonPersistent = st.get("_non_persistent_buffers_set");
-  const buffers = [...((st.get("_buffers") as Map<unknown, unknown> | undefined) ?? [])].filter(([k]) => !(nonPersistent instanceof Set && nonPersistent.has(k)));
-  return [...(st.get("_parameters") as Map<unknown, unknown>), ...buffers, ...(st.get("_modules") as Map<unknown, unknown>)].filter(([, x]) => x !== null);
+  const buffers = [...((st.get("_buffers") as Map<unknown, unknown> | undefined) ?? [])].filter(
+    ([k]) => !(nonPersistent instanceof Set && nonPersistent.has(k)),
+  );
+  return [
+    ...(st.get("_parameters") as Map<unknown, unknown>),
+    ...buffers,
+    ...(st.get("_modules") as Map<unknown, unknown>),
+  ].filter(([, x]) => x !== null);
 }
 
 /** State dicts nest a few levels; a pickle nested deeper than this is refused rather than walked. */
@@ -301,16 +345,25 @@ function holdsTensors(v: unknown, seen = new Set<unknown>(), depth = 0): boolean
   return children(v).some(([, x]) => holdsTensors(x, seen, depth + 1));
 }
 
-function chooseBase(path: string, root: Map<unknown, unknown> | PyObject, unwrap: string): { base: unknown; name: string | null } {
+function chooseBase(
+  path: string,
+  root: Map<unknown, unknown> | PyObject,
+  unwrap: string,
+): { base: unknown; name: string | null } {
   if (unwrap === "none") return { base: root, name: null };
   if (unwrap === "auto") {
     if (isModule(root) || children(root).some(([, v]) => v instanceof TensorRef)) return { base: root, name: null };
     const found = WRAPPER_KEYS.filter((k) => root instanceof Map && holdsTensors(root.get(k)));
     if (found.includes("ema")) return { base: (root as Map<unknown, unknown>).get("ema"), name: "ema" };
     if (found.length > 1) {
-      throw new CheckpointError(path, `the file holds several state dicts (${found.map((k) => `'${k}'`).join(", ")}); choose one with the unwrap option (e.g. --unwrap ${found.includes("ema") ? "ema" : found[0]})`);
+      throw new CheckpointError(
+        path,
+        `the file holds several state dicts (${found.map((k) => `'${k}'`).join(", ")}); choose one with the unwrap option (e.g. --unwrap ${found.includes("ema") ? "ema" : found[0]})`,
+      );
     }
-    return found.length ? { base: (root as Map<unknown, unknown>).get(found[0]), name: found[0] } : { base: root, name: null };
+    return found.length
+      ? { base: (root as Map<unknown, unknown>).get(found[0]), name: found[0] }
+      : { base: root, name: null };
   }
   // An explicit key, possibly a dotted path into nested dicts.
   let v: unknown = root;
@@ -319,7 +372,10 @@ function chooseBase(path: string, root: Map<unknown, unknown> | PyObject, unwrap
     if (!next) {
       const keys = isContainer(root) ? children(root).map(([k]) => `'${String(k)}'`) : [];
       const have = keys.slice(0, 12).join(", ") + (keys.length > 12 ? `, ... (${keys.length} in all)` : "");
-      throw new CheckpointError(path, `no entry '${unwrap}' to take the state dict from (top-level entries: ${have || "none"})`);
+      throw new CheckpointError(
+        path,
+        `no entry '${unwrap}' to take the state dict from (top-level entries: ${have || "none"})`,
+      );
     }
     v = next[1];
   }
@@ -401,7 +457,8 @@ function flatten(st: FlattenState, v: unknown, key: string): void {
     skipped.push({ key, kind: "a reference to an enclosing container" });
     return;
   }
-  if (onPath.size >= MAX_DEPTH) throw new CheckpointError(path, `entry '${key}' is nested more than ${MAX_DEPTH} levels deep`);
+  if (onPath.size >= MAX_DEPTH)
+    throw new CheckpointError(path, `entry '${key}' is nested more than ${MAX_DEPTH} levels deep`);
   onPath.add(v);
   for (const [k, x] of children(v)) {
     if (typeof k !== "string" && typeof k !== "number") {
@@ -422,7 +479,8 @@ function summarize(v: unknown, memo: Map<unknown, Count>): string {
 }
 
 function choosePrefix(keys: string[], opt: string | undefined): string {
-  if (opt === undefined || opt === "auto") return AUTO_PREFIXES.find((p) => keys.length > 0 && keys.every((k) => k.startsWith(p))) ?? "";
+  if (opt === undefined || opt === "auto")
+    return AUTO_PREFIXES.find((p) => keys.length > 0 && keys.every((k) => k.startsWith(p))) ?? "";
   return opt;
 }
 

@@ -40,7 +40,9 @@ function decodeJpeg(bytes: Uint8Array, o: DecodeOptions): RawImage {
   if (frame) {
     checkPixels(frame.width, frame.height, o);
     if (frame.width * frame.height > JPEG_MAX_PIXELS_PER_BYTE * bytes.length) {
-      throw new InputError(`a JPEG of ${bytes.length} bytes cannot hold a ${frame.width}x${frame.height} image (at least one bit per 8x8 block): truncated or corrupt`);
+      throw new InputError(
+        `a JPEG of ${bytes.length} bytes cannot hold a ${frame.width}x${frame.height} image (at least one bit per 8x8 block): truncated or corrupt`,
+      );
     }
   }
   const maxPixels = o.maxPixels ?? readLimits().maxImagePixels;

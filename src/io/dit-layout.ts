@@ -3,7 +3,9 @@
 // ("gammas") of a Minimax-fine-tuned DiT (docs/minimax.md): which blocks carry them, their keys and shapes.
 
 /** Depth, width and heads of the DiT paper's model sizes (its Table 1). */
-export const DIT_SIZES: Readonly<Record<"S" | "B" | "L" | "XL", { depth: number; hiddenSize: number; numHeads: number }>> = {
+export const DIT_SIZES: Readonly<
+  Record<"S" | "B" | "L" | "XL", { depth: number; hiddenSize: number; numHeads: number }>
+> = {
   S: { depth: 12, hiddenSize: 384, numHeads: 6 },
   B: { depth: 12, hiddenSize: 768, numHeads: 12 },
   L: { depth: 24, hiddenSize: 1024, numHeads: 16 },

@@ -12,7 +12,10 @@ export function openRegular(path: string): { fd: number; size: number } {
   const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const st = fstatSync(fd);
-    if (!st.isFile()) throw new InputError(`${path}: not a regular file (${st.isDirectory() ? "a folder" : st.isFIFO() ? "a named pipe" : st.isCharacterDevice() || st.isBlockDevice() ? "a device" : "a special file"})`);
+    if (!st.isFile())
+      throw new InputError(
+        `${path}: not a regular file (${st.isDirectory() ? "a folder" : st.isFIFO() ? "a named pipe" : st.isCharacterDevice() || st.isBlockDevice() ? "a device" : "a special file"})`,
+      );
     return { fd, size: st.size };
   } catch (e) {
     closeSync(fd);
@@ -24,7 +27,8 @@ export function openRegular(path: string): { fd: number; size: number } {
 export function readRegularFile(path: string, maxBytes: number, limit: string): Buffer {
   const { fd, size } = openRegular(path);
   try {
-    if (size > maxBytes) throw new InputError(`${path}: ${formatBytes(size)}, over the ${formatBytes(maxBytes)} limit (${limit})`);
+    if (size > maxBytes)
+      throw new InputError(`${path}: ${formatBytes(size)}, over the ${formatBytes(maxBytes)} limit (${limit})`);
     // A file that shrank while being read gives what is there; the format reader checks it.
     const buf = Buffer.alloc(size);
     return buf.subarray(0, readAt(fd, buf, 0));

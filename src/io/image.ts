@@ -29,9 +29,12 @@ export function imageToTensor(img: RawImage, channels?: 1 | 3): Tensor {
  * [0, 255], truncated. C must be 1 or 3.
  */
 export function tensorToImage(t: Tensor): RawImage {
-  if (t.ndim !== 3 || (t.size(0) !== 1 && t.size(0) !== 3)) throw new Error(`tensorToImage: expected [1|3, H, W], got [${t.shape}]`);
+  if (t.ndim !== 3 || (t.size(0) !== 1 && t.size(0) !== 3))
+    throw new Error(`tensorToImage: expected [1|3, H, W], got [${t.shape}]`);
   const [c, h, w] = t.shape;
-  const data = torch.tidy(() => t.to("float32").mul(255).add(0.5).clamp(0, 255).to("uint8").permute(1, 2, 0).contiguous().toBytes());
+  const data = torch.tidy(() =>
+    t.to("float32").mul(255).add(0.5).clamp(0, 255).to("uint8").permute(1, 2, 0).contiguous().toBytes(),
+  );
   return { width: w, height: h, channels: c as 1 | 3, data };
 }
 
@@ -63,9 +66,10 @@ export interface ResizeOptions {
 export function resizeImages(x: Tensor, size: readonly [number, number], options: ResizeOptions = {}): Tensor {
   return torch.tidy(() => {
     const f = x.dtype === "uint8" ? x.to("float32") : x;
-    const y = (options.antialias ?? true)
-      ? torch.callOp("_upsample_bilinear2d_aa.vec", f, size, false, null)
-      : torch.F.interpolate(f, { size: [size[0], size[1]], mode: "bilinear", alignCorners: false });
+    const y =
+      (options.antialias ?? true)
+        ? torch.callOp("_upsample_bilinear2d_aa.vec", f, size, false, null)
+        : torch.F.interpolate(f, { size: [size[0], size[1]], mode: "bilinear", alignCorners: false });
     return x.dtype === "uint8" ? torch.round(y).clamp(0, 255).to("uint8") : y;
   });
 }
@@ -76,7 +80,9 @@ export function convertChannelsTensor(x: Tensor, channels: number): Tensor {
   if (c === channels) return x;
   if (c === 1 && channels === 3) return x.expand(x.size(0), 3, x.size(2), x.size(3));
   if (c === 3 && channels === 1) {
-    return torch.tidy(() => torch.sum(x.mul(torch.tensor([0.299, 0.587, 0.114], { device: x.device }).view(1, 3, 1, 1)), 1, true));
+    return torch.tidy(() =>
+      torch.sum(x.mul(torch.tensor([0.299, 0.587, 0.114], { device: x.device }).view(1, 3, 1, 1)), 1, true),
+    );
   }
   throw new InputError(`cannot convert ${c}-channel images to ${channels} channels`);
 }
@@ -85,10 +91,17 @@ export function convertChannelsTensor(x: Tensor, channels: number): Tensor {
 export function normalize(x: Tensor, mean: readonly number[], std: readonly number[]): Tensor {
   if (x.ndim !== 4) throw new Error(`normalize: expected a [N, C, H, W] batch, got [${x.shape}]`);
   const c = x.size(1);
-  if (mean.length !== c || std.length !== c) throw new Error(`normalize: ${c} channels but ${mean.length} means and ${std.length} stds`);
+  if (mean.length !== c || std.length !== c)
+    throw new Error(`normalize: ${c} channels but ${mean.length} means and ${std.length} stds`);
   return torch.tidy(() => {
-    const m = torch.tensor([...mean]).reshape(1, c, 1, 1).to(x.device);
-    const s = torch.tensor([...std]).reshape(1, c, 1, 1).to(x.device);
+    const m = torch
+      .tensor([...mean])
+      .reshape(1, c, 1, 1)
+      .to(x.device);
+    const s = torch
+      .tensor([...std])
+      .reshape(1, c, 1, 1)
+      .to(x.device);
     return x.sub(m).div(s);
   });
 }

@@ -15,7 +15,10 @@ export interface ReadLimits {
   maxImagePixels: number;
 }
 
-export const DEFAULT_READ_LIMITS: Readonly<ReadLimits> = Object.freeze({ maxTensorBytes: 2 ** 30, maxImagePixels: 89_478_485 });
+export const DEFAULT_READ_LIMITS: Readonly<ReadLimits> = Object.freeze({
+  maxTensorBytes: 2 ** 30,
+  maxImagePixels: 89_478_485,
+});
 
 let current: ReadLimits = { ...DEFAULT_READ_LIMITS };
 
@@ -27,7 +30,8 @@ export function readLimits(): Readonly<ReadLimits> {
 /** Changes the process-wide limits (the CLI's --max-tensor-bytes / --max-image-pixels); returns the previous ones. */
 export function setReadLimits(layout: Partial<ReadLimits>): ReadLimits {
   for (const [k, v] of Object.entries(layout)) {
-    if (v !== undefined && !(Number.isSafeInteger(v) && v > 0)) throw new InputError(`read limit ${k} must be a positive integer, got ${v}`);
+    if (v !== undefined && !(Number.isSafeInteger(v) && v > 0))
+      throw new InputError(`read limit ${k} must be a positive integer, got ${v}`);
   }
   const prev = current;
   current = { ...current, ...Object.fromEntries(Object.entries(layout).filter(([, v]) => v !== undefined)) };
@@ -57,7 +61,8 @@ const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 export function checkedNumel(shape: readonly unknown[]): { numel: number } | { problem: string } {
   let n = 1n;
   for (const d of shape) {
-    if (typeof d !== "number" || !Number.isSafeInteger(d) || d < 0) return { problem: `dimension ${String(d)} is not a non-negative integer below 2^53` };
+    if (typeof d !== "number" || !Number.isSafeInteger(d) || d < 0)
+      return { problem: `dimension ${String(d)} is not a non-negative integer below 2^53` };
     n *= BigInt(d);
   }
   if (n > MAX_SAFE) return { problem: `its element count ${n} exceeds 2^53 - 1` };

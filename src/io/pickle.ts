@@ -85,7 +85,13 @@ const MAX_INT_DIGITS = 4300;
 
 /** The shallow size of a value: what copying it costs. */
 const sizeOf = (v: unknown): number =>
-  Array.isArray(v) || v instanceof Uint8Array ? v.length : v instanceof Map || v instanceof Set ? v.size : typeof v === "string" ? v.length : 1;
+  Array.isArray(v) || v instanceof Uint8Array
+    ? v.length
+    : v instanceof Map || v instanceof Set
+      ? v.size
+      : typeof v === "string"
+        ? v.length
+        : 1;
 
 export interface UnpickleOptions {
   /** Extra allowlisted callables by qualified name ("module.name"), on top of the generic ones below. */
@@ -167,7 +173,8 @@ function halfToNumber(h: number): number {
   return s * (1 + f / 1024) * 2 ** (e - 15);
 }
 
-const safeInt = (v: bigint) => (v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v);
+const safeInt = (v: bigint) =>
+  v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
 
 /** A numpy array as data: dtype, shape and the raw bytes (or the object list of an object array). */
 export class NumpyArray implements Buildable {
@@ -186,7 +193,10 @@ export class NumpyArray implements Buildable {
   /** The values as numbers when the dtype is numeric, else null. */
   values(): (number | bigint | boolean)[] | null {
     if (!this.dtype || !(this.data instanceof Uint8Array)) return null;
-    return this.dtype.decode(this.data, this.shape.reduce((a, b) => a * b, 1));
+    return this.dtype.decode(
+      this.data,
+      this.shape.reduce((a, b) => a * b, 1),
+    );
   }
 }
 
@@ -194,7 +204,8 @@ function bytesOf(v: unknown, what: string, vm: PickleVM): Uint8Array {
   if (v === undefined) return new Uint8Array(0);
   vm.charge(sizeOf(v));
   if (v instanceof Uint8Array) return new Uint8Array(v);
-  if (Array.isArray(v) && v.every((x) => Number.isInteger(x) && x >= 0 && x < 256)) return Uint8Array.from(v as number[]);
+  if (Array.isArray(v) && v.every((x) => Number.isInteger(x) && x >= 0 && x < 256))
+    return Uint8Array.from(v as number[]);
   throw new PickleError(`${what}() with an argument that is not bytes`);
 }
 
@@ -222,7 +233,8 @@ function toSet(args: unknown[], vm: PickleVM): Set<unknown> {
 
 function numpyScalar(args: unknown[]): unknown {
   const [dtype, raw] = args;
-  if (!(dtype instanceof NumpyDType) || !(raw instanceof Uint8Array)) throw new PickleError("numpy scalar with unexpected arguments");
+  if (!(dtype instanceof NumpyDType) || !(raw instanceof Uint8Array))
+    throw new PickleError("numpy scalar with unexpected arguments");
   const v = dtype.decode(raw, 1);
   if (!v) throw new PickleError(`numpy scalar of dtype '${dtype.kind}' is not a plain number`);
   return v[0];
@@ -244,19 +256,41 @@ function encode(args: unknown[], vm: PickleVM): Uint8Array {
 
 /** Values whose construction is pure data (dates, paths, ...): kept as inert placeholders without calling anything. */
 const INERT = [
-  "datetime.datetime", "datetime.date", "datetime.time", "datetime.timedelta", "datetime.timezone", "decimal.Decimal",
-  "fractions.Fraction", "builtins.complex", "builtins.slice", "builtins.range",
+  "datetime.datetime",
+  "datetime.date",
+  "datetime.time",
+  "datetime.timedelta",
+  "datetime.timezone",
+  "decimal.Decimal",
+  "fractions.Fraction",
+  "builtins.complex",
+  "builtins.slice",
+  "builtins.range",
 ];
-const PATHS = ["pathlib.Path", "pathlib.PosixPath", "pathlib.WindowsPath", "pathlib.PurePosixPath", "pathlib.PureWindowsPath"];
+const PATHS = [
+  "pathlib.Path",
+  "pathlib.PosixPath",
+  "pathlib.WindowsPath",
+  "pathlib.PurePosixPath",
+  "pathlib.PureWindowsPath",
+];
 
 /** A pickled path (its parts as arguments) as a string. */
 function pathString(a: unknown[], vm: PickleVM): string {
   vm.charge(a.reduce<number>((n, x) => n + sizeOf(x), 0));
-  return a.map((x) => (typeof x === "string" ? x : describe(x))).join("/").replace(/\/\/+/g, "/");
+  return a
+    .map((x) => (typeof x === "string" ? x : describe(x)))
+    .join("/")
+    .replace(/\/\/+/g, "/");
 }
 
 const GENERIC: Record<string, Callable> = {
-  ...Object.fromEntries(INERT.map((q) => [q, (a: unknown[]) => new PyObject(new PyGlobal(q.slice(0, q.lastIndexOf(".")), q.slice(q.lastIndexOf(".") + 1)), a)])),
+  ...Object.fromEntries(
+    INERT.map((q) => [
+      q,
+      (a: unknown[]) => new PyObject(new PyGlobal(q.slice(0, q.lastIndexOf(".")), q.slice(q.lastIndexOf(".") + 1)), a),
+    ]),
+  ),
   ...Object.fromEntries(PATHS.map((q) => [q, pathString])),
   "collections.OrderedDict": pairsToMap,
   "builtins.set": toSet,
@@ -275,7 +309,10 @@ const GENERIC: Record<string, Callable> = {
   "copyreg._reconstructor": (a) => {
     const [cls, base] = a;
     if (!(cls instanceof PyGlobal) || !(base instanceof PyGlobal) || base.qualname !== "builtins.object") {
-      throw new UnsafePickleError("copyreg._reconstructor", "refusing to load: copyreg._reconstructor with a base other than object");
+      throw new UnsafePickleError(
+        "copyreg._reconstructor",
+        "refusing to load: copyreg._reconstructor with a base other than object",
+      );
     }
     return new PyObject(cls, []);
   },
@@ -283,13 +320,54 @@ const GENERIC: Record<string, Callable> = {
 
 // Modules and builtins that exist to run code, open files or reach the system: even naming one is refused.
 const DANGEROUS_MODULES = new Set([
-  "os", "posix", "nt", "subprocess", "sys", "shutil", "socket", "importlib", "runpy", "pickle", "_pickle", "marshal",
-  "ctypes", "pty", "webbrowser", "code", "codeop", "multiprocessing", "signal", "tempfile", "io", "_io", "commands",
-  "popen2", "platform", "asyncio",
+  "os",
+  "posix",
+  "nt",
+  "subprocess",
+  "sys",
+  "shutil",
+  "socket",
+  "importlib",
+  "runpy",
+  "pickle",
+  "_pickle",
+  "marshal",
+  "ctypes",
+  "pty",
+  "webbrowser",
+  "code",
+  "codeop",
+  "multiprocessing",
+  "signal",
+  "tempfile",
+  "io",
+  "_io",
+  "commands",
+  "popen2",
+  "platform",
+  "asyncio",
 ]);
 const DANGEROUS_BUILTINS = new Set([
-  "eval", "exec", "execfile", "compile", "open", "getattr", "setattr", "delattr", "__import__", "globals", "locals",
-  "vars", "input", "breakpoint", "apply", "file", "memoryview", "help", "exit", "quit",
+  "eval",
+  "exec",
+  "execfile",
+  "compile",
+  "open",
+  "getattr",
+  "setattr",
+  "delattr",
+  "__import__",
+  "globals",
+  "locals",
+  "vars",
+  "input",
+  "breakpoint",
+  "apply",
+  "file",
+  "memoryview",
+  "help",
+  "exit",
+  "quit",
 ]);
 const ALIAS: Record<string, string> = { posix: "os", nt: "os", __builtin__: "builtins" };
 
@@ -346,13 +424,16 @@ class Machine implements PickleVM {
   charge(units: number): void {
     this.work += units;
     if (this.work > this.budget) {
-      this.fail(`unpickling takes more than ${this.budget} steps for ${this.data.length} bytes of pickle (values reused through the memo again and again); refusing`);
+      this.fail(
+        `unpickling takes more than ${this.budget} steps for ${this.data.length} bytes of pickle (values reused through the memo again and again); refusing`,
+      );
     }
   }
 
   // ----- reading the input -----
   need(n: number): void {
-    if (n < 0 || this.pos + n > this.data.length) this.fail(`pickle data is truncated (needs ${n} more bytes at offset ${this.pos})`);
+    if (n < 0 || this.pos + n > this.data.length)
+      this.fail(`pickle data is truncated (needs ${n} more bytes at offset ${this.pos})`);
   }
   u8(): number {
     this.need(1);
@@ -402,7 +483,8 @@ class Machine implements PickleVM {
   }
   pop(): unknown {
     const { stack, marks } = this;
-    if (stack.length === 0 || (marks.length && stack.length <= marks[marks.length - 1])) this.fail("pickle stack underflow");
+    if (stack.length === 0 || (marks.length && stack.length <= marks[marks.length - 1]))
+      this.fail("pickle stack underflow");
     return stack.pop();
   }
   top(): unknown {
@@ -431,7 +513,10 @@ class Machine implements PickleVM {
     return g;
   }
   refuse(g: PyGlobal, verb: string, why: string): never {
-    throw new UnsafePickleError(g.qualname, `${this.where}refusing to load: the checkpoint ${verb} ${displayName(g.module, g.name)}, ${why}`);
+    throw new UnsafePickleError(
+      g.qualname,
+      `${this.where}refusing to load: the checkpoint ${verb} ${displayName(g.module, g.name)}, ${why}`,
+    );
   }
   /** At STOP: a dangerous global that was only named is refused too. */
   refuseNamed(): void {
@@ -441,12 +526,18 @@ class Machine implements PickleVM {
     if (!(fn instanceof PyGlobal)) this.fail(`the pickle calls a value (${describe(fn)}) that is not a global`);
     if (this.dangerous.has(fn)) this.refuse(fn, "calls", RUNS_CODE);
     const impl = Object.hasOwn(this.callables, fn.qualname) ? this.callables[fn.qualname] : undefined;
-    if (!impl) this.refuse(fn, "calls", "which is not one of the functions a state dict needs (cao2 never runs code from a checkpoint)");
+    if (!impl)
+      this.refuse(
+        fn,
+        "calls",
+        "which is not one of the functions a state dict needs (cao2 never runs code from a checkpoint)",
+      );
     this.charge(args.length);
     return this.withSource(() => impl(args, this));
   }
   newObj(cls: unknown, args: unknown[]): unknown {
-    if (!(cls instanceof PyGlobal)) this.fail(`the pickle instantiates a value (${describe(cls)}) that is not a global`);
+    if (!(cls instanceof PyGlobal))
+      this.fail(`the pickle instantiates a value (${describe(cls)}) that is not a global`);
     if (this.dangerous.has(cls)) this.refuse(cls, "instantiates", RUNS_CODE);
     // A class we implement (OrderedDict, set, ...) is built by our code; any other becomes an inert placeholder.
     this.charge(args.length);
@@ -464,7 +555,9 @@ class Machine implements PickleVM {
       return fn();
     } catch (e) {
       if (!(e instanceof PickleError) || e.message.startsWith(this.where)) throw e;
-      throw e instanceof UnsafePickleError ? new UnsafePickleError(e.global, this.where + e.message) : new PickleError(this.where + e.message);
+      throw e instanceof UnsafePickleError
+        ? new UnsafePickleError(e.global, this.where + e.message)
+        : new PickleError(this.where + e.message);
     }
   }
 
@@ -480,7 +573,12 @@ class Machine implements PickleVM {
   }
   appendItems(target: unknown, items: unknown[]): void {
     this.charge(items.length);
-    const list = Array.isArray(target) && !Object.isFrozen(target) ? target : target instanceof PyObject ? (target.listItems ??= []) : null;
+    const list =
+      Array.isArray(target) && !Object.isFrozen(target)
+        ? target
+        : target instanceof PyObject
+          ? (target.listItems ??= [])
+          : null;
     if (!list) return this.fail(`APPEND on a ${describe(target)}`);
     for (const x of items) list.push(x);
   }
@@ -493,7 +591,8 @@ class Machine implements PickleVM {
   // ----- literals -----
   intText(s: string): number | bigint {
     const t = s.trim().replace(/L$/, "");
-    if (t.length > MAX_INT_DIGITS + 1) this.fail(`integer literal of ${t.length} digits in pickle (at most ${MAX_INT_DIGITS})`);
+    if (t.length > MAX_INT_DIGITS + 1)
+      this.fail(`integer literal of ${t.length} digits in pickle (at most ${MAX_INT_DIGITS})`);
     if (!/^[-+]?\d+$/.test(t)) this.fail(`bad integer literal '${s.slice(0, 40)}' in pickle`);
     return safeInt(BigInt(t));
   }
@@ -592,7 +691,8 @@ function stringOps(): OpGroup {
       // STRING: a quoted literal; escapes other than none are not supported
       const s = m.line().trim();
       const q = s[0];
-      if (s.length < 2 || (q !== "'" && q !== '"') || s[s.length - 1] !== q || s.includes("\\")) m.fail(`unsupported STRING literal in pickle`);
+      if (s.length < 2 || (q !== "'" && q !== '"') || s[s.length - 1] !== q || s.includes("\\"))
+        m.fail(`unsupported STRING literal in pickle`);
       m.push(s.slice(1, -1));
     },
     0x42: (m) => m.push(new Uint8Array(m.bytes(m.u32()))), // BINBYTES
@@ -733,7 +833,10 @@ function objectOps(): OpGroup {
 /** Opcodes torch.save never writes and that would reach outside the pickle. */
 function refusedOps(): OpGroup {
   const extension = (m: Machine) => {
-    throw new UnsafePickleError("copyreg extension", `${m.where}refusing to load: the pickle uses the copyreg extension registry (EXT opcodes)`);
+    throw new UnsafePickleError(
+      "copyreg extension",
+      `${m.where}refusing to load: the pickle uses the copyreg extension registry (EXT opcodes)`,
+    );
   };
   const buffers = (m: Machine) => m.fail("the pickle uses out-of-band buffers, which torch.save never writes");
   return { 0x82: extension, 0x83: extension, 0x84: extension, 0x97: buffers, 0x98: buffers };
@@ -755,7 +858,8 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): unknown 
     const op = m.u8();
     m.charge(1);
     const run = OPCODES[op];
-    if (!run) m.fail(`unknown pickle opcode 0x${op.toString(16).padStart(2, "0")} at offset ${m.pos - 1} (corrupted data?)`);
+    if (!run)
+      m.fail(`unknown pickle opcode 0x${op.toString(16).padStart(2, "0")} at offset ${m.pos - 1} (corrupted data?)`);
     run(m);
   }
   return m.result.value;

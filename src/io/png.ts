@@ -125,11 +125,14 @@ function chunk(type: string, data: Uint8Array): Uint8Array {
 /** Encodes an 8-bit image (1 = grey, 2 = grey+alpha, 3 = RGB, 4 = RGBA channels) as a deterministic PNG. */
 export function encodePng(img: RawImage): Uint8Array {
   const { width, height, channels, data } = img;
-  if (!(channels in COLOR_TYPE_OF_CHANNELS)) throw new Error(`encodePng: channels must be 1, 2, 3 or 4 (got ${channels})`);
+  if (!(channels in COLOR_TYPE_OF_CHANNELS))
+    throw new Error(`encodePng: channels must be 1, 2, 3 or 4 (got ${channels})`);
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1)
     throw new Error(`encodePng: bad size ${width}x${height}`);
   if (data.length !== width * height * channels)
-    throw new Error(`encodePng: ${width}x${height}x${channels} needs ${width * height * channels} bytes, got ${data.length}`);
+    throw new Error(
+      `encodePng: ${width}x${height}x${channels} needs ${width * height * channels} bytes, got ${data.length}`,
+    );
 
   const ihdr = new Uint8Array(13);
   const hv = new DataView(ihdr.buffer);
@@ -160,7 +163,12 @@ export function encodePng(img: RawImage): Uint8Array {
     prev = raw;
   }
   const idat = deflateSync(filtered, { level: 6, strategy: constants.Z_DEFAULT_STRATEGY });
-  const parts = [Uint8Array.from(SIGNATURE), chunk("IHDR", ihdr), chunk("IDAT", idat), chunk("IEND", new Uint8Array(0))];
+  const parts = [
+    Uint8Array.from(SIGNATURE),
+    chunk("IHDR", ihdr),
+    chunk("IDAT", idat),
+    chunk("IEND", new Uint8Array(0)),
+  ];
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let o = 0;
   for (const p of parts) {
@@ -198,7 +206,9 @@ export interface DecodeOptions {
 export function checkPixels(width: number, height: number, options: DecodeOptions = {}): void {
   const limit = options.maxPixels ?? readLimits().maxImagePixels;
   if (width * height > limit) {
-    throw new InputError(`image of ${width}x${height} = ${(width * height).toLocaleString("en-US")} pixels is over the ${limit.toLocaleString("en-US")}-pixel limit (--max-image-pixels)`);
+    throw new InputError(
+      `image of ${width}x${height} = ${(width * height).toLocaleString("en-US")} pixels is over the ${limit.toLocaleString("en-US")}-pixel limit (--max-image-pixels)`,
+    );
   }
 }
 
@@ -211,14 +221,15 @@ export function decodePng(bytes: Uint8Array, options: DecodeOptions = {}): RawIm
   let paletteAlpha: Uint8Array | undefined;
   const idat: Uint8Array[] = [];
   let ended = false;
-  for (let pos = 8; !ended; ) {
+  for (let pos = 8; !ended;) {
     if (pos + 12 > bytes.length) throw bad(`truncated: file ends at byte ${bytes.length} before the IEND chunk`);
     const len = view.getUint32(pos);
     const type = String.fromCharCode(...bytes.subarray(pos + 4, pos + 8));
     if (!/^[A-Za-z]{4}$/.test(type)) throw bad(`corrupt chunk type at byte ${pos}`);
     const end = pos + 8 + len;
     if (end + 4 > bytes.length) throw bad(`truncated: chunk '${type}' at byte ${pos} runs past the end of the file`);
-    if (crc32(bytes, pos + 4, end) !== view.getUint32(end)) throw bad(`CRC mismatch in chunk '${type}' at byte ${pos} (file is corrupted)`);
+    if (crc32(bytes, pos + 4, end) !== view.getUint32(end))
+      throw bad(`CRC mismatch in chunk '${type}' at byte ${pos} (file is corrupted)`);
     const body = bytes.subarray(pos + 8, end);
     if (!header && type !== "IHDR") throw bad(`first chunk is '${type}', expected IHDR`);
     switch (type) {
@@ -228,7 +239,8 @@ export function decodePng(bytes: Uint8Array, options: DecodeOptions = {}): RawIm
         checkPixels(header.width, header.height, options);
         break;
       case "PLTE":
-        if (len % 3 !== 0 || len === 0 || len > 768) throw bad(`PLTE chunk of ${len} bytes (need 3..768, a multiple of 3)`);
+        if (len % 3 !== 0 || len === 0 || len > 768)
+          throw bad(`PLTE chunk of ${len} bytes (need 3..768, a multiple of 3)`);
         palette = body;
         break;
       case "tRNS":
@@ -255,11 +267,16 @@ export function decodePng(bytes: Uint8Array, options: DecodeOptions = {}): RawIm
     raw = inflateSync(Buffer.concat(idat), { maxOutputLength: Math.max(expected, 1) });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") {
-      throw bad(`the image data inflates to more than the ${expected} bytes a ${h.width}x${h.height} image of this type holds`);
+      throw bad(
+        `the image data inflates to more than the ${expected} bytes a ${h.width}x${h.height} image of this type holds`,
+      );
     }
     throw bad(`corrupt compressed image data (${(e as Error).message})`);
   }
-  if (raw.length < expected) throw bad(`image data too short (${raw.length} bytes, a ${h.width}x${h.height} image of this type needs ${expected})`);
+  if (raw.length < expected)
+    throw bad(
+      `image data too short (${raw.length} bytes, a ${h.width}x${h.height} image of this type needs ${expected})`,
+    );
   const samples = unpackImage(raw, h);
   return toEightBit(samples, h, palette, paletteAlpha);
 }
@@ -268,9 +285,11 @@ function readHeader(b: Uint8Array): Header {
   if (b.length !== 13) throw bad(`IHDR chunk of ${b.length} bytes (expected 13)`);
   const v = new DataView(b.buffer, b.byteOffset, 13);
   const h = { width: v.getUint32(0), height: v.getUint32(4), depth: b[8], colorType: b[9], interlace: b[12] };
-  if (h.width === 0 || h.height === 0 || h.width > 0x7fffffff || h.height > 0x7fffffff) throw bad(`image size ${h.width}x${h.height}`);
+  if (h.width === 0 || h.height === 0 || h.width > 0x7fffffff || h.height > 0x7fffffff)
+    throw bad(`image size ${h.width}x${h.height}`);
   if (!(h.colorType in SAMPLES)) throw bad(`unknown colour type ${h.colorType}`);
-  if (!DEPTHS[h.colorType].includes(h.depth)) throw bad(`bit depth ${h.depth} is not allowed for colour type ${h.colorType}`);
+  if (!DEPTHS[h.colorType].includes(h.depth))
+    throw bad(`bit depth ${h.depth} is not allowed for colour type ${h.colorType}`);
   if (b[10] !== 0 || b[11] !== 0) throw bad(`unknown compression (${b[10]}) or filter method (${b[11]})`);
   if (h.interlace > 1) throw bad(`unknown interlace method ${h.interlace}`);
   if (h.width * h.height * SAMPLES[h.colorType] > 2 ** 31) throw bad(`image ${h.width}x${h.height} is too large`);
@@ -300,7 +319,8 @@ function unpackImage(raw: Uint8Array, h: Header): Uint8Array | Uint16Array {
     const bpp = Math.max(1, (spp * h.depth) >> 3);
     let prev: Uint8Array = new Uint8Array(stride);
     for (let py = 0; py < ph; py++) {
-      if (pos + 1 + stride > raw.length) throw bad(`image data too short (ends in row ${py} of ${ph}${h.interlace ? " of an Adam7 pass" : ""})`);
+      if (pos + 1 + stride > raw.length)
+        throw bad(`image data too short (ends in row ${py} of ${ph}${h.interlace ? " of an Adam7 pass" : ""})`);
       const f = raw[pos];
       if (f > 4) throw bad(`unknown filter type ${f} in row ${py}`);
       const row = raw.subarray(pos + 1, pos + 1 + stride);
@@ -309,7 +329,7 @@ function unpackImage(raw: Uint8Array, h: Header): Uint8Array | Uint16Array {
       pos += 1 + stride;
       const y = y0 + py * dy;
       for (let px = 0; px < pw; px++) {
-        const dst = ((y * h.width) + x0 + px * dx) * spp;
+        const dst = (y * h.width + x0 + px * dx) * spp;
         for (let s = 0; s < spp; s++) out[dst + s] = sampleAt(row, px * spp + s, h.depth);
       }
     }
@@ -331,7 +351,12 @@ function sampleAt(row: Uint8Array, k: number, depth: number): number {
   }
 }
 
-function toEightBit(samples: Uint8Array | Uint16Array, h: Header, palette?: Uint8Array, paletteAlpha?: Uint8Array): RawImage {
+function toEightBit(
+  samples: Uint8Array | Uint16Array,
+  h: Header,
+  palette?: Uint8Array,
+  paletteAlpha?: Uint8Array,
+): RawImage {
   const n = h.width * h.height;
   const base = { width: h.width, height: h.height };
   if (h.colorType === 3) {

@@ -11,7 +11,10 @@ const PRECISION_BITS = 32 - 8 - 2;
 const ONE = 2 ** PRECISION_BITS;
 
 /** Per output pixel: first input index, tap count, and fixed-point weights (PIL's precompute_coeffs + normalize). */
-function coefficients(inSize: number, outSize: number): { start: Int32Array; taps: Int32Array; weights: Int32Array; ksize: number } {
+function coefficients(
+  inSize: number,
+  outSize: number,
+): { start: Int32Array; taps: Int32Array; weights: Int32Array; ksize: number } {
   const scale = inSize / outSize;
   const filterScale = Math.max(scale, 1);
   const support = filterScale; // the bilinear filter's support is 1
@@ -101,7 +104,8 @@ export function centerCrop(img: RawImage, size: number): RawImage {
   const top = roundHalfEven((h - size) / 2);
   const left = roundHalfEven((w - size) / 2);
   const out = new Uint8Array(size * size * c);
-  for (let y = 0; y < size; y++) out.set(img.data.subarray(((top + y) * w + left) * c, ((top + y) * w + left + size) * c), y * size * c);
+  for (let y = 0; y < size; y++)
+    out.set(img.data.subarray(((top + y) * w + left) * c, ((top + y) * w + left + size) * c), y * size * c);
   return { width: size, height: size, channels: c, data: out };
 }
 
@@ -109,14 +113,20 @@ export function centerCrop(img: RawImage, size: number): RawImage {
 export type ImageTransform = { resize: readonly [number, number] } | { resizeShorter: number; centerCrop: number };
 
 export const describeTransform = (t: ImageTransform) =>
-  "resize" in t ? `Resize((${t.resize[0]}, ${t.resize[1]}), bilinear as PIL)` : `Resize(${t.resizeShorter}, bilinear as PIL) -> CenterCrop(${t.centerCrop})`;
+  "resize" in t
+    ? `Resize((${t.resize[0]}, ${t.resize[1]}), bilinear as PIL)`
+    : `Resize(${t.resizeShorter}, bilinear as PIL) -> CenterCrop(${t.centerCrop})`;
 
 /** The transform's output size, [height, width]. */
-export const transformSize = (t: ImageTransform): [number, number] => ("resize" in t ? [t.resize[0], t.resize[1]] : [t.centerCrop, t.centerCrop]);
+export const transformSize = (t: ImageTransform): [number, number] =>
+  "resize" in t ? [t.resize[0], t.resize[1]] : [t.centerCrop, t.centerCrop];
 
 /** Applies a transform to an image (already at the wanted channels); the image is not changed. */
 export function applyTransform(img: RawImage, t: ImageTransform): RawImage {
-  if ("resize" in t) return img.width === t.resize[1] && img.height === t.resize[0] ? img : resizeBilinear(img, t.resize[1], t.resize[0]);
+  if ("resize" in t)
+    return img.width === t.resize[1] && img.height === t.resize[0]
+      ? img
+      : resizeBilinear(img, t.resize[1], t.resize[0]);
   return centerCrop(resizeShorterSide(img, t.resizeShorter), t.centerCrop);
 }
 

@@ -61,7 +61,13 @@ export class SafetensorsFile {
   readonly size: number;
   private fd: number | null;
 
-  private constructor(path: string, fd: number, size: number, tensors: Map<string, TensorInfo>, metadata: Record<string, string>) {
+  private constructor(
+    path: string,
+    fd: number,
+    size: number,
+    tensors: Map<string, TensorInfo>,
+    metadata: Record<string, string>,
+  ) {
     this.path = path;
     this.fd = fd;
     this.size = size;
@@ -101,7 +107,11 @@ export class SafetensorsFile {
   /** Copies one tensor into an existing tensor of the same shape (copy_ converts dtype and device). */
   getInto(name: string, dst: Tensor): void {
     const info = this.info(name);
-    if (dst.shape.join() !== info.shape.join()) throw new SafetensorsError(this.path, `tensor '${name}' has shape [${info.shape}], the destination [${dst.shape}]`);
+    if (dst.shape.join() !== info.shape.join())
+      throw new SafetensorsError(
+        this.path,
+        `tensor '${name}' has shape [${info.shape}], the destination [${dst.shape}]`,
+      );
     readInto(dst, this.source(info), info.dtype, info.shape);
   }
 
@@ -133,7 +143,11 @@ function readFully(path: string, fd: number, buf: Uint8Array, position: number):
 }
 
 /** The header's JSON object (the 8-byte length, then that many bytes of JSON). */
-function readHeaderJson(path: string, fd: number, size: number): { header: Record<string, unknown>; dataStart: number } {
+function readHeaderJson(
+  path: string,
+  fd: number,
+  size: number,
+): { header: Record<string, unknown>; dataStart: number } {
   if (size < 8) throw new SafetensorsError(path, `file is ${size} bytes, too short for a safetensors header`);
   const lenBuf = Buffer.alloc(8);
   readFully(path, fd, lenBuf, 0);
@@ -144,14 +158,16 @@ function readHeaderJson(path: string, fd: number, size: number): { header: Recor
   }
   const headerBuf = Buffer.alloc(headerLen);
   readFully(path, fd, headerBuf, 8);
-  if (headerBuf[0] !== 0x7b) throw new SafetensorsError(path, "not a safetensors file (the header does not start with '{')");
+  if (headerBuf[0] !== 0x7b)
+    throw new SafetensorsError(path, "not a safetensors file (the header does not start with '{')");
   let header: unknown;
   try {
     header = JSON.parse(headerBuf.toString("utf8"));
   } catch (e) {
     throw new SafetensorsError(path, `header is not valid JSON (${(e as Error).message})`);
   }
-  if (typeof header !== "object" || header === null || Array.isArray(header)) throw new SafetensorsError(path, "header is not a JSON object");
+  if (typeof header !== "object" || header === null || Array.isArray(header))
+    throw new SafetensorsError(path, "header is not a JSON object");
   return { header: header as Record<string, unknown>, dataStart: 8 + headerLen };
 }
 
@@ -160,36 +176,70 @@ function tensorEntry(path: string, name: string, raw: unknown, dataStart: number
   const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
   if (typeof e !== "object" || e === null) throw new SafetensorsError(path, `tensor '${name}': entry is not an object`);
   if (typeof e.dtype !== "string" || !Object.hasOwn(FROM_ST, e.dtype)) {
-    throw new SafetensorsError(path, `tensor '${name}': unknown dtype ${brief(e.dtype)} (known: ${Object.keys(FROM_ST).join(", ")})`);
+    throw new SafetensorsError(
+      path,
+      `tensor '${name}': unknown dtype ${brief(e.dtype)} (known: ${Object.keys(FROM_ST).join(", ")})`,
+    );
   }
-  if (!Array.isArray(e.shape) || e.shape.length > MAX_DIMS || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    throw new SafetensorsError(path, `tensor '${name}': shape ${brief(e.shape)} is not a list of at most ${MAX_DIMS} non-negative integers below 2^53`);
+  if (
+    !Array.isArray(e.shape) ||
+    e.shape.length > MAX_DIMS ||
+    !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)
+  ) {
+    throw new SafetensorsError(
+      path,
+      `tensor '${name}': shape ${brief(e.shape)} is not a list of at most ${MAX_DIMS} non-negative integers below 2^53`,
+    );
   }
   const count = checkedNumel(e.shape);
-  if ("problem" in count) throw new SafetensorsError(path, `tensor '${name}': shape ${brief(e.shape)}: ${count.problem}`);
+  if ("problem" in count)
+    throw new SafetensorsError(path, `tensor '${name}': shape ${brief(e.shape)}: ${count.problem}`);
   const off = e.data_offsets;
-  if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0) || off[0] > off[1]) {
-    throw new SafetensorsError(path, `tensor '${name}': data_offsets ${brief(off)} must be [begin, end] with begin <= end`);
+  if (
+    !Array.isArray(off) ||
+    off.length !== 2 ||
+    !off.every((d) => Number.isSafeInteger(d) && d >= 0) ||
+    off[0] > off[1]
+  ) {
+    throw new SafetensorsError(
+      path,
+      `tensor '${name}': data_offsets ${brief(off)} must be [begin, end] with begin <= end`,
+    );
   }
   if (off[1] > dataLen) {
-    throw new SafetensorsError(path, `tensor '${name}': data_offsets [${off}] out of bounds (data section is ${dataLen} bytes)`);
+    throw new SafetensorsError(
+      path,
+      `tensor '${name}': data_offsets [${off}] out of bounds (data section is ${dataLen} bytes)`,
+    );
   }
   const dtype = FROM_ST[e.dtype];
   const shape = e.shape as number[];
   const expected = BigInt(count.numel) * BigInt(ITEM_SIZE[dtype]);
   if (BigInt(off[1] - off[0]) !== expected) {
-    throw new SafetensorsError(path, `tensor '${name}': ${off[1] - off[0]} bytes stored but ${e.dtype} [${shape}] needs ${expected}`);
+    throw new SafetensorsError(
+      path,
+      `tensor '${name}': ${off[1] - off[0]} bytes stored but ${e.dtype} [${shape}] needs ${expected}`,
+    );
   }
   return { name, dtype, shape, numel: count.numel, begin: dataStart + off[0], end: dataStart + off[1] };
 }
 
-function parseHeader(path: string, fd: number, size: number): { tensors: Map<string, TensorInfo>; metadata: Record<string, string> } {
+function parseHeader(
+  path: string,
+  fd: number,
+  size: number,
+): { tensors: Map<string, TensorInfo>; metadata: Record<string, string> } {
   const { header, dataStart } = readHeaderJson(path, fd, size);
   const tensors = new Map<string, TensorInfo>();
   let metadata: Record<string, string> = {};
   for (const [name, raw] of Object.entries(header)) {
     if (name === "__metadata__") {
-      if (typeof raw !== "object" || raw === null || Array.isArray(raw) || !Object.values(raw).every((v) => typeof v === "string")) {
+      if (
+        typeof raw !== "object" ||
+        raw === null ||
+        Array.isArray(raw) ||
+        !Object.values(raw).every((v) => typeof v === "string")
+      ) {
         throw new SafetensorsError(path, "__metadata__ must map names to strings");
       }
       metadata = raw as Record<string, string>;
@@ -200,7 +250,10 @@ function parseHeader(path: string, fd: number, size: number): { tensors: Map<str
   const sorted = [...tensors.values()].filter((t) => t.end > t.begin).sort((a, b) => a.begin - b.begin);
   for (let i = 1; i < sorted.length; i++) {
     if (sorted[i].begin < sorted[i - 1].end) {
-      throw new SafetensorsError(path, `tensors '${sorted[i - 1].name}' and '${sorted[i].name}' have overlapping byte ranges`);
+      throw new SafetensorsError(
+        path,
+        `tensors '${sorted[i - 1].name}' and '${sorted[i].name}' have overlapping byte ranges`,
+      );
     }
   }
   return { tensors, metadata };
@@ -220,8 +273,14 @@ export function loadSafetensors(path: string): Map<string, Tensor> {
  * Writes tensors (sorted by name, as the reference writer) atomically: a temporary file in the same folder is
  * written, flushed and renamed, so a crash or a full disk never leaves a half-written file under the final name.
  */
-export function saveSafetensors(path: string, tensors: Map<string, Tensor> | Record<string, Tensor>, metadata?: Record<string, string>): void {
-  const entries = [...(tensors instanceof Map ? tensors.entries() : Object.entries(tensors))].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+export function saveSafetensors(
+  path: string,
+  tensors: Map<string, Tensor> | Record<string, Tensor>,
+  metadata?: Record<string, string>,
+): void {
+  const entries = [...(tensors instanceof Map ? tensors.entries() : Object.entries(tensors))].sort(([a], [b]) =>
+    a < b ? -1 : a > b ? 1 : 0,
+  );
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length) header.__metadata__ = metadata;
   let offset = 0;
@@ -236,9 +295,12 @@ export function saveSafetensors(path: string, tensors: Map<string, Tensor> | Rec
   if (padded !== json.length) json = Buffer.concat([json, Buffer.alloc(padded - json.length, 0x20)]);
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(json.length));
-  writeFileAtomic(path, (function* () {
-    yield len;
-    yield json;
-    for (const [, t] of entries) yield t.toBytes();
-  })());
+  writeFileAtomic(
+    path,
+    (function* () {
+      yield len;
+      yield json;
+      for (const [, t] of entries) yield t.toBytes();
+    })(),
+  );
 }

@@ -39,9 +39,14 @@ export function checkStateDict(
     if (mismatched.length) parts.push(`wrong shapes: ${mismatched.join("; ")}`);
     if (strict && missing.length) parts.push(`missing keys: ${missing.join(", ")}`);
     if (strict && unexpected.length) parts.push(`unexpected keys: ${unexpected.join(", ")}`);
-    throw new StateDictError(`state dict does not fit ${modelName}: ${parts.join(" | ")}`, { missing, unexpected, mismatched });
+    throw new StateDictError(`state dict does not fit ${modelName}: ${parts.join(" | ")}`, {
+      missing,
+      unexpected,
+      mismatched,
+    });
   }
   return { missing, unexpected };
 }
 
-const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
+const sameShape = (a: readonly number[], b: readonly number[]) =>
+  a.length === b.length && a.every((d, i) => d === b[i]);

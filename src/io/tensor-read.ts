@@ -15,7 +15,13 @@ export interface ReadOptions {
 }
 
 /** Calls fn with a tensor (dtype, shape) viewing the source's bytes; the view is valid only during fn. */
-export function viewBytes<T>(src: ByteSource, dtype: DType, shape: readonly number[], opts: ReadOptions, fn: (view: Tensor) => T): T {
+export function viewBytes<T>(
+  src: ByteSource,
+  dtype: DType,
+  shape: readonly number[],
+  opts: ReadOptions,
+  fn: (view: Tensor) => T,
+): T {
   const size = ITEM_SIZE[dtype];
   const nbytes = shape.reduce((a, b) => a * b, 1) * size;
   const temps: Tensor[] = [];
@@ -29,7 +35,13 @@ export function viewBytes<T>(src: ByteSource, dtype: DType, shape: readonly numb
       // Viewing bytes as a wider dtype needs an aligned start; a misaligned tensor is copied out first.
       if (src.offset % size !== 0) raw = temp(raw.clone());
     }
-    if (opts.bigEndian && size > 1) raw = temp(raw.view(nbytes / size, size).flip(-1).reshape(-1));
+    if (opts.bigEndian && size > 1)
+      raw = temp(
+        raw
+          .view(nbytes / size, size)
+          .flip(-1)
+          .reshape(-1),
+      );
     const typed = temp(callOp("view.dtype", raw, SCALAR_TYPE[dtype]));
     return fn(temp(typed.view(...shape)));
   } finally {
@@ -43,7 +55,14 @@ export function readTensor(src: ByteSource, dtype: DType, shape: readonly number
 }
 
 /** Copies the source's values into an existing tensor of the same shape (copy_ converts dtype and device). */
-export function readInto(dst: Tensor, src: ByteSource, dtype: DType, shape: readonly number[], opts: ReadOptions = {}): void {
-  if (dst.shape.join() !== shape.join()) throw new Error(`readInto: destination shape [${dst.shape}] differs from the stored [${shape}]`);
+export function readInto(
+  dst: Tensor,
+  src: ByteSource,
+  dtype: DType,
+  shape: readonly number[],
+  opts: ReadOptions = {},
+): void {
+  if (dst.shape.join() !== shape.join())
+    throw new Error(`readInto: destination shape [${dst.shape}] differs from the stored [${shape}]`);
   viewBytes(src, dtype, shape, opts, (v) => noGrad(() => dst.copy_(v)));
 }

@@ -11,7 +11,15 @@
 import { InputError } from "../errors.js";
 import { callOp, type DType, ITEM_SIZE, noGrad, type Tensor } from "../torch/index.js";
 import { checkedNumel } from "./limits.js";
-import { type Callable, describe, PickleError, PyGlobal, type PickleVM, unpickle, UnsafePickleError } from "./pickle.js";
+import {
+  type Callable,
+  describe,
+  PickleError,
+  PyGlobal,
+  type PickleVM,
+  unpickle,
+  UnsafePickleError,
+} from "./pickle.js";
 import { type ByteSource, readInto, readTensor, viewBytes } from "./tensor-read.js";
 import { ZipError, ZipReader } from "./zip.js";
 
@@ -99,7 +107,8 @@ export class TensorRef {
 }
 
 /** A shape or stride for messages, shortened when long. */
-const brief = (v: readonly number[]) => `[${v.slice(0, 8).join(", ")}${v.length > 8 ? `, ... (${v.length} dimensions)` : ""}]`;
+const brief = (v: readonly number[]) =>
+  `[${v.slice(0, 8).join(", ")}${v.length > 8 ? `, ... (${v.length} dimensions)` : ""}]`;
 
 /** Sizes, strides and offsets: non-negative integers that a double holds exactly. */
 const isCount = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
@@ -110,7 +119,13 @@ const MAX_DIMS = 64;
 function rebuildTensor(args: unknown[], vm: PickleVM): TensorRef {
   const [storage, offset, size, stride, requiresGrad] = args;
   if (Array.isArray(size) && Array.isArray(stride)) vm.charge(size.length + stride.length);
-  if (!(storage instanceof StorageRef) || !isCount(offset) || !countList(size) || !countList(stride) || size.length !== stride.length) {
+  if (
+    !(storage instanceof StorageRef) ||
+    !isCount(offset) ||
+    !countList(size) ||
+    !countList(stride) ||
+    size.length !== stride.length
+  ) {
     throw new PickleError("torch._utils._rebuild_tensor_v2 with malformed arguments");
   }
   if (size.length > MAX_DIMS) throw new PickleError(`a tensor with ${size.length} dimensions (at most ${MAX_DIMS})`);
@@ -118,15 +133,23 @@ function rebuildTensor(args: unknown[], vm: PickleVM): TensorRef {
 }
 
 function parameter(args: unknown[]): TensorRef {
-  if (!(args[0] instanceof TensorRef)) throw new PickleError("torch._utils._rebuild_parameter of something that is not a tensor");
+  if (!(args[0] instanceof TensorRef))
+    throw new PickleError("torch._utils._rebuild_parameter of something that is not a tensor");
   return args[0];
 }
 
-const unsupported = (what: string): Callable => () => {
-  throw new PickleError(`the checkpoint holds ${what}, which cao2 does not load`);
-};
+const unsupported =
+  (what: string): Callable =>
+  () => {
+    throw new PickleError(`the checkpoint holds ${what}, which cao2 does not load`);
+  };
 
-const REBUILDERS = ["torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_tensor", "torch._utils._rebuild_parameter", "torch._utils._rebuild_parameter_with_state"];
+const REBUILDERS = [
+  "torch._utils._rebuild_tensor_v2",
+  "torch._utils._rebuild_tensor",
+  "torch._utils._rebuild_parameter",
+  "torch._utils._rebuild_parameter_with_state",
+];
 
 /** Our implementations of the torch globals a state dict uses; everything else is refused by the unpickler. */
 const TORCH_CALLABLES: Record<string, Callable> = {
@@ -137,10 +160,14 @@ const TORCH_CALLABLES: Record<string, Callable> = {
   // PyTorch 2 wraps some tensors as _rebuild_from_type_v2(func, type, args, state): allowed for plain tensors only.
   "torch._tensor._rebuild_from_type_v2": ([func, type, args], vm) => {
     const cls = type instanceof PyGlobal ? type.qualname : describe(type);
-    if (cls !== "torch.Tensor" && cls !== "torch.nn.parameter.Parameter") throw new PickleError(`the checkpoint holds a tensor subclass ${cls}, which cao2 does not load`);
+    if (cls !== "torch.Tensor" && cls !== "torch.nn.parameter.Parameter")
+      throw new PickleError(`the checkpoint holds a tensor subclass ${cls}, which cao2 does not load`);
     if (!(func instanceof PyGlobal) || !REBUILDERS.includes(func.qualname)) {
       const name = func instanceof PyGlobal ? func.qualname : describe(func);
-      throw new UnsafePickleError(name, `refusing to load: a tensor is rebuilt by ${name}, which is not a torch tensor rebuilder`);
+      throw new UnsafePickleError(
+        name,
+        `refusing to load: a tensor is rebuilt by ${name}, which is not a torch tensor rebuilder`,
+      );
     }
     if (!Array.isArray(args)) throw new PickleError(`${func.qualname} with arguments that are not a tuple`);
     return TORCH_CALLABLES[func.qualname](args, vm);
@@ -152,7 +179,9 @@ const TORCH_CALLABLES: Record<string, Callable> = {
   },
   "torch.device": ([type, index]) => {
     const name = typeof type === "string" ? type : describe(type);
-    return index === undefined || index === null ? name : `${name}:${typeof index === "number" ? index : describe(index)}`;
+    return index === undefined || index === null
+      ? name
+      : `${name}:${typeof index === "number" ? index : describe(index)}`;
   },
   "torch.storage._load_from_bytes": () => {
     throw new UnsafePickleError(
@@ -203,39 +232,62 @@ export class TorchArchive {
         throw new TorchCheckpointError(path, msg);
       };
       const pkls = [...zip.entries.keys()].filter((n) => /^[^/]+\/data\.pkl$/.test(n));
-      if (pkls.length !== 1) fail(pkls.length ? "zip archive with several data.pkl records" : "zip archive without <name>/data.pkl: not a torch.save checkpoint");
+      if (pkls.length !== 1)
+        fail(
+          pkls.length
+            ? "zip archive with several data.pkl records"
+            : "zip archive without <name>/data.pkl: not a torch.save checkpoint",
+        );
       const prefix = pkls[0].slice(0, -"/data.pkl".length);
-      if (zip.entries.has(`${prefix}/constants.pkl`) || [...zip.entries.keys()].some((n) => n.startsWith(`${prefix}/code/`))) {
-        fail("this is a TorchScript archive (torch.jit.save), not a torch.save checkpoint; in PyTorch, save its state_dict() instead");
+      if (
+        zip.entries.has(`${prefix}/constants.pkl`) ||
+        [...zip.entries.keys()].some((n) => n.startsWith(`${prefix}/code/`))
+      ) {
+        fail(
+          "this is a TorchScript archive (torch.jit.save), not a torch.save checkpoint; in PyTorch, save its state_dict() instead",
+        );
       }
       let bigEndian = false;
       if (zip.entries.has(`${prefix}/byteorder`)) {
-        const order = Buffer.from(zip.read(`${prefix}/byteorder`)).toString("utf8").trim();
+        const order = Buffer.from(zip.read(`${prefix}/byteorder`))
+          .toString("utf8")
+          .trim();
         if (order !== "little" && order !== "big") fail(`unknown byteorder record '${order}'`);
         bigEndian = order === "big";
       }
       const storages = new Map<string, StorageRef>();
       const persistentLoad = (pid: unknown): StorageRef => {
-        if (!Array.isArray(pid) || pid[0] !== "storage" || pid.length < 5) return fail(`unknown persistent id in data.pkl (${describe(pid)})`);
+        if (!Array.isArray(pid) || pid[0] !== "storage" || pid.length < 5)
+          return fail(`unknown persistent id in data.pkl (${describe(pid)})`);
         const [, type, key, , numel] = pid as [string, unknown, unknown, unknown, unknown];
         if (typeof key !== "string" || !isCount(numel)) return fail("malformed storage reference in data.pkl");
         const cls = type instanceof PyGlobal && /^torch(\.cuda)?$/.test(type.module) ? type.name : null;
         const dtype = cls !== null && Object.hasOwn(STORAGE_DTYPES, cls) ? STORAGE_DTYPES[cls] : null;
-        if (!dtype) return fail(`storage '${key}' has an unsupported type ${type instanceof PyGlobal ? type.qualname : String(type)}`);
+        if (!dtype)
+          return fail(
+            `storage '${key}' has an unsupported type ${type instanceof PyGlobal ? type.qualname : String(type)}`,
+          );
         const known = storages.get(key);
         if (known) {
-          if (known.dtype !== dtype || known.numel !== numel) fail(`storage '${key}' is declared twice with different types or sizes`);
+          if (known.dtype !== dtype || known.numel !== numel)
+            fail(`storage '${key}' is declared twice with different types or sizes`);
           return known;
         }
         const entry = `${prefix}/data/${key}`;
-        if (!zip.entries.has(entry)) fail(`storage '${key}' is missing from the archive (no entry ${entry}; truncated or damaged file?)`);
+        if (!zip.entries.has(entry))
+          fail(`storage '${key}' is missing from the archive (no entry ${entry}; truncated or damaged file?)`);
         const bytes = zip.entries.get(entry)!.size;
-        if (BigInt(bytes) !== BigInt(numel) * BigInt(ITEM_SIZE[dtype])) fail(`storage '${key}' holds ${bytes} bytes but the checkpoint declares ${numel} ${dtype} values`);
+        if (BigInt(bytes) !== BigInt(numel) * BigInt(ITEM_SIZE[dtype]))
+          fail(`storage '${key}' holds ${bytes} bytes but the checkpoint declares ${numel} ${dtype} values`);
         const ref = new StorageRef(key, entry, dtype, numel);
         storages.set(key, ref);
         return ref;
       };
-      const root = unpickle(zip.read(`${prefix}/data.pkl`), { callables: TORCH_CALLABLES, persistentLoad, source: path });
+      const root = unpickle(zip.read(`${prefix}/data.pkl`), {
+        callables: TORCH_CALLABLES,
+        persistentLoad,
+        source: path,
+      });
       return new TorchArchive(path, zip, root, bigEndian, opts.verifyCrc ?? false);
     } catch (e) {
       zip.close();
@@ -251,8 +303,13 @@ export class TorchArchive {
 
   /** Copies one tensor into an existing tensor of the same shape (copy_ converts dtype and device). */
   loadInto(ref: TensorRef, key: string, dst: Tensor): void {
-    if (dst.shape.join() !== ref.shape.join()) throw new TorchCheckpointError(this.path, `tensor '${key}' has shape [${ref.shape}], the destination [${dst.shape}]`);
-    if (ref.contiguous) return readInto(dst, this.source(ref, key), ref.dtype, ref.shape, { bigEndian: this.bigEndian });
+    if (dst.shape.join() !== ref.shape.join())
+      throw new TorchCheckpointError(
+        this.path,
+        `tensor '${key}' has shape [${ref.shape}], the destination [${dst.shape}]`,
+      );
+    if (ref.contiguous)
+      return readInto(dst, this.source(ref, key), ref.dtype, ref.shape, { bigEndian: this.bigEndian });
     this.strided(ref, key, (v) => noGrad(() => dst.copy_(v)));
   }
 
@@ -281,7 +338,12 @@ export class TorchArchive {
       try {
         this.zip.verify(entry);
       } catch (e) {
-        throw e instanceof ZipError ? new TorchCheckpointError(this.path, `tensor '${key}': storage '${ref.storage.key}' is corrupted (CRC-32 mismatch)`) : e;
+        throw e instanceof ZipError
+          ? new TorchCheckpointError(
+              this.path,
+              `tensor '${key}': storage '${ref.storage.key}' is corrupted (CRC-32 mismatch)`,
+            )
+          : e;
       }
       this.verified.add(entry);
     }

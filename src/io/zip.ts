@@ -71,7 +71,8 @@ export class ZipReader {
   read(name: string): Uint8Array {
     const e = this.entry(name);
     const out = e.method === 0 ? this.readRaw(e, 0, e.size) : this.inflate(e);
-    if (e.crc32 !== 0 && crc32(out) >>> 0 !== e.crc32) throw new ZipError(this.path, `archive entry '${name}' is corrupted (CRC-32 mismatch)`);
+    if (e.crc32 !== 0 && crc32(out) >>> 0 !== e.crc32)
+      throw new ZipError(this.path, `archive entry '${name}' is corrupted (CRC-32 mismatch)`);
     return out;
   }
 
@@ -82,7 +83,8 @@ export class ZipReader {
     if (e.method !== 0) return void this.read(name);
     const buf = new Uint8Array(Math.min(e.size, 4 << 20));
     let crc = 0;
-    for (let at = 0; at < e.size; at += buf.length) crc = crc32(this.readRaw(e, at, Math.min(buf.length, e.size - at), buf), crc);
+    for (let at = 0; at < e.size; at += buf.length)
+      crc = crc32(this.readRaw(e, at, Math.min(buf.length, e.size - at), buf), crc);
     if (crc >>> 0 !== e.crc32) throw new ZipError(this.path, `archive entry '${name}' is corrupted (CRC-32 mismatch)`);
   }
 
@@ -105,7 +107,8 @@ export class ZipReader {
     if (start === undefined) {
       const h = Buffer.alloc(30);
       this.pread(h, e.localHeaderOffset, `local header of '${e.name}'`);
-      if (h.readUInt32LE(0) !== SIG_LOCAL) throw new ZipError(this.path, `archive entry '${e.name}': bad local header signature`);
+      if (h.readUInt32LE(0) !== SIG_LOCAL)
+        throw new ZipError(this.path, `archive entry '${e.name}': bad local header signature`);
       const nameLen = h.readUInt16LE(26);
       const name = Buffer.alloc(nameLen);
       this.pread(name, e.localHeaderOffset + 30, `local header of '${e.name}'`);
@@ -129,8 +132,16 @@ export class ZipReader {
 
   private inflate(e: ZipEntry): Uint8Array {
     if (this.inflated?.name === e.name) return this.inflated.data;
-    if (e.method !== 8) throw new ZipError(this.path, `archive entry '${e.name}' uses compression method ${e.method} (only stored and deflated are supported)`);
-    if (e.size > MAX_INFLATE) throw new ZipError(this.path, `archive entry '${e.name}' is compressed and too large to inflate (${e.size} bytes); store it uncompressed`);
+    if (e.method !== 8)
+      throw new ZipError(
+        this.path,
+        `archive entry '${e.name}' uses compression method ${e.method} (only stored and deflated are supported)`,
+      );
+    if (e.size > MAX_INFLATE)
+      throw new ZipError(
+        this.path,
+        `archive entry '${e.name}' is compressed and too large to inflate (${e.size} bytes); store it uncompressed`,
+      );
     const raw = this.readRaw(e, 0, e.compressedSize);
     let out: Uint8Array;
     try {
@@ -138,14 +149,16 @@ export class ZipReader {
     } catch (err) {
       throw new ZipError(this.path, `archive entry '${e.name}' cannot be inflated (${(err as Error).message})`);
     }
-    if (out.length !== e.size) throw new ZipError(this.path, `archive entry '${e.name}' inflates to ${out.length} bytes, expected ${e.size}`);
+    if (out.length !== e.size)
+      throw new ZipError(this.path, `archive entry '${e.name}' inflates to ${out.length} bytes, expected ${e.size}`);
     this.inflated = { name: e.name, data: out };
     return out;
   }
 
   private pread(buf: Uint8Array, position: number, what: string): void {
     if (this.fd === null) throw new ZipError(this.path, "archive already closed");
-    if (readAt(this.fd, buf, position) < buf.length) throw new ZipError(this.path, `${what} runs past the end of the file (truncated download?)`);
+    if (readAt(this.fd, buf, position) < buf.length)
+      throw new ZipError(this.path, `${what} runs past the end of the file (truncated download?)`);
   }
 }
 
@@ -173,7 +186,8 @@ function readCentralDirectory(path: string, fd: number, size: number): Map<strin
       break;
     }
   }
-  if (eocd < 0) throw new ZipError(path, "no zip end-of-central-directory record (the file is truncated or not a zip archive)");
+  if (eocd < 0)
+    throw new ZipError(path, "no zip end-of-central-directory record (the file is truncated or not a zip archive)");
   let count = tail.readUInt16LE(eocd + 10);
   let cdSize = tail.readUInt32LE(eocd + 12);
   let cdOffset = tail.readUInt32LE(eocd + 16);
@@ -185,20 +199,24 @@ function readCentralDirectory(path: string, fd: number, size: number): Map<strin
       const recPos = u64(loc, 8, path);
       if (recPos + 56 > eocdPos) throw new ZipError(path, "ZIP64 end-of-central-directory record out of bounds");
       const rec = readBytes(path, fd, recPos, 56);
-      if (rec.readUInt32LE(0) !== SIG_ZIP64_EOCD) throw new ZipError(path, "bad ZIP64 end-of-central-directory signature");
+      if (rec.readUInt32LE(0) !== SIG_ZIP64_EOCD)
+        throw new ZipError(path, "bad ZIP64 end-of-central-directory signature");
       count = u64(rec, 32, path);
       cdSize = u64(rec, 40, path);
       cdOffset = u64(rec, 48, path);
     }
   }
-  if (cdOffset + cdSize > eocdPos) throw new ZipError(path, "central directory out of bounds (the file is truncated or corrupted)");
+  if (cdOffset + cdSize > eocdPos)
+    throw new ZipError(path, "central directory out of bounds (the file is truncated or corrupted)");
   // Each central record takes at least 46 bytes, which bounds the count before anything is allocated per entry.
-  if (count * 46 > cdSize) throw new ZipError(path, `central directory of ${cdSize} bytes cannot hold ${count} entries`);
+  if (count * 46 > cdSize)
+    throw new ZipError(path, `central directory of ${cdSize} bytes cannot hold ${count} entries`);
   const cd = readBytes(path, fd, cdOffset, cdSize);
   const entries = new Map<string, ZipEntry>();
   let p = 0;
   for (let i = 0; i < count; i++) {
-    if (p + 46 > cd.length || cd.readUInt32LE(p) !== SIG_CENTRAL) throw new ZipError(path, `central directory entry ${i} is corrupted`);
+    if (p + 46 > cd.length || cd.readUInt32LE(p) !== SIG_CENTRAL)
+      throw new ZipError(path, `central directory entry ${i} is corrupted`);
     const flags = cd.readUInt16LE(p + 8);
     const method = cd.readUInt16LE(p + 10);
     const crc = cd.readUInt32LE(p + 16);
@@ -233,9 +251,18 @@ function readCentralDirectory(path: string, fd: number, size: number): Map<strin
       x += 4 + len;
     }
     if (flags & 1) throw new ZipError(path, `archive entry '${name}' is encrypted`);
-    if (method !== 0 && method !== 8) throw new ZipError(path, `archive entry '${name}' uses compression method ${method} (only stored and deflated are supported)`);
-    if (method === 0 && compressedSize !== usize) throw new ZipError(path, `archive entry '${name}': stored entry with different compressed and uncompressed sizes`);
-    if (offset + 30 + compressedSize > cdOffset) throw new ZipError(path, `archive entry '${name}' lies outside the data area (corrupted archive)`);
+    if (method !== 0 && method !== 8)
+      throw new ZipError(
+        path,
+        `archive entry '${name}' uses compression method ${method} (only stored and deflated are supported)`,
+      );
+    if (method === 0 && compressedSize !== usize)
+      throw new ZipError(
+        path,
+        `archive entry '${name}': stored entry with different compressed and uncompressed sizes`,
+      );
+    if (offset + 30 + compressedSize > cdOffset)
+      throw new ZipError(path, `archive entry '${name}' lies outside the data area (corrupted archive)`);
     if (entries.has(name)) throw new ZipError(path, `archive entry '${name}' appears twice`);
     entries.set(name, { name, method, crc32: crc, compressedSize, size: usize, localHeaderOffset: offset });
     p = end;

@@ -9,8 +9,23 @@
 // Every activation is freed as soon as the next stage has used it (`chain`, and `tidy` inside each block): the
 // embedded decoder runs thousands of times, and an SD decode at 256x256 makes dozens of 32 MB activations per image.
 import { InputError } from "../errors.js";
-import { add, bmm, clamp, exp, F, type Generator, matmul, mul, pad, pow, randn, sub, sum, type Tensor, tidy }
-  from "../torch/index.js";
+import {
+  add,
+  bmm,
+  clamp,
+  exp,
+  F,
+  type Generator,
+  matmul,
+  mul,
+  pad,
+  pow,
+  randn,
+  sub,
+  sum,
+  type Tensor,
+  tidy,
+} from "../torch/index.js";
 import { Conv2d, GroupNorm, Linear } from "./layers.js";
 import type { LoadReport } from "../io/state-dict.js";
 import { type LoadOptions, Model, type ModelOptions, Store, storeFor, VarBuilder } from "./module.js";
@@ -56,9 +71,13 @@ function validate(c: AutoencoderKLConfig): AutoencoderKLConfig {
     if (!positive(c[k])) bad.push(`${k} must be a positive integer (got ${c[k]})`);
   }
   if (!Array.isArray(c.blockOutChannels) || c.blockOutChannels.length === 0 || !c.blockOutChannels.every(positive)) {
-    bad.push(`blockOutChannels must be a non-empty list of positive integers (got ${JSON.stringify(c.blockOutChannels)})`);
+    bad.push(
+      `blockOutChannels must be a non-empty list of positive integers (got ${JSON.stringify(c.blockOutChannels)})`,
+    );
   } else if (positive(c.normNumGroups) && c.blockOutChannels.some((ch) => ch % c.normNumGroups !== 0)) {
-    bad.push(`every entry of blockOutChannels [${c.blockOutChannels}] must be divisible by normNumGroups ${c.normNumGroups}`);
+    bad.push(
+      `every entry of blockOutChannels [${c.blockOutChannels}] must be divisible by normNumGroups ${c.normNumGroups}`,
+    );
   }
   if (!(typeof c.scalingFactor === "number" && c.scalingFactor > 0)) {
     bad.push(`scalingFactor must be a positive number (got ${c.scalingFactor})`);
@@ -80,7 +99,8 @@ export function autoencoderKLConfigFromDiffusers(json: Record<string, unknown>):
   expect("down_block_types", all("DownEncoderBlock2D"), "DownEncoderBlock2D");
   expect("up_block_types", all("UpDecoderBlock2D"), "UpDecoderBlock2D");
   expect("act_fn", (v) => v === "silu" || v === "swish", "silu");
-  for (const k of ["use_quant_conv", "use_post_quant_conv", "mid_block_add_attention"]) expect(k, (v) => v === true, "true");
+  for (const k of ["use_quant_conv", "use_post_quant_conv", "mid_block_add_attention"])
+    expect(k, (v) => v === true, "true");
   expect("shift_factor", (v) => v === null || v === 0, "null");
   if (unsupported.length) throw new InputError(`unsupported AutoencoderKL config: ${unsupported.join(", ")}`);
   const sd = AUTOENCODER_KL_PRESETS.sd;
@@ -166,7 +186,9 @@ class MidAttention {
       const q = project(this.toQ, hs).mul_(1 / Math.sqrt(c));
       const probs = F.softmax(bmm(q.transpose(1, 2), project(this.toK, hs)), -1); // [B, query, key]
       const attended = bmm(project(this.toV, hs), probs.transpose(1, 2)); // [B, C, query]
-      return project(this.toOut, attended).add_(x.reshape(b, c, h * w)).view(b, c, h, w);
+      return project(this.toOut, attended)
+        .add_(x.reshape(b, c, h * w))
+        .view(b, c, h, w);
     });
   }
 }
@@ -213,7 +235,14 @@ class Upsample2D {
 class Level {
   readonly resnets: ResnetBlock2D[];
   readonly resampler: Downsample2D | Upsample2D | null;
-  constructor(vb: VarBuilder, inCh: number, outCh: number, layers: number, groups: number, resample: "down" | "up" | null) {
+  constructor(
+    vb: VarBuilder,
+    inCh: number,
+    outCh: number,
+    layers: number,
+    groups: number,
+    resample: "down" | "up" | null,
+  ) {
     this.resnets = Array.from({ length: layers }, (_, j) => {
       return new ResnetBlock2D(vb.pp("resnets").pp(j), j === 0 ? inCh : outCh, outCh, groups);
     });
@@ -255,7 +284,14 @@ class Encoder {
     this.convIn = new Conv2d(vb.pp("conv_in"), c.inChannels, ch[0], 3, { padding: 1 });
     this.downBlocks = ch.map((out, i) => {
       const resample = i < ch.length - 1 ? "down" : null;
-      return new Level(vb.pp("down_blocks").pp(i), ch[Math.max(i - 1, 0)], out, c.layersPerBlock, c.normNumGroups, resample);
+      return new Level(
+        vb.pp("down_blocks").pp(i),
+        ch[Math.max(i - 1, 0)],
+        out,
+        c.layersPerBlock,
+        c.normNumGroups,
+        resample,
+      );
     });
     this.midBlock = new MidBlock(vb.pp("mid_block"), last, c.normNumGroups);
     this.head = new OutputHead(vb, last, 2 * c.latentChannels, c.normNumGroups);
@@ -277,7 +313,14 @@ class Decoder {
     this.midBlock = new MidBlock(vb.pp("mid_block"), ch[0], c.normNumGroups);
     this.upBlocks = ch.map((out, i) => {
       const resample = i < ch.length - 1 ? "up" : null;
-      return new Level(vb.pp("up_blocks").pp(i), ch[Math.max(i - 1, 0)], out, c.layersPerBlock + 1, c.normNumGroups, resample);
+      return new Level(
+        vb.pp("up_blocks").pp(i),
+        ch[Math.max(i - 1, 0)],
+        out,
+        c.layersPerBlock + 1,
+        c.normNumGroups,
+        resample,
+      );
     });
     this.head = new OutputHead(vb, ch[ch.length - 1], c.outChannels, c.normNumGroups);
   }
@@ -314,7 +357,8 @@ function diagonalGaussian(moments: Tensor): DiagonalGaussian {
     mean,
     logvar,
     std,
-    sample: (generator) => tidy(() => add(mean, mul(std, randn(mean.shape, { generator, dtype: mean.dtype, device: mean.device })))),
+    sample: (generator) =>
+      tidy(() => add(mean, mul(std, randn(mean.shape, { generator, dtype: mean.dtype, device: mean.device })))),
     kl: () => tidy(() => mul(sum(sub(sub(add(pow(mean, 2), exp(logvar)), 1), logvar), [1, 2, 3]), 0.5)),
   };
 }
@@ -370,7 +414,12 @@ export class AutoencoderKL extends Model {
 // checkpoints
 // ---------------------------------------------------------------------------------------------------------------
 
-const OLD_ATTENTION_NAMES: Record<string, string> = { query: "to_q", key: "to_k", value: "to_v", proj_attn: "to_out.0" };
+const OLD_ATTENTION_NAMES: Record<string, string> = {
+  query: "to_q",
+  key: "to_k",
+  value: "to_v",
+  proj_attn: "to_out.0",
+};
 const OLD_ATTENTION_KEY = /^(.*\bmid_block\.attentions\.\d+\.)(query|key|value|proj_attn)\.(weight|bias)$/;
 const ATTENTION_WEIGHT = /\bmid_block\.attentions\.\d+\.(to_q|to_k|to_v|to_out\.0)\.weight$/;
 
@@ -400,7 +449,9 @@ export function createAutoencoderKL(
   opts: ModelOptions = {},
 ): AutoencoderKL {
   if (typeof config === "string" && !Object.hasOwn(AUTOENCODER_KL_PRESETS, config)) {
-    throw new InputError(`unknown autoencoder preset '${config}' (known: ${Object.keys(AUTOENCODER_KL_PRESETS).join(", ")})`);
+    throw new InputError(
+      `unknown autoencoder preset '${config}' (known: ${Object.keys(AUTOENCODER_KL_PRESETS).join(", ")})`,
+    );
   }
   const c = typeof config === "string" ? AUTOENCODER_KL_PRESETS[config] : config;
   const store = storeFor(opts);

@@ -35,7 +35,13 @@ export type ClassifierSpec =
   | ({ kind: "efficientnet_b0"; norm: "batch"; dropout: number; stochasticDepth: number } & Common);
 
 export type ClassifierKind = ClassifierSpec["kind"];
-export const CLASSIFIER_KINDS: readonly ClassifierKind[] = ["convnet", "resnet", "resnetap", "mobilenet_v2", "efficientnet_b0"];
+export const CLASSIFIER_KINDS: readonly ClassifierKind[] = [
+  "convnet",
+  "resnet",
+  "resnetap",
+  "mobilenet_v2",
+  "efficientnet_b0",
+];
 
 /** "resnet18", "convnet3", "resnetap10", "mobilenet_v2", "efficientnet_b0": the names --arch takes. */
 export const archName = (s: ClassifierSpec) => ("depth" in s ? `${s.kind}${s.depth}` : s.kind);
@@ -59,7 +65,10 @@ export function buildClassifier(spec: ClassifierSpec, opts: ModelOptions = {}): 
     case "mobilenet_v2":
       return createMobileNetV2({ numClasses, inChannels, dropout: spec.dropout }, opts);
     case "efficientnet_b0":
-      return createEfficientNetB0({ numClasses, inChannels, dropout: spec.dropout, stochasticDepth: spec.stochasticDepth }, opts);
+      return createEfficientNetB0(
+        { numClasses, inChannels, dropout: spec.dropout, stochasticDepth: spec.stochasticDepth },
+        opts,
+      );
   }
 }
 
@@ -88,51 +97,101 @@ export function classifierSpecOf(shapes: ShapeMap, imageSize: number, where: str
       const kind = g.config.bottleneck ? "bottleneck" : "basic";
       const blocks = g.config.blocks as number[];
       const depth = RESNET_LAYOUTS[`${kind}:${blocks.join(",")}`];
-      if (!depth) throw new InputError(`${where}: a ResNet with ${kind} blocks [${blocks}] per stage is not ResNet-18/34/50/101/152`);
+      if (!depth)
+        throw new InputError(
+          `${where}: a ResNet with ${kind} blocks [${blocks}] per stage is not ResNet-18/34/50/101/152`,
+        );
       const k = n("stemKernel");
-      if (k !== 3 && k !== 7) throw new InputError(`${where}: conv1 has a ${k}x${k} kernel; expected 7x7 (ImageNet stem) or 3x3 (small-image stem)`);
-      return { kind: "resnet", depth, norm: g.config.norm === "batch" ? "batch" : "instance", stem: k === 3 ? "cifar" : "imagenet", ...common() };
+      if (k !== 3 && k !== 7)
+        throw new InputError(
+          `${where}: conv1 has a ${k}x${k} kernel; expected 7x7 (ImageNet stem) or 3x3 (small-image stem)`,
+        );
+      return {
+        kind: "resnet",
+        depth,
+        norm: g.config.norm === "batch" ? "batch" : "instance",
+        stem: k === 3 ? "cifar" : "imagenet",
+        ...common(),
+      };
     }
     case "resnetap": {
       const blocks = g.config.blocks as number[];
       const depth = RESNETAP_LAYOUTS[blocks.join(",")];
-      if (!depth) throw new InputError(`${where}: a ResNet-AP with [${blocks}] blocks per stage is not ResNet-AP-10/18/34`);
+      if (!depth)
+        throw new InputError(`${where}: a ResNet-AP with [${blocks}] blocks per stage is not ResNet-AP-10/18/34`);
       const k = n("stemKernel");
-      if (k !== 3 && k !== 7) throw new InputError(`${where}: layer0.conv1 has a ${k}x${k} kernel; expected 7x7 (large stem) or 3x3 (mid and small stems)`);
+      if (k !== 3 && k !== 7)
+        throw new InputError(
+          `${where}: layer0.conv1 has a ${k}x${k} kernel; expected 7x7 (large stem) or 3x3 (mid and small stems)`,
+        );
       const stem = k === 7 ? "large" : imageSize <= 64 ? "small" : "mid";
       return { kind: "resnetap", depth, norm: g.config.norm === "batch" ? "batch" : "instance", stem, ...common() };
     }
     case "mobilenet_v2":
-      if (g.config.widthMultiplier !== 1) throw new InputError(`${where}: ${g.name}; only torchvision's mobilenet_v2 at width 1.0 is built`);
+      if (g.config.widthMultiplier !== 1)
+        throw new InputError(`${where}: ${g.name}; only torchvision's mobilenet_v2 at width 1.0 is built`);
       return { kind: "mobilenet_v2", norm: "batch", dropout: MOBILENET_V2_DROPOUT, ...common() };
     case "efficientnet":
-      if (g.config.variant !== "b0") throw new InputError(`${where}: ${g.name}; only torchvision's efficientnet_b0 is built`);
-      return { kind: "efficientnet_b0", norm: "batch", dropout: EFFICIENTNET_B0_DROPOUT, stochasticDepth: EFFICIENTNET_B0_STOCHASTIC_DEPTH, ...common() };
+      if (g.config.variant !== "b0")
+        throw new InputError(`${where}: ${g.name}; only torchvision's efficientnet_b0 is built`);
+      return {
+        kind: "efficientnet_b0",
+        norm: "batch",
+        dropout: EFFICIENTNET_B0_DROPOUT,
+        stochasticDepth: EFFICIENTNET_B0_STOCHASTIC_DEPTH,
+        ...common(),
+      };
     case "convnet": {
       const norm = g.config.norm as ConvNetNorm;
       return { kind: "convnet", depth: n("depth"), width: n("width"), norm, imageSize, ...common() };
     }
   }
   const what = g ? `it holds ${g.name} weights` : "its keys match none";
-  throw new InputError(`${where}: not a classifier cao2 builds (ResNet, ResNet-AP, ConvNet, MobileNetV2, EfficientNet-B0): ${what}`);
+  throw new InputError(
+    `${where}: not a classifier cao2 builds (ResNet, ResNet-AP, ConvNet, MobileNetV2, EfficientNet-B0): ${what}`,
+  );
 }
 
 /** The cao2 model-file description of a classifier built from `spec`. */
-export function savedClassifier(spec: ClassifierSpec, preprocess: Preprocess, classes: string[]): Extract<SavedModel, { kind: ClassifierKind }> {
+export function savedClassifier(
+  spec: ClassifierSpec,
+  preprocess: Preprocess,
+  classes: string[],
+): Extract<SavedModel, { kind: ClassifierKind }> {
   const { numClasses, inChannels } = spec;
   switch (spec.kind) {
     case "convnet": {
       const { depth, width, norm, imageSize } = spec;
-      return { kind: "convnet", config: { depth, width, norm, numClasses, inChannels, imageSize, firstPadding: 1 }, preprocess, classes };
+      return {
+        kind: "convnet",
+        config: { depth, width, norm, numClasses, inChannels, imageSize, firstPadding: 1 },
+        preprocess,
+        classes,
+      };
     }
     case "resnet":
-      return { kind: "resnet", config: { depth: spec.depth, norm: spec.norm, stem: spec.stem, numClasses, inChannels }, preprocess, classes };
+      return {
+        kind: "resnet",
+        config: { depth: spec.depth, norm: spec.norm, stem: spec.stem, numClasses, inChannels },
+        preprocess,
+        classes,
+      };
     case "resnetap":
-      return { kind: "resnetap", config: { depth: spec.depth, norm: spec.norm, stem: spec.stem, numClasses, inChannels }, preprocess, classes };
+      return {
+        kind: "resnetap",
+        config: { depth: spec.depth, norm: spec.norm, stem: spec.stem, numClasses, inChannels },
+        preprocess,
+        classes,
+      };
     case "mobilenet_v2":
       return { kind: "mobilenet_v2", config: { numClasses, inChannels, dropout: spec.dropout }, preprocess, classes };
     case "efficientnet_b0":
-      return { kind: "efficientnet_b0", config: { numClasses, inChannels, dropout: spec.dropout, stochasticDepth: spec.stochasticDepth }, preprocess, classes };
+      return {
+        kind: "efficientnet_b0",
+        config: { numClasses, inChannels, dropout: spec.dropout, stochasticDepth: spec.stochasticDepth },
+        preprocess,
+        classes,
+      };
   }
 }
 
@@ -142,24 +201,59 @@ export function specOfSaved(meta: Extract<SavedModel, { kind: ClassifierKind }>)
   switch (meta.kind) {
     case "convnet": {
       const c = meta.config;
-      return { kind: "convnet", depth: c.depth ?? 3, width: c.width ?? 128, norm: c.norm ?? "instance", numClasses: c.numClasses, inChannels: c.inChannels ?? 3, imageSize: size };
+      return {
+        kind: "convnet",
+        depth: c.depth ?? 3,
+        width: c.width ?? 128,
+        norm: c.norm ?? "instance",
+        numClasses: c.numClasses,
+        inChannels: c.inChannels ?? 3,
+        imageSize: size,
+      };
     }
     case "resnet": {
       const c = meta.config;
-      return { kind: "resnet", depth: c.depth, norm: c.norm ?? "batch", stem: c.stem ?? "imagenet", numClasses: c.numClasses, inChannels: c.inChannels ?? 3 };
+      return {
+        kind: "resnet",
+        depth: c.depth,
+        norm: c.norm ?? "batch",
+        stem: c.stem ?? "imagenet",
+        numClasses: c.numClasses,
+        inChannels: c.inChannels ?? 3,
+      };
     }
     case "resnetap": {
       const c = meta.config;
-      return { kind: "resnetap", depth: c.depth, norm: c.norm ?? "instance", stem: c.stem ?? "large", numClasses: c.numClasses, inChannels: c.inChannels ?? 3 };
+      return {
+        kind: "resnetap",
+        depth: c.depth,
+        norm: c.norm ?? "instance",
+        stem: c.stem ?? "large",
+        numClasses: c.numClasses,
+        inChannels: c.inChannels ?? 3,
+      };
     }
     case "mobilenet_v2": {
       const c = meta.config;
-      return { kind: "mobilenet_v2", norm: "batch", dropout: c.dropout ?? MOBILENET_V2_DROPOUT, numClasses: c.numClasses, inChannels: c.inChannels ?? 3 };
+      return {
+        kind: "mobilenet_v2",
+        norm: "batch",
+        dropout: c.dropout ?? MOBILENET_V2_DROPOUT,
+        numClasses: c.numClasses,
+        inChannels: c.inChannels ?? 3,
+      };
     }
     case "efficientnet_b0": {
       const c = meta.config;
       const sd = c.stochasticDepth ?? EFFICIENTNET_B0_STOCHASTIC_DEPTH;
-      return { kind: "efficientnet_b0", norm: "batch", dropout: c.dropout ?? EFFICIENTNET_B0_DROPOUT, stochasticDepth: sd, numClasses: c.numClasses, inChannels: c.inChannels ?? 3 };
+      return {
+        kind: "efficientnet_b0",
+        norm: "batch",
+        dropout: c.dropout ?? EFFICIENTNET_B0_DROPOUT,
+        stochasticDepth: sd,
+        numClasses: c.numClasses,
+        inChannels: c.inChannels ?? 3,
+      };
     }
   }
 }

@@ -62,8 +62,10 @@ export class ConvNet extends Model {
       firstPadding: config.firstPadding ?? (inChannels === 1 ? 3 : 1),
     });
     checkPositiveIntegers("ConvNet", c, ["numClasses", "depth", "width", "inChannels"]);
-    if (!Number.isInteger(c.firstPadding) || c.firstPadding < 0) throw new InputError(`ConvNet firstPadding must be a non-negative integer; got ${c.firstPadding}`);
-    if (!["instance", "batch", "none"].includes(c.norm)) throw new InputError(`ConvNet norm must be "instance", "batch" or "none"; got ${c.norm}`);
+    if (!Number.isInteger(c.firstPadding) || c.firstPadding < 0)
+      throw new InputError(`ConvNet firstPadding must be a non-negative integer; got ${c.firstPadding}`);
+    if (!["instance", "batch", "none"].includes(c.norm))
+      throw new InputError(`ConvNet norm must be "instance", "batch" or "none"; got ${c.norm}`);
 
     // Each block is conv, [norm], ReLU, pool in the Sequential: 4 indices per block with a norm, 3 without.
     const stride = c.norm === "none" ? 3 : 4;
@@ -84,7 +86,9 @@ export class ConvNet extends Model {
 
   /** Output of each block (after its pool), the maps a perceptual distance compares. */
   featureMaps(x: Tensor): Tensor[] {
-    const [h, w] = Array.isArray(this.config.imageSize) ? this.config.imageSize : [this.config.imageSize, this.config.imageSize];
+    const [h, w] = Array.isArray(this.config.imageSize)
+      ? this.config.imageSize
+      : [this.config.imageSize, this.config.imageSize];
     if (x.ndim !== 4 || x.size(1) !== this.config.inChannels || x.size(2) !== h || x.size(3) !== w) {
       throw new InputError(`ConvNet expects input [N, ${this.config.inChannels}, ${h}, ${w}]; got [${x.shape}]`);
     }

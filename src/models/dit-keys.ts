@@ -51,7 +51,9 @@ export interface FromDiffusersOptions {
 
 /** Splits "a.b.weight" into the module path and the parameter name when the path is `module`. */
 function paramOf(key: string, module: string): string | null {
-  return key.startsWith(`${module}.`) && !key.slice(module.length + 1).includes(".") ? key.slice(module.length + 1) : null;
+  return key.startsWith(`${module}.`) && !key.slice(module.length + 1).includes(".")
+    ? key.slice(module.length + 1)
+    : null;
 }
 
 /**
@@ -65,7 +67,12 @@ export function fromDiffusers(sd: Map<string, Tensor>, opts: FromDiffusersOption
   const out = new Map<string, Tensor>();
   const qkv = new Map<string, [string, Tensor][]>();
   const differing: string[] = [];
-  const rename = (key: string, table: readonly [string, string][], prefixOld: string, prefixNew: string): string | null => {
+  const rename = (
+    key: string,
+    table: readonly [string, string][],
+    prefixOld: string,
+    prefixNew: string,
+  ): string | null => {
     for (const [official, diffusers] of table) {
       const p = paramOf(key, prefixNew + diffusers);
       if (p !== null) return `${prefixOld}${official}.${p}`;
@@ -108,7 +115,14 @@ export function fromDiffusers(sd: Map<string, Tensor>, opts: FromDiffusersOption
   for (const [target, parts] of qkv) {
     const complete = parts.length === 3 && parts.every(Boolean);
     // An incomplete split keeps its diffusers names: loading then reports them and the missing qkv key.
-    if (complete) out.set(target, cat(parts.map(([, t]) => t), 0));
+    if (complete)
+      out.set(
+        target,
+        cat(
+          parts.map(([, t]) => t),
+          0,
+        ),
+      );
     else for (const [key, t] of parts.filter(Boolean)) out.set(key, t);
   }
   if (differing.length) {
@@ -121,5 +135,7 @@ export function fromDiffusers(sd: Map<string, Tensor>, opts: FromDiffusersOption
 }
 
 function sameValues(a: Tensor, b: Tensor): boolean {
-  return a.dtype === b.dtype && a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]) && equal(a, b);
+  return (
+    a.dtype === b.dtype && a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]) && equal(a, b)
+  );
 }

@@ -78,7 +78,9 @@ export const DIT_DEFAULTS: Readonly<DiTConfig> = {
 };
 
 /** "DiT-S/2" ... "DiT-XL/8". */
-export const DIT_NAMES: readonly string[] = Object.keys(DIT_SIZES).flatMap((s) => [2, 4, 8].map((p) => `DiT-${s}/${p}`));
+export const DIT_NAMES: readonly string[] = Object.keys(DIT_SIZES).flatMap((s) =>
+  [2, 4, 8].map((p) => `DiT-${s}/${p}`),
+);
 
 /** The configuration of a named model ("DiT-XL/2"; "DiT-XL-2" as in the checkpoint file names is accepted too). */
 export function ditConfig(name: string): DiTConfig {
@@ -99,12 +101,16 @@ function validate(c: DiTConfig): void {
   }
   if (c.inputSize % c.patchSize) throw bad(`inputSize ${c.inputSize} is not a multiple of patchSize ${c.patchSize}`);
   if (c.hiddenSize % c.numHeads) throw bad(`hiddenSize ${c.hiddenSize} is not a multiple of numHeads ${c.numHeads}`);
-  if (c.hiddenSize % 4) throw bad(`hiddenSize ${c.hiddenSize} must be a multiple of 4 (2-D sin-cos position embedding)`);
-  if (!(c.classDropoutProb >= 0 && c.classDropoutProb < 1)) throw bad(`classDropoutProb must be in [0, 1) (got ${c.classDropoutProb})`);
+  if (c.hiddenSize % 4)
+    throw bad(`hiddenSize ${c.hiddenSize} must be a multiple of 4 (2-D sin-cos position embedding)`);
+  if (!(c.classDropoutProb >= 0 && c.classDropoutProb < 1))
+    throw bad(`classDropoutProb must be in [0, 1) (got ${c.classDropoutProb})`);
   if (!(c.mlpRatio > 0)) throw bad(`mlpRatio must be positive (got ${c.mlpRatio})`);
   const minimax = minimaxGammaBlocks(c.depth);
   if (c.gammaBlocks !== 0 && c.gammaBlocks !== minimax) {
-    throw bad(`gammaBlocks must be 0 (plain DiT) or ${minimax} (Minimax: the first half of ${c.depth} blocks), got ${c.gammaBlocks}`);
+    throw bad(
+      `gammaBlocks must be 0 (plain DiT) or ${minimax} (Minimax: the first half of ${c.depth} blocks), got ${c.gammaBlocks}`,
+    );
   }
 }
 
@@ -175,9 +181,14 @@ class TimestepEmbedder {
   constructor(vb: VarBuilder, hidden: number, init: Inits) {
     const half = TimestepEmbedder.FREQ_DIM / 2;
     const mlp = vb.pp("mlp");
-    this.fc1 = new Linear(mlp.pp(0), TimestepEmbedder.FREQ_DIM, hidden, { weightInit: init.embed, biasInit: init.zero });
+    this.fc1 = new Linear(mlp.pp(0), TimestepEmbedder.FREQ_DIM, hidden, {
+      weightInit: init.embed,
+      biasInit: init.zero,
+    });
     this.fc2 = new Linear(mlp.pp(2), hidden, hidden, { weightInit: init.embed, biasInit: init.zero });
-    this.freqs = keep(tidy(() => exp(arange(0, half, 1, { dtype: "float32" }).mul(-Math.log(10000)).div(half)).to(vb.store.device)));
+    this.freqs = keep(
+      tidy(() => exp(arange(0, half, 1, { dtype: "float32" }).mul(-Math.log(10000)).div(half)).to(vb.store.device)),
+    );
   }
   forward(t: Tensor): Tensor {
     const args = t.float().unsqueeze(1).mul(this.freqs);
@@ -217,7 +228,8 @@ class LabelEmbedder {
     }
     let labels = y;
     if ((training && this.dropProb > 0) || o.forceDropIds !== undefined) {
-      if (rows === this.numClasses) throw new InputError("DiT: label dropout needs a null class (classDropoutProb > 0)");
+      if (rows === this.numClasses)
+        throw new InputError("DiT: label dropout needs a null class (classDropoutProb > 0)");
       const force = o.forceDropIds;
       const drop =
         force === undefined
@@ -282,11 +294,18 @@ class Attention {
     return tidy(() => {
       const out = tidy(() => {
         const proj = this.gamma1 ? this.qkv.forward(x).mul(this.gamma1) : this.qkv.forward(x);
-        const qkv = proj.view(n, t, 3, h, hd).permute(2, 0, 3, 1, 4).contiguous().view(3, n * h, t, hd);
+        const qkv = proj
+          .view(n, t, 3, h, hd)
+          .permute(2, 0, 3, 1, 4)
+          .contiguous()
+          .view(3, n * h, t, hd);
         const [q, k, v] = [0, 1, 2].map((i) => qkv.select(0, i));
         // Scale q first, as timm's Attention does. (Not baddbmm with beta = 0: libtorch 1.13's CPU kernel still reads
         // its uninitialised output for small matrices, so 0 * NaN leaked garbage into the scores now and then.)
-        const attn = F.softmax(tidy(() => bmm(q.mul(this.scale), k.transpose(1, 2))), -1);
+        const attn = F.softmax(
+          tidy(() => bmm(q.mul(this.scale), k.transpose(1, 2))),
+          -1,
+        );
         return bmm(attn, v).view(n, h, t, hd).transpose(1, 2).reshape(n, t, d);
       });
       return this.gamma2 ? this.proj.forward(out).mul(this.gamma2) : this.proj.forward(out);
@@ -326,7 +345,10 @@ class DiTBlock {
   /** x: [N, T, D]; siluC: SiLU(c), [N, D]. x + gate * branch, the gate times gamma in a Minimax block. */
   forward(x: Tensor, siluC: Tensor): Tensor {
     return tidy(() => {
-      const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = this.adaLN.forward(siluC).unsqueeze(1).chunk(6, 2);
+      const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = this.adaLN
+        .forward(siluC)
+        .unsqueeze(1)
+        .chunk(6, 2);
       const gateA = this.gamma1 ? gateMsa.mul(this.gamma1) : gateMsa;
       const gateM = this.gamma2 ? gateMlp.mul(this.gamma2) : gateMlp;
       const h = tidy(() => addcmul(x, gateA, this.attn.forward(tidy(() => modulate(norm(x), shiftMsa, scaleMsa)))));
@@ -343,8 +365,14 @@ class FinalLayer {
   readonly adaLN: Linear;
   readonly linear: Linear;
   constructor(vb: VarBuilder, hidden: number, patch: number, outCh: number, init: Inits) {
-    this.adaLN = new Linear(vb.pp("adaLN_modulation").pp(1), hidden, 2 * hidden, { weightInit: init.zero, biasInit: init.zero });
-    this.linear = new Linear(vb.pp("linear"), hidden, patch * patch * outCh, { weightInit: init.zero, biasInit: init.zero });
+    this.adaLN = new Linear(vb.pp("adaLN_modulation").pp(1), hidden, 2 * hidden, {
+      weightInit: init.zero,
+      biasInit: init.zero,
+    });
+    this.linear = new Linear(vb.pp("linear"), hidden, patch * patch * outCh, {
+      weightInit: init.zero,
+      biasInit: init.zero,
+    });
   }
   forward(x: Tensor, siluC: Tensor): Tensor {
     return tidy(() => {
@@ -392,7 +420,10 @@ export class DiT extends Model implements DiffusionModel {
     // Computed even without initialisation: diffusers checkpoints do not carry it.
     this.posEmbed = vb.buffer("pos_embed", [1, this.grid * this.grid, d]);
     noGrad(() => tidy(() => void this.posEmbed.copy_(sincos2d(d, this.grid))));
-    this.blocks = Array.from({ length: c.depth }, (_, i) => new DiTBlock(vb.pp("blocks").pp(i), c, i < c.gammaBlocks, init));
+    this.blocks = Array.from(
+      { length: c.depth },
+      (_, i) => new DiTBlock(vb.pp("blocks").pp(i), c, i < c.gammaBlocks, init),
+    );
     this.finalLayer = new FinalLayer(vb.pp("final_layer"), d, c.patchSize, this.outChannels, init);
   }
 
@@ -409,12 +440,16 @@ export class DiT extends Model implements DiffusionModel {
     const c = this.config;
     const [n, ch, hh, ww] = x.shape;
     if (x.ndim !== 4 || ch !== c.inChannels || hh !== c.inputSize || ww !== c.inputSize) {
-      throw new InputError(`DiT: expected latents [N, ${c.inChannels}, ${c.inputSize}, ${c.inputSize}], got [${x.shape}]`);
+      throw new InputError(
+        `DiT: expected latents [N, ${c.inChannels}, ${c.inputSize}, ${c.inputSize}], got [${x.shape}]`,
+      );
     }
-    if (y.ndim !== 1 || y.size(0) !== n) throw new InputError(`DiT: expected ${n} class labels, got shape [${y.shape}]`);
+    if (y.ndim !== 1 || y.size(0) !== n)
+      throw new InputError(`DiT: expected ${n} class labels, got shape [${y.shape}]`);
     return tidy(() => {
       const steps = typeof t === "number" ? full([n], t, { device: x.device }) : t;
-      if (steps.ndim !== 1 || steps.size(0) !== n) throw new InputError(`DiT: expected ${n} timesteps, got shape [${steps.shape}]`);
+      if (steps.ndim !== 1 || steps.size(0) !== n)
+        throw new InputError(`DiT: expected ${n} timesteps, got shape [${steps.shape}]`);
       let h = patchify(this.xEmbedder, x).add(this.posEmbed);
       const cond = this.tEmbedder.forward(steps).add(this.yEmbedder.forward(y, this.training, opts));
       // Every adaLN_modulation starts with SiLU(c): compute it once.
@@ -446,7 +481,10 @@ export class DiT extends Model implements DiffusionModel {
    */
   forwardWithCfg(x: Tensor, t: Tensor | number, y: Tensor, scale: number, opts: CfgOptions = {}): Tensor {
     const n = x.size(0);
-    if (n % 2) throw new InputError(`DiT.forwardWithCfg: the batch holds conditional and unconditional halves, got ${n} samples`);
+    if (n % 2)
+      throw new InputError(
+        `DiT.forwardWithCfg: the batch holds conditional and unconditional halves, got ${n} samples`,
+      );
     const g = opts.guidedChannels === "all" ? this.config.inChannels : (opts.guidedChannels ?? 3);
     if (!Number.isInteger(g) || g < 1 || g > this.outChannels) {
       throw new InputError(`DiT.forwardWithCfg: guidedChannels must be 1..${this.outChannels} or "all" (got ${g})`);
@@ -462,7 +500,8 @@ export class DiT extends Model implements DiffusionModel {
   override loadStateDict(sd: Map<string, Tensor>, opts: DiTLoadOptions = {}): LoadReport {
     const { stripPrefix, gammasFromPlain, ...rest } = opts;
     let src = sd;
-    if (stripPrefix) src = new Map([...sd].map(([k, v]) => [k.startsWith(stripPrefix) ? k.slice(stripPrefix.length) : k, v]));
+    if (stripPrefix)
+      src = new Map([...sd].map(([k, v]) => [k.startsWith(stripPrefix) ? k.slice(stripPrefix.length) : k, v]));
     return tidy(() => {
       const diffusers = isDiffusersNaming(src);
       const official = diffusers ? fromDiffusers(src) : new Map(src);

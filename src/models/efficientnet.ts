@@ -53,7 +53,15 @@ class SqueezeExcitation {
 class MBConv {
   private readonly layers: { forward(x: Tensor): Tensor }[] = [];
   private readonly drop: Dropout | null;
-  constructor(vb: VarBuilder, expand: number, kernel: number, stride: number, inCh: number, outCh: number, dropProb: number) {
+  constructor(
+    vb: VarBuilder,
+    expand: number,
+    kernel: number,
+    stride: number,
+    inCh: number,
+    outCh: number,
+    dropProb: number,
+  ) {
     const hidden = inCh * expand;
     const block = vb.pp("block");
     let i = 0;
@@ -100,19 +108,25 @@ export class EfficientNetB0 extends Model {
     STAGES.forEach(([expand, kernel, stride, inCh, outCh, n], s) => {
       for (let i = 0; i < n; i++) {
         const p = (c.stochasticDepth * this.blocks.length) / total;
-        this.blocks.push(new MBConv(features.pp(s + 1).pp(i), expand, kernel, i === 0 ? stride : 1, i === 0 ? inCh : outCh, outCh, p));
+        this.blocks.push(
+          new MBConv(features.pp(s + 1).pp(i), expand, kernel, i === 0 ? stride : 1, i === 0 ? inCh : outCh, outCh, p),
+        );
       }
     });
     this.head = new ConvBnAct(features.pp(STAGES.length + 1), STAGES[STAGES.length - 1][4], LAST_CHANNELS, 1, F.silu);
     this.dropout = new Dropout(vb, c.dropout);
     // classifier.0 is the dropout, classifier.1 the Linear; torchvision inits it U(-1/sqrt(out), 1/sqrt(out)), bias 0.
     const range = 1 / Math.sqrt(c.numClasses);
-    this.classifier = new Linear(vb.pp("classifier").pp(1), LAST_CHANNELS, c.numClasses, { weightInit: uniform(-range, range), biasInit: zero });
+    this.classifier = new Linear(vb.pp("classifier").pp(1), LAST_CHANNELS, c.numClasses, {
+      weightInit: uniform(-range, range),
+      biasInit: zero,
+    });
   }
 
   /** Globally average-pooled output of features.8, [N, 1280]. */
   features(x: Tensor): Tensor {
-    if (x.ndim !== 4 || x.size(1) !== this.config.inChannels) throw new InputError(`EfficientNetB0 expects input [N, ${this.config.inChannels}, H, W]; got [${x.shape}]`);
+    if (x.ndim !== 4 || x.size(1) !== this.config.inChannels)
+      throw new InputError(`EfficientNetB0 expects input [N, ${this.config.inChannels}, H, W]; got [${x.shape}]`);
     return tidy(() => {
       const h = this.blocks.reduce((h, b) => b.forward(h), this.stem.forward(x));
       return F.adaptiveAvgPool2d(this.head.forward(h), 1).flatten(1);

@@ -8,9 +8,18 @@ export function fans(shape: readonly number[]): { fanIn: number; fanOut: number 
   return { fanIn: (shape[1] ?? 1) * receptive, fanOut: shape[0] * receptive };
 }
 
-export const uniform = (low: number, high: number): Init => (t, g) => uniformInto(t, low, high, g);
-export const normal = (mean: number, std: number): Init => (t, g) => normalInto(t, mean, std, g);
-export const constant = (v: number): Init => (t) => void t.fill_(v);
+export const uniform =
+  (low: number, high: number): Init =>
+  (t, g) =>
+    uniformInto(t, low, high, g);
+export const normal =
+  (mean: number, std: number): Init =>
+  (t, g) =>
+    normalInto(t, mean, std, g);
+export const constant =
+  (v: number): Init =>
+  (t) =>
+    void t.fill_(v);
 export const zero: Init = constant(0);
 export const one: Init = constant(1);
 
@@ -22,11 +31,13 @@ export const defaultWeight: Init = (t, g) => {
 /** nn.Linear / nn.Conv2d default bias: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) of the layer's weight. */
 export const defaultBias = (fanIn: number): Init => uniform(-1 / Math.sqrt(fanIn), 1 / Math.sqrt(fanIn));
 
-export const xavierUniform = (gain = 1): Init => (t, g) => {
-  const { fanIn, fanOut } = fans(t.shape);
-  const a = gain * Math.sqrt(6 / (fanIn + fanOut));
-  uniformInto(t, -a, a, g);
-};
+export const xavierUniform =
+  (gain = 1): Init =>
+  (t, g) => {
+    const { fanIn, fanOut } = fans(t.shape);
+    const a = gain * Math.sqrt(6 / (fanIn + fanOut));
+    uniformInto(t, -a, a, g);
+  };
 
 /** kaiming_normal(mode="fan_out", nonlinearity="relu"), torchvision's ResNet convolution init. */
 export const kaimingNormalFanOut: Init = (t, g) => normalInto(t, 0, Math.sqrt(2 / fans(t.shape).fanOut), g);

@@ -7,7 +7,12 @@ import type { VarBuilder } from "./module.js";
 export class Linear {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
-  constructor(vb: VarBuilder, inFeatures: number, outFeatures: number, o: { bias?: boolean; weightInit?: Init; biasInit?: Init } = {}) {
+  constructor(
+    vb: VarBuilder,
+    inFeatures: number,
+    outFeatures: number,
+    o: { bias?: boolean; weightInit?: Init; biasInit?: Init } = {},
+  ) {
     this.weight = vb.param("weight", [outFeatures, inFeatures], o.weightInit ?? defaultWeight);
     this.bias = o.bias === false ? null : vb.param("bias", [outFeatures], o.biasInit ?? defaultBias(inFeatures));
   }
@@ -24,14 +29,26 @@ export class Conv2d {
     inCh: number,
     outCh: number,
     kernel: number,
-    readonly o: { stride?: number; padding?: number; groups?: number; bias?: boolean; weightInit?: Init; biasInit?: Init } = {},
+    readonly o: {
+      stride?: number;
+      padding?: number;
+      groups?: number;
+      bias?: boolean;
+      weightInit?: Init;
+      biasInit?: Init;
+    } = {},
   ) {
     const groups = o.groups ?? 1;
     this.weight = vb.param("weight", [outCh, inCh / groups, kernel, kernel], o.weightInit ?? defaultWeight);
-    this.bias = o.bias === false ? null : vb.param("bias", [outCh], o.biasInit ?? defaultBias((inCh / groups) * kernel * kernel));
+    this.bias =
+      o.bias === false ? null : vb.param("bias", [outCh], o.biasInit ?? defaultBias((inCh / groups) * kernel * kernel));
   }
   forward(x: Tensor): Tensor {
-    return F.conv2d(x, this.weight, this.bias, { stride: this.o.stride, padding: this.o.padding, groups: this.o.groups });
+    return F.conv2d(x, this.weight, this.bias, {
+      stride: this.o.stride,
+      padding: this.o.padding,
+      groups: this.o.groups,
+    });
   }
 }
 

@@ -84,9 +84,14 @@ export class MobileNetV2 extends Model {
 
   constructor(config: MobileNetV2Config, store = new Store()) {
     super(store);
-    const c = (this.config = { numClasses: config.numClasses, inChannels: config.inChannels ?? 3, dropout: config.dropout ?? MOBILENET_V2_DROPOUT });
+    const c = (this.config = {
+      numClasses: config.numClasses,
+      inChannels: config.inChannels ?? 3,
+      dropout: config.dropout ?? MOBILENET_V2_DROPOUT,
+    });
     checkPositiveIntegers("MobileNetV2", c, ["numClasses", "inChannels"]);
-    if (!(c.dropout >= 0 && c.dropout < 1)) throw new InputError(`MobileNetV2 dropout must be in [0, 1); got ${c.dropout}`);
+    if (!(c.dropout >= 0 && c.dropout < 1))
+      throw new InputError(`MobileNetV2 dropout must be in [0, 1); got ${c.dropout}`);
     const vb = new VarBuilder(this.store);
     const features = vb.pp("features");
     this.features_ = [new ConvBnAct(features.pp(0), c.inChannels, STEM_CHANNELS, 3, F.relu6, { stride: 2 })];
@@ -100,13 +105,22 @@ export class MobileNetV2 extends Model {
     this.features_.push(new ConvBnAct(features.pp(this.features_.length), inCh, LAST_CHANNELS, 1, F.relu6));
     // classifier.0 is the dropout (no weights), classifier.1 the Linear; torchvision inits it N(0, 0.01), bias 0.
     this.dropout = new Dropout(vb, c.dropout);
-    this.classifier = new Linear(vb.pp("classifier").pp(1), LAST_CHANNELS, c.numClasses, { weightInit: normal(0, 0.01), biasInit: zero });
+    this.classifier = new Linear(vb.pp("classifier").pp(1), LAST_CHANNELS, c.numClasses, {
+      weightInit: normal(0, 0.01),
+      biasInit: zero,
+    });
   }
 
   /** Globally average-pooled output of features.18, [N, 1280]. */
   features(x: Tensor): Tensor {
-    if (x.ndim !== 4 || x.size(1) !== this.config.inChannels) throw new InputError(`MobileNetV2 expects input [N, ${this.config.inChannels}, H, W]; got [${x.shape}]`);
-    return tidy(() => F.adaptiveAvgPool2d(this.features_.reduce((h, l) => l.forward(h), x), 1).flatten(1));
+    if (x.ndim !== 4 || x.size(1) !== this.config.inChannels)
+      throw new InputError(`MobileNetV2 expects input [N, ${this.config.inChannels}, H, W]; got [${x.shape}]`);
+    return tidy(() =>
+      F.adaptiveAvgPool2d(
+        this.features_.reduce((h, l) => l.forward(h), x),
+        1,
+      ).flatten(1),
+    );
   }
 
   /** Class logits [N, numClasses]. */

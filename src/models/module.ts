@@ -38,7 +38,8 @@ export interface ModelOptions {
 }
 
 /** The parameter store a factory builds its model in. */
-export const storeFor = (options: ModelOptions): Store => new Store(options.device, options.dtype, options.generator, options.init !== "zeros");
+export const storeFor = (options: ModelOptions): Store =>
+  new Store(options.device, options.dtype, options.generator, options.init !== "zeros");
 
 /** Fills a new tensor in place (see init.ts). */
 export type Init = (t: Tensor, generator?: Generator) => void;
@@ -81,10 +82,15 @@ export class VarBuilder {
 }
 
 /** Refuses a configuration whose `keys` are not positive integers: one line naming the model, the key and the value. */
-export function checkPositiveIntegers<C extends object>(model: string, config: C, keys: readonly (keyof C & string)[]): void {
+export function checkPositiveIntegers<C extends object>(
+  model: string,
+  config: C,
+  keys: readonly (keyof C & string)[],
+): void {
   for (const k of keys) {
     const v = config[k];
-    if (!Number.isInteger(v) || (v as number) < 1) throw new InputError(`${model} ${k} must be a positive integer; got ${v}`);
+    if (!Number.isInteger(v) || (v as number) < 1)
+      throw new InputError(`${model} ${k} must be a positive integer; got ${v}`);
   }
 }
 

@@ -28,7 +28,8 @@ export interface ResNetAPConfig {
 }
 
 /** IDC's choice of stem by input side: <= 64 small, <= 128 mid, else large. */
-export const resnetAPStem = (imageSize: number): ResNetAPStem => (imageSize <= 64 ? "small" : imageSize <= 128 ? "mid" : "large");
+export const resnetAPStem = (imageSize: number): ResNetAPStem =>
+  imageSize <= 64 ? "small" : imageSize <= 128 ? "mid" : "large";
 
 const conv = (vb: VarBuilder, inCh: number, outCh: number, kernel: number) =>
   new Conv2d(vb, inCh, outCh, kernel, { padding: (kernel - 1) / 2, bias: false, weightInit: kaimingNormalFanOut });
@@ -51,7 +52,10 @@ class BasicBlockAP {
     this.conv2 = conv(vb.pp("conv2"), planes, planes, 3);
     this.bn2 = norm2d(vb.pp("bn2"), norm, planes);
     const ds = vb.pp("downsample");
-    this.downsample = stride !== 1 || inCh !== planes ? { conv: conv(ds.pp(0), inCh, planes, 1), norm: norm2d(ds.pp(2), norm, planes) } : null;
+    this.downsample =
+      stride !== 1 || inCh !== planes
+        ? { conv: conv(ds.pp(0), inCh, planes, 1), norm: norm2d(ds.pp(2), norm, planes) }
+        : null;
   }
   private pool(x: Tensor): Tensor {
     return this.stride === 1 ? x : F.avgPool2d(x, this.stride, { stride: this.stride });
@@ -85,10 +89,13 @@ export class ResNetAP extends Model {
       stem: config.stem ?? "large",
     });
     const layers = DEPTHS[c.depth];
-    if (!layers) throw new InputError(`ResNetAP depth must be one of ${Object.keys(DEPTHS).join(", ")}; got ${c.depth}`);
+    if (!layers)
+      throw new InputError(`ResNetAP depth must be one of ${Object.keys(DEPTHS).join(", ")}; got ${c.depth}`);
     checkPositiveIntegers("ResNetAP", c, ["numClasses", "inChannels"]);
-    if (c.norm !== "batch" && c.norm !== "instance") throw new InputError(`ResNetAP norm must be "batch" or "instance"; got ${c.norm}`);
-    if (!["large", "mid", "small"].includes(c.stem)) throw new InputError(`ResNetAP stem must be "large", "mid" or "small"; got ${c.stem}`);
+    if (c.norm !== "batch" && c.norm !== "instance")
+      throw new InputError(`ResNetAP norm must be "batch" or "instance"; got ${c.norm}`);
+    if (!["large", "mid", "small"].includes(c.stem))
+      throw new InputError(`ResNetAP stem must be "large", "mid" or "small"; got ${c.stem}`);
     const vb = new VarBuilder(this.store);
     const layer0 = vb.pp("layer0");
     this.conv1 = conv(layer0.pp("conv1"), c.inChannels, 64, c.stem === "large" ? 7 : 3);
@@ -108,7 +115,8 @@ export class ResNetAP extends Model {
 
   /** Average-pooled output of layer4 (a pool as wide as the map, as IDC's forward), [N, 512]. */
   features(x: Tensor): Tensor {
-    if (x.ndim !== 4 || x.size(1) !== this.config.inChannels) throw new InputError(`ResNetAP expects input [N, ${this.config.inChannels}, H, W]; got [${x.shape}]`);
+    if (x.ndim !== 4 || x.size(1) !== this.config.inChannels)
+      throw new InputError(`ResNetAP expects input [N, ${this.config.inChannels}, H, W]; got [${x.shape}]`);
     return tidy(() => {
       let h = F.relu(this.bn1.forward(this.conv1.forward(x)));
       if (this.config.stem !== "small") {

@@ -45,8 +45,23 @@ const EXPANSION: Record<BlockKind, number> = { basic: 1, bottleneck: 4 };
 export class ConvNorm {
   readonly conv: Conv2d;
   readonly norm: Norm2d;
-  constructor(convVb: VarBuilder, normVb: VarBuilder, inCh: number, outCh: number, kernel: number, stride: number, norm: Norm2dKind, groups = 1) {
-    this.conv = new Conv2d(convVb, inCh, outCh, kernel, { stride, padding: (kernel - 1) / 2, groups, bias: false, weightInit: kaimingNormalFanOut });
+  constructor(
+    convVb: VarBuilder,
+    normVb: VarBuilder,
+    inCh: number,
+    outCh: number,
+    kernel: number,
+    stride: number,
+    norm: Norm2dKind,
+    groups = 1,
+  ) {
+    this.conv = new Conv2d(convVb, inCh, outCh, kernel, {
+      stride,
+      padding: (kernel - 1) / 2,
+      groups,
+      bias: false,
+      weightInit: kaimingNormalFanOut,
+    });
     this.norm = norm2d(normVb, norm, outCh);
   }
   forward(x: Tensor): Tensor {
@@ -74,9 +89,12 @@ export class ResidualBlock {
             [planes, planes, 3, stride],
             [planes, outCh, 1, 1],
           ];
-    this.chain = specs.map(([i, o, k, s], n) => new ConvNorm(vb.pp(`conv${n + 1}`), vb.pp(`bn${n + 1}`), i, o, k, s, norm));
+    this.chain = specs.map(
+      ([i, o, k, s], n) => new ConvNorm(vb.pp(`conv${n + 1}`), vb.pp(`bn${n + 1}`), i, o, k, s, norm),
+    );
     const ds = vb.pp("downsample");
-    this.downsample = stride !== 1 || inCh !== outCh ? new ConvNorm(ds.pp(0), ds.pp(1), inCh, outCh, 1, stride, norm) : null;
+    this.downsample =
+      stride !== 1 || inCh !== outCh ? new ConvNorm(ds.pp(0), ds.pp(1), inCh, outCh, 1, stride, norm) : null;
   }
   forward(x: Tensor): Tensor {
     // torchvision's in-place ReLUs and residual add, and each intermediate freed once the next one exists (autograd
@@ -135,20 +153,34 @@ export class ResNet extends Model {
     const spec = DEPTHS[c.depth];
     if (!spec) throw new InputError(`ResNet depth must be one of ${Object.keys(DEPTHS).join(", ")}; got ${c.depth}`);
     checkPositiveIntegers("ResNet", c, ["numClasses", "inChannels"]);
-    if (c.norm !== "batch" && c.norm !== "instance") throw new InputError(`ResNet norm must be "batch" or "instance"; got ${c.norm}`);
-    if (!["imagenet", "cifar", "mid"].includes(c.stem)) throw new InputError(`ResNet stem must be "imagenet", "cifar" or "mid"; got ${c.stem}`);
+    if (c.norm !== "batch" && c.norm !== "instance")
+      throw new InputError(`ResNet norm must be "batch" or "instance"; got ${c.norm}`);
+    if (!["imagenet", "cifar", "mid"].includes(c.stem))
+      throw new InputError(`ResNet stem must be "imagenet", "cifar" or "mid"; got ${c.stem}`);
 
     const vb = new VarBuilder(this.store);
     this.conv1 =
       c.stem === "imagenet"
-        ? new Conv2d(vb.pp("conv1"), c.inChannels, 64, 7, { stride: 2, padding: 3, bias: false, weightInit: kaimingNormalFanOut })
+        ? new Conv2d(vb.pp("conv1"), c.inChannels, 64, 7, {
+            stride: 2,
+            padding: 3,
+            bias: false,
+            weightInit: kaimingNormalFanOut,
+          })
         : new Conv2d(vb.pp("conv1"), c.inChannels, 64, 3, { stride: 1, padding: 1, bias: false });
     this.bn1 = norm2d(vb.pp("bn1"), c.norm, 64);
     let inCh = 64;
     this.stages = spec.layers.map((blocks, s) => {
       const planes = 64 << s;
       return Array.from({ length: blocks }, (_, i) => {
-        const block = new ResidualBlock(vb.pp(`layer${s + 1}`).pp(i), spec.block, inCh, planes, i === 0 && s > 0 ? 2 : 1, c.norm);
+        const block = new ResidualBlock(
+          vb.pp(`layer${s + 1}`).pp(i),
+          spec.block,
+          inCh,
+          planes,
+          i === 0 && s > 0 ? 2 : 1,
+          c.norm,
+        );
         inCh = planes * EXPANSION[spec.block];
         return block;
       });

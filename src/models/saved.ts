@@ -65,7 +65,8 @@ export function readModelMeta(path: string): SavedModel | undefined {
 
 const KINDS = ["resnet", "convnet", "resnetap", "mobilenet_v2", "efficientnet_b0", "dit", "autoencoder"] as const;
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
-const isNumberList = (v: unknown): v is number[] => Array.isArray(v) && v.every((x) => typeof x === "number" && Number.isFinite(x));
+const isNumberList = (v: unknown): v is number[] =>
+  Array.isArray(v) && v.every((x) => typeof x === "number" && Number.isFinite(x));
 
 /** The JSON of a description, with the form of each part checked (the values are checked against the file next). */
 function parseModelMeta(raw: string, path: string): SavedModel {
@@ -79,11 +80,19 @@ function parseModelMeta(raw: string, path: string): SavedModel {
     return bad(`is not valid JSON (${(e as Error).message}); expected a cao2 model description`);
   }
   if (!isObject(m)) return bad("is not a JSON object; expected a cao2 model description");
-  if (!(KINDS as readonly unknown[]).includes(m.kind)) bad(`names kind ${JSON.stringify(m.kind)?.slice(0, 40)}; expected one of ${KINDS.join(", ")}`);
+  if (!(KINDS as readonly unknown[]).includes(m.kind))
+    bad(`names kind ${JSON.stringify(m.kind)?.slice(0, 40)}; expected one of ${KINDS.join(", ")}`);
   if (!isObject(m.config)) bad(`has no config object`);
   for (const [k, v] of Object.entries(m.config as object)) {
-    const ok = typeof v === "boolean" || typeof v === "string" || (typeof v === "number" && Number.isFinite(v)) || isNumberList(v);
-    if (!ok) bad(`config.${k} is ${JSON.stringify(v)?.slice(0, 40)}; expected a number, a list of numbers, a string or a boolean`);
+    const ok =
+      typeof v === "boolean" ||
+      typeof v === "string" ||
+      (typeof v === "number" && Number.isFinite(v)) ||
+      isNumberList(v);
+    if (!ok)
+      bad(
+        `config.${k} is ${JSON.stringify(v)?.slice(0, 40)}; expected a number, a list of numbers, a string or a boolean`,
+      );
   }
   if (m.kind !== "autoencoder") {
     if (!Array.isArray(m.classes) || !m.classes.every((c) => typeof c === "string")) bad("has no list of class names");
@@ -93,9 +102,17 @@ function parseModelMeta(raw: string, path: string): SavedModel {
   if (m.kind !== "dit" && m.kind !== "autoencoder") {
     const p = m.preprocess;
     const okPre =
-      isObject(p) && (p.channels === 1 || p.channels === 3) && Number.isSafeInteger(p.size) && (p.size as number) > 0 &&
-      isNumberList(p.mean) && isNumberList(p.std) && p.mean.length === p.channels && p.std.length === p.channels && p.std.every((x) => x > 0);
-    if (!okPre) bad("has no valid preprocess {size, channels: 1 or 3, mean and std with one value per channel, std > 0}");
+      isObject(p) &&
+      (p.channels === 1 || p.channels === 3) &&
+      Number.isSafeInteger(p.size) &&
+      (p.size as number) > 0 &&
+      isNumberList(p.mean) &&
+      isNumberList(p.std) &&
+      p.mean.length === p.channels &&
+      p.std.length === p.channels &&
+      p.std.every((x) => x > 0);
+    if (!okPre)
+      bad("has no valid preprocess {size, channels: 1 or 3, mean and std with one value per channel, std > 0}");
   }
   return m as unknown as SavedModel;
 }
@@ -118,10 +135,13 @@ function checkAgainstTensors(meta: SavedModel, ck: Checkpoint): void {
     const area = v.length === 1 ? v[0] * v[0] : v.reduce((a, b) => a * b, 1);
     if (area > pixels) bad(`asks for ${k} ${v.join("x")}, over the ${pixels}-pixel limit (--max-image-pixels)`);
   };
-  const entries = Object.entries(meta.config as unknown as Record<string, unknown>).map(([k, v]) => [k, typeof v === "number" ? [v] : Array.isArray(v) ? (v as number[]) : []] as const);
+  const entries = Object.entries(meta.config as unknown as Record<string, unknown>).map(
+    ([k, v]) => [k, typeof v === "number" ? [v] : Array.isArray(v) ? (v as number[]) : []] as const,
+  );
   for (const [k, values] of entries) {
     if (COUNTS.has(k) && values[0] > count) bad(`asks for ${k} ${values[0]}, but the file holds only ${count} tensors`);
-    if (k === "blockOutChannels" && values.length > count) bad(`lists ${values.length} blockOutChannels, but the file holds only ${count} tensors`);
+    if (k === "blockOutChannels" && values.length > count)
+      bad(`lists ${values.length} blockOutChannels, but the file holds only ${count} tensors`);
     if (SIDES.has(k)) side(k, values);
   }
   const wide = entries.filter(([k, values]) => !COUNTS.has(k) && !SIDES.has(k) && values.some((x) => x > maxDim));
@@ -184,7 +204,8 @@ export function readModelMetaOfKind<K extends SavedModel["kind"]>(
   what = path,
 ): Extract<SavedModel, { kind: K }> | undefined {
   const meta = readModelMeta(path);
-  if (meta && !(kinds as readonly string[]).includes(meta.kind)) throw new InputError(`${what}: expected ${expected}, but it holds a cao2 ${meta.kind} model`);
+  if (meta && !(kinds as readonly string[]).includes(meta.kind))
+    throw new InputError(`${what}: expected ${expected}, but it holds a cao2 ${meta.kind} model`);
   return meta as Extract<SavedModel, { kind: K }> | undefined;
 }
 
@@ -195,12 +216,17 @@ export function loadSavedModel<K extends SavedModel["kind"]>(
   device = "cpu",
 ): { model: BuiltModel; meta: Extract<SavedModel, { kind: K }> } {
   const meta = readModelMetaOfKind(path, [kind], `${/^[aeiou]/.test(kind) ? "an" : "a"} ${kind}`);
-  if (!meta) throw new InputError(`${path}: not a cao2 model file (no "cao2" metadata); describe the model with flags instead`);
+  if (!meta)
+    throw new InputError(`${path}: not a cao2 model file (no "cao2" metadata); describe the model with flags instead`);
   return { model: fillFromFile(buildModel(meta, device), path), meta };
 }
 
 /** Loads a cao2-saved classifier (ResNet or ConvNet) with its input preprocessing; `what` names it in errors. */
-export function loadSavedClassifier(path: string, what = path, device = "cpu"): { net: ResNet | ConvNet; preprocess: Preprocess } {
+export function loadSavedClassifier(
+  path: string,
+  what = path,
+  device = "cpu",
+): { net: ResNet | ConvNet; preprocess: Preprocess } {
   const expected = "a cao2 classifier model file (ResNet or ConvNet)";
   const meta = readModelMetaOfKind(path, ["resnet", "convnet"], expected, what);
   if (!meta) throw new InputError(`${what}: expected ${expected}, but it holds no "cao2" metadata`);

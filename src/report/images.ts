@@ -16,14 +16,17 @@ export function amplifiedDifference(before: Uint8Array, after: Uint8Array, ampli
   const a = decodePng(before);
   const b = decodePng(after);
   if (a.width !== b.width || a.height !== b.height || a.channels !== b.channels)
-    throw new InputError(`${where}: the image before refinement is ${a.width}x${a.height}x${a.channels}, after it ${b.width}x${b.height}x${b.channels}`);
+    throw new InputError(
+      `${where}: the image before refinement is ${a.width}x${a.height}x${a.channels}, after it ${b.width}x${b.height}x${b.channels}`,
+    );
   const data = new Uint8Array(a.data.length);
   for (let i = 0; i < data.length; i++) data[i] = Math.min(255, Math.round(Math.abs(b.data[i] - a.data[i]) * amplify));
   return encodePng({ ...a, data });
 }
 
 /** The folder beside a report that holds its images. */
-export const filesDir = (htmlPath: string) => join(dirname(htmlPath), `${basename(htmlPath).replace(/\.html?$/i, "")}_files`);
+export const filesDir = (htmlPath: string) =>
+  join(dirname(htmlPath), `${basename(htmlPath).replace(/\.html?$/i, "")}_files`);
 
 /** Collects images under relative names; `place` then decides where they go and gives each its URL in the page. */
 export class ImageSet {

@@ -26,10 +26,12 @@ function chartJsSource(): string {
   return chartJs;
 }
 
-const num = (v: number | null | undefined, digits: number) => (typeof v === "number" && Number.isFinite(v) ? v.toFixed(digits) : "n/a");
+const num = (v: number | null | undefined, digits: number) =>
+  typeof v === "number" && Number.isFinite(v) ? v.toFixed(digits) : "n/a";
 const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
 /** Stage times are often under a second, which util/progress's formatDuration rounds away. */
-const seconds = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(2)} h` : s >= 60 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(1)} s`);
+const seconds = (s: number) =>
+  s >= 3600 ? `${(s / 3600).toFixed(2)} h` : s >= 60 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(1)} s`;
 
 export const HIST_BINS = 20;
 /** Counts of values in [0, 1] over HIST_BINS equal bins (1 falls in the last). */
@@ -46,7 +48,13 @@ function table(rows: [string, string][]): string {
 }
 
 function configValue(v: unknown): string {
-  if (Array.isArray(v) && v.length > 8) return esc(`${v.length} entries: ${v.slice(0, 3).map((x) => (typeof x === "object" ? JSON.stringify(x) : String(x))).join(", ")}, ...`);
+  if (Array.isArray(v) && v.length > 8)
+    return esc(
+      `${v.length} entries: ${v
+        .slice(0, 3)
+        .map((x) => (typeof x === "object" ? JSON.stringify(x) : String(x)))
+        .join(", ")}, ...`,
+    );
   return `<code>${esc(typeof v === "object" && v !== null ? JSON.stringify(v) : String(v))}</code>`;
 }
 
@@ -68,13 +76,21 @@ function summarySection(run: RunData): string {
     ["images per class", esc(run.config.ipc)],
     ["filled in", `${filled}`],
     ["distillation time", seconds(done.reduce((s, c) => s + stageTotal(c.record!.timings), 0))],
-    ["refinement loss, mean", refined.length ? `${num(mean(refined.map((it) => it.lossBefore)), 3)} → ${num(mean(refined.map((it) => it.lossAfter)), 3)}` : "no refinement"],
+    [
+      "refinement loss, mean",
+      refined.length
+        ? `${num(mean(refined.map((it) => it.lossBefore)), 3)} → ${num(mean(refined.map((it) => it.lossAfter)), 3)}`
+        : "no refinement",
+    ],
   ];
   const missing = run.classes.filter((c) => !c.record);
   const status = run.complete
     ? `<p class="status ok">Finished run: every class is done (manifest.json).</p>`
     : `<p class="status warn">Run in progress or stopped: no manifest yet; ${missing.length} of ${run.classes.length} classes missing ` +
-      `(${missing.slice(0, 20).map((c) => esc(`${c.label} ${c.name}`)).join(", ")}${missing.length > 20 ? ", ..." : ""}). Model hashes are written with the manifest.</p>`;
+      `(${missing
+        .slice(0, 20)
+        .map((c) => esc(`${c.label} ${c.name}`))
+        .join(", ")}${missing.length > 20 ? ", ..." : ""}). Model hashes are written with the manifest.</p>`;
   return `<section id="summary"><h2>Summary</h2>${status}<div class="cards">${cards.map(([k, v]) => `<div class="card"><div class="v">${v}</div><div class="k">${esc(k)}</div></div>`).join("")}</div></section>`;
 }
 
@@ -82,7 +98,13 @@ function settingsSection(run: RunData): string {
   const m = run.manifest;
   const rows: [string, string][] = [["run folder", `<code>${esc(run.folder)}</code>`]];
   if (m) {
-    rows.push(["cao2", esc(m.tool.version)], ["libtorch", esc(m.tool.libtorch)], ["created", esc(m.created)], ["seed", esc(m.seeds.seed)], ["seed derivation", esc(m.seeds.derivation)]);
+    rows.push(
+      ["cao2", esc(m.tool.version)],
+      ["libtorch", esc(m.tool.libtorch)],
+      ["created", esc(m.created)],
+      ["seed", esc(m.seeds.seed)],
+      ["seed derivation", esc(m.seeds.derivation)],
+    );
   }
   if (run.stateDir) rows.push(["run state", `<code>${esc(run.stateDir)}</code>`]);
   const config = Object.entries(run.config).map(([k, v]) => [k, configValue(v)] as [string, string]);
@@ -91,19 +113,29 @@ function settingsSection(run: RunData): string {
     const roles = (["dit", "vae", "selector"] as const).filter((r) => m.models[r]);
     models =
       `<h3>Models</h3><table class="grid-table"><thead><tr><th>role</th><th>file</th><th>sha256</th><th>bytes</th></tr></thead><tbody>` +
-      roles.map((r) => `<tr><td>${r}</td><td><code>${esc(m.models[r].path)}</code></td><td><code class="hash">${esc(m.models[r].sha256)}</code></td><td>${esc(m.models[r].bytes)}</td></tr>`).join("") +
+      roles
+        .map(
+          (r) =>
+            `<tr><td>${r}</td><td><code>${esc(m.models[r].path)}</code></td><td><code class="hash">${esc(m.models[r].sha256)}</code></td><td>${esc(m.models[r].bytes)}</td></tr>`,
+        )
+        .join("") +
       `</tbody></table>` +
       table([
         ["selector preprocessing", configValue(m.models.selectorPreprocess)],
         ["latent scaling factor", esc(m.models.scalingFactor)],
-        ["selector validation accuracy", m.models.selectorAccuracy === undefined ? "not recorded" : pct(m.models.selectorAccuracy)],
+        [
+          "selector validation accuracy",
+          m.models.selectorAccuracy === undefined ? "not recorded" : pct(m.models.selectorAccuracy),
+        ],
       ]);
   }
   return `<section id="settings"><h2>Settings, models and versions</h2><div class="two">${table(rows)}${table(config)}</div>${models}</section>`;
 }
 
 function chartBox(kind: string, attrs: Record<string, string | number>, cls = "chart", label = ""): string {
-  const a = Object.entries(attrs).map(([k, v]) => ` data-${k}="${esc(v)}"`).join("");
+  const a = Object.entries(attrs)
+    .map(([k, v]) => ` data-${k}="${esc(v)}"`)
+    .join("");
   return `<div class="${cls}"><canvas data-chart="${kind}"${a} role="img" aria-label="${esc(label)}"></canvas></div>`;
 }
 
@@ -126,7 +158,12 @@ export interface GridItem {
   wrong: boolean;
 }
 
-function gridItems(c: RunClass, images: ItemImages[], src: (name: string) => string, name: (i: number) => string): GridItem[] {
+function gridItems(
+  c: RunClass,
+  images: ItemImages[],
+  src: (name: string) => string,
+  name: (i: number) => string,
+): GridItem[] {
   const r = c.record!;
   return r.items.map((it, i) => ({
     src: src(images[i].image),
@@ -136,7 +173,10 @@ function gridItems(c: RunClass, images: ItemImages[], src: (name: string) => str
     pred: name(it.prediction),
     conf: pct(it.confidence),
     // Without refinement the losses are NaN, which JSON writes as null.
-    loss: typeof it.lossBefore === "number" && typeof it.lossAfter === "number" ? `${num(it.lossBefore, 3)} → ${num(it.lossAfter, 3)}` : "not refined",
+    loss:
+      typeof it.lossBefore === "number" && typeof it.lossAfter === "number"
+        ? `${num(it.lossBefore, 3)} → ${num(it.lossAfter, 3)}`
+        : "not refined",
     // Selection keeps the recognised candidates first and fills the rest from the others.
     filled: i >= r.items.length - r.filled,
     wrong: it.prediction !== c.modelIndex,
@@ -145,7 +185,8 @@ function gridItems(c: RunClass, images: ItemImages[], src: (name: string) => str
 
 function classSection(c: RunClass): string {
   const head = `<h3>${esc(c.label)} · ${esc(c.name)} <small>${esc(c.folder)}</small></h3>`;
-  if (!c.record) return `<section class="class missing" id="class-${c.label}">${head}<p class="status warn">Missing: this class is not finished.</p></section>`;
+  if (!c.record)
+    return `<section class="class missing" id="class-${c.label}">${head}<p class="status warn">Missing: this class is not finished.</p></section>`;
   const r = c.record;
   const t = r.timings;
   const meta =
@@ -173,7 +214,10 @@ function evalSection(evals: EvalEntry[]): string {
   const columns = [...new Set(evals.map(columnOf))];
   const ipcCharts = columns
     .filter((col) => new Set(evals.filter((e) => columnOf(e) === col).map((e) => e.record.config.ipc)).size > 1)
-    .map((col) => `<div class="ipc-chart"><h4>${esc(col)}: best test top-1 vs images per class</h4>${chartBox("ipc", { column: col }, "chart", `accuracy vs IPC, ${col}`)}</div>`);
+    .map(
+      (col) =>
+        `<div class="ipc-chart"><h4>${esc(col)}: best test top-1 vs images per class</h4>${chartBox("ipc", { column: col }, "chart", `accuracy vs IPC, ${col}`)}</div>`,
+    );
   const curves = evals.map(
     (e, i) =>
       `<div class="curve" id="curve-${i}"><h4>${esc(e.label)} · ${esc(columnOf(e))} · IPC ${e.record.config.ipc}: ${meanStd(e.record.summary.best)}</h4>` +
@@ -183,7 +227,9 @@ function evalSection(evals: EvalEntry[]): string {
   return (
     `<section id="evaluation"><h2>Evaluation</h2><p>Best test top-1 (%) over each repeat's test epochs, mean ± sample std over repeats; final = at the last epoch.</p>` +
     `<table class="grid-table"><thead><tr><th>training set</th><th>protocol</th><th>student</th><th>IPC</th><th>epochs</th><th>repeats</th><th>best</th><th>final</th><th>test set</th><th>record</th></tr></thead><tbody>${rows.join("")}</tbody></table>` +
-    (ipcCharts.length ? `<h3>Accuracy vs images per class</h3><div class="ipc-charts">${ipcCharts.join("")}</div>` : "") +
+    (ipcCharts.length
+      ? `<h3>Accuracy vs images per class</h3><div class="ipc-charts">${ipcCharts.join("")}</div>`
+      : "") +
     `<h3>Test accuracy per repeat</h3><div class="curves">${curves.join("")}</div></section>`
   );
 }
@@ -198,7 +244,14 @@ function pageData(input: ReportInput, src: (name: string) => string) {
     amplify: input.amplify,
     grids: Object.fromEntries(done.map((c) => [c.label, gridItems(c, input.images.get(c.label)!, src, name)])),
     classes: Object.fromEntries(
-      done.map((c) => [c.label, { name: c.name, pool: histogram(c.record!.pool.map((p) => p.confidence)), selected: histogram(c.record!.items.map((it) => it.confidence)) }]),
+      done.map((c) => [
+        c.label,
+        {
+          name: c.name,
+          pool: histogram(c.record!.pool.map((p) => p.confidence)),
+          selected: histogram(c.record!.items.map((it) => it.confidence)),
+        },
+      ]),
     ),
     overall: {
       pool: histogram(done.flatMap((c) => c.record!.pool.map((p) => p.confidence))),
@@ -206,7 +259,10 @@ function pageData(input: ReportInput, src: (name: string) => string) {
     },
     timing: {
       labels: done.map((c) => `${c.label} ${c.name}`),
-      stages: (["pool_s", "select_s", "refine_s", "write_s"] as const).map((k) => ({ stage: k.replace("_s", ""), seconds: done.map((c) => c.record!.timings[k]) })),
+      stages: (["pool_s", "select_s", "refine_s", "write_s"] as const).map((k) => ({
+        stage: k.replace("_s", ""),
+        seconds: done.map((c) => c.record!.timings[k]),
+      })),
     },
     evals: input.evals.map((e) => ({
       label: e.label,

@@ -21,7 +21,9 @@ export function readEvalRecord(path: string, label?: string): EvalEntry {
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     if (err.code) throw e;
-    throw new InputError(`${path}: not readable as JSON (an evaluation record from cao2 evaluate --json): ${err.message.split("\n")[0]}`);
+    throw new InputError(
+      `${path}: not readable as JSON (an evaluation record from cao2 evaluate --json): ${err.message.split("\n")[0]}`,
+    );
   }
   const ok =
     r?.format === RECORD_FORMAT &&
@@ -31,7 +33,10 @@ export function readEvalRecord(path: string, label?: string): EvalEntry {
     Array.isArray(r.repeats) &&
     r.repeats.every((x) => Array.isArray(x?.curve)) &&
     typeof r.summary?.best?.mean === "number";
-  if (!ok) throw new InputError(`${path}: not a cao2 evaluation record (expected format "${RECORD_FORMAT}" with config, data, repeats and summary)`);
+  if (!ok)
+    throw new InputError(
+      `${path}: not a cao2 evaluation record (expected format "${RECORD_FORMAT}" with config, data, repeats and summary)`,
+    );
   return { path, label: label ?? r.data.name, record: r };
 }
 

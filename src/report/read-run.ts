@@ -46,10 +46,17 @@ function readJson<T>(path: string, what: string): T {
  */
 function findStateDir(folder: string, given?: string, recorded?: unknown): string | undefined {
   if (given !== undefined) {
-    if (!existsSync(given) || !statSync(given).isDirectory()) throw new InputError(`--state ${given}: no such folder (the run's state folder, as given to cao2 distill --state)`);
+    if (!existsSync(given) || !statSync(given).isDirectory())
+      throw new InputError(
+        `--state ${given}: no such folder (the run's state folder, as given to cao2 distill --state)`,
+      );
     return given;
   }
-  const candidates = [typeof recorded === "string" ? recorded : undefined, `${resolve(folder)}.cao2`, join(folder, ".cao2")];
+  const candidates = [
+    typeof recorded === "string" ? recorded : undefined,
+    `${resolve(folder)}.cao2`,
+    join(folder, ".cao2"),
+  ];
   return candidates.find((d) => d !== undefined && existsSync(d) && statSync(d).isDirectory());
 }
 
@@ -63,34 +70,56 @@ function checkRecord(r: ClassRecord, where: string): ClassRecord {
     Array.isArray(r.pool) &&
     typeof r.timings === "object" &&
     r.items.every((it) => typeof it?.file === "string" && typeof it.confidence === "number");
-  if (!ok) throw new InputError(`${where}: not a cao2 class record (expected label, items with file and confidence, pool, timings)`);
+  if (!ok)
+    throw new InputError(
+      `${where}: not a cao2 class record (expected label, items with file and confidence, pool, timings)`,
+    );
   return r;
 }
 
 /** Reads a run folder (and its state folder, when not where cao2 distill puts it by default); a folder without a
  * manifest or run state is refused. */
 export function readRun(folder: string, state?: string): RunData {
-  if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new InputError(`${folder}: no such folder (expected the --out folder of cao2 distill)`);
+  if (!existsSync(folder) || !statSync(folder).isDirectory())
+    throw new InputError(`${folder}: no such folder (expected the --out folder of cao2 distill)`);
   const manifestPath = join(folder, "manifest.json");
   if (existsSync(manifestPath)) {
     const m = readJson<Manifest & Record<string, unknown>>(manifestPath, "the run's manifest");
-    if (m?.tool?.name !== "cao2" || !Array.isArray(m.records) || !Array.isArray(m.classes) || typeof m.config !== "object")
-      throw new InputError(`${manifestPath}: not a cao2 distill manifest (expected tool.name "cao2", config, classes and records)`);
+    if (
+      m?.tool?.name !== "cao2" ||
+      !Array.isArray(m.records) ||
+      !Array.isArray(m.classes) ||
+      typeof m.config !== "object"
+    )
+      throw new InputError(
+        `${manifestPath}: not a cao2 distill manifest (expected tool.name "cao2", config, classes and records)`,
+      );
     const byLabel = new Map(m.records.map((r, i) => [r.label, checkRecord(r, `${manifestPath} records[${i}]`)]));
     return {
       folder,
       complete: true,
       stateDir: findStateDir(folder, state, m.config.state),
       config: m.config,
-      manifest: { tool: m.tool, created: m.created, models: m.models, seeds: m.seeds, distillSeconds: m.distillSeconds },
+      manifest: {
+        tool: m.tool,
+        created: m.created,
+        models: m.models,
+        seeds: m.seeds,
+        distillSeconds: m.distillSeconds,
+      },
       classes: m.classes.map((c) => ({ ...c, record: byLabel.get(c.label) })),
     };
   }
   const stateDir = findStateDir(folder, state);
   const runFile = stateDir && join(stateDir, "run.json");
   if (!runFile || !existsSync(runFile))
-    throw new InputError(`${folder}: not a cao2 run (no manifest.json, and no run state in ${state ?? `${resolve(folder)}.cao2/ or ${join(folder, ".cao2")}/`})`);
-  const config = readJson<Record<string, unknown> & { classes?: ClassSpec[]; numClasses?: number }>(runFile, "the run's settings");
+    throw new InputError(
+      `${folder}: not a cao2 run (no manifest.json, and no run state in ${state ?? `${resolve(folder)}.cao2/ or ${join(folder, ".cao2")}/`})`,
+    );
+  const config = readJson<Record<string, unknown> & { classes?: ClassSpec[]; numClasses?: number }>(
+    runFile,
+    "the run's settings",
+  );
   if (!Array.isArray(config.classes) || !Number.isInteger(config.numClasses))
     throw new InputError(`${runFile}: not cao2 run settings (expected classes and numClasses)`);
   const numClasses = config.numClasses!;
@@ -102,7 +131,14 @@ export function readRun(folder: string, state?: string): RunData {
     classes: config.classes.map((c) => {
       const p = join(stateDir!, "classes", `${c.label}.json`);
       const record = existsSync(p) ? checkRecord(readJson<ClassRecord>(p, `class ${c.label}'s record`), p) : undefined;
-      return { label: c.label, modelIndex: c.modelIndex, folder: classFolder(c, numClasses), id: c.id, name: c.name, record };
+      return {
+        label: c.label,
+        modelIndex: c.modelIndex,
+        folder: classFolder(c, numClasses),
+        id: c.id,
+        name: c.name,
+        record,
+      };
     }),
   };
 }

@@ -86,7 +86,8 @@ function collectImages(run: RunData, set: ImageSet, amplify: number): Map<number
 export function writeReport(options: ReportOptions): ReportResult {
   const amplify = options.amplify ?? 10;
   if (!(amplify > 0)) throw new InputError(`the difference's amplification must be positive, got ${amplify}`);
-  if (!options.run && !options.evals?.length) throw new InputError("nothing to report: give a run folder, evaluation records, or both");
+  if (!options.run && !options.evals?.length)
+    throw new InputError("nothing to report: give a run folder, evaluation records, or both");
   const run = options.run === undefined ? undefined : readRun(options.run, options.state);
   const evals = (options.evals ?? []).map((e) => readEvalRecord(e.path, e.label));
   if (run && evals.length) {
@@ -98,7 +99,9 @@ export function writeReport(options: ReportOptions): ReportResult {
   const mode = set.resolveMode(options.images ?? "auto");
   const html = renderPage(
     {
-      title: options.title ?? (run ? `cao2 report: ${resolve(run.folder)}` : `cao2 report: ${evals.length} evaluation records`),
+      title:
+        options.title ??
+        (run ? `cao2 report: ${resolve(run.folder)}` : `cao2 report: ${evals.length} evaluation records`),
       generated: new Date().toISOString(),
       version: packageVersion(),
       run,

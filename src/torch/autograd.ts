@@ -24,7 +24,12 @@ export const isGradEnabled = (): boolean => native.gradEnabled();
 export function grad(
   outputs: Tensor | Tensor[],
   inputs: Tensor | Tensor[],
-  options: { gradOutputs?: (Tensor | null)[]; retainGraph?: boolean; createGraph?: boolean; allowUnused?: boolean } = {},
+  options: {
+    gradOutputs?: (Tensor | null)[];
+    retainGraph?: boolean;
+    createGraph?: boolean;
+    allowUnused?: boolean;
+  } = {},
 ): (Tensor | null)[] {
   const outs = Array.isArray(outputs) ? outputs : [outputs];
   const ins = Array.isArray(inputs) ? inputs : [inputs];

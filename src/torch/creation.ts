@@ -42,7 +42,8 @@ export function tensor(data: unknown, opts: TensorOptions = {}): Tensor {
   }
   const flat = (Array.isArray(data) ? data.flat(Infinity) : [data]) as (number | boolean)[];
   const numel = shape.reduce((a, b) => a * b, 1);
-  if (flat.length !== numel) throw new Error(`tensor(): ragged nested array (shape [${shape}] needs ${numel} values, got ${flat.length})`);
+  if (flat.length !== numel)
+    throw new Error(`tensor(): ragged nested array (shape [${shape}] needs ${numel} values, got ${flat.length})`);
   const dtype = opts.dtype ?? (typeof probe === "boolean" ? "bool" : "float32");
   const nums = flat.map(Number);
   let arr: AnyTypedArray;
@@ -82,8 +83,10 @@ export const scalarTensor = (v: number, opts: TensorOptions = {}) => tensor(v, o
 // Deterministic factories allocate on the target device directly (no CPU copy of a large model first).
 const dev = (o: TensorOptions) => (o.device && o.device !== "cpu" ? o.device : null);
 const grad = (t: Tensor, o: TensorOptions) => (o.requiresGrad ? t.requiresGrad_(true) : t);
-export const zeros = (shape: readonly number[], options: TensorOptions = {}) => grad(call("zeros", shape, code(options.dtype), null, dev(options)), options);
-export const ones = (shape: readonly number[], options: TensorOptions = {}) => grad(call("ones", shape, code(options.dtype), null, dev(options)), options);
+export const zeros = (shape: readonly number[], options: TensorOptions = {}) =>
+  grad(call("zeros", shape, code(options.dtype), null, dev(options)), options);
+export const ones = (shape: readonly number[], options: TensorOptions = {}) =>
+  grad(call("ones", shape, code(options.dtype), null, dev(options)), options);
 export const empty = (shape: readonly number[], options: TensorOptions = {}) =>
   grad(call("empty.memory_format", shape, code(options.dtype), null, dev(options)), options);
 export const full = (shape: readonly number[], value: number, options: TensorOptions = {}) =>
@@ -96,10 +99,13 @@ export function arange(start: number, end?: number, step = 1, options: TensorOpt
 }
 export const linspace = (start: number, end: number, steps: number, options: TensorOptions = {}) =>
   finish(call("linspace", start, end, steps, code(options.dtype)), options);
-export const eye = (n: number, models?: number, options: TensorOptions = {}) => finish(call("eye.m", n, models ?? n, code(options.dtype)), options);
+export const eye = (n: number, models?: number, options: TensorOptions = {}) =>
+  finish(call("eye.m", n, models ?? n, code(options.dtype)), options);
 
-const like = (name: string) => (t: Tensor, o: TensorOptions = {}) =>
-  finish(call(name, t, o.dtype ? SCALAR_TYPE[o.dtype] : null), o);
+const like =
+  (name: string) =>
+  (t: Tensor, o: TensorOptions = {}) =>
+    finish(call(name, t, o.dtype ? SCALAR_TYPE[o.dtype] : null), o);
 export const zerosLike = like("zeros_like");
 export const onesLike = like("ones_like");
 export const emptyLike = like("empty_like");
@@ -113,12 +119,16 @@ export const rand = (shape: readonly number[], options: RandomOptions = {}) =>
   finish(call("rand.generator", shape, options.generator?.handle ?? null, code(options.dtype)), options);
 /** Integers uniformly in [low, high). */
 export const randint = (low: number, high: number, shape: readonly number[], options: RandomOptions = {}) =>
-  finish(call("randint.low_generator", low, high, shape, options.generator?.handle ?? null, code(options.dtype, "int64")), options);
+  finish(
+    call("randint.low_generator", low, high, shape, options.generator?.handle ?? null, code(options.dtype, "int64")),
+    options,
+  );
 export const randperm = (n: number, options: RandomOptions = {}) =>
   finish(call("randperm.generator", n, options.generator?.handle ?? null, code(options.dtype, "int64")), options);
 export const randnLike = (t: Tensor, options: RandomOptions = {}) =>
   randn(t.shape, { dtype: t.dtype, device: t.device, ...options });
-export const randLike = (t: Tensor, options: RandomOptions = {}) => rand(t.shape, { dtype: t.dtype, device: t.device, ...options });
+export const randLike = (t: Tensor, options: RandomOptions = {}) =>
+  rand(t.shape, { dtype: t.dtype, device: t.device, ...options });
 /** Fills t in place with N(mean, std) draws. */
 export function normalInto(t: Tensor, mean = 0, std = 1, generator?: Generator): void {
   callInPlace("normal_", t, mean, std, generator?.handle ?? null);

@@ -57,9 +57,15 @@ export function call<T = Tensor>(qualified: string, ...args: unknown[]): T {
 export function callNamed<T = Tensor>(qualified: string, named: Record<string, unknown>): T {
   const { id, argNames } = resolve(qualified);
   for (const k of Object.keys(named)) {
-    if (!argNames.includes(k)) throw new Error(`aten::${qualified} has no argument '${k}' (has: ${argNames.join(", ")})`);
+    if (!argNames.includes(k))
+      throw new Error(`aten::${qualified} has no argument '${k}' (has: ${argNames.join(", ")})`);
   }
-  return wrapResult(native.call(id, argNames.map((n) => unwrapArg(named[n])))) as T;
+  return wrapResult(
+    native.call(
+      id,
+      argNames.map((n) => unwrapArg(named[n])),
+    ),
+  ) as T;
 }
 
 /** Calls an in-place operator and discards its result (the mutated first argument). */

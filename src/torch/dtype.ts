@@ -1,6 +1,7 @@
 // Data types and their c10::ScalarType codes.
 
-export type DType = "uint8" | "int8" | "int16" | "int32" | "int64" | "float16" | "float32" | "float64" | "bool" | "bfloat16";
+export type DType =
+  "uint8" | "int8" | "int16" | "int32" | "int64" | "float16" | "float32" | "float64" | "bool" | "bfloat16";
 
 export const SCALAR_TYPE: Record<DType, number> = {
   uint8: 0,
@@ -54,14 +55,7 @@ export type TypedArrayFor<D extends DType> = D extends "float32"
               : Uint8Array;
 
 export type AnyTypedArray =
-  | Float32Array
-  | Float64Array
-  | BigInt64Array
-  | Int32Array
-  | Int16Array
-  | Int8Array
-  | Uint16Array
-  | Uint8Array;
+  Float32Array | Float64Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint16Array | Uint8Array;
 
 export function typedArrayFor(dtype: DType, buf: ArrayBuffer): AnyTypedArray {
   switch (dtype) {

@@ -16,8 +16,22 @@ export interface ConvOptions {
   groups?: number;
 }
 export const conv2d = (x: Tensor, weight: Tensor, bias?: Tensor | null, options: ConvOptions = {}) =>
-  call("conv2d", x, weight, bias ?? null, pair(options.stride ?? 1), pair(options.padding ?? 0), pair(options.dilation ?? 1), options.groups ?? 1);
-export const convTranspose2d = (x: Tensor, weight: Tensor, bias?: Tensor | null, options: ConvOptions & { outputPadding?: Pair } = {}) =>
+  call(
+    "conv2d",
+    x,
+    weight,
+    bias ?? null,
+    pair(options.stride ?? 1),
+    pair(options.padding ?? 0),
+    pair(options.dilation ?? 1),
+    options.groups ?? 1,
+  );
+export const convTranspose2d = (
+  x: Tensor,
+  weight: Tensor,
+  bias?: Tensor | null,
+  options: ConvOptions & { outputPadding?: Pair } = {},
+) =>
   call(
     "conv_transpose2d.input",
     x,
@@ -36,8 +50,20 @@ export interface PoolOptions {
   ceilMode?: boolean;
 }
 export const maxPool2d = (x: Tensor, kernel: Pair, options: PoolOptions & { dilation?: Pair } = {}) =>
-  call("max_pool2d", x, pair(kernel), pair(options.stride ?? kernel), pair(options.padding ?? 0), pair(options.dilation ?? 1), options.ceilMode ?? false);
-export const avgPool2d = (x: Tensor, kernel: Pair, options: PoolOptions & { countIncludePad?: boolean; divisorOverride?: number } = {}) =>
+  call(
+    "max_pool2d",
+    x,
+    pair(kernel),
+    pair(options.stride ?? kernel),
+    pair(options.padding ?? 0),
+    pair(options.dilation ?? 1),
+    options.ceilMode ?? false,
+  );
+export const avgPool2d = (
+  x: Tensor,
+  kernel: Pair,
+  options: PoolOptions & { countIncludePad?: boolean; divisorOverride?: number } = {},
+) =>
   call(
     "avg_pool2d",
     x,
@@ -53,9 +79,15 @@ export const adaptiveAvgPool2d = (x: Tensor, size: Pair) => call("adaptive_avg_p
 /** F.interpolate for 4-d input: give `size` or `scaleFactor` (scale factors are passed through, as PyTorch does). */
 export function interpolate(
   x: Tensor,
-  options: { size?: Pair; scaleFactor?: number | [number, number]; mode?: "nearest" | "bilinear"; alignCorners?: boolean },
+  options: {
+    size?: Pair;
+    scaleFactor?: number | [number, number];
+    mode?: "nearest" | "bilinear";
+    alignCorners?: boolean;
+  },
 ): Tensor {
-  if ((options.size === undefined) === (options.scaleFactor === undefined)) throw new Error("interpolate: give exactly one of size and scaleFactor");
+  if ((options.size === undefined) === (options.scaleFactor === undefined))
+    throw new Error("interpolate: give exactly one of size and scaleFactor");
   const size = options.size === undefined ? null : pair(options.size);
   const scales = options.scaleFactor === undefined ? null : pair(options.scaleFactor);
   const mode = options.mode ?? "nearest";
@@ -66,8 +98,13 @@ export function interpolate(
   return call("upsample_bilinear2d.vec", x, size, options.alignCorners ?? false, scales);
 }
 
-export const layerNorm = (x: Tensor, normalizedShape: readonly number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5) =>
-  call("layer_norm", x, normalizedShape, weight ?? null, bias ?? null, eps, true);
+export const layerNorm = (
+  x: Tensor,
+  normalizedShape: readonly number[],
+  weight?: Tensor | null,
+  bias?: Tensor | null,
+  eps = 1e-5,
+) => call("layer_norm", x, normalizedShape, weight ?? null, bias ?? null, eps, true);
 export const groupNorm = (x: Tensor, groups: number, weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5) =>
   call("group_norm", x, groups, weight ?? null, bias ?? null, eps, true);
 
@@ -124,10 +161,23 @@ export const crossEntropy = (
   logits: Tensor,
   target: Tensor,
   options: { weight?: Tensor; reduction?: Reduction; ignoreIndex?: number; labelSmoothing?: number } = {},
-) => call("cross_entropy_loss", logits, target, options.weight ?? null, REDUCTION[options.reduction ?? "mean"], options.ignoreIndex ?? -100, options.labelSmoothing ?? 0);
+) =>
+  call(
+    "cross_entropy_loss",
+    logits,
+    target,
+    options.weight ?? null,
+    REDUCTION[options.reduction ?? "mean"],
+    options.ignoreIndex ?? -100,
+    options.labelSmoothing ?? 0,
+  );
 
 /** KL divergence with `input` as log-probabilities; "batchmean" divides the sum by the batch size (F.kl_div). */
-export function klDiv(input: Tensor, target: Tensor, options: { reduction?: Reduction | "batchmean"; logTarget?: boolean } = {}): Tensor {
+export function klDiv(
+  input: Tensor,
+  target: Tensor,
+  options: { reduction?: Reduction | "batchmean"; logTarget?: boolean } = {},
+): Tensor {
   const r = options.reduction ?? "mean";
   if (r !== "batchmean") return call("kl_div", input, target, REDUCTION[r], options.logTarget ?? false);
   const total = call("kl_div", input, target, REDUCTION.sum, options.logTarget ?? false);
@@ -135,5 +185,7 @@ export function klDiv(input: Tensor, target: Tensor, options: { reduction?: Redu
   total.dispose();
   return out;
 }
-export const mseLoss = (x: Tensor, y: Tensor, reduction: Reduction = "mean") => call("mse_loss", x, y, REDUCTION[reduction]);
-export const l1Loss = (x: Tensor, y: Tensor, reduction: Reduction = "mean") => call("l1_loss", x, y, REDUCTION[reduction]);
+export const mseLoss = (x: Tensor, y: Tensor, reduction: Reduction = "mean") =>
+  call("mse_loss", x, y, REDUCTION[reduction]);
+export const l1Loss = (x: Tensor, y: Tensor, reduction: Reduction = "mean") =>
+  call("l1_loss", x, y, REDUCTION[reduction]);

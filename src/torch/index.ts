@@ -7,6 +7,26 @@ export * as F from "./functional.js";
 export { noGrad, enableGrad, isGradEnabled, grad, backward } from "./autograd.js";
 export { tidy, keep, disposeAll } from "./scope.js";
 export { Generator, manualSeed, defaultGenerator } from "./random.js";
-export { SGD, Adam, AdamW, Optimizer, type OptimizerState, type ParamGroup, type SGDOptions, type AdamOptions } from "./optim.js";
-export { setNumThreads, getNumThreads, cudaDeviceCount, torchVersion, parallelInfo, checkDevice, availableDevices, installInterruptHandler, stopRequested, checkInterrupt } from "./runtime.js";
+export {
+  SGD,
+  Adam,
+  AdamW,
+  Optimizer,
+  type OptimizerState,
+  type ParamGroup,
+  type SGDOptions,
+  type AdamOptions,
+} from "./optim.js";
+export {
+  setNumThreads,
+  getNumThreads,
+  cudaDeviceCount,
+  torchVersion,
+  parallelInfo,
+  checkDevice,
+  availableDevices,
+  installInterruptHandler,
+  stopRequested,
+  checkInterrupt,
+} from "./runtime.js";
 export { call as callOp } from "./dispatch.js";

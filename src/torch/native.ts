@@ -21,7 +21,14 @@ export interface NativeBinding {
   isDisposed(t: object): boolean;
   sameStorage(a: object, b: object): boolean;
   backward(tensors: object[], grads: (object | null)[], retainGraph: boolean, createGraph: boolean): void;
-  grad(outputs: object[], inputs: object[], gradOutputs: (object | null)[], retain: boolean, create: boolean, allowUnused: boolean): (object | null)[];
+  grad(
+    outputs: object[],
+    inputs: object[],
+    gradOutputs: (object | null)[],
+    retain: boolean,
+    create: boolean,
+    allowUnused: boolean,
+  ): (object | null)[];
   getGrad(t: object): object | null;
   setGrad(t: object, g: object | null): void;
   setRequiresGrad(t: object, on: boolean): void;

@@ -40,7 +40,8 @@ export const view = (t: Tensor, shape: readonly number[]) => call("view", t, sha
 export const permute = (t: Tensor, order: readonly number[]) => call("permute", t, order);
 export const transpose = (t: Tensor, d0: number, d1: number) => call("transpose.int", t, d0, d1);
 export const flatten = (t: Tensor, start = 0, end = -1) => call("flatten.using_ints", t, start, end);
-export const squeeze = (t: Tensor, dim?: number) => (dim === undefined ? call("squeeze", t) : call("squeeze.dim", t, dim));
+export const squeeze = (t: Tensor, dim?: number) =>
+  dim === undefined ? call("squeeze", t) : call("squeeze.dim", t, dim);
 export const unsqueeze = (t: Tensor, dim: number) => call("unsqueeze", t, dim);
 export const expand = (t: Tensor, shape: readonly number[]) => call("expand", t, shape);
 export const expandAs = (t: Tensor, other: Tensor) => call("expand_as", t, other);
@@ -49,7 +50,9 @@ export const cat = (ts: readonly Tensor[], dim = 0) => call("cat", ts, dim);
 export const stack = (ts: readonly Tensor[], dim = 0) => call("stack", ts, dim);
 export const chunk = (t: Tensor, chunks: number, dim = 0) => call<Tensor[]>("chunk", t, chunks, dim);
 export function split(t: Tensor, size: number | readonly number[], dim = 0): Tensor[] {
-  return typeof size === "number" ? call<Tensor[]>("split.Tensor", t, size, dim) : call<Tensor[]>("split_with_sizes", t, size, dim);
+  return typeof size === "number"
+    ? call<Tensor[]>("split.Tensor", t, size, dim)
+    : call<Tensor[]>("split_with_sizes", t, size, dim);
 }
 export const narrow = (t: Tensor, dim: number, start: number, length: number) => call("narrow", t, dim, start, length);
 /** Strided slice along one dimension, as Python's t[..., start:end:step]. */
@@ -90,10 +93,16 @@ export function where(cond: Tensor, a: Tensor | number, b: Tensor | number): Ten
   return call("where.Scalar", cond, a, b);
 }
 export const flip = (t: Tensor, d: readonly number[]) => call("flip", t, d);
-export const roll = (t: Tensor, shifts: number | number[], d: number | number[]) => call("roll", t, dims(shifts), dims(d));
+export const roll = (t: Tensor, shifts: number | number[], d: number | number[]) =>
+  call("roll", t, dims(shifts), dims(d));
 
 /** Pads the last dimensions: pad = [left, right, top, bottom, ...] as torch.nn.functional.pad. */
-export function pad(t: Tensor, amounts: readonly number[], mode: "constant" | "reflect" | "replicate" | "circular" = "constant", value = 0): Tensor {
+export function pad(
+  t: Tensor,
+  amounts: readonly number[],
+  mode: "constant" | "reflect" | "replicate" | "circular" = "constant",
+  value = 0,
+): Tensor {
   return call("pad", t, amounts, mode, mode === "constant" ? value : null);
 }
 
@@ -155,7 +164,8 @@ export const clampInto = (t: Tensor, min: number | null, max: number | null) => 
 // comparison and logic
 // ---------------------------------------------------------------------------------------------------------------
 
-const cmp = (name: string) => (a: Tensor, b: Tensor | number) => (isT(b) ? call(`${name}.Tensor`, a, b) : call(`${name}.Scalar`, a, b));
+const cmp = (name: string) => (a: Tensor, b: Tensor | number) =>
+  isT(b) ? call(`${name}.Tensor`, a, b) : call(`${name}.Scalar`, a, b);
 export const eq = cmp("eq");
 export const ne = cmp("ne");
 export const lt = cmp("lt");
@@ -191,17 +201,35 @@ export const argmin = (t: Tensor, dim?: number, keepdim = false) => call("argmin
 export const amax = (t: Tensor, dim: number | number[] = [], keepdim = false) => call("amax", t, dims(dim), keepdim);
 export const amin = (t: Tensor, dim: number | number[] = [], keepdim = false) => call("amin", t, dims(dim), keepdim);
 /** Variance with Bessel's correction by default (unbiased = true), as torch.var. */
-export function variance(t: Tensor, dim?: number | number[], opts: { unbiased?: boolean; keepdim?: boolean } = {}): Tensor {
-  return call("var.correction", t, dim === undefined ? null : dims(dim), opts.unbiased === false ? 0 : 1, opts.keepdim ?? false);
+export function variance(
+  t: Tensor,
+  dim?: number | number[],
+  opts: { unbiased?: boolean; keepdim?: boolean } = {},
+): Tensor {
+  return call(
+    "var.correction",
+    t,
+    dim === undefined ? null : dims(dim),
+    opts.unbiased === false ? 0 : 1,
+    opts.keepdim ?? false,
+  );
 }
 export function std(t: Tensor, dim?: number | number[], opts: { unbiased?: boolean; keepdim?: boolean } = {}): Tensor {
-  return call("std.correction", t, dim === undefined ? null : dims(dim), opts.unbiased === false ? 0 : 1, opts.keepdim ?? false);
+  return call(
+    "std.correction",
+    t,
+    dim === undefined ? null : dims(dim),
+    opts.unbiased === false ? 0 : 1,
+    opts.keepdim ?? false,
+  );
 }
-export const logsumexp = (t: Tensor, dim: number | number[], keepdim = false) => call("logsumexp", t, dims(dim), keepdim);
+export const logsumexp = (t: Tensor, dim: number | number[], keepdim = false) =>
+  call("logsumexp", t, dims(dim), keepdim);
 /** Vector p-norm (p = 1, 2, Infinity, ...) over all values or the given dims. */
 export const norm = (t: Tensor, p = 2, dim?: number | number[], keepdim = false) =>
   call("linalg_vector_norm", t, p, dim === undefined ? null : dims(dim), keepdim);
-export const sort = (t: Tensor, dim = -1, descending = false) => call<[Tensor, Tensor]>("sort.stable", t, true, dim, descending);
+export const sort = (t: Tensor, dim = -1, descending = false) =>
+  call<[Tensor, Tensor]>("sort.stable", t, true, dim, descending);
 export function argsort(t: Tensor, dim = -1, descending = false): Tensor {
   const [values, indices] = sort(t, dim, descending);
   values.dispose();

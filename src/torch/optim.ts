@@ -79,13 +79,17 @@ export abstract class Optimizer<H extends { lr: number }> {
   /** Restores hyperparameters and state saved by stateDict() (tensors are copied). */
   loadStateDict(sd: OptimizerState<H>): void {
     if (sd.paramGroups.length !== this.paramGroups.length) {
-      throw new Error(`optimizer state has ${sd.paramGroups.length} parameter groups, this optimizer has ${this.paramGroups.length}`);
+      throw new Error(
+        `optimizer state has ${sd.paramGroups.length} parameter groups, this optimizer has ${this.paramGroups.length}`,
+      );
     }
     this.state.clear();
     sd.paramGroups.forEach((saved, gi) => {
       const group = this.paramGroups[gi];
       if (saved.params.length !== group.params.length) {
-        throw new Error(`parameter group ${gi}: saved state has ${saved.params.length} parameters, this group has ${group.params.length}`);
+        throw new Error(
+          `parameter group ${gi}: saved state has ${saved.params.length} parameters, this group has ${group.params.length}`,
+        );
       }
       const { params: ids, ...h } = saved;
       Object.assign(group, h);
@@ -95,7 +99,8 @@ export abstract class Optimizer<H extends { lr: number }> {
         const copy: State = {};
         // The state joins its parameter's device (a checkpoint is read onto the CPU).
         const p = group.params[k];
-        for (const [key, v] of Object.entries(s)) copy[key] = typeof v === "number" ? v : keep(v.device === p.device ? v.clone() : v.to(p.device));
+        for (const [key, v] of Object.entries(s))
+          copy[key] = typeof v === "number" ? v : keep(v.device === p.device ? v.clone() : v.to(p.device));
         this.state.set(p, copy);
       });
     });
@@ -121,7 +126,8 @@ export class SGD extends Optimizer<SGDOptions> {
   constructor(params: Tensor[] | ParamGroup<SGDOptions>[], o: Partial<SGDOptions> & { lr: number }) {
     super(params, { momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, ...o });
     for (const g of this.paramGroups) {
-      if (g.nesterov && (g.momentum <= 0 || g.dampening !== 0)) throw new Error("SGD: Nesterov momentum requires momentum > 0 and zero dampening");
+      if (g.nesterov && (g.momentum <= 0 || g.dampening !== 0))
+        throw new Error("SGD: Nesterov momentum requires momentum > 0 and zero dampening");
     }
   }
 

@@ -12,7 +12,10 @@ export const torchVersion = (): string => native.version();
 export const parallelInfo = (): string => native.parallelInfo();
 
 /** The devices this libtorch can use: cpu, then cuda:0.. for every visible GPU. */
-export const availableDevices = (): string[] => ["cpu", ...Array.from({ length: cudaDeviceCount() }, (_, i) => `cuda:${i}`)];
+export const availableDevices = (): string[] => [
+  "cpu",
+  ...Array.from({ length: cudaDeviceCount() }, (_, i) => `cuda:${i}`),
+];
 
 /**
  * Checks a device string ("cpu", "cuda", "cuda:N") against what this libtorch offers; returns it normalised. The
@@ -24,7 +27,10 @@ export function checkDevice(device: string, what = "device"): string {
   const available = () => `available: ${availableDevices().join(", ")}`;
   if (!m) throw new InputError(`${what} '${device}' is not a device: expected cpu, cuda or cuda:N (${available()})`);
   const n = cudaDeviceCount();
-  if (n === 0) throw new InputError(`${what} ${device}: this libtorch has no CUDA support or sees no GPU (${available()}; a CUDA libtorch is installed with LIBTORCH=..., see the README)`);
+  if (n === 0)
+    throw new InputError(
+      `${what} ${device}: this libtorch has no CUDA support or sees no GPU (${available()}; a CUDA libtorch is installed with LIBTORCH=..., see the README)`,
+    );
   const idx = Number(m[1] ?? 0);
   if (idx >= n) throw new InputError(`${what} ${device}: only ${n} CUDA device(s) are visible (${available()})`);
   return `cuda:${idx}`;

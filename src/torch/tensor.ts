@@ -131,7 +131,12 @@ export class Tensor {
     native.setGrad(this.handle, null);
   }
   backward(gradient?: Tensor, opts: { retainGraph?: boolean; createGraph?: boolean } = {}): void {
-    native.backward([this.handle], [gradient ? gradient.handle : null], opts.retainGraph ?? false, opts.createGraph ?? false);
+    native.backward(
+      [this.handle],
+      [gradient ? gradient.handle : null],
+      opts.retainGraph ?? false,
+      opts.createGraph ?? false,
+    );
   }
   detach(): Tensor {
     return O.detach(this);

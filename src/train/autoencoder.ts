@@ -105,9 +105,15 @@ export const PERCEPTUAL_WEIGHT = 1;
 const perceptualSettings = (p: AutoencoderRun["perceptual"]) =>
   p ? { perceptual: p.path, perceptualSha256: sha256File(p.path), perceptualWeight: p.weight } : {};
 
-export function trainAutoencoder(r: AutoencoderRun, recipe: AutoencoderRecipe): { valMse: number; scalingFactor: number; modelPath: string } {
+export function trainAutoencoder(
+  r: AutoencoderRun,
+  recipe: AutoencoderRecipe,
+): { valMse: number; scalingFactor: number; modelPath: string } {
   const data = resized(r.data, recipe.size);
-  const { train, val } = splitTrainVal(data, { valPerClass: recipe.valPerClass, seed: deriveSeed(recipe.seed, "split") });
+  const { train, val } = splitTrainVal(data, {
+    valPerClass: recipe.valPerClass,
+    seed: deriveSeed(recipe.seed, "split"),
+  });
   const config: AutoencoderKLConfig = {
     inChannels: data.images.size(1),
     outChannels: data.images.size(1),
@@ -119,7 +125,8 @@ export function trainAutoencoder(r: AutoencoderRun, recipe: AutoencoderRecipe): 
   };
   const device = r.device ?? "cpu";
   const ae = createAutoencoderKL(config, { generator: new Generator(deriveSeed(recipe.seed, "init")), device });
-  if (recipe.decoderOnly && !r.init) throw new InputError("--decoder-only fine-tunes a trained autoencoder: pass it with --init");
+  if (recipe.decoderOnly && !r.init)
+    throw new InputError("--decoder-only fine-tunes a trained autoencoder: pass it with --init");
   const init = r.init
     ? warmStart(ae, r.init, "autoencoder", config, {
         names: "channels, block channels, layers, latent channels, groups",
@@ -127,8 +134,13 @@ export function trainAutoencoder(r: AutoencoderRun, recipe: AutoencoderRecipe): 
       })
     : undefined;
   const decoderSide = (name: string) => name.startsWith("decoder.") || name.startsWith("post_quant_conv.");
-  const trained = [...ae.namedParameters()].filter(([name]) => !recipe.decoderOnly || decoderSide(name)).map(([, p]) => p);
-  const perceptual = r.perceptual && { distance: loadPerceptual(r.perceptual.path, config.inChannels, recipe.size, device), weight: r.perceptual.weight };
+  const trained = [...ae.namedParameters()]
+    .filter(([name]) => !recipe.decoderOnly || decoderSide(name))
+    .map(([, p]) => p);
+  const perceptual = r.perceptual && {
+    distance: loadPerceptual(r.perceptual.path, config.inChannels, recipe.size, device),
+    weight: r.perceptual.weight,
+  };
   const optimizer = new Adam(trained, { lr: recipe.lr });
   const noise = new Generator(deriveSeed(recipe.seed, "posterior"));
   const { perEpoch, batch: batchAt } = epochBatches(train.labels.length, recipe.batchSize, recipe.seed);
@@ -162,6 +174,11 @@ export function trainAutoencoder(r: AutoencoderRun, recipe: AutoencoderRecipe): 
   // A frozen encoder makes the same latents, so the init's scaling factor still holds.
   const scalingFactor = recipe.decoderOnly && init ? init.scalingFactor : latentScale(ae, train, undefined, device);
   const modelPath = join(r.outDir, "model.safetensors");
-  saveModel(modelPath, ae, { kind: "autoencoder", config: { ...config, scalingFactor }, scalingFactor }, { val_mse: valMse.toExponential(4) });
+  saveModel(
+    modelPath,
+    ae,
+    { kind: "autoencoder", config: { ...config, scalingFactor }, scalingFactor },
+    { val_mse: valMse.toExponential(4) },
+  );
   return { valMse, scalingFactor, modelPath };
 }

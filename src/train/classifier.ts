@@ -73,7 +73,10 @@ export function accuracy(model: Classifier, ds: Dataset, pre: Preprocess, batchS
       const idx = Array.from({ length: Math.min(batchSize, ds.labels.length - i) }, (_, k) => i + k);
       correct += tidy(() => {
         const { x, y } = batch(ds, idx);
-        return argmax(model.forward(normalize(x.to(device), pre.mean, pre.std)), 1).eq(y.to(device)).sum().item();
+        return argmax(model.forward(normalize(x.to(device), pre.mean, pre.std)), 1)
+          .eq(y.to(device))
+          .sum()
+          .item();
       });
     }
   });
@@ -94,12 +97,24 @@ export interface ClassifierRun extends TrainingRun {
 }
 
 /** Trains and writes <outDir>/model.safetensors; returns the validation accuracy of the final weights. */
-export function trainClassifier(r: ClassifierRun, recipe: ClassifierRecipe): { valAccuracy: number; modelPath: string } {
+export function trainClassifier(
+  r: ClassifierRun,
+  recipe: ClassifierRecipe,
+): { valAccuracy: number; modelPath: string } {
   const data = resized(r.data, recipe.size);
-  const { train, val } = splitTrainVal(data, { valPerClass: recipe.valPerClass, seed: deriveSeed(recipe.seed, "split") });
+  const { train, val } = splitTrainVal(data, {
+    valPerClass: recipe.valPerClass,
+    seed: deriveSeed(recipe.seed, "split"),
+  });
   const stats = channelStats(train.images);
   const pre: Preprocess = { size: recipe.size, channels: data.images.size(1), mean: stats.mean, std: stats.std };
-  const spec = studentSpec(recipe.arch, { numClasses: data.classes.length, inChannels: pre.channels, imageSize: recipe.size, norm: recipe.norm, stem: recipe.stem });
+  const spec = studentSpec(recipe.arch, {
+    numClasses: data.classes.length,
+    inChannels: pre.channels,
+    imageSize: recipe.size,
+    norm: recipe.norm,
+    stem: recipe.stem,
+  });
   const device = r.device ?? "cpu";
   const model = buildClassifier(spec, { generator: new Generator(deriveSeed(recipe.seed, "init")), device });
   const saved = savedClassifier(spec, pre, data.classes);

@@ -12,7 +12,20 @@ import { loadSafetensors, saveSafetensors } from "../io/safetensors.js";
 import type { AutoencoderKL } from "../models/autoencoder.js";
 import { createDiT, type DiT, type DiTConfig } from "../models/dit.js";
 import { saveModel } from "../models/saved.js";
-import { AdamW, cat, defaultGenerator, fromArray, Generator, keep, manualSeed, noGrad, randint, randn, type Tensor, tidy } from "../torch/index.js";
+import {
+  AdamW,
+  cat,
+  defaultGenerator,
+  fromArray,
+  Generator,
+  keep,
+  manualSeed,
+  noGrad,
+  randint,
+  randn,
+  type Tensor,
+  tidy,
+} from "../torch/index.js";
 import { deriveSeed } from "../util/seed.js";
 import { toSigned } from "./autoencoder.js";
 import { resized } from "./classifier.js";
@@ -52,7 +65,12 @@ export const DIT_DEFAULTS: DiTRecipe = {
 };
 
 /** Posterior means and stds of a data set's images, in batches (no gradients), on the autoencoder's `device`. */
-export function encodeMoments(ae: AutoencoderKL, ds: Dataset, batchSize = 250, device = "cpu"): { mean: Tensor; std: Tensor } {
+export function encodeMoments(
+  ae: AutoencoderKL,
+  ds: Dataset,
+  batchSize = 250,
+  device = "cpu",
+): { mean: Tensor; std: Tensor } {
   const means: Tensor[] = [];
   const stds: Tensor[] = [];
   noGrad(() => {
@@ -72,13 +90,22 @@ export function encodeMoments(ae: AutoencoderKL, ds: Dataset, batchSize = 250, d
 }
 
 /** The eps MSE of the model on latents at fixed timesteps with fixed noise (the same every call). */
-export function validationLoss(model: DiT, diffusion: GaussianDiffusion, latents: Tensor, labels: Tensor, seed: number): number {
+export function validationLoss(
+  model: DiT,
+  diffusion: GaussianDiffusion,
+  latents: Tensor,
+  labels: Tensor,
+  seed: number,
+): number {
   const ts = [50, 150, 300, 500, 700, 900];
   let total = 0;
   noGrad(() => {
     for (const t of ts) {
       total += tidy(() => {
-        const noise = randn(latents.shape, { generator: new Generator(deriveSeed(seed, "val-noise", t)), device: latents.device });
+        const noise = randn(latents.shape, {
+          generator: new Generator(deriveSeed(seed, "val-noise", t)),
+          device: latents.device,
+        });
         const tt = new Array<number>(latents.size(0)).fill(t);
         return trainingLosses(diffusion, model, latents, tt, noise, labels).mse.mean().item();
       });
@@ -95,7 +122,10 @@ export interface DiTRun extends TrainingRun {
 
 export function trainDiT(r: DiTRun, recipe: DiTRecipe): { valLoss: number; modelPath: string } {
   const data = resized(r.data, recipe.size);
-  const { train, val } = splitTrainVal(data, { valPerClass: recipe.valPerClass, seed: deriveSeed(recipe.seed, "split") });
+  const { train, val } = splitTrainVal(data, {
+    valPerClass: recipe.valPerClass,
+    seed: deriveSeed(recipe.seed, "split"),
+  });
   // The latents of the training split are computed once per run folder (encoding is deterministic).
   const device = r.device ?? "cpu";
   const cache = join(r.outDir, "latents.safetensors");
@@ -161,6 +191,11 @@ export function trainDiT(r: DiTRun, recipe: DiTRecipe): { valLoss: number; model
   });
   const valLoss = validationLoss(ema, diffusion, valLatents, valLabels, recipe.seed);
   const modelPath = join(r.outDir, "model.safetensors");
-  saveModel(modelPath, ema, { kind: "dit", config, classes: data.classes }, { val_mse: valLoss.toExponential(4), scaling_factor: String(r.scalingFactor) });
+  saveModel(
+    modelPath,
+    ema,
+    { kind: "dit", config, classes: data.classes },
+    { val_mse: valLoss.toExponential(4), scaling_factor: String(r.scalingFactor) },
+  );
   return { valLoss, modelPath };
 }

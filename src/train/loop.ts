@@ -50,12 +50,19 @@ export interface LoopOptions {
 }
 
 /** Runs `step(i)` for i from the resumed step to the stop; each call returns metrics such as {loss}. */
-export function trainLoop(parts: TrainingParts, step: (i: number) => Record<string, number>, options: LoopOptions): { step: number } {
+export function trainLoop(
+  parts: TrainingParts,
+  step: (i: number) => Record<string, number>,
+  options: LoopOptions,
+): { step: number } {
   const checkpointPath = join(options.dir, "state.safetensors");
   const logPath = join(options.dir, "log.jsonl");
   let start = 0;
   if (existsSync(checkpointPath)) {
-    if (!options.resume) throw new InputError(`${checkpointPath} already exists: pass --resume to continue it, or choose a new output folder`);
+    if (!options.resume)
+      throw new InputError(
+        `${checkpointPath} already exists: pass --resume to continue it, or choose a new output folder`,
+      );
     const info = loadTrainingState(checkpointPath, parts, options.config);
     start = info.step;
     truncateLog(logPath, start);
@@ -73,7 +80,8 @@ export function trainLoop(parts: TrainingParts, step: (i: number) => Record<stri
       throw withPath(e, logPath);
     }
   };
-  const save = (i: number) => saveTrainingState(checkpointPath, parts, { step: i, config: options.config, extra: options.extra?.() });
+  const save = (i: number) =>
+    saveTrainingState(checkpointPath, parts, { step: i, config: options.config, extra: options.extra?.() });
   const sums: Record<string, number> = {};
   let count = 0;
   let t0 = performance.now();
@@ -97,7 +105,11 @@ export function trainLoop(parts: TrainingParts, step: (i: number) => Record<stri
     if (options.validate && options.validateEvery && (done % options.validateEvery === 0 || done === end)) {
       const v = options.validate(done);
       appendLog({ step: done, ...v, time: new Date().toISOString() });
-      options.progress?.log(`step ${done}: ${Object.entries(v).map(([k, x]) => `${k} ${x.toFixed(4)}`).join(", ")}`);
+      options.progress?.log(
+        `step ${done}: ${Object.entries(v)
+          .map(([k, x]) => `${k} ${x.toFixed(4)}`)
+          .join(", ")}`,
+      );
     }
     if (done % options.checkpointEvery === 0 || done === end) save(done);
     if (stopRequested()) {
@@ -113,10 +125,17 @@ export function trainLoop(parts: TrainingParts, step: (i: number) => Record<stri
 /** Drops log lines of steps after `step` (they belong to work the checkpoint does not hold). */
 function truncateLog(path: string, step: number): void {
   if (!existsSync(path)) return;
-  const log: StateFileInfo = { what: "training log", recover: "delete it or its broken lines to resume (the checkpoint holds the training state)" };
+  const log: StateFileInfo = {
+    what: "training log",
+    recover: "delete it or its broken lines to resume (the checkpoint holds the training state)",
+  };
   const kept = readFileSync(path, "utf8")
     .split("\n")
-    .filter((l) => l.trim() && parseStateJson<{ step: number }>(path, l, log, (v) => isRecord(v) && typeof v.step === "number").step <= step);
+    .filter(
+      (l) =>
+        l.trim() &&
+        parseStateJson<{ step: number }>(path, l, log, (v) => isRecord(v) && typeof v.step === "number").step <= step,
+    );
   writeFileAtomic(path, kept.map((l) => l + "\n").join(""));
 }
 
@@ -132,7 +151,15 @@ export function runOptions<T extends { checkpointEvery: number }>(
   config: Record<string, unknown>,
 ): Pick<LoopOptions, "steps" | "stopAt" | "checkpointEvery" | "dir" | "resume" | "config" | "progress"> {
   const { checkpointEvery, ...settings } = recipe;
-  return { steps: total, stopAt: r.steps, checkpointEvery, dir: r.outDir, resume: r.resume, config: { ...settings, steps: total, dataSha256: r.data.source.sha256, ...config }, progress: r.progress };
+  return {
+    steps: total,
+    stopAt: r.steps,
+    checkpointEvery,
+    dir: r.outDir,
+    resume: r.resume,
+    config: { ...settings, steps: total, dataSha256: r.data.source.sha256, ...config },
+    progress: r.progress,
+  };
 }
 
 /**
@@ -140,7 +167,11 @@ export function runOptions<T extends { checkpointEvery: number }>(
  * (seed, epoch), in full batches (the remainder of an epoch is dropped). Depends only on the step, so a resumed
  * run sees exactly the batches it would have seen.
  */
-export function epochBatches(n: number, batchSize: number, seed: number): { perEpoch: number; batch(step: number): number[] } {
+export function epochBatches(
+  n: number,
+  batchSize: number,
+  seed: number,
+): { perEpoch: number; batch(step: number): number[] } {
   const perEpoch = Math.floor(n / batchSize);
   if (perEpoch < 1) throw new InputError(`batch size ${batchSize} is larger than the ${n} training examples`);
   const all = Array.from({ length: n }, (_, i) => i);

@@ -10,7 +10,19 @@
 // each weighted by its lambda and divided by the number of classes in the batch (those with an empty memory count
 // too). The memories are updated after the loss, with the batch's items of each class.
 import { InputError } from "../errors.js";
-import { cat, disposeAll, fromArray, keep, matmul, noGrad, outer, rsub, type Tensor, tidy, zeros } from "../torch/index.js";
+import {
+  cat,
+  disposeAll,
+  fromArray,
+  keep,
+  matmul,
+  noGrad,
+  outer,
+  rsub,
+  type Tensor,
+  tidy,
+  zeros,
+} from "../torch/index.js";
 
 export interface MinimaxWeights {
   /** Weight of the representativeness term (the paper's lambda_pos, 0.002). */
@@ -37,7 +49,8 @@ export class ClassMemories {
     /** Where restored memories live (the model's device). */
     readonly device = "cpu",
   ) {
-    if (!(Number.isInteger(capacity) && capacity >= 1)) throw new InputError(`memory size must be a positive integer, got ${capacity}`);
+    if (!(Number.isInteger(capacity) && capacity >= 1))
+      throw new InputError(`memory size must be a positive integer, got ${capacity}`);
   }
 
   /** Rows held for class c (0 before its first update). */
@@ -92,11 +105,17 @@ export class ClassMemories {
     for (const [k, t] of sd) {
       const m = /^(real|pseudo)\.(\d+)$/.exec(k);
       if (!m) throw new InputError(`class memories: unexpected entry '${k}'`);
-      if (t.size(0) > this.capacity) throw new InputError(`class memories: '${k}' holds ${t.size(0)} rows, more than the memory size ${this.capacity}`);
+      if (t.size(0) > this.capacity)
+        throw new InputError(
+          `class memories: '${k}' holds ${t.size(0)} rows, more than the memory size ${this.capacity}`,
+        );
       (m[1] === "real" ? this.real : this.pseudo).set(Number(m[2]), keep(tidy(() => t.to(this.device).clone())));
     }
     for (const c of new Set([...this.real.keys(), ...this.pseudo.keys()])) {
-      if (this.size(c) !== (this.pseudo.get(c)?.size(0) ?? 0)) throw new InputError(`class memories: class ${c} has ${this.size(c)} real and ${this.pseudo.get(c)?.size(0) ?? 0} pseudo rows`);
+      if (this.size(c) !== (this.pseudo.get(c)?.size(0) ?? 0))
+        throw new InputError(
+          `class memories: class ${c} has ${this.size(c)} real and ${this.pseudo.get(c)?.size(0) ?? 0} pseudo rows`,
+        );
     }
   }
 
@@ -117,8 +136,14 @@ export interface MinimaxTerms {
 }
 
 /** The two terms for a batch of pseudo embeddings [B, ...] with class labels, against the memories as they are. */
-export function minimaxTerms(pseudo: Tensor, labels: readonly number[], memories: ClassMemories, w: MinimaxWeights): MinimaxTerms {
-  if (pseudo.size(0) !== labels.length) throw new InputError(`minimax terms: ${labels.length} labels for ${pseudo.size(0)} pseudo embeddings`);
+export function minimaxTerms(
+  pseudo: Tensor,
+  labels: readonly number[],
+  memories: ClassMemories,
+  w: MinimaxWeights,
+): MinimaxTerms {
+  if (pseudo.size(0) !== labels.length)
+    throw new InputError(`minimax terms: ${labels.length} labels for ${pseudo.size(0)} pseudo embeddings`);
   return tidy(() => {
     const groups = byClass(labels);
     let pos = zeros([], { device: pseudo.device });
@@ -145,4 +170,5 @@ function byClass(labels: readonly number[]): Map<number, number[]> {
   return out;
 }
 
-const indexTensor = (rows: readonly number[], device: string) => fromArray(BigInt64Array.from(rows, BigInt), [rows.length], { device });
+const indexTensor = (rows: readonly number[], device: string) =>
+  fromArray(BigInt64Array.from(rows, BigInt), [rows.length], { device });

@@ -18,7 +18,21 @@ import type { AutoencoderKL } from "../models/autoencoder.js";
 import { diffFitParameters } from "../models/difffit.js";
 import { createDiT, type DiT } from "../models/dit.js";
 import { saveModel } from "../models/saved.js";
-import { AdamW, flip, Generator, keep, lt, noGrad, type Optimizer, rand, randint, randn, type Tensor, tidy, where } from "../torch/index.js";
+import {
+  AdamW,
+  flip,
+  Generator,
+  keep,
+  lt,
+  noGrad,
+  type Optimizer,
+  rand,
+  randint,
+  randn,
+  type Tensor,
+  tidy,
+  where,
+} from "../torch/index.js";
 import { deriveSeed } from "../util/seed.js";
 import { toSigned } from "./autoencoder.js";
 import { resized } from "./classifier.js";
@@ -127,7 +141,8 @@ export function freezeOutsideDiffFit(model: DiT): Tensor[] {
 }
 
 /** The image size whose latents the DiT takes: its latent size times the autoencoder's downsampling. */
-export const imageSize = (dit: DiT, ae: AutoencoderKL): number => dit.config.inputSize * 2 ** (ae.config.blockOutChannels.length - 1);
+export const imageSize = (dit: DiT, ae: AutoencoderKL): number =>
+  dit.config.inputSize * 2 ** (ae.config.blockOutChannels.length - 1);
 
 export interface MinimaxRun extends TrainingRun {
   /** The starting model (gammas included, see the CLI), on `device`; it is trained in place. */
@@ -144,15 +159,27 @@ export function trainMinimax(r: MinimaxRun, recipe: MinimaxRecipe): { valLoss: n
   const device = r.device ?? "cpu";
   const c = model.config;
   if (r.data.classes.length !== c.numClasses) {
-    throw new InputError(`--data has ${r.data.classes.length} classes but the DiT was trained for ${c.numClasses}; give data with the model's classes`);
+    throw new InputError(
+      `--data has ${r.data.classes.length} classes but the DiT was trained for ${c.numClasses}; give data with the model's classes`,
+    );
   }
   const latentChannels = ae.config.latentChannels;
-  if (latentChannels !== c.inChannels) throw new InputError(`the autoencoder makes ${latentChannels}-channel latents but the DiT takes ${c.inChannels} channels`);
+  if (latentChannels !== c.inChannels)
+    throw new InputError(
+      `the autoencoder makes ${latentChannels}-channel latents but the DiT takes ${c.inChannels} channels`,
+    );
   const data = resized(r.data, imageSize(model, ae));
-  const { train, val } = splitTrainVal(data, { valPerClass: recipe.valPerClass, seed: deriveSeed(recipe.seed, "split") });
+  const { train, val } = splitTrainVal(data, {
+    valPerClass: recipe.valPerClass,
+    seed: deriveSeed(recipe.seed, "split"),
+  });
   // Validation scores a seeded 50 per class of the held-out part: with batch 8, scoring all of it would cost as much
   // as the training steps between two validations.
-  const scored = sampleRandomPerClass(val, Math.min(VAL_SCORED_PER_CLASS, recipe.valPerClass), deriveSeed(recipe.seed, "val-scored")).dataset;
+  const scored = sampleRandomPerClass(
+    val,
+    Math.min(VAL_SCORED_PER_CLASS, recipe.valPerClass),
+    deriveSeed(recipe.seed, "val-scored"),
+  ).dataset;
   const valLatents = keep(tidy(() => encodeMoments(ae, scored, 250, device).mean.mul(r.scalingFactor)));
   const valLabels = keep(labelsTensor(scored.labels).to(device));
 
@@ -185,7 +212,10 @@ export function trainMinimax(r: MinimaxRun, recipe: MinimaxRecipe): { valLoss: n
   let lastValidation: number | undefined;
   const validate = () => {
     lastValidation = validationLoss(ema, diffusion, valLatents, valLabels, recipe.seed);
-    return { val_mse_ema: lastValidation, val_mse: evalMode(model, () => validationLoss(model, diffusion, valLatents, valLabels, recipe.seed)) };
+    return {
+      val_mse_ema: lastValidation,
+      val_mse: evalMode(model, () => validationLoss(model, diffusion, valLatents, valLabels, recipe.seed)),
+    };
   };
   model.train();
   trainLoop({ model, ema, optimizer, generators: { train: gen }, extraTensors: memories }, step, {
@@ -198,7 +228,12 @@ export function trainMinimax(r: MinimaxRun, recipe: MinimaxRecipe): { valLoss: n
   // The loop validates at its last step; a resumed run that had nothing left to do has not.
   const valLoss = lastValidation ?? validationLoss(ema, diffusion, valLatents, valLabels, recipe.seed);
   const modelPath = join(r.outDir, "model.safetensors");
-  saveModel(modelPath, ema, { kind: "dit", config: { ...c }, classes: data.classes }, { val_mse: valLoss.toExponential(4), scaling_factor: String(r.scalingFactor), recipe: "minimax" });
+  saveModel(
+    modelPath,
+    ema,
+    { kind: "dit", config: { ...c }, classes: data.classes },
+    { val_mse: valLoss.toExponential(4), scaling_factor: String(r.scalingFactor), recipe: "minimax" },
+  );
   memories.clear();
   return { valLoss, modelPath };
 }

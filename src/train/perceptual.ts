@@ -17,7 +17,9 @@ const unit = (f: Tensor) => f.div(f.pow(2).sum(1, true).sqrt().add(1e-10));
 export function loadPerceptual(path: string, channels: number, size: number, device = "cpu"): PerceptualDistance {
   const { net, preprocess: pre } = loadSavedClassifier(path, `--perceptual ${path}`, device);
   if (pre.channels !== channels || pre.size !== size) {
-    throw new InputError(`--perceptual ${path}: the network takes ${pre.channels}x${pre.size}x${pre.size} images; the autoencoder works on ${channels}x${size}x${size}`);
+    throw new InputError(
+      `--perceptual ${path}: the network takes ${pre.channels}x${pre.size}x${pre.size} images; the autoencoder works on ${channels}x${size}x${size}`,
+    );
   }
   net.freeze();
   const maps = (x: Tensor) => net.featureMaps(normalize(x.add(1).div(2), pre.mean, pre.std));

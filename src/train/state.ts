@@ -58,7 +58,11 @@ export function saveTrainingState(path: string, parts: TrainingParts, info: Save
 }
 
 /** Restores a state saved by saveTrainingState into the given parts; returns the saved info. */
-export function loadTrainingState(path: string, parts: TrainingParts, expectConfig?: Record<string, unknown>): SavedInfo {
+export function loadTrainingState(
+  path: string,
+  parts: TrainingParts,
+  expectConfig?: Record<string, unknown>,
+): SavedInfo {
   if (!existsSync(path)) throw new InputError(`${path}: no training checkpoint to resume from`);
   const file = SafetensorsFile.open(path);
   let all: Map<string, Tensor>;
@@ -68,26 +72,37 @@ export function loadTrainingState(path: string, parts: TrainingParts, expectConf
   } finally {
     file.close();
   }
-  const meta: StateFileInfo = { what: "training checkpoint", recover: "delete it to start the run again (or restore it from a copy)" };
-  const json = <T>(key: string, text: string | undefined) => parseStateJson<T>(`${path} (metadata '${key}')`, text ?? "", meta, isRecord);
+  const meta: StateFileInfo = {
+    what: "training checkpoint",
+    recover: "delete it to start the run again (or restore it from a copy)",
+  };
+  const json = <T>(key: string, text: string | undefined) =>
+    parseStateJson<T>(`${path} (metadata '${key}')`, text ?? "", meta, isRecord);
   const step = Number(m.step);
   if (!Number.isSafeInteger(step) || step < 0) throw corruptState(path, meta, `step '${m.step}' is not a step count`);
   const info: SavedInfo = { step, config: json("config", m.config ?? "{}"), extra: json("extra", m.extra ?? "{}") };
   if (expectConfig) {
     // Every setting the recipe names must match; settings a checkpoint records but the recipe no longer uses do not count.
-    const diff = Object.keys(expectConfig).filter((k) => JSON.stringify(expectConfig[k]) !== JSON.stringify(info.config[k]));
+    const diff = Object.keys(expectConfig).filter(
+      (k) => JSON.stringify(expectConfig[k]) !== JSON.stringify(info.config[k]),
+    );
     if (diff.length) {
       throw new InputError(
         `${path}: the checkpoint was made with different settings (${diff.map((k) => `${k}: ${JSON.stringify(info.config[k])} -> ${JSON.stringify(expectConfig[k])}`).join(", ")}); use a new output folder or the same settings`,
       );
     }
   }
-  const pick = (prefix: string) => new Map([...all].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+  const pick = (prefix: string) =>
+    new Map([...all].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
   parts.model.loadStateDict(pick("model."));
   if (parts.ema) parts.ema.loadStateDict(pick("ema."));
   parts.extraTensors?.loadStateDict(pick("extra."));
-  const opt = json<{ paramGroups: OptimizerState<{ lr: number }>["paramGroups"]; scalars: Record<string, Record<string, number>> }>("optimizer", m.optimizer);
-  if (!Array.isArray(opt.paramGroups) || !isRecord(opt.scalars)) throw corruptState(path, meta, "optimizer state is not what cao2 writes");
+  const opt = json<{
+    paramGroups: OptimizerState<{ lr: number }>["paramGroups"];
+    scalars: Record<string, Record<string, number>>;
+  }>("optimizer", m.optimizer);
+  if (!Array.isArray(opt.paramGroups) || !isRecord(opt.scalars))
+    throw corruptState(path, meta, "optimizer state is not what cao2 writes");
   const state: OptimizerState<{ lr: number }>["state"] = {};
   for (const [k, v] of all) {
     const mm = /^optim\.(\d+)\.(.+)$/.exec(k);

@@ -15,12 +15,19 @@ export interface ArchFields<C> {
 }
 
 /** Fills `model` (built from `config`) from the cao2 model file `path`; returns the file's description. */
-export function warmStart<K extends SavedModel["kind"]>(model: Model, path: string, kind: K, config: Saved<K>["config"], arch: ArchFields<Saved<K>["config"]>): Saved<K> {
+export function warmStart<K extends SavedModel["kind"]>(
+  model: Model,
+  path: string,
+  kind: K,
+  config: Saved<K>["config"],
+  arch: ArchFields<Saved<K>["config"]>,
+): Saved<K> {
   const meta = readModelMeta(path);
   if (meta?.kind !== kind) throw new InputError(`--init ${path}: expected a cao2 ${kind} model file`);
   const saved = meta as Saved<K>;
   const [want, got] = [JSON.stringify(arch.of(config)), JSON.stringify(arch.of(saved.config as Saved<K>["config"]))];
-  if (want !== got) throw new InputError(`--init ${path}: its architecture [${arch.names}] = ${got} differs from this run's ${want}`);
+  if (want !== got)
+    throw new InputError(`--init ${path}: its architecture [${arch.names}] = ${got} differs from this run's ${want}`);
   fillFromFile(model, path);
   return saved;
 }

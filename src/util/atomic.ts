@@ -29,7 +29,11 @@ export function createFileExclusive(path: string, data: string | Uint8Array): bo
 /** Name of the temporary files of atomic writes (hidden; a crash may leave one behind, never under the final name). */
 export const isAtomicTemp = (name: string) => name.startsWith(".") && name.endsWith(".tmp");
 
-function placeAtomic(path: string, data: string | Uint8Array | Iterable<Uint8Array>, place: (tmp: string, path: string) => void): void {
+function placeAtomic(
+  path: string,
+  data: string | Uint8Array | Iterable<Uint8Array>,
+  place: (tmp: string, path: string) => void,
+): void {
   // Unique across processes on several machines that share the folder (their pids may coincide).
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}-${randomBytes(4).toString("hex")}.tmp`);
   const chunks = typeof data === "string" ? [Buffer.from(data, "utf8")] : data instanceof Uint8Array ? [data] : data;
@@ -50,7 +54,8 @@ function placeAtomic(path: string, data: string | Uint8Array | Iterable<Uint8Arr
     if ((e as NodeJS.ErrnoException).code === "EEXIST") throw e;
     // Name the file the user asked for, not the temporary one beside it.
     const err = e as NodeJS.ErrnoException;
-    if (err.code === "ENOENT" && !existsSync(dirname(path))) throw new InputError(`cannot write ${path}: the folder ${dirname(path)} does not exist`);
+    if (err.code === "ENOENT" && !existsSync(dirname(path)))
+      throw new InputError(`cannot write ${path}: the folder ${dirname(path)} does not exist`);
     if (err.path === tmp) err.path = path;
     throw withPath(e, path);
   }
@@ -63,4 +68,5 @@ export function withPath(e: unknown, path: string): unknown {
   return e;
 }
 
-export const writeJsonAtomic = (path: string, value: unknown) => writeFileAtomic(path, JSON.stringify(value, null, 2) + "\n");
+export const writeJsonAtomic = (path: string, value: unknown) =>
+  writeFileAtomic(path, JSON.stringify(value, null, 2) + "\n");

@@ -36,7 +36,8 @@ export interface LockHolder {
  */
 export function schedulerTask(env: NodeJS.ProcessEnv = process.env, host = hostname()): string | undefined {
   const job = env.SLURM_ARRAY_JOB_ID ?? env.SLURM_JOB_ID;
-  if (job !== undefined) return env.SLURM_ARRAY_TASK_ID === undefined ? `slurm:${job}` : `slurm:${job}_${env.SLURM_ARRAY_TASK_ID}`;
+  if (job !== undefined)
+    return env.SLURM_ARRAY_TASK_ID === undefined ? `slurm:${job}` : `slurm:${job}_${env.SLURM_ARRAY_TASK_ID}`;
   if (env.JOB_COMPLETION_INDEX !== undefined && host.endsWith(`-${env.JOB_COMPLETION_INDEX}`)) return `k8s:${host}`;
   return undefined;
 }
@@ -82,14 +83,19 @@ const ME = { host: hostname(), task: schedulerTask(), startedAt: performance.tim
 /** Why a lock is stale under the rule above, or undefined while its holder may still be working. */
 export function staleReason(layout: LockState, staleAfterS: number, me = ME): string | undefined {
   const h = layout.holder;
-  if (h && h.host === me.host && h.pid !== process.pid && !processAlive(h.pid)) return `its process ${h.pid} on this host is gone`;
-  if (h && h.task !== undefined && h.task === me.task && Date.parse(h.since) < me.startedAt) return `it was taken by an earlier run of this task (${h.task})`;
-  if (layout.ageS > staleAfterS) return `no heartbeat for ${Math.round(layout.ageS)} s (the stale age is ${staleAfterS} s)`;
+  if (h && h.host === me.host && h.pid !== process.pid && !processAlive(h.pid))
+    return `its process ${h.pid} on this host is gone`;
+  if (h && h.task !== undefined && h.task === me.task && Date.parse(h.since) < me.startedAt)
+    return `it was taken by an earlier run of this task (${h.task})`;
+  if (layout.ageS > staleAfterS)
+    return `no heartbeat for ${Math.round(layout.ageS)} s (the stale age is ${staleAfterS} s)`;
   return undefined;
 }
 
 export const describeHolder = (h: LockHolder | undefined) =>
-  h ? `${h.role ? `${h.role}, ` : ""}host ${h.host} pid ${h.pid}${h.task ? ` (${h.task})` : ""}, since ${h.since}` : "an unreadable holder";
+  h
+    ? `${h.role ? `${h.role}, ` : ""}host ${h.host} pid ${h.pid}${h.task ? ` (${h.task})` : ""}, since ${h.since}`
+    : "an unreadable holder";
 
 /** A lock this process holds. */
 export class HeldLock {

@@ -14,7 +14,10 @@ function splitmix64(x: bigint): bigint {
 export function deriveSeed(seed: number, ...path: (number | string)[]): number {
   let h = splitmix64(BigInt(seed));
   for (const p of path) {
-    const v = typeof p === "number" ? BigInt(p) : [...Buffer.from(p, "utf8")].reduce((a, b) => (a * 257n + BigInt(b)) & 0xffffffffffffffffn, 7n);
+    const v =
+      typeof p === "number"
+        ? BigInt(p)
+        : [...Buffer.from(p, "utf8")].reduce((a, b) => (a * 257n + BigInt(b)) & 0xffffffffffffffffn, 7n);
     h = splitmix64(h ^ v);
   }
   return Number(h >> 11n);

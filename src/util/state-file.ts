@@ -10,7 +10,8 @@ export interface StateFileInfo {
   recover: string;
 }
 
-export const corruptState = (path: string, f: StateFileInfo, why: string) => new InputError(`${path}: corrupt ${f.what} (${why}); ${f.recover}`);
+export const corruptState = (path: string, f: StateFileInfo, why: string) =>
+  new InputError(`${path}: corrupt ${f.what} (${why}); ${f.recover}`);
 
 /** Parses `text` read from `path`; `valid` checks the shape the reader relies on. */
 export function parseStateJson<T>(path: string, text: string, f: StateFileInfo, valid: (v: unknown) => boolean): T {
@@ -24,7 +25,9 @@ export function parseStateJson<T>(path: string, text: string, f: StateFileInfo, 
   return v as T;
 }
 
-export const readStateJson = <T>(path: string, f: StateFileInfo, valid: (v: unknown) => boolean): T => parseStateJson<T>(path, readFileSync(path, "utf8"), f, valid);
+export const readStateJson = <T>(path: string, f: StateFileInfo, valid: (v: unknown) => boolean): T =>
+  parseStateJson<T>(path, readFileSync(path, "utf8"), f, valid);
 
 /** A plain JSON object (not an array, not null). */
-export const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+export const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);

@@ -32,7 +32,11 @@ test("bench options: defaults, overrides, and rejected values", () => {
 
 test("the PyTorch baseline runs with our threads and environment, one timed call per request", async () => {
   const a = randn([64, 64]);
-  const r = await sideBySide("bench_engine.py", { sgemm_1024: () => matmul(a, a).dispose() }, { warmup: 0, repeats: 2, cases: [] });
+  const r = await sideBySide(
+    "bench_engine.py",
+    { sgemm_1024: () => matmul(a, a).dispose() },
+    { warmup: 0, repeats: 2, cases: [] },
+  );
   assert.equal(r.python_env.threads, getNumThreads());
   assert.equal(r.python_env.openblas_coretype, process.env.OPENBLAS_CORETYPE ?? null);
   assert.equal(r.python_env.omp_wait_policy, process.env.OMP_WAIT_POLICY ?? null);
@@ -44,5 +48,8 @@ test("the PyTorch baseline runs with our threads and environment, one timed call
 });
 
 test("a case the baseline does not implement is an error", async () => {
-  await assert.rejects(sideBySide("bench_engine.py", { no_such_case: () => {} }, { warmup: 0, repeats: 1, cases: [] }), /lacks the case\(s\) no_such_case/);
+  await assert.rejects(
+    sideBySide("bench_engine.py", { no_such_case: () => {} }, { warmup: 0, repeats: 1, cases: [] }),
+    /lacks the case\(s\) no_such_case/,
+  );
 });

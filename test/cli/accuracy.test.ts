@@ -27,21 +27,46 @@ const gen = new torch.Generator(7);
 classes.forEach((c, k) => {
   mkdirSync(join(data, c), { recursive: true });
   for (let i = 0; i < 5; i++) {
-    const px = torch.tidy(() => torch.rand([12 * 12], { generator: gen }).mul(80).add(60 * k + 20).toFloat32Array());
-    writeFileSync(join(data, c, `${i}.png`), encodePng({ width: 12, height: 12, channels: 1, data: Uint8Array.from(px, Math.round) }));
+    const px = torch.tidy(() =>
+      torch
+        .rand([12 * 12], { generator: gen })
+        .mul(80)
+        .add(60 * k + 20)
+        .toFloat32Array(),
+    );
+    writeFileSync(
+      join(data, c, `${i}.png`),
+      encodePng({ width: 12, height: 12, channels: 1, data: Uint8Array.from(px, Math.round) }),
+    );
   }
 });
-const net = createResNet({ depth: 18, numClasses: 3, inChannels: 1, stem: "cifar" }, { generator: new torch.Generator(3) });
+const net = createResNet(
+  { depth: 18, numClasses: 3, inChannels: 1, stem: "cifar" },
+  { generator: new torch.Generator(3) },
+);
 net.eval();
 const model = join(dir, "sel.safetensors");
 saveModel(model, net, { kind: "resnet", config: net.config, preprocess: pre, classes });
-const ae = createAutoencoderKL({ inChannels: 1, outChannels: 1, blockOutChannels: [8, 8], layersPerBlock: 1, latentChannels: 4, normNumGroups: 4, scalingFactor: 1 }, { generator: new torch.Generator(2) });
+const ae = createAutoencoderKL(
+  {
+    inChannels: 1,
+    outChannels: 1,
+    blockOutChannels: [8, 8],
+    layersPerBlock: 1,
+    latentChannels: 4,
+    normNumGroups: 4,
+    scalingFactor: 1,
+  },
+  { generator: new torch.Generator(2) },
+);
 ae.eval();
 const aePath = join(dir, "ae.safetensors");
 saveModel(aePath, ae, { kind: "autoencoder", config: ae.config, scalingFactor: 1 });
 
 function cao2(...args: string[]) {
-  const r = spawnSync(process.execPath, [join(ROOT, "dist", "src", "cli", "main.js"), "accuracy", ...args], { encoding: "utf8" });
+  const r = spawnSync(process.execPath, [join(ROOT, "dist", "src", "cli", "main.js"), "accuracy", ...args], {
+    encoding: "utf8",
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -55,23 +80,49 @@ function hits(x: torch.Tensor, labels: Int32Array): number[] {
 
 test("accuracy and per-class accuracy match the classifier applied directly, plain and reconstructed", () => {
   const json = join(dir, "acc.json");
-  const r = cao2("--model", model, "--data", data, "--autoencoder", aePath, "--batch-size", "4", "--threads", "1", "--json", json);
+  const r = cao2(
+    "--model",
+    model,
+    "--data",
+    data,
+    "--autoencoder",
+    aePath,
+    "--batch-size",
+    "4",
+    "--threads",
+    "1",
+    "--json",
+    json,
+  );
   assert.equal(r.code, 0, r.err);
   const j = JSON.parse(readFileSync(json, "utf8"));
   const ds = loadImageFolder(data);
-  const { x } = batch(ds, Array.from(ds.labels, (_, i) => i));
+  const { x } = batch(
+    ds,
+    Array.from(ds.labels, (_, i) => i),
+  );
   const plain = hits(x, ds.labels);
   const rec = torch.noGrad(() =>
     torch.tidy(() => {
       const xs = resizeImages(x, [16, 16]);
-      return ae.decode(ae.encode(xs.mul(2).sub(1)).mean).add(1).div(2).clamp(0, 1);
+      return ae
+        .decode(ae.encode(xs.mul(2).sub(1)).mean)
+        .add(1)
+        .div(2)
+        .clamp(0, 1);
     }),
   );
   const recon = hits(rec, ds.labels);
   assert.equal(j.images, 15);
-  assert.deepEqual(j.perClass.map((c: { accuracy: number }) => c.accuracy * 5), plain);
+  assert.deepEqual(
+    j.perClass.map((c: { accuracy: number }) => c.accuracy * 5),
+    plain,
+  );
   assert.equal(j.accuracy, plain.reduce((a, b) => a + b) / 15);
-  assert.deepEqual(j.reconstructedPerClass.map((c: { accuracy: number }) => Math.round(c.accuracy * 5)), recon);
+  assert.deepEqual(
+    j.reconstructedPerClass.map((c: { accuracy: number }) => Math.round(c.accuracy * 5)),
+    recon,
+  );
   assert.match(r.out, /top-1 of .* \(15 images\): \d+\.\d\d%/);
   assert.match(r.out, /on reconstructions by .*: \d+\.\d\d% \(-?\d+\.\d\d points\)/);
 });

@@ -37,12 +37,27 @@ test("parseArgs: each mistake is a usage error naming the flag", () => {
   assert.throws(() => parseArgs(["--ipcc", "3"], SPECS), usageError(/unknown flag '--ipcc' \(did you mean --ipc\?\)/));
   assert.throws(() => parseArgs(["-o", "x"], SPECS), usageError(/unknown flag '-o' \(flags start with --/));
   assert.throws(() => parseArgs(["--out"], SPECS), usageError(/--out needs a value \(Output folder\)/));
-  assert.throws(() => parseArgs(["--out", "--ipc", "3"], SPECS), usageError(/--out needs a value \(Output folder\), got the flag '--ipc' \(write --out=--ipc if that is the value\)/));
-  assert.equal(parseArgs(["--out=--odd", "--ipc", "3"], SPECS).out, "--odd", "a value starting with -- is written --flag=value");
+  assert.throws(
+    () => parseArgs(["--out", "--ipc", "3"], SPECS),
+    usageError(
+      /--out needs a value \(Output folder\), got the flag '--ipc' \(write --out=--ipc if that is the value\)/,
+    ),
+  );
+  assert.equal(
+    parseArgs(["--out=--odd", "--ipc", "3"], SPECS).out,
+    "--odd",
+    "a value starting with -- is written --flag=value",
+  );
   assert.throws(() => parseArgs(["--ipc", "1.5"], SPECS), usageError(/--ipc expects an integer, got '1.5'/));
   assert.throws(() => parseArgs(["--lr", "fast"], SPECS), usageError(/--lr expects a number, got 'fast'/));
-  assert.throws(() => parseArgs(["--arch", "vgg"], SPECS), usageError(/--arch must be one of convnet3, resnet18; got 'vgg'/));
-  assert.throws(() => parseArgs(["--resume=yes"], SPECS), usageError(/--resume takes no value or true\/false, got 'yes'/));
+  assert.throws(
+    () => parseArgs(["--arch", "vgg"], SPECS),
+    usageError(/--arch must be one of convnet3, resnet18; got 'vgg'/),
+  );
+  assert.throws(
+    () => parseArgs(["--resume=yes"], SPECS),
+    usageError(/--resume takes no value or true\/false, got 'yes'/),
+  );
 });
 
 test("parseCommand: --help (as a flag) prints the help and returns nothing; positionals beyond the command's are rejected", (t) => {
@@ -54,10 +69,17 @@ test("parseCommand: --help (as a flag) prints the help and returns nothing; posi
   assert.match(written.join(""), /^Usage: cao2 x \[flags\]\n\nDoes x\n\nFlags:\n/);
   assert.match(written.join(""), /--pool-factor <int> +Pool size over IPC \[default: 2\]/);
 
-  assert.equal(parseCommand(["--out=--help"], "u", "d", SPECS)?.out, "--help", "--help as a value is not a help request");
+  assert.equal(
+    parseCommand(["--out=--help"], "u", "d", SPECS)?.out,
+    "--help",
+    "--help as a value is not a help request",
+  );
   assert.deepEqual(parseCommand(["--", "--help"], "u", "d", SPECS, 1)?._, ["--help"], "nor is --help after --");
   assert.deepEqual(parseCommand(["in.pt", "out.safetensors"], "u", "d", SPECS, 2)?._, ["in.pt", "out.safetensors"]);
-  assert.throws(() => parseCommand(["in.pt", "out.safetensors", "extra"], "u", "d", SPECS, 2), usageError(/unexpected argument 'extra' \(see --help\)/));
+  assert.throws(
+    () => parseCommand(["in.pt", "out.safetensors", "extra"], "u", "d", SPECS, 2),
+    usageError(/unexpected argument 'extra' \(see --help\)/),
+  );
   assert.throws(() => parseCommand(["--ipc", "3", "10"], "u", "d", SPECS), usageError(/unexpected argument '10'/));
 });
 
@@ -69,20 +91,40 @@ test("parseArgs: numbers outside a flag's range, empty lists and bad list items 
     top: { type: "int", help: "At most", max: 5 },
     classes: { type: "list", help: "Class names" },
     channels: { type: "ints", help: "Channels", min: 1, max: 64 },
-    device: { type: "string", help: "Device", check: (v: string, flag: string) => (v === "cuda" ? "cuda:0" : v === "cpu" ? v : assert.fail(`${flag} ${v}`)) },
+    device: {
+      type: "string",
+      help: "Device",
+      check: (v: string, flag: string) => (v === "cuda" ? "cuda:0" : v === "cpu" ? v : assert.fail(`${flag} ${v}`)),
+    },
   } satisfies FlagSpecs;
-  const a = parseArgs(["--ipc", "100", "--lr", "1e-9", "--cfg", "1", "--top", "-7", "--channels", "8, 16", "--device", "cuda"], specs);
-  assert.deepEqual([a.ipc, a.lr, a.cfg, a.top, a.channels, a.device], [100, 1e-9, 1, -7, [8, 16], "cuda:0"], "bounds are inclusive; check normalises");
+  const a = parseArgs(
+    ["--ipc", "100", "--lr", "1e-9", "--cfg", "1", "--top", "-7", "--channels", "8, 16", "--device", "cuda"],
+    specs,
+  );
+  assert.deepEqual(
+    [a.ipc, a.lr, a.cfg, a.top, a.channels, a.device],
+    [100, 1e-9, 1, -7, [8, 16], "cuda:0"],
+    "bounds are inclusive; check normalises",
+  );
   assert.equal(parseArgs([], specs).ipc, 10);
-  assert.throws(() => parseArgs(["--ipc", "1000000000"], specs), usageError(/^--ipc must be in 1\.\.100, got 1000000000$/));
+  assert.throws(
+    () => parseArgs(["--ipc", "1000000000"], specs),
+    usageError(/^--ipc must be in 1\.\.100, got 1000000000$/),
+  );
   assert.throws(() => parseArgs(["--ipc=0"], specs), usageError(/^--ipc must be in 1\.\.100, got 0$/));
   assert.throws(() => parseArgs(["--lr", "0"], specs), usageError(/^--lr must be > 0, got 0$/));
   assert.throws(() => parseArgs(["--lr", "-1"], specs), usageError(/^--lr must be > 0, got -1$/));
   assert.throws(() => parseArgs(["--cfg", "-1"], specs), usageError(/^--cfg must be >= 1, got -1$/));
   assert.throws(() => parseArgs(["--top", "6"], specs), usageError(/^--top must be <= 5, got 6$/));
-  assert.throws(() => parseArgs(["--classes", ""], specs), usageError(/^--classes needs at least one value \(Class names\), got ''$/));
+  assert.throws(
+    () => parseArgs(["--classes", ""], specs),
+    usageError(/^--classes needs at least one value \(Class names\), got ''$/),
+  );
   assert.throws(() => parseArgs(["--classes= , ,"], specs), usageError(/^--classes needs at least one value/));
-  assert.throws(() => parseArgs(["--channels", "8,x"], specs), usageError(/^--channels expects comma-separated integers, got 'x'$/));
+  assert.throws(
+    () => parseArgs(["--channels", "8,x"], specs),
+    usageError(/^--channels expects comma-separated integers, got 'x'$/),
+  );
   assert.throws(() => parseArgs(["--channels", "8,0"], specs), usageError(/^--channels must be in 1\.\.64, got 0$/));
   assert.throws(() => parseArgs(["--device", "tpu"], specs), /--device tpu/);
   assert.match(formatHelp("u", "d", specs), /--ipc <int> +Images per class \[1\.\.100\] \[default: 10\]/);

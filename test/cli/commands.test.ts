@@ -33,7 +33,11 @@ const STRAY: Record<string, string[]> = {
 test("every command: --help gives usage and flags (exit 0); a stray argument is a usage error (exit 2)", async () => {
   const { stdout: list } = await cao2("--help");
   const listed = [...list.matchAll(/^ {2}([a-z]+) /gm)].map((m) => m[1]);
-  assert.deepEqual(listed.sort(), [...new Set(Object.keys(STRAY).map((c) => c.split(" ")[0]))].sort(), "every listed command is covered here");
+  assert.deepEqual(
+    listed.sort(),
+    [...new Set(Object.keys(STRAY).map((c) => c.split(" ")[0]))].sort(),
+    "every listed command is covered here",
+  );
 
   for (const [command, args] of Object.entries(STRAY)) {
     const words = command.split(" ");
@@ -59,7 +63,10 @@ test("without libtorch (CAO2_NATIVE=/nonexistent) cao2 --help and every command'
     const help = await run([command, "--help"], { cwd: dir, env });
     assert.equal(help.status, 0, `${command} --help: ${help.stderr}`);
     assert.match(help.stdout, new RegExp(`^Usage: cao2 ${command}`), command);
-    assert.ok(help.stdout.split("\n")[2].startsWith(summary), `${command}: ${help.stdout.split("\n")[2]} vs ${summary}`);
+    assert.ok(
+      help.stdout.split("\n")[2].startsWith(summary),
+      `${command}: ${help.stdout.split("\n")[2]} vs ${summary}`,
+    );
   }
   const computing = await run(["inspect", "model.pt"], { cwd: dir, env });
   assert.notEqual(computing.status, 0, "a command that needs libtorch does fail without it");
@@ -79,7 +86,11 @@ test("an output in a missing folder is refused before any work starts (exit 2, t
   for (const [command, args] of Object.entries(MISSING_FOLDER)) {
     const r = await cao2(command, ...args);
     assert.equal(r.status, 2, `${command}: exit code (stderr: ${r.stderr})`);
-    assert.match(r.stderr, new RegExp(`^cao2 ${command}: error: \\S+ nope/\\S+: folder ${join(dir, "nope")} does not exist\\n$`), command);
+    assert.match(
+      r.stderr,
+      new RegExp(`^cao2 ${command}: error: \\S+ nope/\\S+: folder ${join(dir, "nope")} does not exist\\n$`),
+      command,
+    );
   }
   assert.deepEqual(readdirSync(dir), [], "nothing written");
 });
@@ -106,7 +117,11 @@ test("--device: an unusable CUDA device is one line naming it and what is availa
       if ((await runInProcess([...words, "--help"])).stdout.includes("\n  --device ")) withDevice.push(words.join(" "));
     }
   }
-  assert.deepEqual(withDevice.sort(), Object.keys(DEVICE_ARGS).sort(), "the commands that take --device are the ones tested here");
+  assert.deepEqual(
+    withDevice.sort(),
+    Object.keys(DEVICE_ARGS).sort(),
+    "the commands that take --device are the ones tested here",
+  );
   const n = cudaDeviceCount();
   const wanted = `cuda:${n}`;
   const available = ["cpu", ...Array.from({ length: n }, (_, i) => `cuda:${i}`)].join(", ");
@@ -121,7 +136,11 @@ test("--device: an unusable CUDA device is one line naming it and what is availa
       assert.match(r.error.message, message, command);
       const typo = await runInProcess([...command.split(" "), ...args, "--device", "gpu"]);
       assert.ok(typo.error instanceof InputError, command);
-      assert.equal(typo.error.message, `--device 'gpu' is not a device: expected cpu, cuda or cuda:N (available: ${available})`, command);
+      assert.equal(
+        typo.error.message,
+        `--device 'gpu' is not a device: expected cpu, cuda or cuda:N (available: ${available})`,
+        command,
+      );
     }
   } finally {
     process.chdir(cwd);

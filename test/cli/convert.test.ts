@@ -16,7 +16,8 @@ import { fixture, ROOT } from "../helpers/fixtures.js";
 
 const dir = mkdtempSync(join(tmpdir(), "cao2-convert-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
-const cao2 = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, "dist", "src", "cli", "main.js"), "convert", ...args], { encoding: "utf8" });
+const cao2 = (...args: string[]) =>
+  spawnSync(process.execPath, [join(ROOT, "dist", "src", "cli", "main.js"), "convert", ...args], { encoding: "utf8" });
 
 test("a torch.save archive to safetensors: the same tensors", () => {
   const out = join(dir, "wrapped.safetensors");
@@ -29,9 +30,22 @@ test("a torch.save archive to safetensors: the same tensors", () => {
 });
 
 test("--dtype float16 halves the floats, keeps integer buffers and the cao2 description; the model still loads", () => {
-  const net = createResNet({ depth: 18, numClasses: 10, inChannels: 1, stem: "mid" }, { generator: new torch.Generator(1) });
+  const net = createResNet(
+    { depth: 18, numClasses: 10, inChannels: 1, stem: "mid" },
+    { generator: new torch.Generator(1) },
+  );
   const src = join(dir, "sel.safetensors");
-  saveModel(src, net, { kind: "resnet", config: net.config, preprocess: { size: 32, channels: 1, mean: [0.3], std: [0.4] }, classes: ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"] }, { val_accuracy: "0.9" });
+  saveModel(
+    src,
+    net,
+    {
+      kind: "resnet",
+      config: net.config,
+      preprocess: { size: 32, channels: 1, mean: [0.3], std: [0.4] },
+      classes: ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"],
+    },
+    { val_accuracy: "0.9" },
+  );
   const half = join(dir, "sel16.safetensors");
   const r = cao2(src, half, "--dtype", "float16");
   assert.equal(r.status, 0, r.stderr);

@@ -40,21 +40,52 @@ mkdirSync(empty);
 
 test("baseline reads fashion-mnist from FASHION_MNIST_DIR", async () => {
   const out = join(dir, "rr");
-  const r = await cao2(["baseline", "random-real", "--data", "fashion-mnist", "--ipc", "2", "--out", out], { env: { FASHION_MNIST_DIR: tiny } });
+  const r = await cao2(["baseline", "random-real", "--data", "fashion-mnist", "--ipc", "2", "--out", out], {
+    env: { FASHION_MNIST_DIR: tiny },
+  });
   assert.equal(r.status, 0, r.stderr);
-  const manifest = JSON.parse(readFileSync(join(out, "manifest.json"), "utf8")) as { source: { path: string }; images: { sourceIndex: number }[] };
+  const manifest = JSON.parse(readFileSync(join(out, "manifest.json"), "utf8")) as {
+    source: { path: string };
+    images: { sourceIndex: number }[];
+  };
   assert.equal(manifest.source.path, tiny);
-  assert.deepEqual(manifest.images.map((i) => i.sourceIndex).sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i), "every image of the tiny set, none of Debian's 60,000");
-  const more = await cao2(["baseline", "random-real", "--data", "fashion-mnist", "--ipc", "3", "--out", join(dir, "rr3")], { env: { FASHION_MNIST_DIR: tiny } });
+  assert.deepEqual(
+    manifest.images.map((i) => i.sourceIndex).sort((a, b) => a - b),
+    Array.from({ length: 20 }, (_, i) => i),
+    "every image of the tiny set, none of Debian's 60,000",
+  );
+  const more = await cao2(
+    ["baseline", "random-real", "--data", "fashion-mnist", "--ipc", "3", "--out", join(dir, "rr3")],
+    { env: { FASHION_MNIST_DIR: tiny } },
+  );
   assert.equal(more.status, 2, "the tiny set has 2 images per class");
-  const none = await cao2(["baseline", "random-real", "--data", "fashion-mnist", "--ipc", "1", "--out", join(dir, "rr0")], { env: { FASHION_MNIST_DIR: empty } });
+  const none = await cao2(
+    ["baseline", "random-real", "--data", "fashion-mnist", "--ipc", "1", "--out", join(dir, "rr0")],
+    { env: { FASHION_MNIST_DIR: empty } },
+  );
   assert.equal(none.status, 2);
   assert.match(none.stderr, new RegExp(`^cao2 baseline: error: .*${empty}`));
 });
 
 test("evaluate reads its fashion-mnist test set (and a fashion-mnist training set) from FASHION_MNIST_DIR", async () => {
   const json = join(dir, "record.json");
-  const args = ["evaluate", "--data", "fashion-mnist", "--test", "fashion-mnist", "--epochs", "1", "--batch-size", "10", "--repeats", "1", "--threads", "1", "--json", json];
+  const args = [
+    "evaluate",
+    "--data",
+    "fashion-mnist",
+    "--test",
+    "fashion-mnist",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "10",
+    "--repeats",
+    "1",
+    "--threads",
+    "1",
+    "--json",
+    json,
+  ];
   const r = await cao2(args, { env: { FASHION_MNIST_DIR: tiny } });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /on fashion-mnist: 20 images, 10 classes, .*; test fashion-mnist \(10 images\)/);
@@ -68,7 +99,28 @@ test("evaluate reads its fashion-mnist test set (and a fashion-mnist training se
 test("train dit's default --autoencoder is the shipped file, whatever the working folder", async () => {
   const out = join(dir, "dit");
   const r = await cao2(
-    ["train", "dit", "--out", out, "--val-per-class", "1", "--batch-size", "2", "--steps", "1", "--total-steps", "1", "--depth", "1", "--hidden", "16", "--heads", "1", "--threads", "1"],
+    [
+      "train",
+      "dit",
+      "--out",
+      out,
+      "--val-per-class",
+      "1",
+      "--batch-size",
+      "2",
+      "--steps",
+      "1",
+      "--total-steps",
+      "1",
+      "--depth",
+      "1",
+      "--hidden",
+      "16",
+      "--heads",
+      "1",
+      "--threads",
+      "1",
+    ],
     { cwd: dir, env: { FASHION_MNIST_DIR: tiny } },
   );
   assert.equal(r.status, 0, r.stderr);

@@ -66,13 +66,33 @@ describe("hostile files through the CLI (slow)", () => {
 
   test("convert: shapes whose element count overflows, or whose views materialise 4 TiB, are input errors", () => {
     const out = join(dir, "out.safetensors");
-    refused(cao2(["convert", file("stride0-2^40x2^40.pt"), out]), "convert", file("stride0-2^40x2^40.pt"), /element count 1208925819614629174706176 exceeds 2\^53 - 1/);
-    refused(cao2(["convert", file("stride0-4TiB.pt"), out]), "convert", file("stride0-4TiB.pt"), /would take 4 TiB in memory, over the 1 GiB limit \(--max-tensor-bytes\)/);
-    refused(cao2(["convert", file("shape-0x1e300.safetensors"), out]), "convert", file("shape-0x1e300.safetensors"), /shape \[0,1e\+300\] is not a list of at most 64 non-negative integers below 2\^53/);
+    refused(
+      cao2(["convert", file("stride0-2^40x2^40.pt"), out]),
+      "convert",
+      file("stride0-2^40x2^40.pt"),
+      /element count 1208925819614629174706176 exceeds 2\^53 - 1/,
+    );
+    refused(
+      cao2(["convert", file("stride0-4TiB.pt"), out]),
+      "convert",
+      file("stride0-4TiB.pt"),
+      /would take 4 TiB in memory, over the 1 GiB limit \(--max-tensor-bytes\)/,
+    );
+    refused(
+      cao2(["convert", file("shape-0x1e300.safetensors"), out]),
+      "convert",
+      file("shape-0x1e300.safetensors"),
+      /shape \[0,1e\+300\] is not a list of at most 64 non-negative integers below 2\^53/,
+    );
     // The limit is a flag: a plain 4-byte tensor is refused under a 2-byte one.
     const plain = join(dir, "plain.pt");
     writeFileSync(plain, hostile.ptWithTensor([1], [1]));
-    refused(cao2(["convert", plain, out, "--max-tensor-bytes", "2"]), "convert", plain, /tensor 'weight' \(float32 \[1\]\) would take 4 bytes in memory, over the 2 bytes limit \(--max-tensor-bytes\)/);
+    refused(
+      cao2(["convert", plain, out, "--max-tensor-bytes", "2"]),
+      "convert",
+      plain,
+      /tensor 'weight' \(float32 \[1\]\) would take 4 bytes in memory, over the 2 bytes limit \(--max-tensor-bytes\)/,
+    );
   });
 
   test("inspect lists 200,000 tensors (no spread of every row onto the stack)", () => {
@@ -83,9 +103,24 @@ describe("hostile files through the CLI (slow)", () => {
 
   test("distill --dit: cao2 metadata that is not JSON, or asks for depth 1e6 / hidden 1e9, fails before a model is built", () => {
     const out = join(dir, "d");
-    refused(cao2(["distill", "--dit", file("meta-not-json.safetensors"), "--out", out]), "distill", file("meta-not-json.safetensors"), /the "cao2" metadata is not valid JSON/);
-    refused(cao2(["distill", "--dit", file("dit-depth-1e6.safetensors"), "--out", out]), "distill", file("dit-depth-1e6.safetensors"), /asks for depth 1000000, but the file holds only 1 tensors/);
-    refused(cao2(["distill", "--dit", file("dit-hidden-1e9.safetensors"), "--out", out]), "distill", file("dit-hidden-1e9.safetensors"), /hiddenSize 1000000000.*larger than any dimension/);
+    refused(
+      cao2(["distill", "--dit", file("meta-not-json.safetensors"), "--out", out]),
+      "distill",
+      file("meta-not-json.safetensors"),
+      /the "cao2" metadata is not valid JSON/,
+    );
+    refused(
+      cao2(["distill", "--dit", file("dit-depth-1e6.safetensors"), "--out", out]),
+      "distill",
+      file("dit-depth-1e6.safetensors"),
+      /asks for depth 1000000, but the file holds only 1 tensors/,
+    );
+    refused(
+      cao2(["distill", "--dit", file("dit-hidden-1e9.safetensors"), "--out", out]),
+      "distill",
+      file("dit-hidden-1e9.safetensors"),
+      /hiddenSize 1000000000.*larger than any dimension/,
+    );
   });
 
   test("evaluate: image bombs and file-system traps in the ImageFolder are one-line input errors", () => {
@@ -98,14 +133,27 @@ describe("hostile files through the CLI (slow)", () => {
       return root;
     };
     const cases: [string, string, RegExp][] = [
-      [folder("huge-png", { "a/0.png": "46340x46340.png" }), "a/0.png", /46340x46340 = 2,147,395,600 pixels is over the 89,478,485-pixel limit \(--max-image-pixels\)/],
-      [folder("bomb-png", { "a/0.png": "1x1-idat-bomb.png" }), "a/0.png", /the image data inflates to more than the 2 bytes a 1x1 image of this type holds/],
-      [folder("huge-jpg", { "a/0.jpg": "65000x65000.jpg" }), "a/0.jpg", /65000x65000 = 4,225,000,000 pixels is over the 89,478,485-pixel limit/],
+      [
+        folder("huge-png", { "a/0.png": "46340x46340.png" }),
+        "a/0.png",
+        /46340x46340 = 2,147,395,600 pixels is over the 89,478,485-pixel limit \(--max-image-pixels\)/,
+      ],
+      [
+        folder("bomb-png", { "a/0.png": "1x1-idat-bomb.png" }),
+        "a/0.png",
+        /the image data inflates to more than the 2 bytes a 1x1 image of this type holds/,
+      ],
+      [
+        folder("huge-jpg", { "a/0.jpg": "65000x65000.jpg" }),
+        "a/0.jpg",
+        /65000x65000 = 4,225,000,000 pixels is over the 89,478,485-pixel limit/,
+      ],
       [hostile.imageFolderTrap(join(dir, "fifo"), "fifo"), "a/x.png", /not a regular file \(a named pipe\)/],
       [hostile.imageFolderTrap(join(dir, "zero"), "zero"), "a/x.png", /not a regular file \(a device\)/],
       [hostile.imageFolderTrap(join(dir, "loop"), "loop"), "a/loop.png", /symbolic link loop/],
     ];
-    for (const [root, at, re] of cases) refused(cao2(["evaluate", "--data", root, "--test", root]), "evaluate", join(root, at), re);
+    for (const [root, at, re] of cases)
+      refused(cao2(["evaluate", "--data", root, "--test", root]), "evaluate", join(root, at), re);
     // The pixel limit is a flag; nonsense values are refused as usage errors.
     const small = cao2(["evaluate", "--data", join(dir, "fifo"), "--max-image-pixels", "0"]);
     assert.equal(small.status, 2);
@@ -119,11 +167,21 @@ describe("hostile files through the CLI (slow)", () => {
     copyFileSync(file("idx-bomb.gz"), join(bomb, "train-images-idx3-ubyte.gz"));
     writeFileSync(join(bomb, "train-labels-idx1-ubyte"), labels);
     const images = join(bomb, "train-images-idx3-ubyte.gz");
-    refused(cao2(["evaluate", "--data", "fashion-mnist"], { FASHION_MNIST_DIR: bomb }), "evaluate", images, /the gzip data inflates to more than the 800 bytes its idx header \[1, 28, 28\] implies/);
+    refused(
+      cao2(["evaluate", "--data", "fashion-mnist"], { FASHION_MNIST_DIR: bomb }),
+      "evaluate",
+      images,
+      /the gzip data inflates to more than the 800 bytes its idx header \[1, 28, 28\] implies/,
+    );
     const flat = join(dir, "idx-flat");
     mkdirSync(flat);
     writeFileSync(join(flat, "train-images-idx3-ubyte"), hostile.idxHeightZero(10));
     writeFileSync(join(flat, "train-labels-idx1-ubyte"), Buffer.concat([hostile.idxHeader([10]), Buffer.alloc(10)]));
-    refused(cao2(["evaluate", "--data", "fashion-mnist"], { FASHION_MNIST_DIR: flat }), "evaluate", join(flat, "train-images-idx3-ubyte"), /expected at least one image of at least 1x1 pixels, got \[10,0,28\]/);
+    refused(
+      cao2(["evaluate", "--data", "fashion-mnist"], { FASHION_MNIST_DIR: flat }),
+      "evaluate",
+      join(flat, "train-images-idx3-ubyte"),
+      /expected at least one image of at least 1x1 pixels, got \[10,0,28\]/,
+    );
   });
 });

@@ -13,7 +13,9 @@ const dir = mkdtempSync(join(tmpdir(), "cao2-inspect-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 function cao2(...args: string[]) {
-  const r = spawnSync(process.execPath, [join(ROOT, "dist", "src", "cli", "main.js"), "inspect", ...args], { encoding: "utf8" });
+  const r = spawnSync(process.execPath, [join(ROOT, "dist", "src", "cli", "main.js"), "inspect", ...args], {
+    encoding: "utf8",
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -25,7 +27,10 @@ test("a training checkpoint: the unwrapped state dict, totals, and the entries t
   assert.equal(j.format, "torch");
   assert.equal(j.unwrapped, "model");
   assert.deepEqual(j.tensors.map((t: { key: string }) => t.key).sort(), [...exp.keys()].sort());
-  assert.equal(j.totalValues, [...exp.values()].reduce((a, t) => a + t.numel, 0));
+  assert.equal(
+    j.totalValues,
+    [...exp.values()].reduce((a, t) => a + t.numel, 0),
+  );
   assert.ok(j.skipped.some((s: { key: string; kind: string }) => s.key === "args" && s.kind === "argparse.Namespace"));
   const table = cao2(fixture("io", "wrapped.pt"));
   assert.match(table.out, /state dict from entry 'model'/);
@@ -39,7 +44,10 @@ test("a safetensors ConvNet-3 is recognised with its configuration", () => {
   saveSafetensors(p, new Map(Object.entries(shapes).map(([k, s]) => [k, torch.zeros(s)])));
   const r = cao2(p);
   assert.equal(r.code, 0, r.err);
-  assert.match(r.out, /^architecture: ConvNet-3 \(dc naming\): depth 3, width 128, inChannels 1, numClasses 10, norm instance, inputSize 32$/m);
+  assert.match(
+    r.out,
+    /^architecture: ConvNet-3 \(dc naming\): depth 3, width 128, inChannels 1, numClasses 10, norm instance, inputSize 32$/m,
+  );
 });
 
 test("inspect reads no tensor data: an archive with a corrupted storage still lists", () => {

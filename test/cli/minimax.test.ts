@@ -43,16 +43,25 @@ test("inspect shows the 'ema' entry by default, 'model' with --unwrap model, and
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /: torch\.save archive, state dict from entry 'ema'\n/);
   assert.match(r.stdout, /^not loaded: model \(dict of 60 entries, 60 tensors inside\)$/m);
-  assert.match(r.stdout, /^architecture: DiT \(depth 4, hidden 16, patch 2\) with Minimax gammas \(official naming\): .*gammaBlocks 2$/m);
+  assert.match(
+    r.stdout,
+    /^architecture: DiT \(depth 4, hidden 16, patch 2\) with Minimax gammas \(official naming\): .*gammaBlocks 2$/m,
+  );
   assert.doesNotMatch(r.stdout, /architecture problem/);
   const m = await cao2("inspect", PT, "--unwrap", "model");
   assert.match(m.stdout, /state dict from entry 'model'\n/);
-  await refused(["inspect", PT, "--unwrap", "teacher"], /^cao2 inspect: error: .*minimax_small\.pt: no entry 'teacher' to take the state dict from /);
+  await refused(
+    ["inspect", PT, "--unwrap", "teacher"],
+    /^cao2 inspect: error: .*minimax_small\.pt: no entry 'teacher' to take the state dict from /,
+  );
   await refused(["inspect", PT, "--unwrap", "teacher"], ENTRIES);
 });
 
 test("convert writes the 'ema' entry by default and the 'model' entry with --unwrap model", async () => {
-  for (const [flags, entry] of [[[], "ema"], [["--unwrap", "model"], "model"]] as const) {
+  for (const [flags, entry] of [
+    [[], "ema"],
+    [["--unwrap", "model"], "model"],
+  ] as const) {
     const out = join(dir, `${entry}.safetensors`);
     const r = await cao2("convert", PT, out, ...flags);
     assert.equal(r.status, 0, r.stderr);
@@ -85,8 +94,13 @@ test("distill and sample: --unwrap naming a missing entry, or gammas that do not
     for (const [name, sd] of Object.entries(bad)) {
       const path = join(badDir, `${name}.safetensors`);
       saveSafetensors(path, sd);
-      const head = new RegExp(`: error: ${path.replace(/[.]/g, "\\.")}: Minimax gammas do not match the DiT \\(depth 4, hidden 16: expected in blocks 0-1\\): `);
-      for (const command of [["distill", "--out", out], ["sample", "--out", join(dir, "grid.png")]]) {
+      const head = new RegExp(
+        `: error: ${path.replace(/[.]/g, "\\.")}: Minimax gammas do not match the DiT \\(depth 4, hidden 16: expected in blocks 0-1\\): `,
+      );
+      for (const command of [
+        ["distill", "--out", out],
+        ["sample", "--out", join(dir, "grid.png")],
+      ]) {
         await refused([...command, "--dit", path], head);
         await refused([...command, "--dit", path], expect[name as keyof typeof expect]);
       }
@@ -97,6 +111,9 @@ test("distill and sample: --unwrap naming a missing entry, or gammas that do not
   await refused(["distill", "--dit", PT, "--unwrap", "teacher", "--out", out], ENTRIES);
   await refused(["sample", "--dit", PT, "--unwrap", "teacher", "--out", join(dir, "grid.png")], ENTRIES);
   // The shipped DiT is a flat cao2 file: it has no entry 'model', and the message names what it has.
-  await refused(["distill", "--unwrap", "model", "--out", out], /no entry 'model' to take the state dict from \(no key starts with 'model\.'; top-level names: .*'blocks'.*\)\n$/);
+  await refused(
+    ["distill", "--unwrap", "model", "--out", out],
+    /no entry 'model' to take the state dict from \(no key starts with 'model\.'; top-level names: .*'blocks'.*\)\n$/,
+  );
   assert.deepEqual(readdirSync(dir), [], "nothing written");
 });

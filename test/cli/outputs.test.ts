@@ -30,16 +30,44 @@ test("a folder where a file goes, a file where a folder goes, a device, /proc an
   mkdirSync(folder);
   writeFileSync(file, "x");
   const cases: [string[], string, string][] = [
-    [["evaluate", "--data", "fashion-mnist", "--json", folder], "evaluate", `--json ${folder}: is a folder; give the path of a file to write`],
+    [
+      ["evaluate", "--data", "fashion-mnist", "--json", folder],
+      "evaluate",
+      `--json ${folder}: is a folder; give the path of a file to write`,
+    ],
     [["sample", "--out", folder], "sample", `--out ${folder}: is a folder; give the path of a file to write`],
-    [["sample", "--out", "g.png", "--json", "/dev/null"], "sample", "--json /dev/null: not a regular file (a device, pipe or socket); give the path of a file to write"],
-    [["accuracy", "--model", "m.safetensors", "--json", "/proc/self/acc.json"], "accuracy", "--json /proc/self/acc.json: /proc/self is on the kernel's proc file system, which holds no files; choose a folder on a disk"],
-    [["figure", "--run", "run", "--out", "/sys/fig.png"], "figure", "--out /sys/fig.png: /sys is on the kernel's sysfs file system, which holds no files; choose a folder on a disk"],
-    [["distill", "--out", "/proc/self/distilled"], "distill", "--out /proc/self/distilled: /proc/self is on the kernel's proc file system, which holds no files; choose a folder on a disk"],
-    [["train", "classifier", "--out", "/proc/cao2/a/b"], "train", "--out /proc/cao2/a/b: /proc is on the kernel's proc file system, which holds no files; choose a folder on a disk"],
+    [
+      ["sample", "--out", "g.png", "--json", "/dev/null"],
+      "sample",
+      "--json /dev/null: not a regular file (a device, pipe or socket); give the path of a file to write",
+    ],
+    [
+      ["accuracy", "--model", "m.safetensors", "--json", "/proc/self/acc.json"],
+      "accuracy",
+      "--json /proc/self/acc.json: /proc/self is on the kernel's proc file system, which holds no files; choose a folder on a disk",
+    ],
+    [
+      ["figure", "--run", "run", "--out", "/sys/fig.png"],
+      "figure",
+      "--out /sys/fig.png: /sys is on the kernel's sysfs file system, which holds no files; choose a folder on a disk",
+    ],
+    [
+      ["distill", "--out", "/proc/self/distilled"],
+      "distill",
+      "--out /proc/self/distilled: /proc/self is on the kernel's proc file system, which holds no files; choose a folder on a disk",
+    ],
+    [
+      ["train", "classifier", "--out", "/proc/cao2/a/b"],
+      "train",
+      "--out /proc/cao2/a/b: /proc is on the kernel's proc file system, which holds no files; choose a folder on a disk",
+    ],
     [["baseline", "random-real", "--ipc", "1", "--out", file], "baseline", `--out ${file}: exists and is not a folder`],
     [["distill", "--out", join(file, "sub")], "distill", `--out ${join(file, "sub")}: ${file} is not a folder`],
-    [["train", "dit", "--out", join(file, "sub", "run")], "train", `--out ${join(file, "sub", "run")}: ${file} is not a folder`],
+    [
+      ["train", "dit", "--out", join(file, "sub", "run")],
+      "train",
+      `--out ${join(file, "sub", "run")}: ${file} is not a folder`,
+    ],
     [["convert", "m.pt", folder], "convert", `<out> ${folder}: is a folder; give the path of a file to write`],
   ];
   const cwd = process.cwd();
@@ -59,46 +87,75 @@ test("a folder where a file goes, a file where a folder goes, a device, /proc an
   assert.deepEqual(readdirSync(folder), []);
 });
 
-const namespaces = spawnSync("unshare", ["-rm", "true"]).status === 0 || "no unprivileged user and mount namespaces (unshare -rm) here";
+const namespaces =
+  spawnSync("unshare", ["-rm", "true"]).status === 0 || "no unprivileged user and mount namespaces (unshare -rm) here";
 
 /** cao2 in a private mount namespace where `mountpoint` is a fresh 64 KiB tmpfs (`options`: ro, or full: filled up). */
 function cao2OnTmpfs(mountpoint: string, options: "ro" | "full", args: string[]) {
   const script = `mount -t tmpfs -o size=64k${options === "ro" ? ",ro" : ""} tmpfs "$1" || exit 99
 [ "$2" = full ] && { dd if=/dev/zero of="$1/fill" bs=4k 2>/dev/null; true; }
 shift 2; exec "$@"`;
-  return runProcess("unshare", ["-rm", "sh", "-c", script, "sh", mountpoint, options, process.execPath, MAIN, ...args], { cwd: dir });
+  return runProcess(
+    "unshare",
+    ["-rm", "sh", "-c", script, "sh", mountpoint, options, process.execPath, MAIN, ...args],
+    { cwd: dir },
+  );
 }
 
-test("a read-only mount is named as such, before any work (not ENOENT)", { skip: namespaces !== true && namespaces }, async () => {
-  const ro = join(dir, "ro");
-  mkdirSync(ro);
-  const cases: [string[], string][] = [
-    [["distill", "--out", join(ro, "distilled")], "distill"],
-    [["baseline", "random-real", "--ipc", "1", "--out", join(ro, "rr")], "baseline"],
-    [["train", "classifier", "--out", join(ro, "runs", "clf")], "train"],
-    [["sample", "--out", join(ro, "grid.png")], "sample"],
-    [["evaluate", "--data", "fashion-mnist", "--json", join(ro, "record.json")], "evaluate"],
-  ];
-  for (const [args, command] of cases) {
-    const r = await cao2OnTmpfs(ro, "ro", args);
-    const flag = args.includes("--json") ? "--json" : "--out";
-    const target = args[args.indexOf(flag) + 1];
-    assertError(r, command, `${flag} ${target}: ${ro} is on a read-only file system; choose a writable location`);
-  }
-  rmSync(ro, { recursive: true });
-});
+test(
+  "a read-only mount is named as such, before any work (not ENOENT)",
+  { skip: namespaces !== true && namespaces },
+  async () => {
+    const ro = join(dir, "ro");
+    mkdirSync(ro);
+    const cases: [string[], string][] = [
+      [["distill", "--out", join(ro, "distilled")], "distill"],
+      [["baseline", "random-real", "--ipc", "1", "--out", join(ro, "rr")], "baseline"],
+      [["train", "classifier", "--out", join(ro, "runs", "clf")], "train"],
+      [["sample", "--out", join(ro, "grid.png")], "sample"],
+      [["evaluate", "--data", "fashion-mnist", "--json", join(ro, "record.json")], "evaluate"],
+    ];
+    for (const [args, command] of cases) {
+      const r = await cao2OnTmpfs(ro, "ro", args);
+      const flag = args.includes("--json") ? "--json" : "--out";
+      const target = args[args.indexOf(flag) + 1];
+      assertError(r, command, `${flag} ${target}: ${ro} is on a read-only file system; choose a writable location`);
+    }
+    rmSync(ro, { recursive: true });
+  },
+);
 
-test("a disk that fills up during the write: one line naming the file (exit 2), nothing half-written", { skip: namespaces !== true ? namespaces : !existsSync(FASHION_MNIST_DIR) && "Fashion-MNIST not installed" }, async () => {
-  const full = join(dir, "full");
-  mkdirSync(full);
-  const png = join(full, "grid.png");
-  const r = await cao2OnTmpfs(full, "full", ["sample", "--classes", "0", "--per-class", "1", "--steps", "2", "--threads", "1", "--out", png]);
-  assert.equal(r.status, 2, r.stderr);
-  assert.match(r.stderr, new RegExp(`\ncao2 sample: error: ${png}: no space left on the device\n$`), "the last line names the file (progress lines come before)");
-  const rr = join(full, "rr");
-  const baseline = await cao2OnTmpfs(full, "full", ["baseline", "random-real", "--ipc", "2", "--out", rr]);
-  assert.equal(baseline.status, 2, baseline.stderr);
-  assert.equal(baseline.stderr, `cao2 baseline: error: ${rr}: no space left on the device\n`);
-  assert.deepEqual(readdirSync(full), [], "the tmpfs is gone with its namespace; nothing reached the real folder");
-  rmSync(full, { recursive: true });
-});
+test(
+  "a disk that fills up during the write: one line naming the file (exit 2), nothing half-written",
+  { skip: namespaces !== true ? namespaces : !existsSync(FASHION_MNIST_DIR) && "Fashion-MNIST not installed" },
+  async () => {
+    const full = join(dir, "full");
+    mkdirSync(full);
+    const png = join(full, "grid.png");
+    const r = await cao2OnTmpfs(full, "full", [
+      "sample",
+      "--classes",
+      "0",
+      "--per-class",
+      "1",
+      "--steps",
+      "2",
+      "--threads",
+      "1",
+      "--out",
+      png,
+    ]);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(
+      r.stderr,
+      new RegExp(`\ncao2 sample: error: ${png}: no space left on the device\n$`),
+      "the last line names the file (progress lines come before)",
+    );
+    const rr = join(full, "rr");
+    const baseline = await cao2OnTmpfs(full, "full", ["baseline", "random-real", "--ipc", "2", "--out", rr]);
+    assert.equal(baseline.status, 2, baseline.stderr);
+    assert.equal(baseline.stderr, `cao2 baseline: error: ${rr}: no space left on the device\n`);
+    assert.deepEqual(readdirSync(full), [], "the tmpfs is gone with its namespace; nothing reached the real folder");
+    rmSync(full, { recursive: true });
+  },
+);

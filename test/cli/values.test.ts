@@ -21,13 +21,22 @@ const CASES: [args: string[], error: string][] = [
   [["train", "autoencoder", "--out", "run", "--batch-size", "0"], "--batch-size must be in 1..65536, got 0"], // NaN losses, a model written
   [["train", "dit", "--out", "run", "--batch-size", "0"], "--batch-size must be in 1..65536, got 0"],
   [["distill", "--batch-size", "0"], "--batch-size must be in 1..65536, got 0"],
-  [["distill", "--classes", ""], "--classes needs at least one value (Classes to distil: labels, ranges (0-4), ids (wnids) or names), got ''"], // meant all
-  [["sample", "--classes", ",", "--out", "grid.png"], "--classes needs at least one value (Classes: labels, ranges, ids or names), got ','"],
+  [
+    ["distill", "--classes", ""],
+    "--classes needs at least one value (Classes to distil: labels, ranges (0-4), ids (wnids) or names), got ''",
+  ], // meant all
+  [
+    ["sample", "--classes", ",", "--out", "grid.png"],
+    "--classes needs at least one value (Classes: labels, ranges, ids or names), got ','",
+  ],
   [["distill", "--scaling-factor", "0"], "--scaling-factor must be > 0, got 0"], // black images, complete manifest
   [["sample", "--cfg", "-1", "--out", "grid.png"], "--cfg must be >= 1, got -1"],
   [["distill", "--cfg", "0.5"], "--cfg must be >= 1, got 0.5"],
   [["train", "dit", "--out", "run", "--lr", "-1"], "--lr must be > 0, got -1"],
-  [["train", "classifier", "--out", "run", "--steps", "0"], "--steps 0 trains nothing: give at least 1 (0 is for --init, to keep that model's weights under a new run)"],
+  [
+    ["train", "classifier", "--out", "run", "--steps", "0"],
+    "--steps 0 trains nothing: give at least 1 (0 is for --init, to keep that model's weights under a new run)",
+  ],
   [["train", "autoencoder", "--out", "run", "--epochs", "0"], "--epochs must be in 1..100000, got 0"],
   [["train", "autoencoder", "--out", "run", "--channels", "32,0"], "--channels must be in 1..4096, got 0"],
   [["distill", "--steps", "5000"], "--steps must be in 2..1000, got 5000"],

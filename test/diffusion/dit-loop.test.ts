@@ -9,7 +9,14 @@ import { smallDiT } from "../helpers/dit-small.js";
 import { assertClose, fixture } from "../helpers/fixtures.js";
 
 const fx = loadSafetensors(fixture("diffusion", "dit_loop.safetensors"));
-const spec = JSON.parse(readFileSync(fixture("diffusion", "dit_loop.json"), "utf8")) as { labels: number[]; scale: number; seed: number; steps: number; pmv_t: number[]; pmv_y: number[] };
+const spec = JSON.parse(readFileSync(fixture("diffusion", "dit_loop.json"), "utf8")) as {
+  labels: number[];
+  scale: number;
+  seed: number;
+  steps: number;
+  pmv_t: number[];
+  pmv_y: number[];
+};
 
 test("p_mean_variance of the small DiT's output: mean, log variance and predicted x0", () => {
   const dit = smallDiT();

@@ -41,7 +41,12 @@ test("p_mean_variance for learned-range, fixed-small and fixed-large variances, 
       check(p.predXstart, `${tag}.pred_xstart`);
     }
   }
-  console.log("worst rel errs:", Object.entries(worst).map(([k, v]) => `${k} ${v.toExponential(1)}`).join(", "));
+  console.log(
+    "worst rel errs:",
+    Object.entries(worst)
+      .map(([k, v]) => `${k} ${v.toExponential(1)}`)
+      .join(", "),
+  );
 });
 
 test("the model receives original timesteps; eps and x_0 predictions invert each other", () => {

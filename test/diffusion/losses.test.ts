@@ -11,12 +11,17 @@ const get = (k: string) => fx.get(k)!;
 
 test("hybrid loss (eps MSE + VB term with frozen mean) and its gradients equal the reference", () => {
   // T = 1000: plain sum (DiT's MSE loss type); T = 500 with rescaling by T/1000 (improved-diffusion's RESCALED_MSE).
-  for (const [T, rescaleVb] of [[1000, false], [500, true]] as const) {
+  for (const [T, rescaleVb] of [
+    [1000, false],
+    [500, true],
+  ] as const) {
     const a = torch.tensor(0.7).requiresGrad_();
     const b = torch.tensor(0.3).requiresGrad_();
     const model = { forward: (x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) => standinOutput(x, t, y, a, b) };
     const d = GaussianDiffusion.create({ numTimesteps: T });
-    const t = get("t").toNumbers().map((v) => (T === 1000 ? v : Math.floor(v / 2)));
+    const t = get("t")
+      .toNumbers()
+      .map((v) => (T === 1000 ? v : Math.floor(v / 2)));
     const l = trainingLosses(d, model, get("x0"), t, get("noise"), get("y"), { rescaleVb });
     assertClose(l.loss, get(`T${T}.loss`), 1e-5, `T${T} loss`);
     assertClose(l.mse, get(`T${T}.mse`), 1e-5, `T${T} mse`);
@@ -47,7 +52,9 @@ test("the VB term does not reach the eps channels", () => {
 
 test("fixed-variance models train on the MSE alone", () => {
   const d = GaussianDiffusion.create({ variance: "fixed-small" });
-  const model = { forward: (x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) => torch.narrow(standinOutput(x, t, y), 1, 0, 4) };
+  const model = {
+    forward: (x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) => torch.narrow(standinOutput(x, t, y), 1, 0, 4),
+  };
   const l = trainingLosses(d, model, get("x0"), get("t"), get("noise"), get("y"));
   assert.equal(l.vb, undefined);
   assertClose(l.loss, l.mse, 0, "loss = mse");

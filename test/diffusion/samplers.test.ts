@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { cfgForward, type DiffusionModel, GaussianDiffusion, sample, type StepProgress } from "../../src/diffusion/index.js";
+import {
+  cfgForward,
+  type DiffusionModel,
+  GaussianDiffusion,
+  sample,
+  type StepProgress,
+} from "../../src/diffusion/index.js";
 import { InputError } from "../../src/errors.js";
 import { loadSafetensors } from "../../src/io/safetensors.js";
 import * as torch from "../../src/torch/index.js";
@@ -17,7 +23,11 @@ interface Run {
   sampler: "ddpm" | "ddim";
   eta?: number;
 }
-const spec = JSON.parse(readFileSync(fixture("diffusion", "loops.json"), "utf8")) as { labels: number[]; shape: number[]; runs: Record<string, Run> };
+const spec = JSON.parse(readFileSync(fixture("diffusion", "loops.json"), "utf8")) as {
+  labels: number[];
+  shape: number[];
+  runs: Record<string, Run>;
+};
 const fx = loadSafetensors(fixture("diffusion", "loops.safetensors"));
 // Errors of float32 steps compound over the loop (each step divides by sqrt(abar) near t = 0); 1e-4 after S steps.
 const LOOP_TOL = 1e-4;
@@ -71,13 +81,21 @@ test("a guidance interval guides only the steps whose original timestep is insid
         return cfgForward(standin, x, t, y, scale);
       },
     };
-    const z = sample(diffusion, model, [1, 2], spec.shape, { cfgScale: 3, nullClass: 10, guidanceInterval: interval, generator: new torch.Generator(5) });
+    const z = sample(diffusion, model, [1, 2], spec.shape, {
+      cfgScale: 3,
+      nullClass: 10,
+      guidanceInterval: interval,
+      generator: new torch.Generator(5),
+    });
     return { scales, z };
   };
   // Respaced to 10 steps, the loop visits original timesteps 999, 888, ..., 0 (diffusion.timestepMap, last first).
   const map = [...diffusion.timestepMap].reverse();
   const mid = scalesOf([200, 700]);
-  assert.deepEqual(mid.scales, map.map((t) => (t >= 200 && t <= 700 ? 3 : 1)));
+  assert.deepEqual(
+    mid.scales,
+    map.map((t) => (t >= 200 && t <= 700 ? 3 : 1)),
+  );
   assert.ok(mid.scales.includes(1) && mid.scales.includes(3), `the interval splits the steps: ${map}`);
   const all = scalesOf([0, 999]);
   const none = scalesOf();
@@ -92,7 +110,10 @@ test("given initial noise replaces the first draw; the step noise continues from
   const r = spec.runs.ddpm10_nocfg;
   const g = new torch.Generator(r.seed);
   const z = torch.randn([spec.labels.length, ...spec.shape], { generator: g });
-  const x = sample(GaussianDiffusion.create({ respacing: r.S }), standin, spec.labels, spec.shape, { noise: z, generator: g });
+  const x = sample(GaussianDiffusion.create({ respacing: r.S }), standin, spec.labels, spec.shape, {
+    noise: z,
+    generator: g,
+  });
   assertClose(x, fx.get("ddpm10_nocfg")!, LOOP_TOL, "ddpm10_nocfg with given noise");
 });
 
@@ -104,7 +125,10 @@ test("progress reports every step of every batch; each step frees what it made",
     forward(x, t, y) {
       // When a step runs, the previous states are gone except the batch's initial noise, and so are earlier outputs.
       assert.ok(inputs.filter((s) => !s.isDisposed).length <= 1, "an old state is still alive");
-      assert.ok(outputs.every((o) => o.isDisposed), "a model output outlived its step");
+      assert.ok(
+        outputs.every((o) => o.isDisposed),
+        "a model output outlived its step",
+      );
       inputs.push(x);
       const out = standin.forward(x, t, y);
       outputs.push(out);
@@ -112,13 +136,20 @@ test("progress reports every step of every batch; each step frees what it made",
     },
   };
   const d = GaussianDiffusion.create({ respacing: 10 });
-  const x = sample(d, model, [0, 1, 2, 3, 4], [4, 2, 2], { batchSize: 2, generator: new torch.Generator(3), onStep: (p) => seen.push(p) });
+  const x = sample(d, model, [0, 1, 2, 3, 4], [4, 2, 2], {
+    batchSize: 2,
+    generator: new torch.Generator(3),
+    onStep: (p) => seen.push(p),
+  });
   assert.deepEqual(x.shape, [5, 4, 2, 2]);
   assert.equal(seen.length, 3 * 10);
   assert.deepEqual(seen[0], { batch: 0, batches: 3, step: 1, steps: 10, size: 2 });
   assert.deepEqual(seen.at(-1), { batch: 2, batches: 3, step: 10, steps: 10, size: 1 });
   assert.equal(inputs.length, 30);
-  assert.ok(inputs.every((s) => s.isDisposed) && outputs.every((o) => o.isDisposed), "a step's tensors outlived the loop");
+  assert.ok(
+    inputs.every((s) => s.isDisposed) && outputs.every((o) => o.isDisposed),
+    "a step's tensors outlived the loop",
+  );
 });
 
 test("bad sampling requests are input errors", () => {

@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { diffusionTables, GaussianDiffusion, linearBetas, respacedBetas, roundHalfEven, spaceTimesteps } from "../../src/diffusion/index.js";
+import {
+  diffusionTables,
+  GaussianDiffusion,
+  linearBetas,
+  respacedBetas,
+  roundHalfEven,
+  spaceTimesteps,
+} from "../../src/diffusion/index.js";
 import { InputError } from "../../src/errors.js";
 import { loadSafetensors } from "../../src/io/safetensors.js";
 import { fixture, relErr } from "../helpers/fixtures.js";
@@ -71,7 +78,12 @@ test("tables of the respaced processes (S = 50, 25, 10) equal the reference's", 
     }
     // The kept steps keep the original cumulative products.
     const base = diffusionTables(linearBetas(1000)).alphasCumprod;
-    assert.ok(relErr(d.tables.alphasCumprod, d.timestepMap.map((t) => base[t])) < 1e-12);
+    assert.ok(
+      relErr(
+        d.tables.alphasCumprod,
+        d.timestepMap.map((t) => base[t]),
+      ) < 1e-12,
+    );
   }
   console.log(`respaced tables: worst rel err ${worst.toExponential(2)}`);
 });

@@ -50,7 +50,9 @@ const meta = JSON.parse(readFileSync(fixture("distill", "compat_authors.json"), 
 const ref = loadSafetensors(fixture("distill", "compat_authors.safetensors"));
 
 function models(): LoadedModels {
-  const small = JSON.parse(readFileSync(fixture("models", "autoencoder_small.json"), "utf8")) as { config: Record<string, unknown> };
+  const small = JSON.parse(readFileSync(fixture("models", "autoencoder_small.json"), "utf8")) as {
+    config: Record<string, unknown>;
+  };
   const autoencoder = createAutoencoderKL(autoencoderKLConfigFromDiffusers(small.config), { init: "zeros" });
   autoencoder.loadStateDict(loadSafetensors(fixture("models", "autoencoder_small.safetensors")));
   const selector = fillFixtureWeights(createResNet({ depth: 18, numClasses: 10 }));
@@ -123,20 +125,29 @@ describe("--compat authors against the released control flow (slow)", () => {
           assertClose(saved.get("pool")!, ref.get(`pool_${key}`)!, 1e-5, `class ${cm.label} pool`);
           const probs = ref.get(`probs_${key}`)!;
           const conf = probs.select(1, cm.label).toNumbers();
-          record.pool.forEach((p, i) => assert.ok(Math.abs(p.confidence - conf[i]) <= 1e-5, `class ${cm.label} candidate ${i}: confidence ${p.confidence} vs ${conf[i]}`));
+          record.pool.forEach((p, i) =>
+            assert.ok(
+              Math.abs(p.confidence - conf[i]) <= 1e-5,
+              `class ${cm.label} candidate ${i}: confidence ${p.confidence} vs ${conf[i]}`,
+            ),
+          );
           const selected = record.items.map((it) => it.poolIndex);
           assert.deepEqual(selected, cm.selected, `class ${cm.label}: selection`);
           assert.equal(record.filled, Math.max(0, meta.ipc - cm.correct));
-          assert.deepEqual(record.items.map((it) => it.noiseRow), cm.noiseRows, "the manifest records the bank rows");
+          assert.deepEqual(
+            record.items.map((it) => it.noiseRow),
+            cm.noiseRows,
+            "the manifest records the bank rows",
+          );
           const refined = saved.get("refined")!;
-        const expected = ref.get(`refined_${key}`)!;
-        assertClose(refined, expected, 1e-5, `class ${cm.label} refined latents`);
-        // The random DiT's latents reach |x| ~ 10^3, where refinement moves them by ~0.06 (100 Adam steps of lr 6e-4):
-        // the bound above is loose for the move itself, so the move is compared too. One float32 ulp of x is 1e-3 of
-        // it, and the implementations' last-bit differences accumulate over 100 steps to about 1e-2 (measured 9e-3);
-        // every t one step later moves it 9% away (measured), a wrong bank row, label drop or model timestep further.
-        const x0 = saved.get("selected")!;
-        assertClose(refined.sub(x0), expected.sub(x0), 5e-2, `class ${cm.label} refinement's move`);
+          const expected = ref.get(`refined_${key}`)!;
+          assertClose(refined, expected, 1e-5, `class ${cm.label} refined latents`);
+          // The random DiT's latents reach |x| ~ 10^3, where refinement moves them by ~0.06 (100 Adam steps of lr 6e-4):
+          // the bound above is loose for the move itself, so the move is compared too. One float32 ulp of x is 1e-3 of
+          // it, and the implementations' last-bit differences accumulate over 100 steps to about 1e-2 (measured 9e-3);
+          // every t one step later moves it 9% away (measured), a wrong bank row, label drop or model timestep further.
+          const x0 = saved.get("selected")!;
+          assertClose(refined.sub(x0), expected.sub(x0), 5e-2, `class ${cm.label} refinement's move`);
           torch.disposeAll(saved);
         }
       } finally {
@@ -149,7 +160,9 @@ describe("--compat authors against the released control flow (slow)", () => {
   test("the fixture exercises what it is meant to tell apart", () => {
     // A fill-up by the class's probability would have chosen other candidates than the released ranking did.
     const all = meta.runs.flatMap((r) => r.classes);
-    assert.ok(all.some((cm) => cm.selected.slice(Math.min(cm.correct, meta.ipc)).join() !== cm.fillByClassProbability.join()));
+    assert.ok(
+      all.some((cm) => cm.selected.slice(Math.min(cm.correct, meta.ipc)).join() !== cm.fillByClassProbability.join()),
+    );
     // Labels were dropped under the true label, where a drop changes the model's input.
     assert.ok(meta.runs.some((r) => r.condition === "true" && r.classes.some((cm) => cm.labelDrops > 0)));
   });

@@ -47,7 +47,8 @@ function constantImages(values: number[], labels: number[]): Dataset {
   };
 }
 
-const spec = (modelIndex: number[]): ClassSpec[] => modelIndex.map((mi, label) => ({ label, modelIndex: mi, id: `c${label}`, name: `c${label}` }));
+const spec = (modelIndex: number[]): ClassSpec[] =>
+  modelIndex.map((mi, label) => ({ label, modelIndex: mi, id: `c${label}`, name: `c${label}` }));
 
 test("held-out accuracy: the selector's view of each real image, compared with the model index of its label", () => {
   const { m, seen } = nearestMeanSelector();
@@ -55,7 +56,11 @@ test("held-out accuracy: the selector's view of each real image, compared with t
   const ds = constantImages([0, 1, 2, 2, 1, 0], [0, 1, 2, 1, 1, 0]);
   const o = { batchSize: 4, compat: "paper" as const, device: "cpu" };
   assert.equal(heldOutAccuracy(m, ds, spec([0, 1, 2]), o), 5 / 6);
-  assert.deepEqual(seen.map((s) => s[0]), [4, 2], "in batches");
+  assert.deepEqual(
+    seen.map((s) => s[0]),
+    [4, 2],
+    "in batches",
+  );
   // Labels map to the selector's classes through the preset's model indices.
   assert.equal(heldOutAccuracy(m, ds, spec([2, 1, 0]), o), 2 / 6);
   // The released code's view: the decoder's range [-1, 1], no normalisation, so a pixel arrives as 2 p / 255 - 1
@@ -78,7 +83,10 @@ const request = (over: Partial<ConditionRequest>): ConditionRequest => ({
 test("condition true/null is taken as given, without measuring", () => {
   const { m, seen } = nearestMeanSelector();
   for (const c of ["true", "null"] as const) {
-    assert.deepEqual(chooseCondition(request({ condition: c, preset: "fashion-mnist" }), m), { requested: c, chosen: c });
+    assert.deepEqual(chooseCondition(request({ condition: c, preset: "fashion-mnist" }), m), {
+      requested: c,
+      chosen: c,
+    });
   }
   assert.equal(seen.length, 0);
 });
@@ -101,15 +109,23 @@ test("auto without held-out images: the accuracy recorded in the selector file, 
 
 const missing = !existsSync(FASHION_MNIST_DIR) && `Fashion-MNIST not installed (${FASHION_MNIST_DIR})`;
 
-test("auto on fashion-mnist measures on the 2,000 validation images, not the recorded number; the threshold decides", { skip: missing }, () => {
-  const { m } = nearestMeanSelector(10);
-  const r = request({ preset: "fashion-mnist", presetClasses: presetClasses("fashion-mnist"), batchSize: 500 });
-  const a = chooseCondition(r, { ...m, selectorAccuracy: 0.99 });
-  assert.equal(a.source, "fashion-mnist-val");
-  assert.equal(a.images, 2000);
-  assert.equal(a.note, undefined);
-  // The stand-in predicts every image (pixel means well above 9) as class 9: the share of class 9 in the split.
-  assert.equal(a.accuracy, 0.1);
-  assert.equal(a.chosen, "null", "10% is below 0.9, whatever the file records");
-  assert.equal(chooseCondition({ ...r, autoConditionThreshold: 0.1 }, m).chosen, "true", "reaching the threshold counts");
-});
+test(
+  "auto on fashion-mnist measures on the 2,000 validation images, not the recorded number; the threshold decides",
+  { skip: missing },
+  () => {
+    const { m } = nearestMeanSelector(10);
+    const r = request({ preset: "fashion-mnist", presetClasses: presetClasses("fashion-mnist"), batchSize: 500 });
+    const a = chooseCondition(r, { ...m, selectorAccuracy: 0.99 });
+    assert.equal(a.source, "fashion-mnist-val");
+    assert.equal(a.images, 2000);
+    assert.equal(a.note, undefined);
+    // The stand-in predicts every image (pixel means well above 9) as class 9: the share of class 9 in the split.
+    assert.equal(a.accuracy, 0.1);
+    assert.equal(a.chosen, "null", "10% is below 0.9, whatever the file records");
+    assert.equal(
+      chooseCondition({ ...r, autoConditionThreshold: 0.1 }, m).chosen,
+      "true",
+      "reaching the threshold counts",
+    );
+  },
+);

@@ -15,13 +15,46 @@ import { cat, Generator, keep, noGrad, randn, type Tensor } from "../../src/torc
 import type { RunLayout } from "../../src/distill/write.js";
 
 function models(): LoadedModels {
-  const dit = createDiT({ inputSize: 4, inChannels: 4, numClasses: 10, patchSize: 2, depth: 1, hiddenSize: 32, numHeads: 2, learnSigma: true }, { generator: new Generator(1) });
+  const dit = createDiT(
+    {
+      inputSize: 4,
+      inChannels: 4,
+      numClasses: 10,
+      patchSize: 2,
+      depth: 1,
+      hiddenSize: 32,
+      numHeads: 2,
+      learnSigma: true,
+    },
+    { generator: new Generator(1) },
+  );
   noGrad(() => dit.parameters().forEach((p) => p.add_(0.02)));
-  const autoencoder = createAutoencoderKL({ inChannels: 1, outChannels: 1, blockOutChannels: [8, 8, 8], layersPerBlock: 1, latentChannels: 4, normNumGroups: 4, scalingFactor: 1 }, { generator: new Generator(2) });
-  const selector = createResNet({ depth: 18, numClasses: 10, inChannels: 1, stem: "imagenet" }, { generator: new Generator(3) });
+  const autoencoder = createAutoencoderKL(
+    {
+      inChannels: 1,
+      outChannels: 1,
+      blockOutChannels: [8, 8, 8],
+      layersPerBlock: 1,
+      latentChannels: 4,
+      normNumGroups: 4,
+      scalingFactor: 1,
+    },
+    { generator: new Generator(2) },
+  );
+  const selector = createResNet(
+    { depth: 18, numClasses: 10, inChannels: 1, stem: "imagenet" },
+    { generator: new Generator(3) },
+  );
   for (const m of [dit, autoencoder, selector]) m.eval();
   const file = { path: "-", sha256: "-", bytes: 0 };
-  return { dit, autoencoder, scalingFactor: 1, selector, selectorPreprocess: { size: 16, channels: 1, mean: [0.5], std: [0.5] }, files: { dit: file, vae: file, selector: file } };
+  return {
+    dit,
+    autoencoder,
+    scalingFactor: 1,
+    selector,
+    selectorPreprocess: { size: 16, channels: 1, mean: [0.5], std: [0.5] },
+    files: { dit: file, vae: file, selector: file },
+  };
 }
 
 function options(compat: "paper" | "authors"): DistillOptions {
@@ -58,7 +91,13 @@ function spyRefinement(m: LoadedModels) {
   const forward = m.dit.forward.bind(m.dit);
   m.dit.forward = (x: Tensor, t: Tensor | number, y: Tensor, o?: Parameters<typeof forward>[3]) => {
     const drops = o?.forceDropIds as Tensor | undefined;
-    if (x.requiresGrad) calls.push({ training: m.dit.training, t: (t as Tensor).toNumbers(), y: y.toNumbers(), drops: drops?.toNumbers() });
+    if (x.requiresGrad)
+      calls.push({
+        training: m.dit.training,
+        t: (t as Tensor).toNumbers(),
+        y: y.toNumbers(),
+        drops: drops?.toNumbers(),
+      });
     return forward(x, t, y, o);
   };
   return calls;
@@ -69,13 +108,19 @@ test("paper mode: refinement sees original timesteps map[t] without label dropou
   const calls = spyRefinement(m);
   const o = options("paper");
   const record = distillClass(m, o, o.classes[1], layout());
-  assert.ok(record.items.every((it) => it.noiseRow === undefined), "no bank rows in paper mode");
+  assert.ok(
+    record.items.every((it) => it.noiseRow === undefined),
+    "no bank rows in paper mode",
+  );
   assert.equal(calls.length, o.refineIters);
   const map = [0, 250, 500, 749, 999]; // respaced 5-step schedule
   for (const c of calls) {
     assert.equal(c.training, false);
     assert.equal(c.drops, undefined);
-    assert.ok(c.t.every((t) => map.slice(1, 4).includes(t)), `t ${c.t}`);
+    assert.ok(
+      c.t.every((t) => map.slice(1, 4).includes(t)),
+      `t ${c.t}`,
+    );
     assert.deepEqual(c.y, [1, 1]);
   }
   assert.equal(m.dit.training, false, "the model is back in eval mode");
@@ -91,7 +136,10 @@ test("--compat authors: refinement passes the index k itself with training mode'
   distillClass(m, o, o.classes[1], layout(), { authors });
   assert.equal(calls.length, o.refineIters);
   for (const c of calls) {
-    assert.ok(c.t.every((t) => t >= 1 && t <= 3), `t ${c.t}`);
+    assert.ok(
+      c.t.every((t) => t >= 1 && t <= 3),
+      `t ${c.t}`,
+    );
     assert.equal(c.drops?.length, o.ipc, "every refinement call gets one label-dropout decision per image");
   }
   // The class advanced the run's stream (the next class continues it instead of starting afresh).
@@ -112,15 +160,25 @@ test("--order refine-select refines every pool candidate, then selects on the re
   const rs = layout();
   const b = distillClass(m, { ...o, order: "refine-select" }, o.classes[1], rs);
   assert.equal(calls.length, o.refineIters * Math.ceil(n / o.batchSize), "refine-select: the whole pool, in batches");
-  assert.equal(calls.reduce((s, c) => s + c.y.length, 0), o.refineIters * n);
+  assert.equal(
+    calls.reduce((s, c) => s + c.y.length, 0),
+    o.refineIters * n,
+  );
   assert.equal(b.refinedPool?.length, n);
   assert.equal(a.refinedPool, undefined);
   // Random selection ignores the scores, so both orders keep the same candidates; each is refined with its own
   // noise and t draws, so the images are the same bytes.
-  assert.deepEqual(b.items.map((it) => it.poolIndex), a.items.map((it) => it.poolIndex));
-  for (const it of a.items) assert.deepEqual(readFileSync(join(rs.out, it.file)), readFileSync(join(sr.out, it.file)), it.file);
+  assert.deepEqual(
+    b.items.map((it) => it.poolIndex),
+    a.items.map((it) => it.poolIndex),
+  );
+  for (const it of a.items)
+    assert.deepEqual(readFileSync(join(rs.out, it.file)), readFileSync(join(sr.out, it.file)), it.file);
   for (const [i, it] of b.items.entries()) {
-    assert.deepEqual([it.refinedPrediction, it.refinedConfidence], [b.refinedPool![it.poolIndex].prediction, b.refinedPool![it.poolIndex].confidence]);
+    assert.deepEqual(
+      [it.refinedPrediction, it.refinedConfidence],
+      [b.refinedPool![it.poolIndex].prediction, b.refinedPool![it.poolIndex].confidence],
+    );
     assert.equal(it.lossBefore, a.items[i].lossBefore);
     assert.equal(it.lossAfter, a.items[i].lossAfter);
   }
@@ -139,7 +197,14 @@ test("--order refine-select ranks the refined candidates: the kept ones are the 
   m.autoencoder.decode = (z: Tensor) => z.reshape(z.size(0), 1, 8, 8).mul(0.3);
   const w = keep(randn([16 * 16, 10], { generator: new Generator(6) }));
   m.selector.forward = (x: Tensor) => x.flatten(1).matmul(w);
-  const o = { ...options("paper"), select: "confident" as const, order: "refine-select" as const, refineIters: 6, lr: 0.5, poolFactor: 4 };
+  const o = {
+    ...options("paper"),
+    select: "confident" as const,
+    order: "refine-select" as const,
+    refineIters: 6,
+    lr: 0.5,
+    poolFactor: 4,
+  };
   const c = o.classes[2];
   const r = distillClass(m, o, c, layout());
   const rank = (view: { prediction: number; confidence: number }[]) =>

@@ -6,7 +6,10 @@ import { classFolder } from "../../src/io/datasets/imagefolder.js";
 test("subset labels follow the subset file's line order; model indices are ImageNet-1k positions", () => {
   const woof = presetClasses("imagewoof");
   assert.equal(woof.length, 10);
-  assert.deepEqual(woof.map((c) => c.label), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  assert.deepEqual(
+    woof.map((c) => c.label),
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+  );
   // n02096294 (Australian terrier) is the first ImageWoof class and class 193 of ImageNet-1k.
   assert.equal(woof[0].id, "n02096294");
   assert.equal(woof[0].modelIndex, 193);
@@ -46,7 +49,10 @@ test("--compat authors switches to the released code's per-subset settings", () 
 test("T^ follows the schedule length as the released code's range(1, S // 4): 1..floor(S/4) - 1, at least 1", () => {
   for (const p of PRESETS) assert.equal(defaultTMax(50, recipeDefaults(p, "paper").tMaxDivisor), 11, p);
   const divisor = recipeDefaults("fashion-mnist", "paper").tMaxDivisor;
-  assert.deepEqual([2, 5, 8, 9, 12, 100, 250].map((s) => defaultTMax(s, divisor)), [1, 1, 1, 1, 2, 24, 61]);
+  assert.deepEqual(
+    [2, 5, 8, 9, 12, 100, 250].map((s) => defaultTMax(s, divisor)),
+    [1, 1, 1, 1, 2, 24, 61],
+  );
   for (let s = 2; s <= 300; s++) {
     const t = defaultTMax(s, divisor);
     assert.ok(t >= 1 && t < s, `S = ${s}: T^ = ${t} must be a step of the schedule other than 0`);
@@ -57,7 +63,10 @@ test("T^ follows the schedule length as the released code's range(1, S // 4): 1.
 test("--defaults: Fashion-MNIST takes its validated settings per IPC band; paper and authors modes do not", () => {
   const bands = VALIDATED["fashion-mnist"]!;
   assert.ok(bands.length > 0, "the Fashion-MNIST preset has validated settings");
-  assert.ok(bands.every((b, i) => i === 0 || b.maxIpc > bands[i - 1].maxIpc), "bands in increasing IPC order");
+  assert.ok(
+    bands.every((b, i) => i === 0 || b.maxIpc > bands[i - 1].maxIpc),
+    "bands in increasing IPC order",
+  );
   assert.equal(bands.at(-1)!.maxIpc, Infinity, "every IPC falls in a band");
   const paper = recipeDefaults("fashion-mnist", "paper", { defaults: "paper" });
   assert.equal(paper.cfg, 2.7);
@@ -70,5 +79,8 @@ test("--defaults: Fashion-MNIST takes its validated settings per IPC band; paper
     assert.equal(recipeDefaults("fashion-mnist", "authors", { ipc }).shippedDiT, "dit.safetensors");
   }
   // Presets without validated settings have the paper's either way.
-  assert.deepEqual(recipeDefaults("imagewoof", "paper", { ipc: 10 }), recipeDefaults("imagewoof", "paper", { defaults: "paper" }));
+  assert.deepEqual(
+    recipeDefaults("imagewoof", "paper", { ipc: 10 }),
+    recipeDefaults("imagewoof", "paper", { defaults: "paper" }),
+  );
 });

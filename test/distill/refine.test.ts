@@ -2,7 +2,13 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import * as torch from "../../src/torch/index.js";
 import { randomSource } from "../../src/util/seed.js";
-import { type NoiseModel, perImageObjective, refineLatents, type RefineOptions, type RefineSchedule } from "../../src/distill/refine.js";
+import {
+  type NoiseModel,
+  perImageObjective,
+  refineLatents,
+  type RefineOptions,
+  type RefineSchedule,
+} from "../../src/distill/refine.js";
 
 const C = 2;
 const gen = () => new torch.Generator(7);
@@ -53,12 +59,22 @@ test("the objective: lambda = 0 is the plain mean squared error; each p-norm mat
   const l1 = per((v) => v.reduce((a, x) => a + Math.abs(x), 0));
   const l2 = per((v) => Math.sqrt(v.reduce((a, x) => a + x * x, 0)));
   const linf = per((v) => v.reduce((a, x) => Math.max(a, Math.abs(x)), 0));
-  const close = (a: number[], b: number[]) => a.forEach((x, i) => assert.ok(Math.abs(x - b[i]) < 1e-5 * Math.max(1, Math.abs(b[i])), `${x} vs ${b[i]}`));
+  const close = (a: number[], b: number[]) =>
+    a.forEach((x, i) => assert.ok(Math.abs(x - b[i]) < 1e-5 * Math.max(1, Math.abs(b[i])), `${x} vs ${b[i]}`));
   close(perImageObjective(eps, noise, 0, "inf").toNumbers(), mse);
   close(perImageObjective(eps, noise, 3, "none").toNumbers(), mse);
-  close(perImageObjective(eps, noise, 3, "1").toNumbers(), mse.map((m, i) => m + 3 * l1[i]));
-  close(perImageObjective(eps, noise, 3, "2").toNumbers(), mse.map((m, i) => m + 3 * l2[i]));
-  close(perImageObjective(eps, noise, 3, "inf").toNumbers(), mse.map((m, i) => m + 3 * linf[i]));
+  close(
+    perImageObjective(eps, noise, 3, "1").toNumbers(),
+    mse.map((m, i) => m + 3 * l1[i]),
+  );
+  close(
+    perImageObjective(eps, noise, 3, "2").toNumbers(),
+    mse.map((m, i) => m + 3 * l2[i]),
+  );
+  close(
+    perImageObjective(eps, noise, 3, "inf").toNumbers(),
+    mse.map((m, i) => m + 3 * linf[i]),
+  );
 });
 
 test("refinement lowers each image's loss on a small model", () => {
@@ -73,7 +89,12 @@ test("each image's result does not depend on the batch it is refined in", () => 
   const one = refineLatents(
     model,
     linearSchedule(),
-    { latents: b.latents.narrow(0, 1, 1), noise: b.noise.narrow(0, 1, 1), labels: b.labels.narrow(0, 1, 1), timesteps: [uniformT(101)] },
+    {
+      latents: b.latents.narrow(0, 1, 1),
+      noise: b.noise.narrow(0, 1, 1),
+      labels: b.labels.narrow(0, 1, 1),
+      timesteps: [uniformT(101)],
+    },
     { ...OPTS, iters: 5 },
   );
   const a = all.latents.narrow(0, 1, 1).toFloat32Array();
@@ -85,7 +106,10 @@ test("each image's result does not depend on the batch it is refined in", () => 
 test("the noise stays fixed per image across iterations", () => {
   // With abar = 0 at every step, x_t is exactly the image's noise: every call must see the same tensor.
   const sched = linearSchedule();
-  const zero: RefineSchedule = { alphasCumprod: new Float64Array(sched.alphasCumprod.length), timestepMap: sched.timestepMap };
+  const zero: RefineSchedule = {
+    alphasCumprod: new Float64Array(sched.alphasCumprod.length),
+    timestepMap: sched.timestepMap,
+  };
   const b = batch(2);
   const expected = b.noise.toFloat32Array();
   const inner = convModel();
@@ -93,7 +117,10 @@ test("the noise stays fixed per image across iterations", () => {
   const spy: NoiseModel = (x, t, y) => {
     calls++;
     const seen = x.toFloat32Array();
-    assert.ok(seen.every((v, i) => Math.abs(v - expected[i]) < 1e-6), "x_t differs from the fixed noise");
+    assert.ok(
+      seen.every((v, i) => Math.abs(v - expected[i]) < 1e-6),
+      "x_t differs from the fixed noise",
+    );
     return inner(x, t, y);
   };
   refineLatents(spy, zero, b, { ...OPTS, iters: 4 });
@@ -121,15 +148,27 @@ test("timesteps: the model receives map[t] by default and t itself in the releas
     return [...ts].sort((a, b) => a - b);
   };
   const idx = seen("index");
-  assert.ok(idx.every((t) => t >= 1 && t <= 11), `index mode saw ${idx}`);
+  assert.ok(
+    idx.every((t) => t >= 1 && t <= 11),
+    `index mode saw ${idx}`,
+  );
   const orig = seen("original");
   const allowed = new Set(sched.timestepMap.slice(1, 12));
-  assert.ok(orig.every((t) => allowed.has(t)), `original mode saw ${orig}`);
-  assert.ok(orig.some((t) => t > 11), "original timesteps exceed the index range");
+  assert.ok(
+    orig.every((t) => allowed.has(t)),
+    `original mode saw ${orig}`,
+  );
+  assert.ok(
+    orig.some((t) => t > 11),
+    "original timesteps exceed the index range",
+  );
 });
 
 test("bad T^ is refused", () => {
-  assert.throws(() => refineLatents(convModel(), linearSchedule(), batch(), { ...OPTS, tMax: 50 }), /T\^ = 50 must lie in 1\.\.49/);
+  assert.throws(
+    () => refineLatents(convModel(), linearSchedule(), batch(), { ...OPTS, tMax: 50 }),
+    /T\^ = 50 must lie in 1\.\.49/,
+  );
 });
 
 test("label drops: iteration i hands column i of the image's decisions to the model; the loss sweeps get none", () => {
@@ -143,9 +182,15 @@ test("label drops: iteration i hands column i of the image's decisions to the mo
     return inner(x, t, y);
   };
   refineLatents(spy, linearSchedule(), { ...batch(3), labelDrops: drops }, { ...OPTS, iters: 4 });
-  assert.deepEqual(seen, [0, 1, 2, 3].map((it) => [0, 1, 2].map((i) => expected[i * 4 + it])));
+  assert.deepEqual(
+    seen,
+    [0, 1, 2, 3].map((it) => [0, 1, 2].map((i) => expected[i * 4 + it])),
+  );
 });
 
 test("drawn timesteps out of 1..T^ are refused", () => {
-  assert.throws(() => refineLatents(convModel(), linearSchedule(), { ...batch(1), timesteps: [() => 12] }, OPTS), /drawn t = 12 is not in 1\.\.11/);
+  assert.throws(
+    () => refineLatents(convModel(), linearSchedule(), { ...batch(1), timesteps: [() => 12] }, OPTS),
+    /drawn t = 12 is not in 1\.\.11/,
+  );
 });

@@ -1,25 +1,56 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { type Candidate, resolveStrategy, scoreCandidates, selectCandidates, type SelectOptions } from "../../src/distill/select.js";
+import {
+  type Candidate,
+  resolveStrategy,
+  scoreCandidates,
+  selectCandidates,
+  type SelectOptions,
+} from "../../src/distill/select.js";
 import { randomSource } from "../../src/util/seed.js";
 
 // A stub selector: rows of class probabilities for 8 candidates of class 1 (3 classes).
 const PROBS = new Float32Array([
-  0.1, 0.8, 0.1, // 0 correct, conf 0.8
-  0.6, 0.3, 0.1, // 1 wrong
-  0.05, 0.9, 0.05, // 2 correct, 0.9
-  0.2, 0.5, 0.3, // 3 correct, 0.5
-  0.1, 0.2, 0.7, // 4 wrong
-  0.3, 0.4, 0.3, // 5 correct, 0.4
-  0.45, 0.1, 0.45, // 6 wrong (tie between 0 and 2 -> argmax 0)
-  0.0, 0.99, 0.01, // 7 correct, 0.99
+  0.1,
+  0.8,
+  0.1, // 0 correct, conf 0.8
+  0.6,
+  0.3,
+  0.1, // 1 wrong
+  0.05,
+  0.9,
+  0.05, // 2 correct, 0.9
+  0.2,
+  0.5,
+  0.3, // 3 correct, 0.5
+  0.1,
+  0.2,
+  0.7, // 4 wrong
+  0.3,
+  0.4,
+  0.3, // 5 correct, 0.4
+  0.45,
+  0.1,
+  0.45, // 6 wrong (tie between 0 and 2 -> argmax 0)
+  0.0,
+  0.99,
+  0.01, // 7 correct, 0.99
 ]);
 const cands = scoreCandidates(PROBS, 3, 1);
-const opts = (o: Partial<SelectOptions>): SelectOptions => ({ strategy: "confident", ipc: 3, fill: "random", random: randomSource(1), ...o });
+const opts = (o: Partial<SelectOptions>): SelectOptions => ({
+  strategy: "confident",
+  ipc: 3,
+  fill: "random",
+  random: randomSource(1),
+  ...o,
+});
 
 test("scores record prediction, class confidence and EL2N of every candidate", () => {
   assert.equal(cands.length, 8);
-  assert.deepEqual(cands.map((c) => c.prediction), [1, 0, 1, 1, 2, 1, 0, 1]);
+  assert.deepEqual(
+    cands.map((c) => c.prediction),
+    [1, 0, 1, 1, 2, 1, 0, 1],
+  );
   assert.ok(Math.abs(cands[2].confidence - 0.9) < 1e-6);
   // EL2N of candidate 0: sqrt(0.1^2 + 0.2^2 + 0.1^2)
   assert.ok(Math.abs(cands[0].el2n - Math.sqrt(0.06)) < 1e-6);
@@ -44,7 +75,11 @@ test("correct keeps only correct candidates, in a seeded random order", () => {
 test("random ignores correctness and is reproducible under a seed", () => {
   const a = selectCandidates(cands, 1, opts({ strategy: "random", ipc: 8 }));
   assert.deepEqual([...a.selected].sort(), [0, 1, 2, 3, 4, 5, 6, 7]);
-  const orders = new Set([1, 2, 3, 4, 5].map((s) => selectCandidates(cands, 1, opts({ strategy: "random", ipc: 8, random: randomSource(s) })).selected.join()));
+  const orders = new Set(
+    [1, 2, 3, 4, 5].map((s) =>
+      selectCandidates(cands, 1, opts({ strategy: "random", ipc: 8, random: randomSource(s) })).selected.join(),
+    ),
+  );
   assert.ok(orders.size > 1, "different seeds give different orders");
 });
 
@@ -68,7 +103,11 @@ test("rankBy max (the released code): incorrect candidates are ranked by their l
   assert.ok(Math.abs(cands[4].maxConfidence - 0.7) < 1e-6);
   const conf = selectCandidates(cands, 1, opts({ ipc: 7, fill: "ordered", rankBy: "max" }));
   assert.deepEqual(conf.selected, [7, 2, 0, 3, 5, 4, 1]);
-  const least = selectCandidates(cands, 1, opts({ strategy: "least-confident", ipc: 7, fill: "ordered", rankBy: "max" }));
+  const least = selectCandidates(
+    cands,
+    1,
+    opts({ strategy: "least-confident", ipc: 7, fill: "ordered", rankBy: "max" }),
+  );
   assert.deepEqual(least.selected, [5, 3, 0, 2, 7, 6, 1]);
   // For correct candidates the largest probability is the class's: the same order as rankBy "class".
   assert.deepEqual(selectCandidates(cands, 1, opts({ ipc: 5, rankBy: "max" })).selected, [7, 2, 0, 3, 5]);
@@ -94,7 +133,11 @@ const FEATS = { data: Float32Array.from([0, 9, 10, 20, 11, 170, 12, 180].flatMap
 
 test("representative: one candidate per k-means cluster of the correct ones, nearest its centre, largest cluster first", () => {
   for (const seed of [1, 2, 3, 4]) {
-    const s = selectCandidates(cands, 1, opts({ strategy: "representative", ipc: 2, features: FEATS, random: randomSource(seed) }));
+    const s = selectCandidates(
+      cands,
+      1,
+      opts({ strategy: "representative", ipc: 2, features: FEATS, random: randomSource(seed) }),
+    );
     // {0, 2, 3}: centre at 10 degrees -> 2; {5, 7}: both 5 degrees from the centre -> the lower pool index, 5
     assert.deepEqual(s.selected, [2, 5], `seed ${seed}`);
     assert.equal(s.filled, 0);
@@ -127,7 +170,8 @@ test("mmd: keeps a sample near each mode of the real images, not two of one mode
 /** MMD^2 between the positions of `set` and the reference, from its definition (bandwidth h). */
 function mmd2(set: number[], ref: number[], h: number): number {
   const k = (x: number, y: number) => Math.exp(-((x - y) ** 2) / h);
-  const mean = (xs: number[], ys: number[]) => xs.reduce((s, x) => s + ys.reduce((t, y) => t + k(x, y), 0), 0) / (xs.length * ys.length);
+  const mean = (xs: number[], ys: number[]) =>
+    xs.reduce((s, x) => s + ys.reduce((t, y) => t + k(x, y), 0), 0) / (xs.length * ys.length);
   return mean(set, set) - 2 * mean(set, ref) + mean(ref, ref);
 }
 
@@ -137,15 +181,31 @@ test("mmd: every pick minimises the MMD of the kept set to the reference, comput
   const ref = Array.from({ length: 7 }, () => r() * 12);
   const correct = cands.filter((c) => c.prediction === 1).map((c) => c.index);
   // The median heuristic over the correct candidates' squared distances to the reference.
-  const d2 = correct.flatMap((i) => ref.map((y) => (Math.fround(positions[i]) - Math.fround(y)) ** 2)).sort((a, b) => a - b);
+  const d2 = correct
+    .flatMap((i) => ref.map((y) => (Math.fround(positions[i]) - Math.fround(y)) ** 2))
+    .sort((a, b) => a - b);
   const h = d2[Math.floor(d2.length / 2)];
   const kept: number[] = [];
   while (kept.length < 4) {
     const rest = correct.filter((i) => !kept.includes(i));
-    const score = (i: number) => mmd2([...kept, i].map((j) => Math.fround(positions[j])), ref.map(Math.fround), h);
+    const score = (i: number) =>
+      mmd2(
+        [...kept, i].map((j) => Math.fround(positions[j])),
+        ref.map(Math.fround),
+        h,
+      );
     kept.push(rest.reduce((a, b) => (score(b) < score(a) - 1e-12 ? b : a)));
   }
-  const s = selectCandidates(cands, 1, opts({ strategy: "mmd", ipc: 4, features: { data: Float32Array.from(positions), dim: 1 }, reference: Float32Array.from(ref) }));
+  const s = selectCandidates(
+    cands,
+    1,
+    opts({
+      strategy: "mmd",
+      ipc: 4,
+      features: { data: Float32Array.from(positions), dim: 1 },
+      reference: Float32Array.from(ref),
+    }),
+  );
   assert.deepEqual(s.selected, kept);
 });
 

@@ -4,7 +4,18 @@
 // "auto", and refusals of bad input.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
@@ -24,7 +35,8 @@ let dir: string;
 let models: string[];
 
 const args = (out: string, extra: string[] = []) => tinyDistillArgs(models, out, extra);
-const runCli = (argv: string[]) => spawnSync(process.execPath, [CLI, ...argv], { encoding: "utf8", env: { ...process.env, CI: "true" } });
+const runCli = (argv: string[]) =>
+  spawnSync(process.execPath, [CLI, ...argv], { encoding: "utf8", env: { ...process.env, CI: "true" } });
 
 /** What torchvision's ImageFolder (Debian's python3-torchvision) makes of a folder: classes and images per class. */
 function torchvisionView(root: string): { classes: string[]; counts: number[] } {
@@ -40,8 +52,8 @@ function torchvisionView(root: string): { classes: string[]; counts: number[] } 
   return JSON.parse(r.stdout);
 }
 
-
-const exited = (child: ChildProcess) => new Promise<number | null>((r) => child.on("exit", (code, sig) => r(code ?? (sig ? -1 : null))));
+const exited = (child: ChildProcess) =>
+  new Promise<number | null>((r) => child.on("exit", (code, sig) => r(code ?? (sig ? -1 : null))));
 
 describe("cao2 distill end to end (slow)", () => {
   let reference: Map<string, string>;
@@ -72,7 +84,8 @@ describe("cao2 distill end to end (slow)", () => {
       assert.equal(rec.items.length, 2);
       assert.equal(rec.pool.length, rec.items.length * m.config.poolFactor);
       for (const it of rec.items) {
-        for (const k of ["poolIndex", "prediction", "confidence", "lossBefore", "lossAfter", "refinedPrediction"]) assert.equal(typeof it[k], "number", k);
+        for (const k of ["poolIndex", "prediction", "confidence", "lossBefore", "lossAfter", "refinedPrediction"])
+          assert.equal(typeof it[k], "number", k);
         assert.ok(existsSync(join(out, it.file)));
       }
     }
@@ -119,11 +132,18 @@ describe("cao2 distill end to end (slow)", () => {
     assert.match(resumed.stderr, /other settings \(order differ\)/);
   });
 
-  for (const [signal, order] of [["SIGINT", "select-refine"], ["SIGKILL", "select-refine"], ["SIGKILL", "refine-select"]] as const) {
+  for (const [signal, order] of [
+    ["SIGINT", "select-refine"],
+    ["SIGKILL", "select-refine"],
+    ["SIGKILL", "refine-select"],
+  ] as const) {
     test(`a ${order} run killed with ${signal} and resumed gives the same bytes, without redoing finished classes`, async () => {
       const out = join(dir, `${signal}-${order}`);
       const flags = ["--order", order];
-      const child = spawn(process.execPath, [CLI, ...args(out, flags)], { stdio: "ignore", env: { ...process.env, CI: "true" } });
+      const child = spawn(process.execPath, [CLI, ...args(out, flags)], {
+        stdio: "ignore",
+        env: { ...process.env, CI: "true" },
+      });
       const first = join(`${out}.cao2`, "classes", "0.json");
       await waitFor(() => existsSync(first), child);
       child.kill(signal);
@@ -157,7 +177,9 @@ describe("cao2 distill end to end (slow)", () => {
 
   test("T^ follows a short schedule by default (--steps 5: T^ = 1); condition auto measures the selector on held-out real images", () => {
     const out = join(dir, "auto");
-    const noTMax = args(out, ["--condition", "auto"]).filter((_, i, all) => all[i] !== "--t-max" && all[i - 1] !== "--t-max");
+    const noTMax = args(out, ["--condition", "auto"]).filter(
+      (_, i, all) => all[i] !== "--t-max" && all[i - 1] !== "--t-max",
+    );
     assert.ok(!noTMax.includes("--t-max") && noTMax.includes("--steps"));
     const r = runCli(noTMax);
     assert.equal(r.status, 0, r.stderr);
@@ -171,8 +193,16 @@ describe("cao2 distill end to end (slow)", () => {
     assert.ok(c.accuracy >= 0 && c.accuracy < 0.5, `measured ${c.accuracy}`);
     assert.equal(c.chosen, "null");
     assert.equal(m.config.condition, "null");
-    assert.ok(m.records.every((rec: { condition: { kind: string; label: number } }) => rec.condition.kind === "null" && rec.condition.label === 10));
-    assert.match(r.stderr, /condition auto: selector top-1 \d+\.\d\d% on fashion-mnist-val \(2000 held-out images\) < 0\.9: null label/);
+    assert.ok(
+      m.records.every(
+        (rec: { condition: { kind: string; label: number } }) =>
+          rec.condition.kind === "null" && rec.condition.label === 10,
+      ),
+    );
+    assert.match(
+      r.stderr,
+      /condition auto: selector top-1 \d+\.\d\d% on fashion-mnist-val \(2000 held-out images\) < 0\.9: null label/,
+    );
   });
 
   test("--compat authors: one random stream over the run, continued by --resume after a kill (same bytes)", async () => {
@@ -181,13 +211,20 @@ describe("cao2 distill end to end (slow)", () => {
     const r0 = runCli(args(whole, flags));
     assert.equal(r0.status, 0, r0.stderr);
     const expected = snapshot(whole);
-    assert.notDeepEqual(expected.get("0_T-shirt-top/0.png"), reference.get("0_T-shirt-top/0.png"), "authors mode draws otherwise");
+    assert.notDeepEqual(
+      expected.get("0_T-shirt-top/0.png"),
+      reference.get("0_T-shirt-top/0.png"),
+      "authors mode draws otherwise",
+    );
     // A class's draws continue the stream its predecessors left: class 1 alone starts where class 0 started.
     const alone = join(dir, "authors-1");
     assert.equal(runCli(args(alone, [...flags, "--classes", "1"])).status, 0);
     assert.notDeepEqual(snapshot(alone).get("1_Trouser/0.png"), expected.get("1_Trouser/0.png"));
     const out = join(dir, "authors-killed");
-    const child = spawn(process.execPath, [CLI, ...args(out, flags)], { stdio: "ignore", env: { ...process.env, CI: "true" } });
+    const child = spawn(process.execPath, [CLI, ...args(out, flags)], {
+      stdio: "ignore",
+      env: { ...process.env, CI: "true" },
+    });
     await waitFor(() => existsSync(join(`${out}.cao2`, "classes", "0.json")), child);
     child.kill("SIGKILL");
     assert.notEqual(await exited(child), 0);
@@ -209,7 +246,12 @@ describe("cao2 distill end to end (slow)", () => {
     writeFileSync(stream, "not a generator state");
     const corrupt = runCli(args(out, [...flags, "--resume"]));
     assert.equal(corrupt.status, 2, corrupt.stderr);
-    assert.match(corrupt.stderr, new RegExp(`\\ncao2 distill: error: ${stream}: corrupt random stream saved after class 0 \\([^\\n]+\\); --compat authors cannot resume this run: start it again in a new --out\\n$`));
+    assert.match(
+      corrupt.stderr,
+      new RegExp(
+        `\\ncao2 distill: error: ${stream}: corrupt random stream saved after class 0 \\([^\\n]+\\); --compat authors cannot resume this run: start it again in a new --out\\n$`,
+      ),
+    );
     assert.ok(!existsSync(join(out, "manifest.json")));
   });
 
@@ -231,7 +273,10 @@ describe("cao2 distill end to end (slow)", () => {
     writeFileSync(join(foreign, "notes.txt"), "");
     const refused = runCli(args(foreign, ["--resume"]));
     assert.equal(refused.status, 2);
-    assert.equal(refused.stderr, `cao2 distill: error: ${foreign} is not empty but holds no cao2 run to resume (no run state in ${foreign}.cao2); choose a new --out, or give the run's --state\n`);
+    assert.equal(
+      refused.stderr,
+      `cao2 distill: error: ${foreign} is not empty but holds no cao2 run to resume (no run state in ${foreign}.cao2); choose a new --out, or give the run's --state\n`,
+    );
   });
 
   test("corrupt run state on --resume: one line naming the file and the way out, nothing rewritten", () => {
@@ -242,30 +287,64 @@ describe("cao2 distill end to end (slow)", () => {
     writeFileSync(record, '{"label": 1, "items": [');
     let r = runCli(args(out, ["--resume"]));
     assert.equal(r.status, 2, r.stderr);
-    assert.match(r.stderr, new RegExp(`\\ncao2 distill: error: ${record}: corrupt record of finished class 1 \\(not JSON: [^\\n]*\\); delete it to redo class 1 \\(the other finished classes are kept\\)\\n$`));
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `\\ncao2 distill: error: ${record}: corrupt record of finished class 1 \\(not JSON: [^\\n]*\\); delete it to redo class 1 \\(the other finished classes are kept\\)\\n$`,
+      ),
+    );
     writeFileSync(record, JSON.stringify({ label: 2, items: [], pool: [] }));
     r = runCli(args(out, ["--resume"]));
-    assert.match(r.stderr, new RegExp(`${record}: corrupt record of finished class 1 \\(not the content cao2 writes there\\)`));
+    assert.match(
+      r.stderr,
+      new RegExp(`${record}: corrupt record of finished class 1 \\(not the content cao2 writes there\\)`),
+    );
     const run = join(`${out}.cao2`, "run.json");
     writeFileSync(run, "\u0000\u0000");
     r = runCli(args(out, ["--resume"]));
     assert.equal(r.status, 2, r.stderr);
     assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
-    assert.match(r.stderr, new RegExp(`^cao2 distill: error: ${run}: corrupt run settings \\(not JSON: .*\\); the run cannot be checked or continued: start it again in a new --out \\(or delete ${out} and ${out}\\.cao2\\)\\n$`));
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^cao2 distill: error: ${run}: corrupt run settings \\(not JSON: .*\\); the run cannot be checked or continued: start it again in a new --out \\(or delete ${out} and ${out}\\.cao2\\)\\n$`,
+      ),
+    );
     assert.ok(!existsSync(join(out, "manifest.json")), "nothing that looks complete");
   });
 
   test("cao2 figure: before | after | amplified difference per image, from a --save-pre-refine run", () => {
     const out = join(dir, "fig");
     assert.equal(runCli(args(out, ["--save-pre-refine"])).status, 0);
-    assert.deepEqual(torchvisionView(out), { classes: ["0_T-shirt-top", "1_Trouser", "2_Pullover"], counts: [2, 2, 2] });
-    assert.deepEqual(readdirSync(join(`${out}.cao2`, "pre-refine")).sort(), ["0_T-shirt-top", "1_Trouser", "2_Pullover"]);
+    assert.deepEqual(torchvisionView(out), {
+      classes: ["0_T-shirt-top", "1_Trouser", "2_Pullover"],
+      counts: [2, 2, 2],
+    });
+    assert.deepEqual(readdirSync(join(`${out}.cao2`, "pre-refine")).sort(), [
+      "0_T-shirt-top",
+      "1_Trouser",
+      "2_Pullover",
+    ]);
     // The tiny random models barely move an image in 3 steps; make one "before" image differ by a known amount.
     const pre = join(`${out}.cao2`, "pre-refine", "2_Pullover", "1.png");
     const orig = decodePng(readFileSync(pre));
     writeFileSync(pre, encodePng({ ...orig, data: orig.data.map((v, i) => (i % 3 === 0 ? Math.min(255, v + 7) : v)) }));
     const png = join(dir, "fig.png");
-    const r = runCli(["figure", "--run", out, "--classes", "1-2", "--per-class", "2", "--amplify", "10", "--scale", "2", "--out", png]);
+    const r = runCli([
+      "figure",
+      "--run",
+      out,
+      "--classes",
+      "1-2",
+      "--per-class",
+      "2",
+      "--amplify",
+      "10",
+      "--scale",
+      "2",
+      "--out",
+      png,
+    ]);
     assert.equal(r.status, 0, r.stderr);
     const img = decodePng(readFileSync(png));
     // 2 classes x (2 images x 3 panels) of 32x32 (16 px enlarged twice), each with a 1-pixel border
@@ -292,7 +371,21 @@ describe("cao2 distill end to end (slow)", () => {
     const manifest = JSON.parse(readFileSync(join(old, "manifest.json"), "utf8"));
     delete manifest.config.state;
     writeFileSync(join(old, "manifest.json"), JSON.stringify(manifest));
-    const again = runCli(["figure", "--run", old, "--classes", "1-2", "--per-class", "2", "--amplify", "10", "--scale", "2", "--out", join(dir, "fig-old.png")]);
+    const again = runCli([
+      "figure",
+      "--run",
+      old,
+      "--classes",
+      "1-2",
+      "--per-class",
+      "2",
+      "--amplify",
+      "10",
+      "--scale",
+      "2",
+      "--out",
+      join(dir, "fig-old.png"),
+    ]);
     assert.equal(again.status, 0, again.stderr);
     assert.deepEqual(readFileSync(join(dir, "fig-old.png")), readFileSync(png));
     const none = runCli(["figure", "--run", join(dir, "a"), "--out", join(dir, "none.png")]);
@@ -306,13 +399,42 @@ describe("cao2 distill end to end (slow)", () => {
     const mobile = join(dir, "mobilenet_v2.safetensors");
     saveSafetensors(mobile, createMobileNetV2({ numClasses: 10 }, { generator: new Generator(4) }).stateDict());
     const effnet = join(dir, "efficientnet_b0.safetensors");
-    saveModel(effnet, createEfficientNetB0({ numClasses: 10, inChannels: 1 }, { generator: new Generator(5) }), { kind: "efficientnet_b0", config: { numClasses: 10, inChannels: 1 }, preprocess: pre, classes });
+    saveModel(effnet, createEfficientNetB0({ numClasses: 10, inChannels: 1 }, { generator: new Generator(5) }), {
+      kind: "efficientnet_b0",
+      config: { numClasses: 10, inChannels: 1 },
+      preprocess: pre,
+      classes,
+    });
     const ap = join(dir, "resnetap10.safetensors");
     const apConfig = { depth: 10 as const, numClasses: 10, inChannels: 1, stem: "small" as const };
-    saveModel(ap, createResNetAP(apConfig, { generator: new Generator(6) }), { kind: "resnetap", config: apConfig, preprocess: pre, classes });
-    for (const [selector, strategy] of [[mobile, "confident"], [effnet, "representative"], [ap, "el2n"]]) {
+    saveModel(ap, createResNetAP(apConfig, { generator: new Generator(6) }), {
+      kind: "resnetap",
+      config: apConfig,
+      preprocess: pre,
+      classes,
+    });
+    for (const [selector, strategy] of [
+      [mobile, "confident"],
+      [effnet, "representative"],
+      [ap, "el2n"],
+    ]) {
       const out = join(dir, `sel-${strategy}`);
-      const r = runCli(["distill", "--dit", models[0], "--vae", models[1], "--selector", selector, ...TINY, "--classes", "0", "--select", strategy, "--out", out]);
+      const r = runCli([
+        "distill",
+        "--dit",
+        models[0],
+        "--vae",
+        models[1],
+        "--selector",
+        selector,
+        ...TINY,
+        "--classes",
+        "0",
+        "--select",
+        strategy,
+        "--out",
+        out,
+      ]);
       assert.equal(r.status, 0, r.stderr);
       const m = JSON.parse(readFileSync(join(out, "manifest.json"), "utf8"));
       assert.equal(m.images, 2, selector);

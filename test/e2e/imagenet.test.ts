@@ -24,7 +24,10 @@ describe("cao2 evaluate --preset imagenet on ImageNet-format folders (slow)", ()
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   before(() => {
-    const wnids = readFileSync(join(ROOT, "assets", "imagenet", "class_woof.txt"), "utf8").trim().split("\n").slice(0, 10);
+    const wnids = readFileSync(join(ROOT, "assets", "imagenet", "class_woof.txt"), "utf8")
+      .trim()
+      .split("\n")
+      .slice(0, 10);
     assert.equal(wnids.length, 10);
     wnids.forEach((wnid, c) => {
       // training: one image per class (the students' cost at 224 px dominates), sides 48-300 px, JPEG and PNG;
@@ -46,15 +49,38 @@ describe("cao2 evaluate --preset imagenet on ImageNet-format folders (slow)", ()
       test(`${protocol}-label ${arch}`, async () => {
         const json = join(dir, `${protocol}-${arch}.json`);
         const soft = protocol === "soft" ? ["--teacher", teacher] : [];
-        const r = await cao2(["evaluate", "--preset", "imagenet", "--data", train, "--test", val, "--protocol", protocol, "--arch", arch, ...soft,
-          "--epochs", "1", "--repeats", "1", "--threads", "1", "--json", json]);
+        const r = await cao2([
+          "evaluate",
+          "--preset",
+          "imagenet",
+          "--data",
+          train,
+          "--test",
+          val,
+          "--protocol",
+          protocol,
+          "--arch",
+          arch,
+          ...soft,
+          "--epochs",
+          "1",
+          "--repeats",
+          "1",
+          "--threads",
+          "1",
+          "--json",
+          json,
+        ]);
         assert.equal(r.status, 0, r.stderr);
         const rec = JSON.parse(readFileSync(json, "utf8"));
         assert.equal(rec.config.preset.name, "imagenet");
         assert.equal(rec.config.arch, arch);
         assert.equal(rec.config.epochs, 1);
         assert.deepEqual(rec.config.overrides, { epochs: 1 });
-        assert.equal(rec.config.norm, arch.startsWith("convnet") || arch === "resnetap10" ? (protocol === "hard" ? "instance" : "batch") : "batch");
+        assert.equal(
+          rec.config.norm,
+          arch.startsWith("convnet") || arch === "resnetap10" ? (protocol === "hard" ? "instance" : "batch") : "batch",
+        );
         assert.equal(rec.data.transform, "Resize((224, 224), bilinear as PIL)");
         assert.equal(rec.test.transform, "Resize(256, bilinear as PIL) -> CenterCrop(224)");
         assert.deepEqual([rec.data.images, rec.test.images], [10, 10]);

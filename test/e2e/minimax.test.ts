@@ -23,25 +23,72 @@ let dir: string;
 
 /** A plain (gamma-free) DiT of `classes` classes on 4x4x4 latents and an autoencoder of 16x16 grey images. */
 function makeModels(classes: number): { dit: string; ae: string } {
-  const dit = createDiT({ inputSize: 4, inChannels: 4, numClasses: classes, patchSize: 2, depth: 2, hiddenSize: 32, numHeads: 2, learnSigma: true }, { generator: new Generator(1) });
+  const dit = createDiT(
+    {
+      inputSize: 4,
+      inChannels: 4,
+      numClasses: classes,
+      patchSize: 2,
+      depth: 2,
+      hiddenSize: 32,
+      numHeads: 2,
+      learnSigma: true,
+    },
+    { generator: new Generator(1) },
+  );
   noGrad(() => {
     for (const p of dit.parameters()) p.add_(0.02);
   });
-  const ae = createAutoencoderKL({ inChannels: 1, outChannels: 1, blockOutChannels: [8, 8, 8], layersPerBlock: 1, latentChannels: 4, normNumGroups: 4, scalingFactor: 1 }, { generator: new Generator(2) });
+  const ae = createAutoencoderKL(
+    {
+      inChannels: 1,
+      outChannels: 1,
+      blockOutChannels: [8, 8, 8],
+      layersPerBlock: 1,
+      latentChannels: 4,
+      normNumGroups: 4,
+      scalingFactor: 1,
+    },
+    { generator: new Generator(2) },
+  );
   const paths = { dit: join(dir, `dit${classes}.safetensors`), ae: join(dir, "ae.safetensors") };
-  saveModel(paths.dit, dit, { kind: "dit", config: dit.config, classes: Array.from({ length: classes }, (_, i) => `c${i}`) });
+  saveModel(paths.dit, dit, {
+    kind: "dit",
+    config: dit.config,
+    classes: Array.from({ length: classes }, (_, i) => `c${i}`),
+  });
   saveModel(paths.ae, ae, { kind: "autoencoder", config: ae.config, scalingFactor: 1.5 });
   return paths;
 }
 
 const args = (m: { dit: string; ae: string }, out: string, more: string[] = []) => [
-  "train", "minimax", "--init", m.dit, "--autoencoder", m.ae, "--out", out, "--total-steps", "150", "--batch-size", "4",
-  "--memory-size", "3", "--checkpoint-every", "3", "--max-per-class", "6", "--val-per-class", "2", "--threads", "1", ...more,
+  "train",
+  "minimax",
+  "--init",
+  m.dit,
+  "--autoencoder",
+  m.ae,
+  "--out",
+  out,
+  "--total-steps",
+  "150",
+  "--batch-size",
+  "4",
+  "--memory-size",
+  "3",
+  "--checkpoint-every",
+  "3",
+  "--max-per-class",
+  "6",
+  "--val-per-class",
+  "2",
+  "--threads",
+  "1",
+  ...more,
 ];
 
 /** A file's bytes, as a digest (a mismatch then reads as two hashes, not two megabytes). */
 const bytes = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
-
 
 describe("cao2 train minimax end to end (slow)", () => {
   let models: { dit: string; ae: string };
@@ -68,14 +115,27 @@ describe("cao2 train minimax end to end (slow)", () => {
     // state.safetensors holds the model, the EMA, the AdamW moments, the class memories and the generator state
     assert.equal(bytes(join(out, "state.safetensors")), bytes(join(full, "state.safetensors")));
     assert.equal(bytes(join(out, "model.safetensors")), bytes(join(full, "model.safetensors")));
-    const logged = readFileSync(join(out, "log.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l)).filter((x) => "loss" in x);
-    assert.ok(logged.length > 0 && logged.every((x) => x.pos >= 0 && x.neg !== undefined), "the Minimax terms are logged");
+    const logged = readFileSync(join(out, "log.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l))
+      .filter((x) => "loss" in x);
+    assert.ok(
+      logged.length > 0 && logged.every((x) => x.pos >= 0 && x.neg !== undefined),
+      "the Minimax terms are logged",
+    );
 
     // the finished model: the EMA of a DiT with gammas in its first block, which moved away from 1
     const meta = readModelMeta(join(full, "model.safetensors"));
     assert.ok(meta?.kind === "dit" && meta.config.gammaBlocks === 1, JSON.stringify(meta));
     const state = loadSafetensors(join(full, "state.safetensors"));
-    assert.ok(state.get("model.blocks.0.gamma1")!.toNumbers().some((v) => v !== 1), "the gammas trained");
+    assert.ok(
+      state
+        .get("model.blocks.0.gamma1")!
+        .toNumbers()
+        .some((v) => v !== 1),
+      "the gammas trained",
+    );
     assert.ok(state.has("extra.real.0") && state.has("extra.pseudo.0"), "the memories are saved");
   });
 

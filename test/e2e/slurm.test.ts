@@ -22,12 +22,16 @@ const without = (args: readonly string[], flag: string) => args.filter((a, i) =>
 // each class for a few seconds, long enough to see the lock and cancel the task while it is there.
 const SETTINGS = [...without(TINY, "--refine-iters"), "--refine-iters", "2000"];
 
-const onPath = (bin: string) => spawnSync("/bin/sh", ["-c", `command -v ${bin} || test -x /usr/sbin/${bin}`]).status === 0;
+const onPath = (bin: string) =>
+  spawnSync("/bin/sh", ["-c", `command -v ${bin} || test -x /usr/sbin/${bin}`]).status === 0;
 
 /** Why Slurm cannot run here, or undefined. */
 function slurmMissing(): string | undefined {
-  const missing = ["munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel"].filter((b) => !onPath(b));
-  if (missing.length) return `Slurm is not installed (${missing.join(", ")} not found): apt-get install slurm-wlm munge (.ci/run does)`;
+  const missing = ["munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel"].filter(
+    (b) => !onPath(b),
+  );
+  if (missing.length)
+    return `Slurm is not installed (${missing.join(", ")} not found): apt-get install slurm-wlm munge (.ci/run does)`;
   if (process.getuid?.() !== 0) return "the local Slurm cluster needs root (slurmd starts jobs as their users)";
   return undefined;
 }
@@ -73,10 +77,14 @@ describe("deploy/slurm/distill.sbatch on a real Slurm cluster (slow)", { skip: r
     for (const k of Object.keys(slurmEnv)) if (k.startsWith("SLURM_") && k !== "SLURM_CONF") delete slurmEnv[k];
     models = makeTinyModels(dir);
     const one = join(dir, "one");
-    const r = spawnSync(process.execPath, [MAIN, "distill", "--dit", models[0], "--vae", models[1], "--selector", models[2], ...SETTINGS, "--out", one], {
-      encoding: "utf8",
-      env: { ...slurmEnv, CI: "true" },
-    });
+    const r = spawnSync(
+      process.execPath,
+      [MAIN, "distill", "--dit", models[0], "--vae", models[1], "--selector", models[2], ...SETTINGS, "--out", one],
+      {
+        encoding: "utf8",
+        env: { ...slurmEnv, CI: "true" },
+      },
+    );
     assert.equal(r.status, 0, r.stderr);
     reference = snapshot(one);
   });
@@ -85,7 +93,8 @@ describe("deploy/slurm/distill.sbatch on a real Slurm cluster (slow)", { skip: r
     if (!clusterDir) return;
     const stopped = spawnSync(CLUSTER, ["stop", clusterDir], { encoding: "utf8" });
     assert.equal(stopped.status, 0, stopped.stderr);
-    for (const d of ["munged", "slurmctld", "slurmd"]) assert.ok(!existsSync(join(clusterDir, `${d}.pid`)), `${d} stopped`);
+    for (const d of ["munged", "slurmctld", "slurmd"])
+      assert.ok(!existsSync(join(clusterDir, `${d}.pid`)), `${d} stopped`);
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -103,16 +112,25 @@ describe("deploy/slurm/distill.sbatch on a real Slurm cluster (slow)", { skip: r
       `--chdir=${dir}`,
       `--export=ALL,CAO2=${process.execPath} ${MAIN},CAO2_DEVICE=cpu,CI=true`,
       TEMPLATE,
-      "--dit", models[0], "--vae", models[1], "--selector", models[2],
+      "--dit",
+      models[0],
+      "--vae",
+      models[1],
+      "--selector",
+      models[2],
       ...without(SETTINGS, "--threads"),
-      "--out", out,
+      "--out",
+      out,
     ]);
     assert.match(job, /^\d+$/);
     const task1 = `${job}_1`;
     // Cancel task 1 once it is distilling its class (its class lock is there), then requeue it; Slurm holds a
     // requeued job back for a while, which the test does not wait for.
     const lock = join(`${out}.cao2`, "locks", "1.lock");
-    await until("task 1 to lock class 1", () => existsSync(lock) || existsSync(join(`${out}.cao2`, "classes", "1.json")));
+    await until(
+      "task 1 to lock class 1",
+      () => existsSync(lock) || existsSync(join(`${out}.cao2`, "classes", "1.json")),
+    );
     assert.ok(existsSync(lock), "task 1 finished its class before it could be cancelled");
     assert.match(readFileSync(lock, "utf8"), new RegExp(`"task": "slurm:${task1}"`));
     slurm("scancel", [task1]);
@@ -126,7 +144,13 @@ describe("deploy/slurm/distill.sbatch on a real Slurm cluster (slow)", { skip: r
     assert.match(slurm("scontrol", ["show", "job", task1]), /\bRestarts=1\b/, "task 1 ran twice");
     // Task 1's log (appended over both runs): both runs were shard 1/3, taken from the array's variables.
     const log = readFileSync(join(dir, "logs", `cao2-distill-${task1}.out`), "utf8");
-    assert.equal(log.match(/shard 1\/3 \(SLURM_ARRAY_TASK_ID=1, SLURM_ARRAY_TASK_MIN=0, SLURM_ARRAY_TASK_COUNT=3\): classes 1 \(1 of 3\)/g)?.length, 2, log);
+    assert.equal(
+      log.match(
+        /shard 1\/3 \(SLURM_ARRAY_TASK_ID=1, SLURM_ARRAY_TASK_MIN=0, SLURM_ARRAY_TASK_COUNT=3\): classes 1 \(1 of 3\)/g,
+      )?.length,
+      2,
+      log,
+    );
     assert.deepEqual(snapshot(out), reference);
     const m = JSON.parse(readFileSync(join(out, "manifest.json"), "utf8"));
     assert.deepEqual(

@@ -12,56 +12,182 @@ import * as torch from "../../src/torch/index.js";
 import { ROOT } from "../helpers/fixtures.js";
 
 const CLI = join(ROOT, "dist", "src", "cli", "main.js");
-const run = (argv: string[]) => spawnSync(process.execPath, [CLI, ...argv], { encoding: "utf8", env: { ...process.env, CI: "true" } });
+const run = (argv: string[]) =>
+  spawnSync(process.execPath, [CLI, ...argv], { encoding: "utf8", env: { ...process.env, CI: "true" } });
 const SMALL = ["--max-per-class", "20", "--val-per-class", "4", "--threads", "2"];
-const steps = (lines: string) => lines.trim().split("\n").map((l) => JSON.parse(l)).filter((r) => "loss" in r || "l1" in r).map((r) => r.step);
+const steps = (lines: string) =>
+  lines
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l))
+    .filter((r) => "loss" in r || "l1" in r)
+    .map((r) => r.step);
 
 describe("training recipes end to end (slow)", () => {
   const dir = mkdtempSync(join(tmpdir(), "cao2-train-"));
 
   test("classifier: a few steps, a model file with its preprocessing, then --resume continues", () => {
     const out = join(dir, "clf");
-    let r = run(["train", "classifier", "--out", out, "--steps", "2", "--epochs", "1", "--batch-size", "16", "--checkpoint-every", "1", "--stem", "imagenet", ...SMALL]);
+    let r = run([
+      "train",
+      "classifier",
+      "--out",
+      out,
+      "--steps",
+      "2",
+      "--epochs",
+      "1",
+      "--batch-size",
+      "16",
+      "--checkpoint-every",
+      "1",
+      "--stem",
+      "imagenet",
+      ...SMALL,
+    ]);
     assert.equal(r.status, 0, r.stderr);
     const meta = readModelMeta(join(out, "model.safetensors"));
     assert.equal(meta?.kind, "resnet");
     if (meta?.kind === "resnet") assert.equal(meta.preprocess.channels, 1);
-    r = run(["train", "classifier", "--out", out, "--steps", "3", "--epochs", "1", "--batch-size", "16", "--stem", "imagenet", ...SMALL]);
+    r = run([
+      "train",
+      "classifier",
+      "--out",
+      out,
+      "--steps",
+      "3",
+      "--epochs",
+      "1",
+      "--batch-size",
+      "16",
+      "--stem",
+      "imagenet",
+      ...SMALL,
+    ]);
     assert.equal(r.status, 2);
     assert.match(r.stderr, /already exists: pass --resume/);
-    r = run(["train", "classifier", "--out", out, "--steps", "3", "--epochs", "1", "--batch-size", "16", "--stem", "imagenet", "--resume", ...SMALL]);
+    r = run([
+      "train",
+      "classifier",
+      "--out",
+      out,
+      "--steps",
+      "3",
+      "--epochs",
+      "1",
+      "--batch-size",
+      "16",
+      "--stem",
+      "imagenet",
+      "--resume",
+      ...SMALL,
+    ]);
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(steps(readFileSync(join(out, "log.jsonl"), "utf8")), [2, 3]);
     // --init starts a new schedule from those weights (0 steps: the model is the init's), and refuses another architecture
     const warm = join(dir, "warm");
-    r = run(["train", "classifier", "--out", warm, "--init", join(out, "model.safetensors"), "--steps", "0", "--epochs", "1", "--batch-size", "16", "--stem", "imagenet", ...SMALL]);
+    r = run([
+      "train",
+      "classifier",
+      "--out",
+      warm,
+      "--init",
+      join(out, "model.safetensors"),
+      "--steps",
+      "0",
+      "--epochs",
+      "1",
+      "--batch-size",
+      "16",
+      "--stem",
+      "imagenet",
+      ...SMALL,
+    ]);
     assert.equal(r.status, 0, r.stderr);
     const a = loadSafetensors(join(out, "model.safetensors"));
     const b = loadSafetensors(join(warm, "model.safetensors"));
     for (const [k, t] of a) assert.ok(torch.equal(t, b.get(k)!), k);
-    r = run(["train", "classifier", "--out", join(dir, "warm2"), "--init", join(out, "model.safetensors"), "--steps", "0", "--stem", "cifar", ...SMALL]);
+    r = run([
+      "train",
+      "classifier",
+      "--out",
+      join(dir, "warm2"),
+      "--init",
+      join(out, "model.safetensors"),
+      "--steps",
+      "0",
+      "--stem",
+      "cifar",
+      ...SMALL,
+    ]);
     assert.equal(r.status, 2);
     assert.match(r.stderr, /--init .*: its architecture .* differs/);
   });
 
   test("classifier --arch convnet3: a ConvNet-3 model file (instance norm by default)", () => {
     const out = join(dir, "convnet");
-    const r = run(["train", "classifier", "--arch", "convnet3", "--out", out, "--steps", "2", "--epochs", "1", "--batch-size", "16", ...SMALL]);
+    const r = run([
+      "train",
+      "classifier",
+      "--arch",
+      "convnet3",
+      "--out",
+      out,
+      "--steps",
+      "2",
+      "--epochs",
+      "1",
+      "--batch-size",
+      "16",
+      ...SMALL,
+    ]);
     assert.equal(r.status, 0, r.stderr);
     const meta = readModelMeta(join(out, "model.safetensors"));
-    assert.ok(meta?.kind === "convnet" && meta.config.norm === "instance" && meta.config.depth === 3 && meta.config.width === 128);
+    assert.ok(
+      meta?.kind === "convnet" &&
+        meta.config.norm === "instance" &&
+        meta.config.depth === 3 &&
+        meta.config.width === 128,
+    );
   });
 
   test("autoencoder then DiT on its latents", () => {
     const ae = join(dir, "ae");
-    let r = run(["train", "autoencoder", "--out", ae, "--steps", "2", "--batch-size", "8", "--channels", "8,8,8", ...SMALL]);
+    let r = run([
+      "train",
+      "autoencoder",
+      "--out",
+      ae,
+      "--steps",
+      "2",
+      "--batch-size",
+      "8",
+      "--channels",
+      "8,8,8",
+      ...SMALL,
+    ]);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /latent scale/);
     const meta = readModelMeta(join(ae, "model.safetensors"));
     assert.equal(meta?.kind, "autoencoder");
     // A decoder-only fine-tune changes the decoder side and nothing that makes the latents, scaling factor included
     const dec = join(dir, "ae-dec");
-    r = run(["train", "autoencoder", "--init", join(ae, "model.safetensors"), "--decoder-only", "--out", dec, "--steps", "2", "--batch-size", "8", "--channels", "8,8,8", ...SMALL]);
+    r = run([
+      "train",
+      "autoencoder",
+      "--init",
+      join(ae, "model.safetensors"),
+      "--decoder-only",
+      "--out",
+      dec,
+      "--steps",
+      "2",
+      "--batch-size",
+      "8",
+      "--channels",
+      "8,8,8",
+      ...SMALL,
+    ]);
     assert.equal(r.status, 0, r.stderr);
     const before = loadSafetensors(join(ae, "model.safetensors"));
     const after = loadSafetensors(join(dec, "model.safetensors"));
@@ -73,18 +199,59 @@ describe("training recipes end to end (slow)", () => {
     }
     assert.ok(changed > 0, "the decoder trained");
     const decMeta = readModelMeta(join(dec, "model.safetensors"));
-    assert.ok(decMeta?.kind === "autoencoder" && meta?.kind === "autoencoder" && decMeta.scalingFactor === meta.scalingFactor);
+    assert.ok(
+      decMeta?.kind === "autoencoder" && meta?.kind === "autoencoder" && decMeta.scalingFactor === meta.scalingFactor,
+    );
     // A perceptual term from the ConvNet-3 above joins the loss and its log
     const per = join(dir, "ae-per");
-    r = run(["train", "autoencoder", "--init", join(ae, "model.safetensors"), "--decoder-only", "--perceptual", join(dir, "convnet", "model.safetensors"), "--out", per, "--steps", "2", "--batch-size", "8", "--channels", "8,8,8", ...SMALL]);
+    r = run([
+      "train",
+      "autoencoder",
+      "--init",
+      join(ae, "model.safetensors"),
+      "--decoder-only",
+      "--perceptual",
+      join(dir, "convnet", "model.safetensors"),
+      "--out",
+      per,
+      "--steps",
+      "2",
+      "--batch-size",
+      "8",
+      "--channels",
+      "8,8,8",
+      ...SMALL,
+    ]);
     assert.equal(r.status, 0, r.stderr);
-    const logged = readFileSync(join(per, "log.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l)).filter((x) => "l1" in x);
+    const logged = readFileSync(join(per, "log.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l))
+      .filter((x) => "l1" in x);
     assert.ok(logged.length > 0 && logged.every((x) => x.perceptual > 0), "perceptual term logged");
     r = run(["train", "autoencoder", "--decoder-only", "--out", join(dir, "ae-dec2"), "--steps", "1", ...SMALL]);
     assert.equal(r.status, 2);
     assert.match(r.stderr, /--decoder-only fine-tunes a trained autoencoder: pass it with --init/);
     const dit = join(dir, "dit");
-    r = run(["train", "dit", "--autoencoder", join(ae, "model.safetensors"), "--out", dit, "--steps", "2", "--batch-size", "8", "--depth", "1", "--hidden", "32", "--heads", "2", ...SMALL]);
+    r = run([
+      "train",
+      "dit",
+      "--autoencoder",
+      join(ae, "model.safetensors"),
+      "--out",
+      dit,
+      "--steps",
+      "2",
+      "--batch-size",
+      "8",
+      "--depth",
+      "1",
+      "--hidden",
+      "32",
+      "--heads",
+      "2",
+      ...SMALL,
+    ]);
     assert.equal(r.status, 0, r.stderr);
     assert.ok(existsSync(join(dit, "model.safetensors")));
     assert.equal(readModelMeta(join(dit, "model.safetensors"))?.kind, "dit");

@@ -25,7 +25,10 @@ const same = (a: Tensor, b: Tensor) => a.shape.join() === b.shape.join() && torc
 /** Same seed -> identical output; other seeds -> some different output. */
 function checkSeeded(f: (g: torch.Generator) => Tensor, what: string): void {
   assert.ok(same(f(gen(5)), f(gen(5))), `${what}: same seed must give the same output`);
-  assert.ok([6, 7, 8].some((s) => !same(f(gen(5)), f(gen(s)))), `${what}: other seeds must give other outputs`);
+  assert.ok(
+    [6, 7, 8].some((s) => !same(f(gen(5)), f(gen(s)))),
+    `${what}: other seeds must give other outputs`,
+  );
 }
 
 test("every augmentation is reproducible under a seed and varies with it", () => {
@@ -52,7 +55,10 @@ test("RandomResizedCrop boxes respect the scale and ratio ranges (up to rounding
       // w = round(sqrt(A r)), h = round(sqrt(A / r)): undo the rounding by +-0.5
       const area = [(b.width - 0.5) * (b.height - 0.5), (b.width + 0.5) * (b.height + 0.5)].map((a) => a / (H * W));
       assert.ok(area[0] <= scale[1] && area[1] >= scale[0], `area ${area} outside ${scale}`);
-      assert.ok((b.width + 0.5) / (b.height - 0.5) >= 3 / 4 && (b.width - 0.5) / (b.height + 0.5) <= 4 / 3, `ratio of ${JSON.stringify(b)}`);
+      assert.ok(
+        (b.width + 0.5) / (b.height - 0.5) >= 3 / 4 && (b.width - 0.5) / (b.height + 0.5) <= 4 / 3,
+        `ratio of ${JSON.stringify(b)}`,
+      );
     }
   }
   const out = randomResizedCrop(batch([4, 3, H, W]), g, { size: [16, 20], scale: [0.5, 1] });
@@ -88,7 +94,8 @@ test("padded random crop: a window of the zero-padded image at offsets in 0..2p"
   for (let i = 0; i < 3; i++) {
     let found = false;
     for (let dy = 0; dy <= 4 && !found; dy++)
-      for (let dx = 0; dx <= 4 && !found; dx++) found = same(padded.select(0, i).narrow(1, dy, 4).narrow(2, dx, 4), y.select(0, i));
+      for (let dx = 0; dx <= 4 && !found; dx++)
+        found = same(padded.select(0, i).narrow(1, dy, 4).narrow(2, dx, 4), y.select(0, i));
     assert.ok(found, `image ${i} is not a window of the padded image`);
   }
 });
@@ -96,10 +103,19 @@ test("padded random crop: a window of the zero-padded image at offsets in 0..2p"
 // ---- colour jitter ----
 
 /** Plain-JS colour jitter of one CHW image (double precision), the spec written out. */
-function jitterReference(img: number[], c: number, factors: number[], order: number[], style: "torchvision" | "idc"): number[] {
+function jitterReference(
+  img: number[],
+  c: number,
+  factors: number[],
+  order: number[],
+  style: "torchvision" | "idc",
+): number[] {
   const wts = style === "idc" ? [0.299, 0.587, 0.114] : [0.2989, 0.587, 0.114];
   const plane = img.length / c;
-  const grey = (v: number[]) => Array.from({ length: plane }, (_, p) => (c === 1 ? v[p] : wts[0] * v[p] + wts[1] * v[plane + p] + wts[2] * v[2 * plane + p]));
+  const grey = (v: number[]) =>
+    Array.from({ length: plane }, (_, p) =>
+      c === 1 ? v[p] : wts[0] * v[p] + wts[1] * v[plane + p] + wts[2] * v[2 * plane + p],
+    );
   let v = img.slice();
   for (const op of order) {
     const f = factors[op];
@@ -166,13 +182,16 @@ test("lighting adds per-image PCA offsets: sum_j eigvec[c][j] * alpha_j * eigval
   const alphaT = torch.empty([n, 3]);
   torch.normalInto(alphaT, 0, 0.1, gen(7));
   const alpha = alphaT.toNumbers();
-  const want = Array.from({ length: n }, (_, i) => eigvec.map((row) => row.reduce((s, e, j) => s + e * alpha[i * 3 + j] * eigval[j], 0)));
+  const want = Array.from({ length: n }, (_, i) =>
+    eigvec.map((row) => row.reduce((s, e, j) => s + e * alpha[i * 3 + j] * eigval[j], 0)),
+  );
   const x = batch([n, 3, 2, 3]);
   const y = lighting(x, gen(7));
   const diff = y.sub(x).toNumbers();
   for (let i = 0; i < n; i++)
     for (let c = 0; c < 3; c++)
-      for (let k = 0; k < 6; k++) assert.ok(Math.abs(diff[(i * 3 + c) * 6 + k] - want[i][c]) < 1e-6, `image ${i} channel ${c}`);
+      for (let k = 0; k < 6; k++)
+        assert.ok(Math.abs(diff[(i * 3 + c) * 6 + k] - want[i][c]) < 1e-6, `image ${i} channel ${c}`);
   // grey images: the mean of the three offsets
   const grey = lightingOffsets(n, 1, gen(7)).toNumbers();
   grey.forEach((v, i) => assert.ok(Math.abs(v - (want[i][0] + want[i][1] + want[i][2]) / 3) < 1e-6));
@@ -183,7 +202,10 @@ test("lighting adds per-image PCA offsets: sum_j eigvec[c][j] * alpha_j * eigval
 
 test("shufflePatches permutes the grid's columns and rows of strips, per image; odd sizes keep their shape", () => {
   const [h, w] = [4, 6];
-  const x = torch.arange(0, 30 * h * w).to("float32").reshape(30, 1, h, w);
+  const x = torch
+    .arange(0, 30 * h * w)
+    .to("float32")
+    .reshape(30, 1, h, w);
   const y = shufflePatches(x, gen(3), 2);
   const seen = new Set<string>();
   for (let i = 0; i < 30; i++) {
@@ -199,8 +221,14 @@ test("shufflePatches permutes the grid's columns and rows of strips, per image; 
         [1, 0],
       ]) {
         // expected: strip r of rows / c of columns taken from the permuted source strips
-        const r = torch.cat(rows.map((k) => src.narrow(0, k * 2, 2)), 0);
-        const rc = torch.cat(cols.map((k) => r.narrow(1, k * 3, 3)), 1);
+        const r = torch.cat(
+          rows.map((k) => src.narrow(0, k * 2, 2)),
+          0,
+        );
+        const rc = torch.cat(
+          cols.map((k) => r.narrow(1, k * 3, 3)),
+          1,
+        );
         if (same(rc, out)) match = `${rows}|${cols}`;
       }
     assert.ok(match, `image ${i} is not a strip permutation of its source`);
@@ -211,7 +239,10 @@ test("shufflePatches permutes the grid's columns and rows of strips, per image; 
   const odd = torch.arange(0, 35).to("float32").reshape(1, 1, 5, 7);
   const z = shufflePatches(odd, gen(1), 2);
   assert.deepEqual(z.shape, [1, 1, 5, 7]);
-  assert.deepEqual([...z.toNumbers()].sort((a, b) => a - b), odd.toNumbers());
+  assert.deepEqual(
+    [...z.toNumbers()].sort((a, b) => a - b),
+    odd.toNumbers(),
+  );
 });
 
 // ---- cutmix ----
@@ -227,7 +258,10 @@ test("cutmix: partner pixels exactly in the box, lambda = 1 - box area / (H W), 
     assert.equal(r.lam, 1 - ((b.bottom - b.top) * (b.right - b.left)) / (h * w));
     lams.add(r.lam);
     const partner = r.partner.toNumbers();
-    assert.deepEqual([...partner].sort(), Array.from({ length: n }, (_, i) => i));
+    assert.deepEqual(
+      [...partner].sort(),
+      Array.from({ length: n }, (_, i) => i),
+    );
     const imgs = r.images.toNumbers();
     const src = x.toNumbers();
     const at = (t: number[], i: number, c: number, y: number, xx: number) => t[((i * 2 + c) * h + y) * w + xx];

@@ -25,8 +25,15 @@ for (const name of ["rrc_default", "rrc_protocol", "rrc_fallback", "rrc_downscal
     const [n, , h, w] = x.shape;
     const gen = new torch.Generator(m.seed);
     const boxes = Array.from({ length: n }, () => randomResizedCropBox(h, w, gen, m.scale));
-    assert.deepEqual(boxes.flatMap((b) => [b.top, b.left, b.height, b.width]), get(`${name}.params`).toNumbers());
-    const out = randomResizedCrop(x, new torch.Generator(m.seed), { size: m.size, scale: m.scale, antialias: m.antialias });
+    assert.deepEqual(
+      boxes.flatMap((b) => [b.top, b.left, b.height, b.width]),
+      get(`${name}.params`).toNumbers(),
+    );
+    const out = randomResizedCrop(x, new torch.Generator(m.seed), {
+      size: m.size,
+      scale: m.scale,
+      antialias: m.antialias,
+    });
     // same ATen resampling kernels on the same crops: equal up to float32 rounding
     assertClose(out, get(`${name}.output`), 1e-6, name);
   });

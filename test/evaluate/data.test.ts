@@ -20,17 +20,38 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 const where = { data: "train", test: "test" };
 
 test("classes match by name or by cao2's folder name, label by label", () => {
-  const folders = ["0_T-shirt-top", "1_Trouser", "2_Pullover", "3_Dress", "4_Coat", "5_Sandal", "6_Shirt", "7_Sneaker", "8_Bag", "9_Ankle-boot"];
+  const folders = [
+    "0_T-shirt-top",
+    "1_Trouser",
+    "2_Pullover",
+    "3_Dress",
+    "4_Coat",
+    "5_Sandal",
+    "6_Shirt",
+    "7_Sneaker",
+    "8_Bag",
+    "9_Ankle-boot",
+  ];
   const pairs = matchClasses(folders, FASHION_MNIST_CLASSES, where);
   assert.deepEqual(pairs[0], { label: 0, data: "0_T-shirt-top", test: "T-shirt/top" });
   assert.equal(matchClasses(FASHION_MNIST_CLASSES, FASHION_MNIST_CLASSES, where).length, 10);
   // 11 classes: the label width is 2
   const eleven = Array.from({ length: 11 }, (_, i) => `c${i}`);
-  assert.equal(matchClasses(eleven.map((c, i) => `${String(i).padStart(2, "0")}_${c}`), eleven, where).length, 11);
+  assert.equal(
+    matchClasses(
+      eleven.map((c, i) => `${String(i).padStart(2, "0")}_${c}`),
+      eleven,
+      where,
+    ).length,
+    11,
+  );
 });
 
 test("different class counts or names (or order) are input errors", () => {
-  assert.throws(() => matchClasses(["a", "b"], ["a", "b", "c"], where), (e: Error) => e instanceof InputError && /train has 2 classes but test has 3/.test(e.message));
+  assert.throws(
+    () => matchClasses(["a", "b"], ["a", "b", "c"], where),
+    (e: Error) => e instanceof InputError && /train has 2 classes but test has 3/.test(e.message),
+  );
   assert.throws(() => matchClasses(["a", "x"], ["a", "b"], where), /class 1 is 'x' in train but 'b' in test/);
   assert.throws(() => matchClasses(["1_b", "0_a"], ["a", "b"], where), /class 0 is '1_b'/);
 });
@@ -49,7 +70,10 @@ test("sets are resized to the preset's size; a channel mismatch is an input erro
   const ds = fitToPreset(greySet(3, 28), fm);
   assert.deepEqual(ds.images.shape, [3, 1, 32, 32]);
   assert.equal(ds.images.dtype, "uint8");
-  assert.throws(() => fitToPreset(greySet(3, 28), PRESETS.imagenet), /1-channel images, but the imagenet preset takes 3/);
+  assert.throws(
+    () => fitToPreset(greySet(3, 28), PRESETS.imagenet),
+    /1-channel images, but the imagenet preset takes 3/,
+  );
 });
 
 test("random-real: an ImageFolder that reads back with the same labels and pixels, classes.txt, manifest", () => {
@@ -84,7 +108,10 @@ test("random-real refuses a non-empty output folder and leaves it untouched; an 
   mkdirSync(empty);
   writeRandomReal({ source: greySet(4, 5), sourceName: "m", ipc: 1, seed: 0, out: empty });
   assert.ok(existsSync(join(empty, "manifest.json")));
-  assert.throws(() => writeRandomReal({ source: greySet(4, 5), sourceName: "m", ipc: 3, seed: 0, out: join(dir, "x") }), /fewer than the 3 per class/);
+  assert.throws(
+    () => writeRandomReal({ source: greySet(4, 5), sourceName: "m", ipc: 3, seed: 0, out: join(dir, "x") }),
+    /fewer than the 3 per class/,
+  );
 });
 
 test("mean ± sample standard deviation", () => {
@@ -97,7 +124,13 @@ test("mean ± sample standard deviation", () => {
 test("a distilled set written before the state moved out (.cao2/ inside, with images) reads as its class folders only", async () => {
   const root = join(dir, "old-distill");
   const png = encodePng({ width: 4, height: 4, channels: 1, data: new Uint8Array(16).fill(9) });
-  for (const f of ["0_T-shirt-top/0.png", "0_T-shirt-top/1.png", "1_Trouser/0.png", ".cao2/pre-refine/0_T-shirt-top/0.png", ".cao2/pre-refine/1_Trouser/0.png"]) {
+  for (const f of [
+    "0_T-shirt-top/0.png",
+    "0_T-shirt-top/1.png",
+    "1_Trouser/0.png",
+    ".cao2/pre-refine/0_T-shirt-top/0.png",
+    ".cao2/pre-refine/1_Trouser/0.png",
+  ]) {
     mkdirSync(join(root, dirname(f)), { recursive: true });
     writeFileSync(join(root, f), png);
   }
@@ -111,7 +144,9 @@ test("a distilled set written before the state moved out (.cao2/ inside, with im
 });
 
 test("--subset: wnid folders (the authors' layout) and cao2's <label>_<wnid> folders take the subset's label order; a wrong mapping is an error", async () => {
-  const wnids = readFileSync(join(ROOT, "assets", "imagenet", "class_woof.txt"), "utf8").trim().split("\n");
+  const wnids = readFileSync(join(ROOT, "assets", "imagenet", "class_woof.txt"), "utf8")
+    .trim()
+    .split("\n");
   assert.notDeepEqual([...wnids].sort(), wnids, "the subset's order is not the sorted order");
   const png = (v: number) => encodePng({ width: 6, height: 5, channels: 3, data: new Uint8Array(90).fill(v) });
   const write = (root: string, names: string[]) =>
@@ -122,12 +157,18 @@ test("--subset: wnid folders (the authors' layout) and cao2's <label>_<wnid> fol
   const authors = join(dir, "woof-authors");
   const ours = join(dir, "woof-cao2");
   write(authors, [...wnids].sort());
-  write(ours, wnids.map((w, i) => `${i}_${w}`));
+  write(
+    ours,
+    wnids.map((w, i) => `${i}_${w}`),
+  );
   const imagenet = PRESETS.imagenet;
   // without the class list, sorted wnids do not line up with cao2's label order: refused
   const plainA = await loadEvalSet(authors, "test", imagenet);
   const plainO = await loadEvalSet(ours, "train", imagenet);
-  assert.throws(() => matchClasses(plainO.classes, plainA.classes, where), /class 0 is '0_n02096294' in train but 'n02086240' in test/);
+  assert.throws(
+    () => matchClasses(plainO.classes, plainA.classes, where),
+    /class 0 is '0_n02096294' in train but 'n02086240' in test/,
+  );
   const a = await loadEvalSet(authors, "test", imagenet, { classList: "imagewoof" });
   const o = await loadEvalSet(ours, "train", imagenet, { classList: "imagewoof" });
   assert.deepEqual(a.classes, wnids);
@@ -141,11 +182,24 @@ test("--subset: wnid folders (the authors' layout) and cao2's <label>_<wnid> fol
   // a missing class, an extra folder, a class under both names
   const bad = join(dir, "woof-bad");
   write(bad, [...wnids.slice(1), "n99999999"]);
-  await assert.rejects(loadEvalSet(bad, "test", imagenet, { classList: "imagewoof" }), (e: Error) => e instanceof InputError && /no folder for class 0 of imagewoof \(n02096294 or 0_n02096294\)/.test(e.message));
+  await assert.rejects(
+    loadEvalSet(bad, "test", imagenet, { classList: "imagewoof" }),
+    (e: Error) =>
+      e instanceof InputError && /no folder for class 0 of imagewoof \(n02096294 or 0_n02096294\)/.test(e.message),
+  );
   write(bad, [wnids[0]]);
-  await assert.rejects(loadEvalSet(bad, "test", imagenet, { classList: "imagewoof" }), /1 folder\(s\) are no class of imagewoof: n99999999/);
+  await assert.rejects(
+    loadEvalSet(bad, "test", imagenet, { classList: "imagewoof" }),
+    /1 folder\(s\) are no class of imagewoof: n99999999/,
+  );
   rmSync(join(bad, "n99999999"), { recursive: true });
   write(bad, ["0_n02096294"]);
-  await assert.rejects(loadEvalSet(bad, "test", imagenet, { classList: "imagewoof" }), /class 0 of imagewoof has two folders, n02096294 and 0_n02096294/);
-  await assert.rejects(loadEvalSet("fashion-mnist", "test", PRESETS["fashion-mnist"], { classList: "imagewoof" }), /applies to ImageFolders/);
+  await assert.rejects(
+    loadEvalSet(bad, "test", imagenet, { classList: "imagewoof" }),
+    /class 0 of imagewoof has two folders, n02096294 and 0_n02096294/,
+  );
+  await assert.rejects(
+    loadEvalSet("fashion-mnist", "test", PRESETS["fashion-mnist"], { classList: "imagewoof" }),
+    /applies to ImageFolders/,
+  );
 });

@@ -21,7 +21,8 @@ function logSoftmax(row: number[]): number[] {
   return row.map((v) => v - lse);
 }
 
-const near = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) <= 1e-6 * Math.max(1, Math.abs(b)), `${what}: ${a} vs ${b}`);
+const near = (a: number, b: number, what: string) =>
+  assert.ok(Math.abs(a - b) <= 1e-6 * Math.max(1, Math.abs(b)), `${what}: ${a} vs ${b}`);
 
 test("CutMix loss = lam * CE(own labels) + (1 - lam) * CE(partner's labels), batch means", () => {
   const y = [0, 2, 1];
@@ -29,10 +30,24 @@ test("CutMix loss = lam * CE(own labels) + (1 - lam) * CE(partner's labels), bat
   const lam = 0.3;
   const ce = (labels: number[]) => -LOGITS.reduce((a, row, i) => a + logSoftmax(row)[labels[i]], 0) / LOGITS.length;
   const expected = lam * ce(y) + (1 - lam) * ce(partner.map((p) => y[p]));
-  const got = cutmixCrossEntropy(torch.tensor(LOGITS), torch.tensor(y, { dtype: "int64" }), torch.tensor(partner, { dtype: "int64" }), lam).item();
+  const got = cutmixCrossEntropy(
+    torch.tensor(LOGITS),
+    torch.tensor(y, { dtype: "int64" }),
+    torch.tensor(partner, { dtype: "int64" }),
+    lam,
+  ).item();
   near(got, expected, "cutmix CE");
   // lam = 1 is plain cross-entropy whatever the partner
-  near(cutmixCrossEntropy(torch.tensor(LOGITS), torch.tensor(y, { dtype: "int64" }), torch.tensor(partner, { dtype: "int64" }), 1).item(), ce(y), "lam 1");
+  near(
+    cutmixCrossEntropy(
+      torch.tensor(LOGITS),
+      torch.tensor(y, { dtype: "int64" }),
+      torch.tensor(partner, { dtype: "int64" }),
+      1,
+    ).item(),
+    ce(y),
+    "lam 1",
+  );
 });
 
 test("soft-label loss = sum_i KL(softmax(t_i/T) || softmax(s_i/T)) / N, without a T^2 factor (RDED)", () => {

@@ -7,7 +7,13 @@ import { cutmix } from "../../src/evaluate/augment.js";
 import { normalize } from "../../src/io/image.js";
 import { cutmixCrossEntropy, softLabelKl } from "../../src/evaluate/losses.js";
 import { PRESETS } from "../../src/evaluate/presets.js";
-import { augmentBatch, hardTrainer, makeOptimizer, protocolSettings, softTrainer } from "../../src/evaluate/protocols.js";
+import {
+  augmentBatch,
+  hardTrainer,
+  makeOptimizer,
+  protocolSettings,
+  softTrainer,
+} from "../../src/evaluate/protocols.js";
 import { hardLr, softLr } from "../../src/evaluate/schedule.js";
 import { buildClassifier, type ClassifierSpec } from "../../src/models/classifiers.js";
 import { trainStudent } from "../../src/evaluate/train-student.js";
@@ -15,7 +21,15 @@ import { type Dataset, memoryImageSet } from "../../src/io/datasets/index.js";
 import * as torch from "../../src/torch/index.js";
 
 const preset = PRESETS["fashion-mnist"];
-const tiny = (norm: "batch" | "instance", numClasses = 4): ClassifierSpec => ({ kind: "convnet", depth: 1, width: 4, norm, numClasses, inChannels: 1, imageSize: 8 });
+const tiny = (norm: "batch" | "instance", numClasses = 4): ClassifierSpec => ({
+  kind: "convnet",
+  depth: 1,
+  width: 4,
+  norm,
+  numClasses,
+  inChannels: 1,
+  imageSize: 8,
+});
 
 /** n random 8x8 grey uint8 images with labels 0..3 in turn. */
 function tinySet(n: number, seed = 0): Dataset {
@@ -48,12 +62,43 @@ test("protocol defaults: hard SGD 0.01/0.9/5e-4 batch 64 instance norm; soft Ada
   assert.equal(s.temperature, 20);
   assert.equal(s.protocolEpochs, 300);
   // overrides
-  const o = protocolSettings({ protocol: "hard", arch: "convnet3", preset, ipc: 10, numClasses: 10, setSize: 100, epochs: 30, testEvery: 10, cutmix: false });
+  const o = protocolSettings({
+    protocol: "hard",
+    arch: "convnet3",
+    preset,
+    ipc: 10,
+    numClasses: 10,
+    setSize: 100,
+    epochs: 30,
+    testEvery: 10,
+    cutmix: false,
+  });
   assert.deepEqual(o.testEpochs, [10, 20, 30]);
-  const odd = protocolSettings({ protocol: "hard", arch: "convnet3", preset, ipc: 10, numClasses: 10, setSize: 100, epochs: 25, testEvery: 10 });
+  const odd = protocolSettings({
+    protocol: "hard",
+    arch: "convnet3",
+    preset,
+    ipc: 10,
+    numClasses: 10,
+    setSize: 100,
+    epochs: 25,
+    testEvery: 10,
+  });
   assert.deepEqual(odd.testEpochs, [10, 20, 25]);
   assert.equal(o.cutmix, null);
-  assert.throws(() => protocolSettings({ protocol: "hard", arch: "convnet3", preset, ipc: 10, numClasses: 10, setSize: 100, epochs: 0 }), /positive integer/);
+  assert.throws(
+    () =>
+      protocolSettings({
+        protocol: "hard",
+        arch: "convnet3",
+        preset,
+        ipc: 10,
+        numClasses: 10,
+        setSize: 100,
+        epochs: 0,
+      }),
+    /positive integer/,
+  );
 });
 
 test("ImageNet with 100+ classes: IDC's hard-label branch (lr 0.1, wd 1e-4, batch 128); flags override any protocol value and are recorded", () => {
@@ -66,7 +111,10 @@ test("ImageNet with 100+ classes: IDC's hard-label branch (lr 0.1, wd 1e-4, batc
   assert.equal(k1.protocolEpochs, 1300, "100+ classes: 2/3 of 2000, rounded down to a multiple of 100");
   assert.deepEqual(k1.overrides, {});
   // 10 classes, the Fashion-MNIST preset, or the soft protocol: the usual numbers
-  for (const s of [protocolSettings({ ...base, numClasses: 10 }), protocolSettings({ ...base, preset, numClasses: 100 })]) {
+  for (const s of [
+    protocolSettings({ ...base, numClasses: 10 }),
+    protocolSettings({ ...base, preset, numClasses: 100 }),
+  ]) {
     assert.deepEqual([s.optimizer.lr, s.optimizer.weightDecay, s.batchSize, s.branch], [0.01, 5e-4, 64, null]);
   }
   assert.equal(protocolSettings({ ...base, protocol: "soft", arch: "resnet18", numClasses: 1000 }).branch, null);
@@ -113,7 +161,12 @@ test("soft AdamW: weight decay on weights with 2+ dimensions, none on biases and
   assert.equal(rest.weightDecay, 0);
   const names = new Map([...student.namedParameters()].map(([k, v]) => [v, k]));
   assert.deepEqual(decay.params.map((p) => names.get(p)).sort(), ["classifier.weight", "features.0.weight"]);
-  assert.deepEqual(rest.params.map((p) => names.get(p)).sort(), ["classifier.bias", "features.0.bias", "features.1.bias", "features.1.weight"]);
+  assert.deepEqual(rest.params.map((p) => names.get(p)).sort(), [
+    "classifier.bias",
+    "features.0.bias",
+    "features.1.bias",
+    "features.1.weight",
+  ]);
 });
 
 /** Runs `f` with a generator in a given state. */
@@ -145,7 +198,11 @@ test("soft step: KL at T = 20 between student and teacher on the same mixed batc
   const teacher = buildClassifier(tiny("batch"), { generator: new torch.Generator(7) }).eval();
   const x = tinySet(6, 2).images.to("float32").div(255);
   const state = new torch.Generator(12).getState();
-  const got = withState(state, (g) => softTrainer(student, teacher, s, preset).loss(x, torch.zeros([6], { dtype: "int64" }), g).item());
+  const got = withState(state, (g) =>
+    softTrainer(student, teacher, s, preset)
+      .loss(x, torch.zeros([6], { dtype: "int64" }), g)
+      .item(),
+  );
   const expected = withState(state, (g) => {
     const m = cutmix(augmentBatch(x, g, s, preset), g, { p: 1, beta: 1 }).images;
     return softLabelKl(student.forward(m), teacher.forward(m), 20).item();
@@ -187,7 +244,15 @@ test("the loop tests after the named epochs; best is the first highest, final th
     dataGen: new torch.Generator(3),
     augGen: new torch.Generator(4),
   });
-  assert.deepEqual(r.curve.map((p) => [p.epoch, p.top1]), [[2, 40], [3, 55], [5, 55], [6, 50]]);
+  assert.deepEqual(
+    r.curve.map((p) => [p.epoch, p.top1]),
+    [
+      [2, 40],
+      [3, 55],
+      [5, 55],
+      [6, 50],
+    ],
+  );
   assert.equal(r.best, 55);
   assert.equal(r.bestEpoch, 3);
   assert.equal(r.final, 50);
@@ -197,8 +262,20 @@ test("the loop tests after the named epochs; best is the first highest, final th
 });
 
 test("crop-flip augmentation: the protocol's crop and flip only, the same draws as the protocol's first two steps", () => {
-  const s = protocolSettings({ protocol: "hard", arch: "convnet3", preset, ipc: 2, numClasses: 4, setSize: 8, augment: "crop-flip" });
-  assert.deepEqual(s.augmentations, ["RandomResizedCrop(scale 0.5-1)", "RandomHorizontalFlip", `Normalize(mean ${preset.mean}, std ${preset.std})`]);
+  const s = protocolSettings({
+    protocol: "hard",
+    arch: "convnet3",
+    preset,
+    ipc: 2,
+    numClasses: 4,
+    setSize: 8,
+    augment: "crop-flip",
+  });
+  assert.deepEqual(s.augmentations, [
+    "RandomResizedCrop(scale 0.5-1)",
+    "RandomHorizontalFlip",
+    `Normalize(mean ${preset.mean}, std ${preset.std})`,
+  ]);
   const x = torch.tidy(() => tinySet(4).images.float().div(255));
   const got = augmentBatch(x, new torch.Generator(3), s, preset);
   const full = protocolSettings({ protocol: "hard", arch: "convnet3", preset, ipc: 2, numClasses: 4, setSize: 8 });
@@ -206,7 +283,11 @@ test("crop-flip augmentation: the protocol's crop and flip only, the same draws 
   const g = new torch.Generator(3);
   const want = torch.tidy(() => {
     const { randomResizedCrop, randomHorizontalFlip } = augmentModule;
-    return normalize(randomHorizontalFlip(randomResizedCrop(x, g, { size: [8, 8], scale: [0.5, 1] }), g), preset.mean, preset.std);
+    return normalize(
+      randomHorizontalFlip(randomResizedCrop(x, g, { size: [8, 8], scale: [0.5, 1] }), g),
+      preset.mean,
+      preset.std,
+    );
   });
   assert.deepEqual(got.toNumbers(), want.toNumbers());
 });

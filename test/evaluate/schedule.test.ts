@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { hardEpochs, hardLr, hardTestEpochs, softBatchSize, softLr, softTestEpochs } from "../../src/evaluate/schedule.js";
+import {
+  hardEpochs,
+  hardLr,
+  hardTestEpochs,
+  softBatchSize,
+  softLr,
+  softTestEpochs,
+} from "../../src/evaluate/schedule.js";
 
 const near = (a: number, b: number) => assert.ok(Math.abs(a - b) <= 1e-12 * Math.max(1, Math.abs(b)), `${a} vs ${b}`);
 
@@ -33,7 +40,10 @@ test("hard-label test cadence: every E/100 epochs, always at the end", () => {
   assert.equal(t.length, 100);
   assert.equal(t[0], 20);
   assert.equal(t[99], 2000);
-  assert.deepEqual(hardTestEpochs(50), Array.from({ length: 50 }, (_, i) => i + 1));
+  assert.deepEqual(
+    hardTestEpochs(50),
+    Array.from({ length: 50 }, (_, i) => i + 1),
+  );
   // a thinned cadence (fewer evaluations for scaled-down presets)
   assert.deepEqual(hardTestEpochs(200, 10), [20, 40, 60, 80, 100, 120, 140, 160, 180, 200]);
   assert.deepEqual(hardTestEpochs(25, 10), [2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 25]);

@@ -51,7 +51,10 @@ test("every --arch name builds the student it names, at the preset's channels, a
   assert.equal((studentSpec("convnet6", o) as { depth: number }).depth, 6);
   assert.equal((studentSpec("resnetap10", o) as { stem: string }).stem, "large");
   assert.equal((studentSpec("resnetap10", { ...o, imageSize: 32 }) as { stem: string }).stem, "small");
-  assert.throws(() => studentSpec("mobilenet_v2", { ...o, norm: "instance" }), (e) => e instanceof InputError && /mobilenet_v2 is built with batch norm only/.test(e.message));
+  assert.throws(
+    () => studentSpec("mobilenet_v2", { ...o, norm: "instance" }),
+    (e) => e instanceof InputError && /mobilenet_v2 is built with batch norm only/.test(e.message),
+  );
 });
 
 const SPECS: ClassifierSpec[] = [
@@ -73,7 +76,10 @@ test("the architecture of a state dict is read off its keys and shapes", () => {
     assert.deepEqual(classifierSpecOf(new Map([...sd].map(([k, t]) => [k, t.shape])), 32, "x"), spec, archName(spec));
     torch.disposeAll(sd);
   }
-  assert.throws(() => classifierSpecOf(new Map([["w", [1]]]), 32, "odd.safetensors"), /odd.safetensors: not a classifier cao2 builds \(ResNet, ResNet-AP, ConvNet, MobileNetV2, EfficientNet-B0\): its keys match none/);
+  assert.throws(
+    () => classifierSpecOf(new Map([["w", [1]]]), 32, "odd.safetensors"),
+    /odd.safetensors: not a classifier cao2 builds \(ResNet, ResNet-AP, ConvNet, MobileNetV2, EfficientNet-B0\): its keys match none/,
+  );
 });
 
 function saveTeacher(name: string, spec: ClassifierSpec): string {
@@ -96,14 +102,26 @@ test("a teacher loads with its weights, in eval mode, frozen", () => {
 
 test("teacher errors: wrong class count, wrong channels, wrong architecture, unreadable files", () => {
   const five = saveTeacher("five.safetensors", { ...SPECS[3], numClasses: 5 });
-  assert.throws(() => loadTeacher(five, { preset: fm, classes: TEN }), (e: Error) => e instanceof InputError && /5 outputs but the data set has 10 classes/.test(e.message));
+  assert.throws(
+    () => loadTeacher(five, { preset: fm, classes: TEN }),
+    (e: Error) => e instanceof InputError && /5 outputs but the data set has 10 classes/.test(e.message),
+  );
   const rgb = saveTeacher("rgb.safetensors", { ...SPECS[4], numClasses: 10 });
-  assert.throws(() => loadTeacher(rgb, { preset: fm, classes: TEN }), /3-channel input but the fashion-mnist preset gives 1/);
+  assert.throws(
+    () => loadTeacher(rgb, { preset: fm, classes: TEN }),
+    /3-channel input but the fashion-mnist preset gives 1/,
+  );
   const conv = saveTeacher("conv.safetensors", SPECS[3]);
-  assert.throws(() => loadTeacher(conv, { preset: fm, classes: TEN, arch: "resnet18" }), /is a convnet3, not a resnet18/);
+  assert.throws(
+    () => loadTeacher(conv, { preset: fm, classes: TEN, arch: "resnet18" }),
+    /is a convnet3, not a resnet18/,
+  );
   const pt = join(dir, "t.pt");
   writeFileSync(pt, "not a checkpoint");
-  assert.throws(() => loadTeacher(pt, { preset: fm, classes: TEN }), (e: Error) => e instanceof InputError && e.message.includes(pt));
+  assert.throws(
+    () => loadTeacher(pt, { preset: fm, classes: TEN }),
+    (e: Error) => e instanceof InputError && e.message.includes(pt),
+  );
 });
 
 test("a cao2 classifier file: built from its description (max-pool stem), classes checked, input converted", () => {
@@ -122,9 +140,23 @@ test("a cao2 classifier file: built from its description (max-pool stem), classe
   const err = torch.sub(got, expected).abs().max().item() / expected.abs().max().item();
   assert.ok(err < 1e-5, `relative error ${err}`);
   const other = [...TEN.slice(0, 9), "zebra"];
-  assert.throws(() => loadTeacher(path, { preset: fm, classes: other }), /class 9 is 'zebra' in the training set but 'c9' in the teacher/);
+  assert.throws(
+    () => loadTeacher(path, { preset: fm, classes: other }),
+    /class 9 is 'zebra' in the training set but 'c9' in the teacher/,
+  );
   const ae = join(dir, "ae.safetensors");
-  const auto = createAutoencoderKL({ inChannels: 1, outChannels: 1, blockOutChannels: [8], layersPerBlock: 1, latentChannels: 4, normNumGroups: 4, scalingFactor: 1 });
+  const auto = createAutoencoderKL({
+    inChannels: 1,
+    outChannels: 1,
+    blockOutChannels: [8],
+    layersPerBlock: 1,
+    latentChannels: 4,
+    normNumGroups: 4,
+    scalingFactor: 1,
+  });
   saveModel(ae, auto, { kind: "autoencoder", config: auto.config, scalingFactor: 1 });
-  assert.throws(() => loadTeacher(ae, { preset: fm, classes: TEN }), /expected a classifier, but it holds a cao2 autoencoder model/);
+  assert.throws(
+    () => loadTeacher(ae, { preset: fm, classes: TEN }),
+    /expected a classifier, but it holds a cao2 autoencoder model/,
+  );
 });

@@ -10,7 +10,9 @@ export const CHROMIUM = process.env.CAO2_CHROMIUM ?? "/usr/bin/chromium";
 
 /** Why the browser tests cannot run here, or undefined when they can. */
 export function browserMissing(): string | undefined {
-  return existsSync(CHROMIUM) ? undefined : `${CHROMIUM} not found: install Debian's chromium (apt-get install chromium; .ci/run does) or set CAO2_CHROMIUM`;
+  return existsSync(CHROMIUM)
+    ? undefined
+    : `${CHROMIUM} not found: install Debian's chromium (apt-get install chromium; .ci/run does) or set CAO2_CHROMIUM`;
 }
 
 export interface Chromium {

@@ -13,7 +13,11 @@ export interface CliResult {
 }
 
 /** Runs a program to its end (asynchronously, so other tests' timers keep running). */
-export function runProcess(file: string, args: readonly string[], o: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+export function runProcess(
+  file: string,
+  args: readonly string[],
+  o: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<CliResult> {
   return new Promise((resolve) => {
     const child = spawn(file, args, { cwd: o.cwd, env: o.env ?? process.env });
     let stdout = "";
@@ -32,7 +36,10 @@ export const cao2 = (args: readonly string[], o: { cwd?: string; env?: Record<st
 export async function commandModules(): Promise<Map<string, { run(argv: string[]): Promise<number | void> }>> {
   const out = new Map<string, { run(argv: string[]): Promise<number | void> }>();
   for (const name of Object.keys(SUMMARIES).sort()) {
-    out.set(name, (await import(join(ROOT, "dist", "src", "cli", `${name}.js`))) as { run(argv: string[]): Promise<number | void> });
+    out.set(
+      name,
+      (await import(join(ROOT, "dist", "src", "cli", `${name}.js`))) as { run(argv: string[]): Promise<number | void> },
+    );
   }
   return out;
 }

@@ -23,7 +23,9 @@ export function ditConfigFromFixture(ref: Record<string, unknown>): DiTConfig {
   };
 }
 
-export const SMALL_DIT: DiTConfig = ditConfigFromFixture(JSON.parse(readFileSync(fixture("models", "dit_small.json"), "utf8")));
+export const SMALL_DIT: DiTConfig = ditConfigFromFixture(
+  JSON.parse(readFileSync(fixture("models", "dit_small.json"), "utf8")),
+);
 
 export const smallDiTWeights = () => loadSafetensors(fixture("models", "dit_small.safetensors"));
 

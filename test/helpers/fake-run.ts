@@ -22,7 +22,9 @@ export interface FakeRunOptions {
 
 function placeholder(size: number, seed: number): Uint8Array {
   const data = new Uint8Array(size * size);
-  for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) data[y * size + x] = (x * (seed % 7 + 1) + y * ((seed >> 3) % 5 + 1) + seed * 13) & 255;
+  for (let y = 0; y < size; y++)
+    for (let x = 0; x < size; x++)
+      data[y * size + x] = (x * ((seed % 7) + 1) + y * (((seed >> 3) % 5) + 1) + seed * 13) & 255;
   return encodePng({ width: size, height: size, channels: 1, data });
 }
 
@@ -32,9 +34,24 @@ export function makeFakeRun(out: string, o: FakeRunOptions): Manifest {
   const pf = o.poolFactor ?? 2;
   const state = o.layout === "sibling" ? `${out}.cao2` : join(out, ".cao2");
   const width = String(o.classes - 1).length;
-  const specs = Array.from({ length: o.classes }, (_, label) => ({ label, modelIndex: label, id: `c${label}`, name: `class ${label}` }));
+  const specs = Array.from({ length: o.classes }, (_, label) => ({
+    label,
+    modelIndex: label,
+    id: `c${label}`,
+    name: `class ${label}`,
+  }));
   const classes = specs.map((c) => ({ ...c, folder: `${String(c.label).padStart(width, "0")}_${c.id}` }));
-  const config = { preset: "fashion-mnist", classes: specs, numClasses: o.classes, ipc: o.ipc, poolFactor: pf, select: "confident", refineIters: 2, savePreRefine: !!o.preRefine, seed: 0 };
+  const config = {
+    preset: "fashion-mnist",
+    classes: specs,
+    numClasses: o.classes,
+    ipc: o.ipc,
+    poolFactor: pf,
+    select: "confident",
+    refineIters: 2,
+    savePreRefine: !!o.preRefine,
+    seed: 0,
+  };
   mkdirSync(join(state, "classes"), { recursive: true });
   writeFileSync(join(state, "run.json"), JSON.stringify(config));
   const records: ClassRecord[] = [];
@@ -50,9 +67,22 @@ export function makeFakeRun(out: string, o: FakeRunOptions): Manifest {
       if (o.preRefine) writeFileSync(join(state, "pre-refine", file), placeholder(size, seed + 1));
       const wrong = i >= o.ipc - filled;
       const confidence = wrong ? 0.2 : 0.99 - i / (10 * o.ipc);
-      return { file, poolIndex: i * pf, prediction: wrong ? (c.modelIndex + 1) % o.classes : c.modelIndex, confidence, el2n: 1 - confidence, lossBefore: 2 + i / 10, lossAfter: 1.5 + i / 10, refinedPrediction: c.modelIndex, refinedConfidence: confidence };
+      return {
+        file,
+        poolIndex: i * pf,
+        prediction: wrong ? (c.modelIndex + 1) % o.classes : c.modelIndex,
+        confidence,
+        el2n: 1 - confidence,
+        lossBefore: 2 + i / 10,
+        lossAfter: 1.5 + i / 10,
+        refinedPrediction: c.modelIndex,
+        refinedConfidence: confidence,
+      };
     });
-    const pool = Array.from({ length: o.ipc * pf }, (_, k) => ({ prediction: k % 5 === 4 ? (c.modelIndex + 1) % o.classes : c.modelIndex, confidence: ((k * 37 + c.label * 11) % 100) / 100 }));
+    const pool = Array.from({ length: o.ipc * pf }, (_, k) => ({
+      prediction: k % 5 === 4 ? (c.modelIndex + 1) % o.classes : c.modelIndex,
+      confidence: ((k * 37 + c.label * 11) % 100) / 100,
+    }));
     const record: ClassRecord = {
       ...c,
       strategy: "confident",
@@ -71,7 +101,13 @@ export function makeFakeRun(out: string, o: FakeRunOptions): Manifest {
     created: "2026-01-01T00:00:00.000Z",
     config: { ...config, out, ...(o.layout === "sibling" ? { state } : {}) },
     condition: { requested: "true", chosen: "true" },
-    models: { dit: hash, vae: hash, selector: hash, selectorPreprocess: { size, channels: 1, mean: [0.5], std: [0.5] }, scalingFactor: 1 } as Manifest["models"],
+    models: {
+      dit: hash,
+      vae: hash,
+      selector: hash,
+      selectorPreprocess: { size, channels: 1, mean: [0.5], std: [0.5] },
+      scalingFactor: 1,
+    } as Manifest["models"],
     seeds: { seed: 0, derivation: "made up" },
     classes,
     images: records.reduce((n, r) => n + r.items.length, 0),

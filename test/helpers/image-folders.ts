@@ -36,5 +36,10 @@ export function writePng(path: string, width: number, height: number, seed: numb
 /** PIL-written JPEGs of the other colour spaces: greyscale (233x317 ... see the fixtures) and CMYK (Adobe). */
 export function copyFixtureJpeg(kind: "gray" | "cmyk", path: string): void {
   mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, readFileSync(kind === "gray" ? fixture("data", "jpeg", "gray.jpg") : fixture("data", "transform", "cmyk_320x240.jpg")));
+  writeFileSync(
+    path,
+    readFileSync(
+      kind === "gray" ? fixture("data", "jpeg", "gray.jpg") : fixture("data", "transform", "cmyk_320x240.jpg"),
+    ),
+  );
 }

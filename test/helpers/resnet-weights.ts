@@ -27,11 +27,15 @@ export function fixtureWeight(key: string, shape: readonly number[]): { t: torch
   const n = shape.reduce((a, b) => a * b, 1);
   const leaf = key.slice(key.lastIndexOf(".") + 1);
   const [offset, scale] =
-    leaf === "running_var" ? [1, 0.5]
-    : leaf === "running_mean" ? [0, 0.2]
-    : leaf === "bias" ? [0, 0.1]
-    : shape.length === 1 ? [1, 0.3]
-    : [0, Math.sqrt((shape.length === 4 ? 6 : 3) / (n / shape[0]))];
+    leaf === "running_var"
+      ? [1, 0.5]
+      : leaf === "running_mean"
+        ? [0, 0.2]
+        : leaf === "bias"
+          ? [0, 0.1]
+          : shape.length === 1
+            ? [1, 0.3]
+            : [0, Math.sqrt((shape.length === 4 ? 6 : 3) / (n / shape[0]))];
   const seed = fnv1a(key);
   const out = new Float32Array(n);
   let sum = 0;
@@ -54,7 +58,11 @@ export function fillFixtureWeights<M extends Model>(model: M, sums?: Record<stri
       continue;
     }
     const { t, sum } = fixtureWeight(k, v.shape);
-    if (sums) assert.ok(Math.abs(sum - sums[k]) <= 1e-9 * (1 + Math.abs(sums[k])), `fixture weight ${k}: sum ${sum} vs ${sums[k]}`);
+    if (sums)
+      assert.ok(
+        Math.abs(sum - sums[k]) <= 1e-9 * (1 + Math.abs(sums[k])),
+        `fixture weight ${k}: sum ${sum} vs ${sums[k]}`,
+      );
     sd.set(k, t);
   }
   model.loadStateDict(sd);

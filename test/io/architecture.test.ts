@@ -36,7 +36,13 @@ test("requireArchitecture accepts the right family and rejects others saying wha
   assert.equal(requireArchitecture(cases.dit_XL2_official.shapes, "dit", "DiT-XL-2-256x256.pt").name, "DiT-XL/2");
   assert.throws(
     () => requireArchitecture(new Map(Object.entries(cases.sd_vae_diffusers.shapes)), "dit", "vae.safetensors"),
-    (e: unknown) => e instanceof ArchitectureError && e.message === "vae.safetensors: expected a DiT checkpoint, but it holds AutoencoderKL (Stable Diffusion VAE) weights",
+    (e: unknown) =>
+      e instanceof ArchitectureError &&
+      e.message ===
+        "vae.safetensors: expected a DiT checkpoint, but it holds AutoencoderKL (Stable Diffusion VAE) weights",
   );
-  assert.throws(() => requireArchitecture({ "conv.weight": [4, 3, 3, 3] }, "resnet", "x.pt"), /expected a ResNet checkpoint, but its keys match no known architecture \(keys: conv.weight\)/);
+  assert.throws(
+    () => requireArchitecture({ "conv.weight": [4, 3, 3, 3] }, "resnet", "x.pt"),
+    /expected a ResNet checkpoint, but its keys match no known architecture \(keys: conv.weight\)/,
+  );
 });

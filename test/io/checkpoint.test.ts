@@ -38,12 +38,18 @@ test("torch.save files load exactly: plain, views of shared storages, every dtyp
   const views = loadStateDict(io("views.pt"));
   assert.deepEqual([...views.keys()], ["base", "row2", "col3", "transposed", "strided", "expanded", "weight_t"]);
   torch.fillInto(views.get("base")!, 0);
-  assert.ok(views.get("row2")!.toNumbers().some((v) => v !== 0));
+  assert.ok(
+    views
+      .get("row2")!
+      .toNumbers()
+      .some((v) => v !== 0),
+  );
 });
 
 test("archive variants load the same values: protocol 4, ZIP64, deflated entries, big-endian storages", () => {
   const plain = expected("plain");
-  for (const name of ["protocol4", "zip64", "deflated", "bigendian"]) assertSameStateDict(loadStateDict(io(`${name}.pt`)), plain, name);
+  for (const name of ["protocol4", "zip64", "deflated", "bigendian"])
+    assertSameStateDict(loadStateDict(io(`${name}.pt`)), plain, name);
 });
 
 test("a training checkpoint unwraps its 'model' entry and reports every other entry by name", () => {
@@ -53,7 +59,13 @@ test("a training checkpoint unwraps its 'model' entry and reports every other en
     assert.equal(ck.unwrapped, "model");
     assert.deepEqual(
       ck.skipped.map((s) => `${s.key}: ${s.kind}`),
-      ["epoch: int 3", "optimizer: dict of 2 entries, 6 tensors inside", "args: argparse.Namespace", "best_acc: float 0.875", "steps: int 1200"],
+      [
+        "epoch: int 3",
+        "optimizer: dict of 2 entries, 6 tensors inside",
+        "args: argparse.Namespace",
+        "best_acc: float 0.875",
+        "steps: int 1200",
+      ],
     );
   } finally {
     ck.close();
@@ -69,24 +81,45 @@ test("a training checkpoint unwraps its 'model' entry and reports every other en
 test("two state dicts: auto takes 'ema' when there is one, refuses to guess otherwise; an explicit choice loads that one", () => {
   const ck = openCheckpoint(io("model_and_ema.pt"));
   assert.equal(ck.unwrapped, "ema");
-  assert.deepEqual(ck.skipped.map((s) => s.key), ["model", "args"]);
+  assert.deepEqual(
+    ck.skipped.map((s) => s.key),
+    ["model", "args"],
+  );
   ck.close();
   assertSameStateDict(loadStateDict(io("model_and_ema.pt")), expected("model_and_ema"), "auto: ema");
   assertSameStateDict(loadStateDict(io("model_and_ema.pt"), { unwrap: "ema" }), expected("model_and_ema"), "ema");
   assert.throws(
     () => loadStateDict(io("two_state_dicts.pt")),
-    (e: unknown) => e instanceof CheckpointError && /several state dicts \('model', 'state_dict'\); choose one with the unwrap option \(e\.g\. --unwrap model\)$/.test((e as Error).message),
+    (e: unknown) =>
+      e instanceof CheckpointError &&
+      /several state dicts \('model', 'state_dict'\); choose one with the unwrap option \(e\.g\. --unwrap model\)$/.test(
+        (e as Error).message,
+      ),
   );
-  assertSameStateDict(loadStateDict(io("two_state_dicts.pt"), { unwrap: "model" }), expected("two_state_dicts"), "model");
+  assertSameStateDict(
+    loadStateDict(io("two_state_dicts.pt"), { unwrap: "model" }),
+    expected("two_state_dicts"),
+    "model",
+  );
   assertSameStateDict(loadStateDict(io("model_and_ema.pt"), { unwrap: "model" }), expected("plain"), "model");
-  assert.throws(() => loadStateDict(io("model_and_ema.pt"), { unwrap: "teacher" }), /no entry 'teacher'.*'model', 'ema', 'args'/);
-  assert.throws(() => loadStateDict(io("model_and_ema.pt"), { unwrap: "args" }), /entry 'args' holds no tensors \(argparse.Namespace\)/);
+  assert.throws(
+    () => loadStateDict(io("model_and_ema.pt"), { unwrap: "teacher" }),
+    /no entry 'teacher'.*'model', 'ema', 'args'/,
+  );
+  assert.throws(
+    () => loadStateDict(io("model_and_ema.pt"), { unwrap: "args" }),
+    /entry 'args' holds no tensors \(argparse.Namespace\)/,
+  );
   // A flat safetensors file has no entries: the message names its top-level names instead.
   const flat = join(dir, "flat.safetensors");
   saveSafetensors(flat, expected("plain"));
   assert.throws(
     () => loadStateDict(flat, { unwrap: "model" }),
-    (e: unknown) => e instanceof CheckpointError && /no entry 'model' to take the state dict from \(no key starts with 'model\.'; top-level names: 'bn', 'conv', 'fc'\)$/.test((e as Error).message),
+    (e: unknown) =>
+      e instanceof CheckpointError &&
+      /no entry 'model' to take the state dict from \(no key starts with 'model\.'; top-level names: 'bn', 'conv', 'fc'\)$/.test(
+        (e as Error).message,
+      ),
   );
 });
 
@@ -125,12 +158,20 @@ test("the format is detected from content, not the file name", () => {
 });
 
 test("legacy (non-zip) torch files and TorchScript archives are refused with advice", () => {
-  assert.throws(() => loadStateDict(io("legacy.pt")), (e: unknown) => e instanceof CheckpointError && /legacy \(non-zip\) torch.save file.*torch.save\(torch.load/.test((e as Error).message));
+  assert.throws(
+    () => loadStateDict(io("legacy.pt")),
+    (e: unknown) =>
+      e instanceof CheckpointError &&
+      /legacy \(non-zip\) torch.save file.*torch.save\(torch.load/.test((e as Error).message),
+  );
   assert.throws(() => loadStateDict(io("torchscript.pt")), /TorchScript archive \(torch.jit.save\).*state_dict\(\)/);
 });
 
 test("a pickle nested deeper than any state dict is refused, not walked", () => {
-  assert.throws(() => openCheckpoint(io("deep.pt")), (e: unknown) => e instanceof CheckpointError && /nested more than 64 levels deep/.test((e as Error).message));
+  assert.throws(
+    () => openCheckpoint(io("deep.pt")),
+    (e: unknown) => e instanceof CheckpointError && /nested more than 64 levels deep/.test((e as Error).message),
+  );
 });
 
 test("malicious checkpoints are refused naming the global, and their payloads never run", () => {
@@ -141,11 +182,21 @@ test("malicious checkpoints are refused naming the global, and their payloads ne
   for (const [file, global, marker] of cases) {
     rmSync(marker, { force: true });
     for (const open of [() => loadStateDict(io(file)), () => openCheckpoint(io(file), { unwrap: "model" })]) {
-      assert.throws(open, (e: unknown) => e instanceof UnsafePickleError && e.global === global && e.message.includes(`refusing to load: the checkpoint calls ${global}`) && e.message.startsWith(io(file)));
+      assert.throws(
+        open,
+        (e: unknown) =>
+          e instanceof UnsafePickleError &&
+          e.global === global &&
+          e.message.includes(`refusing to load: the checkpoint calls ${global}`) &&
+          e.message.startsWith(io(file)),
+      );
     }
     assert.equal(existsSync(marker), false, `${file}: the payload ran`);
   }
-  assert.throws(() => loadStateDict(io("unknown_call.pt")), /refusing to load: the checkpoint calls functools\.partial/);
+  assert.throws(
+    () => loadStateDict(io("unknown_call.pt")),
+    /refusing to load: the checkpoint calls functools\.partial/,
+  );
 });
 
 /** Replaces every occurrence of `from` by `to` (same length) in a copy of a fixture. */
@@ -165,7 +216,12 @@ test("damaged archives: truncated, a storage entry missing, corrupted bytes (CRC
   const cut = join(dir, "cut.pt");
   for (const n of [whole.length - 30, Math.floor(whole.length / 2), 10]) {
     writeFileSync(cut, whole.subarray(0, n));
-    assert.throws(() => loadStateDict(cut), (e: unknown) => e instanceof InputError && /truncated|not a zip archive|end-of-central-directory/.test((e as Error).message), `cut at ${n}`);
+    assert.throws(
+      () => loadStateDict(cut),
+      (e: unknown) =>
+        e instanceof InputError && /truncated|not a zip archive|end-of-central-directory/.test((e as Error).message),
+      `cut at ${n}`,
+    );
   }
   // Renaming the entry of storage 0 (in both its local and central headers) is the same as removing it.
   const missing = patched("plain.pt", "missing.pt", (b) => replaceAll(b, "plain/data/0", "plain/data/Z"));
@@ -176,7 +232,10 @@ test("damaged archives: truncated, a storage entry missing, corrupted bytes (CRC
   const dataStart = pkl + "plain/data/0".length + whole.readUInt16LE(pkl - 2);
   const flipped = patched("plain.pt", "flipped.pt", (b) => (b[dataStart + 5] ^= 0x40));
   const ck = openCheckpoint(flipped, { verifyCrc: true });
-  assert.throws(() => ck.tensors.get("conv.weight")!.load(), /tensor 'conv.weight': storage '0' is corrupted \(CRC-32 mismatch\)/);
+  assert.throws(
+    () => ck.tensors.get("conv.weight")!.load(),
+    /tensor 'conv.weight': storage '0' is corrupted \(CRC-32 mismatch\)/,
+  );
   assert.deepEqual(ck.tensors.get("conv.bias")!.load().toNumbers(), expected("plain").get("conv.bias")!.toNumbers());
   ck.close();
   assert.throws(() => loadStateDict(flipped, { verifyCrc: true }), /CRC-32 mismatch/);
@@ -195,7 +254,9 @@ test("damaged archives: truncated, a storage entry missing, corrupted bytes (CRC
 
 test("loadInto fills existing tensors (converting dtype), checking keys and shapes first by name", () => {
   const exp = expected("plain");
-  const target = new Map([...exp].map(([k, t]) => [k, torch.zerosLike(t, { dtype: t.dtype === "float32" ? "float64" : t.dtype })]));
+  const target = new Map(
+    [...exp].map(([k, t]) => [k, torch.zerosLike(t, { dtype: t.dtype === "float32" ? "float64" : t.dtype })]),
+  );
   const report = loadInto(target, io("wrapped.pt"));
   assert.deepEqual(report.missing, []);
   assert.ok(report.skipped.some((s) => s.key === "epoch"));
@@ -210,10 +271,18 @@ test("loadInto fills existing tensors (converting dtype), checking keys and shap
   bad.set("extra.weight", torch.zeros([1]));
   const before = target.get("conv.bias")!.clone();
   torch.fillInto(bad.get("conv.bias")!, 0);
-  assert.throws(() => loadInto(bad, io("plain.pt"), { modelName: "TinyNet" }), (e: unknown) => {
-    const m = (e as Error).message;
-    return e instanceof StateDictError && m.includes("does not fit TinyNet") && m.includes("fc.weight: checkpoint [2,4] vs model [3,4]") && m.includes("missing keys: extra.weight");
-  });
+  assert.throws(
+    () => loadInto(bad, io("plain.pt"), { modelName: "TinyNet" }),
+    (e: unknown) => {
+      const m = (e as Error).message;
+      return (
+        e instanceof StateDictError &&
+        m.includes("does not fit TinyNet") &&
+        m.includes("fc.weight: checkpoint [2,4] vs model [3,4]") &&
+        m.includes("missing keys: extra.weight")
+      );
+    },
+  );
   // Nothing was copied: the checks come before any read.
   assert.deepEqual(bad.get("conv.bias")!.toNumbers(), [0, 0, 0, 0]);
   assert.ok(!torch.equal(before, bad.get("conv.bias")!));
@@ -225,7 +294,10 @@ test("loadInto fills existing tensors (converting dtype), checking keys and shap
 test("safetensors through the same API: explicit unwrap by key prefix, DataParallel prefix", () => {
   const sd = expected("plain");
   const p = join(dir, "wrapped.safetensors");
-  saveSafetensors(p, new Map([...sd].flatMap(([k, t]) => [[`module.${k}`, t] as const, [`ema.module.${k}`, t.mul(2)] as const])));
+  saveSafetensors(
+    p,
+    new Map([...sd].flatMap(([k, t]) => [[`module.${k}`, t] as const, [`ema.module.${k}`, t.mul(2)] as const])),
+  );
   // Auto: no unwrapping for a flat file, and not every key starts with module., so keys stay.
   const ck = openCheckpoint(p);
   assert.equal(ck.strippedPrefix, null);

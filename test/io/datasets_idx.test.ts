@@ -7,10 +7,17 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { InputError } from "../../src/errors.js";
-import { FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, loadFashionMnist, loadIdxPair } from "../../src/io/datasets/index.js";
+import {
+  FASHION_MNIST_CLASSES,
+  FASHION_MNIST_DIR,
+  loadFashionMnist,
+  loadIdxPair,
+} from "../../src/io/datasets/index.js";
 
 const haveFashion = existsSync(join(FASHION_MNIST_DIR, "train-images-idx3-ubyte.gz"));
-const skip = haveFashion ? false : `Fashion-MNIST not installed in ${FASHION_MNIST_DIR} (Debian package dataset-fashion-mnist)`;
+const skip = haveFashion
+  ? false
+  : `Fashion-MNIST not installed in ${FASHION_MNIST_DIR} (Debian package dataset-fashion-mnist)`;
 
 /** Our own minimal reading of the raw file: big-endian header words, then the payload. */
 function rawIdx(path: string): { words: number[]; payload: Buffer } {
@@ -49,7 +56,9 @@ for (const [split, prefix, count] of [
       const want = Array.from(img.payload.subarray(i * 784, (i + 1) * 784));
       assert.deepEqual(ds.images.select(0, i).reshape(784).toNumbers(), want, `image ${i}`);
     }
-    const files = [`${prefix}-images-idx3-ubyte.gz`, `${prefix}-labels-idx1-ubyte.gz`].map((f) => readFileSync(join(FASHION_MNIST_DIR, f)));
+    const files = [`${prefix}-images-idx3-ubyte.gz`, `${prefix}-labels-idx1-ubyte.gz`].map((f) =>
+      readFileSync(join(FASHION_MNIST_DIR, f)),
+    );
     assert.equal(ds.source.files![0].sha256, createHash("sha256").update(files[0]).digest("hex"));
     assert.equal(ds.source.sha256, createHash("sha256").update(files[0]).update(files[1]).digest("hex"));
   });
@@ -87,7 +96,8 @@ test("idx: plain and gzipped files give the same data set", () => {
 test("idx: bad files fail with InputErrors that name the file and the problem", () => {
   const images = idx(8, [2, 2, 3], new Array(12).fill(0));
   const labels = idx(8, [2], [0, 1]);
-  const fails = (f: () => unknown, re: RegExp) => assert.throws(f, (e: Error) => e instanceof InputError && re.test(e.message), String(re));
+  const fails = (f: () => unknown, re: RegExp) =>
+    assert.throws(f, (e: Error) => e instanceof InputError && re.test(e.message), String(re));
   fails(() => load(Buffer.from([1, 2, 3, 4, 5]), labels), /im: not an idx file \(bad magic number\)/);
   fails(() => load(idx(0x0d, [2, 2, 3], new Array(48).fill(0)), labels), /im: idx value type 0xd is not supported/);
   fails(() => load(images.subarray(0, images.length - 1), labels), /im: 27 bytes, but its header \[2, 2, 3\] needs 28/);

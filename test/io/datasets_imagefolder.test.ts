@@ -15,7 +15,12 @@ after(() => rmSync(base, { recursive: true, force: true }));
 
 let counter = 0;
 function image(w: number, h: number, channels: 1 | 3, fill: number): RawImage {
-  return { width: w, height: h, channels, data: Uint8Array.from({ length: w * h * channels }, (_, i) => (fill + i * 7) & 0xff) };
+  return {
+    width: w,
+    height: h,
+    channels,
+    data: Uint8Array.from({ length: w * h * channels }, (_, i) => (fill + i * 7) & 0xff),
+  };
 }
 /** Creates root/<class>/<file> for each entry (null = an empty folder) and returns the root. */
 function folder(files: Record<string, RawImage | Uint8Array | string | null>): string {
@@ -32,7 +37,8 @@ function folder(files: Record<string, RawImage | Uint8Array | string | null>): s
   return root;
 }
 
-const fails = (f: () => unknown, re: RegExp) => assert.throws(f, (e: Error) => e instanceof InputError && re.test(e.message), String(re));
+const fails = (f: () => unknown, re: RegExp) =>
+  assert.throws(f, (e: Error) => e instanceof InputError && re.test(e.message), String(re));
 
 test("classes are sorted folder names; nested images count; hidden entries and other files are skipped", () => {
   const root = folder({
@@ -61,7 +67,11 @@ test("classes are sorted folder names; nested images count; hidden entries and o
 });
 
 test("a class list (names, file, or root/classes.txt) fixes the label order and selects folders", () => {
-  const root = folder({ "cat/1.png": image(2, 2, 1, 1), "dog/1.png": image(2, 2, 1, 2), "emu/1.png": image(2, 2, 1, 3) });
+  const root = folder({
+    "cat/1.png": image(2, 2, 1, 1),
+    "dog/1.png": image(2, 2, 1, 2),
+    "emu/1.png": image(2, 2, 1, 3),
+  });
   const byNames = loadImageFolder(root, { classes: ["emu", "cat"] });
   assert.deepEqual(byNames.classes, ["emu", "cat"]);
   assert.deepEqual(Array.from(byNames.labels), [0, 1]);
@@ -104,8 +114,14 @@ test("JPEG and PNG mix, and resizing to a size equals resizeImages on each image
 });
 
 test("errors name the folder or file: empty class, unreadable image, no classes, unknown listed class, mixed sizes", () => {
-  fails(() => loadImageFolder(folder({ "a/1.png": image(2, 2, 1, 0), "b": null })), /r\d+\/b: class folder has no images/);
-  fails(() => loadImageFolder(folder({ "a/1.png": image(2, 2, 1, 0), "a/2.png": "garbage" })), /a\/2\.png: not a PNG or JPEG file/);
+  fails(
+    () => loadImageFolder(folder({ "a/1.png": image(2, 2, 1, 0), b: null })),
+    /r\d+\/b: class folder has no images/,
+  );
+  fails(
+    () => loadImageFolder(folder({ "a/1.png": image(2, 2, 1, 0), "a/2.png": "garbage" })),
+    /a\/2\.png: not a PNG or JPEG file/,
+  );
   const truncated = encodePng(image(8, 8, 3, 0)).subarray(0, 50);
   fails(() => loadImageFolder(folder({ "a/1.png": truncated })), /a\/1\.png: invalid PNG: truncated/);
   fails(() => loadImageFolder(folder({ "x.png": image(2, 2, 1, 0) })), /no class folders/);
@@ -114,5 +130,8 @@ test("errors name the folder or file: empty class, unreadable image, no classes,
   fails(() => loadImageFolder(two, { classes: ["a", "zebra", "b"] }), /no folder for 1 listed class\(es\): 'zebra'/);
   fails(() => loadImageFolder(two, { classes: ["a", "a"] }), /class 'a' is listed twice/);
   fails(() => loadImageFolder(two, { classes: ["a"], classFile: "x" }), /either as names or as a file/);
-  fails(() => loadImageFolder(folder({ "a/1.png": image(2, 2, 1, 0), "b/1.png": image(3, 2, 1, 0) })), /b\/1\.png: 3x2 differs from .*a\/1\.png \(2x2\); give an image size/);
+  fails(
+    () => loadImageFolder(folder({ "a/1.png": image(2, 2, 1, 0), "b/1.png": image(3, 2, 1, 0) })),
+    /b\/1\.png: 3x2 differs from .*a\/1\.png \(2x2\); give an image size/,
+  );
 });

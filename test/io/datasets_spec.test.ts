@@ -18,22 +18,26 @@ test("data-set names: fashion-mnist by role, -part and :part forms, folders pass
 
 const have = existsSync(FASHION_MNIST_DIR) || !!process.env.FASHION_MNIST_DIR;
 
-test("fashion-mnist-val: 200 per class, disjoint from fit, held out by the selector's 500-per-class split too", { skip: !have && "no Fashion-MNIST" }, () => {
-  const val = loadDataSpec("fashion-mnist-val", "test");
-  const fit = loadDataSpec("fashion-mnist-fit", "train");
-  const train = loadDataSpec("fashion-mnist", "train");
-  assert.equal(val.labels.length, 2000);
-  assert.equal(fit.labels.length, 58000);
-  for (let c = 0; c < 10; c++) assert.equal(val.labels.filter((l) => l === c).length, 200);
-  assert.match(val.source.path, /#val$/);
-  // The selector recipe's split (valPerClass 500, same seed) holds out a superset of these 2,000 images.
-  const sel = splitTrainVal(train, { valPerClass: 500, seed: deriveSeed(0, "split") });
-  const small = splitTrainVal(train, { valPerClass: 200, seed: deriveSeed(0, "split") });
-  const selVal = new Set(sel.valIndices);
-  assert.ok(small.valIndices.every((i) => selVal.has(i)));
-  // The loaded images are those images, and no fit image equals a val image's index.
-  const fitSet = new Set(small.trainIndices);
-  assert.ok(small.valIndices.every((i) => !fitSet.has(i)));
-  assert.ok(torch.tidy(() => torch.equal(val.images, small.val.images)));
-  for (const d of [val, fit, train, sel.train, sel.val, small.train, small.val]) d.images.dispose();
-});
+test(
+  "fashion-mnist-val: 200 per class, disjoint from fit, held out by the selector's 500-per-class split too",
+  { skip: !have && "no Fashion-MNIST" },
+  () => {
+    const val = loadDataSpec("fashion-mnist-val", "test");
+    const fit = loadDataSpec("fashion-mnist-fit", "train");
+    const train = loadDataSpec("fashion-mnist", "train");
+    assert.equal(val.labels.length, 2000);
+    assert.equal(fit.labels.length, 58000);
+    for (let c = 0; c < 10; c++) assert.equal(val.labels.filter((l) => l === c).length, 200);
+    assert.match(val.source.path, /#val$/);
+    // The selector recipe's split (valPerClass 500, same seed) holds out a superset of these 2,000 images.
+    const sel = splitTrainVal(train, { valPerClass: 500, seed: deriveSeed(0, "split") });
+    const small = splitTrainVal(train, { valPerClass: 200, seed: deriveSeed(0, "split") });
+    const selVal = new Set(sel.valIndices);
+    assert.ok(small.valIndices.every((i) => selVal.has(i)));
+    // The loaded images are those images, and no fit image equals a val image's index.
+    const fitSet = new Set(small.trainIndices);
+    assert.ok(small.valIndices.every((i) => !fitSet.has(i)));
+    assert.ok(torch.tidy(() => torch.equal(val.images, small.val.images)));
+    for (const d of [val, fit, train, sel.train, sel.val, small.train, small.val]) d.images.dispose();
+  },
+);

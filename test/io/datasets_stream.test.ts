@@ -45,7 +45,9 @@ test("streamed and in-memory sets give the same batches: each image decoded, con
   assert.deepEqual(a.shape, [5, 3, 32, 32]);
   assert.ok(torch.equal(a, b));
   // the CMYK file (image 3, third in the batch) against a direct decode + transform
-  const want = toChw(applyTransform(convertChannels(decodeImage(readFileSync(join(root, "b", "0.jpg")), "cmyk"), 3), T));
+  const want = toChw(
+    applyTransform(convertChannels(decodeImage(readFileSync(join(root, "b", "0.jpg")), "cmyk"), 3), T),
+  );
   assert.deepEqual(a.narrow(0, 2, 1).toBytes(), want);
   torch.disposeAll([a, b]);
   await Promise.all([streamed.close(), held.close()]);
@@ -56,10 +58,17 @@ test("a corrupt JPEG stops the opening with its name; --skip-corrupt leaves it o
   writeFileSync(join(root, "b", "bad.jpg"), Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 16, 1, 2, 3, 4]));
   await assert.rejects(
     openImageFolderSet(root, { channels: 3, transform: T, workers: 2 }),
-    (e: Error) => e instanceof InputError && e.message.includes(join(root, "b", "bad.jpg")) && /--skip-corrupt/.test(e.message),
+    (e: Error) =>
+      e instanceof InputError && e.message.includes(join(root, "b", "bad.jpg")) && /--skip-corrupt/.test(e.message),
   );
   for (const memoryBudget of [0, undefined]) {
-    const set = await openImageFolderSet(root, { channels: 3, transform: T, workers: 2, skipCorrupt: true, memoryBudget });
+    const set = await openImageFolderSet(root, {
+      channels: 3,
+      transform: T,
+      workers: 2,
+      skipCorrupt: true,
+      memoryBudget,
+    });
     assert.equal(set.labels.length, 5);
     assert.equal(set.source.fileCount, 5);
     assert.equal(set.source.skipped?.count, 1);
@@ -73,7 +82,12 @@ test("a corrupt JPEG stops the opening with its name; --skip-corrupt leaves it o
 
 test("a per-class subset is drawn from the file list before reading; one channel converts as PIL's convert('L')", async () => {
   const root = mixedFolder("subset");
-  const set = await openImageFolderSet(root, { channels: 1, transform: { resize: [16, 16] }, perClass: { count: 1, seed: 3 }, workers: 1 });
+  const set = await openImageFolderSet(root, {
+    channels: 1,
+    transform: { resize: [16, 16] },
+    perClass: { count: 1, seed: 3 },
+    workers: 1,
+  });
   assert.deepEqual([...set.labels], [0, 1]);
   assert.equal(set.source.fileCount, 2);
   assert.deepEqual(set.shape, [1, 16, 16]);
@@ -82,7 +96,10 @@ test("a per-class subset is drawn from the file list before reading; one channel
 
 test("the decode pool reports bad bytes as the file's input error and keeps working; closed, it refuses work", async () => {
   const pool = new DecodePool(1);
-  await assert.rejects(pool.decode(new Uint8Array([1, 2, 3]), "x.png", 3, null), (e: Error) => e instanceof InputError && /^x\.png: not a PNG or JPEG/.test(e.message));
+  await assert.rejects(
+    pool.decode(new Uint8Array([1, 2, 3]), "x.png", 3, null),
+    (e: Error) => e instanceof InputError && /^x\.png: not a PNG or JPEG/.test(e.message),
+  );
   const png = readFileSync(join(mixedFolder("pool"), "a", "1.png"));
   assert.equal((await pool.decode(png, "ok.png", 3, { resize: [4, 4] })).length, 48);
   await pool.close();

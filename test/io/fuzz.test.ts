@@ -21,7 +21,14 @@ interface Report {
   findings: { kind: string; file: string; detail: string }[];
 }
 const { fuzz } = (await import(pathToFileURL(join(ROOT, "tools", "fuzz", "fuzz.mjs")).href)) as {
-  fuzz(o: { target: string; iterations: number; seed: number; timeoutS: number; maxRssMb: number; out: string }): Promise<Report>;
+  fuzz(o: {
+    target: string;
+    iterations: number;
+    seed: number;
+    timeoutS: number;
+    maxRssMb: number;
+    out: string;
+  }): Promise<Report>;
 };
 
 const out = mkdtempSync(join(tmpdir(), "cao2-fuzz-test-"));

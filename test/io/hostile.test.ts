@@ -27,7 +27,13 @@ interface Hostile {
   torchArchive(pickle: Bytes, storages?: Record<string, number[]>): Bytes;
   tensorOps(key: string, numel: number, shape: number[], stride: number[]): Bytes;
   dictOps(entries: [string, Bytes][]): Bytes;
-  op: Record<string, Bytes> & { global(m: string, n: string): Bytes; str(s: string): Bytes; int(n: number | bigint): Bytes; put(i: number): Bytes; get(i: number): Bytes };
+  op: Record<string, Bytes> & {
+    global(m: string, n: string): Bytes;
+    str(s: string): Bytes;
+    int(n: number | bigint): Bytes;
+    put(i: number): Bytes;
+    get(i: number): Bytes;
+  };
   safetensorsHugeZeroShape(): Bytes;
   safetensorsDiTMeta(o: Record<string, unknown>): Bytes;
   safetensorsMetaNotJson(): Bytes;
@@ -67,12 +73,20 @@ function refuses(f: () => unknown, re: RegExp, file?: string): void {
 
 test("a view whose element count overflows ([2^40, 2^40], stride 0) is refused when the file is opened", () => {
   const p = write("overflow.pt", hostile.ptWithTensor([2 ** 40, 2 ** 40], [0, 0]));
-  refuses(() => openCheckpoint(p), /tensor of shape \[1099511627776, 1099511627776\]: its element count 1208925819614629174706176 exceeds 2\^53 - 1/, p);
+  refuses(
+    () => openCheckpoint(p),
+    /tensor of shape \[1099511627776, 1099511627776\]: its element count 1208925819614629174706176 exceeds 2\^53 - 1/,
+    p,
+  );
 });
 
 test("a stride-0 view of one value materialising 4 TiB is refused at open, naming --max-tensor-bytes; a smaller limit applies too", () => {
   const p = write("4tib.pt", hostile.ptWithTensor([2 ** 20, 2 ** 20], [0, 0]));
-  refuses(() => openCheckpoint(p), /tensor 'weight' \(float32 \[1048576,1048576\]\) would take 4 TiB in memory, over the 1 GiB limit \(--max-tensor-bytes\)/, p);
+  refuses(
+    () => openCheckpoint(p),
+    /tensor 'weight' \(float32 \[1048576,1048576\]\) would take 4 TiB in memory, over the 1 GiB limit \(--max-tensor-bytes\)/,
+    p,
+  );
   // An ordinary broadcast view within the limit loads, with torch's values; the limit option lowers the bar.
   const ok = write("broadcast.pt", hostile.ptWithTensor([3, 4], [0, 1], 4));
   const ck = openCheckpoint(ok);
@@ -84,14 +98,28 @@ test("a stride-0 view of one value materialising 4 TiB is refused at open, namin
   } finally {
     ck.close();
   }
-  refuses(() => openCheckpoint(ok, { maxTensorBytes: 40 }), /would take 48 bytes in memory, over the 40 bytes limit/, ok);
+  refuses(
+    () => openCheckpoint(ok, { maxTensorBytes: 40 }),
+    /would take 48 bytes in memory, over the 40 bytes limit/,
+    ok,
+  );
 });
 
 test("views that repeat stored values may exceed the file's bytes by at most the limit, all tensors together", () => {
   // 20 tensors, each a 1 MiB stride-0 view of the same 1-value storage: each within a 4 MiB limit, 20 MiB together.
-  const entries: [string, Buffer][] = Array.from({ length: 20 }, (_, i) => [`w${i}`, hostile.tensorOps("0", 1, [2 ** 18], [0])]);
-  const p = write("many-views.pt", hostile.torchArchive(Buffer.concat([op.proto, hostile.dictOps(entries), op.stop]), { 0: [1] }));
-  refuses(() => openCheckpoint(p, { maxTensorBytes: 4 * 2 ** 20 }), /its tensors would take 20 MiB in memory from .* of file .*more than the file plus the 4 MiB limit/, p);
+  const entries: [string, Buffer][] = Array.from({ length: 20 }, (_, i) => [
+    `w${i}`,
+    hostile.tensorOps("0", 1, [2 ** 18], [0]),
+  ]);
+  const p = write(
+    "many-views.pt",
+    hostile.torchArchive(Buffer.concat([op.proto, hostile.dictOps(entries), op.stop]), { 0: [1] }),
+  );
+  refuses(
+    () => openCheckpoint(p, { maxTensorBytes: 4 * 2 ** 20 }),
+    /its tensors would take 20 MiB in memory from .* of file .*more than the file plus the 4 MiB limit/,
+    p,
+  );
   openCheckpoint(p, { maxTensorBytes: 32 * 2 ** 20 }).close();
 });
 
@@ -101,7 +129,10 @@ test("a shared sub-dict is still listed under each of its paths (as PyTorch's st
     op.proto,
     hostile.dictOps([["w", hostile.tensorOps("0", 1, [1], [1])]]),
     op.put(0),
-    hostile.dictOps([["enc", op.get(0)], ["dec", op.get(0)]]),
+    hostile.dictOps([
+      ["enc", op.get(0)],
+      ["dec", op.get(0)],
+    ]),
     op.stop,
   ]);
   const ck = openCheckpoint(write("shared.pt", hostile.torchArchive(pkl, { 0: [1] })));
@@ -116,24 +147,61 @@ test("a pickle that copies one memoised list again and again is refused by the w
   for (let i = 0; i < 20_000; i++) parts.push(op.global("builtins", "set"), op.mark, op.get(0), op.tuple, op.reduce);
   parts.push(Buffer.from("l"), op.stop);
   const pkl = Buffer.concat(parts);
-  assert.throws(() => unpickle(pkl, { source: "copies.pkl" }), (e: unknown) => e instanceof PickleError && /copies\.pkl: unpickling takes more than \d+ steps for \d+ bytes of pickle/.test((e as Error).message));
+  assert.throws(
+    () => unpickle(pkl, { source: "copies.pkl" }),
+    (e: unknown) =>
+      e instanceof PickleError &&
+      /copies\.pkl: unpickling takes more than \d+ steps for \d+ bytes of pickle/.test((e as Error).message),
+  );
   // The same calls a few times stay well within the budget.
-  const few = Buffer.concat([op.proto, op.mark, op.int(1), op.int(2), Buffer.from("l"), op.put(0), op.global("builtins", "set"), op.mark, op.get(0), op.tuple, op.reduce, op.stop]);
+  const few = Buffer.concat([
+    op.proto,
+    op.mark,
+    op.int(1),
+    op.int(2),
+    Buffer.from("l"),
+    op.put(0),
+    op.global("builtins", "set"),
+    op.mark,
+    op.get(0),
+    op.tuple,
+    op.reduce,
+    op.stop,
+  ]);
   assert.deepEqual(unpickle(few), new Set([1, 2]));
 });
 
 test("a safetensors shape [0, 1e300] (zero bytes, an impossible element count) is refused", () => {
   const p = write("zero-huge.safetensors", hostile.safetensorsHugeZeroShape());
-  refuses(() => SafetensorsFile.open(p), /tensor 'x': shape \[0,1e\+300\] is not a list of at most 64 non-negative integers below 2\^53/, p);
+  refuses(
+    () => SafetensorsFile.open(p),
+    /tensor 'x': shape \[0,1e\+300\] is not a list of at most 64 non-negative integers below 2\^53/,
+    p,
+  );
 });
 
 test("cao2 metadata: not JSON, or a model the file's tensors cannot hold, is refused before any model is built", () => {
   const notJson = write("not-json.safetensors", hostile.safetensorsMetaNotJson());
-  refuses(() => readModelMeta(notJson), /the "cao2" metadata is not valid JSON .*expected a cao2 model description/, notJson);
+  refuses(
+    () => readModelMeta(notJson),
+    /the "cao2" metadata is not valid JSON .*expected a cao2 model description/,
+    notJson,
+  );
   const deep = write("deep.safetensors", hostile.safetensorsDiTMeta({ depth: 1_000_000 }));
-  refuses(() => readModelMeta(deep), /the "cao2" metadata asks for depth 1000000, but the file holds only 1 tensors/, deep);
-  const wide = write("wide.safetensors", hostile.safetensorsDiTMeta({ depth: 1, hiddenSize: 1_000_000_000, numHeads: 1 }));
-  refuses(() => readModelMeta(wide), /asks for .*hiddenSize 1000000000.*larger than any dimension of the file's tensors \(at most 1\)/, wide);
+  refuses(
+    () => readModelMeta(deep),
+    /the "cao2" metadata asks for depth 1000000, but the file holds only 1 tensors/,
+    deep,
+  );
+  const wide = write(
+    "wide.safetensors",
+    hostile.safetensorsDiTMeta({ depth: 1, hiddenSize: 1_000_000_000, numHeads: 1 }),
+  );
+  refuses(
+    () => readModelMeta(wide),
+    /asks for .*hiddenSize 1000000000.*larger than any dimension of the file's tensors \(at most 1\)/,
+    wide,
+  );
 });
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -141,7 +209,10 @@ test("cao2 metadata: not JSON, or a model the file's tensors cannot hold, is ref
 // ---------------------------------------------------------------------------------------------------------------
 
 test("a PNG declaring 46340 x 46340 is refused from its header (--max-image-pixels); the limit is an option", () => {
-  refuses(() => decodeImage(hostile.pngHugeDimensions(), "huge.png"), /huge\.png: image of 46340x46340 = 2,147,395,600 pixels is over the 89,478,485-pixel limit \(--max-image-pixels\)/);
+  refuses(
+    () => decodeImage(hostile.pngHugeDimensions(), "huge.png"),
+    /huge\.png: image of 46340x46340 = 2,147,395,600 pixels is over the 89,478,485-pixel limit \(--max-image-pixels\)/,
+  );
   const png = encodePng({ width: 16, height: 16, channels: 1, data: new Uint8Array(256) });
   refuses(() => decodePng(png, { maxPixels: 255 }), /16x16 = 256 pixels is over the 255-pixel limit/);
   assert.equal(decodePng(png, { maxPixels: 256 }).width, 16);
@@ -149,17 +220,26 @@ test("a PNG declaring 46340 x 46340 is refused from its header (--max-image-pixe
 
 test("a 1x1 PNG whose image data inflates far past 2 bytes stops at the size its header implies", () => {
   // 64 MiB here (the reported file inflated to 3 GiB; the bound does not depend on the size).
-  refuses(() => decodeImage(hostile.pngInflateBomb(64 * 2 ** 20), "bomb.png"), /bomb\.png: invalid PNG: the image data inflates to more than the 2 bytes a 1x1 image of this type holds/);
+  refuses(
+    () => decodeImage(hostile.pngInflateBomb(64 * 2 ** 20), "bomb.png"),
+    /bomb\.png: invalid PNG: the image data inflates to more than the 2 bytes a 1x1 image of this type holds/,
+  );
 });
 
 test("a JPEG declaring 65000 x 65000 is refused from its frame header", () => {
-  refuses(() => decodeImage(hostile.jpegHugeDimensions(), "huge.jpg"), /huge\.jpg: image of 65000x65000 = 4,225,000,000 pixels is over the 89,478,485-pixel limit/);
+  refuses(
+    () => decodeImage(hostile.jpegHugeDimensions(), "huge.jpg"),
+    /huge\.jpg: image of 65000x65000 = 4,225,000,000 pixels is over the 89,478,485-pixel limit/,
+  );
 });
 
 test("a JPEG declaring more pixels than its bytes can hold (one bit per 8x8 block) is refused before decoding", () => {
   // 253 x 59416 = 15 megapixels in 137 bytes: within the pixel limit, but jpeg-js would decode every declared block
   // (a fuzzed 898-byte file of this kind took 14 s).
-  refuses(() => decodeImage(hostile.jpegHugeDimensions(59416, 253), "wide.jpg"), /wide\.jpg: a JPEG of 137 bytes cannot hold a 59416x253 image \(at least one bit per 8x8 block\)/);
+  refuses(
+    () => decodeImage(hostile.jpegHugeDimensions(59416, 253), "wide.jpg"),
+    /wide\.jpg: a JPEG of 137 bytes cannot hold a 59416x253 image \(at least one bit per 8x8 block\)/,
+  );
 });
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -168,12 +248,18 @@ test("a JPEG declaring more pixels than its bytes can hold (one bit per 8x8 bloc
 
 test("an idx .gz whose data inflates far past its header's size stops after the header's worth", () => {
   // 256 MiB here (the reported file inflated to 5 GiB).
-  refuses(() => readIdx(hostile.idxGzipBomb(256 * 2 ** 20), "bomb.gz"), /bomb\.gz: the gzip data inflates to more than the 800 bytes its idx header \[1, 28, 28\] implies/);
+  refuses(
+    () => readIdx(hostile.idxGzipBomb(256 * 2 ** 20), "bomb.gz"),
+    /bomb\.gz: the gzip data inflates to more than the 800 bytes its idx header \[1, 28, 28\] implies/,
+  );
 });
 
 test("an idx header counting more values than --max-tensor-bytes allows is refused before inflating", () => {
   const big = hostile.idxHeader([70_000, 1000, 1000]); // 70 GB of values, and no data at all
-  refuses(() => readIdx(big, "big-header"), /big-header: its header \[70000, 1000, 1000\] counts 65.2 GiB of values, over the 1 GiB limit \(--max-tensor-bytes\)/);
+  refuses(
+    () => readIdx(big, "big-header"),
+    /big-header: its header \[70000, 1000, 1000\] counts 65.2 GiB of values, over the 1 GiB limit \(--max-tensor-bytes\)/,
+  );
 });
 
 test("idx images of height 0 are refused", () => {
@@ -181,7 +267,10 @@ test("idx images of height 0 are refused", () => {
   mkdirSync(root);
   writeFileSync(join(root, "im"), hostile.idxHeightZero(10));
   writeFileSync(join(root, "lb"), Buffer.concat([hostile.idxHeader([10]), Buffer.alloc(10)]));
-  refuses(() => loadIdxPair(root, "im", "lb", ["a"]), /im: expected at least one image of at least 1x1 pixels, got \[10,0,28\]/);
+  refuses(
+    () => loadIdxPair(root, "im", "lb", ["a"]),
+    /im: expected at least one image of at least 1x1 pixels, got \[10,0,28\]/,
+  );
 });
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -216,7 +305,11 @@ test("ImageFolder: the images together stay within --max-tensor-bytes", () => {
   const prev = setReadLimits({ maxTensorBytes: 200 });
   try {
     assert.equal(readLimits().maxTensorBytes, 200);
-    refuses(() => loadImageFolder(root), /the images up to .*3\.png would take 256 bytes in memory, over the 200 bytes limit \(--max-tensor-bytes\)/, root);
+    refuses(
+      () => loadImageFolder(root),
+      /the images up to .*3\.png would take 256 bytes in memory, over the 200 bytes limit \(--max-tensor-bytes\)/,
+      root,
+    );
   } finally {
     setReadLimits(prev);
   }

@@ -3,7 +3,14 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { InputError } from "../../src/errors.js";
-import { convertChannels, decodeImage, imageToTensor, resizeImages, tensorToImage, tensorToPng } from "../../src/io/image.js";
+import {
+  convertChannels,
+  decodeImage,
+  imageToTensor,
+  resizeImages,
+  tensorToImage,
+  tensorToPng,
+} from "../../src/io/image.js";
 import { decodePng } from "../../src/io/png.js";
 import { loadSafetensors } from "../../src/io/safetensors.js";
 import * as torch from "../../src/torch/index.js";
@@ -45,14 +52,23 @@ test("JPEG decoding (jpeg-js) is close to PIL/libjpeg on PIL-written files", () 
       sum += d;
     }
     const mean = sum / w.length;
-    assert.ok(maxDiff <= maxLimit && mean <= meanLimit, `${name}: max |diff| ${maxDiff}, mean ${mean.toFixed(3)} (limits ${maxLimit}, ${meanLimit})`);
+    assert.ok(
+      maxDiff <= maxLimit && mean <= meanLimit,
+      `${name}: max |diff| ${maxDiff}, mean ${mean.toFixed(3)} (limits ${maxLimit}, ${meanLimit})`,
+    );
   }
 });
 
 test("decodeImage names the file on errors: unknown format, truncated JPEG, corrupt PNG", () => {
-  assert.throws(() => decodeImage(new Uint8Array([0x47, 0x49, 0x46, 0x38]), "a/b.gif"), (e: Error) => e instanceof InputError && /^a\/b\.gif: not a PNG or JPEG/.test(e.message));
+  assert.throws(
+    () => decodeImage(new Uint8Array([0x47, 0x49, 0x46, 0x38]), "a/b.gif"),
+    (e: Error) => e instanceof InputError && /^a\/b\.gif: not a PNG or JPEG/.test(e.message),
+  );
   const jpg = readFileSync(fixture("data", "jpeg", "rgb444.jpg"));
-  assert.throws(() => decodeImage(jpg.subarray(0, jpg.length >> 1), "x.jpg"), (e: Error) => e instanceof InputError && /^x\.jpg: /.test(e.message));
+  assert.throws(
+    () => decodeImage(jpg.subarray(0, jpg.length >> 1), "x.jpg"),
+    (e: Error) => e instanceof InputError && /^x\.jpg: /.test(e.message),
+  );
   const png = readFileSync(fixture("data", "png", "rgb8.png"));
   assert.throws(() => decodeImage(png.subarray(0, 60), "y.png"), /^InputError: y\.png: invalid PNG: truncated/);
 });
@@ -62,11 +78,17 @@ test("imageToTensor is ToTensor: CHW float32 = value / 255, with channel convers
   const t = imageToTensor(img);
   assert.deepEqual(t.shape, [3, 1, 2]);
   assert.equal(t.dtype, "float32");
-  assert.deepEqual(Array.from(t.toFloat32Array()), [0, 10, 51, 20, 255, 30].map((v) => Math.fround(v / 255)));
+  assert.deepEqual(
+    Array.from(t.toFloat32Array()),
+    [0, 10, 51, 20, 255, 30].map((v) => Math.fround(v / 255)),
+  );
   const g = imageToTensor(img, 1);
   assert.deepEqual(g.shape, [1, 1, 2]);
   const l = convertChannels(img, 1).data;
-  assert.deepEqual(Array.from(g.toFloat32Array()), [l[0], l[1]].map((v) => Math.fround(v / 255)));
+  assert.deepEqual(
+    Array.from(g.toFloat32Array()),
+    [l[0], l[1]].map((v) => Math.fround(v / 255)),
+  );
 });
 
 test("tensorToPng quantises as torchvision's save_image (files written by save_image)", () => {
@@ -78,12 +100,18 @@ test("tensorToPng quantises as torchvision's save_image (files written by save_i
     // save_image writes 1-channel tensors as RGB with equal channels: compare against its first channel
     const c = t.size(0);
     assert.equal(ours.channels, c);
-    const want = Array.from({ length: ours.width * ours.height * c }, (_, i) => theirs.data[Math.floor(i / c) * theirs.channels + (i % c)]);
+    const want = Array.from(
+      { length: ours.width * ours.height * c },
+      (_, i) => theirs.data[Math.floor(i / c) * theirs.channels + (i % c)],
+    );
     assert.deepEqual(Array.from(ours.data), want, name);
   }
   // and the tensor -> image -> tensor round trip is exact on multiples of 1/255
   const x = torch.arange(0, 256).to("float32").div(255).reshape(1, 16, 16);
-  assert.deepEqual(Array.from(tensorToImage(x).data), Array.from({ length: 256 }, (_, i) => i));
+  assert.deepEqual(
+    Array.from(tensorToImage(x).data),
+    Array.from({ length: 256 }, (_, i) => i),
+  );
 });
 
 test("resizeImages: size, uint8 rounding, identity at the same size, antialias differs only when shrinking", () => {

@@ -27,7 +27,11 @@ test("encode -> decode is the identity for grey, grey+alpha, RGB and RGBA", () =
     ]) {
       const img = randomImage(w, h, channels, w * 31 + channels);
       const back = decodePng(encodePng(img));
-      assert.deepEqual({ ...back, data: Array.from(back.data) }, { ...img, data: Array.from(img.data) }, `${w}x${h}x${channels}`);
+      assert.deepEqual(
+        { ...back, data: Array.from(back.data) },
+        { ...img, data: Array.from(img.data) },
+        `${w}x${h}x${channels}`,
+      );
     }
   }
 });
@@ -59,7 +63,10 @@ test("corrupted PNGs fail with clear InputErrors", () => {
   const good = encodePng(randomImage(8, 8, 3, 1));
   const flipped = good.slice();
   flipped[45] ^= 0x10; // inside the IDAT data (IDAT starts at byte 33, its data at 41)
-  assert.throws(() => decodePng(flipped), (e: Error) => e instanceof InputError && /CRC mismatch in chunk 'IDAT'/.test(e.message));
+  assert.throws(
+    () => decodePng(flipped),
+    (e: Error) => e instanceof InputError && /CRC mismatch in chunk 'IDAT'/.test(e.message),
+  );
   assert.throws(() => decodePng(good.subarray(0, good.length - 20)), /truncated/);
   assert.throws(() => decodePng(good.subarray(0, 30)), /truncated/);
   assert.throws(() => decodePng(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9])), /not a PNG file/);

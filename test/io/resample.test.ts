@@ -8,7 +8,10 @@ import { convertChannels, decodeImage } from "../../src/io/image.js";
 import { centerCrop, resizeBilinear, resizeShorterSide } from "../../src/io/resample.js";
 import { fixture } from "../helpers/fixtures.js";
 
-const cases = JSON.parse(readFileSync(fixture("data", "transform", "cases.json"), "utf8")) as Record<string, { file: string; mode: string; size: [number, number] }>;
+const cases = JSON.parse(readFileSync(fixture("data", "transform", "cases.json"), "utf8")) as Record<
+  string,
+  { file: string; mode: string; size: [number, number] }
+>;
 const read = (file: string) => decodeImage(readFileSync(fixture("data", "transform", file)), file);
 
 function maxAbsDiff(a: Uint8Array, b: Uint8Array): { max: number; mean: number } {

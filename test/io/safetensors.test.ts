@@ -1,5 +1,14 @@
 import assert from "node:assert/strict";
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -63,7 +72,10 @@ test("tensors are read on demand, one at a time, straight into existing tensors 
     const dst = torch.zeros([5_500_000], { dtype: "float64" });
     f.getInto("big", dst);
     assert.ok(torch.equal(dst, big.to("float64")));
-    assert.throws(() => f.getInto("big", torch.zeros([1100, 5000])), /tensor 'big' has shape \[5500000\], the destination \[1100,5000\]/);
+    assert.throws(
+      () => f.getInto("big", torch.zeros([1100, 5000])),
+      /tensor 'big' has shape \[5500000\], the destination \[1100,5000\]/,
+    );
   } finally {
     f.close();
   }
@@ -117,24 +129,54 @@ function craft(name: string, header: unknown, data: Uint8Array, lengthOverride?:
 test("the header is validated strictly, and every error names the tensor and the problem", () => {
   const data = new Uint8Array(16);
   const cases: [string, unknown, RegExp, number?][] = [
-    ["past-end", { a: { dtype: "F32", shape: [2], data_offsets: [0, 8] } }, /header length 1000 runs past the end of the file/, 1000],
-    ["oob", { a: { dtype: "F32", shape: [8], data_offsets: [0, 32] } }, /tensor 'a': data_offsets \[0,32\] out of bounds \(data section is 16 bytes\)/],
+    [
+      "past-end",
+      { a: { dtype: "F32", shape: [2], data_offsets: [0, 8] } },
+      /header length 1000 runs past the end of the file/,
+      1000,
+    ],
+    [
+      "oob",
+      { a: { dtype: "F32", shape: [8], data_offsets: [0, 32] } },
+      /tensor 'a': data_offsets \[0,32\] out of bounds \(data section is 16 bytes\)/,
+    ],
     [
       "overlap",
       { a: { dtype: "F32", shape: [2], data_offsets: [0, 8] }, b: { dtype: "F32", shape: [2], data_offsets: [4, 12] } },
       /tensors 'a' and 'b' have overlapping byte ranges/,
     ],
     ["dtype", { a: { dtype: "F8", shape: [2], data_offsets: [0, 2] } }, /tensor 'a': unknown dtype "F8"/],
-    ["proto-dtype", { a: { dtype: "constructor", shape: [2], data_offsets: [0, 2] } }, /tensor 'a': unknown dtype "constructor"/],
-    ["count", { a: { dtype: "F16", shape: [3, 2], data_offsets: [0, 8] } }, /tensor 'a': 8 bytes stored but F16 \[3,2\] needs 12/],
-    ["shape", { a: { dtype: "F32", shape: [-1], data_offsets: [0, 4] } }, /tensor 'a': shape \[-1\] is not a list of at most 64 non-negative integers below 2\^53/],
-    ["offsets", { a: { dtype: "F32", shape: [1], data_offsets: [8, 4] } }, /tensor 'a': data_offsets \[8,4\] must be \[begin, end\]/],
+    [
+      "proto-dtype",
+      { a: { dtype: "constructor", shape: [2], data_offsets: [0, 2] } },
+      /tensor 'a': unknown dtype "constructor"/,
+    ],
+    [
+      "count",
+      { a: { dtype: "F16", shape: [3, 2], data_offsets: [0, 8] } },
+      /tensor 'a': 8 bytes stored but F16 \[3,2\] needs 12/,
+    ],
+    [
+      "shape",
+      { a: { dtype: "F32", shape: [-1], data_offsets: [0, 4] } },
+      /tensor 'a': shape \[-1\] is not a list of at most 64 non-negative integers below 2\^53/,
+    ],
+    [
+      "offsets",
+      { a: { dtype: "F32", shape: [1], data_offsets: [8, 4] } },
+      /tensor 'a': data_offsets \[8,4\] must be \[begin, end\]/,
+    ],
     ["meta", { __metadata__: { n: 3 } }, /__metadata__ must map names to strings/],
     ["array", [1, 2], /the header does not start with '\{'/],
   ];
   for (const [name, header, re, len] of cases) {
     const p = craft(`${name}.safetensors`, header, data, len);
-    assert.throws(() => SafetensorsFile.open(p), (e: unknown) => e instanceof SafetensorsError && re.test((e as Error).message) && (e as Error).message.startsWith(p), name);
+    assert.throws(
+      () => SafetensorsFile.open(p),
+      (e: unknown) =>
+        e instanceof SafetensorsError && re.test((e as Error).message) && (e as Error).message.startsWith(p),
+      name,
+    );
   }
   // Not JSON, and not a safetensors file at all.
   const bad = join(dir, "notjson.safetensors");

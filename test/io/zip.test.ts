@@ -26,16 +26,26 @@ const { zipStored } = (await import(pathToFileURL(join(ROOT, "tools", "hostile",
 
 function writeZip(file: string, entries: Entry[], comment = ""): string {
   const p = join(dir, file);
-  writeFileSync(p, zipStored(entries.map((e) => [e.name, e.data, e]), comment));
+  writeFileSync(
+    p,
+    zipStored(
+      entries.map((e) => [e.name, e.data, e]),
+      comment,
+    ),
+  );
   return p;
 }
 
 test("entries are listed, read whole (CRC checked) and located for mapping; a trailing comment is skipped", () => {
-  const p = writeZip("ok.zip", [
-    { name: "a/data.pkl", data: Buffer.from("hello") },
-    { name: "a/data/0", data: Buffer.from([1, 2, 3, 4]) },
-    { name: "a/nocrc", data: Buffer.from("x"), crc: 0 },
-  ], "a comment with PK\x05\x06 inside");
+  const p = writeZip(
+    "ok.zip",
+    [
+      { name: "a/data.pkl", data: Buffer.from("hello") },
+      { name: "a/data/0", data: Buffer.from([1, 2, 3, 4]) },
+      { name: "a/nocrc", data: Buffer.from("x"), crc: 0 },
+    ],
+    "a comment with PK\x05\x06 inside",
+  );
   const z = ZipReader.open(p);
   try {
     assert.deepEqual([...z.entries.keys()], ["a/data.pkl", "a/data/0", "a/nocrc"]);
@@ -52,13 +62,22 @@ test("entries are listed, read whole (CRC checked) and located for mapping; a tr
 
 test("archives cao2 cannot read safely are refused with the entry and the reason", () => {
   const cases: [Entry[], RegExp][] = [
-    [[{ name: "x", data: Buffer.from("a") }, { name: "x", data: Buffer.from("b") }], /archive entry 'x' appears twice/],
+    [
+      [
+        { name: "x", data: Buffer.from("a") },
+        { name: "x", data: Buffer.from("b") },
+      ],
+      /archive entry 'x' appears twice/,
+    ],
     [[{ name: "x", data: Buffer.from("a"), method: 12 }], /uses compression method 12/],
     [[{ name: "x", data: Buffer.from("a"), flags: 1 }], /archive entry 'x' is encrypted/],
   ];
   cases.forEach(([entries, re], i) => {
     const p = writeZip(`bad${i}.zip`, entries);
-    assert.throws(() => ZipReader.open(p), (e: unknown) => e instanceof ZipError && re.test((e as Error).message) && (e as Error).message.startsWith(p));
+    assert.throws(
+      () => ZipReader.open(p),
+      (e: unknown) => e instanceof ZipError && re.test((e as Error).message) && (e as Error).message.startsWith(p),
+    );
   });
   const crc = ZipReader.open(writeZip("crc.zip", [{ name: "x", data: Buffer.from("abc"), crc: 1234 }]));
   assert.throws(() => crc.read("x"), /archive entry 'x' is corrupted \(CRC-32 mismatch\)/);

@@ -65,7 +65,9 @@ test("encode (mean, logvar, seeded sample, KL) and decode match PyTorch", (t) =>
       };
     }),
   );
-  t.diagnostic(`rel err ${JSON.stringify(Object.fromEntries(Object.entries(errs).map(([k, v]) => [k, v.toExponential(2)])))}`);
+  t.diagnostic(
+    `rel err ${JSON.stringify(Object.fromEntries(Object.entries(errs).map(([k, v]) => [k, v.toExponential(2)])))}`,
+  );
 });
 
 test("gradients through encoder and decoder (attention, in-place residuals) match PyTorch", (t) => {
@@ -73,20 +75,32 @@ test("gradients through encoder and decoder (attention, in-place residuals) matc
   torch.tidy(() => {
     const x = get("x").clone().requiresGrad_();
     const post = model.encode(x);
-    const encLoss = torch.add(torch.sum(torch.mul(post.mean, get("w_mean"))), torch.sum(torch.mul(post.logvar, get("w_logvar"))));
+    const encLoss = torch.add(
+      torch.sum(torch.mul(post.mean, get("w_mean"))),
+      torch.sum(torch.mul(post.logvar, get("w_logvar"))),
+    );
     const [gx] = torch.grad(encLoss, x);
     const z = get("z").clone().requiresGrad_();
     const toQ = model.namedParameters().get("decoder.mid_block.attentions.0.to_q.weight")!;
     const decLoss = torch.sum(torch.mul(model.decode(z), get("w_dec")));
     const [gz, gq] = torch.grad(decLoss, [z, toQ]);
-    const e = [close(gx!, get("grad_x"), "d/dx"), close(gz!, get("grad_z"), "d/dz"), close(gq!, get("grad_dec_to_q"), "d/d to_q")];
-    t.diagnostic(`rel err grad_x ${e[0].toExponential(2)}, grad_z ${e[1].toExponential(2)}, grad to_q ${e[2].toExponential(2)}`);
+    const e = [
+      close(gx!, get("grad_x"), "d/dx"),
+      close(gz!, get("grad_z"), "d/dz"),
+      close(gq!, get("grad_dec_to_q"), "d/d to_q"),
+    ];
+    t.diagnostic(
+      `rel err grad_x ${e[0].toExponential(2)}, grad_z ${e[1].toExponential(2)}, grad to_q ${e[2].toExponential(2)}`,
+    );
   });
 });
 
 test("a checkpoint with the old attention names (query/key/value/proj_attn) loads to the same weights", () => {
   const old = loadSafetensors(fixture("models", "autoencoder_small_old.safetensors"));
-  assert.ok(old.has("decoder.mid_block.attentions.0.proj_attn.weight") && !old.has("decoder.mid_block.attentions.0.to_out.0.weight"));
+  assert.ok(
+    old.has("decoder.mid_block.attentions.0.proj_attn.weight") &&
+      !old.has("decoder.mid_block.attentions.0.to_out.0.weight"),
+  );
   const model = loadedSmall("autoencoder_small_old.safetensors");
   sameStateDicts(model.stateDict(), loadedSmall().stateDict());
   torch.noGrad(() => torch.tidy(() => close(model.decode(get("z")), get("decoded"), "decoded (old names)")));
@@ -198,9 +212,15 @@ test("configs: diffusers config.json is read, architecture changes and bad value
   };
   assert.deepEqual(autoencoderKLConfigFromDiffusers(sdVaeFtMse), AUTOENCODER_KL_PRESETS.sd);
   assert.throws(() => autoencoderKLConfigFromDiffusers({ ...sdVaeFtMse, act_fn: "gelu" }), /act_fn="gelu"/);
-  assert.throws(() => autoencoderKLConfigFromDiffusers({ ...sdVaeFtMse, use_quant_conv: false }), /use_quant_conv=false/);
+  assert.throws(
+    () => autoencoderKLConfigFromDiffusers({ ...sdVaeFtMse, use_quant_conv: false }),
+    /use_quant_conv=false/,
+  );
   const bad: AutoencoderKLConfig = { ...smallConfig, blockOutChannels: [32, 60] };
-  assert.throws(() => createAutoencoderKL(bad), (e: unknown) => e instanceof InputError && /divisible by normNumGroups 8/.test(e.message));
+  assert.throws(
+    () => createAutoencoderKL(bad),
+    (e: unknown) => e instanceof InputError && /divisible by normNumGroups 8/.test(e.message),
+  );
   assert.throws(
     () => createAutoencoderKL("sdxl" as "sd"),
     (e: unknown) => e instanceof InputError && /unknown autoencoder preset 'sdxl'/.test(e.message),

@@ -22,13 +22,26 @@ export function close(actual: torch.Tensor, expected: torch.Tensor, what: string
  * Runs the reference case on a model that already holds the case's weights: eval forward, then one training forward
  * (batch statistics, running-statistic update) and backward. Returns the largest rel err of each group.
  */
-export function checkTrainEval(t: TestContext, model: Classifier, fx: Map<string, torch.Tensor>, tol = 1e-5): Record<string, number> {
+export function checkTrainEval(
+  t: TestContext,
+  model: Classifier,
+  fx: Map<string, torch.Tensor>,
+  tol = 1e-5,
+): Record<string, number> {
   const errs: Record<string, number> = {};
   const worst = (group: string, e: number) => (errs[group] = Math.max(errs[group] ?? 0, e));
   torch.tidy(() => {
     const x = fx.get("input")!;
     model.eval();
-    worst("eval output", close(torch.noGrad(() => model.forward(x)), fx.get("eval_output")!, "eval output", tol));
+    worst(
+      "eval output",
+      close(
+        torch.noGrad(() => model.forward(x)),
+        fx.get("eval_output")!,
+        "eval output",
+        tol,
+      ),
+    );
     model.train();
     for (const p of model.parameters()) p.zeroGrad();
     const y = model.forward(x);
@@ -55,7 +68,11 @@ export function checkTrainEval(t: TestContext, model: Classifier, fx: Map<string
       }
     }
     assert.ok(grads > 0, "the case holds gradients");
-    t.diagnostic(`${buffers} buffers, ${grads} gradients; max rel err ${Object.entries(errs).map(([g, e]) => `${g} ${e.toExponential(2)}`).join(", ")}`);
+    t.diagnostic(
+      `${buffers} buffers, ${grads} gradients; max rel err ${Object.entries(errs)
+        .map(([g, e]) => `${g} ${e.toExponential(2)}`)
+        .join(", ")}`,
+    );
   });
   model.eval();
   return errs;

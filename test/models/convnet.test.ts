@@ -57,7 +57,10 @@ test("ConvNet sizes: non-square images, the padding override, and clear errors",
   assert.deepEqual(m.forward(torch.zeros([2, 3, 16, 24])).shape, [2, 3]);
   // 1-channel input takes padding 3 by default (28 -> 32); firstPadding 1 gives the plain 28 -> 14 -> 7 -> 3 chain.
   assert.equal(createConvNet({ numClasses: 10, width: 4, inChannels: 1, imageSize: 28 }).numFeatures, 4 * 4 * 4);
-  assert.equal(createConvNet({ numClasses: 10, width: 4, inChannels: 1, imageSize: 28, firstPadding: 1 }).numFeatures, 4 * 3 * 3);
+  assert.equal(
+    createConvNet({ numClasses: 10, width: 4, inChannels: 1, imageSize: 28, firstPadding: 1 }).numFeatures,
+    4 * 3 * 3,
+  );
   assert.throws(() => m.forward(torch.zeros([2, 3, 16, 16])), /expects input \[N, 3, 16, 24\]; got \[2,3,16,16\]/);
   assert.throws(() => createConvNet({ numClasses: 10, depth: 6, imageSize: 32 }), InputError);
   assert.throws(() => createConvNet({ numClasses: 10, norm: "layer" as "none" }), InputError);

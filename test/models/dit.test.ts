@@ -42,7 +42,12 @@ test("forwardWithCfg matches the reference forward_with_cfg, guiding 3 channels 
   torch.noGrad(() => {
     const x = get("x");
     assertClose(m.forwardWithCfg(x, get("t_cfg"), get("y_cfg"), 4.0), get("cfg3"), 1e-5, "cfg, 3 channels");
-    assertClose(m.forwardWithCfg(x, get("t_cfg"), get("y_cfg"), 4.0, { guidedChannels: "all" }), get("cfg_all"), 1e-5, "cfg, all");
+    assertClose(
+      m.forwardWithCfg(x, get("t_cfg"), get("y_cfg"), 4.0, { guidedChannels: "all" }),
+      get("cfg_all"),
+      1e-5,
+      "cfg, all",
+    );
   });
 });
 
@@ -85,7 +90,10 @@ test("gradients of an eps-matching loss match PyTorch (input and weights)", () =
 });
 
 test('createDiT({ ...ditConfig("DiT-XL/2"), inputSize: 32 }) has the official checkpoint\'s 292 keys, shapes and 675,129,632 values', () => {
-  const expected = JSON.parse(readFileSync(fixture("models", "dit_xl2_keys.json"), "utf8")) as { keys: Record<string, number[]>; numel: number };
+  const expected = JSON.parse(readFileSync(fixture("models", "dit_xl2_keys.json"), "utf8")) as {
+    keys: Record<string, number[]>;
+    numel: number;
+  };
   // The meta device holds shapes only: the names and shapes are what is checked, without 2.7 GB of weights.
   const m = createDiT({ ...ditConfig("DiT-XL/2"), inputSize: 32 }, { init: "zeros", device: "meta" });
   const sd = m.stateDict();
@@ -151,7 +159,9 @@ test("diffusers' DiT names are detected and converted, giving the official model
   assert.deepEqual([...official.keys()].sort(), [...weights.keys()].filter((k) => k !== "pos_embed").sort());
   for (const [k, t] of official) assert.ok(torch.equal(t, weights.get(k)!), k);
   const m = small(diffusers);
-  torch.noGrad(() => assertClose(m.forward(get("x"), get("t"), get("y")), get("out"), 1e-5, "forward, diffusers weights"));
+  torch.noGrad(() =>
+    assertClose(m.forward(get("x"), get("t"), get("y")), get("out"), 1e-5, "forward, diffusers weights"),
+  );
   // The same through a "module." prefix.
   const prefixed = new Map([...diffusers].map(([k, v]) => [`module.${k}`, v]));
   createDiT(SMALL, { init: "zeros" }).loadStateDict(prefixed, { stripPrefix: "module." });
@@ -165,17 +175,26 @@ test("fromDiffusers warns when a block's embedder copy differs from block 0's", 
   const official = fromDiffusers(diffusers, { warn: (m) => warnings.push(m) });
   assert.equal(warnings.length, 1);
   assert.match(warnings[0], /transformer_blocks\.1\.norm1\.emb\.class_embedder/);
-  assert.ok(torch.equal(official.get("y_embedder.embedding_table.weight")!, weights.get("y_embedder.embedding_table.weight")!), "block 0's is used");
+  assert.ok(
+    torch.equal(official.get("y_embedder.embedding_table.weight")!, weights.get("y_embedder.embedding_table.weight")!),
+    "block 0's is used",
+  );
 });
 
 test("training-from-scratch init: adaLN-Zero and the final layer start at zero, the rest as the reference", () => {
   const m = createDiT(SMALL, { generator: new torch.Generator(0) });
   const sd = m.stateDict();
   const maxAbs = (k: string) => sd.get(k)!.abs().max().item();
-  for (const k of ["blocks.0.adaLN_modulation.1.weight", "blocks.1.adaLN_modulation.1.bias", "final_layer.linear.weight", "final_layer.adaLN_modulation.1.weight"]) {
+  for (const k of [
+    "blocks.0.adaLN_modulation.1.weight",
+    "blocks.1.adaLN_modulation.1.bias",
+    "final_layer.linear.weight",
+    "final_layer.adaLN_modulation.1.weight",
+  ]) {
     assert.equal(maxAbs(k), 0, k);
   }
-  for (const k of ["blocks.0.attn.qkv.bias", "x_embedder.proj.bias", "t_embedder.mlp.0.bias"]) assert.equal(maxAbs(k), 0, k);
+  for (const k of ["blocks.0.attn.qkv.bias", "x_embedder.proj.bias", "t_embedder.mlp.0.bias"])
+    assert.equal(maxAbs(k), 0, k);
   // xavier uniform: bound sqrt(6 / (fan_in + fan_out)); the patch embedding as a [hidden, C*p*p] matrix.
   const d = SMALL.hiddenSize;
   const cpp = SMALL.inChannels * SMALL.patchSize ** 2;
@@ -193,9 +212,18 @@ test("training-from-scratch init: adaLN-Zero and the final layer start at zero, 
 
 test("bad inputs and configurations fail with clear errors", () => {
   const m = small();
-  assert.throws(() => m.forward(torch.zeros([1, 4, 16, 16]), 10, torch.tensor([1], { dtype: "int64" })), /expected latents \[N, 4, 8, 8\]/);
-  assert.throws(() => m.forward(torch.zeros([1, 4, 8, 8]), 10, torch.tensor([11], { dtype: "int64" })), /class label 11 out of range 0\.\.10, 10 = null/);
-  assert.throws(() => m.forwardWithCfg(torch.zeros([3, 4, 8, 8]), 10, torch.tensor([1, 2, 10], { dtype: "int64" }), 4), /halves/);
+  assert.throws(
+    () => m.forward(torch.zeros([1, 4, 16, 16]), 10, torch.tensor([1], { dtype: "int64" })),
+    /expected latents \[N, 4, 8, 8\]/,
+  );
+  assert.throws(
+    () => m.forward(torch.zeros([1, 4, 8, 8]), 10, torch.tensor([11], { dtype: "int64" })),
+    /class label 11 out of range 0\.\.10, 10 = null/,
+  );
+  assert.throws(
+    () => m.forwardWithCfg(torch.zeros([3, 4, 8, 8]), 10, torch.tensor([1, 2, 10], { dtype: "int64" }), 4),
+    /halves/,
+  );
   assert.throws(() => createDiT("DiT-M/2"), InputError);
   assert.throws(() => createDiT({ ...SMALL, numHeads: 5 }), /hiddenSize 64 is not a multiple of numHeads 5/);
   for (const name of ["DiT-S/8", "DiT-S-8"]) {

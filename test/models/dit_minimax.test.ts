@@ -42,8 +42,18 @@ test("the reference's layout: gammas in the first half of the blocks, the fixtur
   assert.deepEqual(ref.use_gamma, [true, true, false, false]);
   const sd = entry("ema");
   const gammas = [...sd.keys()].filter((k) => k.includes("gamma")).sort();
-  assert.deepEqual(gammas, ["blocks.0.attn.gamma1", "blocks.0.attn.gamma2", "blocks.0.gamma1", "blocks.0.gamma2", "blocks.1.attn.gamma1", "blocks.1.attn.gamma2", "blocks.1.gamma1", "blocks.1.gamma2"]);
-  for (const k of gammas) assert.ok(torch.tidy(() => sd.get(k)!.sub(1).abs().max().item()) > 0.3, `${k} differs from 1`);
+  assert.deepEqual(gammas, [
+    "blocks.0.attn.gamma1",
+    "blocks.0.attn.gamma2",
+    "blocks.0.gamma1",
+    "blocks.0.gamma2",
+    "blocks.1.attn.gamma1",
+    "blocks.1.attn.gamma2",
+    "blocks.1.gamma1",
+    "blocks.1.gamma2",
+  ]);
+  for (const k of gammas)
+    assert.ok(torch.tidy(() => sd.get(k)!.sub(1).abs().max().item()) > 0.3, `${k} differs from 1`);
   // Our model has exactly the checkpoint's keys and shapes.
   const own = createDiT(CONFIG, { init: "zeros" }).stateDict();
   assert.deepEqual([...own.keys()].sort(), [...sd.keys()].sort());
@@ -56,7 +66,12 @@ test("forward and CFG forward match PyTorch with random gammas, for the ema and 
     const m = minimax(entry(name));
     torch.noGrad(() => {
       assertClose(m.forward(get("x"), get("t"), get("y")), get(`${name}_out`), 1e-5, `${name} forward`);
-      assertClose(m.forwardWithCfg(get("x"), get("t_cfg"), get("y_cfg"), 4.0), get(`${name}_cfg`), 1e-5, `${name} forward_with_cfg`);
+      assertClose(
+        m.forwardWithCfg(get("x"), get("t_cfg"), get("y_cfg"), 4.0),
+        get(`${name}_cfg`),
+        1e-5,
+        `${name} forward_with_cfg`,
+      );
     });
   }
   // The two entries differ, so the check above tells them apart.
@@ -87,33 +102,71 @@ test("gammas start at 1 (also without initialisation), and then the model is the
   plain.eval();
   for (const init of ["random", "zeros"] as const) {
     const m = createDiT(CONFIG, { init });
-    for (const [k, t] of m.stateDict()) if (k.includes("gamma")) assert.equal(torch.tidy(() => t.sub(1).abs().max().item()), 0, `${k} (init ${init})`);
+    for (const [k, t] of m.stateDict())
+      if (k.includes("gamma"))
+        assert.equal(
+          torch.tidy(() => t.sub(1).abs().max().item()),
+          0,
+          `${k} (init ${init})`,
+        );
   }
   // A plain checkpoint loads into the Minimax model only when asked; its gammas are then 1 (set, not left over).
   const m = minimax();
-  assert.throws(() => m.loadStateDict(plainSd), (e: unknown) => e instanceof StateDictError && /missing keys: blocks\.0\.attn\.gamma1/.test(e.message));
+  assert.throws(
+    () => m.loadStateDict(plainSd),
+    (e: unknown) => e instanceof StateDictError && /missing keys: blocks\.0\.attn\.gamma1/.test(e.message),
+  );
   const report = m.loadStateDict(plainSd, { gammasFromPlain: true });
   assert.deepEqual(report, { missing: [], unexpected: [] });
-  for (const [k, t] of m.stateDict()) if (k.includes("gamma")) assert.equal(torch.tidy(() => t.sub(1).abs().max().item()), 0, k);
-  torch.noGrad(() => assert.ok(torch.equal(m.forward(get("x"), get("t"), get("y")), plain.forward(get("x"), get("t"), get("y")))));
+  for (const [k, t] of m.stateDict())
+    if (k.includes("gamma"))
+      assert.equal(
+        torch.tidy(() => t.sub(1).abs().max().item()),
+        0,
+        k,
+      );
+  torch.noGrad(() =>
+    assert.ok(torch.equal(m.forward(get("x"), get("t"), get("y")), plain.forward(get("x"), get("t"), get("y")))),
+  );
   // gammasFromPlain does not excuse a partial set of gammas.
   const partial = new Map([...ema].filter(([k]) => k !== "blocks.1.gamma2"));
   assert.throws(() => m.loadStateDict(partial, { gammasFromPlain: true }), /missing keys: blocks\.1\.gamma2$/);
 });
 
 test("gammaBlocks other than 0 or depth/2 is an invalid configuration", () => {
-  assert.throws(() => createDiT({ ...CONFIG, gammaBlocks: 1 }), (e: unknown) => e instanceof InputError && /gammaBlocks must be 0 \(plain DiT\) or 2 \(Minimax: the first half of 4 blocks\), got 1/.test(e.message));
+  assert.throws(
+    () => createDiT({ ...CONFIG, gammaBlocks: 1 }),
+    (e: unknown) =>
+      e instanceof InputError &&
+      /gammaBlocks must be 0 \(plain DiT\) or 2 \(Minimax: the first half of 4 blocks\), got 1/.test(e.message),
+  );
   assert.throws(() => createDiT({ ...CONFIG, gammaBlocks: 4 }), /got 4/);
   assert.equal(minimaxGammaBlocks(28), 14);
   assert.equal(minimaxGammaBlocks(5), 2);
 });
 
 test("the trainable subset: biases, gammas and the label table; everything else frozen", () => {
-  for (const k of ["blocks.3.attn.qkv.bias", "blocks.0.gamma1", "blocks.0.attn.gamma2", "y_embedder.embedding_table.weight", "final_layer.norm_final.weight"]) assert.ok(isDiffFitTrainable(k), k);
-  for (const k of ["blocks.0.attn.qkv.weight", "blocks.2.adaLN_modulation.1.weight", "x_embedder.proj.weight", "t_embedder.mlp.0.weight", "pos_embed"]) assert.ok(!isDiffFitTrainable(k), k);
+  for (const k of [
+    "blocks.3.attn.qkv.bias",
+    "blocks.0.gamma1",
+    "blocks.0.attn.gamma2",
+    "y_embedder.embedding_table.weight",
+    "final_layer.norm_final.weight",
+  ])
+    assert.ok(isDiffFitTrainable(k), k);
+  for (const k of [
+    "blocks.0.attn.qkv.weight",
+    "blocks.2.adaLN_modulation.1.weight",
+    "x_embedder.proj.weight",
+    "t_embedder.mlp.0.weight",
+    "pos_embed",
+  ])
+    assert.ok(!isDiffFitTrainable(k), k);
   const m = createDiT(CONFIG, { init: "zeros" });
   const subset = diffFitParameters(m);
-  const expected = [...m.namedParameters().keys()].filter((k) => k.endsWith(".bias") || /gamma[12]$/.test(k) || k === "y_embedder.embedding_table.weight");
+  const expected = [...m.namedParameters().keys()].filter(
+    (k) => k.endsWith(".bias") || /gamma[12]$/.test(k) || k === "y_embedder.embedding_table.weight",
+  );
   assert.deepEqual([...subset.keys()].sort(), expected.sort());
   // 2 blocks x 4 gammas, 4 blocks x 5 biases (qkv, proj, fc1, fc2, adaLN), patch/timestep(2)/final(2) biases, the table.
   assert.equal(subset.size, 8 + 20 + 5 + 1);
@@ -134,7 +187,10 @@ test("architecture recognition reads the gamma layout off the keys, and refuses 
     const problem = guessArchitecture(m)?.problem ?? "";
     assert.match(problem, /^Minimax gammas do not match the DiT \(depth 4, hidden 16: expected in blocks 0-1\): /);
     assert.match(problem, pattern);
-    assert.throws(() => requireArchitecture(m, "dit", "bad.pt"), (e: unknown) => e instanceof ArchitectureError && e.message === `bad.pt: ${problem}` && !problem.includes("\n"));
+    assert.throws(
+      () => requireArchitecture(m, "dit", "bad.pt"),
+      (e: unknown) => e instanceof ArchitectureError && e.message === `bad.pt: ${problem}` && !problem.includes("\n"),
+    );
   };
   bad((m) => m.set("blocks.0.attn.gamma1", [H]), /blocks\.0\.attn\.gamma1 is \[16\], expected \[48\]/);
   bad((m) => m.set("blocks.2.gamma1", [H]), /gammas beyond the first half: blocks\.2\.gamma1$/);
@@ -142,7 +198,8 @@ test("architecture recognition reads the gamma layout off the keys, and refuses 
   bad((m) => {
     m.set("blocks.0.gamma2", [H + 1]);
     m.delete("blocks.1.gamma1");
-    for (let b = 2; b < 4; b++) for (const g of ["gamma1", "gamma2", "attn.gamma1", "attn.gamma2"]) m.set(`blocks.${b}.${g}`, [H]);
+    for (let b = 2; b < 4; b++)
+      for (const g of ["gamma1", "gamma2", "attn.gamma1", "attn.gamma2"]) m.set(`blocks.${b}.${g}`, [H]);
   }, /: blocks\.0\.gamma2 is \[17\], expected \[16\]; gammas beyond the first half: blocks\.2\.gamma1, blocks\.2\.gamma2, blocks\.2\.attn\.gamma1, \.\.\. \(8 in all\); missing blocks\.1\.gamma1$/);
 });
 
@@ -160,26 +217,50 @@ test("loadDiT follows the file: a Minimax state dict builds a gamma model, a pla
   assert.equal(loadDiT(plainPath, o).config.gammaBlocks, 0);
   const asked = loadDiT(plainPath, { ...o, minimaxGammas: true });
   assert.equal(asked.config.gammaBlocks, 2);
-  assert.equal(asked.stateDict().get("blocks.1.gamma2")!.toNumbers().every((v) => v === 1), true);
+  assert.equal(
+    asked
+      .stateDict()
+      .get("blocks.1.gamma2")!
+      .toNumbers()
+      .every((v) => v === 1),
+    true,
+  );
 
   const wrongPath = join(dir, "wrong.safetensors");
   saveSafetensors(wrongPath, new Map([...entry("ema")].filter(([k]) => k !== "blocks.0.gamma1")));
-  assert.throws(() => loadDiT(wrongPath, o), (e: unknown) => e instanceof InputError && /wrong\.safetensors: Minimax gammas do not match .*missing blocks\.0\.gamma1$/.test(e.message));
+  assert.throws(
+    () => loadDiT(wrongPath, o),
+    (e: unknown) =>
+      e instanceof InputError &&
+      /wrong\.safetensors: Minimax gammas do not match .*missing blocks\.0\.gamma1$/.test(e.message),
+  );
 });
 
 test("loadDiT reads the Minimax .pt: 'ema' by default, 'model' when asked, a missing entry named with those present", () => {
   const o = { device: "cpu", numHeads: CONFIG.numHeads };
-  for (const [unwrap, name] of [[undefined, "ema"], ["ema", "ema"], ["model", "model"]] as const) {
+  for (const [unwrap, name] of [
+    [undefined, "ema"],
+    ["ema", "ema"],
+    ["model", "model"],
+  ] as const) {
     const m = loadDiT(PT, { ...o, ditUnwrap: unwrap }).eval();
     assert.equal(m.config.gammaBlocks, 2);
     torch.noGrad(() => {
       assertClose(m.forward(get("x"), get("t"), get("y")), get(`${name}_out`), 1e-5, `unwrap ${unwrap}: forward`);
-      assertClose(m.forwardWithCfg(get("x"), get("t_cfg"), get("y_cfg"), 4.0), get(`${name}_cfg`), 1e-5, `unwrap ${unwrap}: forward_with_cfg`);
+      assertClose(
+        m.forwardWithCfg(get("x"), get("t_cfg"), get("y_cfg"), 4.0),
+        get(`${name}_cfg`),
+        1e-5,
+        `unwrap ${unwrap}: forward_with_cfg`,
+      );
     });
   }
   assert.throws(
     () => loadDiT(PT, { ...o, ditUnwrap: "teacher" }),
-    (e: unknown) => e instanceof InputError && e.message === `${PT}: no entry 'teacher' to take the state dict from (top-level entries: 'model', 'ema', 'opt', 'args')`,
+    (e: unknown) =>
+      e instanceof InputError &&
+      e.message ===
+        `${PT}: no entry 'teacher' to take the state dict from (top-level entries: 'model', 'ema', 'opt', 'args')`,
   );
 });
 
@@ -189,7 +270,9 @@ test("a cao2 model file records gammaBlocks and rebuilds the Minimax model from 
   const { model, meta } = loadSavedModel(path, "dit");
   assert.equal(meta.config.gammaBlocks, 2);
   const back = model as ReturnType<typeof createDiT>;
-  torch.noGrad(() => assertClose(back.eval().forward(get("x"), get("t"), get("y")), get("ema_out"), 1e-5, "cao2 file forward"));
+  torch.noGrad(() =>
+    assertClose(back.eval().forward(get("x"), get("t"), get("y")), get("ema_out"), 1e-5, "cao2 file forward"),
+  );
   // A file written before gammaBlocks existed is a plain DiT.
   const old = join(dir, "old.safetensors");
   const plain = createDiT({ ...CONFIG, gammaBlocks: 0 }, { init: "zeros" });

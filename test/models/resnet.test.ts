@@ -49,7 +49,10 @@ for (const name of ["resnet18_batch", "resnet50_batch", "resnet18_batch_cifar_1c
 
 // ResNet-50's keys are checked by its parity case above.
 test("ResNet-18 and ResNet-101 with 1000 classes have torchvision's state-dict keys and shapes (ResNet-18: 11,699,132 values)", () => {
-  const ref = JSON.parse(readFileSync(fixture("models", "resnet", "keys_1000.json"), "utf8")) as Record<string, { keys: [string, number[]][]; values: number }>;
+  const ref = JSON.parse(readFileSync(fixture("models", "resnet", "keys_1000.json"), "utf8")) as Record<
+    string,
+    { keys: [string, number[]][]; values: number }
+  >;
   const cases: [string, ResNetConfig][] = [
     ["resnet18", { depth: 18, numClasses: 1000 }],
     ["resnet18_instance", { depth: 18, numClasses: 1000, norm: "instance" }],
@@ -59,7 +62,11 @@ test("ResNet-18 and ResNet-101 with 1000 classes have torchvision's state-dict k
     const model = createResNet(cfg);
     const sd = model.stateDict();
     assert.deepEqual(sortedShapes(shapesOf(sd)), sortedShapes(new Map(ref[name].keys)), name);
-    assert.equal([...sd.values()].reduce((n, v) => n + v.numel, 0), ref[name].values, `${name} values`);
+    assert.equal(
+      [...sd.values()].reduce((n, v) => n + v.numel, 0),
+      ref[name].values,
+      `${name} values`,
+    );
     torch.disposeAll(sd);
   }
   assert.equal(ref.resnet18.values, 11_699_132);
@@ -73,7 +80,10 @@ test("torchvision init: kaiming-normal fan-out convs, norms at 1/0, default Line
   const std = (k: string) => Math.sqrt(sd.get(k)!.pow(2).mean().item());
   const absMax = (k: string) => sd.get(k)!.abs().max().item();
   // layer4.1.conv2: 512x512x3x3, fan_out = 4608 -> std sqrt(2/4608); 2.4M draws pin it to well under 1%.
-  assert.ok(Math.abs(std("layer4.1.conv2.weight") / Math.sqrt(2 / 4608) - 1) < 0.01, `conv std ${std("layer4.1.conv2.weight")}`);
+  assert.ok(
+    Math.abs(std("layer4.1.conv2.weight") / Math.sqrt(2 / 4608) - 1) < 0.01,
+    `conv std ${std("layer4.1.conv2.weight")}`,
+  );
   assert.ok(Math.abs(std("layer1.0.conv1.weight") / Math.sqrt(2 / 576) - 1) < 0.02);
   // nn.Conv2d / nn.Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), std bound/sqrt(3).
   const b1 = 1 / Math.sqrt(3 * 9);
@@ -93,7 +103,10 @@ test("torchvision init: kaiming-normal fan-out convs, norms at 1/0, default Line
 });
 
 test("features() is the classifier's input: forward = fc(features)", () => {
-  const m = createResNet({ depth: 50, numClasses: 7, norm: "instance", stem: "cifar" }, { generator: new torch.Generator(1) }).eval();
+  const m = createResNet(
+    { depth: 50, numClasses: 7, norm: "instance", stem: "cifar" },
+    { generator: new torch.Generator(1) },
+  ).eval();
   const x = torch.randn([2, 3, 16, 16], { generator: new torch.Generator(2) });
   const f = m.features(x);
   assert.deepEqual(f.shape, [2, 2048]);
@@ -115,7 +128,11 @@ test("stateDict -> saveSafetensors -> load into a fresh model gives identical ou
     const b = createResNet(cfg, { generator: new torch.Generator(12) }).eval();
     const x = torch.randn([2, 3, 16, 16], { generator: new torch.Generator(13) });
     const ya = Array.from(a.forward(x).toFloat32Array());
-    assert.notDeepEqual(Array.from(b.forward(x).toFloat32Array()), ya, "differently seeded models differ before loading");
+    assert.notDeepEqual(
+      Array.from(b.forward(x).toFloat32Array()),
+      ya,
+      "differently seeded models differ before loading",
+    );
     b.loadStateDict(loadSafetensors(join(dir, "r18.safetensors")));
     assert.deepEqual(Array.from(b.forward(x).toFloat32Array()), ya);
     assert.deepEqual(b.stateDict().get("layer3.1.bn2.num_batches_tracked")!.toNumbers(), [1]);
@@ -129,13 +146,19 @@ test("a checkpoint that does not fit is reported by key name", () => {
   const dst = createResNet({ depth: 18, numClasses: 100 });
   assert.throws(
     () => dst.loadStateDict(src.stateDict()),
-    (e: unknown) => e instanceof StateDictError && /fc\.weight: checkpoint \[10,512\] vs model \[100,512\]/.test(e.message) && e.report.mismatched.length === 2,
+    (e: unknown) =>
+      e instanceof StateDictError &&
+      /fc\.weight: checkpoint \[10,512\] vs model \[100,512\]/.test(e.message) &&
+      e.report.mismatched.length === 2,
   );
   // Instance-norm checkpoints have no running statistics: loading one into a batch-norm model names what is missing.
   const inst = createResNet({ depth: 18, numClasses: 10, norm: "instance" });
   assert.throws(
     () => src.loadStateDict(inst.stateDict()),
-    (e: unknown) => e instanceof StateDictError && e.report.missing.includes("layer2.0.downsample.1.running_mean") && e.report.missing.length === 60,
+    (e: unknown) =>
+      e instanceof StateDictError &&
+      e.report.missing.includes("layer2.0.downsample.1.running_mean") &&
+      e.report.missing.length === 60,
   );
 });
 

@@ -61,10 +61,15 @@ test("Dropout zeroes elements (or whole samples) with probability p in training,
       const y = new Dropout(vb, 0.3, rows).forward(x);
       const v = y.toFloat32Array();
       const kept = v.filter((e) => e !== 0);
-      assert.ok(kept.every((e) => Math.abs(e - 1 / 0.7) < 1e-6), "kept values are scaled by 1/(1-p)");
+      assert.ok(
+        kept.every((e) => Math.abs(e - 1 / 0.7) < 1e-6),
+        "kept values are scaled by 1/(1-p)",
+      );
       const dropped = 1 - kept.length / v.length;
       assert.ok(Math.abs(dropped - 0.3) < 0.05, `dropped fraction ${dropped}`);
-      if (rows) for (let r = 0; r < 400; r++) assert.equal(new Set(v.subarray(r * 50, r * 50 + 50)).size, 1, `row ${r} kept or dropped whole`);
+      if (rows)
+        for (let r = 0; r < 400; r++)
+          assert.equal(new Set(v.subarray(r * 50, r * 50 + 50)).size, 1, `row ${r} kept or dropped whole`);
     }
     store.training = false;
     assert.equal(new Dropout(vb, 0.3).forward(x), x);
@@ -82,7 +87,16 @@ test("the same generator seed gives the same dropout draws (a seeded student's r
 });
 
 test("bad configurations are input errors naming the setting", () => {
-  assert.throws(() => createMobileNetV2({ numClasses: 0 }), (e) => e instanceof InputError && /numClasses/.test(e.message));
-  assert.throws(() => createEfficientNetB0({ numClasses: 10, dropout: 1 }), (e) => e instanceof InputError && /dropout/.test(e.message));
-  assert.throws(() => createResNetAP({ depth: 50 as 10, numClasses: 10 }), (e) => e instanceof InputError && /depth must be one of 10, 18, 34/.test(e.message));
+  assert.throws(
+    () => createMobileNetV2({ numClasses: 0 }),
+    (e) => e instanceof InputError && /numClasses/.test(e.message),
+  );
+  assert.throws(
+    () => createEfficientNetB0({ numClasses: 10, dropout: 1 }),
+    (e) => e instanceof InputError && /dropout/.test(e.message),
+  );
+  assert.throws(
+    () => createResNetAP({ depth: 50 as 10, numClasses: 10 }),
+    (e) => e instanceof InputError && /depth must be one of 10, 18, 34/.test(e.message),
+  );
 });

@@ -16,7 +16,10 @@ import { ROOT } from "../helpers/fixtures.js";
 
 const CLI = join(ROOT, "dist", "src", "cli", "main.js");
 const cao2 = (...args: string[]) => {
-  const r = spawnSync(process.execPath, [CLI, ...args, "--threads", "1"], { encoding: "utf8", env: { ...process.env, CI: "true" } });
+  const r = spawnSync(process.execPath, [CLI, ...args, "--threads", "1"], {
+    encoding: "utf8",
+    env: { ...process.env, CI: "true" },
+  });
   assert.equal(r.status, 0, `cao2 ${args.join(" ")}: ${r.stderr}`);
   return r.stdout;
 };
@@ -44,12 +47,47 @@ describe("the report in a real browser (slow)", { skip: browserMissing() }, () =
   let browser: Chromium;
 
   before(async () => {
-    const out = cao2("distill", "--classes", "0-1", "--ipc", "2", "--steps", "5", "--refine-iters", "2", "--t-max", "1", "--save-pre-refine", "--out", run);
+    const out = cao2(
+      "distill",
+      "--classes",
+      "0-1",
+      "--ipc",
+      "2",
+      "--steps",
+      "5",
+      "--refine-iters",
+      "2",
+      "--t-max",
+      "1",
+      "--save-pre-refine",
+      "--out",
+      run,
+    );
     assert.match(out, new RegExp(`report: +cao2 report ${run}\\n`), "distill prints the report command");
     images = JSON.parse(readFileSync(join(run, "manifest.json"), "utf8")).images;
     // A real record of this run: trained on it and, the run having two of Fashion-MNIST's ten classes, tested on it.
-    const ev = cao2("evaluate", "--data", run, "--test", run, "--preset", "fashion-mnist", "--epochs", "3", "--test-every", "1", "--repeats", "2", "--json", join(dir, "eval.json"));
-    assert.match(ev, new RegExp(`report: cao2 report ${run} --eval ${join(dir, "eval.json")}\\n`), "evaluate prints the report command");
+    const ev = cao2(
+      "evaluate",
+      "--data",
+      run,
+      "--test",
+      run,
+      "--preset",
+      "fashion-mnist",
+      "--epochs",
+      "3",
+      "--test-every",
+      "1",
+      "--repeats",
+      "2",
+      "--json",
+      join(dir, "eval.json"),
+    );
+    assert.match(
+      ev,
+      new RegExp(`report: cao2 report ${run} --eval ${join(dir, "eval.json")}\\n`),
+      "evaluate prints the report command",
+    );
     browser = await launchChromium();
   });
   after(async () => {
@@ -81,7 +119,8 @@ describe("the report in a real browser (slow)", { skip: browserMissing() }, () =
     await page.screenshot({ path: hover });
     await page.close();
     const keep = process.env.CAO2_REPORT_SCREENSHOTS;
-    if (keep) for (const f of [shot, hover]) copyFileSync(f, join(keep, f === shot ? "report-page.png" : "report-hover.png"));
+    if (keep)
+      for (const f of [shot, hover]) copyFileSync(f, join(keep, f === shot ? "report-page.png" : "report-hover.png"));
   });
 
   test("images in a folder beside the page load from there", async () => {
@@ -103,7 +142,9 @@ describe("the report in a real browser (slow)", { skip: browserMissing() }, () =
     // The run as it was after its first class: no manifest, no record of class 1.
     const partial = join(dir, "partial");
     cpSync(run, partial, { recursive: true });
-    const state = existsSync(`${run}.cao2`) ? [`${run}.cao2`, `${partial}.cao2`] : [join(run, ".cao2"), join(partial, ".cao2")];
+    const state = existsSync(`${run}.cao2`)
+      ? [`${run}.cao2`, `${partial}.cao2`]
+      : [join(run, ".cao2"), join(partial, ".cao2")];
     if (state[0] !== join(run, ".cao2")) cpSync(state[0], state[1], { recursive: true });
     rmSync(join(partial, "manifest.json"));
     rmSync(join(state[1], "classes", "1.json"));

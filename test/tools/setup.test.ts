@@ -30,11 +30,15 @@ function stubs(name: string, withSudo: boolean): string {
 function setup(uid: number, bin: string, extra: string[] = []) {
   const log = join(dir, `${bin.split("/").pop()}-${uid}.log`);
   writeFileSync(log, "");
-  const r = spawnSync("/bin/sh", [SETUP, ...extra], { encoding: "utf8", env: { PATH: bin, FAKE_UID: String(uid), LOG: log } });
+  const r = spawnSync("/bin/sh", [SETUP, ...extra], {
+    encoding: "utf8",
+    env: { PATH: bin, FAKE_UID: String(uid), LOG: log },
+  });
   return { ...r, calls: readFileSync(log, "utf8").trim().split("\n").filter(Boolean) };
 }
 
-const INSTALL = "apt-get install -y --no-install-recommends libtorch-dev libopenblas-dev python3 python3-torch python3-torchvision dataset-fashion-mnist g++ make (DEBIAN_FRONTEND=noninteractive)";
+const INSTALL =
+  "apt-get install -y --no-install-recommends libtorch-dev libopenblas-dev python3 python3-torch python3-torchvision dataset-fashion-mnist g++ make (DEBIAN_FRONTEND=noninteractive)";
 
 test("as root: apt-get directly, sudo never called (even where it exists); extra packages as arguments", () => {
   const bin = stubs("root-bin", true);
@@ -47,13 +51,21 @@ test("as root: apt-get directly, sudo never called (even where it exists); extra
 test("as a user with sudo: apt-get through sudo", () => {
   const r = setup(1000, stubs("user-bin", true));
   assert.equal(r.status, 0, r.stderr);
-  assert.deepEqual(r.calls, ["sudo DEBIAN_FRONTEND=noninteractive", "apt-get update (DEBIAN_FRONTEND=noninteractive)", "sudo DEBIAN_FRONTEND=noninteractive", INSTALL]);
+  assert.deepEqual(r.calls, [
+    "sudo DEBIAN_FRONTEND=noninteractive",
+    "apt-get update (DEBIAN_FRONTEND=noninteractive)",
+    "sudo DEBIAN_FRONTEND=noninteractive",
+    INSTALL,
+  ]);
 });
 
 test("as a user without sudo: one line saying what is needed, exit 2, nothing run", () => {
   const r = setup(1000, stubs("bare-bin", false));
   assert.equal(r.status, 2);
-  assert.equal(r.stderr, "tools/setup.sh: installing system packages needs root: run it as root, or as a user with sudo\n");
+  assert.equal(
+    r.stderr,
+    "tools/setup.sh: installing system packages needs root: run it as root, or as a user with sudo\n",
+  );
   assert.deepEqual(r.calls, []);
 });
 

@@ -36,10 +36,22 @@ test("float16 and bfloat16 convert to and from float32", () => {
 });
 
 test("libtorch errors become JS Errors carrying libtorch's message, and the process carries on", () => {
-  assert.throws(() => torch.matmul(torch.ones([2, 3]), torch.ones([2, 3])), /mat1 and mat2 shapes cannot be multiplied \(2x3 and 2x3\)/);
-  assert.throws(() => torch.add(torch.ones([2]), torch.ones([3])), /size of tensor a \(2\) must match the size of tensor b \(3\)/);
-  assert.throws(() => torch.indexSelect(torch.ones([2, 3]), 0, torch.tensor([5], { dtype: "int64" })), /index out of range/);
-  assert.throws(() => torch.indexSelect(torch.ones([2, 3]), 0, torch.tensor([0.5])), /Expected dtype int32\/int64 for index|index_select\(\): Expected dtype/);
+  assert.throws(
+    () => torch.matmul(torch.ones([2, 3]), torch.ones([2, 3])),
+    /mat1 and mat2 shapes cannot be multiplied \(2x3 and 2x3\)/,
+  );
+  assert.throws(
+    () => torch.add(torch.ones([2]), torch.ones([3])),
+    /size of tensor a \(2\) must match the size of tensor b \(3\)/,
+  );
+  assert.throws(
+    () => torch.indexSelect(torch.ones([2, 3]), 0, torch.tensor([5], { dtype: "int64" })),
+    /index out of range/,
+  );
+  assert.throws(
+    () => torch.indexSelect(torch.ones([2, 3]), 0, torch.tensor([0.5])),
+    /Expected dtype int32\/int64 for index|index_select\(\): Expected dtype/,
+  );
   assert.equal(torch.ones([2]).add(1).sum().item(), 4);
 });
 
@@ -94,6 +106,16 @@ test("noGrad disables recording and restores the previous mode", () => {
 test("cuda devices are refused with a clear message when libtorch has no CUDA", () => {
   if (torch.cudaDeviceCount() > 0) return;
   assert.deepEqual(torch.availableDevices(), ["cpu"]);
-  assert.throws(() => torch.checkDevice("cuda:0"), (e: unknown) => e instanceof InputError && /^device cuda:0: this libtorch has no CUDA support or sees no GPU \(available: cpu;/.test(e.message));
-  assert.throws(() => torch.checkDevice("tpu", "--device"), (e: unknown) => e instanceof InputError && /^--device 'tpu' is not a device: expected cpu, cuda or cuda:N \(available: cpu\)$/.test(e.message));
+  assert.throws(
+    () => torch.checkDevice("cuda:0"),
+    (e: unknown) =>
+      e instanceof InputError &&
+      /^device cuda:0: this libtorch has no CUDA support or sees no GPU \(available: cpu;/.test(e.message),
+  );
+  assert.throws(
+    () => torch.checkDevice("tpu", "--device"),
+    (e: unknown) =>
+      e instanceof InputError &&
+      /^--device 'tpu' is not a device: expected cpu, cuda or cuda:N \(available: cpu\)$/.test(e.message),
+  );
 });

@@ -261,10 +261,15 @@ const CASES: Record<string, Case> = {
   group_norm_noaffine: ({ x }) => F.groupNorm(x, 3, null, null, 1e-6),
   batch_norm_train: ({ x, w, b, rm, rv }) => {
     const [runningMean, runningVar] = [rm.clone(), rv.clone()];
-    return [F.batchNorm(x, true, { weight: w, bias: b, runningMean, runningVar, momentum: 0.2 }), runningMean, runningVar];
+    return [
+      F.batchNorm(x, true, { weight: w, bias: b, runningMean, runningVar, momentum: 0.2 }),
+      runningMean,
+      runningVar,
+    ];
   },
   batch_norm_train_nostats: ({ x }) => F.batchNorm(x, true),
-  batch_norm_eval: ({ x, w, b, rm, rv }) => F.batchNorm(x, false, { weight: w, bias: b, runningMean: rm, runningVar: rv, eps: 1e-3 }),
+  batch_norm_eval: ({ x, w, b, rm, rv }) =>
+    F.batchNorm(x, false, { weight: w, bias: b, runningMean: rm, runningVar: rv, eps: 1e-3 }),
   instance_norm: ({ x, w, b }) => F.instanceNorm(x, { weight: w, bias: b }),
 
   // ----- activations -----
@@ -345,7 +350,11 @@ function compare(actual: Tensor, expected: Tensor, what: string, shapeOnly: bool
     const [a, b] = [actual.toFloat64Array(), expected.toFloat64Array()];
     // inf and nan (conversion cases) must sit at the same places; the rest is compared by relative error.
     const finite = b.map((v) => Number(Number.isFinite(v)));
-    assert.deepEqual(Array.from(a.filter((_, i) => !finite[i])), Array.from(b.filter((_, i) => !finite[i])), `${what}: non-finite values`);
+    assert.deepEqual(
+      Array.from(a.filter((_, i) => !finite[i])),
+      Array.from(b.filter((_, i) => !finite[i])),
+      `${what}: non-finite values`,
+    );
     const e = relErr(
       a.filter((_, i) => finite[i]),
       b.filter((_, i) => finite[i]),
@@ -375,7 +384,9 @@ for (const [name, fn] of Object.entries(CASES)) {
       const result = fn(Object.fromEntries(inputs));
       const outs = Array.isArray(result) ? result : [result];
       assert.equal(outs.length, expected.size, "number of outputs");
-      outs.forEach((o, i) => record(m.category, "out", compare(o, expected.get(String(i))!, `output ${i}`, m.shape_only)));
+      outs.forEach((o, i) =>
+        record(m.category, "out", compare(o, expected.get(String(i))!, `output ${i}`, m.shape_only)),
+      );
       if (grads.size === 0) return;
       const terms = [...weights].map(([i, w]) => {
         const o = outs[Number(i)];
@@ -384,13 +395,17 @@ for (const [name, fn] of Object.entries(CASES)) {
       });
       const loss = terms.reduce((a, b) => a.add(b));
       const names = [...grads.keys()];
-      const got = torch.grad(loss, names.map((k) => inputs.get(k)!));
+      const got = torch.grad(
+        loss,
+        names.map((k) => inputs.get(k)!),
+      );
       names.forEach((k, j) => record(m.category, "grad", compare(got[j]!, grads.get(k)!, `grad ${k}`, false)));
-    }),
-  );
+    }));
 }
 
 after(() => {
-  const rows = [...maxErr].map(([c, e]) => `${c.padEnd(12)} out ${e.out.toExponential(2)}  grad ${e.grad.toExponential(2)}`);
+  const rows = [...maxErr].map(
+    ([c, e]) => `${c.padEnd(12)} out ${e.out.toExponential(2)}  grad ${e.grad.toExponential(2)}`,
+  );
   console.log(`ops parity, max rel err per category (float outputs / gradients):\n${rows.join("\n")}`);
 });

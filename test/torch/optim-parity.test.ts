@@ -51,7 +51,10 @@ function options(g: Record<string, unknown>): Record<string, unknown> {
 type Params = Record<string, Tensor>;
 /** Our optimiser for a configuration; `hyper` false builds the groups with placeholder hyperparameters only. */
 function makeOptimizer(kind: Kind, groups: Group[], p: Params, hyper = true): torch.Optimizer<{ lr: number }> {
-  const gs = groups.map(({ params, ...h }) => ({ ...(hyper ? options(h) : { lr: 1 }), params: params.map((k) => p[k]) }));
+  const gs = groups.map(({ params, ...h }) => ({
+    ...(hyper ? options(h) : { lr: 1 }),
+    params: params.map((k) => p[k]),
+  }));
   if (kind === "sgd") return new torch.SGD(gs as torch.ParamGroup<torch.SGDOptions>[], { lr: 1 });
   const Cls = kind === "adam" ? torch.Adam : torch.AdamW;
   return new Cls(gs as torch.ParamGroup<torch.AdamOptions>[]);
@@ -77,7 +80,14 @@ function check(actual: Tensor, expected: Tensor, group: string, what: string): v
   assert.ok(e <= TOL, `${what}: rel err ${e.toExponential(3)} > ${TOL}`);
 }
 /** Parameters after steps from..to equal PyTorch's. */
-function run(name: string, opt: torch.Optimizer<{ lr: number }>, p: Params, from: number, to: number, group: string): void {
+function run(
+  name: string,
+  opt: torch.Optimizer<{ lr: number }>,
+  p: Params,
+  from: number,
+  to: number,
+  group: string,
+): void {
   for (let s = from; s <= to; s++) {
     step(opt, p);
     for (const k of spec.params) check(p[k], get(`${name}/step${s}/${k}`), group, `step ${s} ${k}`);
@@ -113,7 +123,8 @@ for (const [name, { kind, groups }] of Object.entries(spec.configs)) {
     const q = leaves((k) => p[k].detach());
     const second = makeOptimizer(kind, groups, q, false);
     second.loadStateDict(sd);
-    const hyper = (o: torch.Optimizer<{ lr: number }>) => o.paramGroups.map(({ params, ...h }) => ({ ...h, n: params.length }));
+    const hyper = (o: torch.Optimizer<{ lr: number }>) =>
+      o.paramGroups.map(({ params, ...h }) => ({ ...h, n: params.length }));
     assert.deepEqual(hyper(second), hyper(first));
     // The restored state must be a copy: wiping the saved tensors may not change the continuation.
     for (const s of Object.values(sd.state)) for (const v of Object.values(s)) if (typeof v !== "number") v.fill_(0);
@@ -124,5 +135,7 @@ for (const [name, { kind, groups }] of Object.entries(spec.configs)) {
 
 after(() => {
   const rows = [...maxErr].map(([k, e]) => `${k.padEnd(12)} ${e.toExponential(2)}`);
-  console.log(`optimiser parity, max rel err (parameters over all steps; state after ${spec.save_at} steps):\n${rows.join("\n")}`);
+  console.log(
+    `optimiser parity, max rel err (parameters over all steps; state after ${spec.save_at} steps):\n${rows.join("\n")}`,
+  );
 });

@@ -11,7 +11,15 @@ import { fixture } from "../helpers/fixtures.js";
 type Tensor = torch.Tensor;
 type Draw = [string, ...unknown[]];
 interface Fixture {
-  bank: { seed: number; shape: number[]; head: number; stride: number; sha256: string; sum: number; sum_squares: number };
+  bank: {
+    seed: number;
+    shape: number[];
+    head: number;
+    stride: number;
+    sha256: string;
+    sum: number;
+    sum_squares: number;
+  };
   seeds: string[];
   draws: Draw[];
   state: { seed: number; draws_after: number };
@@ -83,21 +91,24 @@ test(`manualSeed(${spec.bank.seed}); randn([${spec.bank.shape}]) equals PyTorch'
     const values = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
     // One float32 ulp of a unit value (1.2e-7) is far above both tolerances, which only absorb float64 rounding.
     assert.ok(Math.abs(accurateSum(values, (v) => v) - bank.sum) <= 1e-9, "sum");
-    assert.ok(Math.abs(accurateSum(values, (v) => v * v) - bank.sum_squares) <= 1e-14 * bank.sum_squares, "sum of squares");
-  }),
-);
+    assert.ok(
+      Math.abs(accurateSum(values, (v) => v * v) - bank.sum_squares) <= 1e-14 * bank.sum_squares,
+      "sum of squares",
+    );
+  }));
 
 for (const seed of spec.seeds) {
   test(`Generator(${seed}) streams equal torch.Generator().manual_seed(${seed})`, () =>
     torch.tidy(() => {
       const g = new torch.Generator(BigInt(seed));
-      spec.draws.forEach((d, i) => assertSame(draw(g, d), get(`stream/${seed}/${i}`), `draw ${i} (${JSON.stringify(d)})`));
+      spec.draws.forEach((d, i) =>
+        assertSame(draw(g, d), get(`stream/${seed}/${i}`), `draw ${i} (${JSON.stringify(d)})`),
+      );
       // manualSeed on an existing generator restarts the stream.
       g.manualSeed(BigInt(seed));
       assert.equal(g.initialSeed, BigInt(seed));
       assertSame(draw(g, spec.draws[0]), get(`stream/${seed}/0`), "first draw after reseeding");
-    }),
-  );
+    }));
 }
 
 test("generator state: getState equals PyTorch's get_state, and setState replays the stream", () =>
@@ -117,5 +128,4 @@ test("generator state: getState equals PyTorch's get_state, and setState replays
     const h = new torch.Generator(0);
     h.setState(get("state/bytes"));
     after.forEach((d, i) => assertSame(draw(h, d), first[i], `draw ${i} from PyTorch's state`));
-  }),
-);
+  }));

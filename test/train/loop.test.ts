@@ -63,10 +63,18 @@ test("a run stopped at a checkpoint and resumed equals an uninterrupted run, and
   const second = setup();
   trainLoop(second.parts, second.step, opts(d2, 12, true));
 
-  for (const [k, v] of full.parts.model.stateDict()) assert.deepEqual(second.parts.model.stateDict().get(k)!.toNumbers(), v.toNumbers(), k);
-  for (const [k, v] of full.parts.ema.stateDict()) assert.deepEqual(second.parts.ema.stateDict().get(k)!.toNumbers(), v.toNumbers(), `ema ${k}`);
-  const steps = readFileSync(join(d2, "log.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l).step);
-  assert.deepEqual(steps, Array.from({ length: 12 }, (_, i) => i + 1));
+  for (const [k, v] of full.parts.model.stateDict())
+    assert.deepEqual(second.parts.model.stateDict().get(k)!.toNumbers(), v.toNumbers(), k);
+  for (const [k, v] of full.parts.ema.stateDict())
+    assert.deepEqual(second.parts.ema.stateDict().get(k)!.toNumbers(), v.toNumbers(), `ema ${k}`);
+  const steps = readFileSync(join(d2, "log.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l).step);
+  assert.deepEqual(
+    steps,
+    Array.from({ length: 12 }, (_, i) => i + 1),
+  );
 });
 
 test("an existing checkpoint is not overwritten without --resume, and settings must match on resume", () => {
@@ -75,7 +83,10 @@ test("an existing checkpoint is not overwritten without --resume, and settings m
   trainLoop(a.parts, a.step, opts(d, 5, false));
   const b = setup();
   assert.throws(() => trainLoop(b.parts, b.step, opts(d, 10, false)), /already exists: pass --resume/);
-  assert.throws(() => trainLoop(b.parts, b.step, { ...opts(d, 10, true), config: { lr: 0.1 } }), /different settings \(lr: 0.05 -> 0.1\)/);
+  assert.throws(
+    () => trainLoop(b.parts, b.step, { ...opts(d, 10, true), config: { lr: 0.1 } }),
+    /different settings \(lr: 0.05 -> 0.1\)/,
+  );
 });
 
 /** A Progress whose lines are collected. */
@@ -90,11 +101,17 @@ test("--resume without a checkpoint starts the run and says so; with one it cont
   const a = setup();
   const first = recorder();
   trainLoop(a.parts, a.step, { ...opts(d, 5, true), progress: first.progress });
-  assert.ok(first.lines.some((l) => l.includes(`nothing to resume (no ${join(d, "state.safetensors")}): starting a new run`)), first.lines.join(""));
+  assert.ok(
+    first.lines.some((l) => l.includes(`nothing to resume (no ${join(d, "state.safetensors")}): starting a new run`)),
+    first.lines.join(""),
+  );
   const b = setup();
   const second = recorder();
   trainLoop(b.parts, b.step, { ...opts(d, 8, true), progress: second.progress });
-  assert.ok(second.lines.some((l) => l.includes("resumed at step 5")), second.lines.join(""));
+  assert.ok(
+    second.lines.some((l) => l.includes("resumed at step 5")),
+    second.lines.join(""),
+  );
 });
 
 test("a corrupt training log or checkpoint metadata on --resume is one input error naming the file and the way out", () => {
@@ -107,7 +124,10 @@ test("a corrupt training log or checkpoint metadata on --resume is one input err
   const b = setup();
   assert.throws(
     () => trainLoop(b.parts, b.step, opts(d, 10, true)),
-    (e: unknown) => e instanceof InputError && e.message.startsWith(`${log}: corrupt training log (not JSON: `) && e.message.endsWith("); delete it or its broken lines to resume (the checkpoint holds the training state)"),
+    (e: unknown) =>
+      e instanceof InputError &&
+      e.message.startsWith(`${log}: corrupt training log (not JSON: `) &&
+      e.message.endsWith("); delete it or its broken lines to resume (the checkpoint holds the training state)"),
   );
   writeFileSync(log, good);
   const state = join(d, "state.safetensors");
@@ -119,8 +139,16 @@ test("a corrupt training log or checkpoint metadata on --resume is one input err
   const c = setup();
   assert.throws(
     () => trainLoop(c.parts, c.step, opts(d, 10, true)),
-    (e: unknown) => e instanceof InputError && e.message.startsWith(`${state} (metadata 'optimizer'): corrupt training checkpoint (not JSON: `) && e.message.endsWith("); delete it to start the run again (or restore it from a copy)"),
+    (e: unknown) =>
+      e instanceof InputError &&
+      e.message.startsWith(`${state} (metadata 'optimizer'): corrupt training checkpoint (not JSON: `) &&
+      e.message.endsWith("); delete it to start the run again (or restore it from a copy)"),
   );
   saveSafetensors(state, tensors, { ...metadata, step: "five" });
-  assert.throws(() => trainLoop(c.parts, c.step, opts(d, 10, true)), (e: unknown) => e instanceof InputError && e.message.includes(`${state}: corrupt training checkpoint (step 'five' is not a step count)`));
+  assert.throws(
+    () => trainLoop(c.parts, c.step, opts(d, 10, true)),
+    (e: unknown) =>
+      e instanceof InputError &&
+      e.message.includes(`${state}: corrupt training checkpoint (step 'five' is not a step count)`),
+  );
 });

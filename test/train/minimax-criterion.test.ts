@@ -5,10 +5,20 @@ import { ClassMemories, cosineSimilarity, minimaxTerms } from "../../src/train/m
 import * as torch from "../../src/torch/index.js";
 
 const t2 = (rows: number[][]) => torch.tensor(rows, { dtype: "float32" });
-const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) <= 1e-6 * Math.max(1, Math.abs(b)), `${what}: ${a} vs ${b}`);
+const close = (a: number, b: number, what: string) =>
+  assert.ok(Math.abs(a - b) <= 1e-6 * Math.max(1, Math.abs(b)), `${what}: ${a} vs ${b}`);
 
 test("cosine similarity of every pair of rows", () => {
-  const cos = cosineSimilarity(t2([[1, 0], [1, 1]]), t2([[0, 1], [3, 4]])).toNumbers();
+  const cos = cosineSimilarity(
+    t2([
+      [1, 0],
+      [1, 1],
+    ]),
+    t2([
+      [0, 1],
+      [3, 4],
+    ]),
+  ).toNumbers();
   // [1,0].[0,1] = 0; [1,0].[3,4]/5 = 0.6; [1,1].[0,1]/sqrt2; [1,1].[3,4]/(5 sqrt2) = 7/(5 sqrt2)
   [0, 0.6, 1 / Math.SQRT2, 7 / (5 * Math.SQRT2)].forEach((v, i) => close(cos[i], v, `cos[${i}]`));
 });
@@ -16,17 +26,44 @@ test("cosine similarity of every pair of rows", () => {
 test("L_pos = 1 - the least similar pair, L_neg = the most similar pair, each weighted and divided by the classes in the batch", () => {
   const mem = new ClassMemories(4);
   // class 0 has seen real items [1,0], [0,1] and pseudo embeddings [1,1], [1,-1]
-  mem.update(t2([[1, 0], [0, 1]]), t2([[1, 1], [1, -1]]), [0, 0]);
+  mem.update(
+    t2([
+      [1, 0],
+      [0, 1],
+    ]),
+    t2([
+      [1, 1],
+      [1, -1],
+    ]),
+    [0, 0],
+  );
   // the batch: one item of class 0 and one of class 1 (no memory yet: skipped, but it counts in n_classes = 2)
   const w = { lambdaPos: 0.002, lambdaNeg: 0.008 };
-  const terms = minimaxTerms(t2([[3, 4], [1, 0]]), [0, 1], mem, w);
+  const terms = minimaxTerms(
+    t2([
+      [3, 4],
+      [1, 0],
+    ]),
+    [0, 1],
+    mem,
+    w,
+  );
   // cos([3,4], real) = 0.6, 0.8 -> L_pos = 1 - 0.6 = 0.4;
   // cos([3,4], pseudo) = 7/(5 sqrt2), -1/(5 sqrt2) -> L_neg = 7/(5 sqrt2)
   close(terms.pos.item(), (0.002 * 0.4) / 2, "pos");
   close(terms.neg.item(), (0.008 * (7 / (5 * Math.SQRT2))) / 2, "neg");
   assert.deepEqual(terms.classes, [0]);
   // several batch items of a class: min and max run over every (item, memory row) pair
-  const two = minimaxTerms(t2([[3, 4], [0, 1], [5, 5]]), [0, 0, 0], mem, { lambdaPos: 1, lambdaNeg: 1 });
+  const two = minimaxTerms(
+    t2([
+      [3, 4],
+      [0, 1],
+      [5, 5],
+    ]),
+    [0, 0, 0],
+    mem,
+    { lambdaPos: 1, lambdaNeg: 1 },
+  );
   // pairs with real: [0,1] vs [1,0] gives cos 0 (the least); pairs with pseudo: [5,5] vs [1,1] gives 1 (the most)
   close(two.pos.item(), 1, "pos, three items");
   close(two.neg.item(), 1, "neg, three items");
@@ -41,7 +78,17 @@ test("no class with a memory: both terms are zero", () => {
 
 test("the terms carry gradients to the pseudo embeddings through the selected pair only", () => {
   const mem = new ClassMemories(4);
-  mem.update(t2([[1, 0], [0, 1]]), t2([[1, 1], [1, -1]]), [0, 0]);
+  mem.update(
+    t2([
+      [1, 0],
+      [0, 1],
+    ]),
+    t2([
+      [1, 1],
+      [1, -1],
+    ]),
+    [0, 0],
+  );
   const p = t2([[3, 4]]).requiresGrad_(true);
   minimaxTerms(p, [0], mem, { lambdaPos: 1, lambdaNeg: 0 }).pos.backward();
   // d/dp (1 - cos(p, [1,0])) = -(e1/|p| - p p_x/|p|^3) = -([1,0]/5 - [3,4]*3/125)
@@ -74,7 +121,19 @@ test("memories: FIFO per class of the given capacity, in batch order, oldest dro
 
 test("memories: state dict round trip, and a saved state that does not fit is refused", () => {
   const mem = new ClassMemories(3);
-  mem.update(t2([[1, 2], [3, 4], [5, 6]]), t2([[7, 8], [9, 10], [11, 12]]), [2, 0, 2]);
+  mem.update(
+    t2([
+      [1, 2],
+      [3, 4],
+      [5, 6],
+    ]),
+    t2([
+      [7, 8],
+      [9, 10],
+      [11, 12],
+    ]),
+    [2, 0, 2],
+  );
   const sd = mem.stateDict();
   assert.deepEqual([...sd.keys()].sort(), ["pseudo.0", "pseudo.2", "real.0", "real.2"]);
   const back = new ClassMemories(3);

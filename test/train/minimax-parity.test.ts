@@ -21,7 +21,8 @@ const get = (k: string): Tensor => {
   assert.ok(t, `fixture has no ${k}`);
   return t;
 };
-const withPrefix = (p: string) => new Map([...fx].filter(([k]) => k.startsWith(p)).map(([k, v]) => [k.slice(p.length), v]));
+const withPrefix = (p: string) =>
+  new Map([...fx].filter(([k]) => k.startsWith(p)).map(([k, v]) => [k.slice(p.length), v]));
 
 const c = ref.config;
 const CONFIG: DiTConfig = {
@@ -55,14 +56,16 @@ function comparable(key: string, [p, want, p0]: Tensor[], lrSum: number): [strin
   const h = p.size(0) / 3;
   const part = (j: number) => [p, want, p0].map((t) => t.narrow(0, j * h, h));
   const [pk, wk, k0] = part(1);
-  for (const d of [sub(pk, k0), sub(wk, k0)]) assert.ok(d.abs().max().item() < 0.05 * lrSum, `${key}: key-bias change ${d.abs().max().item()}`);
+  for (const d of [sub(pk, k0), sub(wk, k0)])
+    assert.ok(d.abs().max().item() < 0.05 * lrSum, `${key}: key-bias change ${d.abs().max().item()}`);
   return [
     [`${key} (q)`, part(0)],
     [`${key} (v)`, part(2)],
   ];
 }
 
-const scalarClose = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) <= 1e-5 * Math.abs(b), `${what}: ${a} vs ${b} (rel err ${Math.abs(a - b) / Math.abs(b)})`);
+const scalarClose = (a: number, b: number, what: string) =>
+  assert.ok(Math.abs(a - b) <= 1e-5 * Math.abs(b), `${what}: ${a} vs ${b} (rel err ${Math.abs(a - b) / Math.abs(b)})`);
 
 for (const [name, lambdas] of Object.entries(ref.cases as Record<string, { lambda_pos: number; lambda_neg: number }>)) {
   test(`Minimax steps match PyTorch (${name}: lambda_pos ${lambdas.lambda_pos}, lambda_neg ${lambdas.lambda_neg})`, () => {
@@ -72,15 +75,30 @@ for (const [name, lambdas] of Object.entries(ref.cases as Record<string, { lambd
     const trainable = freezeOutsideDiffFit(model);
     const names = [...model.namedParameters()].filter(([, p]) => trainable.includes(p)).map(([k]) => k);
     assert.deepEqual([...names].sort(), ref.trainable);
-    assert.ok(names.some((k) => k.includes("gamma")), "the gammas train");
+    assert.ok(
+      names.some((k) => k.includes("gamma")),
+      "the gammas train",
+    );
     const optimizer = new AdamW(trainable, { lr: ref.lr, weightDecay: 0 });
     const memories = new ClassMemories(ref.memory_size);
-    const tr: MinimaxTrainer = { model, diffusion: GaussianDiffusion.create(), optimizer, memories, weights: { lambdaPos: lambdas.lambda_pos, lambdaNeg: lambdas.lambda_neg } };
+    const tr: MinimaxTrainer = {
+      model,
+      diffusion: GaussianDiffusion.create(),
+      optimizer,
+      memories,
+      weights: { lambdaPos: lambdas.lambda_pos, lambdaNeg: lambdas.lambda_neg },
+    };
     model.train();
     for (let k = 1; k <= ref.steps; k++) {
       const s = `s${k}`;
       const pre = `${name}.${s}`;
-      const metrics = minimaxStep(tr, { x0: get(`${s}.x0`), labels: get(`${s}.y`).toNumbers(), t: get(`${s}.t`).toNumbers(), noise: get(`${s}.noise`), drop: get(`${s}.drop`) });
+      const metrics = minimaxStep(tr, {
+        x0: get(`${s}.x0`),
+        labels: get(`${s}.y`).toNumbers(),
+        t: get(`${s}.t`).toNumbers(),
+        noise: get(`${s}.noise`),
+        drop: get(`${s}.drop`),
+      });
       updateEma(ema, model, ref.ema_decay);
       for (const m of ["loss", "mse", "vb", "pos", "neg"] as const) {
         const want = get(`${pre}.${m}`).item();
@@ -89,7 +107,11 @@ for (const [name, lambdas] of Object.entries(ref.cases as Record<string, { lambd
       }
       const state = optimizer.stateDict().state;
       names.forEach((key, i) => {
-        for (const [what, [p, want, p0]] of comparable(key, [model.namedParameters().get(key)!, get(`${pre}.param.${key}`), init.namedParameters().get(key)!], k * ref.lr)) {
+        for (const [what, [p, want, p0]] of comparable(
+          key,
+          [model.namedParameters().get(key)!, get(`${pre}.param.${key}`), init.namedParameters().get(key)!],
+          k * ref.lr,
+        )) {
           assertClose(p, want, 1e-5, `${pre} ${what}`);
           // The update itself, so that a small change is not lost against the parameter's size. Tolerance 1e-4:
           // Adam's first update lr g / (|g| + eps) turns the float32 rounding of an element with |g| ~ 1e-6 (the
@@ -100,16 +122,19 @@ for (const [name, lambdas] of Object.entries(ref.cases as Record<string, { lambd
         assertClose(state[i].exp_avg_sq as Tensor, get(`${pre}.exp_avg_sq.${key}`), 1e-5, `${pre} ${key} exp_avg_sq`);
       });
       for (const [key, p] of model.namedParameters()) {
-        if (!names.includes(key)) assert.deepEqual(p.toNumbers(), init.namedParameters().get(key)!.toNumbers(), `${key} is frozen`);
+        if (!names.includes(key))
+          assert.deepEqual(p.toNumbers(), init.namedParameters().get(key)!.toNumbers(), `${key} is frozen`);
       }
       const saved = [...fx.keys()].filter((x) => x.startsWith(`${pre}.mem.`)).map((x) => x.slice(pre.length + 5));
       assert.deepEqual([...memories.stateDict().keys()].sort(), saved.sort(), `${pre}: classes in memory`);
-      for (const key of saved) assertClose(memories.stateDict().get(key)!, get(`${pre}.mem.${key}`), 1e-5, `${pre} memory ${key}`);
+      for (const key of saved)
+        assertClose(memories.stateDict().get(key)!, get(`${pre}.mem.${key}`), 1e-5, `${pre} memory ${key}`);
     }
     const last = `${name}.s${ref.steps}`;
     for (const [key, e] of ema.stateDict()) {
       const base = init.stateDict().get(key)!;
-      for (const [what, [mine, want]] of comparable(key, [e, get(`${last}.ema.${key}`), base], ref.steps * ref.lr)) assertClose(mine, want, 1e-5, `${last} ema ${what}`);
+      for (const [what, [mine, want]] of comparable(key, [e, get(`${last}.ema.${key}`), base], ref.steps * ref.lr))
+        assertClose(mine, want, 1e-5, `${last} ema ${what}`);
     }
     memories.clear();
   });

@@ -18,7 +18,11 @@ test("createFileExclusive: the first creates the file with its whole content, la
   assert.equal(createFileExclusive(p, "first"), true);
   assert.equal(createFileExclusive(p, "second"), false);
   assert.equal(readFileSync(p, "utf8"), "first");
-  assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith(".tmp")), [], "no temporary file left");
+  assert.deepEqual(
+    readdirSync(dir).filter((f) => f.endsWith(".tmp")),
+    [],
+    "no temporary file left",
+  );
 });
 
 test("of several processes taking one lock at once, exactly one gets it", async () => {
@@ -27,7 +31,9 @@ test("of several processes taking one lock at once, exactly one gets it", async 
   const script = `import(${JSON.stringify(new URL("../../src/util/lock-file.js", import.meta.url).href)}).then((m) => { const r = m.acquireLock(${JSON.stringify(p)}, { staleAfterS: 600 }); console.log("held" in r ? "held" : "busy"); process.stdin.resume(); })`;
   const children = Array.from({ length: 6 }, () => spawn(process.execPath, ["-e", script]));
   const outs = await Promise.all(
-    children.map((c) => new Promise<string>((resolve) => c.stdout.once("data", (d: Buffer) => resolve(d.toString().trim())))),
+    children.map(
+      (c) => new Promise<string>((resolve) => c.stdout.once("data", (d: Buffer) => resolve(d.toString().trim()))),
+    ),
   );
   for (const c of children) c.stdin.end();
   assert.deepEqual(outs.sort(), ["busy", "busy", "busy", "busy", "busy", "held"]);
@@ -46,7 +52,10 @@ test("the holder is recorded; a live holder's lock is busy; release removes only
   // Taken over after it went stale (aged): the first holder's release leaves the new lock alone.
   age(p, 1000);
   const c = acquireLock(p, { staleAfterS: 600 });
-  assert.ok("held" in c && c.tookOver?.reason === "no heartbeat for 1000 s (the stale age is 600 s)", JSON.stringify(c));
+  assert.ok(
+    "held" in c && c.tookOver?.reason === "no heartbeat for 1000 s (the stale age is 600 s)",
+    JSON.stringify(c),
+  );
   a.held.release();
   assert.equal(readLock(p)?.holder?.token, c.held.holder.token);
   c.held.release();
@@ -56,18 +65,39 @@ test("the holder is recorded; a live holder's lock is busy; release removes only
 test("stale rule: a gone process on this host, an earlier run of the same scheduler task, an old heartbeat", () => {
   const gone = spawn(process.execPath, ["-e", ""]);
   const started = Date.parse("2026-06-01T12:00:00Z");
-  const lock = (host: string, pid: number, task?: string, since = "2026-06-01T11:00:00Z") => ({ holder: { host, pid, since, token: "t", task }, ageS: 5 });
+  const lock = (host: string, pid: number, task?: string, since = "2026-06-01T11:00:00Z") => ({
+    holder: { host, pid, since, token: "t", task },
+    ageS: 5,
+  });
   return new Promise<void>((resolve) =>
     gone.on("close", () => {
       const me = { host: hostname(), task: "slurm:9_1", startedAt: started };
       assert.equal(staleReason(lock(hostname(), gone.pid!), 600, me), `its process ${gone.pid} on this host is gone`);
       assert.equal(staleReason(lock(hostname(), process.ppid), 600, me), undefined, "a live process on this host");
-      assert.equal(staleReason(lock("other", gone.pid!), 600, me), undefined, "another host's pids are not ours to check");
-      assert.equal(staleReason(lock("other", 7, "slurm:9_1"), 600, me), "it was taken by an earlier run of this task (slurm:9_1)");
+      assert.equal(
+        staleReason(lock("other", gone.pid!), 600, me),
+        undefined,
+        "another host's pids are not ours to check",
+      );
+      assert.equal(
+        staleReason(lock("other", 7, "slurm:9_1"), 600, me),
+        "it was taken by an earlier run of this task (slurm:9_1)",
+      );
       assert.equal(staleReason(lock("other", 7, "slurm:9_2"), 600, me), undefined);
-      assert.equal(staleReason(lock("other", 7, "slurm:9_1", "2026-06-01T12:00:01Z"), 600, me), undefined, "taken after this process started: not an earlier run");
-      assert.equal(staleReason({ ...lock("other", 7), ageS: 601 }, 600, me), "no heartbeat for 601 s (the stale age is 600 s)");
-      assert.equal(staleReason({ ageS: 1 }, 600, me), undefined, "an unreadable lock (being written) waits for the stale age");
+      assert.equal(
+        staleReason(lock("other", 7, "slurm:9_1", "2026-06-01T12:00:01Z"), 600, me),
+        undefined,
+        "taken after this process started: not an earlier run",
+      );
+      assert.equal(
+        staleReason({ ...lock("other", 7), ageS: 601 }, 600, me),
+        "no heartbeat for 601 s (the stale age is 600 s)",
+      );
+      assert.equal(
+        staleReason({ ageS: 1 }, 600, me),
+        undefined,
+        "an unreadable lock (being written) waits for the stale age",
+      );
       resolve();
     }),
   );

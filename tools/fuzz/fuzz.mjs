@@ -43,7 +43,25 @@ function rng(seed) {
   return { next, int, pick: (xs) => xs[int(xs.length)], chance: (p) => next() / 2 ** 32 < p };
 }
 
-const INTERESTING = [0, 1, 2, 0x7f, 0x80, 0xff, 0x100, 0x7fff, 0x8000, 0xffff, 46340, 65000, 0x7fffffff, 0x80000000, 0xffffffff, 1e6, 2 ** 24];
+const INTERESTING = [
+  0,
+  1,
+  2,
+  0x7f,
+  0x80,
+  0xff,
+  0x100,
+  0x7fff,
+  0x8000,
+  0xffff,
+  46340,
+  65000,
+  0x7fffffff,
+  0x80000000,
+  0xffffffff,
+  1e6,
+  2 ** 24,
+];
 
 /** One byte-level edit of `b` (a new buffer). */
 function mutateBytes(b, r, splice) {
@@ -68,17 +86,23 @@ function mutateBytes(b, r, splice) {
     }
     case 4: // delete a run
       return Buffer.concat([out.subarray(0, at), out.subarray(Math.min(out.length, at + 1 + r.int(32)))]);
-    case 5: { // duplicate a run (repeated structure: a second chunk, an op repeated)
+    case 5: {
+      // duplicate a run (repeated structure: a second chunk, an op repeated)
       const len = 1 + r.int(Math.min(64, out.length - at));
       const run = out.subarray(at, at + len);
       const copies = 1 + r.int(r.chance(0.2) ? 200 : 4);
       return Buffer.concat([out.subarray(0, at), ...Array(copies).fill(run), out.subarray(at)]);
     }
     case 6: // insert random bytes
-      return Buffer.concat([out.subarray(0, at), Buffer.from(Array.from({ length: 1 + r.int(16) }, () => r.int(256))), out.subarray(at)]);
+      return Buffer.concat([
+        out.subarray(0, at),
+        Buffer.from(Array.from({ length: 1 + r.int(16) }, () => r.int(256))),
+        out.subarray(at),
+      ]);
     case 7: // truncate
       return out.subarray(0, at);
-    default: { // splice in a run of another seed
+    default: {
+      // splice in a run of another seed
       const other = splice();
       if (!other.length) return out;
       const from = r.int(other.length);
@@ -101,7 +125,9 @@ function mutate(b, r, splice) {
 const D = (p) => import(pathToFileURL(join(ROOT, "dist", "src", p)).href);
 const fixtures = (sub, ext) => {
   const dir = join(ROOT, "test", "fixtures", sub);
-  return readdirSync(dir).filter((f) => f.endsWith(ext)).map((f) => readFileSync(join(dir, f)));
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(ext))
+    .map((f) => readFileSync(join(dir, f)));
 };
 
 /** Zip entries of a stored-or-deflated archive (enough to take the seeds' pickles and storages apart). */
@@ -120,7 +146,7 @@ async function zipParts(bytes, tmp) {
 /** The PNG chunks of a file with their CRCs recomputed (a mutation inside a chunk then reaches the decoder). */
 function fixPngCrcs(b) {
   const out = Buffer.from(b);
-  for (let p = 8; p + 12 <= out.length; ) {
+  for (let p = 8; p + 12 <= out.length;) {
     const len = out.readUInt32BE(p);
     if (p + 12 + len > out.length) break;
     out.writeUInt32BE(crc32(out.subarray(p + 4, p + 8 + len)) >>> 0, p + 8 + len);
@@ -148,9 +174,26 @@ async function makeTarget(name, tmp) {
   if (name === "pt") {
     const { openCheckpoint } = await D("io/checkpoint.js");
     const seeds = [];
-    for (const b of fixtures("io", ".pt")) if (b.readUInt32LE(0) === 0x04034b50) seeds.push({ parts: await zipParts(b, tmp) }); // legacy.pt is no zip
+    for (const b of fixtures("io", ".pt"))
+      if (b.readUInt32LE(0) === 0x04034b50) seeds.push({ parts: await zipParts(b, tmp) }); // legacy.pt is no zip
     seeds.push({ parts: await zipParts(hostile.ptWithTensor([3, 4], [0, 1], 4), tmp) });
-    const OPS = [Buffer.from("2"), Buffer.from("("), Buffer.from("t"), Buffer.from("u"), Buffer.from("e"), Buffer.from("l"), Buffer.from("d"), Buffer.from("}"), Buffer.from("]"), Buffer.from("R"), Buffer.from("b"), Buffer.from([0x94]), Buffer.from([0x85]), Buffer.from([0x86]), Buffer.from("0")];
+    const OPS = [
+      Buffer.from("2"),
+      Buffer.from("("),
+      Buffer.from("t"),
+      Buffer.from("u"),
+      Buffer.from("e"),
+      Buffer.from("l"),
+      Buffer.from("d"),
+      Buffer.from("}"),
+      Buffer.from("]"),
+      Buffer.from("R"),
+      Buffer.from("b"),
+      Buffer.from([0x94]),
+      Buffer.from([0x85]),
+      Buffer.from([0x86]),
+      Buffer.from("0"),
+    ];
     const gets = (r) => Buffer.from([0x68, r.int(8)]);
     return {
       seeds,
@@ -179,12 +222,27 @@ async function makeTarget(name, tmp) {
   if (name === "safetensors") {
     const { openCheckpoint } = await D("io/checkpoint.js");
     const { readModelMeta } = await D("models/saved.js");
-    const seeds = [...fixtures("io", ".safetensors"), ...fixtures("data", ".safetensors"), hostile.safetensorsDiTMeta({ depth: 1 })];
+    const seeds = [
+      ...fixtures("io", ".safetensors"),
+      ...fixtures("data", ".safetensors"),
+      hostile.safetensorsDiTMeta({ depth: 1 }),
+    ];
     // Small cao2 model files, so the description checks are reached.
     const { saveModel } = await D("models/saved.js");
     const { createDiT } = await D("models/dit.js");
     const { createConvNet } = await D("models/convnet.js");
-    const dit = { inputSize: 4, inChannels: 2, numClasses: 3, learnSigma: true, classDropoutProb: 0.1, depth: 1, hiddenSize: 8, numHeads: 2, patchSize: 2, mlpRatio: 2 };
+    const dit = {
+      inputSize: 4,
+      inChannels: 2,
+      numClasses: 3,
+      learnSigma: true,
+      classDropoutProb: 0.1,
+      depth: 1,
+      hiddenSize: 8,
+      numHeads: 2,
+      patchSize: 2,
+      mlpRatio: 2,
+    };
     const cn = { numClasses: 3, depth: 1, width: 4, inChannels: 1, imageSize: 8 };
     const pre = { size: 8, channels: 1, mean: [0.5], std: [0.5] };
     for (const [model, meta] of [
@@ -225,7 +283,9 @@ async function makeTarget(name, tmp) {
     let seeds;
     if (name === "png") {
       seeds = fixtures("data/png", ".png");
-      seeds.push(Buffer.from(encodePng({ width: 5, height: 3, channels: 3, data: new Uint8Array(45).map((_, i) => i * 5) })));
+      seeds.push(
+        Buffer.from(encodePng({ width: 5, height: 3, channels: 3, data: new Uint8Array(45).map((_, i) => i * 5) })),
+      );
     } else {
       const jpeg = (await import("jpeg-js")).default;
       seeds = fixtures("data/jpeg", ".jpg");
@@ -239,7 +299,7 @@ async function makeTarget(name, tmp) {
           // The inflated image data mutated and recompressed (reaches the unfiltering with valid zlib).
           try {
             const chunks = [];
-            for (let p = 8; p + 12 <= seed.length; ) {
+            for (let p = 8; p + 12 <= seed.length;) {
               const len = seed.readUInt32BE(p);
               chunks.push([seed.toString("latin1", p + 4, p + 8), seed.subarray(p + 8, p + 8 + len)]);
               p += 12 + len;
@@ -247,7 +307,12 @@ async function makeTarget(name, tmp) {
             const idat = Buffer.concat(chunks.filter(([t]) => t === "IDAT").map(([, d]) => d));
             const body = deflateSync(mutate(inflateSync(idat), r, () => Buffer.alloc(0)));
             const keep = chunks.filter(([t]) => t !== "IDAT" && t !== "IEND");
-            return Buffer.concat([seed.subarray(0, 8), ...keep.map(([t, d]) => hostile.pngChunk(t, d)), hostile.pngChunk("IDAT", body), hostile.pngChunk("IEND", Buffer.alloc(0))]);
+            return Buffer.concat([
+              seed.subarray(0, 8),
+              ...keep.map(([t, d]) => hostile.pngChunk(t, d)),
+              hostile.pngChunk("IDAT", body),
+              hostile.pngChunk("IEND", Buffer.alloc(0)),
+            ]);
           } catch {
             return mutate(seed, r, splice);
           }
@@ -294,7 +359,6 @@ async function makeTarget(name, tmp) {
   }
   throw new Error(`unknown target ${name}`);
 }
-
 
 // ---------------------------------------------------------------------------------------------------------------
 // Reader process: makes input i, reports it, reads it, reports the outcome
@@ -348,7 +412,16 @@ function memoryOf(pid) {
 // ---------------------------------------------------------------------------------------------------------------
 
 function parseArgs(argv) {
-  const o = { target: undefined, iterations: 1000, seed: 1, timeoutS: 10, maxRssMb: 1024, out: "fuzz-out", keepSlowMs: Infinity, json: false };
+  const o = {
+    target: undefined,
+    iterations: 1000,
+    seed: 1,
+    timeoutS: 10,
+    maxRssMb: 1024,
+    out: "fuzz-out",
+    keepSlowMs: Infinity,
+    json: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -371,7 +444,9 @@ function parseArgs(argv) {
 }
 
 function usage(msg) {
-  process.stderr.write(`fuzz: ${msg}\nusage: npm run fuzz -- <${TARGETS.join("|")}> [--iterations N] [--seed S] [--timeout-s 10] [--max-rss-mb 1024] [--out fuzz-out] [--keep-slow-ms T] [--json]\n`);
+  process.stderr.write(
+    `fuzz: ${msg}\nusage: npm run fuzz -- <${TARGETS.join("|")}> [--iterations N] [--seed S] [--timeout-s 10] [--max-rss-mb 1024] [--out fuzz-out] [--keep-slow-ms T] [--json]\n`,
+  );
   process.exit(2);
 }
 
@@ -395,10 +470,14 @@ export async function fuzz(opts) {
   while (next < o.iterations) {
     // One reader process reads inputs next..end; a crash, hang or memory kill replaces it from the input after.
     await new Promise((resolve, reject) => {
-      const w = fork(fileURLToPath(import.meta.url), ["--reader", JSON.stringify({ target: o.target, seed: o.seed, start: next, end: o.iterations })], {
-        serialization: "advanced",
-        stdio: ["ignore", "ignore", "pipe", "ipc"],
-      });
+      const w = fork(
+        fileURLToPath(import.meta.url),
+        ["--reader", JSON.stringify({ target: o.target, seed: o.seed, start: next, end: o.iterations })],
+        {
+          serialization: "advanced",
+          stdio: ["ignore", "ignore", "pipe", "ipc"],
+        },
+      );
       let stderr = "";
       w.stderr.on("data", (d) => (stderr = (stderr + d).slice(-4000)));
       let current = null;
@@ -414,7 +493,8 @@ export async function fuzz(opts) {
         clearInterval(timer);
         watch();
         w.kill("SIGKILL");
-        if (!current) return reject(new Error(`the fuzz reader failed outside any input (a harness error): ${detail}\n${stderr}`));
+        if (!current)
+          return reject(new Error(`the fuzz reader failed outside any input (a harness error): ${detail}\n${stderr}`));
         counts[kind]++;
         save(kind, current.i, current.input, detail);
         next = current.i + 1;
@@ -423,7 +503,8 @@ export async function fuzz(opts) {
       const timer = setInterval(() => {
         const { rss } = watch();
         if (current && rss > o.maxRssMb * 2 ** 20) stop("memory", `resident memory ${Math.round(rss / 2 ** 20)} MB`);
-        else if (current && Date.now() - current.at > o.timeoutS * 1000) stop("hang", `no answer within ${o.timeoutS} s`);
+        else if (current && Date.now() - current.at > o.timeoutS * 1000)
+          stop("hang", `no answer within ${o.timeoutS} s`);
       }, 20);
       w.on("message", (m) => {
         if (m.type === "start") current = { i: m.i, input: Buffer.from(m.input), at: Date.now() };
@@ -431,8 +512,13 @@ export async function fuzz(opts) {
           counts[m.outcome]++;
           if (m.ms > slowest.ms) slowest = { ms: m.ms, i: m.i };
           if (m.outcome === "crash") save("crash", m.i, current.input, m.detail);
-          else if (m.ms > o.keepSlowMs) save("slow", m.i, current.input, `${Math.round(m.ms)} ms, ${m.outcome}${m.detail ? `: ${m.detail}` : ""}`);
-          if (m.outcome === "refused") refusals.set(m.detail.replace(/\d+/g, "N").slice(0, 60), (refusals.get(m.detail.replace(/\d+/g, "N").slice(0, 60)) ?? 0) + 1);
+          else if (m.ms > o.keepSlowMs)
+            save("slow", m.i, current.input, `${Math.round(m.ms)} ms, ${m.outcome}${m.detail ? `: ${m.detail}` : ""}`);
+          if (m.outcome === "refused")
+            refusals.set(
+              m.detail.replace(/\d+/g, "N").slice(0, 60),
+              (refusals.get(m.detail.replace(/\d+/g, "N").slice(0, 60)) ?? 0) + 1,
+            );
           current = null;
           next = m.i + 1;
           if (!o.json && next % 500 === 0) process.stderr.write(`${o.target}: ${next}/${o.iterations}\n`);
@@ -449,13 +535,27 @@ export async function fuzz(opts) {
           clearInterval(timer);
           return resolve();
         }
-        stop("crash", `the reader process died (${signal ?? `exit code ${code}`}): ${stderr.trim().split("\n").slice(-3).join(" | ")}`);
+        stop(
+          "crash",
+          `the reader process died (${signal ?? `exit code ${code}`}): ${stderr.trim().split("\n").slice(-3).join(" | ")}`,
+        );
       });
     });
   }
   const peakRssMb = Math.round(peak / 2 ** 20);
   const topRefusals = [...refusals].sort((a, b) => b[1] - a[1]).slice(0, 8);
-  return { target: o.target, inputs: o.iterations, seed: o.seed, ...counts, slowestMs: Math.round(slowest.ms), slowestInput: slowest.i, peakRssMb, seconds: Math.round((Date.now() - t0) / 1000), findings, topRefusals };
+  return {
+    target: o.target,
+    inputs: o.iterations,
+    seed: o.seed,
+    ...counts,
+    slowestMs: Math.round(slowest.ms),
+    slowestInput: slowest.i,
+    peakRssMb,
+    seconds: Math.round((Date.now() - t0) / 1000),
+    findings,
+    topRefusals,
+  };
 }
 
 if (process.argv[2] === "--reader") {
@@ -470,7 +570,8 @@ if (process.argv[2] === "--reader") {
         `${rep.crash} crashes, ${rep.hang} hangs (> ${o.timeoutS} s), ${rep.memory} over ${o.maxRssMb} MB; slowest input ${rep.slowestMs} ms (#${rep.slowestInput}); peak RSS ${rep.peakRssMb} MB\n`,
     );
     for (const [msg, n] of rep.topRefusals) process.stdout.write(`  refused ${n}x: ${msg}\n`);
-    for (const f of rep.findings) process.stdout.write(`  ${f.kind} #${f.i} (${f.file}): ${f.detail.split("\n").slice(0, 3).join(" | ")}\n`);
+    for (const f of rep.findings)
+      process.stdout.write(`  ${f.kind} #${f.i} (${f.file}): ${f.detail.split("\n").slice(0, 3).join(" | ")}\n`);
   }
   process.exitCode = rep.crash + rep.hang + rep.memory > 0 ? 1 : 0;
 }

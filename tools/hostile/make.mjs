@@ -96,13 +96,17 @@ export function pngInflateBomb(bytes = 3 * 2 ** 30) {
  * tables of a DC-only image, a scan of one all-zero block, EOI.
  */
 export function jpegHugeDimensions(width = 65000, height = 65000) {
-  const seg = (marker, body) => Buffer.concat([Buffer.from([0xff, marker, (body.length + 2) >> 8, (body.length + 2) & 0xff]), body]);
+  const seg = (marker, body) =>
+    Buffer.concat([Buffer.from([0xff, marker, (body.length + 2) >> 8, (body.length + 2) & 0xff]), body]);
   const dqt = seg(0xdb, Buffer.concat([Buffer.from([0]), Buffer.alloc(64, 1)]));
   const sof = seg(0xc0, Buffer.from([8, height >> 8, height & 0xff, width >> 8, width & 0xff, 1, 1, 0x11, 0]));
   // DC table 0: one code of length 1 for category 0; AC table 0: one code of length 1 for EOB (0x00).
   const counts = Buffer.alloc(16);
   counts[0] = 1;
-  const dht = seg(0xc4, Buffer.concat([Buffer.from([0x00]), counts, Buffer.from([0]), Buffer.from([0x10]), counts, Buffer.from([0])]));
+  const dht = seg(
+    0xc4,
+    Buffer.concat([Buffer.from([0x00]), counts, Buffer.from([0]), Buffer.from([0x10]), counts, Buffer.from([0])]),
+  );
   const sos = seg(0xda, Buffer.from([1, 1, 0x00, 0, 63, 0]));
   return Buffer.concat([Buffer.from([0xff, 0xd8]), dqt, sof, dht, sos, Buffer.from([0x00]), Buffer.from([0xff, 0xd9])]);
 }
@@ -162,7 +166,8 @@ export const op = {
       return b;
     }
     const bytes = [];
-    for (let x = v; bytes.length === 0 || x !== 0n || (bytes[bytes.length - 1] & 0x80) !== 0; x >>= 8n) bytes.push(Number(x & 0xffn));
+    for (let x = v; bytes.length === 0 || x !== 0n || (bytes[bytes.length - 1] & 0x80) !== 0; x >>= 8n)
+      bytes.push(Number(x & 0xffn));
     return Buffer.from([0x8a, bytes.length, ...bytes]);
   },
   put: (i) => {
@@ -185,15 +190,29 @@ export function tensorOps(key, numel, shape, stride, offset = 0) {
   return Buffer.concat([
     op.global("torch._utils", "_rebuild_tensor_v2"),
     op.mark,
-    op.mark, op.str("storage"), op.global("torch", "FloatStorage"), op.str(key), op.str("cpu"), op.int(numel), op.tuple, op.binpersid,
-    op.int(offset), ints(shape), ints(stride), op.newFalse,
-    op.global("collections", "OrderedDict"), op.emptyTuple, op.reduce,
-    op.tuple, op.reduce,
+    op.mark,
+    op.str("storage"),
+    op.global("torch", "FloatStorage"),
+    op.str(key),
+    op.str("cpu"),
+    op.int(numel),
+    op.tuple,
+    op.binpersid,
+    op.int(offset),
+    ints(shape),
+    ints(stride),
+    op.newFalse,
+    op.global("collections", "OrderedDict"),
+    op.emptyTuple,
+    op.reduce,
+    op.tuple,
+    op.reduce,
   ]);
 }
 
 /** A pickle of a dict {key: value-ops, ...}. */
-export const dictOps = (entries) => Buffer.concat([op.emptyDict, op.mark, ...entries.flatMap(([k, v]) => [op.str(k), v]), op.setitems]);
+export const dictOps = (entries) =>
+  Buffer.concat([op.emptyDict, op.mark, ...entries.flatMap(([k, v]) => [op.str(k), v]), op.setitems]);
 
 /**
  * A zip archive of stored entries (what torch.save writes), CRCs right: `files` are [name, data] pairs, optionally
@@ -259,7 +278,14 @@ export function ptWithTensor(shape, stride, numel = 1, offset = 0) {
  */
 export function ptDagBomb(depth = 40) {
   const parts = [op.proto, dictOps([["w", tensorOps("0", 1, [1], [1])]]), op.put(0)];
-  for (let i = 1; i <= depth; i++) parts.push(dictOps([["a", op.get(i - 1)], ["b", op.get(i - 1)]]), op.put(i));
+  for (let i = 1; i <= depth; i++)
+    parts.push(
+      dictOps([
+        ["a", op.get(i - 1)],
+        ["b", op.get(i - 1)],
+      ]),
+      op.put(i),
+    );
   parts.push(op.get(depth), op.stop);
   return torchArchive(Buffer.concat(parts), { 0: [1] });
 }
@@ -277,7 +303,8 @@ export function safetensorsRaw(headerJson, data = Buffer.alloc(0)) {
 }
 
 /** A tensor whose shape is [0, 1e300]: zero bytes, an element count no integer type holds. */
-export const safetensorsHugeZeroShape = () => safetensorsRaw('{"x":{"dtype":"F32","shape":[0,1e300],"data_offsets":[0,0]}}');
+export const safetensorsHugeZeroShape = () =>
+  safetensorsRaw('{"x":{"dtype":"F32","shape":[0,1e300],"data_offsets":[0,0]}}');
 
 /** `count` empty tensors (no data): a header of ~50 bytes per tensor, for listings that must not recurse per row. */
 export function safetensorsManyTensors(count = 200_000) {
@@ -288,14 +315,32 @@ export function safetensorsManyTensors(count = 200_000) {
 
 /** A cao2 DiT description (the `cao2` metadata) with `overrides` in its config, and one small tensor. */
 export function safetensorsDiTMeta(overrides) {
-  const config = { inputSize: 8, inChannels: 4, numClasses: 10, learnSigma: true, classDropoutProb: 0.1, depth: 2, hiddenSize: 64, numHeads: 4, patchSize: 2, mlpRatio: 4, ...overrides };
+  const config = {
+    inputSize: 8,
+    inChannels: 4,
+    numClasses: 10,
+    learnSigma: true,
+    classDropoutProb: 0.1,
+    depth: 2,
+    hiddenSize: 64,
+    numHeads: 4,
+    patchSize: 2,
+    mlpRatio: 4,
+    ...overrides,
+  };
   const cao2 = JSON.stringify({ kind: "dit", config, classes: ["a"] });
-  return safetensorsRaw(JSON.stringify({ __metadata__: { cao2 }, pos_embed: { dtype: "F32", shape: [1], data_offsets: [0, 4] } }), Buffer.alloc(4));
+  return safetensorsRaw(
+    JSON.stringify({ __metadata__: { cao2 }, pos_embed: { dtype: "F32", shape: [1], data_offsets: [0, 4] } }),
+    Buffer.alloc(4),
+  );
 }
 
 /** cao2 metadata that is not JSON. */
 export const safetensorsMetaNotJson = () =>
-  safetensorsRaw(JSON.stringify({ __metadata__: { cao2: "{kind: dit" }, w: { dtype: "F32", shape: [1], data_offsets: [0, 4] } }), Buffer.alloc(4));
+  safetensorsRaw(
+    JSON.stringify({ __metadata__: { cao2: "{kind: dit" }, w: { dtype: "F32", shape: [1], data_offsets: [0, 4] } }),
+    Buffer.alloc(4),
+  );
 
 // ---------------------------------------------------------------------------------------------------------------
 // ImageFolder traps (need a file system)
@@ -312,7 +357,8 @@ export function imageFolderTrap(root, kind) {
   writeFileSync(join(cls, "0.png"), pngWith(1, 1, deflateSync(Buffer.from([0, 128]))));
   if (kind === "loop") symlinkSync("loop.png", join(cls, "loop.png"));
   else if (kind === "cycle") symlinkSync(root, join(cls, "cycle"));
-  else if (kind === "fifo") execFileSync("mkfifo", [join(cls, "x.png")]); // Node has no mkfifo
+  else if (kind === "fifo")
+    execFileSync("mkfifo", [join(cls, "x.png")]); // Node has no mkfifo
   else if (kind === "zero") symlinkSync("/dev/zero", join(cls, "x.png"));
   else throw new Error(`unknown trap ${kind}`);
   return root;

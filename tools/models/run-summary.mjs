@@ -10,7 +10,10 @@ if (!dir) {
   process.stderr.write("usage: node tools/models/run-summary.mjs <run folder>\n");
   process.exit(2);
 }
-const lines = readFileSync(join(dir, "log.jsonl"), "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l));
+const lines = readFileSync(join(dir, "log.jsonl"), "utf8")
+  .split("\n")
+  .filter(Boolean)
+  .map((l) => JSON.parse(l));
 const steps = lines.filter((l) => l.steps_per_s !== undefined);
 let seconds = 0;
 let prev = 0;
@@ -26,13 +29,19 @@ for (const l of steps) {
 }
 const vals = lines.filter((l) => l.steps_per_s === undefined);
 const h = (s) => `${(s / 3600).toFixed(2)} h`;
-console.log(JSON.stringify({
-  steps: prev,
-  trainingSeconds: Math.round(seconds),
-  trainingTime: h(seconds),
-  sittings,
-  first: steps[0]?.time,
-  last: steps.at(-1)?.time,
-  lastValidation: vals.at(-1),
-  validations: vals.map(({ time: _t, ...v }) => v),
-}, null, 2));
+console.log(
+  JSON.stringify(
+    {
+      steps: prev,
+      trainingSeconds: Math.round(seconds),
+      trainingTime: h(seconds),
+      sittings,
+      first: steps[0]?.time,
+      last: steps.at(-1)?.time,
+      lastValidation: vals.at(-1),
+      validations: vals.map(({ time: _t, ...v }) => v),
+    },
+    null,
+    2,
+  ),
+);

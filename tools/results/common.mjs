@@ -19,7 +19,9 @@ export function runCao2(argv, script) {
   const env = { ...process.env, MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? "131072" };
   const r = spawnSync(process.execPath, ["dist/src/cli/main.js", ...argv], { stdio: "inherit", env });
   if (r.status !== 0) {
-    process.stderr.write(`${script}: '${show(argv)}' failed (exit ${r.status ?? r.signal}); rerun the script to continue\n`);
+    process.stderr.write(
+      `${script}: '${show(argv)}' failed (exit ${r.status ?? r.signal}); rerun the script to continue\n`,
+    );
     process.exit(r.status === 130 || r.signal === "SIGINT" ? 130 : 1);
   }
 }

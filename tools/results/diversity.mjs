@@ -28,7 +28,11 @@ const { parseArgs } = await import(join(ROOT, "dist/src/cli/args.js"));
 const args = parseArgs(process.argv.slice(2), {
   ipc: { type: "int", help: "Images per class of the table's sets", default: 10 },
   sets: { type: "string", help: "Comma-separated rows of the table", default: "random-real,dit,select,refine,cao2" },
-  model: { type: "string", help: "The classifier whose features are compared", default: "assets/fashion-mnist/selector.safetensors" },
+  model: {
+    type: "string",
+    help: "The classifier whose features are compared",
+    default: "assets/fashion-mnist/selector.safetensors",
+  },
   reference: { type: "string", help: "The real images compared with (coverage, 1-NN)", default: "fashion-mnist:test" },
   json: { type: "string", help: "Write the result here (atomically)" },
   threads: { type: "int", help: "CPU threads" },
@@ -66,7 +70,13 @@ const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 const test = features(args.reference);
 const K = test.classes.length;
-const result = { model: modelPath, ipc, test: args.reference, metric: "cosine distance of L2-normalised penultimate features", sets: {} };
+const result = {
+  model: modelPath,
+  ipc,
+  test: args.reference,
+  metric: "cosine distance of L2-normalised penultimate features",
+  sets: {},
+};
 for (const name of sets) {
   const train = features(name.includes("/") ? name : `.runs/${name}/ipc${ipc}`);
   const { spread, own, nearest } = noGrad(() =>
@@ -98,6 +108,8 @@ for (const name of sets) {
     nnAccuracy: nnCorrect / test.labels.length,
     perClass: Object.fromEntries(test.classes.map((c, k) => [c, { spread: spread[k], coverage: coverage[k] }])),
   };
-  process.stdout.write(`${name.padEnd(12)} spread ${mean(spread).toFixed(4)}  coverage ${mean(coverage).toFixed(4)}  1-NN ${(100 * nnCorrect / test.labels.length).toFixed(2)}%\n`);
+  process.stdout.write(
+    `${name.padEnd(12)} spread ${mean(spread).toFixed(4)}  coverage ${mean(coverage).toFixed(4)}  1-NN ${((100 * nnCorrect) / test.labels.length).toFixed(2)}%\n`,
+  );
 }
 if (args.json) writeJsonAtomic(args.json, result);

@@ -19,7 +19,11 @@ const { noGrad, tidy } = await import(join(ROOT, "dist/src/torch/index.js"));
 const args = parseArgs(process.argv.slice(2), {
   data: { type: "string", help: "ImageFolder to reconstruct" },
   out: { type: "string", help: "Output ImageFolder (new)" },
-  autoencoder: { type: "string", help: "Autoencoder", default: join(ROOT, "assets/fashion-mnist/autoencoder.safetensors") },
+  autoencoder: {
+    type: "string",
+    help: "Autoencoder",
+    default: join(ROOT, "assets/fashion-mnist/autoencoder.safetensors"),
+  },
 });
 const { autoencoder } = loadAutoencoder(args.autoencoder, { device: "cpu" });
 autoencoder.eval();
@@ -33,12 +37,17 @@ for (let i = 0; i < ds.labels.length; i++) {
     tidy(() => {
       let x = batch(ds, [i]).x;
       if (x.size(2) !== size) x = resizeImages(x, [size, size], { antialias: true });
-      const y = autoencoder.decode(autoencoder.encode(x.mul(2).sub(1)).mean).add(1).div(2).clamp(0, 1);
+      const y = autoencoder
+        .decode(autoencoder.encode(x.mul(2).sub(1)).mean)
+        .add(1)
+        .div(2)
+        .clamp(0, 1);
       return tensorToImage(y.select(0, 0));
     }),
   );
   const label = ds.labels[i];
   writeFileSync(join(args.out, ds.classes[label], `${counts[label]++}.png`), encodePng(img));
 }
-if (existsSync(join(args.data, "classes.txt"))) copyFileSync(join(args.data, "classes.txt"), join(args.out, "classes.txt"));
+if (existsSync(join(args.data, "classes.txt")))
+  copyFileSync(join(args.data, "classes.txt"), join(args.out, "classes.txt"));
 console.log(`wrote ${ds.labels.length} reconstructions to ${args.out}`);

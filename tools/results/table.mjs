@@ -30,23 +30,54 @@ export const IPCS = [10, 1, 50];
 const PAPER = ["--defaults", "paper"];
 const MINIMAX = ["--dit", "assets/fashion-mnist/dit-minimax.safetensors"];
 export const ROWS = [
-  { id: "random-real", name: "Random real images", set: (ipc, seed, out) => ["baseline", "random-real", "--data", "fashion-mnist", "--ipc", `${ipc}`, "--seed", `${seed}`, "--out", out] },
-  { id: "dit", name: "DiT samples (pool 1x, no selection, no refinement)", distill: [...PAPER, "--pool-factor", "1", "--refine-iters", "0"] },
+  {
+    id: "random-real",
+    name: "Random real images",
+    set: (ipc, seed, out) => [
+      "baseline",
+      "random-real",
+      "--data",
+      "fashion-mnist",
+      "--ipc",
+      `${ipc}`,
+      "--seed",
+      `${seed}`,
+      "--out",
+      out,
+    ],
+  },
+  {
+    id: "dit",
+    name: "DiT samples (pool 1x, no selection, no refinement)",
+    distill: [...PAPER, "--pool-factor", "1", "--refine-iters", "0"],
+  },
   { id: "select", name: "Selection only (pool 2x, no refinement)", distill: [...PAPER, "--refine-iters", "0"] },
   { id: "refine", name: "Refinement only (pool 1x)", distill: [...PAPER, "--pool-factor", "1"] },
   // --save-pre-refine also keeps the images before refinement, for the Figure 4 of docs/ (cao2 figure)
   { id: "cao2", name: "CaO2 (selection + refinement)", distill: [...PAPER, "--save-pre-refine"] },
-  { id: "minimax", name: "Minimax samples (Minimax-fine-tuned DiT, pool 1x, no selection, no refinement)", distill: [...PAPER, ...MINIMAX, "--pool-factor", "1", "--refine-iters", "0"] },
+  {
+    id: "minimax",
+    name: "Minimax samples (Minimax-fine-tuned DiT, pool 1x, no selection, no refinement)",
+    distill: [...PAPER, ...MINIMAX, "--pool-factor", "1", "--refine-iters", "0"],
+  },
   { id: "minimax-cao2", name: "Minimax + CaO2 (paper settings)", distill: [...PAPER, ...MINIMAX] },
   { id: "default", name: "cao2 default (validated settings)", distill: [] },
 ];
 export const COLS = [
   { id: "hard-convnet3", name: "hard-label ConvNet-3", args: ["--protocol", "hard", "--arch", "convnet3"] },
-  { id: "soft-resnet18", name: "soft-label ResNet-18", args: ["--protocol", "soft", "--arch", "resnet18", "--teacher", TEACHER] },
+  {
+    id: "soft-resnet18",
+    name: "soft-label ResNet-18",
+    args: ["--protocol", "soft", "--arch", "resnet18", "--teacher", TEACHER],
+  },
   { id: "hard-resnet18", name: "hard-label ResNet-18", args: ["--protocol", "hard", "--arch", "resnet18"] },
 ];
 // Literature anchors for Fashion-MNIST with ConvNet-3 (IPC 1/10/50), as docs/results.md quotes them.
-const ANCHORS = { 1: "DC 70.5, DSA 70.6, KIP 73.8; random real about 51", 10: "DC 82.3, DSA 84.6, KIP 86.8; random real about 74", 50: "DC 83.6, DSA 88.7, KIP 87.8; random real about 83" };
+const ANCHORS = {
+  1: "DC 70.5, DSA 70.6, KIP 73.8; random real about 51",
+  10: "DC 82.3, DSA 84.6, KIP 86.8; random real about 74",
+  50: "DC 83.6, DSA 88.7, KIP 87.8; random real about 83",
+};
 
 // The training set's seed: 0 for the table; others only vary the set (the students' seeds stay those of --seed 0).
 const bySeed = (seed) => (seed === 0 ? "" : `seeds/seed${seed}/`);
@@ -54,9 +85,23 @@ const setDir = (row, ipc, seed = 0) => `.runs/${bySeed(seed)}${row.id}/ipc${ipc}
 const recordPath = (row, col, ipc, seed = 0) => `docs/results/${bySeed(seed)}${row.id}/${col.id}-ipc${ipc}.json`;
 const distillRecord = (row, ipc, seed = 0) => `docs/results/${bySeed(seed)}${row.id}/distill-ipc${ipc}.json`;
 const setCommand = (row, ipc, seed = 0) =>
-  row.set ? row.set(ipc, seed, setDir(row, ipc, seed)) : ["distill", "--ipc", `${ipc}`, ...row.distill, "--seed", `${seed}`, "--out", setDir(row, ipc, seed)];
-const evalCommand = (row, col, ipc, seed = 0) =>
-  ["evaluate", "--data", setDir(row, ipc, seed), "--test", "fashion-mnist", ...col.args, "--repeats", "3", "--seed", "0", "--json", recordPath(row, col, ipc, seed)];
+  row.set
+    ? row.set(ipc, seed, setDir(row, ipc, seed))
+    : ["distill", "--ipc", `${ipc}`, ...row.distill, "--seed", `${seed}`, "--out", setDir(row, ipc, seed)];
+const evalCommand = (row, col, ipc, seed = 0) => [
+  "evaluate",
+  "--data",
+  setDir(row, ipc, seed),
+  "--test",
+  "fashion-mnist",
+  ...col.args,
+  "--repeats",
+  "3",
+  "--seed",
+  "0",
+  "--json",
+  recordPath(row, col, ipc, seed),
+];
 const run = (argv) => runCao2(argv, "table");
 
 /** Makes a row's training set for an IPC (a distillation resumes; its manifest is kept beside the records). */
@@ -97,14 +142,18 @@ function ensureCell(row, col, ipc, seed, dry) {
 }
 
 const fmt = (s) => `${s.mean.toFixed(2)} ± ${s.std.toFixed(2)}`;
-const duration = (s) => (s >= 3600 ? `${(s / 3600).toFixed(1)} h` : s >= 60 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(0)} s`);
+const duration = (s) =>
+  s >= 3600 ? `${(s / 3600).toFixed(1)} h` : s >= 60 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(0)} s`;
 
 /** The markdown of the table, one block per IPC, from the records on disk. */
 export function renderTable() {
   const out = [];
   for (const ipc of [1, 10, 50]) {
     out.push(`### IPC ${ipc}`, "", `Literature anchors (ConvNet-3): ${ANCHORS[ipc]}.`, "");
-    out.push(`| training set | distillation wall time | ${COLS.map((c) => c.name).join(" | ")} |`, `|---|---|${COLS.map(() => "---|").join("")}`);
+    out.push(
+      `| training set | distillation wall time | ${COLS.map((c) => c.name).join(" | ")} |`,
+      `|---|---|${COLS.map(() => "---|").join("")}`,
+    );
     for (const row of ROWS) {
       const d = readJson(distillRecord(row, ipc));
       const wall = row.set ? "n/a (no distillation)" : d ? duration(d.distillSeconds) : "pending";
@@ -112,7 +161,10 @@ export function renderTable() {
         const p = recordPath(row, col, ipc);
         const rec = readJson(p);
         // An interrupted or running evaluation keeps its finished repeats beside the record.
-        if (!rec) return existsSync(`${p}.partial.json`) ? `pending (${readJson(`${p}.partial.json`).repeats.length}/3 repeats saved)` : "pending";
+        if (!rec)
+          return existsSync(`${p}.partial.json`)
+            ? `pending (${readJson(`${p}.partial.json`).repeats.length}/3 repeats saved)`
+            : "pending";
         return `[${fmt(rec.summary.best)}](${p.replace(/^docs\//, "")})`;
       });
       out.push(`| ${row.name} | ${wall} | ${cells.join(" | ")} |`);
@@ -131,7 +183,10 @@ export function renderTable() {
 
 /** Each seed's cell (mean over its repeats) and, over the seeds present, the mean ± sample std of those means. */
 function seedSummary(rows, cols, ipcs, seeds) {
-  const out = [`| IPC | column | training set | ${seeds.map((s) => `seed ${s}`).join(" | ")} | over seeds |`, `|---|---|---|${seeds.map(() => "---|").join("")}---|`];
+  const out = [
+    `| IPC | column | training set | ${seeds.map((s) => `seed ${s}`).join(" | ")} | over seeds |`,
+    `|---|---|---|${seeds.map(() => "---|").join("")}---|`,
+  ];
   for (const ipc of ipcs)
     for (const col of cols)
       for (const row of rows) {
@@ -140,7 +195,9 @@ function seedSummary(rows, cols, ipcs, seeds) {
         const mean = got.reduce((a, b) => a + b, 0) / got.length;
         const std = Math.sqrt(got.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, got.length - 1));
         const across = got.length > 1 ? `${fmt({ mean, std })} (${got.length} sets)` : "n/a";
-        out.push(`| ${ipc} | ${col.id} | ${row.id} | ${means.map((m) => (m === undefined ? "pending" : m.toFixed(2))).join(" | ")} | ${across} |`);
+        out.push(
+          `| ${ipc} | ${col.id} | ${row.id} | ${means.map((m) => (m === undefined ? "pending" : m.toFixed(2))).join(" | ")} | ${across} |`,
+        );
       }
   return out.join("\n");
 }
@@ -163,13 +220,30 @@ function writeTable() {
 async function writeResultsReport(out = "docs/results/report.html") {
   const { writeReport } = await import("../../dist/src/report/report.js");
   const evals = [];
-  for (const col of COLS) for (const row of ROWS) for (const ipc of [1, 10, 50]) if (existsSync(recordPath(row, col, ipc))) evals.push({ path: recordPath(row, col, ipc), label: row.name });
-  const r = writeReport({ evals, out, title: "cao2 results: Fashion-MNIST, five training sets, three protocols, IPC 1/10/50" });
-  console.log(`wrote ${r.out} (${(r.htmlBytes / 2 ** 20).toFixed(2)} MB) from ${evals.length} of ${ROWS.length * COLS.length * 3} records`);
+  for (const col of COLS)
+    for (const row of ROWS)
+      for (const ipc of [1, 10, 50])
+        if (existsSync(recordPath(row, col, ipc))) evals.push({ path: recordPath(row, col, ipc), label: row.name });
+  const r = writeReport({
+    evals,
+    out,
+    title: "cao2 results: Fashion-MNIST, five training sets, three protocols, IPC 1/10/50",
+  });
+  console.log(
+    `wrote ${r.out} (${(r.htmlBytes / 2 ** 20).toFixed(2)} MB) from ${evals.length} of ${ROWS.length * COLS.length * 3} records`,
+  );
 }
 
 async function main(argv) {
-  const opt = { render: false, report: false, dry: false, ipcs: IPCS, cols: COLS.map((c) => c.id), rows: ROWS.map((r) => r.id), seeds: [0] };
+  const opt = {
+    render: false,
+    report: false,
+    dry: false,
+    ipcs: IPCS,
+    cols: COLS.map((c) => c.id),
+    rows: ROWS.map((r) => r.id),
+    seeds: [0],
+  };
   for (let k = 0; k < argv.length; k++) {
     const a = argv[k];
     const list = () => (argv[++k] ?? "").split(",").filter(Boolean);
@@ -185,7 +259,11 @@ async function main(argv) {
       process.exit(2);
     }
   }
-  for (const [what, given, known] of [["--ipc", opt.ipcs, IPCS], ["--cols", opt.cols, COLS.map((c) => c.id)], ["--rows", opt.rows, ROWS.map((r) => r.id)]]) {
+  for (const [what, given, known] of [
+    ["--ipc", opt.ipcs, IPCS],
+    ["--cols", opt.cols, COLS.map((c) => c.id)],
+    ["--rows", opt.rows, ROWS.map((r) => r.id)],
+  ]) {
     const bad = given.find((g) => !known.includes(g));
     if (bad !== undefined) {
       process.stderr.write(`table: ${what} ${bad} is not one of ${known.join(", ")}\n`);
@@ -202,7 +280,8 @@ async function main(argv) {
   if (!opt.render) {
     for (const seed of opt.seeds)
       for (const col of cols)
-        for (const ipc of opt.ipcs) for (const row of rows) if (ensureCell(row, col, ipc, seed, opt.dry) && table) writeTable();
+        for (const ipc of opt.ipcs)
+          for (const row of rows) if (ensureCell(row, col, ipc, seed, opt.dry) && table) writeTable();
   }
   if (opt.dry) return;
   if (table) writeTable();

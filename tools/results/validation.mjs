@@ -22,12 +22,24 @@ import { readJson, ROOT, runCao2 } from "./common.mjs";
 
 process.chdir(ROOT);
 const RECORDS = "docs/results/validation";
-const BACKBONES = { base: "assets/fashion-mnist/dit.safetensors", minimax: "assets/fashion-mnist/dit-minimax.safetensors" };
+const BACKBONES = {
+  base: "assets/fashion-mnist/dit.safetensors",
+  minimax: "assets/fashion-mnist/dit-minimax.safetensors",
+};
 const PROTOCOLS = {
   hard: ["--protocol", "hard", "--arch", "convnet3"],
   plain: ["--protocol", "hard", "--arch", "convnet3", "--augment", "crop-flip", "--no-cutmix"],
 };
-const ABBR = { confident: "conf", "least-confident": "lc", correct: "corr", random: "rand", el2n: "el2n", representative: "rep", mmd: "mmd", auto: "auto" };
+const ABBR = {
+  confident: "conf",
+  "least-confident": "lc",
+  correct: "corr",
+  random: "rand",
+  el2n: "el2n",
+  representative: "rep",
+  mmd: "mmd",
+  auto: "auto",
+};
 /** The real images the mmd strategy matches: the training split less the validation split. */
 const REFERENCE = "fashion-mnist-fit";
 
@@ -45,7 +57,23 @@ const seedSuffix = (seed) => (seed === 0 ? "" : `-s${seed}`);
 
 function distillArgs(s, out) {
   // --defaults paper: every setting not in the name is the paper's, not the validated default's.
-  const argv = ["distill", "--defaults", "paper", "--ipc", `${s.ipc}`, "--pool-factor", `${s.pool}`, "--refine-iters", `${s.refine}`, "--cfg", `${s.cfg}`, "--seed", `${s.seed}`, "--out", out];
+  const argv = [
+    "distill",
+    "--defaults",
+    "paper",
+    "--ipc",
+    `${s.ipc}`,
+    "--pool-factor",
+    `${s.pool}`,
+    "--refine-iters",
+    `${s.refine}`,
+    "--cfg",
+    `${s.cfg}`,
+    "--seed",
+    `${s.seed}`,
+    "--out",
+    out,
+  ];
   if (s.pool > 1) argv.push("--select", s.select);
   if (s.pool > 1 && s.select === "mmd") argv.push("--reference", REFERENCE);
   if (s.backbone !== "base") argv.push("--dit", BACKBONES[s.backbone] ?? s.backbone);
@@ -69,7 +97,21 @@ function ensureRecord(name, dir, protocol, repeats) {
   const json = `${RECORDS}/${name}.${protocol}-r${repeats}.json`;
   if (existsSync(json)) return;
   mkdirSync(RECORDS, { recursive: true });
-  run(["evaluate", "--data", dir, "--test", "fashion-mnist-val", ...PROTOCOLS[protocol], "--repeats", `${repeats}`, "--seed", "0", "--json", json, "--resume"]);
+  run([
+    "evaluate",
+    "--data",
+    dir,
+    "--test",
+    "fashion-mnist-val",
+    ...PROTOCOLS[protocol],
+    "--repeats",
+    `${repeats}`,
+    "--seed",
+    "0",
+    "--json",
+    json,
+    "--resume",
+  ]);
   if (existsSync(join(dir, "manifest.json")) && !existsSync(`${RECORDS}/${name}.distill.json`)) {
     const m = readJson(join(dir, "manifest.json"));
     if (m.format !== "cao2-random-real/1") copyFileSync(join(dir, "manifest.json"), `${RECORDS}/${name}.distill.json`);
@@ -89,7 +131,10 @@ function render() {
   for (const f of files) {
     const [, name, protocol, reps] = /^(.*)\.(hard|plain)-r(\d+)\.json$/.exec(f);
     const rec = readJson(join(RECORDS, f));
-    const row = cells.get(name) ?? { name, ipc: Number(/(\d+)(?:-|$)/.exec(name.replace(/^minimax-/, "").replace(/^[a-z]+/, ""))?.[1]) };
+    const row = cells.get(name) ?? {
+      name,
+      ipc: Number(/(\d+)(?:-|$)/.exec(name.replace(/^minimax-/, "").replace(/^[a-z]+/, ""))?.[1]),
+    };
     const b = rec.summary.best;
     // One repeat has no spread to show.
     row[protocol] = `[${b.mean.toFixed(2)}${reps === "1" ? "" : ` ± ${b.std.toFixed(2)}`}](validation/${f}) (${reps})`;
@@ -99,7 +144,12 @@ function render() {
   for (const ipc of [1, 10, 50]) {
     const rows = [...cells.values()].filter((r) => r.ipc === ipc).sort((a, b) => a.name.localeCompare(b.name));
     if (!rows.length) continue;
-    out.push(`### IPC ${ipc}`, "", "| setting | hard-label ConvNet-3 (repeats) | plain crop-flip ConvNet-3 (repeats) |", "|---|---|---|");
+    out.push(
+      `### IPC ${ipc}`,
+      "",
+      "| setting | hard-label ConvNet-3 (repeats) | plain crop-flip ConvNet-3 (repeats) |",
+      "|---|---|---|",
+    );
     for (const r of rows) out.push(`| ${r.name} | ${r.hard ?? "—"} | ${r.plain ?? "—"} |`);
     out.push("");
   }
@@ -113,7 +163,21 @@ function render() {
 }
 
 function main(argv) {
-  const o = { ipc: [10], cfg: ["2.7"], pool: [1], select: ["confident"], refine: [0], backbone: ["base"], interval: ["all"], guide: ["3"], seeds: [0], protocols: ["hard"], repeats: 1, render: false, baseline: true };
+  const o = {
+    ipc: [10],
+    cfg: ["2.7"],
+    pool: [1],
+    select: ["confident"],
+    refine: [0],
+    backbone: ["base"],
+    interval: ["all"],
+    guide: ["3"],
+    seeds: [0],
+    protocols: ["hard"],
+    repeats: 1,
+    render: false,
+    baseline: true,
+  };
   for (let k = 0; k < argv.length; k++) {
     const a = argv[k];
     const list = () => (argv[++k] ?? "").split(",").filter(Boolean);
@@ -121,22 +185,38 @@ function main(argv) {
     else if (a === "--no-baseline") o.baseline = false;
     else if (a === "--repeats") o.repeats = Number(argv[++k]);
     else if (["--ipc", "--pool", "--refine", "--seeds"].includes(a)) o[a.slice(2)] = list().map(Number);
-    else if (["--cfg", "--select", "--backbone", "--protocols", "--interval", "--guide"].includes(a)) o[a.slice(2)] = list();
+    else if (["--cfg", "--select", "--backbone", "--protocols", "--interval", "--guide"].includes(a))
+      o[a.slice(2)] = list();
     else {
-      process.stderr.write(`validation: unknown argument '${a}' (see the comment at the top of tools/results/validation.mjs)\n`);
+      process.stderr.write(
+        `validation: unknown argument '${a}' (see the comment at the top of tools/results/validation.mjs)\n`,
+      );
       process.exit(2);
     }
   }
   const bad = o.protocols.find((p) => !PROTOCOLS[p]) ?? o.select.find((s) => !ABBR[s]);
   if (bad || !(o.repeats >= 1)) {
-    process.stderr.write(`validation: '${bad ?? o.repeats}' is not a protocol (hard, plain), strategy or repeat count\n`);
+    process.stderr.write(
+      `validation: '${bad ?? o.repeats}' is not a protocol (hard, plain), strategy or repeat count\n`,
+    );
     process.exit(2);
   }
   if (!o.render) {
     for (const ipc of o.ipc) {
       for (const seed of o.baseline ? o.seeds : []) {
         const name = `rr${ipc}${seedSuffix(seed)}`;
-        const dir = ensureSet(name, (d) => ["baseline", "random-real", "--data", "fashion-mnist-fit", "--ipc", `${ipc}`, "--seed", `${seed}`, "--out", d]);
+        const dir = ensureSet(name, (d) => [
+          "baseline",
+          "random-real",
+          "--data",
+          "fashion-mnist-fit",
+          "--ipc",
+          `${ipc}`,
+          "--seed",
+          `${seed}`,
+          "--out",
+          d,
+        ]);
         for (const p of o.protocols) ensureRecord(name, dir, p, o.repeats);
       }
       for (const backbone of o.backbone)

@@ -25,6 +25,10 @@ parentPort!.on("message", (job: DecodeJob) => {
     const chw = job.transform ? toChw(applyTransform(img, job.transform)) : new Uint8Array(0);
     parentPort!.postMessage({ id: job.id, chw } satisfies DecodeReply, [chw.buffer as ArrayBuffer]);
   } catch (e) {
-    parentPort!.postMessage({ id: job.id, error: (e as Error).message, inputError: e instanceof InputError } satisfies DecodeReply);
+    parentPort!.postMessage({
+      id: job.id,
+      error: (e as Error).message,
+      inputError: e instanceof InputError,
+    } satisfies DecodeReply);
   }
 });

@@ -46,7 +46,8 @@ function gunzipAtMost(b: Uint8Array, limit: number, file: string): Uint8Array | 
 /** The header's dimensions and size, or an error naming what is wrong with it. */
 function parseHeader(b: Uint8Array, file: string): { dims: number[]; headerLen: number; expected: bigint } {
   if (b.length < 4 || b[0] !== 0 || b[1] !== 0) throw new InputError(`${file}: not an idx file (bad magic number)`);
-  if (b[2] !== 0x08) throw new InputError(`${file}: idx value type 0x${b[2].toString(16)} is not supported (only 0x08, unsigned bytes)`);
+  if (b[2] !== 0x08)
+    throw new InputError(`${file}: idx value type 0x${b[2].toString(16)} is not supported (only 0x08, unsigned bytes)`);
   const ndims = b[3];
   const headerLen = 4 + 4 * ndims;
   if (ndims === 0 || b.length < headerLen) throw new InputError(`${file}: truncated idx header (${ndims} dimensions)`);
@@ -59,7 +60,11 @@ function parseHeader(b: Uint8Array, file: string): { dims: number[]; headerLen: 
  * Parses idx bytes (gunzipping first when they start with the gzip magic). `file` names the source in errors; a
  * file whose values would exceed `maxBytes` (default --max-tensor-bytes) is refused from its header.
  */
-export function readIdx(bytes: Uint8Array, file: string, maxBytes = readLimits().maxTensorBytes): { dims: number[]; data: Uint8Array } {
+export function readIdx(
+  bytes: Uint8Array,
+  file: string,
+  maxBytes = readLimits().maxTensorBytes,
+): { dims: number[]; data: Uint8Array } {
   let b = bytes;
   if (isGzip(b)) {
     // The header first (a bounded inflate of the start), then the whole file, inflated to at most what it says.
@@ -67,13 +72,18 @@ export function readIdx(bytes: Uint8Array, file: string, maxBytes = readLimits()
     const { dims, expected } = parseHeader(head, file);
     checkSize(dims, expected, maxBytes, file);
     const all = gunzipAtMost(b, Number(expected), file);
-    if (!all) throw new InputError(`${file}: the gzip data inflates to more than the ${expected} bytes its idx header [${dims.join(", ")}] implies`);
+    if (!all)
+      throw new InputError(
+        `${file}: the gzip data inflates to more than the ${expected} bytes its idx header [${dims.join(", ")}] implies`,
+      );
     b = all;
   }
   const { dims, headerLen, expected } = parseHeader(b, file);
   checkSize(dims, expected, maxBytes, file);
   if (BigInt(b.length) !== expected)
-    throw new InputError(`${file}: ${b.length} bytes, but its header [${dims.join(", ")}] needs ${expected} (truncated or corrupt)`);
+    throw new InputError(
+      `${file}: ${b.length} bytes, but its header [${dims.join(", ")}] needs ${expected} (truncated or corrupt)`,
+    );
   return { dims, data: b.subarray(headerLen) };
 }
 
@@ -84,10 +94,16 @@ function gunzipHead(b: Uint8Array, file: string): Uint8Array {
   for (let take = 64; ; take *= 4) {
     let out: Uint8Array;
     try {
-      out = gunzipSync(b.subarray(0, Math.min(take, b.length)), { finishFlush: zlibConstants.Z_SYNC_FLUSH, maxOutputLength: 1 << 24 });
+      out = gunzipSync(b.subarray(0, Math.min(take, b.length)), {
+        finishFlush: zlibConstants.Z_SYNC_FLUSH,
+        maxOutputLength: 1 << 24,
+      });
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "ERR_BUFFER_TOO_LARGE") throw new InputError(`${file}: corrupt gzip data (${(e as Error).message})`);
-      throw new InputError(`${file}: the gzip data starts with more than ${formatBytes(1 << 24)} of repeated bytes before its idx header is complete`);
+      if ((e as NodeJS.ErrnoException).code !== "ERR_BUFFER_TOO_LARGE")
+        throw new InputError(`${file}: corrupt gzip data (${(e as Error).message})`);
+      throw new InputError(
+        `${file}: the gzip data starts with more than ${formatBytes(1 << 24)} of repeated bytes before its idx header is complete`,
+      );
     }
     if (out.length >= MAX_HEADER) return out.subarray(0, MAX_HEADER);
     // All of it inflates to less than the longest header: inflate it properly (a cut or corrupt stream is an error).
@@ -97,7 +113,9 @@ function gunzipHead(b: Uint8Array, file: string): Uint8Array {
 
 function checkSize(dims: number[], expected: bigint, maxBytes: number, file: string): void {
   if (expected > BigInt(maxBytes) + BigInt(MAX_HEADER)) {
-    throw new InputError(`${file}: its header [${dims.join(", ")}] counts ${formatBytes(expected)} of values, over the ${formatBytes(maxBytes)} limit (--max-tensor-bytes)`);
+    throw new InputError(
+      `${file}: its header [${dims.join(", ")}] counts ${formatBytes(expected)} of values, over the ${formatBytes(maxBytes)} limit (--max-tensor-bytes)`,
+    );
   }
 }
 
@@ -120,13 +138,19 @@ export function loadIdxPair(root: string, imagesName: string, labelsName: string
   const [imgBytes, labBytes] = paths.map((p) => readRegularFile(p, maxBytes + MAX_HEADER, "--max-tensor-bytes"));
   const images = readIdx(imgBytes, paths[0], maxBytes);
   const labels = readIdx(labBytes, paths[1], maxBytes);
-  if (images.dims.length !== 3) throw new InputError(`${paths[0]}: expected 3 dimensions (count, rows, columns), got [${images.dims}]`);
+  if (images.dims.length !== 3)
+    throw new InputError(`${paths[0]}: expected 3 dimensions (count, rows, columns), got [${images.dims}]`);
   if (labels.dims.length !== 1) throw new InputError(`${paths[1]}: expected 1 dimension (count), got [${labels.dims}]`);
   const [n, h, w] = images.dims;
-  if (n === 0 || h === 0 || w === 0) throw new InputError(`${paths[0]}: expected at least one image of at least 1x1 pixels, got [${images.dims}] (count, rows, columns)`);
-  if (labels.dims[0] !== n) throw new InputError(`${paths[1]}: ${labels.dims[0]} labels for ${n} images in ${paths[0]}`);
+  if (n === 0 || h === 0 || w === 0)
+    throw new InputError(
+      `${paths[0]}: expected at least one image of at least 1x1 pixels, got [${images.dims}] (count, rows, columns)`,
+    );
+  if (labels.dims[0] !== n)
+    throw new InputError(`${paths[1]}: ${labels.dims[0]} labels for ${n} images in ${paths[0]}`);
   const bad = labels.data.findIndex((l) => l >= classes.length);
-  if (bad >= 0) throw new InputError(`${paths[1]}: label ${labels.data[bad]} at index ${bad} is outside 0..${classes.length - 1}`);
+  if (bad >= 0)
+    throw new InputError(`${paths[1]}: label ${labels.data[bad]} at index ${bad} is outside 0..${classes.length - 1}`);
 
   const all = createHash("sha256");
   const files = paths.map((p, i) => {

@@ -89,7 +89,8 @@ function statFollow(p: string): Stats {
 function listImages(dir: string, seen = new Set<string>(), onPath = new Set<string>()): string[] {
   const id = (st: Stats) => `${st.dev}:${st.ino}`;
   const here = id(statFollow(dir));
-  if (onPath.has(here)) throw new InputError(`${dir}: a symbolic link leads back to a folder that contains it (a folder cycle)`);
+  if (onPath.has(here))
+    throw new InputError(`${dir}: a symbolic link leads back to a folder that contains it (a folder cycle)`);
   if (seen.has(here)) return [];
   seen.add(here);
   onPath.add(here);
@@ -112,7 +113,10 @@ function listImages(dir: string, seen = new Set<string>(), onPath = new Set<stri
 export function classFolders(root: string): string[] {
   if (!existsSync(root) || !statSync(root).isDirectory()) throw new InputError(`${root}: no such folder`);
   return readdirSync(root, { withFileTypes: true })
-    .filter((e) => visible(e.name) && (e.isDirectory() || (e.isSymbolicLink() && statFollow(join(root, e.name)).isDirectory())))
+    .filter(
+      (e) =>
+        visible(e.name) && (e.isDirectory() || (e.isSymbolicLink() && statFollow(join(root, e.name)).isDirectory())),
+    )
     .map((e) => e.name)
     .sort(byCodePoint);
 }
@@ -138,8 +142,13 @@ function resolveClasses(root: string, o: ImageFolderOptions): { classes: string[
   const have = new Set(folders);
   const missing = classes.filter((c) => !have.has(c));
   if (missing.length > 0) {
-    const shown = missing.slice(0, 5).map((c) => `'${c}'`).join(", ");
-    throw new InputError(`${root}: no folder for ${missing.length} listed class(es): ${shown}${missing.length > 5 ? ", ..." : ""} (class list: ${order})`);
+    const shown = missing
+      .slice(0, 5)
+      .map((c) => `'${c}'`)
+      .join(", ");
+    throw new InputError(
+      `${root}: no folder for ${missing.length} listed class(es): ${shown}${missing.length > 5 ? ", ..." : ""} (class list: ${order})`,
+    );
   }
   return { classes, order };
 }
@@ -153,10 +162,12 @@ export function imageFolderClasses(root: string): string[] {
  * An image file's bytes: a regular file no larger than an image within the pixel limit can need (8 bytes a pixel,
  * 16-bit RGBA stored uncompressed, and room for metadata).
  */
-export const readImageFile = (file: string) => readRegularFile(file, 8 * readLimits().maxImagePixels + 2 ** 20, "--max-image-pixels");
+export const readImageFile = (file: string) =>
+  readRegularFile(file, 8 * readLimits().maxImagePixels + 2 ** 20, "--max-image-pixels");
 
 /** One file's part of source.sha256: its path relative to the root, a NUL byte, its bytes. */
-export const hashEntry = (hash: Hash, root: string, file: string, bytes: Uint8Array) => hash.update(relative(root, file)).update("\0").update(bytes);
+export const hashEntry = (hash: Hash, root: string, file: string, bytes: Uint8Array) =>
+  hash.update(relative(root, file)).update("\0").update(bytes);
 
 /** An ImageFolder's images in load order (class by class, paths sorted within a class) with their labels. */
 export interface FolderListing {
@@ -168,14 +179,18 @@ export interface FolderListing {
 }
 
 /** Lists an ImageFolder without reading its images; a class folder without images is an error. */
-export function listImageFolder(root: string, options: Pick<ImageFolderOptions, "classes" | "classFile"> = {}): FolderListing {
+export function listImageFolder(
+  root: string,
+  options: Pick<ImageFolderOptions, "classes" | "classFile"> = {},
+): FolderListing {
   if (!existsSync(root) || !statSync(root).isDirectory()) throw new InputError(`${root}: no such folder`);
   const { classes, order } = resolveClasses(root, options);
   const files: string[] = [];
   const labels: number[] = [];
   classes.forEach((cls, label) => {
     const found = listImages(join(root, cls));
-    if (found.length === 0) throw new InputError(`${join(root, cls)}: class folder has no images (${IMAGE_EXTENSIONS.join(", ")})`);
+    if (found.length === 0)
+      throw new InputError(`${join(root, cls)}: class folder has no images (${IMAGE_EXTENSIONS.join(", ")})`);
     for (const f of found) {
       files.push(f);
       labels.push(label);
@@ -188,7 +203,10 @@ export function listImageFolder(root: string, options: Pick<ImageFolderOptions, 
  * The digest loadImageFolder records as source.sha256 (same files, same order), without decoding the images: what
  * tells whether an evaluation record trained on this folder.
  */
-export function imageFolderDigest(root: string, options: Pick<ImageFolderOptions, "classes" | "classFile"> = {}): string {
+export function imageFolderDigest(
+  root: string,
+  options: Pick<ImageFolderOptions, "classes" | "classFile"> = {},
+): string {
   const hash = createHash("sha256");
   for (const file of listImageFolder(root, options).files) hashEntry(hash, root, file, readImageFile(file));
   return hash.digest("hex");
@@ -200,9 +218,18 @@ export function imageFolderDigest(root: string, options: Pick<ImageFolderOptions
  */
 export function loadImageFolder(root: string, options: ImageFolderOptions = {}): Dataset {
   const { classes, order, files, labels: fileLabels } = listImageFolder(root, options);
-  const size = options.size === undefined ? undefined : typeof options.size === "number" ? ([options.size, options.size] as const) : options.size;
-  if (size && !size.every((s) => Number.isInteger(s) && s > 0)) throw new InputError(`image size must be positive integers, got ${size}`);
-  if (size && size[0] * size[1] > readLimits().maxImagePixels) throw new InputError(`image size ${size.join("x")} is over the ${readLimits().maxImagePixels}-pixel limit (--max-image-pixels)`);
+  const size =
+    options.size === undefined
+      ? undefined
+      : typeof options.size === "number"
+        ? ([options.size, options.size] as const)
+        : options.size;
+  if (size && !size.every((s) => Number.isInteger(s) && s > 0))
+    throw new InputError(`image size must be positive integers, got ${size}`);
+  if (size && size[0] * size[1] > readLimits().maxImagePixels)
+    throw new InputError(
+      `image size ${size.join("x")} is over the ${readLimits().maxImagePixels}-pixel limit (--max-image-pixels)`,
+    );
 
   const hash = createHash("sha256");
   const { maxTensorBytes } = readLimits();
@@ -220,15 +247,20 @@ export function loadImageFolder(root: string, options: ImageFolderOptions = {}):
     const img = convertChannels(raw, channels);
     let chw: Uint8Array;
     if (size) {
-      chw = torch.tidy(() => resizeImages(imageToUint8Tensor(img).unsqueeze(0), size, { antialias: options.antialias }).toBytes());
+      chw = torch.tidy(() =>
+        resizeImages(imageToUint8Tensor(img).unsqueeze(0), size, { antialias: options.antialias }).toBytes(),
+      );
     } else {
       shape ??= { h: img.height, w: img.width, file };
       if (img.height !== shape.h || img.width !== shape.w)
-        throw new InputError(`${file}: ${img.width}x${img.height} differs from ${shape.file} (${shape.w}x${shape.h}); give an image size to resize to`);
+        throw new InputError(
+          `${file}: ${img.width}x${img.height} differs from ${shape.file} (${shape.w}x${shape.h}); give an image size to resize to`,
+        );
       chw = torch.tidy(() => imageToUint8Tensor(img).toBytes());
     }
     heldBytes += chw.length;
-    if (heldBytes > maxTensorBytes) throw new InputError(`${root}: ${overLimit(`the images up to ${file}`, heldBytes, maxTensorBytes)}`);
+    if (heldBytes > maxTensorBytes)
+      throw new InputError(`${root}: ${overLimit(`the images up to ${file}`, heldBytes, maxTensorBytes)}`);
     items.push({ chw, channels });
     labels.push(fileLabels[i]);
   });
@@ -236,7 +268,10 @@ export function loadImageFolder(root: string, options: ImageFolderOptions = {}):
   const c = items.some((it) => it.channels === 3) ? 3 : 1;
   const [h, w] = size ?? [shape!.h, shape!.w];
   const plane = h * w;
-  if (items.length * c * plane > maxTensorBytes) throw new InputError(`${root}: ${overLimit(`its ${items.length} images at ${c} channels`, items.length * c * plane, maxTensorBytes)}`);
+  if (items.length * c * plane > maxTensorBytes)
+    throw new InputError(
+      `${root}: ${overLimit(`its ${items.length} images at ${c} channels`, items.length * c * plane, maxTensorBytes)}`,
+    );
   const data = new Uint8Array(items.length * c * plane);
   items.forEach((it, i) => {
     // Grey images among colour ones are replicated, as PIL's convert('RGB').
@@ -249,6 +284,12 @@ export function loadImageFolder(root: string, options: ImageFolderOptions = {}):
     images: torch.fromArray(data, [items.length, c, h, w]),
     labels: Int32Array.from(labels),
     classes,
-    source: { format: "image-folder", path: root, fileCount: items.length, sha256: hash.digest("hex"), classOrder: order },
+    source: {
+      format: "image-folder",
+      path: root,
+      fileCount: items.length,
+      sha256: hash.digest("hex"),
+      classOrder: order,
+    },
   };
 }

@@ -24,7 +24,9 @@ export interface SetFormat {
 /** How an ImageFolder's images become the preset's input: training images resized, test images as testResize says. */
 export function presetTransform(preset: SetFormat, split: "train" | "test"): ImageTransform {
   const s = preset.imageSize;
-  return split === "test" && preset.testResize !== null ? { resizeShorter: preset.testResize, centerCrop: s } : { resize: [s, s] };
+  return split === "test" && preset.testResize !== null
+    ? { resizeShorter: preset.testResize, centerCrop: s }
+    : { resize: [s, s] };
 }
 
 /**
@@ -38,13 +40,18 @@ export function subsetClassFolders(root: string, subset: ImageNetSubset): string
   const names = classes.map((c) => {
     const options = [c.id, classFolder(c, classes.length)];
     const found = options.filter((f) => have.has(f));
-    if (found.length === 0) throw new InputError(`${root}: no folder for class ${c.label} of ${subset} (${options.join(" or ")})`);
-    if (found.length > 1) throw new InputError(`${root}: class ${c.label} of ${subset} has two folders, ${found.join(" and ")}`);
+    if (found.length === 0)
+      throw new InputError(`${root}: no folder for class ${c.label} of ${subset} (${options.join(" or ")})`);
+    if (found.length > 1)
+      throw new InputError(`${root}: class ${c.label} of ${subset} has two folders, ${found.join(" and ")}`);
     return found[0];
   });
   const used = new Set(names);
   const extra = [...have].filter((f) => !used.has(f));
-  if (extra.length) throw new InputError(`${root}: ${extra.length} folder(s) are no class of ${subset}: ${extra.slice(0, 3).join(", ")}${extra.length > 3 ? ", ..." : ""}`);
+  if (extra.length)
+    throw new InputError(
+      `${root}: ${extra.length} folder(s) are no class of ${subset}: ${extra.slice(0, 3).join(", ")}${extra.length > 3 ? ", ..." : ""}`,
+    );
   return names;
 }
 
@@ -65,15 +72,31 @@ export interface EvalSetOptions {
  * size in memory, or an ImageFolder of any size and mixed image sizes, read with the preset's channels and transform
  * (presetTransform) and streamed when large (io/datasets/stream.ts).
  */
-export async function loadEvalSet(spec: string, split: "train" | "test", preset: SetFormat, options: EvalSetOptions = {}): Promise<ImageSet> {
+export async function loadEvalSet(
+  spec: string,
+  split: "train" | "test",
+  preset: SetFormat,
+  options: EvalSetOptions = {},
+): Promise<ImageSet> {
   const part = fashionMnistPart(spec, split);
-  if (part && options.classList) throw new InputError(`${spec}: a class list (--subset ${options.classList}) applies to ImageFolders of ImageNet classes, not Fashion-MNIST`);
+  if (part && options.classList)
+    throw new InputError(
+      `${spec}: a class list (--subset ${options.classList}) applies to ImageFolders of ImageNet classes, not Fashion-MNIST`,
+    );
   if (part) {
     const ds = loadFashionMnistPart(part);
     const [h, w] = ds.images.shape.slice(2);
     const resized = h !== preset.imageSize || w !== preset.imageSize;
-    const transform = resized ? `Resize((${preset.imageSize}, ${preset.imageSize}), bilinear antialiased, torch)` : "none";
-    return memoryImageSet(fitToPreset(options.perClass ? sampleRandomPerClass(ds, options.perClass.count, options.perClass.seed).dataset : ds, preset), transform);
+    const transform = resized
+      ? `Resize((${preset.imageSize}, ${preset.imageSize}), bilinear antialiased, torch)`
+      : "none";
+    return memoryImageSet(
+      fitToPreset(
+        options.perClass ? sampleRandomPerClass(ds, options.perClass.count, options.perClass.seed).dataset : ds,
+        preset,
+      ),
+      transform,
+    );
   }
   const set = await openImageFolderSet(spec, {
     classes: options.classList && subsetClassFolders(spec, options.classList),
@@ -95,7 +118,10 @@ export async function loadEvalSet(spec: string, split: "train" | "test", preset:
  */
 export function fitToPreset(ds: Dataset, preset: SetFormat): Dataset {
   const [, c, h, w] = ds.images.shape;
-  if (c !== preset.channels) throw new InputError(`${ds.source.path}: ${c}-channel images, but the ${preset.name} preset takes ${preset.channels}`);
+  if (c !== preset.channels)
+    throw new InputError(
+      `${ds.source.path}: ${c}-channel images, but the ${preset.name} preset takes ${preset.channels}`,
+    );
   if (h === preset.imageSize && w === preset.imageSize) return ds;
   const images = resizeImages(ds.images, [preset.imageSize, preset.imageSize]);
   ds.images.dispose();
@@ -114,14 +140,22 @@ export interface ClassPair {
  * characters replaced: "0_T-shirt-top" for label 0 "T-shirt/top"). Anything else would silently score a wrong
  * mapping, so different class counts or names are input errors.
  */
-export function matchClasses(data: readonly string[], test: readonly string[], where: { data: string; test: string }): ClassPair[] {
+export function matchClasses(
+  data: readonly string[],
+  test: readonly string[],
+  where: { data: string; test: string },
+): ClassPair[] {
   if (data.length !== test.length)
-    throw new InputError(`${where.data} has ${data.length} classes but ${where.test} has ${test.length}; they must be the same classes in the same order`);
+    throw new InputError(
+      `${where.data} has ${data.length} classes but ${where.test} has ${test.length}; they must be the same classes in the same order`,
+    );
   return data.map((d, label) => {
     const t = test[label];
     const folder = classFolder({ label, id: folderSafe(t) }, test.length);
     if (d !== t && d !== folder && d !== folderSafe(t))
-      throw new InputError(`class ${label} is '${d}' in ${where.data} but '${t}' in ${where.test}; the class lists must match label by label`);
+      throw new InputError(
+        `class ${label} is '${d}' in ${where.data} but '${t}' in ${where.test}; the class lists must match label by label`,
+      );
     return { label, data: d, test: t };
   });
 }

@@ -28,9 +28,14 @@ export interface SplitOptions {
  * Splits every class separately (stratified). Each part keeps the original order of its images; the index lists
  * refer to `ds`. Every class keeps at least one training image.
  */
-export function splitTrainVal(ds: Dataset, options: SplitOptions): { train: Dataset; val: Dataset; trainIndices: number[]; valIndices: number[] } {
-  if ((options.valFraction === undefined) === (options.valPerClass === undefined)) throw new InputError("split: give exactly one of valFraction and valPerClass");
-  if (options.valFraction !== undefined && !(options.valFraction > 0 && options.valFraction < 1)) throw new InputError(`split: valFraction must be in (0, 1), got ${options.valFraction}`);
+export function splitTrainVal(
+  ds: Dataset,
+  options: SplitOptions,
+): { train: Dataset; val: Dataset; trainIndices: number[]; valIndices: number[] } {
+  if ((options.valFraction === undefined) === (options.valPerClass === undefined))
+    throw new InputError("split: give exactly one of valFraction and valPerClass");
+  if (options.valFraction !== undefined && !(options.valFraction > 0 && options.valFraction < 1))
+    throw new InputError(`split: valFraction must be in (0, 1), got ${options.valFraction}`);
   if (options.valPerClass !== undefined && !(Number.isInteger(options.valPerClass) && options.valPerClass >= 1))
     throw new InputError(`split: valPerClass must be a positive integer, got ${options.valPerClass}`);
   const trainIndices: number[] = [];
@@ -38,7 +43,9 @@ export function splitTrainVal(ds: Dataset, options: SplitOptions): { train: Data
   shuffledByClass(ds, options.seed).forEach((idx, c) => {
     const k = options.valPerClass ?? Math.round(idx.length * options.valFraction!);
     if (k >= idx.length)
-      throw new InputError(`split: class '${ds.classes[c]}' has ${idx.length} images; ${k} for validation would leave none for training`);
+      throw new InputError(
+        `split: class '${ds.classes[c]}' has ${idx.length} images; ${k} for validation would leave none for training`,
+      );
     valIndices.push(...idx.slice(0, k));
     trainIndices.push(...idx.slice(k));
   });
@@ -58,10 +65,14 @@ export function sampleRandomPerClass(ds: Dataset, ipc: number, seed: number): { 
 
 /** The indices sampleRandomPerClass selects, from the labels alone (a set not read yet can be sampled). */
 export function randomPerClassIndices(ds: Pick<Dataset, "labels" | "classes">, ipc: number, seed: number): number[] {
-  if (!(Number.isInteger(ipc) && ipc >= 1)) throw new InputError(`images per class must be a positive integer, got ${ipc}`);
+  if (!(Number.isInteger(ipc) && ipc >= 1))
+    throw new InputError(`images per class must be a positive integer, got ${ipc}`);
   const indices: number[] = [];
   shuffledByClass(ds, seed).forEach((idx, c) => {
-    if (idx.length < ipc) throw new InputError(`class '${ds.classes[c]}' has ${idx.length} images, fewer than the ${ipc} per class asked for`);
+    if (idx.length < ipc)
+      throw new InputError(
+        `class '${ds.classes[c]}' has ${idx.length} images, fewer than the ${ipc} per class asked for`,
+      );
     indices.push(...idx.slice(0, ipc).sort(ascending));
   });
   return indices;

@@ -157,7 +157,11 @@ export async function openImageFolderSet(root: string, options: FolderSetOptions
   let files = listing.files;
   let labels = listing.labels;
   if (options.perClass) {
-    const keep = randomPerClassIndices({ labels: Int32Array.from(labels), classes: listing.classes }, options.perClass.count, options.perClass.seed);
+    const keep = randomPerClassIndices(
+      { labels: Int32Array.from(labels), classes: listing.classes },
+      options.perClass.count,
+      options.perClass.seed,
+    );
     files = keep.map((i) => listing.files[i]);
     labels = keep.map((i) => listing.labels[i]);
   }
@@ -182,7 +186,10 @@ export async function openImageFolderSet(root: string, options: FolderSetOptions
         })
         .catch((e: Error) => {
           if (!(e instanceof InputError)) throw e;
-          if (!options.skipCorrupt) throw new InputError(`${e.message} (an unreadable image stops the run; --skip-corrupt leaves such images out and counts them)`);
+          if (!options.skipCorrupt)
+            throw new InputError(
+              `${e.message} (an unreadable image stops the run; --skip-corrupt leaves such images out and counts them)`,
+            );
           skipped.push({ file: relative(root, files[i]), error: e.message });
         })
         .finally(() => window.delete(job));
@@ -199,7 +206,9 @@ export async function openImageFolderSet(root: string, options: FolderSetOptions
       fileCount: kept.length,
       sha256: hash.digest("hex"),
       classOrder: listing.order,
-      ...(skipped.length ? { skipped: { count: skipped.length, files: skipped.sort((a, b) => (a.file < b.file ? -1 : 1)) } } : {}),
+      ...(skipped.length
+        ? { skipped: { count: skipped.length, files: skipped.sort((a, b) => (a.file < b.file ? -1 : 1)) } }
+        : {}),
     };
     const set = {
       labels: Int32Array.from(kept, (i) => labels[i]),
@@ -211,7 +220,8 @@ export async function openImageFolderSet(root: string, options: FolderSetOptions
     if (held) {
       await pool.close();
       const all = torch.fromArray(held, [files.length, options.channels, h, w]);
-      const images = kept.length === files.length ? all : torch.tidy(() => torch.indexSelect(all, 0, labelsTensor(kept)));
+      const images =
+        kept.length === files.length ? all : torch.tidy(() => torch.indexSelect(all, 0, labelsTensor(kept)));
       if (images !== all) all.dispose();
       return memoryImageSet({ ...set, images }, set.transform);
     }
@@ -219,7 +229,11 @@ export async function openImageFolderSet(root: string, options: FolderSetOptions
     return {
       ...set,
       images: async (indices) => {
-        const parts = await Promise.all(indices.map((i) => pool.decode(readImageFile(keptFiles[i]), keptFiles[i], options.channels, options.transform)));
+        const parts = await Promise.all(
+          indices.map((i) =>
+            pool.decode(readImageFile(keptFiles[i]), keptFiles[i], options.channels, options.transform),
+          ),
+        );
         const out = new Uint8Array(indices.length * imageBytes);
         parts.forEach((p, k) => out.set(p, k * imageBytes));
         return torch.fromArray(out, [indices.length, options.channels, h, w]);
