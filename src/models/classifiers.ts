@@ -8,8 +8,8 @@ import { createConvNet, type ConvNetNorm } from "./convnet.js";
 import { createEfficientNetB0, EFFICIENTNET_B0_DROPOUT, EFFICIENTNET_B0_STOCHASTIC_DEPTH } from "./efficientnet.js";
 import { createMobileNetV2, MOBILENET_V2_DROPOUT } from "./mobilenet.js";
 import type { Model, ModelOptions } from "./module.js";
-import { createResNetAP, type ResNetAPDepth, type ResNetAPStem } from "./resnet-ap.js";
-import { createResNet, type Norm2dKind, type ResNetDepth, type ResNetStem } from "./resnet.js";
+import { createResNetAP, RESNET_AP_DEFAULTS, type ResNetAPDepth, type ResNetAPStem } from "./resnet-ap.js";
+import { createResNet, type Norm2dKind, RESNET_DEFAULTS, type ResNetDepth, type ResNetStem } from "./resnet.js";
 import type { Preprocess, SavedModel } from "./saved.js";
 
 /** A model with class logits and pooled penultimate features (what the selector's representative strategy uses). */
@@ -216,8 +216,8 @@ export function specOfSaved(meta: Extract<SavedModel, { kind: ClassifierKind }>)
       return {
         kind: "resnet",
         depth: c.depth,
-        norm: c.norm ?? "batch",
-        stem: c.stem ?? "imagenet",
+        norm: c.norm ?? RESNET_DEFAULTS.norm,
+        stem: c.stem ?? RESNET_DEFAULTS.stem,
         numClasses: c.numClasses,
         inChannels: c.inChannels ?? 3,
       };
@@ -227,8 +227,8 @@ export function specOfSaved(meta: Extract<SavedModel, { kind: ClassifierKind }>)
       return {
         kind: "resnetap",
         depth: c.depth,
-        norm: c.norm ?? "instance",
-        stem: c.stem ?? "large",
+        norm: c.norm ?? RESNET_AP_DEFAULTS.norm,
+        stem: c.stem ?? RESNET_AP_DEFAULTS.stem,
         numClasses: c.numClasses,
         inChannels: c.inChannels ?? 3,
       };

@@ -8,8 +8,8 @@ import { InputError } from "../errors.js";
 import { F, type Tensor, tidy } from "../torch/index.js";
 import { kaimingNormalFanOut } from "./init.js";
 import { Conv2d, Linear } from "./layers.js";
-import { checkPositiveIntegers, Model, type ModelOptions, Store, storeFor, VarBuilder } from "./module.js";
-import { type Norm2d, type Norm2dKind, norm2d } from "./resnet.js";
+import { Model, type ModelOptions, Store, storeFor, VarBuilder } from "./module.js";
+import { type Norm2d, type Norm2dKind, norm2d, resolveResNetConfig } from "./resnet.js";
 
 /** Basic blocks per stage for each depth (IDC's table; the bottleneck depths are not built here). */
 const DEPTHS = { 10: [1, 1, 1, 1], 18: [2, 2, 2, 2], 34: [3, 4, 6, 3] } as const;
@@ -26,6 +26,9 @@ export interface ResNetAPConfig {
   /** Default: from imageSize by IDC's rule, else "large". */
   stem?: ResNetAPStem;
 }
+
+/** A ResNet-AP's defaults (also a saved model's, models/classifiers.ts): the DD codes' instance norm, the large stem. */
+export const RESNET_AP_DEFAULTS = { norm: "instance", stem: "large" } as const;
 
 /** IDC's choice of stem by input side: <= 64 small, <= 128 mid, else large. */
 export const resnetAPStem = (imageSize: number): ResNetAPStem =>
@@ -81,21 +84,11 @@ export class ResNetAP extends Model {
 
   constructor(config: ResNetAPConfig, store = new Store()) {
     super(store);
-    const c = (this.config = {
-      depth: config.depth,
-      numClasses: config.numClasses,
-      inChannels: config.inChannels ?? 3,
-      norm: config.norm ?? "instance",
-      stem: config.stem ?? "large",
-    });
+    const c = (this.config = resolveResNetConfig("ResNetAP", config, RESNET_AP_DEFAULTS, {
+      depths: DEPTHS,
+      stems: ["large", "mid", "small"],
+    }));
     const layers = DEPTHS[c.depth];
-    if (!layers)
-      throw new InputError(`ResNetAP depth must be one of ${Object.keys(DEPTHS).join(", ")}; got ${c.depth}`);
-    checkPositiveIntegers("ResNetAP", c, ["numClasses", "inChannels"]);
-    if (c.norm !== "batch" && c.norm !== "instance")
-      throw new InputError(`ResNetAP norm must be "batch" or "instance"; got ${c.norm}`);
-    if (!["large", "mid", "small"].includes(c.stem))
-      throw new InputError(`ResNetAP stem must be "large", "mid" or "small"; got ${c.stem}`);
     const vb = new VarBuilder(this.store);
     const layer0 = vb.pp("layer0");
     this.conv1 = conv(layer0.pp("conv1"), c.inChannels, 64, c.stem === "large" ? 7 : 3);

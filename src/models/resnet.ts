@@ -21,6 +21,47 @@ export function norm2d(vb: VarBuilder, kind: Norm2dKind, channels: number): Norm
   return kind === "batch" ? new BatchNorm2d(vb, channels) : new InstanceNormAffine(vb, channels);
 }
 
+/** A ResNet's defaults (also a saved model's, models/classifiers.ts). */
+export const RESNET_DEFAULTS = { norm: "batch", stem: "imagenet" } as const;
+
+/** The fields a ResNet-family config has (ResNet and ResNet-AP differ in their depths, stems and defaults). */
+interface ResNetFamilyConfig<D extends number, S extends string> {
+  depth: D;
+  numClasses: number;
+  inChannels?: number;
+  norm?: Norm2dKind;
+  stem?: S;
+}
+
+/** A ResNet-family config with its defaults filled in, checked: a known depth, norm and stem, positive sizes. */
+export function resolveResNetConfig<D extends number, S extends string>(
+  model: string,
+  config: ResNetFamilyConfig<D, S>,
+  defaults: { norm: Norm2dKind; stem: S },
+  known: { depths: Record<D, unknown>; stems: readonly S[] },
+): Required<ResNetFamilyConfig<D, S>> {
+  const c = {
+    depth: config.depth,
+    numClasses: config.numClasses,
+    inChannels: config.inChannels ?? 3,
+    norm: config.norm ?? defaults.norm,
+    stem: config.stem ?? defaults.stem,
+  };
+  const choices = (xs: readonly string[]) =>
+    `${xs
+      .slice(0, -1)
+      .map((x) => `"${x}"`)
+      .join(", ")} or "${xs[xs.length - 1]}"`;
+  if (!Object.hasOwn(known.depths, c.depth))
+    throw new InputError(`${model} depth must be one of ${Object.keys(known.depths).join(", ")}; got ${c.depth}`);
+  checkPositiveIntegers(model, c, ["numClasses", "inChannels"]);
+  if (c.norm !== "batch" && c.norm !== "instance")
+    throw new InputError(`${model} norm must be "batch" or "instance"; got ${c.norm}`);
+  if (!known.stems.includes(c.stem))
+    throw new InputError(`${model} stem must be ${choices(known.stems)}; got ${c.stem}`);
+  return c;
+}
+
 // ---- residual blocks -------------------------------------------------------------------------------------------------
 
 /** Blocks per stage and block type for each depth (torchvision's table). */
@@ -143,21 +184,11 @@ export class ResNet extends Model {
 
   constructor(config: ResNetConfig, store = new Store()) {
     super(store);
-    const c = (this.config = {
-      depth: config.depth,
-      numClasses: config.numClasses,
-      inChannels: config.inChannels ?? 3,
-      norm: config.norm ?? "batch",
-      stem: config.stem ?? "imagenet",
-    });
+    const c = (this.config = resolveResNetConfig("ResNet", config, RESNET_DEFAULTS, {
+      depths: DEPTHS,
+      stems: ["imagenet", "cifar", "mid"],
+    }));
     const spec = DEPTHS[c.depth];
-    if (!spec) throw new InputError(`ResNet depth must be one of ${Object.keys(DEPTHS).join(", ")}; got ${c.depth}`);
-    checkPositiveIntegers("ResNet", c, ["numClasses", "inChannels"]);
-    if (c.norm !== "batch" && c.norm !== "instance")
-      throw new InputError(`ResNet norm must be "batch" or "instance"; got ${c.norm}`);
-    if (!["imagenet", "cifar", "mid"].includes(c.stem))
-      throw new InputError(`ResNet stem must be "imagenet", "cifar" or "mid"; got ${c.stem}`);
-
     const vb = new VarBuilder(this.store);
     this.conv1 =
       c.stem === "imagenet"
