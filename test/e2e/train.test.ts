@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { loadSafetensors } from "../../src/io/safetensors.js";
+import { loadSelector } from "../../src/distill/models.js";
 import { readModelMeta } from "../../src/models/saved.js";
 import * as torch from "../../src/torch/index.js";
 import { ROOT } from "../helpers/fixtures.js";
@@ -150,6 +151,45 @@ describe("training recipes end to end (slow)", () => {
         meta.config.width === 128,
     );
   });
+
+  // The students added for the paper's tables train as classifiers too; each file is then usable as a selector.
+  for (const [arch, kind, depth] of [
+    ["mobilenet_v2", "mobilenet_v2", undefined],
+    ["efficientnet_b0", "efficientnet_b0", undefined],
+    ["resnetap10", "resnetap", 10],
+    ["convnet4", "convnet", 4],
+  ] as const) {
+    test(`classifier --arch ${arch}: a model file of that architecture that loads as a selector`, () => {
+      const out = join(dir, arch);
+      const r = run([
+        "train",
+        "classifier",
+        "--arch",
+        arch,
+        "--out",
+        out,
+        "--steps",
+        "1",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        ...SMALL,
+      ]);
+      assert.equal(r.status, 0, r.stderr);
+      const file = join(out, "model.safetensors");
+      const meta = readModelMeta(file);
+      assert.equal(meta?.kind, kind);
+      if (depth !== undefined) assert.equal((meta?.config as { depth?: number }).depth, depth);
+      const { selector, preprocess } = loadSelector(file, { device: "cpu" });
+      selector.eval();
+      const logits = torch.noGrad(() =>
+        selector.forward(torch.zeros([2, preprocess.channels, preprocess.size, preprocess.size])),
+      );
+      assert.deepEqual(logits.shape, [2, 10]);
+      assert.ok([...logits.toFloat32Array()].every(Number.isFinite));
+    });
+  }
 
   test("autoencoder then DiT on its latents", () => {
     const ae = join(dir, "ae");
