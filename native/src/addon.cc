@@ -11,6 +11,7 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/autograd.h>
@@ -621,6 +622,43 @@ Napi::Value GradEnabled(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), at::GradMode::is_enabled());
 }
 
+// Mixed precision: the thread's autocast state, as torch.autocast sets it. With it on, the dispatcher's Autocast
+// kernels cast the inputs of matmul/conv-class operators to the autocast dtype and keep the fp32 list in fp32, for
+// every operator called through `op`/`call`; casts of weights are cached within the outermost region.
+bool IsCudaDevice(const Napi::Value& v) {
+  std::string device = v.As<Napi::String>().Utf8Value();
+  if (device != "cpu" && device != "cuda") throw std::invalid_argument("autocast: device type must be cpu or cuda, got " + device);
+  return device == "cuda";
+}
+
+// autocastState(deviceType, enabled?, dtype?) -> [enabled, dtype], after setting what is given.
+Napi::Value AutocastState(const Napi::CallbackInfo& info) {
+  bool cuda = IsCudaDevice(info[0]);
+  if (info.Length() > 1 && info[1].IsBoolean()) {
+    bool on = info[1].As<Napi::Boolean>().Value();
+    if (cuda) at::autocast::set_enabled(on);
+    else at::autocast::set_cpu_enabled(on);
+  }
+  if (info.Length() > 2 && info[2].IsNumber()) {
+    auto dtype = static_cast<at::ScalarType>(ToInt(info[2], "dtype"));
+    if (dtype != at::kBFloat16 && dtype != at::kHalf) throw std::invalid_argument("autocast: dtype must be bfloat16 or float16");
+    if (cuda) at::autocast::set_autocast_gpu_dtype(dtype);
+    else at::autocast::set_autocast_cpu_dtype(dtype);
+  }
+  Napi::Array out = Napi::Array::New(info.Env(), 2);
+  out.Set(0u, Napi::Boolean::New(info.Env(), cuda ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled()));
+  out.Set(1u, Napi::Number::New(info.Env(), static_cast<double>(cuda ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype())));
+  return out;
+}
+
+// autocastNesting(+1 | -1) -> depth; leaving the outermost region drops the cached weight casts.
+Napi::Value AutocastNesting(const Napi::CallbackInfo& info) {
+  if (ToInt(info[0], "delta") > 0) return Napi::Number::New(info.Env(), at::autocast::increment_nesting());
+  int depth = at::autocast::decrement_nesting();
+  if (depth == 0) at::autocast::clear_cache();
+  return Napi::Number::New(info.Env(), depth);
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Random generators (CPU streams equal PyTorch's)
 // ---------------------------------------------------------------------------------------------------------------
@@ -757,6 +795,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("setGrad", SetGrad);
   EXPORT("setRequiresGrad", SetRequiresGrad);
   EXPORT("gradEnabled", GradEnabled);
+  EXPORT("autocastState", AutocastState);
+  EXPORT("autocastNesting", AutocastNesting);
   EXPORT("manualSeed", ManualSeed);
   EXPORT("newGenerator", NewGenerator);
   EXPORT("defaultGenerator", DefaultGenerator);

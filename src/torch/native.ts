@@ -33,6 +33,8 @@ export interface NativeBinding {
   setGrad(t: object, g: object | null): void;
   setRequiresGrad(t: object, on: boolean): void;
   gradEnabled(set?: boolean): boolean;
+  autocastState(deviceType: "cpu" | "cuda", enabled?: boolean, dtype?: number): [boolean, number];
+  autocastNesting(delta: 1 | -1): number;
   manualSeed(seed: number | bigint): void;
   newGenerator(seed: number | bigint): object;
   defaultGenerator(): object;
