@@ -25,7 +25,7 @@ import {
 } from "../distill/presets.js";
 import type { ReferenceSpec } from "../distill/reference.js";
 import { AUTO_IPC_THRESHOLD, resolveStrategy, STRATEGIES, type Strategy } from "../distill/select.js";
-import { getNumThreads, installInterruptHandler, setNumThreads } from "../torch/index.js";
+import { getNumThreads, installInterruptHandler, type Precision, setNumThreads } from "../torch/index.js";
 import { assetPath } from "../util/assets.js";
 import { formatDuration, Progress } from "../util/progress.js";
 import { type FlagSpec, type FlagSpecs, type Parsed, parseCommand, UsageError } from "./args.js";
@@ -37,6 +37,7 @@ import {
   MAX_BATCH,
   MAX_PER_CLASS,
   MAX_STEPS,
+  precisionFlag,
   seedFlag,
   threadsFlag,
 } from "./shared-flags.js";
@@ -191,6 +192,7 @@ const FLAGS = {
   },
   device: deviceFlag,
   threads: threadsFlag,
+  precision: precisionFlag("The DiT's arithmetic in sampling and refinement"),
   "batch-size": {
     type: "int",
     help: "Most images per model call (memory bound; the pool's random draws follow the batches, so a run is reproduced with the same value)",
@@ -404,6 +406,7 @@ function distillConfig(
     seed: a.seed,
     batchSize: a.batchSize,
     device: a.device,
+    precision: a.precision as Precision,
     threads: getNumThreads(),
     savePreRefine: a.savePreRefine,
     saveLatents: a.saveLatents,

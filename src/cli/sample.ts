@@ -7,7 +7,18 @@ import { decodeLatents, scoreImages } from "../distill/score.js";
 import { DIT_UNWRAP_FLAG, pickClasses } from "./distill.js";
 import { PRESETS, type PresetName, presetClasses } from "../distill/presets.js";
 import { tensorToPng } from "../io/image.js";
-import { cat, Generator, keep, ones, pad, setNumThreads, type Tensor, tidy } from "../torch/index.js";
+import {
+  cat,
+  checkPrecision,
+  Generator,
+  keep,
+  ones,
+  pad,
+  type Precision,
+  setNumThreads,
+  type Tensor,
+  tidy,
+} from "../torch/index.js";
 import { assetPath } from "../util/assets.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { deriveSeed } from "../util/seed.js";
@@ -21,6 +32,7 @@ import {
   MAX_BATCH,
   MAX_PER_CLASS,
   MAX_STEPS,
+  precisionFlag,
   seedFlag,
   threadsFlag,
 } from "./shared-flags.js";
@@ -45,6 +57,7 @@ const FLAGS = {
   "batch-size": { type: "int", help: "Most images per model call", default: 64, min: 1, max: MAX_BATCH },
   device: deviceFlag,
   threads: threadsFlag,
+  precision: precisionFlag("The DiT's arithmetic"),
   "latent-size": { type: "int", help: "Latent size for DiT checkpoints that do not record it", min: 1, max: 1024 },
   "scaling-factor": {
     type: "number",
@@ -88,7 +101,9 @@ export async function run(argv: string[]): Promise<number> {
   checkOutputFile("--json", a.json);
   const preset = a.preset as PresetName;
   if (a.threads !== undefined) setNumThreads(a.threads);
-  const model = (v: string | undefined, flag: string, file: string) => {
+  const precision = a.precision as Precision;
+  checkPrecision(precision, a.device);
+  const modelFile = (v: string | undefined, flag: string, file: string) => {
     if (v) return v;
     if (preset === "fashion-mnist") return assetPath(`fashion-mnist/${file}`);
     throw new UsageError(`--${flag} is required for the ${preset} preset`);
@@ -96,12 +111,13 @@ export async function run(argv: string[]): Promise<number> {
   if (!a.out && !a.selector) throw new UsageError("nothing to do: give --out (a PNG grid) and/or --selector (scores)");
   const o = { device: a.device, latentSize: a.latentSize, scalingFactor: a.scalingFactor, ditUnwrap: a.unwrap };
   const interval = guidanceInterval(a.cfgInterval);
-  const dit = loadDiT(model(a.dit, "dit", "dit.safetensors"), o);
+  const dit = loadDiT(modelFile(a.dit, "dit", "dit.safetensors"), o);
   dit.eval();
-  const { autoencoder, scalingFactor } = loadAutoencoder(model(a.vae, "vae", "autoencoder.safetensors"), o);
+  const { autoencoder, scalingFactor } = loadAutoencoder(modelFile(a.vae, "vae", "autoencoder.safetensors"), o);
   autoencoder.eval();
   const classes = pickClasses(presetClasses(preset), a.classes);
   const diffusion = GaussianDiffusion.create({ numTimesteps: 1000, respacing: a.steps });
+  const model = dit.atPrecision(a.device, precision, { guidedChannels: a.guideChannels === "all" ? "all" : 3 });
   const shape = [dit.config.inChannels, dit.config.inputSize, dit.config.inputSize];
   const progress = new Progress({ unit: "steps" });
   const models = { autoencoder, scalingFactor };
@@ -112,25 +128,15 @@ export async function run(argv: string[]): Promise<number> {
   for (const c of classes) {
     progress.stage(`class ${c.label} (${c.name})`, Math.ceil(a.perClass / a.batchSize) * a.steps);
     const lat = keep(
-      sample(
-        diffusion,
-        {
-          forward: dit.forward.bind(dit),
-          forwardWithCfg: (x, t, y, s) =>
-            dit.forwardWithCfg(x, t, y, s, { guidedChannels: a.guideChannels === "all" ? "all" : 3 }),
-        },
-        new Array<number>(a.perClass).fill(c.modelIndex),
-        shape,
-        {
-          cfgScale: a.cfg,
-          guidanceInterval: interval,
-          nullClass: dit.config.numClasses,
-          generator: new Generator(deriveSeed(a.seed, "sample", c.modelIndex)),
-          batchSize: a.batchSize,
-          device: a.device,
-          onStep: () => progress.tick(),
-        },
-      ),
+      sample(diffusion, model, new Array<number>(a.perClass).fill(c.modelIndex), shape, {
+        cfgScale: a.cfg,
+        guidanceInterval: interval,
+        nullClass: dit.config.numClasses,
+        generator: new Generator(deriveSeed(a.seed, "sample", c.modelIndex)),
+        batchSize: a.batchSize,
+        device: a.device,
+        onStep: () => progress.tick(),
+      }),
     );
     if (selector) {
       const probs = scoreImages(
@@ -155,8 +161,8 @@ export async function run(argv: string[]): Promise<number> {
     const mean = scores.reduce((s, x) => s + x.agreement, 0) / scores.length;
     process.stdout.write(`selector agreement: ${(mean * 100).toFixed(2)}% of ${scores.length * a.perClass} samples\n`);
     const files = {
-      dit: model(a.dit, "dit", "dit.safetensors"),
-      vae: model(a.vae, "vae", "autoencoder.safetensors"),
+      dit: modelFile(a.dit, "dit", "dit.safetensors"),
+      vae: modelFile(a.vae, "vae", "autoencoder.safetensors"),
       selector: a.selector,
     };
     if (a.json)
@@ -166,6 +172,7 @@ export async function run(argv: string[]): Promise<number> {
         cfgInterval: interval,
         guideChannels: a.guideChannels,
         steps: a.steps,
+        precision,
         seed: a.seed,
         perClass: a.perClass,
         mean,

@@ -1,5 +1,5 @@
 // Flags and bounds several commands share, with one definition each so their checks cannot drift apart.
-import { checkDevice } from "../torch/index.js";
+import { checkDevice, PRECISIONS } from "../torch/index.js";
 import { type FlagSpec, UsageError } from "./args.js";
 
 /** Checked when the flags are parsed, before any work: a CUDA device this libtorch cannot use is one line naming
@@ -18,6 +18,15 @@ export const threadsFlag = {
   min: 1,
   max: 1024,
 } as const satisfies FlagSpec;
+
+/** The networks' arithmetic: fp32, or bf16/fp16 mixed precision under autocast (docs/precision.md). */
+export const precisionFlag = (what: string) =>
+  ({
+    type: "string",
+    choices: PRECISIONS,
+    help: `${what}: fp32, or mixed precision (bf16: CPU and CUDA; fp16: CUDA), matmuls and convolutions in it and the rest in fp32`,
+    default: "fp32",
+  }) as const satisfies FlagSpec;
 
 /** Seeds: non-negative integers (the parser already refuses any that a JS number does not hold exactly). */
 export const seedFlag = (help: string) => ({ type: "int", help, default: 0, min: 0 }) as const satisfies FlagSpec;

@@ -26,6 +26,7 @@ import {
   keep,
   lt,
   rand,
+  type Precision,
   randn,
   type Tensor,
   tidy,
@@ -83,6 +84,11 @@ export interface DistillOptions {
   seed: number;
   batchSize: number;
   device: string;
+  /**
+   * The DiT's arithmetic in sampling and refinement (default fp32): bf16/fp16 run it under autocast and take its
+   * output back to fp32 (torch/autocast.ts); the decoder and the selector stay fp32.
+   */
+  precision?: Precision;
   savePreRefine: boolean;
   saveLatents: boolean;
 }
@@ -342,11 +348,7 @@ function samplePool(ctx: ClassContext, modelIndex: number, n: number): Tensor {
   const progress = stepsOf(ctx.extras);
   const dit = m.dit;
   const latentShape = [dit.config.inChannels, dit.config.inputSize, dit.config.inputSize];
-  const model = {
-    forward: dit.forward.bind(dit),
-    forwardWithCfg: (x: Tensor, t: Tensor, y: Tensor, s: number) =>
-      dit.forwardWithCfg(x, t, y, s, { guidedChannels: o.guidedChannels }),
-  };
+  const model = dit.atPrecision(o.device, o.precision ?? "fp32", { guidedChannels: o.guidedChannels });
   // The released code samples the whole pool as one batch; its draws follow that batch.
   const poolBatch = authors ? n : o.batchSize;
   progress.stage(`${stage} [pool]`, Math.ceil(n / poolBatch) * o.steps);
@@ -375,6 +377,7 @@ function refineCandidates(ctx: ClassContext, latents: Tensor, candidates: readon
   const nan = new Array<number>(count).fill(NaN);
   if (o.refineIters === 0) return { latents: keep(latents.clone()), lossBefore: nan, lossAfter: nan };
   const dit = m.dit;
+  const model = dit.atPrecision(o.device, o.precision ?? "fp32");
   const latentShape = [dit.config.inChannels, dit.config.inputSize, dit.config.inputSize];
   const sched: RefineSchedule = { alphasCumprod: diffusion.tables.alphasCumprod, timestepMap: diffusion.timestepMap };
   const draws = { ...seededRefineDraws(seed, o.tMax), ...ctx.extras.draws };
@@ -414,7 +417,7 @@ function refineCandidates(ctx: ClassContext, latents: Tensor, candidates: readon
     for (let lo = 0; lo < count; lo += o.batchSize) {
       const b = Math.min(o.batchSize, count - lo);
       const r = refineLatents(
-        (x, t, y, dropIds) => dit.forward(x, t, y, { forceDropIds: dropIds }),
+        (x, t, y, dropIds) => model.forward(x, t, y, { forceDropIds: dropIds }),
         sched,
         {
           latents: latents.narrow(0, lo, b),

@@ -10,7 +10,14 @@ import { hostname } from "node:os";
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { InputError } from "../errors.js";
 import type { DatasetSource } from "../io/datasets/index.js";
-import { checkDevice, checkInterrupt, fromArray, type Generator, torchVersion } from "../torch/index.js";
+import {
+  checkDevice,
+  checkInterrupt,
+  checkPrecision,
+  fromArray,
+  type Generator,
+  torchVersion,
+} from "../torch/index.js";
 import { createFileExclusive, isAtomicTemp, writeJsonAtomic } from "../util/atomic.js";
 import { acquireLock, type HeldLock, type LockState, schedulerTask } from "../util/lock-file.js";
 import { corruptState, isRecord, readStateJson } from "../util/state-file.js";
@@ -123,6 +130,7 @@ function runKey(cfg: DistillConfig, condition: "true" | "null"): Record<string, 
   } = cfg;
   return {
     ...rest,
+    precision: rest.precision ?? "fp32",
     condition,
     modelOverrides: modelOverrides ?? {},
     models: Object.fromEntries(Object.entries(models).map(([k, v]) => [k, resolve(v)])),
@@ -179,10 +187,11 @@ function checkConfig(cfg: DistillConfig): void {
     );
   }
   checkDevice(cfg.device);
+  checkPrecision(cfg.precision ?? "fp32", cfg.device);
 }
 
 /** Settings of runs recorded before they existed, as those runs had them. */
-const RECORDED_BEFORE: Record<string, unknown> = { order: "select-refine" };
+const RECORDED_BEFORE: Record<string, unknown> = { order: "select-refine", precision: "fp32" };
 
 /**
  * Creates (or, resuming, re-opens) the output and state folders; refuses to mix a new run into an existing one. With

@@ -7,6 +7,7 @@ import { InputError } from "../errors.js";
 import {
   addcmul,
   arange,
+  autocastToFloat,
   bmm,
   callOp,
   cat,
@@ -22,6 +23,7 @@ import {
   noGrad,
   onesLike,
   outer,
+  type Precision,
   pow,
   rand,
   sin,
@@ -391,6 +393,11 @@ export interface CfgOptions {
   guidedChannels?: number | "all";
 }
 
+/** A DiT's forward and guided forward at a precision (DiT.atPrecision). */
+export interface DiTAtPrecision extends Required<DiffusionModel> {
+  forward(x: Tensor, t: Tensor | number, y: Tensor, opts?: LabelDropOptions): Tensor;
+}
+
 export class DiT extends Model implements DiffusionModel {
   readonly config: Readonly<DiTConfig>;
   readonly outChannels: number;
@@ -485,11 +492,29 @@ export class DiT extends Model implements DiffusionModel {
       throw new InputError(
         `DiT.forwardWithCfg: the batch holds conditional and unconditional halves, got ${n} samples`,
       );
+    return cfgForward(this, x, t, y, scale, this.guidedChannelCount(opts));
+  }
+
+  /**
+   * This DiT as sampling and refinement call it: the forward under autocast at `precision` with its output back in
+   * fp32 (torch/autocast.ts), so that guidance, computed from that forward, and everything after it stay fp32.
+   * fp32: the model's own arithmetic throughout.
+   */
+  atPrecision(device: string, precision: Precision, cfg: CfgOptions = {}): DiTAtPrecision {
+    const model: DiTAtPrecision = {
+      forward: (x, t, y, opts = {}) => autocastToFloat(device, precision, () => this.forward(x, t, y, opts)),
+      forwardWithCfg: (x, t, y, scale) => cfgForward(model, x, t, y, scale, this.guidedChannelCount(cfg)),
+    };
+    return model;
+  }
+
+  /** How many output channels guidance combines (CfgOptions.guidedChannels, checked). */
+  guidedChannelCount(opts: CfgOptions = {}): number {
     const g = opts.guidedChannels === "all" ? this.config.inChannels : (opts.guidedChannels ?? 3);
     if (!Number.isInteger(g) || g < 1 || g > this.outChannels) {
       throw new InputError(`DiT.forwardWithCfg: guidedChannels must be 1..${this.outChannels} or "all" (got ${g})`);
     }
-    return cfgForward(this, x, t, y, scale, g);
+    return g;
   }
 
   /**

@@ -5,6 +5,8 @@
 import { InputError } from "../errors.js";
 import { SCALAR_TYPE } from "./dtype.js";
 import { native } from "./native.js";
+import { tidy } from "./scope.js";
+import type { Tensor } from "./tensor.js";
 
 export const PRECISIONS = ["fp32", "bf16", "fp16"] as const;
 /** fp32: no autocast; bf16 / fp16: autocast to bfloat16 / float16. */
@@ -36,6 +38,15 @@ export function autocast<T>(device: string, precision: Precision, fn: () => T): 
     native.autocastNesting(-1);
     native.autocastState(type, wasOn, wasDtype);
   }
+}
+
+/**
+ * fn's tensor computed under autocast and returned in float32, so that what follows a network (guidance, a sampler's
+ * or a loss's arithmetic) stays fp32, as autocast's users write `model(x).float()`. fp32: fn as it is.
+ */
+export function autocastToFloat(device: string, precision: Precision, fn: () => Tensor): Tensor {
+  if (precision === "fp32") return fn();
+  return tidy(() => autocast(device, precision, fn).float());
 }
 
 /** Whether autocast is on for the device's type (in this thread). */

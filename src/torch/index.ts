@@ -5,7 +5,14 @@ export * from "./creation.js";
 export * from "./ops.js";
 export * as F from "./functional.js";
 export { noGrad, enableGrad, isGradEnabled, grad, backward } from "./autograd.js";
-export { autocast, isAutocastEnabled, checkPrecision, PRECISIONS, type Precision } from "./autocast.js";
+export {
+  autocast,
+  autocastToFloat,
+  isAutocastEnabled,
+  checkPrecision,
+  PRECISIONS,
+  type Precision,
+} from "./autocast.js";
 export { tidy, keep, disposeAll } from "./scope.js";
 export { Generator, manualSeed, defaultGenerator } from "./random.js";
 export {

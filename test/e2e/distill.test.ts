@@ -114,6 +114,23 @@ describe("cao2 distill end to end (slow)", () => {
     assert.notDeepEqual(snapshot(out).get("0_T-shirt-top/0.png"), reference.get("0_T-shirt-top/0.png"));
   });
 
+  test("--precision bf16: the DiT under autocast, recorded, the same bytes on a rerun, other images than fp32; --resume keeps the precision", () => {
+    const [out, again] = [join(dir, "bf16"), join(dir, "bf16-again")];
+    for (const o of [out, again]) assert.equal(runCli(args(o, ["--precision", "bf16"])).status, 0);
+    const bf16 = snapshot(out);
+    assert.deepEqual(snapshot(again), bf16);
+    assert.notDeepEqual(bf16.get("0_T-shirt-top/0.png"), reference.get("0_T-shirt-top/0.png"));
+    assert.equal(JSON.parse(readFileSync(join(out, "manifest.json"), "utf8")).config.precision, "bf16");
+    assert.equal(JSON.parse(readFileSync(join(dir, "a", "manifest.json"), "utf8")).config.precision, "fp32");
+    const mixed = runCli(args(out, ["--resume"]));
+    assert.equal(mixed.status, 2);
+    assert.match(mixed.stderr, /was started with other settings \(precision differ\)/);
+    const fp16 = runCli(args(join(dir, "fp16"), ["--precision", "fp16"]));
+    assert.equal(fp16.status, 2);
+    assert.match(fp16.stderr, /fp16 needs a CUDA device/);
+    assert.ok(!existsSync(join(dir, "fp16")));
+  });
+
   let refineSelect: Map<string, string>;
 
   test("--order refine-select (Table 11's reverse order): recorded in the manifest and the class records", () => {
