@@ -4,7 +4,7 @@ import { existsSync, rmSync } from "node:fs";
 import { InputError } from "../errors.js";
 import { type FlagSpecs, type Parsed, parseCommand, UsageError } from "./args.js";
 import { checkOutputFile } from "./outputs.js";
-import { deviceFlag, MAX_BATCH, MAX_EPOCHS, seedFlag, threadsFlag } from "./shared-flags.js";
+import { deviceFlag, MAX_BATCH, MAX_EPOCHS, precisionFlag, seedFlag, threadsFlag } from "./shared-flags.js";
 import { loadEvalSet, matchClasses } from "../io/datasets/sets.js";
 import type { ImageSet } from "../io/datasets/stream.js";
 import { type EvalPreset, EVAL_PRESETS, type EvalPresetName, PRESETS } from "../evaluate/presets.js";
@@ -151,6 +151,7 @@ const FLAGS = {
   },
   device: deviceFlag,
   threads: threadsFlag,
+  precision: precisionFlag("The students' and the teacher's arithmetic"),
   ...READ_LIMIT_FLAGS,
 } satisfies FlagSpecs;
 
@@ -224,6 +225,7 @@ function checkFlags(a: EvaluateArgs): void {
   if (a.protocol === "soft" && !a.teacher) throw new UsageError("the soft protocol needs --teacher <state dict>");
   if (a.protocol === "hard" && a.teacher) throw new UsageError("--teacher is only used by the soft protocol");
   checkOutputFile("--json", a.json);
+  torch.checkPrecision(a.precision as torch.Precision, a.device);
   if (a.resume && !a.json) throw new UsageError("--resume needs --json: progress is saved next to the record");
   if (a.repeat !== undefined) {
     if (a.repeat >= a.repeats!)
@@ -277,6 +279,7 @@ export async function run(argv: string[]): Promise<number> {
   applyReadLimits(a);
   const protocol = a.protocol as (typeof PROTOCOLS)[number];
   const device = a.device;
+  const precision = a.precision as torch.Precision;
   if (a.threads !== undefined) torch.setNumThreads(a.threads);
   const testName = a.test!;
   const presetName = (
@@ -318,6 +321,8 @@ export async function run(argv: string[]): Promise<number> {
     test: test.source.sha256,
     testImages: test.labels.length,
     teacher: teacher?.sha256 ?? null,
+    // Only a mixed precision is named, so that progress saved before the flag existed (fp32) still resumes.
+    ...(precision !== "fp32" && { precision }),
   });
   // --resume continues the evaluation saved next to --json if there is one, else starts it (one command line for a
   // scheduler's retries).
@@ -341,6 +346,7 @@ export async function run(argv: string[]): Promise<number> {
     repeats: a.repeats!,
     seed: a.seed!,
     device,
+    precision,
     threads: torch.getNumThreads(),
     testPerClass: a.testPerClass,
     progress,

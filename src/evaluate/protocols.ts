@@ -12,7 +12,7 @@
 import { InputError } from "../errors.js";
 import type { Norm2dKind } from "../models/resnet.js";
 import * as torch from "../torch/index.js";
-import type { Generator, Optimizer, Tensor } from "../torch/index.js";
+import type { Generator, Optimizer, Precision, Tensor } from "../torch/index.js";
 import { normalize } from "../io/image.js";
 import { colorJitter, cutmix, lighting, randomHorizontalFlip, randomResizedCrop, shufflePatches } from "./augment.js";
 import { cutmixCrossEntropy, softLabelKl } from "./losses.js";
@@ -246,16 +246,31 @@ export function makeOptimizer(student: Classifier, options: OptimizerSettings): 
   );
 }
 
-export function hardTrainer(student: Classifier, s: ProtocolSettings, preset: EvalPreset): Trainer {
+/** Where and in what arithmetic the networks run: the device, and fp32 or a mixed precision (torch/autocast.ts). */
+export interface RunAt {
+  device: string;
+  precision: Precision;
+}
+/** fp32 runs the model as it is, on whatever device it is (the device only matters to autocast). */
+const FP32: RunAt = { device: "cpu", precision: "fp32" };
+
+/** The model's forward at a precision, its logits back in fp32: the losses and everything after them stay fp32. */
+export const forwardAt =
+  (model: Pick<Classifier, "forward">, at: RunAt) =>
+  (x: Tensor): Tensor =>
+    torch.autocastToFloat(at.device, at.precision, () => model.forward(x));
+
+export function hardTrainer(student: Classifier, s: ProtocolSettings, preset: EvalPreset, at = FP32): Trainer {
+  const forward = forwardAt(student, at);
   return {
     optimizer: makeOptimizer(student, s.optimizer),
     lr: (e) => hardLr(s.optimizer.lr, e, s.epochs),
     loss: (x, y, gen) =>
       torch.tidy(() => {
         const a = augmentBatch(x, gen, s, preset);
-        if (!s.cutmix) return torch.F.crossEntropy(student.forward(a), y);
+        if (!s.cutmix) return torch.F.crossEntropy(forward(a), y);
         const m = cutmix(a, gen, s.cutmix);
-        return cutmixCrossEntropy(student.forward(m.images), y, m.partner, m.lam);
+        return cutmixCrossEntropy(forward(m.images), y, m.partner, m.lam);
       }),
   };
 }
@@ -266,8 +281,10 @@ export function softTrainer(
   teacher: Pick<Classifier, "forward">,
   s: ProtocolSettings,
   preset: EvalPreset,
+  at = FP32,
 ): Trainer {
   const T = s.temperature ?? SOFT_TEMPERATURE;
+  const [forward, teach] = [forwardAt(student, at), forwardAt(teacher, at)];
   return {
     optimizer: makeOptimizer(student, s.optimizer),
     lr: (e) => softLr(s.optimizer.lr, e, s.epochs),
@@ -275,8 +292,8 @@ export function softTrainer(
       torch.tidy(() => {
         const a = augmentBatch(x, gen, s, preset);
         const input = s.cutmix ? cutmix(a, gen, s.cutmix).images : a;
-        const target = torch.noGrad(() => teacher.forward(input));
-        return softLabelKl(student.forward(input), target, T);
+        const target = torch.noGrad(() => teach(input));
+        return softLabelKl(forward(input), target, T);
       }),
   };
 }

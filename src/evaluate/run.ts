@@ -6,7 +6,7 @@ import { deriveSeed } from "../util/seed.js";
 import type { Progress } from "../util/progress.js";
 import { matchClasses, type ClassPair } from "../io/datasets/sets.js";
 import type { EvalPreset } from "./presets.js";
-import { hardTrainer, type ProtocolSettings, softTrainer } from "./protocols.js";
+import { hardTrainer, type ProtocolSettings, type RunAt, softTrainer } from "./protocols.js";
 import { meanStd, type Summary, versions, type Versions } from "./record.js";
 import { buildClassifier, type ClassifierSpec } from "../models/classifiers.js";
 import { studentSpec } from "./students.js";
@@ -28,6 +28,8 @@ export interface EvaluationInput {
   repeats: number;
   seed: number;
   device: string;
+  /** The students' (and the teacher's) arithmetic (default fp32): bf16/fp16 run them under autocast. */
+  precision?: torch.Precision;
   threads: number;
   /** Test-set images per class when a subset was used (recorded), undefined for the whole set. */
   testPerClass?: number;
@@ -72,6 +74,7 @@ export interface EvaluationRecord {
     repeats: number;
     seed: number;
     device: string;
+    precision: torch.Precision;
     threads: number;
     testPerClass: number | null;
   };
@@ -114,6 +117,7 @@ export async function runEvaluation(input: EvaluationInput): Promise<EvaluationR
     norm: s.norm,
     stem: input.preset.resnetStem,
   });
+  const at: RunAt = { device: input.device, precision: input.precision ?? "fp32" };
   const resumed = input.only === undefined ? (input.done ?? []).slice(0, input.repeats) : [];
   const repeats: RepeatRecord[] = resumed.slice();
   if (repeats.length > 0) input.progress?.log(`resumed: ${repeats.length} of ${input.repeats} repeats already done`);
@@ -131,8 +135,8 @@ export async function runEvaluation(input: EvaluationInput): Promise<EvaluationR
     });
     const trainer =
       s.protocol === "hard"
-        ? hardTrainer(student, s, input.preset)
-        : softTrainer(student, input.teacher!, s, input.preset);
+        ? hardTrainer(student, s, input.preset, at)
+        : softTrainer(student, input.teacher!, s, input.preset, at);
     const label = `repeat ${r + 1}/${input.repeats}`;
     input.progress?.stage(label, s.epochs);
     const result = await trainStudent(student, trainer, input.train, {
@@ -145,6 +149,7 @@ export async function runEvaluation(input: EvaluationInput): Promise<EvaluationR
           std: input.preset.std,
           device: input.device,
           batchSize: input.testBatchSize,
+          precision: at.precision,
         }),
       device: input.device,
       dataGen: new torch.Generator(deriveSeed(seed, "data")),
@@ -178,6 +183,7 @@ export async function runEvaluation(input: EvaluationInput): Promise<EvaluationR
       repeats: input.repeats,
       seed: input.seed,
       device: input.device,
+      precision: at.precision,
       threads: input.threads,
       testPerClass: input.testPerClass ?? null,
     },

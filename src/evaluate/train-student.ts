@@ -6,9 +6,9 @@
 import { type ImageSet, labelsTensor } from "../io/datasets/index.js";
 import { toUnitFloat } from "../io/image.js";
 import * as torch from "../torch/index.js";
-import type { Generator, Tensor } from "../torch/index.js";
+import type { Generator, Precision, Tensor } from "../torch/index.js";
 import { normalize } from "../io/image.js";
-import type { Trainer } from "./protocols.js";
+import { forwardAt, type Trainer } from "./protocols.js";
 import type { Classifier } from "../models/classifiers.js";
 
 export interface CurvePoint {
@@ -123,8 +123,9 @@ export async function trainStudent(
 export async function testAccuracy(
   model: Classifier,
   ds: ImageSet,
-  options: { mean: number[]; std: number[]; device: string; batchSize?: number },
+  options: { mean: number[]; std: number[]; device: string; batchSize?: number; precision?: Precision },
 ): Promise<number> {
+  const forward = forwardAt(model, { device: options.device, precision: options.precision ?? "fp32" });
   const n = ds.labels.length;
   let correct = 0;
   for await (const { images, idx } of prefetched(
@@ -136,7 +137,7 @@ export async function testAccuracy(
       torch.tidy(() => {
         const x = normalize(toUnitFloat(images.to(options.device)), options.mean, options.std);
         const y = labelsTensor(Array.from(idx, (i) => ds.labels[i])).to(options.device);
-        return model.forward(x).argmax(1).eq(y).sum().item();
+        return forward(x).argmax(1).eq(y).sum().item();
       }),
     );
   }

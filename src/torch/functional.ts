@@ -98,15 +98,22 @@ export function interpolate(
   return call("upsample_bilinear2d.vec", x, size, options.alignCorners ?? false, scales);
 }
 
+/**
+ * The input of an affine norm in its parameters' dtype: under autocast a bf16 activation meets fp32 weights, for
+ * which libtorch 1.13 has no mixed-dtype layer/group norm kernel; the norm then runs in fp32, as autocast's fp32
+ * list has norms run.
+ */
+const inDtypeOf = (x: Tensor, weight?: Tensor | null) => (weight && weight.dtype !== x.dtype ? x.to(weight.dtype) : x);
+
 export const layerNorm = (
   x: Tensor,
   normalizedShape: readonly number[],
   weight?: Tensor | null,
   bias?: Tensor | null,
   eps = 1e-5,
-) => call("layer_norm", x, normalizedShape, weight ?? null, bias ?? null, eps, true);
+) => call("layer_norm", inDtypeOf(x, weight), normalizedShape, weight ?? null, bias ?? null, eps, true);
 export const groupNorm = (x: Tensor, groups: number, weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5) =>
-  call("group_norm", x, groups, weight ?? null, bias ?? null, eps, true);
+  call("group_norm", inDtypeOf(x, weight), groups, weight ?? null, bias ?? null, eps, true);
 
 export interface NormStats {
   runningMean?: Tensor | null;

@@ -224,6 +224,26 @@ test("evaluate --protocol soft end to end: progress, mean ± std, a complete JSO
 });
 
 test(
+  "evaluate --precision bf16: students and teacher under autocast, recorded (fp32 by default); fp16 on CPU refused",
+  { skip: missing },
+  () => {
+    const json = join(dir, "bf16.json");
+    const teacher = join(dir, "teacher.safetensors");
+    const common = ["evaluate", "--data", rr, "--protocol", "soft", "--teacher", teacher, "--epochs", "2"];
+    const more = ["--test-every", "1", "--repeats", "2", "--test-per-class", "10", "--json", json];
+    const r = cao2(...common, ...more, "--precision", "bf16");
+    assert.equal(r.status, 0, r.stderr);
+    const rec = JSON.parse(readFileSync(json, "utf8"));
+    assert.equal(rec.config.precision, "bf16");
+    for (const rep of rec.repeats) assert.ok(rep.best >= 0 && rep.best <= 100);
+    const fp32 = cao2(...common, ...more.slice(0, 6), "--json", join(dir, "fp32.json"));
+    assert.equal(fp32.status, 0, fp32.stderr);
+    assert.equal(JSON.parse(readFileSync(join(dir, "fp32.json"), "utf8")).config.precision, "fp32");
+    assertInputError(cao2(...common, "--precision", "fp16"), /fp16 needs a CUDA device/);
+  },
+);
+
+test(
   "evaluate --resume keeps the repeats an interrupted run saved and computes only the rest",
   { skip: missing },
   async () => {

@@ -9,6 +9,7 @@ import { cutmixCrossEntropy, softLabelKl } from "../../src/evaluate/losses.js";
 import { PRESETS } from "../../src/evaluate/presets.js";
 import {
   augmentBatch,
+  forwardAt,
   hardTrainer,
   makeOptimizer,
   protocolSettings,
@@ -290,4 +291,18 @@ test("crop-flip augmentation: the protocol's crop and flip only, the same draws 
     );
   });
   assert.deepEqual(got.toNumbers(), want.toNumbers());
+});
+
+test("forwardAt bf16: the students (instance and batch norm) run under autocast and give fp32 logits near fp32's", () => {
+  for (const norm of ["instance", "batch"] as const) {
+    const model = buildClassifier(tiny(norm), { generator: new torch.Generator(3) });
+    model.eval();
+    const x = torch.randn([4, 1, 8, 8], { generator: new torch.Generator(4) });
+    const full = torch.noGrad(() => forwardAt(model, { device: "cpu", precision: "fp32" })(x));
+    const low = torch.noGrad(() => forwardAt(model, { device: "cpu", precision: "bf16" })(x));
+    assert.equal(low.dtype, "float32");
+    const err = low.sub(full).abs().max().item() / full.abs().max().item();
+    // A bf16 result (not fp32 left alone), within a few bf16 steps (2^-8 each) of fp32.
+    assert.ok(err > 0 && err < 3e-2, `${norm}: rel err ${err}`);
+  }
 });
