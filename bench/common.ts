@@ -247,6 +247,22 @@ export function machine(): Record<string, unknown> {
   };
 }
 
+/**
+ * Each low-precision case (`<case>_bf16`) against PyTorch's fp32 `<case>`: what a user gains over the fp32 code
+ * they run today (PyTorch's time for <case> over ours for <case>_bf16).
+ */
+function versusFp32(cases: Case[]): Record<string, { against: string; ratio: number }> {
+  const byName = new Map(cases.map((c) => [c.name, c]));
+  return Object.fromEntries(
+    cases.flatMap((c) => {
+      const base = byName.get(c.name.replace(/_bf16$/, ""));
+      return c.name.endsWith("_bf16") && base
+        ? [[c.name, { against: base.name, ratio: base.pytorch_s / c.ours_s }]]
+        : [];
+    }),
+  );
+}
+
 /** Prints the table and writes bench/results/<name>.json as {"cases": [...]} plus the environment. */
 export function report(
   name: string,
@@ -264,9 +280,15 @@ export function report(
       `${c.name.padEnd(w)}${(c.ours_s * 1e3).toFixed(3).padStart(12)}${(c.pytorch_s * 1e3).toFixed(3).padStart(14)}${c.ratio.toFixed(3).padStart(8)}${paired.padStart(8)}${cpu.padStart(11)}`,
     );
   }
+  const versus = versusFp32(cases);
+  for (const [name, v] of Object.entries(versus))
+    console.log(
+      `${name}: ${v.ratio.toFixed(3)}x PyTorch fp32 ${v.against} (goal >= 1.5); against PyTorch's own bf16 autocast, the table's ratio (goal >= 1.0)`,
+    );
   mkdirSync(join("bench", "results"), { recursive: true });
   const out = {
     cases,
+    ...(Object.keys(versus).length > 0 && { versus_pytorch_fp32: versus }),
     threads: getNumThreads(),
     openblas_coretype: process.env.OPENBLAS_CORETYPE ?? null,
     omp_wait_policy: process.env.OMP_WAIT_POLICY ?? null,

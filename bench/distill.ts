@@ -7,9 +7,11 @@
 //                  t in 1..11, x_t = sqrt(abar) x + sqrt(1 - abar) eps, the model at map[t], perImageObjective
 //                  (mse + 10 ||.||_inf), backward of the sum to the latents only (frozen model), Adam (lr 6e-4)
 //   dit_forward    the refinement step's model call alone, without a graph (batch 8, t = 1..8)
+//   *_bf16         the same with the DiT under bf16 autocast (DiT.atPrecision, --precision bf16), against PyTorch's
+//                  torch.autocast("cpu", torch.bfloat16); the report also sets them against PyTorch's fp32 case
 import { GaussianDiffusion } from "../src/diffusion/index.js";
 import { perImageObjective } from "../src/distill/refine.js";
-import { createDiT, ditConfig } from "../src/models/dit.js";
+import { createDiT, ditConfig, type DiTAtPrecision } from "../src/models/dit.js";
 import {
   Adam,
   add,
@@ -49,11 +51,11 @@ export async function run(args: string[]): Promise<void> {
   const z = randn([BATCH, 4, 32, 32]);
   const x = keep(cat([z, z]));
   const yCfg = keep(cat([labels, labels.mul(0).add(dit.nullClass)]));
-  const ddpmStep = () =>
+  const ddpmStep = (model: DiTAtPrecision) => () =>
     noGrad(() =>
       tidy(() => {
         const t = new Array<number>(2 * BATCH).fill(STEP);
-        const out = dit.forwardWithCfg(x, diffusion.modelTimesteps(t), yCfg, CFG_SCALE);
+        const out = model.forwardWithCfg(x, diffusion.modelTimesteps(t), yCfg, CFG_SCALE);
         const p = diffusion.pMeanVariance(out, x, t);
         const noise = randn(x.shape, { generator: gen });
         return add(p.mean, mul(exp(mul(p.logVariance, 0.5)), noise));
@@ -66,7 +68,7 @@ export async function run(args: string[]): Promise<void> {
   const opt = new Adam([latents], { lr: 6e-4 });
   const draws = Array.from({ length: BATCH }, (_, i) => randomSource(100 + i));
   const abar = diffusion.tables.alphasCumprod;
-  const refineStep = () => {
+  const refineStep = (model: DiTAtPrecision) => () => {
     const ts = draws.map((r) => 1 + Math.floor(r() * T_MAX));
     tidy(() => {
       const a = fromArray(
@@ -78,7 +80,7 @@ export async function run(args: string[]): Promise<void> {
         [BATCH, 1, 1, 1],
       );
       const xt = latents.mul(a).add(noise.mul(b));
-      const out = dit.forward(xt, diffusion.modelTimesteps(ts), labels);
+      const out = model.forward(xt, diffusion.modelTimesteps(ts), labels);
       perImageObjective(out.narrow(1, 0, 4), noise, LAMBDA, "inf")
         .sum()
         .backward();
@@ -89,12 +91,20 @@ export async function run(args: string[]): Promise<void> {
 
   // The refinement step's forward alone (no graph), to tell forward from backward costs apart.
   const ts = Array.from({ length: BATCH }, (_, i) => 1 + (i % T_MAX));
-  const ditForward = () =>
-    noGrad(() => tidy(() => dit.forward(latents.detach(), diffusion.modelTimesteps(ts), labels)).dispose());
+  const ditForward = (model: DiTAtPrecision) => () =>
+    noGrad(() => tidy(() => model.forward(latents.detach(), diffusion.modelTimesteps(ts), labels)).dispose());
 
+  const [fp32, bf16] = [dit.atPrecision("cpu", "fp32"), dit.atPrecision("cpu", "bf16")];
   const result = await sideBySide(
     "bench_distill.py",
-    { ddpm_cfg_step: ddpmStep, refine_step: refineStep, dit_forward: ditForward },
+    {
+      ddpm_cfg_step: ddpmStep(fp32),
+      refine_step: refineStep(fp32),
+      dit_forward: ditForward(fp32),
+      ddpm_cfg_step_bf16: ddpmStep(bf16),
+      refine_step_bf16: refineStep(bf16),
+      dit_forward_bf16: ditForward(bf16),
+    },
     o,
   );
   report(o.out ?? "distill", result.cases, {

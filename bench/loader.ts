@@ -1,13 +1,13 @@
-// `npm run bench -- loader [--images 20000] [--batch 64] [--steps 5] [--keep]`: the ImageFolder streaming loader at
+// `npm run bench -- loader [--images 20000] [--batch 64] [--steps 5] [--precision fp32|bf16] [--keep]`: the ImageFolder streaming loader at
 // ImageNet scale. Generates --images 500x375 JPEGs (10 classes; 100 distinct pictures written again and again, since
 // only decoding cost matters) under /tmp, then in a fresh child process, so that its peak RSS is the evaluation's
 // alone: opens the folder as `cao2 evaluate --preset imagenet` opens a test set (every image read, hashed and checked
 // on the decode workers), streams one epoch of batches through the validation transform (Resize(256) ->
 // CenterCrop(224)) with the training loop's prefetching, and times --steps training steps of a ResNet-18 student
-// (ImageNet stem, SGD) at the same batch size.
+// (ImageNet stem, SGD) at the same batch size, in fp32 or under autocast (--precision: bench/results/loader-bf16.json).
 // Targets: peak RSS of opening and streaming the set under 2 GB (the student's own training memory comes on top:
-// ResNet-18 at batch 64 and 224 px keeps about 2.5 GB of activations for its backward pass, in PyTorch too); loader
-// images/s at least the student's images/s (the student is never starved).
+// ResNet-18 at batch 64 and 224 px keeps about 2 GB of fp32 activations for its backward pass, in PyTorch too, and
+// about half that in bf16); loader images/s at least the student's images/s (the student is never starved).
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -17,7 +17,16 @@ import { PRESETS } from "../src/evaluate/presets.js";
 import { prefetched } from "../src/evaluate/train-student.js";
 import { toUnitFloat } from "../src/io/image.js";
 import { createResNet } from "../src/models/resnet.js";
-import { F, getNumThreads, randint, SGD, tidy } from "../src/torch/index.js";
+import {
+  autocastToFloat,
+  F,
+  getNumThreads,
+  type Precision,
+  PRECISIONS,
+  randint,
+  SGD,
+  tidy,
+} from "../src/torch/index.js";
 import { writeJsonAtomic } from "../src/util/atomic.js";
 import { machine } from "./common.js";
 
@@ -29,19 +38,27 @@ interface Options {
   batch: number;
   steps: number;
   keep: boolean;
+  /** The student's arithmetic (cao2 evaluate --precision). */
+  precision: Precision;
 }
 
 function parse(args: string[]): Options {
-  const o: Options = { images: 20_000, batch: 64, steps: 5, keep: false };
+  const o: Options = { images: 20_000, batch: 64, steps: 5, keep: false, precision: "fp32" };
   for (let i = 0; i < args.length; i++) {
     if (args[i] === "--keep") {
       o.keep = true;
       continue;
     }
+    if (args[i] === "--precision") {
+      const p = args[++i] as Precision;
+      if (!PRECISIONS.includes(p)) throw new Error(`loader: --precision takes ${PRECISIONS.join(", ")}, got ${p}`);
+      o.precision = p;
+      continue;
+    }
     const k = args[i].replace(/^--/, "") as keyof Options;
     const v = Number(args[++i]);
     if (!["images", "batch", "steps"].includes(k) || !Number.isInteger(v) || v < 1)
-      throw new Error(`loader: bad option ${args[i - 1]} ${args[i]} (--images, --batch, --steps, --keep)`);
+      throw new Error(`loader: bad option ${args[i - 1]} ${args[i]} (--images, --batch, --steps, --precision, --keep)`);
     (o[k] as number) = v;
   }
   return o;
@@ -93,7 +110,13 @@ async function child(root: string, o: Options): Promise<void> {
   const y = randint(0, 10, [o.batch]);
   const step = () => {
     opt.zeroGrad();
-    tidy(() => F.crossEntropy(student.forward(toUnitFloat(last!)), y).backward());
+    const x = toUnitFloat(last!);
+    tidy(() =>
+      F.crossEntropy(
+        autocastToFloat("cpu", o.precision, () => student.forward(x)),
+        y,
+      ).backward(),
+    );
     opt.step();
   };
   step(); // warm-up
@@ -139,18 +162,19 @@ export async function run(args: string[]): Promise<void> {
     `open (read, hash, check every image): ${(m.open_s as number).toFixed(1)} s, ${(m.open_images_per_s as number).toFixed(1)} images/s`,
   );
   console.log(
-    `loader: ${(m.loader_images_per_s as number).toFixed(1)} images/s; ResNet-18 student at batch ${o.batch}: ${(m.student_images_per_s as number).toFixed(1)} images/s; ratio ${ratio.toFixed(2)} (target >= 1)`,
+    `loader: ${(m.loader_images_per_s as number).toFixed(1)} images/s; ResNet-18 student (${o.precision}) at batch ${o.batch}: ${(m.student_images_per_s as number).toFixed(1)} images/s; ratio ${ratio.toFixed(2)} (target >= 1)`,
   );
   console.log(
     `peak RSS of opening and streaming the set: ${rss.toFixed(2)} GB (target < 2 GB); with the student's training steps: ${((m.peak_rss_bytes as number) / GB).toFixed(2)} GB`,
   );
   mkdirSync(join("bench", "results"), { recursive: true });
-  writeJsonAtomic(join("bench", "results", "loader.json"), {
+  const name = o.precision === "fp32" ? "loader" : `loader-${o.precision}`;
+  writeJsonAtomic(join("bench", "results", `${name}.json`), {
     ...env,
     options: o,
     ...m,
     loader_vs_student: ratio,
     targets: { peak_rss_gb: 2, loader_vs_student: 1 },
   });
-  console.log("wrote bench/results/loader.json");
+  console.log(`wrote bench/results/${name}.json`);
 }
