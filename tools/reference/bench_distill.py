@@ -8,7 +8,10 @@ models_dit.DiT (DiT-S/2, random weights, 4x32x32 latents, batch 8), written to d
                  mse + 10 ||eps_pred - eps||_inf per image, backward of the sum to the latents (frozen model),
                  torch.optim.Adam(lr 6e-4) step, zero_grad
   dit_forward    the refinement step's model call alone under no_grad (batch 8, t = 1..8)
+  *_bf16         the same with the model's call under torch.autocast("cpu", dtype=torch.bfloat16) and its output
+                 taken back to float32, as an autocast user writes it
 """
+import contextlib
 import random
 
 import numpy as np
@@ -61,10 +64,16 @@ x = torch.cat([z, z])
 y_cfg = torch.cat([labels, torch.full_like(labels, 1000)])
 
 
-def ddpm_cfg_step():
+def at(bf16):
+    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
+
+def ddpm_cfg_step(bf16=False):
     with torch.no_grad():
         t = torch.full((2 * BATCH,), STEP, dtype=torch.long)
-        out = model.forward_with_cfg(x, timestep_map[t], y_cfg, CFG_SCALE)
+        with at(bf16):
+            out = model.forward_with_cfg(x, timestep_map[t], y_cfg, CFG_SCALE)
+        out = out.float()
         eps, v = torch.split(out, 4, dim=1)
         min_log, max_log = extract(post_log_var_clipped, t, x.shape), extract(np.log(betas), t, x.shape)
         frac = (v + 1) / 2
@@ -81,23 +90,31 @@ opt = torch.optim.Adam([latents], lr=6e-4)
 draws = [random.Random(100 + i) for i in range(BATCH)]
 
 
-def refine_step():
+def refine_step(bf16=False):
     ts = [1 + int(r.random() * T_MAX) for r in draws]
     a = torch.tensor([abar[t] ** 0.5 for t in ts], dtype=torch.float32).reshape(BATCH, 1, 1, 1)
     b = torch.tensor([(1 - abar[t]) ** 0.5 for t in ts], dtype=torch.float32).reshape(BATCH, 1, 1, 1)
     xt = latents * a + noise * b
-    out = model(xt, timestep_map[ts], labels)
-    diff = out[:, :4] - noise
+    with at(bf16):
+        out = model(xt, timestep_map[ts], labels)
+    diff = out.float()[:, :4] - noise
     loss = (diff * diff).mean(dim=[1, 2, 3]) + LAMBDA * torch.linalg.vector_norm(diff, float("inf"), dim=[1, 2, 3])
     loss.sum().backward()
     opt.step()
     opt.zero_grad(set_to_none=True)
 
 
-def dit_forward():
+def dit_forward(bf16=False):
     ts = [1 + (i % T_MAX) for i in range(BATCH)]
-    with torch.no_grad():
-        model(latents.detach(), timestep_map[ts], labels)
+    with torch.no_grad(), at(bf16):
+        model(latents.detach(), timestep_map[ts], labels).float()
 
 
-serve({"ddpm_cfg_step": ddpm_cfg_step, "refine_step": refine_step, "dit_forward": dit_forward})
+serve({
+    "ddpm_cfg_step": ddpm_cfg_step,
+    "refine_step": refine_step,
+    "dit_forward": dit_forward,
+    "ddpm_cfg_step_bf16": lambda: ddpm_cfg_step(True),
+    "refine_step_bf16": lambda: refine_step(True),
+    "dit_forward_bf16": lambda: dit_forward(True),
+})
