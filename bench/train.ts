@@ -5,23 +5,46 @@
 //   convnet3_step  ConvNet-3 (width 128, instance norm = GroupNorm(128, 128), average pooling)
 //   mobilenet_v2_step     torchvision's MobileNetV2 as built (dropout 0.2 before the classifier), batch norm
 //   efficientnet_b0_step  torchvision's EfficientNet-B0 as built (dropout 0.2, stochastic depth up to 0.2), batch norm
+//   resnet18_step_bf16, convnet3_step_bf16  the same under bf16 autocast (evaluate --precision bf16: the forward
+//                  under autocast, the logits back in fp32), against PyTorch's torch.autocast("cpu", torch.bfloat16)
+//                  (its ConvNet's instance norms in fp32, as ours); the report also sets them against PyTorch fp32
 // A step: gradients to none, forward, cross entropy, backward, SGD (lr 0.01, momentum 0.9, weight decay 5e-4).
 import type { Model } from "../src/models/module.js";
 import { createConvNet } from "../src/models/convnet.js";
 import { createEfficientNetB0 } from "../src/models/efficientnet.js";
 import { createMobileNetV2 } from "../src/models/mobilenet.js";
 import { createResNet } from "../src/models/resnet.js";
-import { F, manualSeed, randint, randn, SGD, type Tensor, tidy } from "../src/torch/index.js";
+import {
+  autocastToFloat,
+  F,
+  manualSeed,
+  type Precision,
+  randint,
+  randn,
+  SGD,
+  type Tensor,
+  tidy,
+} from "../src/torch/index.js";
 import { machine, parseOptions, report, sideBySide } from "./common.js";
 
 const BATCH = 64;
 
-function trainStep(model: Model & { forward(x: Tensor): Tensor }, x: Tensor, y: Tensor): () => void {
+function trainStep(
+  model: Model & { forward(x: Tensor): Tensor },
+  x: Tensor,
+  y: Tensor,
+  precision: Precision = "fp32",
+): () => void {
   const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9, weightDecay: 5e-4 });
   model.train();
   return () => {
     opt.zeroGrad();
-    tidy(() => F.crossEntropy(model.forward(x), y).backward());
+    tidy(() =>
+      F.crossEntropy(
+        autocastToFloat("cpu", precision, () => model.forward(x)),
+        y,
+      ).backward(),
+    );
     opt.step();
   };
 }
@@ -32,13 +55,15 @@ export async function run(args: string[]): Promise<void> {
   manualSeed(0);
   const x = randn([BATCH, 3, 32, 32]);
   const y = randint(0, 10, [BATCH]);
-  const resnet = createResNet({ depth: 18, numClasses: 10, stem: "cifar", norm: "batch" });
-  const convnet = createConvNet({ numClasses: 10, depth: 3, width: 128, norm: "instance" });
+  const resnet = () => createResNet({ depth: 18, numClasses: 10, stem: "cifar", norm: "batch" });
+  const convnet = () => createConvNet({ numClasses: 10, depth: 3, width: 128, norm: "instance" });
   const steps = {
-    resnet18_step: trainStep(resnet, x, y),
-    convnet3_step: trainStep(convnet, x, y),
+    resnet18_step: trainStep(resnet(), x, y),
+    convnet3_step: trainStep(convnet(), x, y),
     mobilenet_v2_step: trainStep(createMobileNetV2({ numClasses: 10 }), x, y),
     efficientnet_b0_step: trainStep(createEfficientNetB0({ numClasses: 10 }), x, y),
+    resnet18_step_bf16: trainStep(resnet(), x, y, "bf16"),
+    convnet3_step_bf16: trainStep(convnet(), x, y, "bf16"),
   };
   const result = await sideBySide("bench_train.py", steps, o);
   report(o.out ?? "train", result.cases, {
