@@ -1,8 +1,11 @@
-// `npm run bench -- memory [--iters N] [--tokens T] [--batch B] [--yield-every N] [--out name]`: does memory stay flat?
+// `npm run bench -- memory [--iters N] [--tokens T] [--batch B] [--yield-every N] [--precision bf16] [--out name]`:
+// does memory stay flat?
 // 10,000 iterations of a DiT-block input-refinement step: a DiT-S block (hidden 384, 6 heads; by default 64 tokens,
 // batch 4, so that the run takes minutes, not hours) with a fixed conditioning c, loss = MSE + 10 * max|out - target|,
 // backward to the input, Adam on the input. Each step runs inside tidy(); resident memory (RSS) is sampled at fixed
 // iterations. Requirement: RSS at the last iteration within 50 MB of RSS at iteration 500. Ours only (no baseline).
+// `--precision bf16` runs the block under autocast (its output back in fp32), as refinement with --precision bf16
+// does: the weight casts autocast caches are dropped when each step's autocast region ends (default file memory-bf16).
 //
 // By default the loop never yields to the event loop, as cao2's training, sampling and refinement loops do not
 // (`--yield-every N` yields every N steps). That used to leak: the native object behind each JS tensor handle was
@@ -14,7 +17,19 @@ import { mkdirSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { createDiT, ditConfig } from "../src/models/dit.js";
-import { Adam, amax, F, getNumThreads, manualSeed, mean, randn, tidy } from "../src/torch/index.js";
+import {
+  Adam,
+  amax,
+  autocastToFloat,
+  F,
+  getNumThreads,
+  manualSeed,
+  mean,
+  type Precision,
+  PRECISIONS,
+  randn,
+  tidy,
+} from "../src/torch/index.js";
 import { writeJsonAtomic } from "../src/util/atomic.js";
 import { freeze, machine, randomise } from "./common.js";
 
@@ -28,26 +43,32 @@ interface MemoryOptions {
   tokens: number;
   batch: number;
   yieldEvery: number;
-  /** Results file name under bench/results (default memory). */
+  /** Results file name under bench/results (default memory, memory-<precision> for a mixed precision). */
   out: string;
+  precision: Precision;
 }
 
 function parse(args: string[]): MemoryOptions {
-  const o: MemoryOptions = { iters: 10_000, tokens: 64, batch: 4, yieldEvery: 0, out: "memory" };
+  const o: MemoryOptions = { iters: 10_000, tokens: 64, batch: 4, yieldEvery: 0, out: "", precision: "fp32" };
   for (let i = 0; i < args.length; i += 2) {
     if (args[i] === "--out" && /^[\w.-]+$/.test(args[i + 1] ?? "")) {
       o.out = args[i + 1];
+      continue;
+    }
+    if (args[i] === "--precision" && PRECISIONS.includes(args[i + 1] as Precision)) {
+      o.precision = args[i + 1] as Precision;
       continue;
     }
     const k = OPTIONS[args[i].replace(/^--/, "") as keyof typeof OPTIONS];
     const v = Number(args[i + 1]);
     if (!k || !Number.isInteger(v) || v < (k === "yieldEvery" ? 0 : 1)) {
       throw new Error(
-        `memory: bad option ${args[i]} ${args[i + 1]} (--iters, --tokens, --batch, --yield-every, --out)`,
+        `memory: bad option ${args[i]} ${args[i + 1]} (--iters, --tokens, --batch, --yield-every, --precision, --out)`,
       );
     }
     o[k] = v;
   }
+  o.out ||= o.precision === "fp32" ? "memory" : `memory-${o.precision}`;
   if (o.iters < 500) throw new Error("memory: --iters must be at least 500 (the reference sample)");
   if (!Number.isInteger(Math.sqrt(o.tokens)))
     throw new Error("memory: --tokens must be a square (a grid of 2x2 patches)");
@@ -86,7 +107,7 @@ export async function run(args: string[]): Promise<void> {
   const t0 = process.hrtime.bigint();
   for (let it = 1; it <= o.iters; it++) {
     const loss = tidy(() => {
-      const diff = block.forward(x, siluC).sub(target);
+      const diff = autocastToFloat("cpu", o.precision, () => block.forward(x, siluC)).sub(target);
       const l = mean(diff.mul(diff)).add(amax(diff.abs()), 10);
       l.backward();
       return marks.has(it) ? l.item() : NaN;
@@ -127,6 +148,7 @@ export async function run(args: string[]): Promise<void> {
       yieldEvery: o.yieldEvery,
       loss: "mean((out - target)^2) + 10 * max|out - target|",
       optimizer: "Adam lr 1e-3 on the input",
+      precision: o.precision,
     },
     samples,
     rss_growth_mb: growth,
