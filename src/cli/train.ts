@@ -4,7 +4,7 @@
 import { mkdirSync } from "node:fs";
 import { type ImageFolderOptions, loadDataSpec, sampleRandomPerClass } from "../io/datasets/index.js";
 import { deriveSeed } from "../util/seed.js";
-import { installInterruptHandler, setNumThreads } from "../torch/index.js";
+import { checkPrecision, installInterruptHandler, type Precision, setNumThreads } from "../torch/index.js";
 import { Progress } from "../util/progress.js";
 import type { AutoencoderKL } from "../models/autoencoder.js";
 import { loadSavedModel } from "../models/saved.js";
@@ -17,7 +17,7 @@ import type { TrainingRun } from "../train/loop.js";
 import { STUDENT_ARCHS, type StudentArch } from "../evaluate/students.js";
 import { type FlagSpecs, type Parsed, parseCommand, UsageError } from "./args.js";
 import { checkOutputFolder } from "./outputs.js";
-import { deviceFlag, MAX_BATCH, MAX_EPOCHS, seedFlag, threadsFlag } from "./shared-flags.js";
+import { deviceFlag, MAX_BATCH, MAX_EPOCHS, precisionFlag, seedFlag, threadsFlag } from "./shared-flags.js";
 import { assetPath } from "../util/assets.js";
 import { applyReadLimits, READ_LIMIT_FLAGS } from "./limits.js";
 import { SUMMARIES } from "./commands.js";
@@ -38,6 +38,7 @@ const COMMON = {
   seed: seedFlag("Seed of initialisation, data order, augmentation and the split"),
   device: deviceFlag,
   threads: threadsFlag,
+  precision: precisionFlag("The model's arithmetic in training (the loss, the optimiser and the weights stay fp32)"),
   "checkpoint-every": { type: "int", help: "Steps between checkpoints", min: 1 },
   "max-per-class": { type: "int", help: "Use at most this many training images per class (quick runs, CI)", min: 1 },
   "val-per-class": {
@@ -218,7 +219,8 @@ function trainingRun(c: Common, progress: Progress, folder: ImageFolderOptions =
   const ds = loadDataSpec(c.data, "train", folder);
   const data =
     c.maxPerClass === undefined ? ds : sampleRandomPerClass(ds, c.maxPerClass, deriveSeed(c.seed, "subset")).dataset;
-  return { data, outDir: c.out!, resume: c.resume, steps: c.steps, device: c.device, progress };
+  const precision = c.precision as Precision;
+  return { data, outDir: c.out!, resume: c.resume, steps: c.steps, device: c.device, precision, progress };
 }
 
 /** The recipe settings the common flags give, over the recipe's defaults. */
@@ -239,6 +241,8 @@ function recipe<S extends FlagSpecs>(
   own: S,
   help: string,
   train: (a: Parsed<typeof COMMON & S>, progress: Progress) => string,
+  /** Why the recipe trains in fp32 only, if it does. */
+  fp32Only?: string,
 ): Recipe {
   const flags = { ...COMMON, ...own };
   return {
@@ -254,6 +258,9 @@ function recipe<S extends FlagSpecs>(
           "--steps 0 trains nothing: give at least 1 (0 is for --init, to keep that model's weights under a new run)",
         );
       if (c.threads !== undefined) setNumThreads(c.threads);
+      checkPrecision(c.precision as Precision, c.device);
+      if (fp32Only && c.precision !== "fp32")
+        throw new UsageError(`this recipe trains in fp32 only (--precision ${c.precision} was given): ${fp32Only}`);
       checkOutputFolder("--out", c.out, { createParents: true });
       mkdirSync(c.out, { recursive: true });
       installInterruptHandler();
@@ -284,25 +291,30 @@ const RECIPES: Record<string, Recipe> = {
       return `validation accuracy ${(res.valAccuracy * 100).toFixed(2)}%\nmodel: ${res.modelPath}`;
     },
   ),
-  autoencoder: recipe(AUTOENCODER, "AutoencoderKL (the SD VAE architecture, small configuration)", (a, progress) => {
-    const res = trainAutoencoder(
-      {
-        ...trainingRun(a, progress),
-        init: a.init,
-        perceptual: a.perceptual === undefined ? undefined : { path: a.perceptual, weight: a.perceptualWeight },
-      },
-      {
-        ...AUTOENCODER_DEFAULTS,
-        decoderOnly: a.decoderOnly,
-        epochs: a.epochs,
-        batchSize: a.batchSize,
-        lr: a.lr,
-        blockOutChannels: a.channels,
-        ...commonSettings(a, AUTOENCODER_DEFAULTS),
-      },
-    );
-    return `validation MSE ${res.valMse.toExponential(3)}, latent scale ${res.scalingFactor.toFixed(5)}\nmodel: ${res.modelPath}`;
-  }),
+  autoencoder: recipe(
+    AUTOENCODER,
+    "AutoencoderKL (the SD VAE architecture, small configuration)",
+    (a, progress) => {
+      const res = trainAutoencoder(
+        {
+          ...trainingRun(a, progress),
+          init: a.init,
+          perceptual: a.perceptual === undefined ? undefined : { path: a.perceptual, weight: a.perceptualWeight },
+        },
+        {
+          ...AUTOENCODER_DEFAULTS,
+          decoderOnly: a.decoderOnly,
+          epochs: a.epochs,
+          batchSize: a.batchSize,
+          lr: a.lr,
+          blockOutChannels: a.channels,
+          ...commonSettings(a, AUTOENCODER_DEFAULTS),
+        },
+      );
+      return `validation MSE ${res.valMse.toExponential(3)}, latent scale ${res.scalingFactor.toFixed(5)}\nmodel: ${res.modelPath}`;
+    },
+    "its posterior, KL and perceptual term sit inside the network's calls, where autocast would run them in bf16",
+  ),
   dit: recipe(DIT, "Class-conditional DiT on the autoencoder's latents", (a, progress) => {
     const { model, meta } = loadSavedModel(
       a.autoencoder ?? assetPath("fashion-mnist/autoencoder.safetensors"),

@@ -11,7 +11,7 @@ import type { ResNetStem } from "../models/resnet.js";
 import { type Preprocess, saveModel } from "../models/saved.js";
 import { buildClassifier, type Classifier, savedClassifier } from "../models/classifiers.js";
 import { type StudentArch, studentSpec } from "../evaluate/students.js";
-import { argmax, F, Generator, noGrad, SGD, type Tensor, tidy } from "../torch/index.js";
+import { argmax, autocastToFloat, F, Generator, noGrad, SGD, type Tensor, tidy } from "../torch/index.js";
 import { deriveSeed } from "../util/seed.js";
 import { epochBatches, runOptions, trainLoop, type TrainingRun } from "./loop.js";
 import { initSettings, warmStart } from "./warm-start.js";
@@ -136,7 +136,8 @@ export function trainClassifier(
     for (const g of optimizer.paramGroups) g.lr = lr;
     const { x, y } = batch(train, batchAt(i));
     const xa = normalize(randomHorizontalFlip(randomCropWithPadding(x.to(device), aug, 4), aug), pre.mean, pre.std);
-    const loss = F.crossEntropy(model.forward(xa), y.to(device), { labelSmoothing: recipe.labelSmoothing });
+    const logits = autocastToFloat(device, r.precision ?? "fp32", () => model.forward(xa));
+    const loss = F.crossEntropy(logits, y.to(device), { labelSmoothing: recipe.labelSmoothing });
     loss.backward();
     optimizer.step();
     optimizer.zeroGrad();

@@ -163,6 +163,7 @@ export function trainDiT(r: DiTRun, recipe: DiTRecipe): { valLoss: number; model
   const diffusion = GaussianDiffusion.create({ numTimesteps: 1000 });
   const total = recipe.steps;
   const { batch: batchAt } = epochBatches(train.labels.length, recipe.batchSize, recipe.seed);
+  const atPrecision = model.atPrecision(device, r.precision ?? "fp32");
   const step = (i: number) => {
     optimizer.paramGroups[0].lr = recipe.lr * Math.min(1, (i + 1) / recipe.warmup);
     const idx = batchAt(i);
@@ -173,7 +174,7 @@ export function trainDiT(r: DiTRun, recipe: DiTRecipe): { valLoss: number; model
     const y = labelsTensor(Array.from(idx, (k) => train.labels[k])).to(device);
     const t = randint(0, diffusion.numTimesteps, [idx.length], { generator: gen });
     const noise = randn(x0.shape, { generator: gen, device });
-    const losses = trainingLosses(diffusion, model, x0, t, noise, y);
+    const losses = trainingLosses(diffusion, atPrecision, x0, t, noise, y);
     losses.loss.mean().backward();
     optimizer.step();
     optimizer.zeroGrad();

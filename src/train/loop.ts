@@ -5,7 +5,7 @@ import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { InputError, Interrupted } from "../errors.js";
 import type { Dataset } from "../io/datasets/index.js";
-import { stopRequested, tidy } from "../torch/index.js";
+import { type Precision, stopRequested, tidy } from "../torch/index.js";
 import { withPath, writeFileAtomic } from "../util/atomic.js";
 import { isRecord, parseStateJson, type StateFileInfo } from "../util/state-file.js";
 import type { Progress } from "../util/progress.js";
@@ -24,6 +24,8 @@ export interface TrainingRun {
   /** Where the model trains (default cpu); data stays on the CPU and moves batch by batch, and every random draw is
    * made on a CPU generator, so a seed gives the same run on any device up to the device's arithmetic. */
   device?: string;
+  /** The model's arithmetic in the training forward (default fp32; bf16/fp16: autocast, the loss in fp32). */
+  precision?: Precision;
   progress?: Progress;
 }
 
@@ -157,7 +159,13 @@ export function runOptions<T extends { checkpointEvery: number }>(
     checkpointEvery,
     dir: r.outDir,
     resume: r.resume,
-    config: { ...settings, steps: total, dataSha256: r.data.source.sha256, ...config },
+    config: {
+      ...settings,
+      steps: total,
+      dataSha256: r.data.source.sha256,
+      precision: r.precision ?? "fp32",
+      ...config,
+    },
     progress: r.progress,
   };
 }

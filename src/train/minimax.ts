@@ -26,6 +26,7 @@ import {
   lt,
   noGrad,
   type Optimizer,
+  type Precision,
   rand,
   randint,
   randn,
@@ -89,6 +90,8 @@ export interface MinimaxBatch {
 
 export interface MinimaxTrainer {
   model: DiT;
+  /** The model's arithmetic in the training forward (TrainingRun.precision; default fp32). */
+  precision?: { device: string; precision: Precision };
   diffusion: GaussianDiffusion;
   optimizer: Optimizer<{ lr: number }>;
   memories: ClassMemories;
@@ -114,7 +117,8 @@ export function minimaxStep(tr: MinimaxTrainer, b: MinimaxBatch): MinimaxStepMet
   return tidy(() => {
     const { model, diffusion } = tr;
     const labels = labelsTensor(b.labels).to(b.x0.device);
-    const dropped = { forward: (x: Tensor, t: Tensor, y: Tensor) => model.forward(x, t, y, { forceDropIds: b.drop }) };
+    const at = model.atPrecision(tr.precision?.device ?? "cpu", tr.precision?.precision ?? "fp32");
+    const dropped = { forward: (x: Tensor, t: Tensor, y: Tensor) => at.forward(x, t, y, { forceDropIds: b.drop }) };
     const losses = trainingLosses(diffusion, dropped, b.x0, b.t, b.noise, labels);
     const pseudo = diffusion.predictXstartFromEps(losses.xt, b.t, losses.eps);
     const terms = minimaxTerms(pseudo, b.labels, tr.memories, tr.weights);
@@ -189,7 +193,8 @@ export function trainMinimax(r: MinimaxRun, recipe: MinimaxRecipe): { valLoss: n
   const optimizer = new AdamW(freezeOutsideDiffFit(model), { lr: recipe.lr, weightDecay: 0 });
   const diffusion = GaussianDiffusion.create({ numTimesteps: 1000 });
   const memories = new ClassMemories(recipe.memorySize, device);
-  const trainer: MinimaxTrainer = { model, diffusion, optimizer, memories, weights: recipe };
+  const precision = { device, precision: r.precision ?? "fp32" };
+  const trainer: MinimaxTrainer = { model, precision, diffusion, optimizer, memories, weights: recipe };
   const gen = new Generator(deriveSeed(recipe.seed, "train"));
   const { batch: batchAt } = epochBatches(train.labels.length, recipe.batchSize, recipe.seed);
   const dropProb = c.classDropoutProb;

@@ -58,6 +58,9 @@ export function saveTrainingState(path: string, parts: TrainingParts, info: Save
 }
 
 /** Restores a state saved by saveTrainingState into the given parts; returns the saved info. */
+/** Settings of checkpoints saved before they existed, as those runs had them. */
+const RECORDED_BEFORE: Record<string, unknown> = { precision: "fp32" };
+
 export function loadTrainingState(
   path: string,
   parts: TrainingParts,
@@ -83,12 +86,11 @@ export function loadTrainingState(
   const info: SavedInfo = { step, config: json("config", m.config ?? "{}"), extra: json("extra", m.extra ?? "{}") };
   if (expectConfig) {
     // Every setting the recipe names must match; settings a checkpoint records but the recipe no longer uses do not count.
-    const diff = Object.keys(expectConfig).filter(
-      (k) => JSON.stringify(expectConfig[k]) !== JSON.stringify(info.config[k]),
-    );
+    const saved = { ...RECORDED_BEFORE, ...info.config };
+    const diff = Object.keys(expectConfig).filter((k) => JSON.stringify(expectConfig[k]) !== JSON.stringify(saved[k]));
     if (diff.length) {
       throw new InputError(
-        `${path}: the checkpoint was made with different settings (${diff.map((k) => `${k}: ${JSON.stringify(info.config[k])} -> ${JSON.stringify(expectConfig[k])}`).join(", ")}); use a new output folder or the same settings`,
+        `${path}: the checkpoint was made with different settings (${diff.map((k) => `${k}: ${JSON.stringify(saved[k])} -> ${JSON.stringify(expectConfig[k])}`).join(", ")}); use a new output folder or the same settings`,
       );
     }
   }

@@ -191,6 +191,23 @@ describe("training recipes end to end (slow)", () => {
     });
   }
 
+  test("--precision bf16: a classifier trains under autocast and its run keeps the precision; the autoencoder refuses it", () => {
+    const out = join(dir, "clf-bf16");
+    const common = ["train", "classifier", "--arch", "convnet3", "--out", out, "--epochs", "1", "--batch-size", "8"];
+    const r = run([...common, "--steps", "1", "--precision", "bf16", ...SMALL]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(existsSync(join(out, "model.safetensors")));
+    // Continuing it in fp32 would mix two arithmetics in one run: refused, naming the setting.
+    const mixed = run([...common, "--steps", "2", "--resume", ...SMALL]);
+    assert.equal(mixed.status, 2, mixed.stderr);
+    assert.match(mixed.stderr, /precision/);
+    const ae = join(dir, "ae-bf16");
+    const refused = run(["train", "autoencoder", "--out", ae, "--precision", "bf16", ...SMALL]);
+    assert.equal(refused.status, 2);
+    assert.match(refused.stderr, /trains in fp32 only \(--precision bf16 was given\)/);
+    assert.ok(!existsSync(ae), "nothing created");
+  });
+
   test("autoencoder then DiT on its latents", () => {
     const ae = join(dir, "ae");
     let r = run([

@@ -89,6 +89,19 @@ test("an existing checkpoint is not overwritten without --resume, and settings m
   );
 });
 
+test("a checkpoint saved before --precision existed resumes as fp32, and not at another precision", () => {
+  const d = mkdtempSync(join(tmpdir(), "cao2-loop-"));
+  const a = setup();
+  trainLoop(a.parts, a.step, opts(d, 5, false)); // its config has no precision, as checkpoints before the flag
+  const b = setup();
+  trainLoop(b.parts, b.step, { ...opts(d, 7, true), config: { lr: 0.05, precision: "fp32" } });
+  const c = setup();
+  assert.throws(
+    () => trainLoop(c.parts, c.step, { ...opts(d, 10, true), config: { lr: 0.05, precision: "bf16" } }),
+    /different settings \(precision: "fp32" -> "bf16"\)/,
+  );
+});
+
 /** A Progress whose lines are collected. */
 function recorder() {
   const lines: string[] = [];
