@@ -250,8 +250,16 @@ class LabelEmbedder {
 const LN_EPS = 1e-6;
 /** LayerNorm without affine parameters: adaLN supplies scale and shift. */
 const norm = (x: Tensor) => F.layerNorm(x, [x.size(-1)], null, null, LN_EPS);
+/**
+ * base + a * b, fused when all three share a dtype. Under autocast (a bf16 branch meeting the fp32 residual stream)
+ * it is PyTorch's two steps: the product in the operands' low precision, then the sum in fp32, as the reference
+ * code's `x + gate * branch` rounds, and with the product's backward in low precision too.
+ */
+const mulAdd = (base: Tensor, a: Tensor, b: Tensor) =>
+  a.dtype === base.dtype && b.dtype === base.dtype ? addcmul(base, a, b) : base.add(a.mul(b));
 /** x * (1 + scale) + shift, per sample (scale and shift are [N, 1, D]). */
-const modulate = (x: Tensor, shift: Tensor, scale: Tensor) => addcmul(shift, x, scale.add(1));
+const modulate = (x: Tensor, shift: Tensor, scale: Tensor) =>
+  x.dtype === shift.dtype ? addcmul(shift, x, scale.add(1)) : x.mul(scale.add(1)).add(shift);
 
 /**
  * A DiffFit scale of `size` channels, at 1 even when the model is built without initialisation: a model with gammas
@@ -353,8 +361,8 @@ class DiTBlock {
         .chunk(6, 2);
       const gateA = this.gamma1 ? gateMsa.mul(this.gamma1) : gateMsa;
       const gateM = this.gamma2 ? gateMlp.mul(this.gamma2) : gateMlp;
-      const h = tidy(() => addcmul(x, gateA, this.attn.forward(tidy(() => modulate(norm(x), shiftMsa, scaleMsa)))));
-      return addcmul(h, gateM, this.mlp.forward(tidy(() => modulate(norm(h), shiftMlp, scaleMlp))));
+      const h = tidy(() => mulAdd(x, gateA, this.attn.forward(tidy(() => modulate(norm(x), shiftMsa, scaleMsa)))));
+      return mulAdd(h, gateM, this.mlp.forward(tidy(() => modulate(norm(h), shiftMlp, scaleMlp))));
     });
   }
 }

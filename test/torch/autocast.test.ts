@@ -2,11 +2,11 @@
 // tools/reference/autocast_fixtures.py: the small DiT's forward, CFG forward and a refinement gradient through it, a
 // ConvNet-3 (batch norm) eval forward and training gradient.
 // Tolerance, and why: bf16 keeps 8 bits of mantissa, so two bf16 computations that round at different points differ
-// by about bf16's own error, and ours fuses some steps (addcmul in the DiT's modulation and gated residuals rounds
-// once where PyTorch's mul-then-add rounds twice); where the steps are the same (the ConvNet) the results are
-// PyTorch's bit for bit. So each output must be within 1.5x PyTorch's own bf16 error (its distance from PyTorch's fp32
-// result) of PyTorch's bf16 result and of the fp32 result, and at least a quarter of that error away from fp32 (it is
-// a bf16 result, not an fp32 one that autocast left alone).
+// by about bf16's own error (a step of 2^-8 of the largest value); ours rounds where PyTorch's does, and the results
+// measured here are PyTorch's bit for bit. The bound asks for that ordering of roundings without asking for bit
+// equality (a kernel's summation order may change with the thread count): each output within an eighth of PyTorch's
+// own bf16 error (its distance from PyTorch's fp32 result) of PyTorch's bf16 result, and 0.25-1.5x that error away
+// from the fp32 result (it is a bf16 result, not an fp32 one that autocast left alone).
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
@@ -34,7 +34,7 @@ function assertBf16Parity(ours: torch.Tensor, name: string): void {
   const own = relErr(ref.toFloat64Array(), full.toFloat64Array());
   const [vsRef, vsFull] = [relErr(a, ref.toFloat64Array()), relErr(a, full.toFloat64Array())];
   const say = `${name}: ${vsRef.toExponential(2)} from PyTorch's bf16, ${vsFull.toExponential(2)} from fp32; PyTorch's bf16 is ${own.toExponential(2)} from fp32`;
-  assert.ok(vsRef <= 1.5 * own && vsFull <= 1.5 * own && vsFull >= 0.25 * own, say);
+  assert.ok(vsRef <= own / 8 && vsFull <= 1.5 * own && vsFull >= 0.25 * own, say);
 }
 const bf16 = <T>(fn: () => T) => torch.autocast("cpu", "bf16", fn);
 const labels = (ys: number[]) => torch.fromArray(BigInt64Array.from(ys, BigInt), [ys.length]);
