@@ -3,12 +3,14 @@
 // Store behind it gives state dicts, loading with key checks, train/eval mode and parameter lists.
 import { InputError } from "../errors.js";
 import { checkStateDict, type LoadReport } from "../io/state-dict.js";
-import { type DType, type Generator, keep, noGrad, type Tensor, zeros } from "../torch/index.js";
+import { type DType, type Generator, keep, noGrad, type Tensor, toMemoryFormat_, zeros } from "../torch/index.js";
 
 export class Store {
   readonly params = new Map<string, Tensor>();
   readonly buffers = new Map<string, Tensor>();
   training = true;
+  /** The 4-D weights are in channels-last memory order (Model.toChannelsLast). */
+  channelsLast = false;
   constructor(
     readonly device = "cpu",
     readonly dtype: DType = "float32",
@@ -122,6 +124,23 @@ export abstract class Model {
   freeze(): this {
     for (const p of this.parameters()) p.requiresGrad_(false);
     return this.eval();
+  }
+
+  /** Whether the 4-D weights are in channels-last memory order (toChannelsLast); inputs should follow. */
+  get channelsLast(): boolean {
+    return this.store.channelsLast;
+  }
+  /**
+   * Puts every 4-D parameter and buffer in channels-last memory order, in place: the same tensors with the same
+   * values and shapes (state dicts and saved files are unchanged), other strides. oneDNN's bf16 convolutions of a
+   * batch-norm network run faster on it (docs/precision.md); give the model channels-last input too.
+   */
+  toChannelsLast(): this {
+    noGrad(() => {
+      for (const t of this.stateDict().values()) if (t.ndim === 4) toMemoryFormat_(t, "channels_last");
+    });
+    this.store.channelsLast = true;
+    return this;
   }
 
   parameters(): Tensor[] {

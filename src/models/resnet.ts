@@ -224,7 +224,9 @@ export class ResNet extends Model {
   featureMaps(x: Tensor): Tensor[] {
     this.checkInput(x);
     return tidy(() => {
-      let h = F.relu_(this.bn1.forward(this.conv1.forward(x)));
+      // A channels-last model (toChannelsLast) takes its input into that order too, so no layer converts per call.
+      const input = this.channelsLast ? x.contiguous("channels_last") : x;
+      let h = F.relu_(this.bn1.forward(this.conv1.forward(input)));
       if (this.config.stem !== "cifar") h = F.maxPool2d(h, 3, { stride: 2, padding: 1 });
       return this.stages.map((stage) => {
         stage.forEach((block, i) => {

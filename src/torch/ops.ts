@@ -23,7 +23,18 @@ export function to(t: Tensor, target: DType | string, dtype?: DType): Tensor {
 }
 export const detach = (t: Tensor) => call("detach", t);
 export const clone = (t: Tensor) => call("clone", t);
-export const contiguous = (t: Tensor) => call("contiguous", t);
+/** c10::MemoryFormat values (the contiguous op's memory_format argument). */
+const MEMORY_FORMAT = { contiguous: 0, channels_last: 2 } as const;
+export type MemoryFormat = keyof typeof MEMORY_FORMAT;
+export const contiguous = (t: Tensor, format: MemoryFormat = "contiguous") =>
+  format === "contiguous" ? call("contiguous", t) : call("contiguous", t, MEMORY_FORMAT[format]);
+/**
+ * Gives `t` the memory order `format` in place: the same tensor (an optimiser or a module holding it sees the
+ * change), the same values and shape, other strides (torch's `param.data = param.to(memory_format=...)`).
+ */
+export function toMemoryFormat_(t: Tensor, format: MemoryFormat): void {
+  callInPlace("set_.source_Tensor", t, contiguous(t, format));
+}
 export function copyInto(dst: Tensor, src: Tensor): void {
   callInPlace("copy_", dst, src);
 }

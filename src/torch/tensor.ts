@@ -155,8 +155,8 @@ export class Tensor {
   clone(): Tensor {
     return O.clone(this);
   }
-  contiguous(): Tensor {
-    return O.contiguous(this);
+  contiguous(format: O.MemoryFormat = "contiguous"): Tensor {
+    return O.contiguous(this, format);
   }
 
   // ----- shape -----
