@@ -16,7 +16,8 @@ import { loadEvalSet } from "../src/io/datasets/sets.js";
 import { PRESETS } from "../src/evaluate/presets.js";
 import { prefetched } from "../src/evaluate/train-student.js";
 import { toUnitFloat } from "../src/io/image.js";
-import { createResNet } from "../src/models/resnet.js";
+import { channelsLastPays } from "../src/evaluate/run.js";
+import { buildClassifier, type ClassifierSpec } from "../src/models/classifiers.js";
 import {
   autocastToFloat,
   F,
@@ -105,7 +106,17 @@ async function child(root: string, o: Options): Promise<void> {
   }
   const streamed = (performance.now() - t1) / 1000;
   const loaderRss = process.resourceUsage().maxRSS * 1024;
-  const student = createResNet({ depth: 18, numClasses: 10 });
+  const spec: ClassifierSpec = {
+    kind: "resnet",
+    depth: 18,
+    norm: "batch",
+    stem: "imagenet",
+    numClasses: 10,
+    inChannels: 3,
+  };
+  const student = buildClassifier(spec);
+  // As cao2 evaluate trains it: channels-last where that pays (batch-norm ResNets under a mixed precision).
+  if (channelsLastPays(spec, { device: "cpu", precision: o.precision })) student.toChannelsLast();
   const opt = new SGD(student.parameters(), { lr: 0.1, momentum: 0.9, weightDecay: 1e-4 });
   const y = randint(0, 10, [o.batch]);
   const step = () => {
