@@ -3,10 +3,21 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import jpeg from "jpeg-js";
 import { buildClassifier, type ClassifierSpec } from "../../src/models/classifiers.js";
 import { FASHION_MNIST_DIR } from "../../src/io/datasets/index.js";
 import { saveSafetensors } from "../../src/io/safetensors.js";
@@ -336,13 +347,18 @@ test(
 );
 
 test(
-  "evaluate: a truncated JPEG stops the run before training, naming it; --skip-corrupt leaves it out and records it",
+  "evaluate: a truncated JPEG among 10,000 images stops the run before training, naming it; --skip-corrupt leaves it out and records it",
   { skip: missing },
   () => {
     const broken = join(dir, "truncated");
     cpSync(rr, broken, { recursive: true });
     const jpg = readFileSync(join(ROOT, "test", "fixtures", "data", "jpeg", "gray.jpg"));
     writeFileSync(join(broken, "2_Pullover", "cut.jpg"), jpg.subarray(0, jpg.length >> 1));
+    // Filled up to 10,000 images (the issue's scale) with one valid 28x28 grey JPEG, 998 copies per class.
+    const rgba = new Uint8Array(28 * 28 * 4).map((_, i) => (i % 4 === 3 ? 255 : (i * 7) & 255));
+    const valid = jpeg.encode({ data: rgba, width: 28, height: 28 }, 90).data;
+    for (const cls of readdirSync(broken).filter((f) => statSync(join(broken, f)).isDirectory()))
+      for (let i = 0; i < 998; i++) writeFileSync(join(broken, cls, `fill${i}.jpg`), valid);
     const args = [
       "evaluate",
       "--data",
@@ -364,7 +380,7 @@ test(
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /1 unreadable image\(s\) left out \(--skip-corrupt\)/);
     const rec = JSON.parse(readFileSync(json, "utf8"));
-    assert.equal(rec.data.images, 20);
+    assert.equal(rec.data.images, 10_000);
     assert.equal(rec.data.source.skipped.count, 1);
     assert.equal(rec.data.source.skipped.files[0].file, join("2_Pullover", "cut.jpg"));
   },
