@@ -258,8 +258,7 @@ const norm = (x: Tensor) => F.layerNorm(x, [x.size(-1)], null, null, LN_EPS);
 const mulAdd = (base: Tensor, a: Tensor, b: Tensor) =>
   a.dtype === base.dtype && b.dtype === base.dtype ? addcmul(base, a, b) : base.add(a.mul(b));
 /** x * (1 + scale) + shift, per sample (scale and shift are [N, 1, D]). */
-const modulate = (x: Tensor, shift: Tensor, scale: Tensor) =>
-  x.dtype === shift.dtype ? addcmul(shift, x, scale.add(1)) : x.mul(scale.add(1)).add(shift);
+const modulate = (x: Tensor, shift: Tensor, scale: Tensor) => mulAdd(shift, x, scale.add(1));
 
 /**
  * A DiffFit scale of `size` channels, at 1 even when the model is built without initialisation: a model with gammas

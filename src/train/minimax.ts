@@ -16,7 +16,7 @@ import { InputError } from "../errors.js";
 import { batch, labelsTensor, sampleRandomPerClass, splitTrainVal } from "../io/datasets/index.js";
 import type { AutoencoderKL } from "../models/autoencoder.js";
 import { diffFitParameters } from "../models/difffit.js";
-import { createDiT, type DiT } from "../models/dit.js";
+import { createDiT, type DiT, type DiTAtPrecision } from "../models/dit.js";
 import { saveModel } from "../models/saved.js";
 import {
   AdamW,
@@ -26,7 +26,6 @@ import {
   lt,
   noGrad,
   type Optimizer,
-  type Precision,
   rand,
   randint,
   randn,
@@ -90,8 +89,8 @@ export interface MinimaxBatch {
 
 export interface MinimaxTrainer {
   model: DiT;
-  /** The model's arithmetic in the training forward (TrainingRun.precision; default fp32). */
-  precision?: { device: string; precision: Precision };
+  /** The model at the run's precision for the training forward (DiT.atPrecision; default: the model, in fp32). */
+  atPrecision?: DiTAtPrecision;
   diffusion: GaussianDiffusion;
   optimizer: Optimizer<{ lr: number }>;
   memories: ClassMemories;
@@ -117,8 +116,8 @@ export function minimaxStep(tr: MinimaxTrainer, b: MinimaxBatch): MinimaxStepMet
   return tidy(() => {
     const { model, diffusion } = tr;
     const labels = labelsTensor(b.labels).to(b.x0.device);
-    const at = model.atPrecision(tr.precision?.device ?? "cpu", tr.precision?.precision ?? "fp32");
-    const dropped = { forward: (x: Tensor, t: Tensor, y: Tensor) => at.forward(x, t, y, { forceDropIds: b.drop }) };
+    const net = tr.atPrecision ?? model;
+    const dropped = { forward: (x: Tensor, t: Tensor, y: Tensor) => net.forward(x, t, y, { forceDropIds: b.drop }) };
     const losses = trainingLosses(diffusion, dropped, b.x0, b.t, b.noise, labels);
     const pseudo = diffusion.predictXstartFromEps(losses.xt, b.t, losses.eps);
     const terms = minimaxTerms(pseudo, b.labels, tr.memories, tr.weights);
@@ -193,8 +192,8 @@ export function trainMinimax(r: MinimaxRun, recipe: MinimaxRecipe): { valLoss: n
   const optimizer = new AdamW(freezeOutsideDiffFit(model), { lr: recipe.lr, weightDecay: 0 });
   const diffusion = GaussianDiffusion.create({ numTimesteps: 1000 });
   const memories = new ClassMemories(recipe.memorySize, device);
-  const precision = { device, precision: r.precision ?? "fp32" };
-  const trainer: MinimaxTrainer = { model, precision, diffusion, optimizer, memories, weights: recipe };
+  const atPrecision = model.atPrecision(device, r.precision ?? "fp32");
+  const trainer: MinimaxTrainer = { model, atPrecision, diffusion, optimizer, memories, weights: recipe };
   const gen = new Generator(deriveSeed(recipe.seed, "train"));
   const { batch: batchAt } = epochBatches(train.labels.length, recipe.batchSize, recipe.seed);
   const dropProb = c.classDropoutProb;
